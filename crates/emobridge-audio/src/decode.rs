@@ -1,0 +1,245 @@
+//! Decoding any supported container into planar `f32` with symphonia.
+
+use std::fs::File;
+use std::path::Path;
+
+use symphonia::core::audio::sample::SampleFormat;
+use symphonia::core::audio::GenericAudioBufferRef;
+use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::errors::Error as SymErr;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, TrackType};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+
+use crate::{resample, Audio, AudioError};
+
+/// Keep every channel or average them to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mixdown {
+    /// Average all channels into one (what openSMILE and the SSL feature extractors do).
+    #[default]
+    Mono,
+    /// Keep the file's channels.
+    Keep,
+}
+
+/// How integer PCM is scaled to [-1, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IntScaling {
+    /// Full-scale power of two: i16 / 32768, i24 / 8388608 (symphonia, soundfile, librosa).
+    #[default]
+    PowerOfTwo,
+    /// openSMILE's convention: i16 / 32767 and i24 / (32767 · 256). Use it for descriptor parity.
+    OpenSmile,
+}
+
+/// What [`load`] should deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DecodeOptions {
+    /// Resample to this rate (8–48 kHz); `None` keeps the file's rate.
+    pub target_rate: Option<u32>,
+    pub mixdown: Mixdown,
+    pub int_scaling: IntScaling,
+}
+
+impl DecodeOptions {
+    /// Mono at the file's own rate.
+    pub fn mono() -> Self {
+        Self::default()
+    }
+
+    /// Mono resampled to `rate`.
+    pub fn mono_at(rate: u32) -> Self {
+        DecodeOptions { target_rate: Some(rate), ..Self::default() }
+    }
+}
+
+/// Container facts of a file, read without decoding the samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioInfo {
+    pub sample_rate: u32,
+    pub channels: usize,
+    /// Frames per channel when the container states it.
+    pub frames: Option<u64>,
+    pub bits_per_sample: Option<u32>,
+}
+
+fn open(path: &Path) -> Result<Box<dyn symphonia::core::formats::FormatReader>, AudioError> {
+    let file = File::open(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => AudioError::NotFound { path: path.to_path_buf() },
+        _ => AudioError::Io { path: path.to_path_buf(), source },
+    })?;
+    if file.metadata().map(|m| m.len() == 0).unwrap_or(false) {
+        return Err(AudioError::Empty { path: path.to_path_buf() });
+    }
+    let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    symphonia::default::get_probe()
+        .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
+        .map_err(|e| classify(path, e))
+}
+
+fn classify(path: &Path, e: SymErr) -> AudioError {
+    let path = path.to_path_buf();
+    match e {
+        SymErr::Unsupported(what) => AudioError::Unsupported { path, reason: what.to_string() },
+        SymErr::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => AudioError::Corrupt { path, reason: "unexpected end of file".into() },
+        SymErr::IoError(source) => AudioError::Io { path, source },
+        other => AudioError::Corrupt { path, reason: other.to_string() },
+    }
+}
+
+/// Reads rate, channel count and length from the container header.
+pub fn probe_info(path: impl AsRef<Path>) -> Result<AudioInfo, AudioError> {
+    let path = path.as_ref();
+    let format = open(path)?;
+    let track = format
+        .default_track(TrackType::Audio)
+        .ok_or_else(|| AudioError::Unsupported { path: path.to_path_buf(), reason: "no audio track".into() })?;
+    let params = track
+        .codec_params
+        .as_ref()
+        .and_then(|p| p.audio())
+        .ok_or_else(|| AudioError::Unsupported { path: path.to_path_buf(), reason: "track has no audio codec parameters".into() })?;
+    let rate = params.sample_rate.unwrap_or(0);
+    if rate == 0 {
+        return Err(AudioError::BadRate { path: path.to_path_buf(), rate });
+    }
+    Ok(AudioInfo { sample_rate: rate, channels: params.channels.as_ref().map_or(1, |c| c.count()), frames: track.num_frames, bits_per_sample: params.bits_per_sample })
+}
+
+/// Decodes a file into planar `f32` samples, down-mixed and resampled as `opts` asks.
+///
+/// Errors name the file: missing file, unsupported or corrupt container, zero-length audio,
+/// NaN/Inf samples, a zero or absurd sample rate.
+pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, AudioError> {
+    let path = path.as_ref();
+    let mut format = open(path)?;
+    let track = format
+        .default_track(TrackType::Audio)
+        .ok_or_else(|| AudioError::Unsupported { path: path.to_path_buf(), reason: "no audio track".into() })?;
+    let track_id = track.id;
+    let params = track
+        .codec_params
+        .as_ref()
+        .and_then(|p| p.audio())
+        .ok_or_else(|| AudioError::Unsupported { path: path.to_path_buf(), reason: "track has no audio codec parameters".into() })?
+        .clone();
+    let declared_rate = params.sample_rate.unwrap_or(0);
+    if declared_rate == 0 {
+        return Err(AudioError::BadRate { path: path.to_path_buf(), rate: 0 });
+    }
+    let mut decoder = symphonia::default::get_codecs()
+        .make_audio_decoder(&params, &AudioDecoderOptions::default())
+        .map_err(|e| classify(path, e))?;
+
+    let mut planes: Vec<Vec<f32>> = Vec::new();
+    let mut scratch: Vec<Vec<f32>> = Vec::new();
+    let mut rate = declared_rate;
+    let mut format_seen: Option<SampleFormat> = params.sample_format;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            // A container that ends early after valid packets: keep what decoded, like most players,
+            // but a file that yields nothing at all is reported as corrupt below.
+            Err(SymErr::IoError(io)) if io.kind() == std::io::ErrorKind::UnexpectedEof && !planes.is_empty() => {
+                tracing::warn!("{}: truncated stream, keeping {} decoded frames", path.display(), planes[0].len());
+                break;
+            }
+            Err(e) => return Err(classify(path, e)),
+        };
+        if packet.track_id != track_id {
+            continue;
+        }
+        match decoder.decode(&packet) {
+            Ok(buf) => {
+                rate = buf.spec().rate();
+                if format_seen.is_none() {
+                    format_seen = Some(buffer_format(&buf));
+                }
+                buf.copy_to_vecs_planar::<f32>(&mut scratch);
+                if planes.is_empty() {
+                    planes = vec![Vec::new(); scratch.len()];
+                }
+                if scratch.len() != planes.len() {
+                    return Err(AudioError::Corrupt { path: path.to_path_buf(), reason: "channel count changes mid-stream".into() });
+                }
+                for (dst, src) in planes.iter_mut().zip(&scratch) {
+                    dst.extend_from_slice(src);
+                }
+            }
+            // A damaged packet: skip it (symphonia's advice), the stream may recover.
+            Err(SymErr::DecodeError(e)) => tracing::debug!("{}: skipping undecodable packet: {e}", path.display()),
+            Err(e) => return Err(classify(path, e)),
+        }
+    }
+    if rate == 0 {
+        return Err(AudioError::BadRate { path: path.to_path_buf(), rate });
+    }
+    if planes.first().is_none_or(|p| p.is_empty()) {
+        return Err(AudioError::Empty { path: path.to_path_buf() });
+    }
+    check_finite(path, &planes)?;
+    if opts.int_scaling == IntScaling::OpenSmile {
+        let factor = match format_seen {
+            Some(SampleFormat::S16) => Some(32768.0_f64 / 32767.0),
+            Some(SampleFormat::S24) => Some(8_388_608.0_f64 / (32767.0 * 256.0)),
+            _ => None,
+        };
+        if let Some(f) = factor {
+            let f = f as f32;
+            planes.iter_mut().flatten().for_each(|x| *x *= f);
+        }
+    }
+    let source_channels = planes.len();
+    if opts.mixdown == Mixdown::Mono && planes.len() > 1 {
+        let n = planes.len() as f32;
+        let len = planes[0].len();
+        let mono = (0..len).map(|i| planes.iter().map(|p| p[i]).sum::<f32>() / n).collect();
+        planes = vec![mono];
+    }
+    let mut sample_rate = rate;
+    if let Some(target) = opts.target_rate {
+        if target != rate {
+            planes = planes
+                .iter()
+                .map(|p| resample(p, rate, target))
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.with_path(path))?;
+            sample_rate = target;
+        }
+    }
+    Ok(Audio { channels: planes, sample_rate, source_rate: rate, source_channels })
+}
+
+fn check_finite(path: &Path, planes: &[Vec<f32>]) -> Result<(), AudioError> {
+    let mut count = 0;
+    let mut first = usize::MAX;
+    for p in planes {
+        for (i, x) in p.iter().enumerate() {
+            if !x.is_finite() {
+                count += 1;
+                first = first.min(i);
+            }
+        }
+    }
+    if count > 0 {
+        return Err(AudioError::NonFinite { path: path.to_path_buf(), count, first });
+    }
+    Ok(())
+}
+
+fn buffer_format(buf: &GenericAudioBufferRef<'_>) -> SampleFormat {
+    match buf {
+        GenericAudioBufferRef::S16(_) => SampleFormat::S16,
+        GenericAudioBufferRef::S24(_) => SampleFormat::S24,
+        GenericAudioBufferRef::S32(_) => SampleFormat::S32,
+        GenericAudioBufferRef::F64(_) => SampleFormat::F64,
+        _ => SampleFormat::F32,
+    }
+}

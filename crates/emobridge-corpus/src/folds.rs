@@ -1,0 +1,1 @@
+//! Speaker/actor-independent folds.

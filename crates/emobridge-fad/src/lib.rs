@@ -1,0 +1,4 @@
+//! # emobridge-fad
+//!
+//! Owns the Fréchet audio distance: streaming statistics, the symmetric (never negative, never
+//! complex) trace route on faer, FAD-∞, bootstrap intervals and per-emotion matrices.

@@ -1,0 +1,9 @@
+//! One module per subcommand: its clap arguments and its `run`.
+
+pub mod demo;
+pub mod embed;
+pub mod extract;
+pub mod fad;
+pub mod features;
+pub mod import;
+pub mod synth;
