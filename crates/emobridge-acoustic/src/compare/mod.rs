@@ -1,0 +1,293 @@
+//! ComParE-2016 low-level descriptors (65 LLDs and their 65 deltas) as openSMILE's
+//! `ComParE_2016` configuration defines them, and the windowed mean/std summary of the
+//! continuous-emotion paper.
+//!
+//! Layout of one call (all at the file's own sample rate, hop `round(0.010 · sr)`):
+//! - 20 ms frames: RMS energy of the raw frame; Hamming window → power spectrum → 26 Mel bands
+//!   (20–8000 Hz) → auditory spectrum (sum: `audspec_lengthL1norm`), RASTA auditory spectrum
+//!   (26 bands `audSpec_Rfilt[i]` and their sum), MFCC 1–14; spectral shape descriptors.
+//! - 60 ms frames: zero-crossing rate of the raw frame; Gaussian-windowed (σ = 0.4) spectra for
+//!   SHS pitch with Viterbi smoothing, voicing probability, jitter, shimmer and HNR.
+//! - every stream smoothed by a 3-frame moving average (`_sma`), deltas by ±2-frame regression
+//!   (`_de`). Rows: one per complete 60 ms frame plus one (openSMILE's convention).
+
+mod auditory;
+mod cepstrum;
+mod energy;
+mod geometry;
+mod melbands;
+mod spectral;
+mod voicing;
+pub mod windows;
+
+pub use geometry::Geometry;
+pub use windows::{summarise_windows, windows, WindowConfig};
+
+use crate::{check_finite, smooth, AcousticError, FeatureFrames};
+use auditory::{auditory_spectrum, loudness_weights, RastaFilter};
+use cepstrum::Mfcc;
+use emobridge_audio::frames::{hamming, Spectrum};
+use melbands::MelFilterbank;
+use spectral::{SpectralAnalyser, N_SPECTRAL};
+
+/// Number of LLDs (and of deltas).
+pub const N_LLD: usize = 65;
+const N_BANDS: usize = 26;
+const N_MFCC: usize = 14;
+const MEL_LO_HZ: f64 = 20.0;
+const MEL_HI_HZ: f64 = 8000.0;
+const SMA_WINDOW: usize = 3;
+const DELTA_HALF_WINDOW: usize = 2;
+const MIN_RATE: u32 = 1000;
+
+/// The 65 LLD column names in openSMILE's order.
+pub const LLD_NAMES: [&str; N_LLD] = [
+    "F0final_sma",
+    "voicingFinalUnclipped_sma",
+    "jitterLocal_sma",
+    "jitterDDP_sma",
+    "shimmerLocal_sma",
+    "logHNR_sma",
+    "audspec_lengthL1norm_sma",
+    "audspecRasta_lengthL1norm_sma",
+    "pcm_RMSenergy_sma",
+    "pcm_zcr_sma",
+    "audSpec_Rfilt_sma[0]",
+    "audSpec_Rfilt_sma[1]",
+    "audSpec_Rfilt_sma[2]",
+    "audSpec_Rfilt_sma[3]",
+    "audSpec_Rfilt_sma[4]",
+    "audSpec_Rfilt_sma[5]",
+    "audSpec_Rfilt_sma[6]",
+    "audSpec_Rfilt_sma[7]",
+    "audSpec_Rfilt_sma[8]",
+    "audSpec_Rfilt_sma[9]",
+    "audSpec_Rfilt_sma[10]",
+    "audSpec_Rfilt_sma[11]",
+    "audSpec_Rfilt_sma[12]",
+    "audSpec_Rfilt_sma[13]",
+    "audSpec_Rfilt_sma[14]",
+    "audSpec_Rfilt_sma[15]",
+    "audSpec_Rfilt_sma[16]",
+    "audSpec_Rfilt_sma[17]",
+    "audSpec_Rfilt_sma[18]",
+    "audSpec_Rfilt_sma[19]",
+    "audSpec_Rfilt_sma[20]",
+    "audSpec_Rfilt_sma[21]",
+    "audSpec_Rfilt_sma[22]",
+    "audSpec_Rfilt_sma[23]",
+    "audSpec_Rfilt_sma[24]",
+    "audSpec_Rfilt_sma[25]",
+    "pcm_fftMag_fband250-650_sma",
+    "pcm_fftMag_fband1000-4000_sma",
+    "pcm_fftMag_spectralRollOff25.0_sma",
+    "pcm_fftMag_spectralRollOff50.0_sma",
+    "pcm_fftMag_spectralRollOff75.0_sma",
+    "pcm_fftMag_spectralRollOff90.0_sma",
+    "pcm_fftMag_spectralFlux_sma",
+    "pcm_fftMag_spectralCentroid_sma",
+    "pcm_fftMag_spectralEntropy_sma",
+    "pcm_fftMag_spectralVariance_sma",
+    "pcm_fftMag_spectralSkewness_sma",
+    "pcm_fftMag_spectralKurtosis_sma",
+    "pcm_fftMag_spectralSlope_sma",
+    "pcm_fftMag_psySharpness_sma",
+    "pcm_fftMag_spectralHarmonicity_sma",
+    "mfcc_sma[1]",
+    "mfcc_sma[2]",
+    "mfcc_sma[3]",
+    "mfcc_sma[4]",
+    "mfcc_sma[5]",
+    "mfcc_sma[6]",
+    "mfcc_sma[7]",
+    "mfcc_sma[8]",
+    "mfcc_sma[9]",
+    "mfcc_sma[10]",
+    "mfcc_sma[11]",
+    "mfcc_sma[12]",
+    "mfcc_sma[13]",
+    "mfcc_sma[14]",
+];
+
+/// Column indices of the groups openSMILE smooths and differentiates together.
+const VOICING: std::ops::Range<usize> = 0..6;
+const ENERGY: std::ops::Range<usize> = 6..10;
+const SPECTRAL: std::ops::Range<usize> = 10..65;
+
+/// The delta column name of an LLD name: `_de` goes before an array index (`mfcc_sma_de[1]`).
+pub fn delta_name(lld: &str) -> String {
+    match lld.find('[') {
+        Some(i) => format!("{}_de{}", &lld[..i], &lld[i..]),
+        None => format!("{lld}_de"),
+    }
+}
+
+/// The 65 delta column names in openSMILE's order.
+pub fn delta_names() -> Vec<String> {
+    LLD_NAMES.iter().map(|n| delta_name(n)).collect()
+}
+
+/// The 65 smoothed LLDs of a mono signal (rows every 10 ms; none when shorter than 60 ms).
+pub fn lld(samples: &[f32], sample_rate: u32) -> Result<FeatureFrames, AcousticError> {
+    let contours = Contours::compute(samples, sample_rate)?;
+    Ok(contours.frames(false))
+}
+
+/// The 65 LLDs followed by their 65 deltas (130 columns).
+pub fn lld_with_deltas(samples: &[f32], sample_rate: u32) -> Result<FeatureFrames, AcousticError> {
+    let contours = Contours::compute(samples, sample_rate)?;
+    Ok(contours.frames(true))
+}
+
+/// Smoothed LLD columns and their deltas, column-major, `rows` long each.
+struct Contours {
+    geometry: Geometry,
+    smoothed: Vec<Vec<f32>>,
+    deltas: Vec<Vec<f32>>,
+}
+
+impl Contours {
+    fn compute(samples: &[f32], sample_rate: u32) -> Result<Contours, AcousticError> {
+        check_input(samples, sample_rate)?;
+        let geometry = Geometry::new(samples.len(), sample_rate);
+        let rows = geometry.rows();
+        let mut smoothed = vec![Vec::new(); N_LLD];
+        let mut deltas = vec![Vec::new(); N_LLD];
+        if rows == 0 {
+            return Ok(Contours { geometry, smoothed, deltas });
+        }
+        let raw_short = short_frame_streams(samples, &geometry);
+        let zcr = long_frame_zcr(samples, &geometry);
+        let voicing = voicing::voicing_streams(samples, &geometry)?;
+
+        // Voicing group: openSMILE smooths only over voiced frames (zeros stay zero) and takes
+        // deltas only inside voiced segments.
+        for (k, col) in VOICING.enumerate() {
+            smoothed[col] = smooth_to_rows(&voicing[k], rows, true);
+            deltas[col] = voicing::delta_in_segments(&smoothed[col]);
+        }
+        // Energy group: three short-frame streams and the long-frame ZCR share one smoother whose
+        // output ends with the ZCR stream, so deltas replicate past row `rows - 1`.
+        let energy_raw = [&raw_short[0], &raw_short[1], &raw_short[2], &zcr];
+        for (col, raw) in ENERGY.zip(energy_raw) {
+            smoothed[col] = smooth_to_rows(raw, rows, false);
+            deltas[col] = smooth::delta(&smoothed[col], DELTA_HALF_WINDOW);
+        }
+        // Spectral group: short frames only; smoothed and differentiated over the full short
+        // stream, then cut to the common row count.
+        let short_rows = geometry.n_short + 1;
+        for (k, col) in SPECTRAL.enumerate() {
+            let mut s = smooth_to_rows(&raw_short[3 + k], short_rows, false);
+            let mut d = smooth::delta(&s, DELTA_HALF_WINDOW);
+            s.truncate(rows);
+            d.truncate(rows);
+            smoothed[col] = s;
+            deltas[col] = d;
+        }
+        Ok(Contours { geometry, smoothed, deltas })
+    }
+
+    fn frames(&self, with_deltas: bool) -> FeatureFrames {
+        let rows = self.geometry.rows();
+        let mut names: Vec<String> = LLD_NAMES.iter().map(|s| s.to_string()).collect();
+        if with_deltas {
+            names.extend(delta_names());
+        }
+        let frame_times = (0..rows).map(|i| self.geometry.frame_time(i)).collect();
+        let values = (0..rows)
+            .map(|r| {
+                let mut row: Vec<f32> = self.smoothed.iter().map(|c| c[r]).collect();
+                if with_deltas {
+                    row.extend(self.deltas.iter().map(|c| c[r]));
+                }
+                row
+            })
+            .collect();
+        FeatureFrames { names, frame_times, values }
+    }
+}
+
+fn check_input(samples: &[f32], sample_rate: u32) -> Result<(), AcousticError> {
+    if sample_rate < MIN_RATE {
+        return Err(AcousticError::UnsupportedRate { rate: sample_rate, reason: "ComParE needs at least 1 kHz" });
+    }
+    check_finite(samples)
+}
+
+/// `_sma` of a raw stream, extended to `rows` rows: openSMILE's smoother emits one row past the
+/// stream's last frame, which (with the ends padded by repetition) equals the last frame.
+/// `nonzero`: average only over non-zero neighbours and keep zeros (voicing contours).
+fn smooth_to_rows(raw: &[f32], rows: usize, nonzero: bool) -> Vec<f32> {
+    let mut s = if nonzero { smooth::sma_nonzero(raw, SMA_WINDOW) } else { smooth::sma(raw, SMA_WINDOW) };
+    let last = raw.last().copied().unwrap_or(0.0);
+    s.resize(rows, last);
+    s
+}
+
+/// Raw (unsmoothed) short-frame streams, column-major: [audspec sum, RASTA sum, RMS energy,
+/// 26 RASTA bands, 15 spectral descriptors, 14 MFCCs].
+fn short_frame_streams(samples: &[f32], g: &Geometry) -> Vec<Vec<f32>> {
+    let n_cols = 3 + N_BANDS + N_SPECTRAL + N_MFCC;
+    let mut cols = vec![Vec::with_capacity(g.n_short); n_cols];
+    let n_bins = g.short_fft / 2 + 1;
+    let window = hamming(g.short_len);
+    let mut fft = Spectrum::new(g.short_fft);
+    let bank = MelFilterbank::new(N_BANDS, MEL_LO_HZ, MEL_HI_HZ, n_bins, g.short_bin_hz);
+    let loudness = loudness_weights(bank.centres_hz());
+    let mut rasta = RastaFilter::new(geometry::HOP_S, &loudness);
+    let mut spectral = SpectralAnalyser::new(n_bins, g.short_bin_hz);
+    let mut mfcc = Mfcc::new(N_BANDS);
+
+    let mut mags32 = Vec::with_capacity(n_bins);
+    let mut mags = vec![0.0; n_bins];
+    let mut power = vec![0.0; n_bins];
+    let mut mel = vec![0.0; N_BANDS];
+    let mut aud = vec![0.0; N_BANDS];
+    let mut aud_rasta = vec![0.0; N_BANDS];
+    let mut spec = [0.0; N_SPECTRAL];
+    let mut ceps = [0.0; N_MFCC];
+    for i in 0..g.n_short {
+        let frame = &samples[i * g.hop..i * g.hop + g.short_len];
+        fft.magnitudes(frame, &window, &mut mags32);
+        for ((m, p), &m32) in mags.iter_mut().zip(power.iter_mut()).zip(&mags32) {
+            *m = m32 as f64;
+            *p = *m * *m;
+        }
+        bank.apply(&power, &mut mel);
+        auditory_spectrum(&mel, &loudness, &mut aud);
+        rasta.next_frame(&mel, &mut aud_rasta);
+        spectral.describe(&power, &mags, &mut spec);
+        mfcc.compute(&mel, &mut ceps);
+
+        cols[0].push(mean_abs(&aud) as f32);
+        cols[1].push(mean_abs(&aud_rasta) as f32);
+        cols[2].push(energy::rms_energy(frame) as f32);
+        let rest = aud_rasta.iter().chain(spec.iter()).chain(ceps.iter());
+        for (col, &v) in cols[3..].iter_mut().zip(rest) {
+            col.push(v as f32);
+        }
+    }
+    cols
+}
+
+/// openSMILE's `lengthL1norm`: the L1 norm divided by the vector length.
+fn mean_abs(v: &[f64]) -> f64 {
+    v.iter().map(|x| x.abs()).sum::<f64>() / v.len() as f64
+}
+
+/// Zero-crossing rate of every complete raw long frame.
+fn long_frame_zcr(samples: &[f32], g: &Geometry) -> Vec<f32> {
+    (0..g.n_long).map(|i| energy::zero_crossing_rate(&samples[i * g.hop..i * g.hop + g.long_len]) as f32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_complete_and_delta_names_follow_opensmile() {
+        assert_eq!(LLD_NAMES.len(), 65);
+        assert_eq!(delta_name("mfcc_sma[3]"), "mfcc_sma_de[3]");
+        assert_eq!(delta_name("pcm_zcr_sma"), "pcm_zcr_sma_de");
+    }
+}

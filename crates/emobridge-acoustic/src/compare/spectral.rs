@@ -1,0 +1,239 @@
+//! Spectral shape descriptors of one short-frame power spectrum, as openSMILE's ComParE set
+//! defines them: two band energies, four roll-off points, flux, centroid, entropy, the second to
+//! fourth central moments, slope, psychoacoustic sharpness and harmonicity.
+//!
+//! All statistics run over bins 1..=N/2 (DC excluded, Nyquist included) of the power spectrum;
+//! only the flux uses magnitudes. The slope keeps openSMILE's historic scaling by (bins − 1).
+
+/// Number of values [`SpectralAnalyser::describe`] writes.
+pub const N_SPECTRAL: usize = 15;
+
+/// Band edges (Hz) of the two band energies.
+const BANDS_HZ: [(f64, f64); 2] = [(250.0, 650.0), (1000.0, 4000.0)];
+/// Roll-off fractions.
+const ROLL_OFFS: [f64; 4] = [0.25, 0.50, 0.75, 0.90];
+/// Floor of each normalised power in the entropy.
+const ENTROPY_FLOOR: f64 = 1e-7;
+
+/// Per-FFT-size tables plus the previous frame's magnitudes (for the flux).
+#[derive(Debug, Clone)]
+pub struct SpectralAnalyser {
+    freqs: Vec<f64>,
+    band_spans: Vec<BandSpan>,
+    sharpness_weights: Vec<f64>,
+    prev_magnitudes: Option<Vec<f64>>,
+}
+
+/// A rectangular band with fractional first and last bins.
+#[derive(Debug, Clone, Copy)]
+struct BandSpan {
+    first: usize,
+    first_weight: f64,
+    last: usize,
+    last_weight: f64,
+}
+
+impl SpectralAnalyser {
+    pub fn new(n_bins: usize, bin_hz: f64) -> SpectralAnalyser {
+        let freqs: Vec<f64> = (0..n_bins).map(|i| i as f64 * bin_hz).collect();
+        let band_spans = BANDS_HZ.iter().map(|&(lo, hi)| band_span(&freqs, lo, hi)).collect();
+        let sharpness_weights = freqs
+            .iter()
+            .map(|&f| {
+                let z = hz_to_bark(f);
+                z * zwicker_g(z)
+            })
+            .collect();
+        SpectralAnalyser { freqs, band_spans, sharpness_weights, prev_magnitudes: None }
+    }
+
+    /// Describe the next frame; `power` = squared magnitudes, `magnitudes` their roots.
+    pub fn describe(&mut self, power: &[f64], magnitudes: &[f64], out: &mut [f64; N_SPECTRAL]) {
+        let n = power.len();
+        let range = 1..n;
+        let n_bins = (n - 1) as f64;
+        let total: f64 = power[range.clone()].iter().sum();
+        for (k, span) in self.band_spans.iter().enumerate() {
+            out[k] = span.energy(power) / n_bins;
+        }
+        out[2..6].copy_from_slice(&roll_offs(power, &self.freqs, total));
+        out[6] = self.flux(magnitudes);
+        let weighted: f64 = range.clone().map(|j| self.freqs[j] * power[j]).sum();
+        let centroid = if total != 0.0 { weighted / total } else { 0.0 };
+        out[7] = centroid;
+        out[8] = entropy(&power[range.clone()]);
+        let (variance, skewness, kurtosis) = moments(power, &self.freqs, centroid, total);
+        out[9] = variance;
+        out[10] = skewness;
+        out[11] = kurtosis;
+        out[12] = slope(&self.freqs[range.clone()], weighted, total);
+        let sharp: f64 = range.clone().map(|j| self.sharpness_weights[j] * power[j]).sum();
+        out[13] = if total != 0.0 { 0.11 * sharp / total } else { 0.0 };
+        out[14] = harmonicity(power) / n_bins;
+    }
+
+    /// Root-mean-square magnitude difference to the previous frame (0 for the first frame).
+    fn flux(&mut self, magnitudes: &[f64]) -> f64 {
+        let current = magnitudes[1..].to_vec();
+        let value = match &self.prev_magnitudes {
+            None => 0.0,
+            Some(prev) => {
+                let sum: f64 = current.iter().zip(prev).map(|(a, b)| (a - b) * (a - b)).sum();
+                let mean = sum / current.len() as f64;
+                if mean > 0.0 { mean.sqrt() } else { 0.0 }
+            }
+        };
+        self.prev_magnitudes = Some(current);
+        value
+    }
+}
+
+impl BandSpan {
+    fn energy(&self, power: &[f64]) -> f64 {
+        let mut sum = power[self.first] * self.first_weight;
+        for p in &power[(self.first + 1).min(self.last)..self.last] {
+            sum += p;
+        }
+        sum + power[self.last] * self.last_weight
+    }
+}
+
+/// Map band edges to bins the way openSMILE does: the lower edge goes to the bin at or below it,
+/// weighted by how far the next bin is; the upper edge to the bin below it (or on it), weighted by
+/// its distance from that bin.
+fn band_span(freqs: &[f64], lo: f64, hi: f64) -> BandSpan {
+    let n = freqs.len();
+    let i = freqs.iter().position(|&f| f > lo).unwrap_or(n);
+    let mut first_weight = if i < n && i > 0 { (freqs[i] - lo) / (freqs[i] - freqs[i - 1]) } else { 1.0 };
+    let first = i.saturating_sub(1).min(n - 1);
+    let k = freqs.iter().position(|&f| f >= hi).unwrap_or(n);
+    let mut last_weight = if k < n && k > 0 { (hi - freqs[k - 1]) / (freqs[k] - freqs[k - 1]) } else { 1.0 };
+    let last = if k < n && freqs[k] == hi { k } else { k.saturating_sub(1) }.min(n - 1);
+    if first_weight == 0.0 {
+        first_weight = 1.0;
+    }
+    if last_weight == 0.0 {
+        last_weight = 1.0;
+    }
+    BandSpan { first, first_weight, last: last.max(first), last_weight }
+}
+
+/// Frequencies below which the given fractions of the total power lie.
+fn roll_offs(power: &[f64], freqs: &[f64], total: f64) -> [f64; 4] {
+    let mut found = [0.0f64; 4];
+    let mut cumulative = 0.0;
+    for j in 1..power.len() {
+        cumulative += power[j];
+        for (slot, &fraction) in found.iter_mut().zip(&ROLL_OFFS) {
+            if *slot == 0.0 && cumulative >= fraction * total {
+                *slot = freqs[j];
+            }
+        }
+    }
+    found
+}
+
+/// Shannon entropy (bits) of the power spectrum read as a probability mass function.
+fn entropy(power: &[f64]) -> f64 {
+    let sum: f64 = power.iter().sum();
+    let sum = sum.max(ENTROPY_FLOOR);
+    -power
+        .iter()
+        .map(|&p| {
+            let q = p.max(ENTROPY_FLOOR) / sum;
+            q * q.log2()
+        })
+        .sum::<f64>()
+}
+
+/// Spectral variance, skewness and kurtosis around the centroid.
+fn moments(power: &[f64], freqs: &[f64], centroid: f64, total: f64) -> (f64, f64, f64) {
+    let (mut m2, mut m3, mut m4) = (0.0, 0.0, 0.0);
+    for j in 1..power.len() {
+        let d = freqs[j] - centroid;
+        let w = d * d * power[j];
+        m2 += w;
+        m3 += w * d;
+        m4 += w * d * d;
+    }
+    let variance = if total != 0.0 { m2 / total } else { 0.0 };
+    let skewness = if variance > 0.0 { m3 / (total * variance * variance.sqrt()) } else { 0.0 };
+    let kurtosis = if variance != 0.0 { m4 / (total * variance * variance) } else { 0.0 };
+    (variance, skewness, kurtosis)
+}
+
+/// Least-squares slope of power over frequency, times (bins − 1) as openSMILE scales it.
+fn slope(freqs: &[f64], weighted: f64, total: f64) -> f64 {
+    let n = freqs.len() as f64;
+    let sf: f64 = freqs.iter().sum();
+    let s2f: f64 = freqs.iter().map(|f| f * f).sum();
+    let denominator = n * s2f - sf * sf;
+    let slope = if denominator != 0.0 { (n * weighted - sf * total) / denominator } else { 0.0 };
+    slope * (n - 1.0)
+}
+
+/// Half the summed jumps between successive local extrema (±2-bin neighbourhoods).
+fn harmonicity(power: &[f64]) -> f64 {
+    let upper = power.len() - 1;
+    let mut sum = 0.0;
+    let mut last_extremum: Option<f64> = None;
+    for j in 3..upper.saturating_sub(1) {
+        let v = power[j];
+        let is_max = power[j - 2] < v && power[j - 1] < v && v > power[j + 1] && v > power[j + 2];
+        let is_min = power[j - 2] > v && power[j - 1] > v && v < power[j + 1] && v < power[j + 2];
+        if is_max || is_min {
+            if let Some(prev) = last_extremum {
+                sum += (v - prev).abs();
+            }
+            last_extremum = Some(v);
+        }
+    }
+    sum / 2.0
+}
+
+/// Critical-band rate (Traunmüller 1990, with his low and high corrections).
+fn hz_to_bark(hz: f64) -> f64 {
+    if hz <= 0.0 {
+        return 0.0;
+    }
+    let z = 26.81 / (1.0 + 1960.0 / hz) - 0.53;
+    if z < 2.0 {
+        0.85 * z + 0.3
+    } else if z > 20.1 {
+        1.22 * z - 0.22 * 20.1
+    } else {
+        z
+    }
+}
+
+/// Zwicker's sharpness weighting g(z).
+fn zwicker_g(z: f64) -> f64 {
+    if z <= 16.0 { 1.0 } else { ((z - 16.0) / 4.0).powf(1.5849625) + 1.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn band_edges_match_opensmile_bins_at_16k() {
+        let freqs: Vec<f64> = (0..257).map(|i| i as f64 * 31.25).collect();
+        let b = band_span(&freqs, 250.0, 650.0);
+        assert_eq!((b.first, b.last), (8, 20));
+        assert!((b.first_weight - 1.0).abs() < 1e-12 && (b.last_weight - 0.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn pure_tone_centroid_and_rolloff_sit_on_the_tone() {
+        let mut a = SpectralAnalyser::new(257, 31.25);
+        let mut power = vec![0.0; 257];
+        power[32] = 1.0; // 1000 Hz
+        let mags: Vec<f64> = power.iter().map(|p: &f64| p.sqrt()).collect();
+        let mut out = [0.0; N_SPECTRAL];
+        a.describe(&power, &mags, &mut out);
+        assert!((out[7] - 1000.0).abs() < 1e-9);
+        assert!(out[2..6].iter().all(|&r| (r - 1000.0).abs() < 1e-9));
+        assert_eq!(out[6], 0.0, "first frame has no flux");
+        assert!(out[9].abs() < 1e-9, "a single line has no spread");
+    }
+}

@@ -1,0 +1,142 @@
+//! Windowed summary of the ComParE contours (Coutinho & Schuller 2017): the arithmetic mean and
+//! standard deviation of the 65 LLDs and 65 deltas over 1 s windows every 0.5 s, i.e. 260
+//! features at 2 Hz.
+//!
+//! Conventions (documented because the paper leaves them open):
+//! - window `k` starts at `k · hop_s` and holds every LLD row whose `frameTime` `t` satisfies
+//!   `k · hop_s ≤ t < k · hop_s + window_s`; its `frameTime` is that start time;
+//! - windows are emitted while their start lies inside the contour (before the last row's time
+//!   plus one 10 ms step); the last ones are partial and are summarised over the rows they hold,
+//!   unless [`WindowConfig::drop_partial`] asks to keep complete windows only;
+//! - the standard deviation is the population one (divide by n), as openSMILE's `stddev`;
+//! - columns are per input column `<name>_amean`, `<name>_stddev`, in LLD order then delta order.
+
+use super::lld_with_deltas;
+use crate::{AcousticError, FeatureFrames};
+
+/// Window geometry of the summary.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowConfig {
+    /// Window length in seconds (default 1.0).
+    pub window_s: f64,
+    /// Hop between window starts in seconds (default 0.5).
+    pub hop_s: f64,
+    /// Keep only windows that are complete (default false: trailing partial windows are kept).
+    pub drop_partial: bool,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig { window_s: 1.0, hop_s: 0.5, drop_partial: false }
+    }
+}
+
+/// Tolerance for comparing frame times with window bounds (frame times are `i · hop / sr`).
+const TIME_EPS: f64 = 1e-9;
+/// Spacing of LLD rows in seconds (nominal; used only to decide where the contour ends).
+const LLD_STEP_S: f64 = 0.010;
+
+/// LLDs + deltas of a signal summarised over windows (260 columns with the ComParE set).
+pub fn windows(samples: &[f32], sample_rate: u32, config: &WindowConfig) -> Result<FeatureFrames, AcousticError> {
+    let contours = lld_with_deltas(samples, sample_rate)?;
+    summarise_windows(&contours, config)
+}
+
+/// Mean and standard deviation of every column of `frames` over the configured windows.
+pub fn summarise_windows(frames: &FeatureFrames, config: &WindowConfig) -> Result<FeatureFrames, AcousticError> {
+    validate(config)?;
+    let names = frames
+        .names
+        .iter()
+        .flat_map(|n| [format!("{n}_amean"), format!("{n}_stddev")])
+        .collect();
+    let mut out = FeatureFrames { names, frame_times: Vec::new(), values: Vec::new() };
+    let Some(&last_time) = frames.frame_times.last() else {
+        return Ok(out);
+    };
+    let end = last_time + LLD_STEP_S;
+    let mut first_row = 0usize;
+    for k in 0.. {
+        let start = k as f64 * config.hop_s;
+        if start >= end - TIME_EPS {
+            break;
+        }
+        let stop = start + config.window_s;
+        if config.drop_partial && stop > end + TIME_EPS {
+            break;
+        }
+        while first_row < frames.frame_times.len() && frames.frame_times[first_row] < start - TIME_EPS {
+            first_row += 1;
+        }
+        let rows = frames.frame_times[first_row..].iter().take_while(|&&t| t < stop - TIME_EPS).count();
+        if rows == 0 {
+            continue;
+        }
+        out.frame_times.push(start);
+        out.values.push(mean_and_std(&frames.values[first_row..first_row + rows]));
+    }
+    Ok(out)
+}
+
+fn validate(config: &WindowConfig) -> Result<(), AcousticError> {
+    let ok = |v: f64| v.is_finite() && v > 0.0;
+    if !ok(config.window_s) || !ok(config.hop_s) {
+        return Err(AcousticError::InvalidConfig(format!(
+            "window length ({} s) and hop ({} s) must be positive",
+            config.window_s, config.hop_s
+        )));
+    }
+    Ok(())
+}
+
+/// Per column: mean, population standard deviation (interleaved).
+fn mean_and_std(rows: &[Vec<f32>]) -> Vec<f32> {
+    let n_cols = rows[0].len();
+    let n = rows.len() as f64;
+    let mut out = Vec::with_capacity(2 * n_cols);
+    for c in 0..n_cols {
+        let mean = rows.iter().map(|r| r[c] as f64).sum::<f64>() / n;
+        let var = rows.iter().map(|r| (r[c] as f64 - mean).powi(2)).sum::<f64>() / n;
+        out.push(mean as f32);
+        out.push(var.sqrt() as f32);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(rows: usize) -> FeatureFrames {
+        FeatureFrames {
+            names: vec!["x".into()],
+            frame_times: (0..rows).map(|i| i as f64 * 0.01).collect(),
+            values: (0..rows).map(|i| vec![i as f32]).collect(),
+        }
+    }
+
+    #[test]
+    fn two_hertz_windows_over_a_ramp() {
+        let w = summarise_windows(&ramp(300), &WindowConfig::default()).unwrap();
+        assert_eq!(w.names, vec!["x_amean", "x_stddev"]);
+        assert_eq!(w.frame_times, vec![0.0, 0.5, 1.0, 1.5, 2.0, 2.5]);
+        // First window: rows 0..=99 → mean 49.5, population std of 0..99.
+        assert!((w.values[0][0] - 49.5).abs() < 1e-4);
+        assert!((w.values[0][1] - 28.866_07).abs() < 1e-3);
+        // Last window is partial: rows 250..=299.
+        assert!((w.values[5][0] - 274.5).abs() < 1e-4);
+    }
+
+    #[test]
+    fn complete_windows_only_on_request() {
+        let cfg = WindowConfig { drop_partial: true, ..WindowConfig::default() };
+        let w = summarise_windows(&ramp(300), &cfg).unwrap();
+        assert_eq!(w.frame_times, vec![0.0, 0.5, 1.0, 1.5, 2.0]);
+    }
+
+    #[test]
+    fn bad_geometry_is_rejected() {
+        let cfg = WindowConfig { hop_s: 0.0, ..WindowConfig::default() };
+        assert!(matches!(summarise_windows(&ramp(10), &cfg), Err(AcousticError::InvalidConfig(_))));
+    }
+}
