@@ -123,6 +123,7 @@ pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, Audio
         .default_track(TrackType::Audio)
         .ok_or_else(|| AudioError::Unsupported { path: path.to_path_buf(), reason: "no audio track".into() })?;
     let track_id = track.id;
+    let declared_frames = track.num_frames;
     let params = track
         .codec_params
         .as_ref()
@@ -145,12 +146,6 @@ pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, Audio
         let packet = match format.next_packet() {
             Ok(Some(p)) => p,
             Ok(None) => break,
-            // A container that ends early after valid packets: keep what decoded, like most players,
-            // but a file that yields nothing at all is reported as corrupt below.
-            Err(SymErr::IoError(io)) if io.kind() == std::io::ErrorKind::UnexpectedEof && !planes.is_empty() => {
-                tracing::warn!("{}: truncated stream, keeping {} decoded frames", path.display(), planes[0].len());
-                break;
-            }
             Err(e) => return Err(classify(path, e)),
         };
         if packet.track_id != track_id {
@@ -180,6 +175,14 @@ pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, Audio
     }
     if rate == 0 {
         return Err(AudioError::BadRate { path: path.to_path_buf(), rate });
+    }
+    // Lossless containers state their exact length: fewer frames means the file was cut short,
+    // and silently analysing a fragment would lose data without anyone noticing.
+    let decoded = planes.first().map_or(0, Vec::len) as u64;
+    if let Some(declared) = declared_frames.filter(|_| exact_length_container(path)) {
+        if decoded < declared {
+            return Err(AudioError::Corrupt { path: path.to_path_buf(), reason: format!("truncated: {decoded} of {declared} frames present") });
+        }
     }
     if planes.first().is_none_or(|p| p.is_empty()) {
         return Err(AudioError::Empty { path: path.to_path_buf() });
@@ -242,4 +245,12 @@ fn buffer_format(buf: &GenericAudioBufferRef<'_>) -> SampleFormat {
         GenericAudioBufferRef::F64(_) => SampleFormat::F64,
         _ => SampleFormat::F32,
     }
+}
+
+/// Containers whose headers give the exact number of frames (PCM WAV/AIFF, FLAC).
+fn exact_length_container(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+        Some("wav" | "wave" | "aif" | "aiff" | "aifc" | "flac")
+    )
 }

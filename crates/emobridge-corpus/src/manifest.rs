@@ -255,7 +255,7 @@ fn fixed_fields(r: &Record) -> Vec<String> {
 /// Builds a record from (column, value) pairs, validating the fixed columns.
 fn record_from_fields(path: &Path, line: usize, fields: Vec<(String, String)>) -> Result<Record, ManifestError> {
     let invalid = |column: &str, message: String| ManifestError::Invalid { path: path.to_path_buf(), line, column: column.to_string(), message };
-    let mut get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
     let id = get("id");
     if id.is_empty() {
         return Err(invalid("id", "empty id".into()));
@@ -272,7 +272,7 @@ fn record_from_fields(path: &Path, line: usize, fields: Vec<(String, String)>) -
     } else {
         Some(Emotion::parse(&emotion_s).ok_or_else(|| invalid("emotion", format!("`{emotion_s}` is not a canonical label ({})", Emotion::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", "))))?)
     };
-    let mut dim = |name: &str| -> Result<Option<f32>, ManifestError> {
+    let dim = |name: &str| -> Result<Option<f32>, ManifestError> {
         let s = get(name);
         if s.is_empty() {
             return Ok(None);

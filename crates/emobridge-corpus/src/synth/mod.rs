@@ -1,0 +1,430 @@
+//! The synthetic shared-code corpus: emotional speech-like and music-like clips rendered from
+//! one set of acoustic cues, so every study of emobridge can run end to end without a
+//! licensed corpus.
+//!
+//! * Six emotions (neutral, calm, happy, sad, angry, fearful — RAVDESS's shared set) in both
+//!   domains, each a [`Cues`] profile after Juslin & Laukka (2003), scaled by an expression
+//!   intensity (normal / strong, as in RAVDESS), shifted by each speaker's or performer's
+//!   habits and scattered by random spread so that classes overlap.
+//! * Speech: [`speech::render`] (source–filter). Music: [`music::render`] (melody + chords).
+//! * Clip-level arousal/valence for every clip; a *continuous subset* of long clips whose
+//!   emotion drifts, with 2 Hz annotation traces that lag the truth by 2–4 s and carry noise,
+//!   as human raters' traces do.
+//! * Deterministic: every clip draws from its own ChaCha stream seeded by (seed, clip index),
+//!   and WAVs are 16-bit PCM, so the same seed gives byte-identical files.
+
+pub mod cues;
+mod dsp;
+pub mod music;
+pub mod speech;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub use cues::{CueTrack, Cues, Drift};
+use dsp::{gauss, uniform};
+pub use music::{Instrument, Performer};
+pub use speech::Speaker;
+
+use crate::manifest::{Domain, Manifest, Record};
+use crate::taxonomy::Emotion;
+
+/// What to synthesise. Defaults are the full demo corpus.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SynthConfig {
+    pub seed: u64,
+    /// Clips per (domain, emotion, speaker-or-performer) cell.
+    pub clips_per_cell: usize,
+    /// Virtual speakers (speech); default 6.
+    pub speakers: usize,
+    /// Virtual performers (music); default 6.
+    pub performers: usize,
+    /// Speech sample rate; default 16 kHz.
+    pub speech_rate: u32,
+    /// Music sample rate; default 24 kHz.
+    pub music_rate: u32,
+    /// Clip-level durations are drawn uniformly from this range (seconds).
+    pub clip_seconds: (f32, f32),
+    /// Long drifting clips per domain in the continuous subset.
+    pub continuous_per_domain: usize,
+    /// Their durations (seconds), drawn uniformly.
+    pub continuous_seconds: (f32, f32),
+    /// Standard deviation of the per-clip random cue spread (class overlap).
+    pub cue_spread: f32,
+    /// Annotator lag range (seconds) of the continuous traces.
+    pub annotation_lag: (f32, f32),
+    /// Standard deviation of the annotation noise.
+    pub annotation_noise: f32,
+    /// Rate of the annotation traces (Hz).
+    pub annotation_rate: f32,
+}
+
+impl Default for SynthConfig {
+    fn default() -> Self {
+        SynthConfig {
+            seed: 7,
+            clips_per_cell: 3,
+            speakers: 6,
+            performers: 6,
+            speech_rate: 16_000,
+            music_rate: 24_000,
+            clip_seconds: (2.5, 3.5),
+            continuous_per_domain: 3,
+            continuous_seconds: (40.0, 60.0),
+            cue_spread: 0.35,
+            annotation_lag: (2.0, 4.0),
+            annotation_noise: 0.08,
+            annotation_rate: 2.0,
+        }
+    }
+}
+
+impl SynthConfig {
+    /// A small corpus for `demo --quick`.
+    pub fn quick(seed: u64) -> Self {
+        SynthConfig { seed, clips_per_cell: 2, speakers: 4, performers: 4, continuous_per_domain: 2, continuous_seconds: (30.0, 36.0), ..SynthConfig::default() }
+    }
+}
+
+/// Why synthesis failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    #[error("{path}: {message}")]
+    Write { path: PathBuf, message: String },
+    #[error("invalid synth config: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+}
+
+/// The emotions of the synthetic corpus.
+pub const EMOTIONS: [Emotion; 6] = Emotion::RAVDESS_SHARED;
+
+fn habit<R: Rng>(rng: &mut R, scale: f32) -> [f32; 10] {
+    let mut h = [0.0; 10];
+    for v in &mut h {
+        *v = scale * gauss(rng);
+    }
+    h
+}
+
+/// The virtual speakers: alternating male/female voices with their own F0, tract length and rate.
+pub fn speakers(seed: u64, n: usize) -> Vec<Speaker> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5350_4541_4B45_5253);
+    (0..n)
+        .map(|i| {
+            let female = i % 2 == 1;
+            Speaker {
+                name: format!("spk{:02}", i + 1),
+                gender: if female { "female" } else { "male" },
+                f0: if female { uniform(&mut rng, 185.0, 235.0) } else { uniform(&mut rng, 95.0, 135.0) },
+                formant_scale: if female { uniform(&mut rng, 1.12, 1.22) } else { uniform(&mut rng, 0.94, 1.04) },
+                rate: uniform(&mut rng, 3.8, 5.0),
+                breathiness: uniform(&mut rng, 0.02, 0.08),
+                habit: habit(&mut rng, 0.15),
+            }
+        })
+        .collect()
+}
+
+/// The virtual performers: instruments cycle through the four families.
+pub fn performers(seed: u64, n: usize) -> Vec<Performer> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5045_5246_4F52_4D52);
+    let families = [Instrument::Strings, Instrument::Fm, Instrument::Reed, Instrument::Pluck];
+    (0..n)
+        .map(|i| Performer {
+            name: format!("perf{:02}", i + 1),
+            instrument: families[i % families.len()],
+            register: uniform(&mut rng, 62.0, 74.0),
+            tempo: uniform(&mut rng, 92.0, 120.0),
+            brightness: uniform(&mut rng, -0.3, 0.3),
+            habit: habit(&mut rng, 0.15),
+        })
+        .collect()
+}
+
+/// What one synthesis run produced.
+#[derive(Debug, Clone)]
+pub struct SynthSummary {
+    pub manifest_path: PathBuf,
+    pub manifest: Manifest,
+    pub audio_seconds: f64,
+}
+
+/// One planned clip (everything decided before rendering, so progress is countable).
+struct Plan {
+    index: u64,
+    domain: Domain,
+    who: usize,
+    emotion: Option<Emotion>,
+    intensity: &'static str,
+    continuous: bool,
+}
+
+fn plan(cfg: &SynthConfig) -> Vec<Plan> {
+    let mut plans = Vec::new();
+    let mut index = 0u64;
+    for (domain, people) in [(Domain::Speech, cfg.speakers), (Domain::Music, cfg.performers)] {
+        for who in 0..people {
+            for emotion in EMOTIONS {
+                for k in 0..cfg.clips_per_cell {
+                    // RAVDESS has no strong neutral; others alternate normal / strong.
+                    let intensity = if emotion == Emotion::Neutral || k % 2 == 0 { "normal" } else { "strong" };
+                    plans.push(Plan { index, domain, who, emotion: Some(emotion), intensity, continuous: false });
+                    index += 1;
+                }
+            }
+        }
+    }
+    for domain in [Domain::Speech, Domain::Music] {
+        let people = if domain == Domain::Speech { cfg.speakers } else { cfg.performers };
+        for k in 0..cfg.continuous_per_domain {
+            plans.push(Plan { index, domain, who: k % people.max(1), emotion: None, intensity: "", continuous: true });
+            index += 1;
+        }
+    }
+    plans
+}
+
+/// Writes the corpus under `out`: `speech/*.wav`, `music/*.wav`, `annotations/*.csv`,
+/// `manifest.csv` and `synth.json`. `progress(done, total)` is called after each clip.
+pub fn generate(out: &Path, cfg: &SynthConfig, progress: &dyn Fn(usize, usize)) -> Result<SynthSummary, SynthError> {
+    if cfg.speakers == 0 || cfg.performers == 0 || cfg.clips_per_cell == 0 {
+        return Err(SynthError::Config("speakers, performers and clips-per-cell must be ≥ 1".into()));
+    }
+    for dir in ["speech", "music", "annotations"] {
+        let d = out.join(dir);
+        std::fs::create_dir_all(&d).map_err(|e| SynthError::Write { path: d.clone(), message: e.to_string() })?;
+    }
+    let spk = speakers(cfg.seed, cfg.speakers);
+    let perf = performers(cfg.seed, cfg.performers);
+    let plans = plan(cfg);
+    let mut records = Vec::with_capacity(plans.len());
+    let mut seconds = 0.0;
+    for (done, p) in plans.iter().enumerate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ p.index);
+        let record = if p.continuous { continuous_clip(&mut rng, out, cfg, p, &spk, &perf)? } else { clip(&mut rng, out, cfg, p, &spk, &perf)? };
+        seconds += record.1;
+        records.push(record.0);
+        progress(done + 1, plans.len());
+    }
+    let manifest = Manifest::new(out, records);
+    let manifest_path = out.join("manifest.csv");
+    manifest.write(&manifest_path)?;
+    let cfg_path = out.join("synth.json");
+    let cfg_json = serde_json::to_string_pretty(cfg).expect("config serialises");
+    std::fs::write(&cfg_path, cfg_json).map_err(|e| SynthError::Write { path: cfg_path, message: e.to_string() })?;
+    Ok(SynthSummary { manifest_path, manifest, audio_seconds: seconds })
+}
+
+fn spread<R: Rng>(rng: &mut R, sd: f32) -> [f32; 10] {
+    habit(rng, sd)
+}
+
+fn write_audio(path: &Path, samples: &[f32], sr: u32) -> Result<(), SynthError> {
+    emobridge_audio::wav::write_wav_mono16(path, samples, sr).map_err(|e| SynthError::Write { path: path.to_path_buf(), message: e.to_string() })
+}
+
+fn clip<R: Rng>(rng: &mut R, out: &Path, cfg: &SynthConfig, p: &Plan, spk: &[Speaker], perf: &[Performer]) -> Result<(Record, f64), SynthError> {
+    let emotion = p.emotion.expect("clip-level plans carry an emotion");
+    let k = if p.intensity == "strong" { 1.0 } else { 0.65 };
+    let seconds = uniform(rng, cfg.clip_seconds.0, cfg.clip_seconds.1);
+    let (a0, v0) = emotion.circumplex();
+    // Clip-level ratings: the nominal point scaled by intensity, with rater-like scatter.
+    let arousal = (a0 * k + 0.1 * gauss(rng)).clamp(-1.0, 1.0);
+    let valence = (v0 * k + 0.1 * gauss(rng)).clamp(-1.0, 1.0);
+    let (rel, record) = match p.domain {
+        Domain::Speech => {
+            let s = &spk[p.who];
+            let cues = Cues::of(emotion).scaled(k).plus(&s.habit).plus(&spread(rng, cfg.cue_spread));
+            let audio = speech::render(rng, s, &cues, seconds, cfg.speech_rate);
+            let id = format!("sp_{}_{}_{:03}", s.name, emotion.as_str(), p.index);
+            let rel = format!("speech/{id}.wav");
+            write_audio(&out.join(&rel), &audio, cfg.speech_rate)?;
+            let mut r = Record::new(id, rel.clone(), Domain::Speech, "synthetic", s.name.clone());
+            r.set_extra("gender", s.gender);
+            r.set_extra("instrument", "");
+            r.set_extra("mode", "");
+            (rel, r)
+        }
+        Domain::Music => {
+            let pf = &perf[p.who];
+            let cues = Cues::of(emotion).scaled(k).plus(&pf.habit).plus(&spread(rng, cfg.cue_spread));
+            let (audio, facts) = music::render(rng, pf, &cues, seconds, cfg.music_rate);
+            let id = format!("mu_{}_{}_{:03}", pf.name, emotion.as_str(), p.index);
+            let rel = format!("music/{id}.wav");
+            write_audio(&out.join(&rel), &audio, cfg.music_rate)?;
+            let mut r = Record::new(id, rel.clone(), Domain::Music, "synthetic", pf.name.clone());
+            r.set_extra("gender", "");
+            r.set_extra("instrument", pf.instrument.as_str());
+            r.set_extra("mode", if facts.major { "major" } else { "minor" });
+            (rel, r)
+        }
+    };
+    let _ = rel;
+    let mut r = record;
+    r.emotion = Some(emotion);
+    r.arousal = Some(round3(arousal));
+    r.valence = Some(round3(valence));
+    r.set_extra("intensity", p.intensity);
+    r.set_extra("subset", "clip");
+    r.set_extra("emotion_path", "");
+    Ok((r, seconds as f64))
+}
+
+fn round3(x: f32) -> f32 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn continuous_clip<R: Rng>(rng: &mut R, out: &Path, cfg: &SynthConfig, p: &Plan, spk: &[Speaker], perf: &[Performer]) -> Result<(Record, f64), SynthError> {
+    let seconds = uniform(rng, cfg.continuous_seconds.0, cfg.continuous_seconds.1);
+    // Emotion segments of 8–15 s, each different from the last, joined by 3 s cross-fades.
+    let mut segments: Vec<(f32, Emotion, f32)> = Vec::new();
+    let mut t = 0.0;
+    while t < seconds {
+        let mut e = EMOTIONS[rng.random_range(0..EMOTIONS.len())];
+        while segments.last().is_some_and(|s| s.1 == e) {
+            e = EMOTIONS[rng.random_range(0..EMOTIONS.len())];
+        }
+        segments.push((t, e, uniform(rng, 0.65, 1.0)));
+        t += uniform(rng, 8.0, 15.0);
+    }
+    let fade = 3.0;
+    let (habit, name) = match p.domain {
+        Domain::Speech => (spk[p.who].habit, spk[p.who].name.clone()),
+        Domain::Music => (perf[p.who].habit, perf[p.who].name.clone()),
+    };
+    let drift = Drift { segments: segments.iter().map(|(s, e, k)| (*s, Cues::of(*e).scaled(*k).plus(&habit))).collect(), fade };
+    // The truth trace uses the same blend as the cues.
+    let truth_drift = Drift { segments: segments.iter().map(|(s, e, k)| (*s, av_as_cues(*e, *k))).collect(), fade };
+    let truth = |t: f32| {
+        let c = truth_drift.at(t);
+        (c.rate, c.loudness)
+    };
+    let (kind, sr, audio, extra_inst) = match p.domain {
+        Domain::Speech => ("speech", cfg.speech_rate, speech::render(rng, &spk[p.who], &drift, seconds, cfg.speech_rate), String::new()),
+        Domain::Music => {
+            let (a, _) = music::render(rng, &perf[p.who], &drift, seconds, cfg.music_rate);
+            ("music", cfg.music_rate, a, perf[p.who].instrument.as_str().to_string())
+        }
+    };
+    let id = format!("cont_{}_{}_{:03}", kind, name, p.index);
+    let rel = format!("{kind}/{id}.wav");
+    write_audio(&out.join(&rel), &audio, sr)?;
+
+    // Annotation: truth delayed by the annotator's lag, plus slowly varying AR(1) noise.
+    let lag = uniform(rng, cfg.annotation_lag.0, cfg.annotation_lag.1);
+    let step = 1.0 / cfg.annotation_rate;
+    let frames = (seconds / step).floor() as usize;
+    let mut csv_text = String::from("time,arousal,valence\n");
+    let (mut na, mut nv) = (0.0f32, 0.0f32);
+    let rho = 0.85f32;
+    let innov = cfg.annotation_noise * (1.0 - rho * rho).sqrt();
+    let (mut sum_a, mut sum_v) = (0.0f32, 0.0f32);
+    for i in 0..frames {
+        let time = i as f32 * step;
+        let (a, v) = truth((time - lag).max(0.0));
+        na = rho * na + innov * gauss(rng);
+        nv = rho * nv + innov * gauss(rng);
+        let (ra, rv) = ((a + na).clamp(-1.0, 1.0), (v + nv).clamp(-1.0, 1.0));
+        let (ta, tv) = truth(time);
+        sum_a += ta;
+        sum_v += tv;
+        let _ = writeln!(csv_text, "{time:.1},{ra:.4},{rv:.4}");
+    }
+    let ann_rel = format!("annotations/{id}.csv");
+    let ann_path = out.join(&ann_rel);
+    std::fs::write(&ann_path, csv_text).map_err(|e| SynthError::Write { path: ann_path, message: e.to_string() })?;
+
+    let mut r = Record::new(id, rel, p.domain, "synthetic", name);
+    r.arousal = Some(round3(sum_a / frames.max(1) as f32));
+    r.valence = Some(round3(sum_v / frames.max(1) as f32));
+    r.annotation = ann_rel;
+    r.set_extra("gender", if p.domain == Domain::Speech { spk[p.who].gender } else { "" });
+    r.set_extra("instrument", &extra_inst);
+    r.set_extra("mode", "");
+    r.set_extra("intensity", "");
+    r.set_extra("subset", "continuous");
+    let path: Vec<String> = segments.iter().map(|(s, e, _)| format!("{}@{:.1}", e.as_str(), s)).collect();
+    r.set_extra("emotion_path", path.join(" "));
+    Ok((r, seconds as f64))
+}
+
+/// Packs an emotion's scaled (arousal, valence) into a `Cues` (rate = arousal, loudness =
+/// valence) so [`Drift`] can blend truth traces with the same cross-fades as the audio cues.
+fn av_as_cues(e: Emotion, k: f32) -> Cues {
+    let (a, v) = e.circumplex();
+    Cues { rate: a * k, loudness: v * k, ..Cues::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> SynthConfig {
+        SynthConfig { clips_per_cell: 1, speakers: 4, performers: 4, continuous_per_domain: 1, continuous_seconds: (30.0, 31.0), clip_seconds: (1.0, 1.2), ..SynthConfig::default() }
+    }
+
+    fn hash_dir(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for sub in ["speech", "music", "annotations"] {
+            let mut names: Vec<_> = std::fs::read_dir(dir.join(sub)).unwrap().map(|e| e.unwrap().path()).collect();
+            names.sort();
+            for p in names {
+                out.push((p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()));
+            }
+        }
+        out.push(("manifest.csv".into(), std::fs::read(dir.join("manifest.csv")).unwrap()));
+        out
+    }
+
+    #[test]
+    fn same_seed_same_bytes_and_complete_manifest() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let s = generate(a.path(), &tiny(), &|_, _| {}).unwrap();
+        generate(b.path(), &tiny(), &|_, _| {}).unwrap();
+        assert_eq!(hash_dir(a.path()), hash_dir(b.path()));
+        let m = Manifest::read(&s.manifest_path).unwrap();
+        assert_eq!(m.records.len(), 2 * 4 * 6 + 2);
+        for d in [Domain::Speech, Domain::Music] {
+            let labels: std::collections::BTreeSet<_> = m.of_domain(d).filter_map(|r| r.emotion).collect();
+            assert_eq!(labels.len(), 6, "{d}");
+            let groups: std::collections::BTreeSet<_> = m.of_domain(d).map(|r| r.speaker.clone()).collect();
+            assert!(groups.len() >= 4);
+        }
+        let cont: Vec<_> = m.records.iter().filter(|r| !r.annotation.is_empty()).collect();
+        assert_eq!(cont.len(), 2);
+        for r in cont {
+            let text = std::fs::read_to_string(m.annotation_path(r).unwrap()).unwrap();
+            let rows = text.lines().count() - 1;
+            assert!((60..=62).contains(&rows), "{rows} annotation rows for ~30 s at 2 Hz");
+            let audio = emobridge_audio::load(m.audio_path(r), &emobridge_audio::DecodeOptions::mono()).unwrap();
+            assert!(audio.duration_s() >= 30.0);
+        }
+        let other = tempfile::tempdir().unwrap();
+        let c = generate(other.path(), &SynthConfig { seed: 8, ..tiny() }, &|_, _| {}).unwrap();
+        assert_ne!(std::fs::read(c.manifest_path).unwrap(), std::fs::read(&s.manifest_path).unwrap());
+    }
+
+    #[test]
+    fn emotions_move_the_cues_they_should() {
+        // Loudness and rate cues must show in the audio: angry speech louder than sad speech.
+        let spk = speakers(1, 2);
+        let sr = 16_000;
+        let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let angry = speech::render(&mut rng, &spk[0], &Cues::of(Emotion::Angry), 2.0, sr);
+        let sad = speech::render(&mut rng, &spk[0], &Cues::of(Emotion::Sad), 2.0, sr);
+        assert!(rms(&angry) > 2.0 * rms(&sad), "angry {} sad {}", rms(&angry), rms(&sad));
+        let perf = performers(1, 1);
+        let (loud, _) = music::render(&mut rng, &perf[0], &Cues::of(Emotion::Angry), 2.0, 24_000);
+        let (soft, _) = music::render(&mut rng, &perf[0], &Cues::of(Emotion::Sad), 2.0, 24_000);
+        assert!(rms(&loud) > 2.0 * rms(&soft));
+        for x in angry.iter().chain(&loud) {
+            assert!(x.is_finite() && x.abs() <= 1.0);
+        }
+    }
+}
