@@ -1,1 +1,0 @@
-//! The synthetic shared-code corpus.
