@@ -411,7 +411,8 @@ pub fn write_outputs(imported: &Imported, manifest_path: &Path) -> Result<Writte
 fn write_trace(path: &Path, points: &[AvPoint]) -> Result<(), ImportError> {
     let mut text = String::from("time,arousal,valence\n");
     for p in points {
-        text.push_str(&format!("{},{},{}\n", p.time, p.arousal, p.valence));
+        // `+ 0.0` turns -0 into 0 so the files read cleanly.
+        text.push_str(&format!("{},{},{}\n", p.time + 0.0, p.arousal + 0.0, p.valence + 0.0));
     }
     util::write_atomic(path, text.as_bytes())
 }

@@ -67,13 +67,13 @@ pub(crate) fn import(root: &Path, preset: Preset) -> Result<Imported, ImportErro
                 continue;
             }
         };
+        found.insert(stem.clone());
         if let Some(listed) = labels.get(&stem) {
             if *listed != quadrant {
                 out.issue(IssueKind::Conflict, &path, format!("name says {quadrant} but label.csv says {listed}"));
                 continue;
             }
         }
-        found.insert(stem.clone());
         let mut r = Record::new(&stem, util::path_string(&path), Domain::Music, Corpus::Emopia.as_str(), song);
         if preset == Preset::Quadrant4 {
             r.emotion = Some(quadrant_emotion(quadrant));
