@@ -1,4 +1,53 @@
 //! # emobridge-fad
 //!
-//! Owns the Fréchet audio distance: streaming statistics, the symmetric (never negative, never
-//! complex) trace route on faer, FAD-∞, bootstrap intervals and per-emotion matrices.
+//! Owns the Fréchet audio distance (FAD) between two sets of embeddings:
+//!
+//! * [`stats`]: streaming first and second moments in `f64` (running mean and co-moment
+//!   matrix, merged with Chan's pairwise update), so sharded or larger-than-memory sets give the
+//!   same statistics as one pass; covariances use the unbiased `N − 1` normalisation (`np.cov`).
+//! * [`frechet`]: the distance itself through the symmetric trace route
+//!   (eigendecomposition of Σ₁, then the eigenvalues of Σ₁^½ Σ₂ Σ₁^½), which is never complex and,
+//!   after clamping rounding noise, never negative; clamped eigenvalues are counted and reported.
+//! * [`infinity`]: FAD-∞ as fadtk defines it (FAD at growing sample sizes drawn with
+//!   replacement, least-squares line against 1/n, intercept and R²) with a seeded generator.
+//! * [`bootstrap`]: percentile bootstrap confidence intervals, resampling rows or whole clips.
+//! * [`io`]: `.npy` matrices (f16/f32/f64), safetensors embeddings (frame-level, layered or
+//!   pooled), precomputed statistics (`mu.npy` + `cov.npy`, or fadtk-style `.npz`).
+//! * [`cache`]: the per-clip embedding cache (`CACHE/<model-tag>/<clip-id>.safetensors`).
+//!
+//! All linear algebra runs on faer in `f64`.
+
+pub mod bootstrap;
+pub mod cache;
+pub mod frechet;
+pub mod infinity;
+pub mod io;
+pub mod stats;
+
+use std::path::PathBuf;
+
+pub use bootstrap::{bootstrap_frechet, BootstrapConfig, ConfidenceInterval};
+pub use frechet::{frechet_distance, Frechet, FrechetOptions, PreparedGaussian};
+pub use infinity::{fad_infinity, FadInfinity, FadInfinityConfig};
+pub use stats::{Gaussian, RunningStats};
+
+/// Why a distance could not be computed or an input could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FadError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    #[error("dimension mismatch: {left} vs {right}")]
+    DimensionMismatch { left: usize, right: usize },
+    #[error("{what}: at least 2 samples are needed for a covariance, got {n}")]
+    TooFewSamples { what: String, n: u64 },
+    #[error("{what}: non-finite value (NaN or infinity)")]
+    NotFinite { what: String },
+    #[error("{what}: {message}")]
+    Invalid { what: String, message: String },
+    #[error("eigendecomposition failed to converge for {what}")]
+    Eigen { what: String },
+}
+
+pub type Result<T, E = FadError> = std::result::Result<T, E>;

@@ -1,0 +1,250 @@
+//! The Fréchet distance between two Gaussians,
+//! `FD = ‖μ₁ − μ₂‖² + Tr Σ₁ + Tr Σ₂ − 2·Tr (Σ₁Σ₂)^½`, through the symmetric trace route.
+//!
+//! `Σ₁Σ₂` is similar to the symmetric positive semi-definite `Σ₁^½ Σ₂ Σ₁^½`, so
+//! `Tr (Σ₁Σ₂)^½ = Σᵢ √μᵢ` over the eigenvalues `μᵢ` of that symmetric matrix. We take the
+//! eigendecomposition `Σ₁ = U Λ Uᵀ`, form `B = U Λ^½` and the eigenvalues of `M = Bᵀ Σ₂ B`
+//! (`M = Uᵀ (Σ₁^½ Σ₂ Σ₁^½) U`, an orthogonal similarity, so the same eigenvalues with one
+//! matrix product fewer). Only symmetric eigen-solvers are involved: the result is never complex,
+//! unlike the general `eig`/`sqrtm` route of fadtk (whose users meet "Imaginary component" errors).
+//!
+//! Rounding makes eigenvalues that are zero in exact arithmetic come out as ±(dim·ε·λ_max);
+//! their square roots would add noise of order √ε to the trace. Eigenvalues (of Σ₁ and of `M`)
+//! below `rank_tolerance · dim · ε · λ_max` (the numerical-rank cut-off numpy's `matrix_rank`
+//! uses) are therefore set to zero, negative ones included, and counted in [`Frechet`]. A raw
+//! distance within `zero_tolerance` of zero (relative to the size of its terms) is reported as
+//! exactly 0; the distance is never negative.
+//!
+//! Singular covariances (N ≤ D samples, or degenerate features) need no regularisation here:
+//! the square root of a PSD matrix exists whatever its rank. Such inputs are flagged
+//! (`rank_deficient`) and logged, because FAD with N ≤ D is dominated by the sample-size bias.
+
+use faer::{Accum, Mat, Side};
+use serde::Serialize;
+
+use crate::stats::Gaussian;
+use crate::{FadError, Result};
+
+/// Numerical tolerances of the distance.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct FrechetOptions {
+    /// Eigenvalues below `rank_tolerance · dim · ε · λ_max` count as zero. Default 1.
+    pub rank_tolerance: f64,
+    /// A raw distance with `|FD| ≤ zero_tolerance · (Tr Σ₁ + Tr Σ₂ + ‖μ₁ − μ₂‖²)` is reported
+    /// as 0. Default 1e-10.
+    pub zero_tolerance: f64,
+}
+
+impl Default for FrechetOptions {
+    fn default() -> Self {
+        FrechetOptions { rank_tolerance: 1.0, zero_tolerance: 1e-10 }
+    }
+}
+
+/// A distance and the terms and diagnostics behind it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Frechet {
+    /// The reported distance: `raw`, with rounding noise around zero mapped to 0; never negative.
+    pub distance: f64,
+    /// `mean_term + trace_a + trace_b − 2·trace_sqrt_product` as computed.
+    pub raw: f64,
+    /// `‖μ₁ − μ₂‖²`.
+    pub mean_term: f64,
+    pub trace_a: f64,
+    pub trace_b: f64,
+    /// `Tr (Σ₁Σ₂)^½`.
+    pub trace_sqrt_product: f64,
+    pub dim: usize,
+    pub n_a: Option<u64>,
+    pub n_b: Option<u64>,
+    /// Either side has N ≤ D samples: its covariance is singular.
+    pub rank_deficient: bool,
+    /// Eigenvalues of Σ₁ set to zero (negative or below the rank tolerance).
+    pub zeroed_eigenvalues_a: usize,
+    /// Of those, the ones that came out negative.
+    pub negative_eigenvalues_a: usize,
+    /// Eigenvalues of Σ₁^½ Σ₂ Σ₁^½ set to zero.
+    pub zeroed_eigenvalues_product: usize,
+    /// Of those, the ones that came out negative.
+    pub negative_eigenvalues_product: usize,
+}
+
+/// The first argument of the distance, decomposed once so that many second arguments
+/// (matrices, FAD-∞ points) reuse it.
+#[derive(Debug, Clone)]
+pub struct PreparedGaussian {
+    mean: Vec<f64>,
+    /// `U Λ^½` with the zeroed eigenvalues' columns exactly 0.
+    half: Mat<f64>,
+    trace: f64,
+    n: Option<u64>,
+    zeroed: usize,
+    negative: usize,
+    options: FrechetOptions,
+}
+
+impl PreparedGaussian {
+    pub fn new(g: &Gaussian, options: FrechetOptions) -> Result<PreparedGaussian> {
+        let dim = g.dim();
+        let evd = g.cov.self_adjoint_eigen(Side::Lower).map_err(|_| FadError::Eigen { what: "first covariance".into() })?;
+        let values: Vec<f64> = evd.S().column_vector().iter().copied().collect();
+        let (kept, zeroed, negative) = clamp_eigenvalues(&values, options.rank_tolerance);
+        let u = evd.U();
+        let roots: Vec<f64> = kept.iter().map(|v| v.sqrt()).collect();
+        let half = Mat::from_fn(dim, dim, |i, j| u[(i, j)] * roots[j]);
+        Ok(PreparedGaussian { mean: g.mean.clone(), half, trace: g.trace(), n: g.n, zeroed, negative, options })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// `FD(self, other)`.
+    pub fn distance_to(&self, other: &Gaussian) -> Result<Frechet> {
+        let dim = self.dim();
+        if other.dim() != dim {
+            return Err(FadError::DimensionMismatch { left: dim, right: other.dim() });
+        }
+        let par = faer::get_global_parallelism();
+        let mut sigma_b = Mat::zeros(dim, dim);
+        faer::linalg::matmul::matmul(sigma_b.as_mut(), Accum::Replace, other.cov.as_ref(), self.half.as_ref(), 1.0, par);
+        let mut m = Mat::zeros(dim, dim);
+        faer::linalg::matmul::matmul(m.as_mut(), Accum::Replace, self.half.transpose(), sigma_b.as_ref(), 1.0, par);
+        let m = Mat::from_fn(dim, dim, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]));
+        let values = m.self_adjoint_eigenvalues(Side::Lower).map_err(|_| FadError::Eigen { what: "Σ₁^½ Σ₂ Σ₁^½".into() })?;
+        let (kept, zeroed_p, negative_p) = clamp_eigenvalues(&values, self.options.rank_tolerance);
+        let trace_sqrt_product: f64 = kept.iter().map(|v| v.sqrt()).sum();
+
+        let mean_term: f64 = self.mean.iter().zip(&other.mean).map(|(a, b)| (a - b) * (a - b)).sum();
+        let trace_b = other.trace();
+        let raw = mean_term + self.trace + trace_b - 2.0 * trace_sqrt_product;
+        let scale = mean_term + self.trace + trace_b;
+        let distance = settle_near_zero(raw, scale, self.options.zero_tolerance);
+        let rank_deficient = self.n.is_some_and(|n| n <= dim as u64) || other.is_rank_deficient();
+        if rank_deficient {
+            tracing::warn!(dim, n_a = ?self.n, n_b = ?other.n, "FAD with N ≤ D samples: singular covariance, the distance is dominated by sample-size bias");
+        }
+        Ok(Frechet {
+            distance,
+            raw,
+            mean_term,
+            trace_a: self.trace,
+            trace_b,
+            trace_sqrt_product,
+            dim,
+            n_a: self.n,
+            n_b: other.n,
+            rank_deficient,
+            zeroed_eigenvalues_a: self.zeroed,
+            negative_eigenvalues_a: self.negative,
+            zeroed_eigenvalues_product: zeroed_p,
+            negative_eigenvalues_product: negative_p,
+        })
+    }
+}
+
+/// `FD(a, b)` with the default tolerances.
+pub fn frechet_distance(a: &Gaussian, b: &Gaussian) -> Result<Frechet> {
+    frechet_distance_with(a, b, FrechetOptions::default())
+}
+
+/// `FD(a, b)` with explicit tolerances.
+pub fn frechet_distance_with(a: &Gaussian, b: &Gaussian, options: FrechetOptions) -> Result<Frechet> {
+    if a.dim() != b.dim() {
+        return Err(FadError::DimensionMismatch { left: a.dim(), right: b.dim() });
+    }
+    PreparedGaussian::new(a, options)?.distance_to(b)
+}
+
+/// Eigenvalues with those below the numerical-rank cut-off set to 0; returns (values, zeroed, negative).
+fn clamp_eigenvalues(values: &[f64], rank_tolerance: f64) -> (Vec<f64>, usize, usize) {
+    let largest = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let cutoff = rank_tolerance * values.len() as f64 * f64::EPSILON * largest;
+    let negative = values.iter().filter(|v| **v < 0.0).count();
+    let mut zeroed = 0;
+    let kept = values
+        .iter()
+        .map(|&v| {
+            if v <= cutoff {
+                zeroed += 1;
+                0.0
+            } else {
+                v
+            }
+        })
+        .collect();
+    (kept, zeroed, negative)
+}
+
+/// Maps rounding noise around zero to 0 and never returns a negative distance.
+fn settle_near_zero(raw: f64, scale: f64, zero_tolerance: f64) -> f64 {
+    if raw.abs() <= zero_tolerance * scale {
+        return 0.0;
+    }
+    if raw < 0.0 {
+        // Mathematically impossible for PSD inputs: it means an input was not PSD to begin with.
+        tracing::warn!(raw, scale, "negative Fréchet distance beyond rounding; reported as 0 (is a covariance indefinite?)");
+        return 0.0;
+    }
+    raw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+    use rand::{Rng, SeedableRng};
+
+    fn rows(n: usize, d: usize, seed: u64) -> Array2<f64> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        Array2::from_shape_fn((n, d), |_| rng.random_range(-1.0..1.0))
+    }
+
+    #[test]
+    fn univariate_gaussians_have_the_closed_form() {
+        // FD between N(m1, s1²) and N(m2, s2²) is (m1 − m2)² + (s1 − s2)².
+        let a = Gaussian::from_parts(vec![1.0], Mat::from_fn(1, 1, |_, _| 4.0), None, "a").unwrap();
+        let b = Gaussian::from_parts(vec![-2.0], Mat::from_fn(1, 1, |_, _| 9.0), None, "b").unwrap();
+        let fd = frechet_distance(&a, &b).unwrap();
+        assert!((fd.distance - (9.0 + 1.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn commuting_covariances_have_the_closed_form() {
+        // Diagonal covariances: FD = ‖Δμ‖² + Σ (√a − √b)².
+        let da = [1.0, 2.0, 0.5, 3.0];
+        let db = [4.0, 0.25, 0.5, 1.0];
+        let a = Gaussian::from_parts(vec![0.0; 4], Mat::from_fn(4, 4, |i, j| if i == j { da[i] } else { 0.0 }), None, "a").unwrap();
+        let b = Gaussian::from_parts(vec![1.0, 0.0, 0.0, 0.0], Mat::from_fn(4, 4, |i, j| if i == j { db[i] } else { 0.0 }), None, "b").unwrap();
+        let expected = 1.0 + da.iter().zip(&db).map(|(x, y): (&f64, &f64)| (x.sqrt() - y.sqrt()).powi(2)).sum::<f64>();
+        let fd = frechet_distance(&a, &b).unwrap();
+        assert!((fd.distance - expected).abs() < 1e-12, "{} vs {expected}", fd.distance);
+    }
+
+    #[test]
+    fn distance_to_itself_is_exactly_zero_even_when_singular() {
+        for (n, d) in [(500, 16), (10, 16), (16, 16)] {
+            let g = Gaussian::from_rows(rows(n, d, 7).view()).unwrap();
+            let fd = frechet_distance(&g, &g).unwrap();
+            assert_eq!(fd.distance, 0.0, "n={n} d={d} raw={}", fd.raw);
+            assert_eq!(fd.rank_deficient, n <= d);
+        }
+    }
+
+    #[test]
+    fn symmetric_in_its_arguments() {
+        let a = Gaussian::from_rows(rows(200, 12, 1).view()).unwrap();
+        let b = Gaussian::from_rows(rows(150, 12, 2).view()).unwrap();
+        let ab = frechet_distance(&a, &b).unwrap().distance;
+        let ba = frechet_distance(&b, &a).unwrap().distance;
+        assert!((ab - ba).abs() < 1e-12 * ab.max(1.0), "{ab} vs {ba}");
+        assert!(ab > 0.0);
+    }
+
+    #[test]
+    fn mismatched_dimensions_are_an_error() {
+        let a = Gaussian::from_rows(rows(20, 3, 1).view()).unwrap();
+        let b = Gaussian::from_rows(rows(20, 4, 1).view()).unwrap();
+        assert!(matches!(frechet_distance(&a, &b), Err(FadError::DimensionMismatch { left: 3, right: 4 })));
+    }
+}

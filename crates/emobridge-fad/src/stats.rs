@@ -1,0 +1,311 @@
+//! First and second moments of an embedding set, accumulated in `f64`.
+//!
+//! [`RunningStats`] keeps the count `n`, the running mean `μ` and the co-moment (scatter) matrix
+//! `M = Σᵢ (xᵢ − μ)(xᵢ − μ)ᵀ`. Rows arrive in batches: each batch is centred on its own mean
+//! (two-pass within the batch, accurate even when the data sit far from the origin) and folded in
+//! with Chan, Golub & LeVeque's pairwise update
+//!
+//! ```text
+//! δ = μ_b − μ_a,   n = n_a + n_b,   μ = μ_a + δ·n_b/n,   M = M_a + M_b + δδᵀ·n_a·n_b/n
+//! ```
+//!
+//! which is also how two shards merge ([`RunningStats::merge`]): the merged statistics equal the
+//! statistics of the concatenated rows up to rounding, whatever the split. fadtk merges per-file
+//! statistics the same way.
+//!
+//! [`Gaussian`] is the finished pair (mean, covariance with `N − 1`), or a precomputed pair read
+//! from disk (then the sample count may be unknown).
+
+use faer::{Accum, Mat, MatRef, Par};
+use ndarray::ArrayView2;
+
+use crate::{FadError, Result};
+
+/// An element type embeddings arrive in; everything is accumulated in `f64`.
+pub trait Element: Copy + Send + Sync {
+    fn to_f64(self) -> f64;
+}
+
+impl Element for f64 {
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+impl Element for f32 {
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Element for half::f16 {
+    fn to_f64(self) -> f64 {
+        self.to_f64()
+    }
+}
+
+impl Element for half::bf16 {
+    fn to_f64(self) -> f64 {
+        self.to_f64()
+    }
+}
+
+/// Rows folded in per batch: bounds the temporary centred copy (batch × dim × 8 bytes).
+const BATCH_ROWS: usize = 4096;
+
+/// Streaming mean and co-moment matrix of a set of `dim`-dimensional rows.
+#[derive(Debug, Clone)]
+pub struct RunningStats {
+    n: u64,
+    mean: Vec<f64>,
+    scatter: Mat<f64>,
+}
+
+impl RunningStats {
+    /// Empty statistics for `dim`-dimensional rows.
+    pub fn new(dim: usize) -> RunningStats {
+        RunningStats { n: 0, mean: vec![0.0; dim], scatter: Mat::zeros(dim, dim) }
+    }
+
+    /// Statistics of the rows of `rows` ([N, D]).
+    pub fn from_rows<T: Element>(rows: ArrayView2<'_, T>) -> RunningStats {
+        let mut s = RunningStats::new(rows.ncols());
+        s.push_rows(rows);
+        s
+    }
+
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    pub fn count(&self) -> u64 {
+        self.n
+    }
+
+    pub fn mean(&self) -> &[f64] {
+        &self.mean
+    }
+
+    /// The co-moment matrix `Σᵢ (xᵢ − μ)(xᵢ − μ)ᵀ`.
+    pub fn scatter(&self) -> MatRef<'_, f64> {
+        self.scatter.as_ref()
+    }
+
+    /// Adds the rows of `rows` ([N, D], any layout).
+    ///
+    /// # Panics
+    /// If the row width differs from [`RunningStats::dim`]; callers check shapes when they read.
+    pub fn push_rows<T: Element>(&mut self, rows: ArrayView2<'_, T>) {
+        assert_eq!(rows.ncols(), self.dim(), "row width differs from the statistics' dimension");
+        let mut start = 0;
+        while start < rows.nrows() {
+            let end = (start + BATCH_ROWS).min(rows.nrows());
+            let batch = rows.slice(ndarray::s![start..end, ..]);
+            let part = batch_stats(batch);
+            self.merge(&part);
+            start = end;
+        }
+    }
+
+    /// Adds one row.
+    pub fn push_row<T: Element>(&mut self, row: &[T]) {
+        let view = ArrayView2::from_shape((1, row.len()), row).expect("one row");
+        self.push_rows(view);
+    }
+
+    /// Folds `other` in (Chan's pairwise update); the result is as if all rows had been pushed here.
+    pub fn merge(&mut self, other: &RunningStats) {
+        assert_eq!(other.dim(), self.dim(), "merging statistics of different dimensions");
+        if other.n == 0 {
+            return;
+        }
+        if self.n == 0 {
+            *self = other.clone();
+            return;
+        }
+        let (na, nb) = (self.n as f64, other.n as f64);
+        let n = na + nb;
+        let delta: Vec<f64> = other.mean.iter().zip(&self.mean).map(|(b, a)| b - a).collect();
+        let w = na * nb / n;
+        let dim = self.dim();
+        for j in 0..dim {
+            let dj = delta[j] * w;
+            for i in 0..dim {
+                let v = self.scatter[(i, j)] + other.scatter[(i, j)] + delta[i] * dj;
+                self.scatter[(i, j)] = v;
+            }
+        }
+        for (m, d) in self.mean.iter_mut().zip(&delta) {
+            *m += d * nb / n;
+        }
+        self.n += other.n;
+    }
+
+    /// Mean and unbiased (`N − 1`) covariance; needs at least two rows.
+    pub fn gaussian(&self) -> Result<Gaussian> {
+        if self.n < 2 {
+            return Err(FadError::TooFewSamples { what: "embedding set".into(), n: self.n });
+        }
+        let denom = (self.n - 1) as f64;
+        let dim = self.dim();
+        // The scatter matrix comes from gemm, which is not bit-symmetric: average the triangles.
+        let cov = Mat::from_fn(dim, dim, |i, j| 0.5 * (self.scatter[(i, j)] + self.scatter[(j, i)]) / denom);
+        let g = Gaussian { mean: self.mean.clone(), cov, n: Some(self.n) };
+        g.check_finite("embedding set")?;
+        Ok(g)
+    }
+}
+
+/// Mean and scatter of one batch, centred on the batch mean.
+fn batch_stats<T: Element>(batch: ArrayView2<'_, T>) -> RunningStats {
+    let (rows, dim) = batch.dim();
+    let mut mean = vec![0.0f64; dim];
+    for row in batch.rows() {
+        for (m, x) in mean.iter_mut().zip(row.iter()) {
+            *m += x.to_f64();
+        }
+    }
+    for m in &mut mean {
+        *m /= rows as f64;
+    }
+    let mut centred = vec![0.0f64; rows * dim];
+    for (r, row) in batch.rows().into_iter().enumerate() {
+        let out = &mut centred[r * dim..(r + 1) * dim];
+        for ((o, x), m) in out.iter_mut().zip(row.iter()).zip(&mean) {
+            *o = x.to_f64() - m;
+        }
+    }
+    let xc = MatRef::from_row_major_slice(&centred, rows, dim);
+    let mut scatter = Mat::zeros(dim, dim);
+    faer::linalg::matmul::matmul(scatter.as_mut(), Accum::Replace, xc.transpose(), xc, 1.0, faer::get_global_parallelism());
+    RunningStats { n: rows as u64, mean, scatter }
+}
+
+/// A Gaussian summary of an embedding set: mean, covariance and (when known) the sample count.
+#[derive(Debug, Clone)]
+pub struct Gaussian {
+    pub mean: Vec<f64>,
+    pub cov: Mat<f64>,
+    /// Number of rows behind the statistics; `None` for precomputed statistics without a count.
+    pub n: Option<u64>,
+}
+
+impl Gaussian {
+    /// Mean and `N − 1` covariance of the rows of `rows` ([N, D]).
+    pub fn from_rows<T: Element>(rows: ArrayView2<'_, T>) -> Result<Gaussian> {
+        RunningStats::from_rows(rows).gaussian()
+    }
+
+    /// Precomputed statistics: checks shapes and finiteness, symmetrises the covariance.
+    pub fn from_parts(mean: Vec<f64>, cov: Mat<f64>, n: Option<u64>, what: &str) -> Result<Gaussian> {
+        if cov.nrows() != cov.ncols() {
+            return Err(FadError::Invalid { what: what.into(), message: format!("covariance is {}×{}, not square", cov.nrows(), cov.ncols()) });
+        }
+        if cov.nrows() != mean.len() {
+            return Err(FadError::Invalid { what: what.into(), message: format!("mean has {} entries but the covariance is {}×{}", mean.len(), cov.nrows(), cov.ncols()) });
+        }
+        let dim = mean.len();
+        let cov = Mat::from_fn(dim, dim, |i, j| 0.5 * (cov[(i, j)] + cov[(j, i)]));
+        let g = Gaussian { mean, cov, n };
+        g.check_finite(what)?;
+        Ok(g)
+    }
+
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// True when the covariance is necessarily rank-deficient (N ≤ D rows).
+    pub fn is_rank_deficient(&self) -> bool {
+        self.n.is_some_and(|n| n <= self.dim() as u64)
+    }
+
+    pub fn trace(&self) -> f64 {
+        (0..self.dim()).map(|i| self.cov[(i, i)]).sum()
+    }
+
+    fn check_finite(&self, what: &str) -> Result<()> {
+        let dim = self.dim();
+        let finite = self.mean.iter().all(|x| x.is_finite()) && (0..dim).all(|j| (0..dim).all(|i| self.cov[(i, j)].is_finite()));
+        if finite {
+            Ok(())
+        } else {
+            Err(FadError::NotFinite { what: what.into() })
+        }
+    }
+}
+
+/// Limits faer's (rayon) parallelism, e.g. to leave cores to other work.
+pub fn set_threads(threads: usize) {
+    let par = match std::num::NonZeroUsize::new(threads) {
+        Some(n) if threads > 1 => Par::Rayon(n),
+        _ => Par::Seq,
+    };
+    faer::set_global_parallelism(par);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+    use rand::{Rng, SeedableRng};
+
+    fn random_rows(n: usize, d: usize, seed: u64, offset: f64) -> Array2<f64> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        Array2::from_shape_fn((n, d), |(_, j)| offset + j as f64 * 0.1 + rng.random_range(-1.0..1.0))
+    }
+
+    /// Textbook two-pass statistics, the independent reference.
+    fn two_pass(x: &Array2<f64>) -> (Vec<f64>, Vec<Vec<f64>>) {
+        let (n, d) = x.dim();
+        let mean: Vec<f64> = (0..d).map(|j| x.column(j).sum() / n as f64).collect();
+        let cov = (0..d)
+            .map(|i| (0..d).map(|j| (0..n).map(|r| (x[(r, i)] - mean[i]) * (x[(r, j)] - mean[j])).sum::<f64>() / (n - 1) as f64).collect())
+            .collect();
+        (mean, cov)
+    }
+
+    #[test]
+    fn matches_two_pass_statistics_far_from_the_origin() {
+        let x = random_rows(300, 7, 1, 1e4);
+        let g = Gaussian::from_rows(x.view()).unwrap();
+        let (mean, cov) = two_pass(&x);
+        for i in 0..7 {
+            assert!((g.mean[i] - mean[i]).abs() < 1e-9 * mean[i].abs());
+            for j in 0..7 {
+                assert!((g.cov[(i, j)] - cov[i][j]).abs() < 1e-10, "{} vs {}", g.cov[(i, j)], cov[i][j]);
+            }
+        }
+        assert_eq!(g.n, Some(300));
+    }
+
+    #[test]
+    fn shards_merge_to_the_statistics_of_the_whole() {
+        let x = random_rows(1000, 5, 2, 3.0);
+        let whole = RunningStats::from_rows(x.view()).gaussian().unwrap();
+        let mut merged = RunningStats::new(5);
+        for (a, b) in [(0, 1), (1, 250), (250, 251), (251, 1000)] {
+            merged.merge(&RunningStats::from_rows(x.slice(ndarray::s![a..b, ..])));
+        }
+        let merged = merged.gaussian().unwrap();
+        for i in 0..5 {
+            assert!((whole.mean[i] - merged.mean[i]).abs() < 1e-12);
+            for j in 0..5 {
+                assert!((whole.cov[(i, j)] - merged.cov[(i, j)]).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn fewer_than_two_rows_is_an_error() {
+        let x = random_rows(1, 3, 3, 0.0);
+        assert!(matches!(RunningStats::from_rows(x.view()).gaussian(), Err(FadError::TooFewSamples { n: 1, .. })));
+    }
+
+    #[test]
+    fn non_finite_rows_are_rejected() {
+        let mut x = random_rows(10, 3, 4, 0.0);
+        x[(3, 1)] = f64::NAN;
+        assert!(matches!(Gaussian::from_rows(x.view()), Err(FadError::NotFinite { .. })));
+    }
+}
