@@ -2,4 +2,32 @@
 //!
 //! Owns the self-supervised encoders: one configurable wav2vec2-family implementation on candle
 //! (wav2vec 2.0, HuBERT, WavLM, data2vec-audio, MERT-v1) built from a HuggingFace `config.json`,
-//! checkpoint loading, every hidden state, and the PEFT modules (LoRA, adapters, BitFit).
+//! checkpoint loading from a model folder or the local hub cache, every hidden state with
+//! transformers' `output_hidden_states=True` semantics, per-layer pooling, input preparation
+//! (resampling, per-utterance normalisation), chunked inference for long audio and batching.
+//!
+//! ```no_run
+//! use emobridge_ssl::{EmbedOptions, LoadOptions, PretrainedEncoder};
+//! let model = PretrainedEncoder::load("facebook/wav2vec2-base", LoadOptions::default())?;
+//! let samples = vec![0.0f32; 16_000];
+//! let emb = model.embed(&samples, 16_000, &EmbedOptions::default())?;
+//! let (mean, std) = emb.mean_std()?; // [13, 768] each
+//! # Ok::<(), emobridge_ssl::SslError>(())
+//! ```
+
+pub mod config;
+mod dense;
+pub mod embedding;
+pub mod error;
+mod features;
+mod gemm;
+pub mod hub;
+pub mod model;
+pub mod pretrained;
+pub mod weights;
+
+pub use config::{Activation, ConvNorm, EncoderConfig, ModelFamily, PositionalEmbedding, PreprocessConfig, RelativeBias};
+pub use embedding::ClipEmbedding;
+pub use error::{Result, SslError};
+pub use model::{Encoder, HiddenStateConvention};
+pub use pretrained::{normalize_utterance, EmbedOptions, LoadOptions, Precision, PretrainedEncoder};

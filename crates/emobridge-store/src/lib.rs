@@ -2,3 +2,162 @@
 //!
 //! Owns the on-disk cache of features and embeddings: one file per clip, written atomically,
 //! resumable after a kill, shardable across machines.
+//!
+//! Layout (other tools read it; keep it stable):
+//!
+//! ```text
+//! CACHE/<model-tag>/<clip-id>.safetensors
+//!     hidden_states  F16 (or F32) [states, frames, dim]   states = layers+1 for encoders, 1 for descriptors
+//!     mean           F32 [states, dim]                    per-state mean over frames
+//!     std            F32 [states, dim]                    per-state population std over frames
+//!     __metadata__   model, sample_rate, frame_rate_hz, hidden_state_convention, source_file,
+//!                    audio_sha256 (+ any extra keys)
+//! CACHE/<model-tag>/failures.json                         clips that failed in the last run
+//! ```
+//!
+//! A file appears only complete (written to a temporary name in the same folder, synced, then
+//! renamed), so a clip whose file exists is done and a killed run resumes by skipping it.
+
+mod entry;
+mod failures;
+mod shard;
+
+use std::path::{Path, PathBuf};
+
+pub use entry::{ClipEntry, EntryMetadata, StoredDtype};
+pub use failures::{Failure, FailureLog};
+pub use shard::Shard;
+
+/// Why a cache operation failed; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a valid cache entry: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("invalid clip id `{id}`: {reason}")]
+    BadId { id: String, reason: String },
+    #[error("invalid shard `{spec}`: {reason}")]
+    BadShard { spec: String, reason: String },
+    #[error("invalid entry: {0}")]
+    BadEntry(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One model's (or one descriptor set's) folder inside a cache root.
+#[derive(Debug, Clone)]
+pub struct EmbeddingCache {
+    dir: PathBuf,
+}
+
+impl EmbeddingCache {
+    /// Opens (creating it when absent) `root/<tag>`. The tag names the model and must be a plain
+    /// file name, e.g. `wav2vec2-base` or `compare-lld`.
+    pub fn open(root: &Path, tag: &str) -> Result<Self> {
+        check_name(tag).map_err(|reason| StoreError::BadId { id: tag.to_string(), reason })?;
+        let dir = root.join(tag);
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        Ok(EmbeddingCache { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where a clip's entry lives.
+    pub fn path_for(&self, clip_id: &str) -> Result<PathBuf> {
+        check_name(clip_id).map_err(|reason| StoreError::BadId { id: clip_id.to_string(), reason })?;
+        Ok(self.dir.join(format!("{clip_id}.safetensors")))
+    }
+
+    /// True when the clip's entry is already written (entries appear only complete).
+    pub fn contains(&self, clip_id: &str) -> bool {
+        self.path_for(clip_id).is_ok_and(|p| p.is_file())
+    }
+
+    /// Writes a clip's entry atomically (temporary file in the same folder, fsync, rename).
+    pub fn write(&self, clip_id: &str, entry: &ClipEntry) -> Result<PathBuf> {
+        let path = self.path_for(clip_id)?;
+        let bytes = entry.to_bytes()?;
+        write_atomic(&path, &bytes)?;
+        Ok(path)
+    }
+
+    /// Reads a clip's entry back.
+    pub fn read(&self, clip_id: &str) -> Result<ClipEntry> {
+        ClipEntry::read(&self.path_for(clip_id)?)
+    }
+
+    /// Ids of every complete entry, sorted.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let read = std::fs::read_dir(&self.dir).map_err(|source| StoreError::Io { path: self.dir.clone(), source })?;
+        let mut ids: Vec<String> = read
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".safetensors")).map(str::to_string))
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The failure log of a run over `shard` (`failures.json`, or `failures.shard-I-of-N.json`
+    /// when sharded so that concurrent shards do not overwrite each other).
+    pub fn failures_path(&self, shard: Option<Shard>) -> PathBuf {
+        match shard {
+            Some(s) if s.count > 1 => self.dir.join(format!("failures.shard-{}-of-{}.json", s.index, s.count)),
+            _ => self.dir.join("failures.json"),
+        }
+    }
+}
+
+/// A clip id or tag must be usable as one file name on every platform.
+fn check_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() {
+        return Err("empty".into());
+    }
+    if name.starts_with('.') {
+        return Err("must not start with '.'".into());
+    }
+    if let Some(c) = name.chars().find(|c| matches!(c, '/' | '\\' | ':' | '\0') || c.is_control()) {
+        return Err(format!("contains {c:?}"));
+    }
+    if name.len() > 200 {
+        return Err("longer than 200 bytes".into());
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a hidden temporary file beside `path`, syncs it, and renames it into place.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let io = |source| StoreError::Io { path: tmp.clone(), source };
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        StoreError::Io { path: path.to_path_buf(), source }
+    })
+}
+
+/// Hex SHA-256 of a file's bytes (recorded so that a changed audio file is noticed).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}

@@ -1,0 +1,30 @@
+//! Typed errors of the SSL crate; every variant names the file or config key at fault.
+
+use std::path::PathBuf;
+
+/// Why a model could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum SslError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: invalid JSON: {source}")]
+    Json { path: PathBuf, source: serde_json::Error },
+    #[error("{path}: config key `{key}`: {reason}")]
+    Config { path: PathBuf, key: String, reason: String },
+    #[error("{dir}: no weights found (looked for model.safetensors, model.safetensors.index.json, pytorch_model.bin)")]
+    NoWeights { dir: PathBuf },
+    #[error("{path}: cannot read weights: {reason}")]
+    Weights { path: PathBuf, reason: String },
+    #[error("{dir}: checkpoint does not fit the config:\n  {}", problems.join("\n  "))]
+    Checkpoint { dir: PathBuf, problems: Vec<String> },
+    #[error("{0}")]
+    ModelNotFound(String),
+    #[error("input: {0}")]
+    Input(String),
+    #[error("audio: {0}")]
+    Audio(#[from] emobridge_audio::AudioError),
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+pub type Result<T, E = SslError> = std::result::Result<T, E>;

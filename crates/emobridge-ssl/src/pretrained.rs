@@ -1,0 +1,261 @@
+//! A checkpoint folder turned into a ready encoder: config, feature-extractor settings, weights,
+//! and the clip-level entry points (input preparation, chunking of long audio, batching).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::config::{ConvNorm, EncoderConfig, PreprocessConfig};
+use crate::dense::Kernels;
+use crate::embedding::ClipEmbedding;
+use crate::gemm::GemmPrecision;
+use crate::error::{Result, SslError};
+use crate::model::{Encoder, HiddenStateConvention};
+use crate::weights::{read_tensors, weight_files, WeightSource};
+
+/// Precision of the matrix products (everything else runs in f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// f32 throughout: the parity path (≤ 1e-4 from transformers on the fixtures).
+    #[default]
+    F32,
+    /// Linear layers and feature-encoder convs with bfloat16 inputs and f32 accumulation
+    /// (AVX-512 BF16); see BENCHMARKS.md for the per-layer deviation. Falls back to f32 on
+    /// CPUs without AVX-512 BF16.
+    Bf16,
+}
+
+/// How to load a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoadOptions {
+    /// Default f32.
+    pub precision: Precision,
+    /// Use candle's ops for every product instead of the packed CPU kernels (default false).
+    /// The reference path; slower on CPU.
+    pub candle_kernels: bool,
+}
+
+impl LoadOptions {
+    fn kernels(&self) -> Kernels {
+        if self.candle_kernels {
+            return Kernels::Candle;
+        }
+        Kernels::Packed(match self.precision {
+            Precision::F32 => GemmPrecision::F32,
+            Precision::Bf16 => GemmPrecision::Bf16,
+        })
+    }
+}
+
+/// How to run clips through the encoder.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmbedOptions {
+    /// Longest stretch of audio run through the transformer at once, in seconds (default 30).
+    /// Longer clips are cut into windows on the model's frame grid, so the frame count and frame
+    /// times equal those of a single pass; attention does not cross window borders.
+    pub window_s: f64,
+    /// Which tensor sits at the last index of pre-LN models (default: transformers 4.x).
+    pub convention: HiddenStateConvention,
+}
+
+impl Default for EmbedOptions {
+    fn default() -> Self {
+        EmbedOptions { window_s: 30.0, convention: HiddenStateConvention::Transformers4 }
+    }
+}
+
+/// A loaded checkpoint with its feature-extractor settings.
+pub struct PretrainedEncoder {
+    encoder: Encoder,
+    preprocess: PreprocessConfig,
+    dir: PathBuf,
+}
+
+impl PretrainedEncoder {
+    /// Loads `spec`: a model folder, or `ORG/NAME` found in the local HuggingFace cache.
+    pub fn load(spec: &str, opts: LoadOptions) -> Result<Self> {
+        let cache = crate::hub::hub_cache_dir();
+        let dir = crate::hub::resolve_model_dir(spec, cache.as_deref())?;
+        Self::from_dir(&dir, opts)
+    }
+
+    /// Loads a HuggingFace model folder as saved by `save_pretrained` (or downloaded from the hub).
+    pub fn from_dir(dir: &Path, opts: LoadOptions) -> Result<Self> {
+        let cfg = EncoderConfig::from_file(&dir.join("config.json"))?;
+        let pre_path = dir.join("preprocessor_config.json");
+        let preprocess = if pre_path.is_file() {
+            PreprocessConfig::from_file(&pre_path, cfg.family)?
+        } else {
+            tracing::warn!("{}: no preprocessor_config.json; assuming {:?}", dir.display(), PreprocessConfig::default_for(cfg.family));
+            PreprocessConfig::default_for(cfg.family)
+        };
+        let tensors = read_tensors(&weight_files(dir)?)?;
+        let mut source = WeightSource::new(tensors, DType::F32);
+        let encoder = Encoder::load(&cfg, &mut source, opts.kernels())?;
+        let unused = source.finish(dir)?;
+        if !unused.is_empty() {
+            tracing::debug!("{}: {} checkpoint tensors not used by the encoder (heads, quantizer, …): {:?}", dir.display(), unused.len(), unused);
+        }
+        Ok(PretrainedEncoder { encoder, preprocess, dir: dir.to_path_buf() })
+    }
+
+    pub fn config(&self) -> &EncoderConfig {
+        self.encoder.config()
+    }
+
+    pub fn preprocess(&self) -> PreprocessConfig {
+        self.preprocess
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    /// Number of hidden states per clip (layers + 1).
+    pub fn num_states(&self) -> usize {
+        self.config().num_layers + 1
+    }
+
+    /// Frames per second of the hidden states (sampling rate / total conv stride).
+    pub fn frame_rate_hz(&self) -> f64 {
+        self.preprocess.sampling_rate as f64 / self.config().hop() as f64
+    }
+
+    /// Resamples to the model's rate and applies the feature extractor's normalisation.
+    pub fn prepare(&self, samples: &[f32], sample_rate: u32) -> Result<Vec<f32>> {
+        let mut x = if sample_rate == self.preprocess.sampling_rate {
+            samples.to_vec()
+        } else {
+            emobridge_audio::resample(samples, sample_rate, self.preprocess.sampling_rate)?
+        };
+        if self.preprocess.do_normalize {
+            normalize_utterance(&mut x);
+        }
+        Ok(x)
+    }
+
+    /// All hidden states of one clip given at `sample_rate` (prepared here).
+    pub fn embed(&self, samples: &[f32], sample_rate: u32, opts: &EmbedOptions) -> Result<ClipEmbedding> {
+        let prepared = self.prepare(samples, sample_rate)?;
+        self.embed_prepared(&prepared, opts)
+    }
+
+    /// All hidden states of one prepared clip, in windows of `opts.window_s` on the frame grid.
+    pub fn embed_prepared(&self, samples: &[f32], opts: &EmbedOptions) -> Result<ClipEmbedding> {
+        let cfg = self.config();
+        let total = cfg.frames_for(samples.len());
+        if total == 0 {
+            return Err(SslError::Input(format!(
+                "clip of {} samples is shorter than the encoder's receptive field ({} samples)",
+                samples.len(),
+                cfg.receptive_field()
+            )));
+        }
+        let per_window = self.frames_per_window(opts.window_s);
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        while start < total {
+            let n = per_window.min(total - start);
+            let from = start * cfg.hop();
+            // The last window keeps the trailing samples: they reach no further frame, but
+            // GroupNorm statistics (group-norm models) are taken over the whole conv output.
+            let to = if start + n == total { samples.len() } else { (start + n - 1) * cfg.hop() + cfg.receptive_field() };
+            let input = Tensor::from_slice(&samples[from..to], (1, to - from), &Device::Cpu)?;
+            let states = self.encoder.forward(&input, None, opts.convention)?;
+            pieces.push(stack_states(&states)?.squeeze(1)?);
+            start += n;
+        }
+        let hidden = if pieces.len() == 1 { pieces.pop().expect("one piece") } else { Tensor::cat(&pieces, 1)? };
+        ClipEmbedding::new(hidden.to_dtype(DType::F32)?)
+    }
+
+    fn frames_per_window(&self, window_s: f64) -> usize {
+        let samples = (window_s.max(0.0) * self.preprocess.sampling_rate as f64) as usize;
+        (samples / self.config().hop()).max(1)
+    }
+
+    /// Hidden states of several prepared clips. Layer-norm models run as one zero-padded batch
+    /// with an attention mask (transformers' batched path); group-norm models, trained without
+    /// masks and sensitive to padding, run equal-length clips together and the rest one by one,
+    /// so each result equals the single-clip result. Clips longer than the window run alone.
+    pub fn embed_batch(&self, clips: &[Vec<f32>], opts: &EmbedOptions) -> Result<Vec<ClipEmbedding>> {
+        let window = self.frames_per_window(opts.window_s) * self.config().hop() + self.config().receptive_field();
+        let mut out: Vec<Option<ClipEmbedding>> = (0..clips.len()).map(|_| None).collect();
+        let mut batchable: Vec<usize> = Vec::new();
+        for (i, clip) in clips.iter().enumerate() {
+            if clip.len() > window {
+                out[i] = Some(self.embed_prepared(clip, opts)?);
+            } else {
+                batchable.push(i);
+            }
+        }
+        for group in self.batch_groups(clips, &batchable) {
+            let members: Vec<&[f32]> = group.iter().map(|&i| clips[i].as_slice()).collect();
+            for (i, emb) in group.iter().zip(self.run_padded(&members, opts)?) {
+                out[*i] = Some(emb);
+            }
+        }
+        Ok(out.into_iter().map(|e| e.expect("every clip embedded")).collect())
+    }
+
+    fn batch_groups(&self, clips: &[Vec<f32>], idx: &[usize]) -> Vec<Vec<usize>> {
+        if self.config().conv_norm == ConvNorm::Layer {
+            return if idx.is_empty() { vec![] } else { vec![idx.to_vec()] };
+        }
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for &i in idx {
+            match groups.iter_mut().find(|g| clips[g[0]].len() == clips[i].len()) {
+                Some(g) => g.push(i),
+                None => groups.push(vec![i]),
+            }
+        }
+        groups
+    }
+
+    /// One zero-padded forward pass; each result is cropped to its clip's own frame count.
+    fn run_padded(&self, clips: &[&[f32]], opts: &EmbedOptions) -> Result<Vec<ClipEmbedding>> {
+        let cfg = self.config();
+        let longest = clips.iter().map(|c| c.len()).max().unwrap_or(0);
+        if let Some(short) = clips.iter().find(|c| cfg.frames_for(c.len()) == 0) {
+            return Err(SslError::Input(format!("clip of {} samples is shorter than the receptive field ({})", short.len(), cfg.receptive_field())));
+        }
+        let mut flat = vec![0f32; clips.len() * longest];
+        for (row, clip) in flat.chunks_mut(longest).zip(clips) {
+            row[..clip.len()].copy_from_slice(clip);
+        }
+        let input = Tensor::from_vec(flat, (clips.len(), longest), &Device::Cpu)?;
+        let lengths: Vec<usize> = clips.iter().map(|c| c.len()).collect();
+        let all_equal = lengths.iter().all(|&l| l == longest);
+        let states = self.encoder.forward(&input, (!all_equal).then_some(lengths.as_slice()), opts.convention)?;
+        let stacked = stack_states(&states)?.to_dtype(DType::F32)?;
+        clips
+            .iter()
+            .enumerate()
+            .map(|(i, clip)| ClipEmbedding::new(stacked.narrow(1, i, 1)?.squeeze(1)?.narrow(1, 0, cfg.frames_for(clip.len()))?.contiguous()?))
+            .collect()
+    }
+}
+
+/// L+1 tensors [B, T, H] → [L+1, B, T, H].
+fn stack_states(states: &[Tensor]) -> candle_core::Result<Tensor> {
+    Tensor::stack(states, 0)
+}
+
+/// Per-utterance zero mean, unit variance as `Wav2Vec2FeatureExtractor` does:
+/// (x − μ) / √(σ² + 1e-7), population variance, statistics in f64.
+pub fn normalize_utterance(x: &mut [f32]) {
+    if x.is_empty() {
+        return;
+    }
+    let n = x.len() as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let inv = 1.0 / (var + 1e-7).sqrt();
+    for v in x.iter_mut() {
+        *v = ((*v as f64 - mean) * inv) as f32;
+    }
+}

@@ -1,0 +1,51 @@
+//! Deterministic partition of a corpus across independent runs (`--shard I/N`).
+
+use sha2::{Digest, Sha256};
+
+use crate::{Result, StoreError};
+
+/// Shard `index` of `count` (0-based: `0/4` … `3/4`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole corpus as one shard.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Parses `I/N` with 0 ≤ I < N.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let bad = |reason: &str| StoreError::BadShard { spec: spec.to_string(), reason: reason.to_string() };
+        let (i, n) = spec.split_once('/').ok_or_else(|| bad("expected I/N, e.g. 0/4"))?;
+        let index: usize = i.trim().parse().map_err(|_| bad("I is not a non-negative integer"))?;
+        let count: usize = n.trim().parse().map_err(|_| bad("N is not a positive integer"))?;
+        if count == 0 {
+            return Err(bad("N must be at least 1"));
+        }
+        if index >= count {
+            return Err(bad("I must be smaller than N (shards are numbered from 0)"));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether a clip belongs to this shard. Membership depends only on the clip id (first 8
+    /// bytes of its SHA-256), so it survives reordering or extending the manifest and every
+    /// machine computes the same partition.
+    pub fn owns(&self, clip_id: &str) -> bool {
+        if self.count == 1 {
+            return true;
+        }
+        let digest = Sha256::digest(clip_id.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        (u64::from_be_bytes(first) % self.count as u64) as usize == self.index
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
