@@ -1,0 +1,341 @@
+//! Subharmonic-summation pitch candidates (Hermes 1988) as openSMILE's `cSpecScale` →
+//! `cPitchShs` → `cPitchBase` chain computes them from a magnitude spectrum:
+//!
+//! 1. peak enhancement (bins further than two from a local maximum are zeroed) and a
+//!    (¼, ½, ¼) smoothing of the linear magnitude spectrum;
+//! 2. natural cubic-spline resampling onto a log2 (octave) frequency axis from `min_hz` to the
+//!    Nyquist frequency with as many points as input bins, weighted by the auditory sensitivity
+//!    curve 0.5 + atan(3 (i + 1 − s) / ppo) / π;
+//! 3. summation of the spectrum shifted down by log2(h) octaves, h = 2..=n_harmonics, with
+//!    compression factor c^(h−1), divided by `n_harmonics`;
+//! 4. the highest-scoring local maxima become candidates (parabolic interpolation in log2 Hz);
+//!    each candidate's voicing is 1 − mean(SS)/score; candidates outside
+//!    [`min_pitch`, `max_pitch`] are dropped and the best-scoring one is moved first.
+
+/// Settings of the SHS pitch detector (defaults: eGeMAPS / ComParE `cPitchShs` settings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShsConfig {
+    /// Lowest frequency of the octave-scale spectrum in Hz (default 25).
+    pub min_hz: f64,
+    /// Number of harmonics summed (default 15).
+    pub n_harmonics: usize,
+    /// Weight decay per harmonic (default 0.85).
+    pub compression: f64,
+    /// Number of candidates kept per frame (default 6).
+    pub n_candidates: usize,
+    /// Lowest admissible F0 in Hz (default 55 for eGeMAPS; ComParE uses 52).
+    pub min_pitch: f64,
+    /// Highest admissible F0 in Hz (default 1000 for eGeMAPS; ComParE uses 620).
+    pub max_pitch: f64,
+    /// Voicing probability a frame needs to be voiced (default 0.7).
+    pub voicing_cutoff: f64,
+}
+
+impl Default for ShsConfig {
+    fn default() -> Self {
+        ShsConfig {
+            min_hz: 25.0,
+            n_harmonics: 15,
+            compression: 0.85,
+            n_candidates: 6,
+            min_pitch: 55.0,
+            max_pitch: 1000.0,
+            voicing_cutoff: 0.7,
+        }
+    }
+}
+
+/// Pitch candidates of one frame, best-scoring first; unused slots hold 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidates {
+    /// Candidate frequencies in Hz.
+    pub f0: Vec<f64>,
+    /// Voicing probability of each candidate.
+    pub voicing: Vec<f64>,
+    /// SHS score of each candidate.
+    pub score: Vec<f64>,
+}
+
+/// SHS analyser for magnitude spectra of a fixed size.
+pub struct ShsPitch {
+    cfg: ShsConfig,
+    log_f: Vec<f64>,
+    targets: Vec<f64>,
+    aud_weight: Vec<f64>,
+    fmin_t: f64,
+    step_t: f64,
+    points_per_octave: f64,
+    work: Vec<f64>,
+    spline2: Vec<f64>,
+    octave: Vec<f64>,
+    sum: Vec<f64>,
+}
+
+impl ShsPitch {
+    /// Analyser for spectra of `n_bins` bins spaced `bin_hz` apart.
+    pub fn new(cfg: ShsConfig, n_bins: usize, bin_hz: f64) -> ShsPitch {
+        let max_hz = bin_hz * (n_bins - 1) as f64;
+        let min_hz = cfg.min_hz.max(1.0);
+        let fmin_t = min_hz.log2();
+        let fmax_t = max_hz.log2();
+        let n_points = n_bins;
+        let step_t = (fmax_t - fmin_t) / (n_points - 1) as f64;
+        let mut log_f: Vec<f64> = (0..n_bins).map(|i| if i == 0 { 0.0 } else { (i as f64 * bin_hz).log2() }).collect();
+        log_f[0] = 2.0 * log_f[1] - log_f[2];
+        let targets = (0..n_points).map(|i| fmin_t + i as f64 * step_t).collect();
+        let n_octaves = (max_hz / min_hz).log2();
+        // openSMILE stores this in a 32-bit float in the level meta data
+        let points_per_octave = (n_points as f64 / n_octaves) as f32 as f64;
+        let atan_s = points_per_octave * (65.0f64 / 50.0).log2() - 1.0;
+        let aud_weight = (0..n_points)
+            .map(|i| 0.5 + (3.0 * (i as f64 + 1.0 - atan_s) / points_per_octave).atan() / std::f64::consts::PI)
+            .collect();
+        ShsPitch {
+            cfg,
+            log_f,
+            targets,
+            aud_weight,
+            fmin_t,
+            step_t,
+            points_per_octave,
+            work: Vec::new(),
+            spline2: Vec::new(),
+            octave: Vec::new(),
+            sum: Vec::new(),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ShsConfig {
+        &self.cfg
+    }
+
+    /// Candidates of one magnitude spectrum.
+    pub fn candidates(&mut self, mags: &[f64]) -> Candidates {
+        self.octave_spectrum(mags);
+        self.harmonic_sum();
+        let (idx, scores) = self.pick_peaks();
+        self.finish_candidates(&idx, &scores)
+    }
+
+    fn octave_spectrum(&mut self, mags: &[f64]) {
+        self.work.clear();
+        self.work.extend_from_slice(mags);
+        enhance_peaks(&mut self.work);
+        smooth_spectrum(&mut self.work);
+        natural_spline(&self.log_f, &self.work, &mut self.spline2);
+        self.octave.clear();
+        for (i, &x) in self.targets.iter().enumerate() {
+            let v = spline_eval(&self.log_f, &self.work, &self.spline2, x);
+            let v = v as f32 as f64;
+            self.octave.push(if v > 0.0 { v * self.aud_weight[i] } else { 0.0 });
+        }
+    }
+
+    fn harmonic_sum(&mut self) {
+        let n = self.octave.len();
+        self.sum.clear();
+        self.sum.extend_from_slice(&self.octave);
+        let mut scale = self.cfg.compression;
+        for h in 2..=self.cfg.n_harmonics {
+            let shift = (self.points_per_octave * (h as f64).log2()).floor() as usize;
+            for j in shift..n {
+                self.sum[j - shift] += self.octave[j] * scale;
+            }
+            scale *= self.cfg.compression;
+        }
+        for v in self.sum.iter_mut() {
+            *v /= self.cfg.n_harmonics as f64;
+            if *v < 0.0 {
+                *v = 0.0;
+            }
+        }
+    }
+
+    /// Local maxima sorted by score (greedy insertion, ties keep the earlier peak first).
+    fn pick_peaks(&self) -> (Vec<usize>, Vec<f64>) {
+        let n_c = self.cfg.n_candidates;
+        let ss = &self.sum;
+        let mut idx = vec![0usize; n_c];
+        let mut score = vec![0.0f64; n_c];
+        let mut n_found = 0;
+        for i in 1..ss.len().saturating_sub(1) {
+            if !(ss[i - 1] < ss[i] && ss[i] > ss[i + 1]) {
+                continue;
+            }
+            for j in 0..n_c {
+                if score[j] == 0.0 || score[j] < ss[i] {
+                    for jj in (j + 1..n_c).rev() {
+                        score[jj] = score[jj - 1];
+                        idx[jj] = idx[jj - 1];
+                    }
+                    idx[j] = i;
+                    score[j] = ss[i];
+                    n_found = (n_found + 1).min(n_c);
+                    break;
+                }
+            }
+        }
+        idx.truncate(n_found);
+        score.truncate(n_found);
+        (idx, score)
+    }
+
+    fn finish_candidates(&self, idx: &[usize], _scores: &[f64]) -> Candidates {
+        let n_c = self.cfg.n_candidates;
+        let ss = &self.sum;
+        let mean = ss.iter().sum::<f64>() / ss.len() as f64;
+        let mut f0 = vec![0.0; n_c];
+        let mut voicing = vec![0.0; n_c];
+        let mut score = vec![0.0; n_c];
+        for (k, &j) in idx.iter().enumerate() {
+            let x = |i: f64| i * self.step_t + self.fmin_t;
+            let (fx, sc) = quad_peak(x(j as f64 - 1.0), ss[j - 1], x(j as f64), ss[j], x(j as f64 + 1.0), ss[j + 1]);
+            f0[k] = fx.exp2();
+            score[k] = sc;
+            voicing[k] = if sc > 0.0 && sc > mean { 1.0 - mean / sc } else { 0.0 };
+        }
+        let mut n_cand = idx.len();
+        // drop candidates outside the admissible range, shifting the rest up
+        let mut i = 0usize;
+        while i < n_c && n_cand > 0 {
+            if f0[i] > self.cfg.max_pitch || f0[i] < self.cfg.min_pitch {
+                let orig = f0[i];
+                for j in i + 1..n_c {
+                    f0[j - 1] = f0[j];
+                    voicing[j - 1] = voicing[j];
+                    score[j - 1] = score[j];
+                }
+                f0[n_c - 1] = 0.0;
+                voicing[n_c - 1] = 0.0;
+                score[n_c - 1] = 0.0;
+                if orig > 0.0 {
+                    n_cand -= 1;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        // best score first
+        let best = (1..n_c).fold(0usize, |b, k| if score[k] > score[b] { k } else { b });
+        f0.swap(0, best);
+        voicing.swap(0, best);
+        score.swap(0, best);
+        Candidates { f0, voicing, score }
+    }
+}
+
+/// Zeroes every bin further than two bins from a local maximum (Hermes' peak enhancement,
+/// with openSMILE's handling of the single-peak case).
+fn enhance_peaks(a: &mut [f64]) {
+    let n = a.len();
+    if n < 2 {
+        return;
+    }
+    let mut peaks = Vec::new();
+    if a[0] > a[1] {
+        peaks.push(0usize);
+    }
+    for i in 1..n - 1 {
+        if a[i] > a[i - 1] && a[i] >= a[i + 1] {
+            peaks.push(i);
+        }
+    }
+    if a[n - 1] > a[n - 2] {
+        peaks.push(n - 1);
+    }
+    if peaks.len() == 1 {
+        // openSMILE reads the (zero) second slot here: everything from bin 3 on is cleared
+        for v in a.iter_mut().skip(3) {
+            *v = 0.0;
+        }
+    } else {
+        for w in peaks.windows(2) {
+            let (lo, hi) = (w[0] + 3, w[1] as isize - 3);
+            let mut j = lo as isize;
+            while j <= hi {
+                a[j as usize] = 0.0;
+                j += 1;
+            }
+        }
+    }
+}
+
+/// (¼, ½, ¼) smoothing of all but the last bin, left neighbour of bin 0 taken as 0.
+fn smooth_spectrum(a: &mut [f64]) {
+    let mut prev = 0.0;
+    for i in 0..a.len().saturating_sub(1) {
+        let cur = a[i];
+        a[i] = (prev + 2.0 * cur + a[i + 1]) / 4.0;
+        prev = cur;
+    }
+}
+
+/// Second derivatives of the natural cubic spline through (x, y).
+pub fn natural_spline(x: &[f64], y: &[f64], y2: &mut Vec<f64>) {
+    let n = x.len();
+    y2.clear();
+    y2.resize(n, 0.0);
+    if n < 3 {
+        return;
+    }
+    let mut u = vec![0.0; n];
+    for i in 1..n - 1 {
+        let sig = (x[i] - x[i - 1]) / (x[i + 1] - x[i - 1]);
+        let p = sig * y2[i - 1] + 2.0;
+        y2[i] = (sig - 1.0) / p;
+        let d = (y[i + 1] - y[i]) / (x[i + 1] - x[i]) - (y[i] - y[i - 1]) / (x[i] - x[i - 1]);
+        u[i] = (6.0 * d / (x[i + 1] - x[i - 1]) - sig * u[i - 1]) / p;
+    }
+    y2[n - 1] = 0.0;
+    for k in (0..n - 1).rev() {
+        y2[k] = y2[k] * y2[k + 1] + u[k];
+    }
+}
+
+/// Value of the cubic spline at `x` (bisection for the interval).
+pub fn spline_eval(xa: &[f64], ya: &[f64], y2: &[f64], x: f64) -> f64 {
+    let (mut lo, mut hi) = (0usize, xa.len() - 1);
+    while hi - lo > 1 {
+        let k = (hi + lo) / 2;
+        if xa[k] > x {
+            hi = k;
+        } else {
+            lo = k;
+        }
+    }
+    let h = xa[hi] - xa[lo];
+    if h == 0.0 {
+        return 0.0;
+    }
+    let a = (xa[hi] - x) / h;
+    let b = (x - xa[lo]) / h;
+    a * ya[lo] + b * ya[hi] + ((a * a * a - a) * y2[lo] + (b * b * b - b) * y2[hi]) * h * h / 6.0
+}
+
+/// Vertex (x, y) of the parabola through three points; falls back to the largest point.
+pub fn quad_peak(x1: f64, y1: f64, x2: f64, y2: f64, x3: f64, y3: f64) -> (f64, f64) {
+    let den = x1 * x1 * x2 + x2 * x2 * x3 + x3 * x3 * x1 - x3 * x3 * x2 - x2 * x2 * x1 - x1 * x1 * x3;
+    if den != 0.0 {
+        let a = (y1 * x2 + y2 * x3 + y3 * x1 - y3 * x2 - y2 * x1 - y1 * x3) / den;
+        let b = (x1 * x1 * y2 + x2 * x2 * y3 + x3 * x3 * y1 - x3 * x3 * y2 - x2 * x2 * y1 - x1 * x1 * y3) / den;
+        let c = (x1 * x1 * x2 * y3 + x2 * x2 * x3 * y1 + x3 * x3 * x1 * y2
+            - x3 * x3 * x2 * y1
+            - x2 * x2 * x1 * y3
+            - x1 * x1 * x3 * y2)
+            / den;
+        if a != 0.0 {
+            let x = -b / (2.0 * a);
+            return (x, c - a * x * x);
+        }
+    }
+    if y1 > y2 && y1 > y3 {
+        (x1, y1)
+    } else if y2 > y1 && y2 > y3 {
+        (x2, y2)
+    } else if y3 > y1 && y3 > y2 {
+        (x3, y3)
+    } else {
+        (x1, y1)
+    }
+}
