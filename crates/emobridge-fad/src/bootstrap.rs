@@ -31,7 +31,12 @@ pub struct BootstrapConfig {
 
 impl Default for BootstrapConfig {
     fn default() -> Self {
-        BootstrapConfig { replicates: 200, confidence: 0.95, seed: 0, options: FrechetOptions::default() }
+        BootstrapConfig {
+            replicates: 200,
+            confidence: 0.95,
+            seed: 0,
+            options: FrechetOptions::default(),
+        }
     }
 }
 
@@ -94,30 +99,57 @@ pub struct ConfidenceInterval {
 }
 
 /// Distance between `a` and `b` with a percentile bootstrap interval.
-pub fn bootstrap_frechet<'a, T: Element>(a: &BootstrapSet<'a, T>, b: &BootstrapSet<'a, T>, config: &BootstrapConfig) -> Result<ConfidenceInterval> {
+pub fn bootstrap_frechet<'a, T: Element>(
+    a: &BootstrapSet<'a, T>,
+    b: &BootstrapSet<'a, T>,
+    config: &BootstrapConfig,
+) -> Result<ConfidenceInterval> {
     if !(config.confidence > 0.0 && config.confidence < 1.0) || config.replicates < 2 {
-        return Err(FadError::Invalid { what: "bootstrap".into(), message: format!("needs 0 < confidence < 1 and ≥ 2 replicates (got {} and {})", config.confidence, config.replicates) });
+        return Err(FadError::Invalid {
+            what: "bootstrap".into(),
+            message: format!(
+                "needs 0 < confidence < 1 and ≥ 2 replicates (got {} and {})",
+                config.confidence, config.replicates
+            ),
+        });
     }
     for set in [a, b] {
         if let Some(units) = &set.units {
-            if units.iter().any(|r| r.end > set.rows.nrows() || r.start > r.end) {
-                return Err(FadError::Invalid { what: "bootstrap".into(), message: "a unit's row range lies outside its set".into() });
+            if units
+                .iter()
+                .any(|r| r.end > set.rows.nrows() || r.start > r.end)
+            {
+                return Err(FadError::Invalid {
+                    what: "bootstrap".into(),
+                    message: "a unit's row range lies outside its set".into(),
+                });
             }
         }
     }
-    let estimate = frechet_distance_with(&Gaussian::from_rows(a.rows.view())?, &Gaussian::from_rows(b.rows.view())?, config.options)?.distance;
+    let estimate = frechet_distance_with(
+        &Gaussian::from_rows(a.rows.view())?,
+        &Gaussian::from_rows(b.rows.view())?,
+        config.options,
+    )?
+    .distance;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
     let mut values = Vec::with_capacity(config.replicates);
     for _ in 0..config.replicates {
         let ra = a.resample(&mut rng);
         let rb = b.resample(&mut rng);
         // A replicate can draw fewer than two rows only with degenerate units; skip it.
-        if let (Ok(ga), Ok(gb)) = (Gaussian::from_rows(ra.view()), Gaussian::from_rows(rb.view())) {
+        if let (Ok(ga), Ok(gb)) = (
+            Gaussian::from_rows(ra.view()),
+            Gaussian::from_rows(rb.view()),
+        ) {
             values.push(frechet_distance_with(&ga, &gb, config.options)?.distance);
         }
     }
     if values.len() < 2 {
-        return Err(FadError::Invalid { what: "bootstrap".into(), message: "fewer than 2 usable replicates".into() });
+        return Err(FadError::Invalid {
+            what: "bootstrap".into(),
+            message: "fewer than 2 usable replicates".into(),
+        });
     }
     values.sort_by(f64::total_cmp);
     let alpha = 1.0 - config.confidence;
@@ -148,7 +180,9 @@ mod tests {
 
     fn rows(n: usize, d: usize, seed: u64, shift: f64) -> Array2<f64> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        Array2::from_shape_fn((n, d), |(_, j)| rng.random_range(-1.0..1.0) + if j == 0 { shift } else { 0.0 })
+        Array2::from_shape_fn((n, d), |(_, j)| {
+            rng.random_range(-1.0..1.0) + if j == 0 { shift } else { 0.0 }
+        })
     }
 
     #[test]
@@ -164,14 +198,27 @@ mod tests {
     fn interval_brackets_the_estimate_and_is_reproducible() {
         let a = rows(400, 4, 1, 0.0);
         let b = rows(400, 4, 2, 0.5);
-        let cfg = BootstrapConfig { replicates: 100, seed: 9, ..Default::default() };
+        let cfg = BootstrapConfig {
+            replicates: 100,
+            seed: 9,
+            ..Default::default()
+        };
         let set_a = BootstrapSet::rows(a.view());
         let units: Vec<Range<usize>> = (0..40).map(|c| c * 10..(c + 1) * 10).collect();
-        let set_b = BootstrapSet { rows: b.view(), units: Some(units) };
+        let set_b = BootstrapSet {
+            rows: b.view(),
+            units: Some(units),
+        };
         let ci = bootstrap_frechet(&set_a, &set_b, &cfg).unwrap();
-        assert!(ci.lower < ci.estimate + 1e-9 && ci.estimate < ci.upper + 0.2, "{ci:?}");
+        assert!(
+            ci.lower < ci.estimate + 1e-9 && ci.estimate < ci.upper + 0.2,
+            "{ci:?}"
+        );
         assert!(ci.lower > 0.0 && ci.std_error > 0.0);
-        assert!(ci.lower <= 0.25 && ci.upper >= 0.25, "the true mean term 0.25 lies inside: {ci:?}");
+        assert!(
+            ci.lower <= 0.25 && ci.upper >= 0.25,
+            "the true mean term 0.25 lies inside: {ci:?}"
+        );
         assert_eq!(ci, bootstrap_frechet(&set_a, &set_b, &cfg).unwrap());
     }
 }

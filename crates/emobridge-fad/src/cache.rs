@@ -23,7 +23,9 @@ use crate::{FadError, Result};
 
 /// `CACHE/<model-tag>/<clip-id>.safetensors`.
 pub fn clip_path(cache_dir: &Path, model_tag: &str, clip_id: &str) -> PathBuf {
-    cache_dir.join(model_tag).join(format!("{clip_id}.safetensors"))
+    cache_dir
+        .join(model_tag)
+        .join(format!("{clip_id}.safetensors"))
 }
 
 /// The shape of a cached clip's `hidden_states`.
@@ -36,22 +38,31 @@ pub struct ClipShape {
 }
 
 fn format_err(path: &Path, message: impl Into<String>) -> FadError {
-    FadError::Format { path: path.to_path_buf(), message: message.into() }
+    FadError::Format {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 /// Reads only the safetensors header of a cached clip.
 pub fn read_clip_shape(path: &Path) -> Result<ClipShape> {
-    let io = |source| FadError::Io { path: path.to_path_buf(), source };
+    let io = |source| FadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut f = fs::File::open(path).map_err(io)?;
     let mut len = [0u8; 8];
-    f.read_exact(&mut len).map_err(|_| format_err(path, "too short for a safetensors file"))?;
+    f.read_exact(&mut len)
+        .map_err(|_| format_err(path, "too short for a safetensors file"))?;
     let len = u64::from_le_bytes(len) as usize;
     if len > 100_000_000 {
         return Err(format_err(path, "safetensors header length is implausible"));
     }
     let mut header = vec![0u8; len];
-    f.read_exact(&mut header).map_err(|_| format_err(path, "truncated safetensors header"))?;
-    let json: serde_json::Value = serde_json::from_slice(&header).map_err(|e| format_err(path, format!("bad safetensors header: {e}")))?;
+    f.read_exact(&mut header)
+        .map_err(|_| format_err(path, "truncated safetensors header"))?;
+    let json: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| format_err(path, format!("bad safetensors header: {e}")))?;
     let shape: Vec<usize> = json
         .get("hidden_states")
         .and_then(|t| t.get("shape"))
@@ -62,8 +73,15 @@ pub fn read_clip_shape(path: &Path) -> Result<ClipShape> {
         .collect::<Option<_>>()
         .ok_or_else(|| format_err(path, "bad `hidden_states` shape"))?;
     match shape.as_slice() {
-        [s, f, d] => Ok(ClipShape { states: *s, frames: *f, dim: *d }),
-        _ => Err(format_err(path, format!("`hidden_states` has shape {shape:?}, expected [layers+1, frames, hidden]"))),
+        [s, f, d] => Ok(ClipShape {
+            states: *s,
+            frames: *f,
+            dim: *d,
+        }),
+        _ => Err(format_err(
+            path,
+            format!("`hidden_states` has shape {shape:?}, expected [layers+1, frames, hidden]"),
+        )),
     }
 }
 
@@ -78,14 +96,30 @@ impl CachedClip {
     pub fn open(path: &Path) -> Result<CachedClip> {
         let bytes = crate::io::read_all(path)?;
         let shape = {
-            let st = SafeTensors::deserialize(&bytes).map_err(|e| format_err(path, format!("not a safetensors file: {e}")))?;
-            let hs = st.tensor("hidden_states").map_err(|_| format_err(path, "no `hidden_states` tensor"))?;
+            let st = SafeTensors::deserialize(&bytes)
+                .map_err(|e| format_err(path, format!("not a safetensors file: {e}")))?;
+            let hs = st
+                .tensor("hidden_states")
+                .map_err(|_| format_err(path, "no `hidden_states` tensor"))?;
             match hs.shape() {
-                [s, f, d] => ClipShape { states: *s, frames: *f, dim: *d },
-                other => return Err(format_err(path, format!("`hidden_states` has shape {other:?}, expected [layers+1, frames, hidden]"))),
+                [s, f, d] => ClipShape {
+                    states: *s,
+                    frames: *f,
+                    dim: *d,
+                },
+                other => return Err(format_err(
+                    path,
+                    format!(
+                        "`hidden_states` has shape {other:?}, expected [layers+1, frames, hidden]"
+                    ),
+                )),
             }
         };
-        Ok(CachedClip { path: path.to_path_buf(), bytes, shape })
+        Ok(CachedClip {
+            path: path.to_path_buf(),
+            bytes,
+            shape,
+        })
     }
 
     pub fn shape(&self) -> ClipShape {
@@ -102,15 +136,26 @@ impl CachedClip {
 
     /// Frames [frames, hidden] of one hidden state (0 = input to the first transformer layer).
     pub fn layer_frames(&self, layer: usize) -> Result<Array2<f64>> {
-        let ClipShape { states, frames, dim } = self.shape;
+        let ClipShape {
+            states,
+            frames,
+            dim,
+        } = self.shape;
         if layer >= states {
-            return Err(format_err(&self.path, format!("layer {layer} out of range: the clip has {states} hidden states")));
+            return Err(format_err(
+                &self.path,
+                format!("layer {layer} out of range: the clip has {states} hidden states"),
+            ));
         }
         let st = self.tensors();
         let hs = st.tensor("hidden_states").expect("validated in open");
         let width = hs.dtype().bitsize() / 8;
         let per = frames * dim * width;
-        let values = tensor_values(&self.path, hs.dtype(), &hs.data()[layer * per..(layer + 1) * per])?;
+        let values = tensor_values(
+            &self.path,
+            hs.dtype(),
+            &hs.data()[layer * per..(layer + 1) * per],
+        )?;
         Ok(Array2::from_shape_vec((frames, dim), values).expect("slice of checked shape"))
     }
 
@@ -125,16 +170,32 @@ impl CachedClip {
                 let row = &mean.data()[layer * dim * width..(layer + 1) * dim * width];
                 return tensor_values(&self.path, mean.dtype(), row);
             }
-            return Err(format_err(&self.path, format!("`mean` has shape {:?}, expected [{states}, {dim}]", mean.shape())));
+            return Err(format_err(
+                &self.path,
+                format!(
+                    "`mean` has shape {:?}, expected [{states}, {dim}]",
+                    mean.shape()
+                ),
+            ));
         }
         let frames = self.layer_frames(layer)?;
-        frames.mean_axis(ndarray::Axis(0)).map(|m| m.to_vec()).ok_or_else(|| format_err(&self.path, "clip has no frames"))
+        frames
+            .mean_axis(ndarray::Axis(0))
+            .map(|m| m.to_vec())
+            .ok_or_else(|| format_err(&self.path, "clip has no frames"))
     }
 
     /// The `__metadata__` map of the file (extractor, model, weights hash, …), if any.
     pub fn metadata(&self) -> Vec<(String, String)> {
-        let Ok((_, meta)) = SafeTensors::read_metadata(&self.bytes) else { return Vec::new() };
-        let mut v: Vec<(String, String)> = meta.metadata().clone().unwrap_or_default().into_iter().collect();
+        let Ok((_, meta)) = SafeTensors::read_metadata(&self.bytes) else {
+            return Vec::new();
+        };
+        let mut v: Vec<(String, String)> = meta
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         v.sort();
         v
     }
@@ -162,9 +223,18 @@ mod tests {
             .collect();
         let std = vec![0u8; states * dim * 4];
         let tensors = [
-            ("hidden_states", TensorView::new(Dtype::F16, vec![states, frames, dim], &hs).unwrap()),
-            ("mean", TensorView::new(Dtype::F32, vec![states, dim], &mean).unwrap()),
-            ("std", TensorView::new(Dtype::F32, vec![states, dim], &std).unwrap()),
+            (
+                "hidden_states",
+                TensorView::new(Dtype::F16, vec![states, frames, dim], &hs).unwrap(),
+            ),
+            (
+                "mean",
+                TensorView::new(Dtype::F32, vec![states, dim], &mean).unwrap(),
+            ),
+            (
+                "std",
+                TensorView::new(Dtype::F32, vec![states, dim], &std).unwrap(),
+            ),
         ];
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         safetensors::serialize_to_file(tensors, None, path).unwrap();
@@ -175,7 +245,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = clip_path(dir.path(), "tiny", "clip-1");
         write_clip(&path, 3, 4, 2);
-        assert_eq!(read_clip_shape(&path).unwrap(), ClipShape { states: 3, frames: 4, dim: 2 });
+        assert_eq!(
+            read_clip_shape(&path).unwrap(),
+            ClipShape {
+                states: 3,
+                frames: 4,
+                dim: 2
+            }
+        );
         let clip = CachedClip::open(&path).unwrap();
         let f = clip.layer_frames(2).unwrap();
         assert_eq!(f.dim(), (4, 2));
@@ -187,10 +264,19 @@ mod tests {
     #[test]
     fn missing_and_corrupt_files_are_typed_errors() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(CachedClip::open(&dir.path().join("nope.safetensors")), Err(FadError::Io { .. })));
+        assert!(matches!(
+            CachedClip::open(&dir.path().join("nope.safetensors")),
+            Err(FadError::Io { .. })
+        ));
         let bad = dir.path().join("bad.safetensors");
         std::fs::write(&bad, b"garbage!garbage").unwrap();
-        assert!(matches!(read_clip_shape(&bad), Err(FadError::Format { .. })));
-        assert!(matches!(CachedClip::open(&bad), Err(FadError::Format { .. })));
+        assert!(matches!(
+            read_clip_shape(&bad),
+            Err(FadError::Format { .. })
+        ));
+        assert!(matches!(
+            CachedClip::open(&bad),
+            Err(FadError::Format { .. })
+        ));
     }
 }

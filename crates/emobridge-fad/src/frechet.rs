@@ -8,6 +8,13 @@
 //! matrix product fewer). Only symmetric eigen-solvers are involved: the result is never complex,
 //! unlike the general `eig`/`sqrtm` route of fadtk (whose users meet "Imaginary component" errors).
 //!
+//! Any factor `F` with `F Fᵀ = Σ₁` gives the same eigenvalues for `Fᵀ Σ₂ F` (it is similar to
+//! `Σ₁Σ₂`). With [`TraceRoute::Auto`] (the default) a positive-definite Σ₁ backed by N > D samples
+//! (or of unknown N) is factored by Cholesky, `Σ₁ = L Lᵀ`, which costs a small fraction of an
+//! eigendecomposition and lets the two products use triangular kernels; a singular or indefinite
+//! Σ₁ (Cholesky fails, or N ≤ D) takes the eigendecomposition route, where tiny eigenvalues can be
+//! cut off. [`TraceRoute::Eigh`] forces the eigendecomposition route; the parity tests check both.
+//!
 //! Rounding makes eigenvalues that are zero in exact arithmetic come out as ±(dim·ε·λ_max);
 //! their square roots would add noise of order √ε to the trace. Eigenvalues (of Σ₁ and of `M`)
 //! below `rank_tolerance · dim · ε · λ_max` (the numerical-rank cut-off numpy's `matrix_rank`
@@ -25,9 +32,22 @@ use serde::Serialize;
 use crate::stats::Gaussian;
 use crate::{FadError, Result};
 
+/// How Σ₁ is factored before the symmetric eigenvalue problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceRoute {
+    /// Cholesky when Σ₁ is positive definite with N > D (or unknown N), else eigendecomposition.
+    #[default]
+    Auto,
+    /// Always the eigendecomposition `Σ₁ = U Λ Uᵀ`, `F = U Λ^½`.
+    Eigh,
+}
+
 /// Numerical tolerances of the distance.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct FrechetOptions {
+    /// Factorisation of Σ₁. Default [`TraceRoute::Auto`].
+    pub route: TraceRoute,
     /// Eigenvalues below `rank_tolerance · dim · ε · λ_max` count as zero. Default 1.
     pub rank_tolerance: f64,
     /// A raw distance with `|FD| ≤ zero_tolerance · (Tr Σ₁ + Tr Σ₂ + ‖μ₁ − μ₂‖²)` is reported
@@ -37,7 +57,11 @@ pub struct FrechetOptions {
 
 impl Default for FrechetOptions {
     fn default() -> Self {
-        FrechetOptions { rank_tolerance: 1.0, zero_tolerance: 1e-10 }
+        FrechetOptions {
+            route: TraceRoute::Auto,
+            rank_tolerance: 1.0,
+            zero_tolerance: 1e-10,
+        }
     }
 }
 
@@ -59,7 +83,9 @@ pub struct Frechet {
     pub n_b: Option<u64>,
     /// Either side has N ≤ D samples: its covariance is singular.
     pub rank_deficient: bool,
-    /// Eigenvalues of Σ₁ set to zero (negative or below the rank tolerance).
+    /// The factorisation of Σ₁ that was used: "cholesky" or "eigh".
+    pub route: &'static str,
+    /// Eigenvalues of Σ₁ set to zero (negative or below the rank tolerance; eigh route only).
     pub zeroed_eigenvalues_a: usize,
     /// Of those, the ones that came out negative.
     pub negative_eigenvalues_a: usize,
@@ -74,8 +100,10 @@ pub struct Frechet {
 #[derive(Debug, Clone)]
 pub struct PreparedGaussian {
     mean: Vec<f64>,
-    /// `U Λ^½` with the zeroed eigenvalues' columns exactly 0.
+    /// `F` with `F Fᵀ = Σ₁`: the Cholesky factor `L`, or `U Λ^½` with the zeroed eigenvalues'
+    /// columns exactly 0.
     half: Mat<f64>,
+    cholesky: bool,
     trace: f64,
     n: Option<u64>,
     zeroed: usize,
@@ -85,14 +113,23 @@ pub struct PreparedGaussian {
 
 impl PreparedGaussian {
     pub fn new(g: &Gaussian, options: FrechetOptions) -> Result<PreparedGaussian> {
-        let dim = g.dim();
-        let evd = g.cov.self_adjoint_eigen(Side::Lower).map_err(|_| FadError::Eigen { what: "first covariance".into() })?;
-        let values: Vec<f64> = evd.S().column_vector().iter().copied().collect();
-        let (kept, zeroed, negative) = clamp_eigenvalues(&values, options.rank_tolerance);
-        let u = evd.U();
-        let roots: Vec<f64> = kept.iter().map(|v| v.sqrt()).collect();
-        let half = Mat::from_fn(dim, dim, |i, j| u[(i, j)] * roots[j]);
-        Ok(PreparedGaussian { mean: g.mean.clone(), half, trace: g.trace(), n: g.n, zeroed, negative, options })
+        let (half, cholesky, zeroed, negative) = match cholesky_factor(g, options.route) {
+            Some(l) => (l, true, 0, 0),
+            None => {
+                let (half, zeroed, negative) = eigen_factor(g, options.rank_tolerance)?;
+                (half, false, zeroed, negative)
+            }
+        };
+        Ok(PreparedGaussian {
+            mean: g.mean.clone(),
+            half,
+            cholesky,
+            trace: g.trace(),
+            n: g.n,
+            zeroed,
+            negative,
+            options,
+        })
     }
 
     pub fn dim(&self) -> usize {
@@ -103,19 +140,26 @@ impl PreparedGaussian {
     pub fn distance_to(&self, other: &Gaussian) -> Result<Frechet> {
         let dim = self.dim();
         if other.dim() != dim {
-            return Err(FadError::DimensionMismatch { left: dim, right: other.dim() });
+            return Err(FadError::DimensionMismatch {
+                left: dim,
+                right: other.dim(),
+            });
         }
-        let par = faer::get_global_parallelism();
-        let mut sigma_b = Mat::zeros(dim, dim);
-        faer::linalg::matmul::matmul(sigma_b.as_mut(), Accum::Replace, other.cov.as_ref(), self.half.as_ref(), 1.0, par);
-        let mut m = Mat::zeros(dim, dim);
-        faer::linalg::matmul::matmul(m.as_mut(), Accum::Replace, self.half.transpose(), sigma_b.as_ref(), 1.0, par);
-        let m = Mat::from_fn(dim, dim, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]));
-        let values = m.self_adjoint_eigenvalues(Side::Lower).map_err(|_| FadError::Eigen { what: "Σ₁^½ Σ₂ Σ₁^½".into() })?;
+        let m = self.congruence(&other.cov);
+        let values = m
+            .self_adjoint_eigenvalues(Side::Lower)
+            .map_err(|_| FadError::Eigen {
+                what: "Σ₁^½ Σ₂ Σ₁^½".into(),
+            })?;
         let (kept, zeroed_p, negative_p) = clamp_eigenvalues(&values, self.options.rank_tolerance);
         let trace_sqrt_product: f64 = kept.iter().map(|v| v.sqrt()).sum();
 
-        let mean_term: f64 = self.mean.iter().zip(&other.mean).map(|(a, b)| (a - b) * (a - b)).sum();
+        let mean_term: f64 = self
+            .mean
+            .iter()
+            .zip(&other.mean)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum();
         let trace_b = other.trace();
         let raw = mean_term + self.trace + trace_b - 2.0 * trace_sqrt_product;
         let scale = mean_term + self.trace + trace_b;
@@ -129,6 +173,7 @@ impl PreparedGaussian {
             raw,
             mean_term,
             trace_a: self.trace,
+            route: if self.cholesky { "cholesky" } else { "eigh" },
             trace_b,
             trace_sqrt_product,
             dim,
@@ -143,15 +188,113 @@ impl PreparedGaussian {
     }
 }
 
+impl PreparedGaussian {
+    /// `Fᵀ Σ₂ F`, symmetric; only its lower triangle is read by the eigenvalue solver.
+    fn congruence(&self, sigma2: &Mat<f64>) -> Mat<f64> {
+        use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
+        let dim = self.dim();
+        let par = faer::get_global_parallelism();
+        let mut x = Mat::zeros(dim, dim);
+        let mut m = Mat::zeros(dim, dim);
+        if self.cholesky {
+            // X = Σ₂ L (L lower); M = Lᵀ X (Lᵀ upper), lower triangle only: M is symmetric.
+            tri_matmul(
+                x.as_mut(),
+                BlockStructure::Rectangular,
+                Accum::Replace,
+                sigma2.as_ref(),
+                BlockStructure::Rectangular,
+                self.half.as_ref(),
+                BlockStructure::TriangularLower,
+                1.0,
+                par,
+            );
+            tri_matmul(
+                m.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Replace,
+                self.half.transpose(),
+                BlockStructure::TriangularUpper,
+                x.as_ref(),
+                BlockStructure::Rectangular,
+                1.0,
+                par,
+            );
+            m
+        } else {
+            faer::linalg::matmul::matmul(
+                x.as_mut(),
+                Accum::Replace,
+                sigma2.as_ref(),
+                self.half.as_ref(),
+                1.0,
+                par,
+            );
+            faer::linalg::matmul::matmul(
+                m.as_mut(),
+                Accum::Replace,
+                self.half.transpose(),
+                x.as_ref(),
+                1.0,
+                par,
+            );
+            Mat::from_fn(dim, dim, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]))
+        }
+    }
+}
+
+/// The Cholesky factor of Σ₁ when the route allows it and Σ₁ is positive definite with N > D.
+fn cholesky_factor(g: &Gaussian, route: TraceRoute) -> Option<Mat<f64>> {
+    if route != TraceRoute::Auto || g.is_rank_deficient() {
+        return None;
+    }
+    let llt = g.cov.llt(Side::Lower).ok()?;
+    let l = llt.L();
+    // A pivot at rounding level means Σ₁ is numerically singular: leave it to the eigen route,
+    // which cuts such eigenvalues off instead of taking square roots of noise.
+    let largest = (0..g.dim()).fold(0.0f64, |m, i| m.max(g.cov[(i, i)]));
+    let floor = g.dim() as f64 * f64::EPSILON * largest;
+    (0..g.dim())
+        .all(|i| l[(i, i)] * l[(i, i)] > floor)
+        .then(|| l.to_owned())
+}
+
+/// `U Λ^½` of Σ₁ with eigenvalues below the rank cut-off zeroed; (factor, zeroed, negative).
+fn eigen_factor(g: &Gaussian, rank_tolerance: f64) -> Result<(Mat<f64>, usize, usize)> {
+    let dim = g.dim();
+    let evd = g
+        .cov
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|_| FadError::Eigen {
+            what: "first covariance".into(),
+        })?;
+    let values: Vec<f64> = evd.S().column_vector().iter().copied().collect();
+    let (kept, zeroed, negative) = clamp_eigenvalues(&values, rank_tolerance);
+    let u = evd.U();
+    let roots: Vec<f64> = kept.iter().map(|v| v.sqrt()).collect();
+    Ok((
+        Mat::from_fn(dim, dim, |i, j| u[(i, j)] * roots[j]),
+        zeroed,
+        negative,
+    ))
+}
+
 /// `FD(a, b)` with the default tolerances.
 pub fn frechet_distance(a: &Gaussian, b: &Gaussian) -> Result<Frechet> {
     frechet_distance_with(a, b, FrechetOptions::default())
 }
 
 /// `FD(a, b)` with explicit tolerances.
-pub fn frechet_distance_with(a: &Gaussian, b: &Gaussian, options: FrechetOptions) -> Result<Frechet> {
+pub fn frechet_distance_with(
+    a: &Gaussian,
+    b: &Gaussian,
+    options: FrechetOptions,
+) -> Result<Frechet> {
     if a.dim() != b.dim() {
-        return Err(FadError::DimensionMismatch { left: a.dim(), right: b.dim() });
+        return Err(FadError::DimensionMismatch {
+            left: a.dim(),
+            right: b.dim(),
+        });
     }
     PreparedGaussian::new(a, options)?.distance_to(b)
 }
@@ -204,7 +347,8 @@ mod tests {
     fn univariate_gaussians_have_the_closed_form() {
         // FD between N(m1, s1²) and N(m2, s2²) is (m1 − m2)² + (s1 − s2)².
         let a = Gaussian::from_parts(vec![1.0], Mat::from_fn(1, 1, |_, _| 4.0), None, "a").unwrap();
-        let b = Gaussian::from_parts(vec![-2.0], Mat::from_fn(1, 1, |_, _| 9.0), None, "b").unwrap();
+        let b =
+            Gaussian::from_parts(vec![-2.0], Mat::from_fn(1, 1, |_, _| 9.0), None, "b").unwrap();
         let fd = frechet_distance(&a, &b).unwrap();
         assert!((fd.distance - (9.0 + 1.0)).abs() < 1e-12);
     }
@@ -214,11 +358,31 @@ mod tests {
         // Diagonal covariances: FD = ‖Δμ‖² + Σ (√a − √b)².
         let da = [1.0, 2.0, 0.5, 3.0];
         let db = [4.0, 0.25, 0.5, 1.0];
-        let a = Gaussian::from_parts(vec![0.0; 4], Mat::from_fn(4, 4, |i, j| if i == j { da[i] } else { 0.0 }), None, "a").unwrap();
-        let b = Gaussian::from_parts(vec![1.0, 0.0, 0.0, 0.0], Mat::from_fn(4, 4, |i, j| if i == j { db[i] } else { 0.0 }), None, "b").unwrap();
-        let expected = 1.0 + da.iter().zip(&db).map(|(x, y): (&f64, &f64)| (x.sqrt() - y.sqrt()).powi(2)).sum::<f64>();
+        let a = Gaussian::from_parts(
+            vec![0.0; 4],
+            Mat::from_fn(4, 4, |i, j| if i == j { da[i] } else { 0.0 }),
+            None,
+            "a",
+        )
+        .unwrap();
+        let b = Gaussian::from_parts(
+            vec![1.0, 0.0, 0.0, 0.0],
+            Mat::from_fn(4, 4, |i, j| if i == j { db[i] } else { 0.0 }),
+            None,
+            "b",
+        )
+        .unwrap();
+        let expected = 1.0
+            + da.iter()
+                .zip(&db)
+                .map(|(x, y): (&f64, &f64)| (x.sqrt() - y.sqrt()).powi(2))
+                .sum::<f64>();
         let fd = frechet_distance(&a, &b).unwrap();
-        assert!((fd.distance - expected).abs() < 1e-12, "{} vs {expected}", fd.distance);
+        assert!(
+            (fd.distance - expected).abs() < 1e-12,
+            "{} vs {expected}",
+            fd.distance
+        );
     }
 
     #[test]
@@ -245,6 +409,9 @@ mod tests {
     fn mismatched_dimensions_are_an_error() {
         let a = Gaussian::from_rows(rows(20, 3, 1).view()).unwrap();
         let b = Gaussian::from_rows(rows(20, 4, 1).view()).unwrap();
-        assert!(matches!(frechet_distance(&a, &b), Err(FadError::DimensionMismatch { left: 3, right: 4 })));
+        assert!(matches!(
+            frechet_distance(&a, &b),
+            Err(FadError::DimensionMismatch { left: 3, right: 4 })
+        ));
     }
 }

@@ -30,7 +30,12 @@ pub struct FadInfinityConfig {
 
 impl Default for FadInfinityConfig {
     fn default() -> Self {
-        FadInfinityConfig { steps: 25, min_n: 500, seed: 0, options: FrechetOptions::default() }
+        FadInfinityConfig {
+            steps: 25,
+            min_n: 500,
+            seed: 0,
+            options: FrechetOptions::default(),
+        }
     }
 }
 
@@ -59,21 +64,45 @@ pub fn sample_sizes(min_n: usize, max_n: usize, steps: usize) -> Vec<usize> {
         1 => vec![min_n],
         _ => {
             let step = (max_n as f64 - min_n as f64) / (steps - 1) as f64;
-            (0..steps).map(|i| if i == steps - 1 { max_n } else { (min_n as f64 + i as f64 * step) as usize }).collect()
+            (0..steps)
+                .map(|i| {
+                    if i == steps - 1 {
+                        max_n
+                    } else {
+                        (min_n as f64 + i as f64 * step) as usize
+                    }
+                })
+                .collect()
         }
     }
 }
 
 /// FAD-∞ of the evaluation rows `eval` ([N, D]) against `baseline`.
-pub fn fad_infinity<T: Element>(baseline: &Gaussian, eval: ArrayView2<'_, T>, config: &FadInfinityConfig) -> Result<FadInfinity> {
+pub fn fad_infinity<T: Element>(
+    baseline: &Gaussian,
+    eval: ArrayView2<'_, T>,
+    config: &FadInfinityConfig,
+) -> Result<FadInfinity> {
     if eval.ncols() != baseline.dim() {
-        return Err(FadError::DimensionMismatch { left: baseline.dim(), right: eval.ncols() });
+        return Err(FadError::DimensionMismatch {
+            left: baseline.dim(),
+            right: eval.ncols(),
+        });
     }
     if eval.nrows() < 2 {
-        return Err(FadError::TooFewSamples { what: "FAD-∞ evaluation set".into(), n: eval.nrows() as u64 });
+        return Err(FadError::TooFewSamples {
+            what: "FAD-∞ evaluation set".into(),
+            n: eval.nrows() as u64,
+        });
     }
     if config.steps < 2 || config.min_n < 2 {
-        return Err(FadError::Invalid { what: "FAD-∞".into(), message: format!("needs steps ≥ 2 and min_n ≥ 2 (got {} and {})", config.steps, config.min_n) });
+        return Err(FadError::Invalid {
+            what: "FAD-∞".into(),
+            message: format!(
+                "needs steps ≥ 2 and min_n ≥ 2 (got {} and {})",
+                config.steps, config.min_n
+            ),
+        });
     }
     let prepared = PreparedGaussian::new(baseline, config.options)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
@@ -81,15 +110,28 @@ pub fn fad_infinity<T: Element>(baseline: &Gaussian, eval: ArrayView2<'_, T>, co
     for n in sample_sizes(config.min_n, eval.nrows(), config.steps) {
         let sample = draw_with_replacement(eval, n, &mut rng);
         let fd = prepared.distance_to(&Gaussian::from_rows(sample.view())?)?;
-        points.push(FadInfinityPoint { n, distance: fd.distance });
+        points.push(FadInfinityPoint {
+            n,
+            distance: fd.distance,
+        });
     }
     let xs: Vec<f64> = points.iter().map(|p| 1.0 / p.n as f64).collect();
     let ys: Vec<f64> = points.iter().map(|p| p.distance).collect();
     let (slope, intercept, r2) = fit_line(&xs, &ys);
-    Ok(FadInfinity { value: intercept, slope, r2, points, seed: config.seed })
+    Ok(FadInfinity {
+        value: intercept,
+        slope,
+        r2,
+        points,
+        seed: config.seed,
+    })
 }
 
-fn draw_with_replacement<T: Element>(rows: ArrayView2<'_, T>, n: usize, rng: &mut impl Rng) -> Array2<f64> {
+fn draw_with_replacement<T: Element>(
+    rows: ArrayView2<'_, T>,
+    n: usize,
+    rng: &mut impl Rng,
+) -> Array2<f64> {
     let dim = rows.ncols();
     let mut out = Array2::zeros((n, dim));
     for mut target in out.rows_mut() {
@@ -110,9 +152,17 @@ pub fn fit_line(xs: &[f64], ys: &[f64]) -> (f64, f64, f64) {
     let sxx: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
     let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
     let intercept = my - slope * mx;
-    let ss_res: f64 = xs.iter().zip(ys).map(|(x, y)| (y - (slope * x + intercept)).powi(2)).sum();
+    let ss_res: f64 = xs
+        .iter()
+        .zip(ys)
+        .map(|(x, y)| (y - (slope * x + intercept)).powi(2))
+        .sum();
     let ss_tot: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
-    let r2 = if ss_tot > 0.0 { 1.0 - ss_res / ss_tot } else { f64::NAN };
+    let r2 = if ss_tot > 0.0 {
+        1.0 - ss_res / ss_tot
+    } else {
+        f64::NAN
+    };
     (slope, intercept, r2)
 }
 
@@ -123,7 +173,10 @@ mod tests {
     #[test]
     fn sample_sizes_follow_numpy_linspace_truncation() {
         // int(np.linspace(500, 1234, 25)) computed with numpy 2.x.
-        let expected = [500, 530, 561, 591, 622, 652, 683, 714, 744, 775, 805, 836, 867, 897, 928, 958, 989, 1019, 1050, 1081, 1111, 1142, 1172, 1203, 1234];
+        let expected = [
+            500, 530, 561, 591, 622, 652, 683, 714, 744, 775, 805, 836, 867, 897, 928, 958, 989,
+            1019, 1050, 1081, 1111, 1142, 1172, 1203, 1234,
+        ];
         assert_eq!(sample_sizes(500, 1234, 25), expected);
         // Oversampling: N < min_n runs downwards.
         assert_eq!(sample_sizes(500, 300, 3), vec![500, 400, 300]);
@@ -134,7 +187,11 @@ mod tests {
         let xs = [0.1, 0.2, 0.5, 1.0];
         let ys: Vec<f64> = xs.iter().map(|x| 3.0 * x + 2.0).collect();
         let (slope, intercept, r2) = fit_line(&xs, &ys);
-        assert!((slope - 3.0).abs() < 1e-12 && (intercept - 2.0).abs() < 1e-12 && (r2 - 1.0).abs() < 1e-12);
+        assert!(
+            (slope - 3.0).abs() < 1e-12
+                && (intercept - 2.0).abs() < 1e-12
+                && (r2 - 1.0).abs() < 1e-12
+        );
     }
 
     #[test]
@@ -143,7 +200,12 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let eval = Array2::from_shape_fn((3000, 8), |_| rng.random_range(-1.0..1.0f64));
         let base = Gaussian::from_rows(eval.view()).unwrap();
-        let cfg = FadInfinityConfig { steps: 10, min_n: 200, seed: 3, ..Default::default() };
+        let cfg = FadInfinityConfig {
+            steps: 10,
+            min_n: 200,
+            seed: 3,
+            ..Default::default()
+        };
         let a = fad_infinity(&base, eval.view(), &cfg).unwrap();
         let b = fad_infinity(&base, eval.view(), &cfg).unwrap();
         assert_eq!(a, b);

@@ -23,11 +23,17 @@ use crate::stats::Gaussian;
 use crate::{FadError, Result};
 
 fn format_err(path: &Path, message: impl Into<String>) -> FadError {
-    FadError::Format { path: path.to_path_buf(), message: message.into() }
+    FadError::Format {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FadError + '_ {
-    move |source| FadError::Io { path: path.to_path_buf(), source }
+    move |source| FadError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Reads a `.npy` array of floating-point numbers as `f64`.
@@ -42,14 +48,21 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<ArrayD<f64>, String> {
     }
     let (header_len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         v => return Err(format!("unsupported .npy version {v}")),
     };
-    let header = bytes.get(start..start + header_len).ok_or("truncated .npy header")?;
+    let header = bytes
+        .get(start..start + header_len)
+        .ok_or("truncated .npy header")?;
     let header = std::str::from_utf8(header).map_err(|_| "the .npy header is not text")?;
     let descr = header_value(header, "descr").ok_or("no 'descr' in the .npy header")?;
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
-    let fortran = header_value(header, "fortran_order").ok_or("no 'fortran_order' in the .npy header")? == "True";
+    let fortran = header_value(header, "fortran_order")
+        .ok_or("no 'fortran_order' in the .npy header")?
+        == "True";
     let shape = parse_shape(header)?;
     let (big_endian, width) = match descr {
         "<f2" => (false, 2),
@@ -63,7 +76,10 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<ArrayD<f64>, String> {
     let count: usize = shape.iter().product();
     let data = &bytes[start + header_len..];
     if data.len() < count * width {
-        return Err(format!("data too short: {} bytes for shape {shape:?} of {descr}", data.len()));
+        return Err(format!(
+            "data too short: {} bytes for shape {shape:?} of {descr}",
+            data.len()
+        ));
     }
     let values: Vec<f64> = data[..count * width]
         .chunks_exact(width)
@@ -71,7 +87,9 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<ArrayD<f64>, String> {
         .collect();
     let array = if fortran {
         let reversed: Vec<usize> = shape.iter().rev().copied().collect();
-        ArrayD::from_shape_vec(IxDyn(&reversed), values).map_err(|e| e.to_string())?.reversed_axes()
+        ArrayD::from_shape_vec(IxDyn(&reversed), values)
+            .map_err(|e| e.to_string())?
+            .reversed_axes()
     } else {
         ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|e| e.to_string())?
     };
@@ -94,20 +112,34 @@ fn decode_float(c: &[u8], width: usize, big_endian: bool) -> f64 {
 /// The text after `'key':` up to the next top-level comma or closing brace.
 fn header_value<'h>(header: &'h str, key: &str) -> Option<&'h str> {
     let at = header.find(&format!("'{key}'"))?;
-    let rest = header[at + key.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
+    let rest = header[at + key.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
     let end = rest.find([',', '}']).unwrap_or(rest.len());
     Some(rest[..end].trim())
 }
 
 fn parse_shape(header: &str) -> std::result::Result<Vec<usize>, String> {
-    let at = header.find("'shape'").ok_or("no 'shape' in the .npy header")?;
-    let open = header[at..].find('(').ok_or("bad 'shape' in the .npy header")? + at;
-    let close = header[open..].find(')').ok_or("bad 'shape' in the .npy header")? + open;
+    let at = header
+        .find("'shape'")
+        .ok_or("no 'shape' in the .npy header")?;
+    let open = header[at..]
+        .find('(')
+        .ok_or("bad 'shape' in the .npy header")?
+        + at;
+    let close = header[open..]
+        .find(')')
+        .ok_or("bad 'shape' in the .npy header")?
+        + open;
     header[open + 1..close]
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad dimension `{s}` in 'shape'")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad dimension `{s}` in 'shape'"))
+        })
         .collect()
 }
 
@@ -120,7 +152,13 @@ pub fn read_npy_rows(path: &Path) -> Result<Array2<f64>> {
             Ok(a.into_shape_with_order((1, d)).expect("vector to one row"))
         }
         2 => Ok(a.into_dimensionality().expect("checked 2-D")),
-        n => Err(format_err(path, format!("expected an [N, D] matrix, found {n} dimensions {:?}", a.shape()))),
+        n => Err(format_err(
+            path,
+            format!(
+                "expected an [N, D] matrix, found {n} dimensions {:?}",
+                a.shape()
+            ),
+        )),
     }
 }
 
@@ -136,7 +174,8 @@ pub struct SafetensorsSelect {
 /// Rows of a safetensors embedding file (see the module documentation for the shapes).
 pub fn read_safetensors_rows(path: &Path, select: &SafetensorsSelect) -> Result<Array2<f64>> {
     let bytes = fs::read(path).map_err(io_err(path))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| format_err(path, format!("not a safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| format_err(path, format!("not a safetensors file: {e}")))?;
     let name = match &select.tensor {
         Some(n) => n.clone(),
         None => {
@@ -146,11 +185,19 @@ pub fn read_safetensors_rows(path: &Path, select: &SafetensorsSelect) -> Result<
             } else if names.contains(&"hidden_states") {
                 "hidden_states".to_string()
             } else {
-                return Err(format_err(path, format!("several tensors ({}); name one", names.join(", "))));
+                return Err(format_err(
+                    path,
+                    format!("several tensors ({}); name one", names.join(", ")),
+                ));
             }
         }
     };
-    let view = st.tensor(&name).map_err(|_| format_err(path, format!("no tensor `{name}` (has: {})", st.names().join(", "))))?;
+    let view = st.tensor(&name).map_err(|_| {
+        format_err(
+            path,
+            format!("no tensor `{name}` (has: {})", st.names().join(", ")),
+        )
+    })?;
     let values = tensor_values(path, view.dtype(), view.data())?;
     let shape = view.shape().to_vec();
     match (shape.as_slice(), select.layer) {
@@ -170,10 +217,22 @@ pub fn read_safetensors_rows(path: &Path, select: &SafetensorsSelect) -> Result<
 /// Decodes little-endian float tensor data to `f64`.
 pub(crate) fn tensor_values(path: &Path, dtype: Dtype, data: &[u8]) -> Result<Vec<f64>> {
     Ok(match dtype {
-        Dtype::F16 => data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
-        Dtype::BF16 => data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
-        Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
-        Dtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
         other => return Err(format_err(path, format!("dtype {other:?} is not a float"))),
     })
 }
@@ -190,8 +249,14 @@ pub fn read_stats_dir(dir: &Path) -> Result<Gaussian> {
 /// (or the only such pair in the file).
 pub fn read_stats_npz(path: &Path, name: Option<&str>) -> Result<Gaussian> {
     let file = fs::File::open(path).map_err(io_err(path))?;
-    let mut npz = ndarray_npy::NpzReader::new(file).map_err(|e| format_err(path, format!("not an .npz archive: {e}")))?;
-    let names: Vec<String> = npz.names().map_err(|e| format_err(path, e.to_string()))?.into_iter().map(|n| n.trim_end_matches(".npy").to_string()).collect();
+    let mut npz = ndarray_npy::NpzReader::new(file)
+        .map_err(|e| format_err(path, format!("not an .npz archive: {e}")))?;
+    let names: Vec<String> = npz
+        .names()
+        .map_err(|e| format_err(path, e.to_string()))?
+        .into_iter()
+        .map(|n| n.trim_end_matches(".npy").to_string())
+        .collect();
     let prefix = match name {
         Some(n) => format!("{n}."),
         None if names.iter().any(|n| n == "mu") => String::new(),
@@ -199,20 +264,43 @@ pub fn read_stats_npz(path: &Path, name: Option<&str>) -> Result<Gaussian> {
             let models: Vec<&str> = names.iter().filter_map(|n| n.strip_suffix(".mu")).collect();
             match models.as_slice() {
                 [one] => format!("{one}."),
-                [] => return Err(format_err(path, "no `mu`/`cov` or `<name>.mu`/`<name>.cov` entries")),
-                many => return Err(format_err(path, format!("holds statistics for {} embeddings; name one of: {}", many.len(), many.join(", ")))),
+                [] => {
+                    return Err(format_err(
+                        path,
+                        "no `mu`/`cov` or `<name>.mu`/`<name>.cov` entries",
+                    ))
+                }
+                many => {
+                    return Err(format_err(
+                        path,
+                        format!(
+                            "holds statistics for {} embeddings; name one of: {}",
+                            many.len(),
+                            many.join(", ")
+                        ),
+                    ))
+                }
             }
         }
     };
     let (mu_name, cov_name) = (format!("{prefix}mu"), format!("{prefix}cov"));
     if !names.contains(&mu_name) || !names.contains(&cov_name) {
         let models: Vec<&str> = names.iter().filter_map(|n| n.strip_suffix(".mu")).collect();
-        return Err(format_err(path, format!("no `{mu_name}`/`{cov_name}` entries (embeddings present: {})", models.join(", "))));
+        return Err(format_err(
+            path,
+            format!(
+                "no `{mu_name}`/`{cov_name}` entries (embeddings present: {})",
+                models.join(", ")
+            ),
+        ));
     }
     let mut read = |entry: &str| -> Result<ArrayD<f64>> {
         match npz.by_name::<ndarray::OwnedRepr<f64>, IxDyn>(entry) {
             Ok(a) => Ok(a),
-            Err(_) => npz.by_name::<ndarray::OwnedRepr<f32>, IxDyn>(entry).map(|a| a.mapv(f64::from)).map_err(|e| format_err(path, format!("entry `{entry}`: {e}"))),
+            Err(_) => npz
+                .by_name::<ndarray::OwnedRepr<f32>, IxDyn>(entry)
+                .map(|a| a.mapv(f64::from))
+                .map_err(|e| format_err(path, format!("entry `{entry}`: {e}"))),
         }
     };
     let mu = read(&mu_name)?;
@@ -222,11 +310,23 @@ pub fn read_stats_npz(path: &Path, name: Option<&str>) -> Result<Gaussian> {
 
 fn gaussian_from_arrays(mu: ArrayD<f64>, cov: ArrayD<f64>, path: &Path) -> Result<Gaussian> {
     if mu.ndim() != 1 || cov.ndim() != 2 {
-        return Err(format_err(path, format!("mean must be [D] and covariance [D, D]; found {:?} and {:?}", mu.shape(), cov.shape())));
+        return Err(format_err(
+            path,
+            format!(
+                "mean must be [D] and covariance [D, D]; found {:?} and {:?}",
+                mu.shape(),
+                cov.shape()
+            ),
+        ));
     }
     let (r, c) = (cov.shape()[0], cov.shape()[1]);
     let mat = Mat::from_fn(r, c, |i, j| cov[[i, j]]);
-    Gaussian::from_parts(mu.iter().copied().collect(), mat, None, &path.display().to_string())
+    Gaussian::from_parts(
+        mu.iter().copied().collect(),
+        mat,
+        None,
+        &path.display().to_string(),
+    )
 }
 
 /// Writes statistics as fadtk does (`mu.npy`, `cov.npy` in `dir`), float64.
@@ -234,7 +334,16 @@ pub fn write_stats_dir(dir: &Path, g: &Gaussian) -> Result<()> {
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let mu = ndarray::Array1::from(g.mean.clone());
     let cov = Array2::from_shape_fn((g.dim(), g.dim()), |(i, j)| g.cov[(i, j)]);
-    for (name, result) in [("mu.npy", ndarray_npy::write_npy(dir.join("mu.npy.tmp"), &mu)), ("cov.npy", ndarray_npy::write_npy(dir.join("cov.npy.tmp"), &cov))] {
+    for (name, result) in [
+        (
+            "mu.npy",
+            ndarray_npy::write_npy(dir.join("mu.npy.tmp"), &mu),
+        ),
+        (
+            "cov.npy",
+            ndarray_npy::write_npy(dir.join("cov.npy.tmp"), &cov),
+        ),
+    ] {
         let target = dir.join(name);
         result.map_err(|e| format_err(&target, e.to_string()))?;
         fs::rename(dir.join(format!("{name}.tmp")), &target).map_err(io_err(&target))?;
@@ -246,7 +355,11 @@ pub fn write_stats_dir(dir: &Path, g: &Gaussian) -> Result<()> {
 #[derive(Debug, Clone)]
 pub enum Loaded {
     /// Embedding rows, with the row range of each file (clip) they came from.
-    Rows { rows: Array2<f64>, units: Vec<Range<usize>>, files: Vec<PathBuf> },
+    Rows {
+        rows: Array2<f64>,
+        units: Vec<Range<usize>>,
+        files: Vec<PathBuf>,
+    },
     /// Precomputed statistics.
     Stats(Gaussian),
 }
@@ -274,43 +387,74 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded> {
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(format_err(path, "folder holds no .npy or .safetensors files (nor mu.npy + cov.npy)"));
+            return Err(format_err(
+                path,
+                "folder holds no .npy or .safetensors files (nor mu.npy + cov.npy)",
+            ));
         }
         return load_files(&files, options);
     }
     match extension(path).as_str() {
-        "npz" => Ok(Loaded::Stats(read_stats_npz(path, options.stats_name.as_deref())?)),
+        "npz" => Ok(Loaded::Stats(read_stats_npz(
+            path,
+            options.stats_name.as_deref(),
+        )?)),
         "npy" | "safetensors" => load_files(&[path.to_path_buf()], options),
-        "" if !path.exists() => Err(FadError::Io { path: path.to_path_buf(), source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder") }),
-        other => Err(format_err(path, format!("unknown extension `.{other}` (expected .npy, .safetensors, .npz or a folder)"))),
+        "" if !path.exists() => Err(FadError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+        }),
+        other => Err(format_err(
+            path,
+            format!("unknown extension `.{other}` (expected .npy, .safetensors, .npz or a folder)"),
+        )),
     }
 }
 
 fn extension(path: &Path) -> String {
-    path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase()
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
 }
 
 fn load_files(files: &[PathBuf], options: &LoadOptions) -> Result<Loaded> {
     let mut blocks = Vec::with_capacity(files.len());
     for f in files {
-        let rows = if extension(f) == "npy" { read_npy_rows(f)? } else { read_safetensors_rows(f, &options.select)? };
+        let rows = if extension(f) == "npy" {
+            read_npy_rows(f)?
+        } else {
+            read_safetensors_rows(f, &options.select)?
+        };
         let rows = if options.pool { mean_row(&rows) } else { rows };
         blocks.push(rows);
     }
     let dim = blocks[0].ncols();
     if let Some((f, b)) = files.iter().zip(&blocks).find(|(_, b)| b.ncols() != dim) {
-        return Err(format_err(f, format!("rows have {} values, but {} has {dim}", b.ncols(), files[0].display())));
+        return Err(format_err(
+            f,
+            format!(
+                "rows have {} values, but {} has {dim}",
+                b.ncols(),
+                files[0].display()
+            ),
+        ));
     }
     let total: usize = blocks.iter().map(Array2::nrows).sum();
     let mut rows = Array2::zeros((total, dim));
     let mut units = Vec::with_capacity(blocks.len());
     let mut at = 0;
     for b in &blocks {
-        rows.slice_mut(ndarray::s![at..at + b.nrows(), ..]).assign(b);
+        rows.slice_mut(ndarray::s![at..at + b.nrows(), ..])
+            .assign(b);
         units.push(at..at + b.nrows());
         at += b.nrows();
     }
-    Ok(Loaded::Rows { rows, units, files: files.to_vec() })
+    Ok(Loaded::Rows {
+        rows,
+        units,
+        files: files.to_vec(),
+    })
 }
 
 fn mean_row(rows: &Array2<f64>) -> Array2<f64> {
@@ -331,7 +475,10 @@ mod tests {
     use super::*;
 
     fn npy_bytes(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
-        let mut header = format!("{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}", if fortran { "True" } else { "False" });
+        let mut header = format!(
+            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+            if fortran { "True" } else { "False" }
+        );
         while (10 + header.len() + 1) % 64 != 0 {
             header.push(' ');
         }
@@ -354,12 +501,27 @@ mod tests {
         // Fortran order: column-major, so element [0, 1] is the third value.
         assert_eq!(f[[0, 1]], 3.0);
         assert_eq!(f[[1, 0]], 2.0);
-        let f4: Vec<u8> = vals.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect();
-        assert_eq!(parse_npy(&npy_bytes("<f4", false, "(6,)", &f4)).unwrap()[[5]], 6.0);
-        let f2: Vec<u8> = vals.iter().flat_map(|v| half::f16::from_f64(*v).to_le_bytes()).collect();
-        assert_eq!(parse_npy(&npy_bytes("<f2", false, "(3, 2)", &f2)).unwrap()[[2, 1]], 6.0);
+        let f4: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| (*v as f32).to_le_bytes())
+            .collect();
+        assert_eq!(
+            parse_npy(&npy_bytes("<f4", false, "(6,)", &f4)).unwrap()[[5]],
+            6.0
+        );
+        let f2: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| half::f16::from_f64(*v).to_le_bytes())
+            .collect();
+        assert_eq!(
+            parse_npy(&npy_bytes("<f2", false, "(3, 2)", &f2)).unwrap()[[2, 1]],
+            6.0
+        );
         let be: Vec<u8> = vals.iter().flat_map(|v| v.to_be_bytes()).collect();
-        assert_eq!(parse_npy(&npy_bytes(">f8", false, "(6,)", &be)).unwrap()[[1]], 2.0);
+        assert_eq!(
+            parse_npy(&npy_bytes(">f8", false, "(6,)", &be)).unwrap()[[1]],
+            2.0
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub use stats::{Gaussian, RunningStats};
 #[derive(Debug, thiserror::Error)]
 pub enum FadError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
     #[error("dimension mismatch: {left} vs {right}")]

@@ -64,7 +64,11 @@ pub struct RunningStats {
 impl RunningStats {
     /// Empty statistics for `dim`-dimensional rows.
     pub fn new(dim: usize) -> RunningStats {
-        RunningStats { n: 0, mean: vec![0.0; dim], scatter: Mat::zeros(dim, dim) }
+        RunningStats {
+            n: 0,
+            mean: vec![0.0; dim],
+            scatter: Mat::zeros(dim, dim),
+        }
     }
 
     /// Statistics of the rows of `rows` ([N, D]).
@@ -96,7 +100,11 @@ impl RunningStats {
     /// # Panics
     /// If the row width differs from [`RunningStats::dim`]; callers check shapes when they read.
     pub fn push_rows<T: Element>(&mut self, rows: ArrayView2<'_, T>) {
-        assert_eq!(rows.ncols(), self.dim(), "row width differs from the statistics' dimension");
+        assert_eq!(
+            rows.ncols(),
+            self.dim(),
+            "row width differs from the statistics' dimension"
+        );
         let mut start = 0;
         while start < rows.nrows() {
             let end = (start + BATCH_ROWS).min(rows.nrows());
@@ -115,7 +123,11 @@ impl RunningStats {
 
     /// Folds `other` in (Chan's pairwise update); the result is as if all rows had been pushed here.
     pub fn merge(&mut self, other: &RunningStats) {
-        assert_eq!(other.dim(), self.dim(), "merging statistics of different dimensions");
+        assert_eq!(
+            other.dim(),
+            self.dim(),
+            "merging statistics of different dimensions"
+        );
         if other.n == 0 {
             return;
         }
@@ -125,7 +137,12 @@ impl RunningStats {
         }
         let (na, nb) = (self.n as f64, other.n as f64);
         let n = na + nb;
-        let delta: Vec<f64> = other.mean.iter().zip(&self.mean).map(|(b, a)| b - a).collect();
+        let delta: Vec<f64> = other
+            .mean
+            .iter()
+            .zip(&self.mean)
+            .map(|(b, a)| b - a)
+            .collect();
         let w = na * nb / n;
         let dim = self.dim();
         for j in 0..dim {
@@ -144,13 +161,22 @@ impl RunningStats {
     /// Mean and unbiased (`N − 1`) covariance; needs at least two rows.
     pub fn gaussian(&self) -> Result<Gaussian> {
         if self.n < 2 {
-            return Err(FadError::TooFewSamples { what: "embedding set".into(), n: self.n });
+            return Err(FadError::TooFewSamples {
+                what: "embedding set".into(),
+                n: self.n,
+            });
         }
         let denom = (self.n - 1) as f64;
         let dim = self.dim();
         // The scatter matrix comes from gemm, which is not bit-symmetric: average the triangles.
-        let cov = Mat::from_fn(dim, dim, |i, j| 0.5 * (self.scatter[(i, j)] + self.scatter[(j, i)]) / denom);
-        let g = Gaussian { mean: self.mean.clone(), cov, n: Some(self.n) };
+        let cov = Mat::from_fn(dim, dim, |i, j| {
+            0.5 * (self.scatter[(i, j)] + self.scatter[(j, i)]) / denom
+        });
+        let g = Gaussian {
+            mean: self.mean.clone(),
+            cov,
+            n: Some(self.n),
+        };
         g.check_finite("embedding set")?;
         Ok(g)
     }
@@ -177,8 +203,19 @@ fn batch_stats<T: Element>(batch: ArrayView2<'_, T>) -> RunningStats {
     }
     let xc = MatRef::from_row_major_slice(&centred, rows, dim);
     let mut scatter = Mat::zeros(dim, dim);
-    faer::linalg::matmul::matmul(scatter.as_mut(), Accum::Replace, xc.transpose(), xc, 1.0, faer::get_global_parallelism());
-    RunningStats { n: rows as u64, mean, scatter }
+    faer::linalg::matmul::matmul(
+        scatter.as_mut(),
+        Accum::Replace,
+        xc.transpose(),
+        xc,
+        1.0,
+        faer::get_global_parallelism(),
+    );
+    RunningStats {
+        n: rows as u64,
+        mean,
+        scatter,
+    }
 }
 
 /// A Gaussian summary of an embedding set: mean, covariance and (when known) the sample count.
@@ -197,12 +234,28 @@ impl Gaussian {
     }
 
     /// Precomputed statistics: checks shapes and finiteness, symmetrises the covariance.
-    pub fn from_parts(mean: Vec<f64>, cov: Mat<f64>, n: Option<u64>, what: &str) -> Result<Gaussian> {
+    pub fn from_parts(
+        mean: Vec<f64>,
+        cov: Mat<f64>,
+        n: Option<u64>,
+        what: &str,
+    ) -> Result<Gaussian> {
         if cov.nrows() != cov.ncols() {
-            return Err(FadError::Invalid { what: what.into(), message: format!("covariance is {}×{}, not square", cov.nrows(), cov.ncols()) });
+            return Err(FadError::Invalid {
+                what: what.into(),
+                message: format!("covariance is {}×{}, not square", cov.nrows(), cov.ncols()),
+            });
         }
         if cov.nrows() != mean.len() {
-            return Err(FadError::Invalid { what: what.into(), message: format!("mean has {} entries but the covariance is {}×{}", mean.len(), cov.nrows(), cov.ncols()) });
+            return Err(FadError::Invalid {
+                what: what.into(),
+                message: format!(
+                    "mean has {} entries but the covariance is {}×{}",
+                    mean.len(),
+                    cov.nrows(),
+                    cov.ncols()
+                ),
+            });
         }
         let dim = mean.len();
         let cov = Mat::from_fn(dim, dim, |i, j| 0.5 * (cov[(i, j)] + cov[(j, i)]));
@@ -226,7 +279,8 @@ impl Gaussian {
 
     fn check_finite(&self, what: &str) -> Result<()> {
         let dim = self.dim();
-        let finite = self.mean.iter().all(|x| x.is_finite()) && (0..dim).all(|j| (0..dim).all(|i| self.cov[(i, j)].is_finite()));
+        let finite = self.mean.iter().all(|x| x.is_finite())
+            && (0..dim).all(|j| (0..dim).all(|i| self.cov[(i, j)].is_finite()));
         if finite {
             Ok(())
         } else {
@@ -252,7 +306,9 @@ mod tests {
 
     fn random_rows(n: usize, d: usize, seed: u64, offset: f64) -> Array2<f64> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        Array2::from_shape_fn((n, d), |(_, j)| offset + j as f64 * 0.1 + rng.random_range(-1.0..1.0))
+        Array2::from_shape_fn((n, d), |(_, j)| {
+            offset + j as f64 * 0.1 + rng.random_range(-1.0..1.0)
+        })
     }
 
     /// Textbook two-pass statistics, the independent reference.
@@ -260,7 +316,16 @@ mod tests {
         let (n, d) = x.dim();
         let mean: Vec<f64> = (0..d).map(|j| x.column(j).sum() / n as f64).collect();
         let cov = (0..d)
-            .map(|i| (0..d).map(|j| (0..n).map(|r| (x[(r, i)] - mean[i]) * (x[(r, j)] - mean[j])).sum::<f64>() / (n - 1) as f64).collect())
+            .map(|i| {
+                (0..d)
+                    .map(|j| {
+                        (0..n)
+                            .map(|r| (x[(r, i)] - mean[i]) * (x[(r, j)] - mean[j]))
+                            .sum::<f64>()
+                            / (n - 1) as f64
+                    })
+                    .collect()
+            })
             .collect();
         (mean, cov)
     }
@@ -273,7 +338,12 @@ mod tests {
         for i in 0..7 {
             assert!((g.mean[i] - mean[i]).abs() < 1e-9 * mean[i].abs());
             for j in 0..7 {
-                assert!((g.cov[(i, j)] - cov[i][j]).abs() < 1e-10, "{} vs {}", g.cov[(i, j)], cov[i][j]);
+                assert!(
+                    (g.cov[(i, j)] - cov[i][j]).abs() < 1e-10,
+                    "{} vs {}",
+                    g.cov[(i, j)],
+                    cov[i][j]
+                );
             }
         }
         assert_eq!(g.n, Some(300));
@@ -299,13 +369,19 @@ mod tests {
     #[test]
     fn fewer_than_two_rows_is_an_error() {
         let x = random_rows(1, 3, 3, 0.0);
-        assert!(matches!(RunningStats::from_rows(x.view()).gaussian(), Err(FadError::TooFewSamples { n: 1, .. })));
+        assert!(matches!(
+            RunningStats::from_rows(x.view()).gaussian(),
+            Err(FadError::TooFewSamples { n: 1, .. })
+        ));
     }
 
     #[test]
     fn non_finite_rows_are_rejected() {
         let mut x = random_rows(10, 3, 4, 0.0);
         x[(3, 1)] = f64::NAN;
-        assert!(matches!(Gaussian::from_rows(x.view()), Err(FadError::NotFinite { .. })));
+        assert!(matches!(
+            Gaussian::from_rows(x.view()),
+            Err(FadError::NotFinite { .. })
+        ));
     }
 }
