@@ -102,7 +102,7 @@ impl MagnitudeFft {
             .process_with_scratch(&mut self.input, &mut self.output, &mut self.scratch)
             .expect("buffers come from the same plan");
         mags.clear();
-        mags.extend(self.output.iter().map(|c| c.norm()));
+        mags.extend(self.output.iter().map(|c| (c.re * c.re + c.im * c.im).sqrt()));
     }
 
     /// Complex spectrum of the last call to [`MagnitudeFft::magnitudes`].

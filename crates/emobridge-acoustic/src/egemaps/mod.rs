@@ -291,7 +291,8 @@ fn functionals_of(a: &Analysis) -> Vec<f64> {
         let c: Vec<f32> = (0..rows)
             .map(|r| {
                 let v = a.spectral.get(r).map_or(0.0, |s| s[k]);
-                if (f0_raw[r] != 0.0) == voiced { v } else { 0.0 }
+                let f = f0_raw.get(r).copied().unwrap_or(0.0);
+                if (f != 0.0) == voiced { v } else { 0.0 }
             })
             .collect();
         fx::non_zero(&sma_nonzero(&c, 3))

@@ -78,9 +78,14 @@ fn band_limited_acf(mags: &[f64], bin_hz: f64, rate: f64, order: usize) -> Vec<f
             break;
         }
         let p = m * m * if k == 0 { 1.0 } else { 2.0 };
-        let w = 2.0 * std::f64::consts::PI * f / rate;
-        for (lag, rv) in r.iter_mut().enumerate() {
-            *rv += p * (w * lag as f64).cos();
+        // cos(w·lag) by the Chebyshev recurrence c_{l+1} = 2 cos(w) c_l − c_{l−1}
+        let c1 = (2.0 * std::f64::consts::PI * f / rate).cos();
+        let (mut prev, mut cur) = (c1, 1.0);
+        for rv in r.iter_mut() {
+            *rv += p * cur;
+            let next = 2.0 * c1 * cur - prev;
+            prev = cur;
+            cur = next;
         }
     }
     r

@@ -226,25 +226,26 @@ pub struct SegmentStats {
     pub stddev_length_s: f64,
 }
 
-/// Runs of frames satisfying `inside`, ignoring the first and the last two frames of the
-/// contour (where openSMILE's segmenter does not look), with lengths in seconds.
+/// Runs of frames satisfying `inside`, as openSMILE's segmenter reports them on a contour of
+/// `n` frames: it scans frames 1..n−1, a run of `k` frames counts as `k − 1` frame periods,
+/// and the rate is per `(n − 2)` frame periods.
 pub fn segments(x: &[f32], period_s: f64, inside: impl Fn(f32) -> bool) -> SegmentStats {
     let n = x.len();
-    if n < 4 {
+    if n < 3 {
         return SegmentStats::default();
     }
     let mut lengths = Vec::new();
     let mut run = 0usize;
-    for &v in &x[1..n - 2] {
+    for &v in &x[1..n - 1] {
         if inside(v) {
             run += 1;
         } else if run > 0 {
-            lengths.push(run as f64 * period_s);
+            lengths.push((run - 1) as f64 * period_s);
             run = 0;
         }
     }
     if run > 0 {
-        lengths.push(run as f64 * period_s);
+        lengths.push((run - 1) as f64 * period_s);
     }
     if lengths.is_empty() {
         return SegmentStats::default();
@@ -252,7 +253,7 @@ pub fn segments(x: &[f32], period_s: f64, inside: impl Fn(f32) -> bool) -> Segme
     let m = lengths.iter().sum::<f64>() / lengths.len() as f64;
     let var = lengths.iter().map(|l| (l - m).powi(2)).sum::<f64>() / lengths.len() as f64;
     SegmentStats {
-        segments_per_sec: lengths.len() as f64 / (n as f64 * period_s),
+        segments_per_sec: lengths.len() as f64 / ((n - 2) as f64 * period_s),
         mean_length_s: m,
         stddev_length_s: var.max(0.0).sqrt(),
     }

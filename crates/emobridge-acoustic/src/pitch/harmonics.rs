@@ -118,6 +118,13 @@ impl HarmonicsAnalyser {
         let first_bin = self.freq_to_bin(0.5 * f0, last_bin);
         let mut hs = vec![Harmonic::default(); self.n_harmonics];
         for (i, h) in hs.iter_mut().enumerate() {
+            if (i as f64 + 0.5) * f0 > self.freq(n - 1) {
+                // past the Nyquist frequency every harmonic maps to bin 0 and is removed as a
+                // duplicate; none of them can reach a descriptor
+                h.bin = 0;
+                h.log_rel = LOG_REL_FLOOR;
+                continue;
+            }
             let cand = self.freq_to_bin((i + 1) as f64 * f0, last_bin);
             h.log_rel = LOG_REL_FLOOR;
             if cand >= n {
