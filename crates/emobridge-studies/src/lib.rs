@@ -1,4 +1,201 @@
 //! # emobridge-studies
 //!
 //! Owns the experiments of the two papers, each a readable pipeline over the lower crates that
-//! writes a run folder (`run.json`, tables, plots).
+//! writes a run folder (`run.json`, tables, plots). [`RunFolder`] is the shared run record.
+
+pub mod fad;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Why a run folder could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFolderError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// One item a batch study skipped, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunFailure {
+    /// The clip id (or other unit) that failed.
+    pub item: String,
+    /// The file involved, when there is one.
+    pub path: String,
+    pub reason: String,
+}
+
+/// The content of `run.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub study: String,
+    /// The command line that started the run (or the calling function when run as a library).
+    pub command: String,
+    pub config: serde_json::Value,
+    pub seed: u64,
+    /// Version of the emobridge crates.
+    pub crate_version: String,
+    /// `git rev-parse HEAD` of the working folder, or `EMOBRIDGE_GIT_COMMIT`, when known.
+    pub git_commit: Option<String>,
+    /// SHA-256 (hex) of the inputs: `manifest`, `audio_list`, `model_weights`, …
+    pub hashes: BTreeMap<String, String>,
+    /// Study-specific facts worth keeping (sample sizes, conventions, warnings).
+    pub notes: BTreeMap<String, serde_json::Value>,
+    pub failures: Vec<RunFailure>,
+    /// Files the run wrote, relative to the run folder.
+    pub outputs: Vec<String>,
+    pub started_unix_s: u64,
+    pub elapsed_s: f64,
+}
+
+/// A study's output folder and its `run.json`, written by [`RunFolder::finish`].
+#[derive(Debug)]
+pub struct RunFolder {
+    dir: PathBuf,
+    started: Instant,
+    record: RunRecord,
+}
+
+impl RunFolder {
+    /// Creates `dir` (and parents). The command defaults to this process's command line.
+    pub fn create(dir: &Path, study: &str) -> Result<RunFolder, RunFolderError> {
+        std::fs::create_dir_all(dir).map_err(|source| RunFolderError::Io { path: dir.to_path_buf(), source })?;
+        let record = RunRecord {
+            study: study.to_string(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            config: serde_json::Value::Null,
+            seed: 0,
+            crate_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_commit: git_commit(),
+            hashes: BTreeMap::new(),
+            notes: BTreeMap::new(),
+            failures: Vec::new(),
+            outputs: Vec::new(),
+            started_unix_s: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            elapsed_s: 0.0,
+        };
+        Ok(RunFolder { dir: dir.to_path_buf(), started: Instant::now(), record })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A path inside the run folder.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.join(relative)
+    }
+
+    pub fn set_command(&mut self, command: impl Into<String>) {
+        self.record.command = command.into();
+    }
+
+    pub fn set_config<T: Serialize>(&mut self, config: &T, seed: u64) {
+        self.record.config = serde_json::to_value(config).unwrap_or(serde_json::Value::Null);
+        self.record.seed = seed;
+    }
+
+    /// Records the SHA-256 of `bytes` under `label`.
+    pub fn hash_bytes(&mut self, label: &str, bytes: &[u8]) {
+        self.record.hashes.insert(label.to_string(), sha256_hex(bytes));
+    }
+
+    /// Records the SHA-256 of a file's content under `label`.
+    pub fn hash_file(&mut self, label: &str, path: &Path) -> Result<(), RunFolderError> {
+        let digest = sha256_file(path).map_err(|source| RunFolderError::Io { path: path.to_path_buf(), source })?;
+        self.record.hashes.insert(label.to_string(), digest);
+        Ok(())
+    }
+
+    /// Records a precomputed hash (e.g. a weights hash found in cache metadata).
+    pub fn set_hash(&mut self, label: &str, hex_digest: impl Into<String>) {
+        self.record.hashes.insert(label.to_string(), hex_digest.into());
+    }
+
+    pub fn note<T: Serialize>(&mut self, key: &str, value: T) {
+        self.record.notes.insert(key.to_string(), serde_json::to_value(value).unwrap_or(serde_json::Value::Null));
+    }
+
+    pub fn fail(&mut self, item: impl Into<String>, path: impl Into<String>, reason: impl Into<String>) {
+        self.record.failures.push(RunFailure { item: item.into(), path: path.into(), reason: reason.into() });
+    }
+
+    pub fn failures(&self) -> &[RunFailure] {
+        &self.record.failures
+    }
+
+    /// Lists a written file (relative to the run folder) in `run.json`.
+    pub fn output(&mut self, relative: impl Into<String>) {
+        self.record.outputs.push(relative.into());
+    }
+
+    /// Writes `run.json` atomically and returns the record.
+    pub fn finish(mut self) -> Result<RunRecord, RunFolderError> {
+        self.record.elapsed_s = self.started.elapsed().as_secs_f64();
+        let path = self.dir.join("run.json");
+        let text = serde_json::to_string_pretty(&self.record).expect("run record serialises");
+        emobridge_report::write_atomic(&path, format!("{text}\n").as_bytes()).map_err(|e| match e {
+            emobridge_report::ReportError::Io { path, source } => RunFolderError::Io { path, source },
+            other => RunFolderError::Io { path: path.clone(), source: std::io::Error::other(other.to_string()) },
+        })?;
+        Ok(self.record)
+    }
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Hex SHA-256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The commit being run: `EMOBRIDGE_GIT_COMMIT` if set, else `git rev-parse HEAD` in the
+/// current folder (None outside a repository or without git).
+pub fn git_commit() -> Option<String> {
+    if let Ok(c) = std::env::var("EMOBRIDGE_GIT_COMMIT") {
+        return Some(c);
+    }
+    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).stderr(std::process::Stdio::null()).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    (out.status.success() && !text.trim().is_empty()).then(|| text.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_json_holds_config_hashes_and_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = RunFolder::create(&dir.path().join("run"), "unit").unwrap();
+        run.set_config(&serde_json::json!({"k": 1}), 7);
+        run.hash_bytes("manifest", b"abc");
+        run.fail("clip-1", "a.wav", "unreadable");
+        run.output("table.csv");
+        let record = run.finish().unwrap();
+        assert_eq!(record.hashes["manifest"], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/run.json")).unwrap()).unwrap();
+        assert_eq!(json["seed"], 7);
+        assert_eq!(json["config"]["k"], 1);
+        assert_eq!(json["failures"][0]["item"], "clip-1");
+        assert_eq!(json["crate_version"], env!("CARGO_PKG_VERSION"));
+    }
+}

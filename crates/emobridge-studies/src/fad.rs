@@ -1,0 +1,799 @@
+//! The per-emotion Fréchet audio distance study (Sun et al., ICASSP 2025, §FAD; emotion-bias
+//! quadrant matrices after arXiv 2409.15545).
+//!
+//! For every hidden state (layer) of one cached model:
+//!
+//! 1. **speech vs music per shared emotion** — FAD between the speech clips and the music clips of
+//!    each emotion present in both domains (with bootstrap intervals on request);
+//! 2. **emotion × emotion matrices** within speech, within music and across domains (rows speech,
+//!    columns music);
+//! 3. the same three **quadrant × quadrant** matrices, quadrants taken from the clip's
+//!    arousal/valence when both are given, else from the emotion's nominal circumplex point
+//!    (neutral has no quadrant).
+//!
+//! Embeddings come from the cache `CACHE/<model-tag>/<clip-id>.safetensors` (see
+//! `emobridge_fad::cache`), clips from the manifest. A clip whose cache file is missing or
+//! unreadable is listed in `run.json` and left out; the study goes on.
+//!
+//! **Statistics level**: `frames` (default) treats every frame as a sample, as fadtk does;
+//! `clip-means` uses one mean vector per clip (the cache's `mean` tensor).
+//!
+//! **Matched sample sizes**: FAD grows as the sample shrinks (its bias is ~1/n), so groups of
+//! different sizes are not comparable. With `matching = equal` (default) every group of a family
+//! (emotion groups; quadrant groups) is subsampled without replacement to the size of the
+//! smallest group of that family, so every cell of every matrix and every layer uses the same n;
+//! `fixed(n)` uses n for all groups (smaller groups keep all their samples, flagged); `off` keeps
+//! everything. The subsets are drawn once per group from the seed (the same frames for every
+//! layer), and n is recorded in every table row and in `run.json`.
+//!
+//! Outputs in the run folder: `speech_vs_music.{csv,json,md}`, `pairs.{csv,json}` (every matrix
+//! cell, long format), `heatmaps/layerNN_<family>_<comparison>.{png,svg}`,
+//! `fad_by_layer.{png,svg}`, `summary.md`, `run.json`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use emobridge_corpus::{Domain, Emotion, Manifest, Quadrant, Record};
+use emobridge_fad::bootstrap::{bootstrap_frechet, BootstrapConfig, BootstrapSet};
+use emobridge_fad::cache::{clip_path, read_clip_shape, CachedClip, ClipShape};
+use emobridge_fad::frechet::{FrechetOptions, PreparedGaussian};
+use emobridge_fad::{FadError, Gaussian, RunningStats};
+use emobridge_report::{write_heatmap, write_line_chart, Heatmap, LineChart, ReportError, Series, Table};
+use ndarray::Array2;
+use rand::seq::index::sample as sample_indices;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::{RunFolder, RunFolderError};
+
+/// What one sample is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatisticsLevel {
+    /// Every frame of every clip is a sample (fadtk's convention).
+    #[default]
+    Frames,
+    /// One sample per clip: the mean over its frames.
+    ClipMeans,
+}
+
+/// How group sizes are matched before computing distances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SampleMatching {
+    /// Subsample every group of a family to its smallest group's size.
+    #[default]
+    Equal,
+    /// Subsample every group to this many samples (smaller groups keep all theirs).
+    Fixed(usize),
+    /// Use every sample.
+    Off,
+}
+
+/// Settings of the FAD study; `Default` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FadStudyConfig {
+    /// Frames (default) or clip means.
+    pub level: StatisticsLevel,
+    /// Hidden-state indices to analyse (0 = input to the first transformer layer); `None` (default)
+    /// means all states in the cache.
+    pub layers: Option<Vec<usize>>,
+    /// Sample-size matching. Default `Equal`.
+    pub matching: SampleMatching,
+    /// Groups with fewer samples than this (after reading) are left out. Default 2.
+    pub min_samples: usize,
+    /// Only clips of these corpora (empty = all, the default).
+    pub corpora: Vec<String>,
+    /// Bootstrap replicates for the speech-vs-music intervals, resampling whole clips; 0 (default)
+    /// turns intervals off.
+    pub bootstrap: usize,
+    /// Coverage of the bootstrap intervals. Default 0.95.
+    pub confidence: f64,
+    /// Seed of the subsampling and the bootstrap. Default 0.
+    pub seed: u64,
+    /// Numerical options of the distance.
+    pub options: FrechetOptions,
+    /// Draw heatmaps and the per-layer chart. Default true.
+    pub plots: bool,
+}
+
+impl Default for FadStudyConfig {
+    fn default() -> Self {
+        FadStudyConfig {
+            level: StatisticsLevel::Frames,
+            layers: None,
+            matching: SampleMatching::Equal,
+            min_samples: 2,
+            corpora: Vec::new(),
+            bootstrap: 0,
+            confidence: 0.95,
+            seed: 0,
+            options: FrechetOptions::default(),
+            plots: true,
+        }
+    }
+}
+
+/// Why the study stopped (per-clip problems do not stop it; they are listed in `run.json`).
+#[derive(Debug, thiserror::Error)]
+pub enum FadStudyError {
+    #[error(transparent)]
+    Run(#[from] RunFolderError),
+    #[error(transparent)]
+    Fad(#[from] FadError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no usable clips: {0}")]
+    NoData(String),
+}
+
+/// A group family: emotions or quadrants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Emotion,
+    Quadrant,
+}
+
+impl Family {
+    fn as_str(self) -> &'static str {
+        match self {
+            Family::Emotion => "emotion",
+            Family::Quadrant => "quadrant",
+        }
+    }
+}
+
+/// A set of samples: one domain, one label of one family.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct GroupKey {
+    family: Family,
+    domain: Domain,
+    /// Canonical order index of the label (emotion or quadrant), then its name.
+    order: usize,
+    label: String,
+}
+
+/// One speech-vs-music distance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpeechMusicRow {
+    pub layer: usize,
+    pub emotion: String,
+    pub fad: f64,
+    pub ci_lower: Option<f64>,
+    pub ci_upper: Option<f64>,
+    pub n_speech: u64,
+    pub n_music: u64,
+    pub clips_speech: usize,
+    pub clips_music: usize,
+    pub rank_deficient: bool,
+}
+
+/// One matrix cell.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairRow {
+    pub layer: usize,
+    pub family: Family,
+    /// `speech`, `music` (within a domain) or `cross` (rows speech, columns music).
+    pub comparison: String,
+    pub row: String,
+    pub col: String,
+    pub fad: f64,
+    pub n_row: u64,
+    pub n_col: u64,
+    pub rank_deficient: bool,
+}
+
+/// What [`run`] produced.
+#[derive(Debug, Clone)]
+pub struct FadStudyOutcome {
+    pub run_dir: PathBuf,
+    pub layers: Vec<usize>,
+    pub speech_vs_music: Vec<SpeechMusicRow>,
+    pub pairs: Vec<PairRow>,
+    /// Samples per group after matching, e.g. `emotion/speech/happy` → n.
+    pub group_sizes: BTreeMap<String, u64>,
+    pub failures: Vec<crate::RunFailure>,
+}
+
+/// A clip that made it through reading.
+struct UsableClip<'m> {
+    record: &'m Record,
+    path: PathBuf,
+    frames: usize,
+}
+
+/// The samples a group uses: per clip (index into the usable clips), the chosen frame indices
+/// (all frames for clip means, where the clip is one sample).
+type Selection = Vec<(usize, Vec<usize>)>;
+
+/// Runs the study on the cached embeddings of `model_tag` under `cache_dir` for the clips of
+/// `manifest`, writing everything into `out_dir`.
+pub fn run(config: &FadStudyConfig, manifest: &Manifest, cache_dir: &Path, model_tag: &str, out_dir: &Path) -> Result<FadStudyOutcome, FadStudyError> {
+    validate(config)?;
+    let mut run = RunFolder::create(out_dir, "fad")?;
+    run.set_config(config, config.seed);
+    run.note("model_tag", model_tag);
+    run.hash_bytes("manifest", &manifest.to_csv());
+
+    let (clips, shape) = usable_clips(config, manifest, cache_dir, model_tag, &mut run)?;
+    record_inputs(&clips, &mut run);
+    let layers = chosen_layers(config, shape)?;
+    let groups = group_members(&clips);
+    let selections = select_samples(config, &clips, &groups);
+    let group_sizes: BTreeMap<String, u64> = selections.iter().map(|(k, s)| (group_name(k), sample_count(config, s))).collect();
+    run.note("group_sizes", &group_sizes);
+    run.note("dim", shape.dim);
+    run.note("states_in_cache", shape.states);
+    run.note("statistics_level", config.level);
+
+    let mut speech_vs_music = Vec::new();
+    let mut pairs = Vec::new();
+    for &layer in &layers {
+        tracing::info!(layer, "FAD study: layer {layer}");
+        let data = layer_data(config, &clips, &selections, layer, &mut run)?;
+        speech_vs_music.extend(speech_music_rows(config, layer, &data, &selections)?);
+        pairs.extend(matrix_rows(config, layer, &data)?);
+    }
+    write_outputs(config, &mut run, &layers, &speech_vs_music, &pairs)?;
+    let failures = run.failures().to_vec();
+    let run_dir = run.dir().to_path_buf();
+    run.finish()?;
+    Ok(FadStudyOutcome { run_dir, layers, speech_vs_music, pairs, group_sizes, failures })
+}
+
+fn validate(config: &FadStudyConfig) -> Result<(), FadStudyError> {
+    if config.min_samples < 2 {
+        return Err(FadStudyError::Invalid("min_samples must be at least 2 (a covariance needs two samples)".into()));
+    }
+    if let SampleMatching::Fixed(n) = config.matching {
+        if n < 2 {
+            return Err(FadStudyError::Invalid(format!("matching fixed({n}): n must be at least 2")));
+        }
+    }
+    if config.bootstrap == 1 || !(config.confidence > 0.0 && config.confidence < 1.0) {
+        return Err(FadStudyError::Invalid(format!("bootstrap needs 0 or ≥ 2 replicates and 0 < confidence < 1 (got {} and {})", config.bootstrap, config.confidence)));
+    }
+    Ok(())
+}
+
+/// Clips with a label, in the chosen corpora, whose cache file reads and matches the others' shape.
+fn usable_clips<'m>(config: &FadStudyConfig, manifest: &'m Manifest, cache_dir: &Path, model_tag: &str, run: &mut RunFolder) -> Result<(Vec<UsableClip<'m>>, ClipShape), FadStudyError> {
+    let mut clips = Vec::new();
+    let mut shape: Option<ClipShape> = None;
+    for record in &manifest.records {
+        if !config.corpora.is_empty() && !config.corpora.contains(&record.corpus) {
+            continue;
+        }
+        if record.emotion.is_none() && quadrant_of(record).is_none() {
+            continue;
+        }
+        let path = clip_path(cache_dir, model_tag, &record.id);
+        let clip_shape = match read_clip_shape(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("skipping {}: {e}", record.id);
+                run.fail(&record.id, path.display().to_string(), e.to_string());
+                continue;
+            }
+        };
+        let reference = *shape.get_or_insert(clip_shape);
+        if (clip_shape.states, clip_shape.dim) != (reference.states, reference.dim) || clip_shape.frames == 0 {
+            let reason = format!("shape [{}, {}, {}] differs from the first clip's [{}, _, {}] or has no frames", clip_shape.states, clip_shape.frames, clip_shape.dim, reference.states, reference.dim);
+            run.fail(&record.id, path.display().to_string(), reason);
+            continue;
+        }
+        clips.push(UsableClip { record, path, frames: clip_shape.frames });
+    }
+    match shape {
+        Some(s) if !clips.is_empty() => Ok((clips, s)),
+        _ => Err(FadStudyError::NoData(format!("no labelled clip of the manifest has a readable cache file under {}", cache_dir.join(model_tag).display()))),
+    }
+}
+
+/// Hashes of the audio list and, when the cache records it, the model weights.
+fn record_inputs(clips: &[UsableClip<'_>], run: &mut RunFolder) {
+    let list: String = clips.iter().map(|c| format!("{}\t{}\n", c.record.id, c.record.path)).collect();
+    run.hash_bytes("audio_list", list.as_bytes());
+    let cache_index: String = clips.iter().map(|c| format!("{}\t{}\n", c.path.file_name().unwrap_or_default().to_string_lossy(), std::fs::metadata(&c.path).map(|m| m.len()).unwrap_or(0))).collect();
+    run.hash_bytes("cache_index", cache_index.as_bytes());
+    if let Ok(first) = CachedClip::open(&clips[0].path) {
+        let meta: BTreeMap<String, String> = first.metadata().into_iter().filter(|(k, _)| k != "source_file" && k != "audio_sha256").collect();
+        if let Some(w) = meta.iter().find(|(k, _)| k.contains("weights") && k.contains("sha256")).map(|(_, v)| v.clone()) {
+            run.set_hash("model_weights", w);
+        } else {
+            run.note("model_weights", "not recorded in the cache metadata");
+        }
+        run.note("cache_metadata", meta);
+    }
+}
+
+fn chosen_layers(config: &FadStudyConfig, shape: ClipShape) -> Result<Vec<usize>, FadStudyError> {
+    match &config.layers {
+        None => Ok((0..shape.states).collect()),
+        Some(layers) if layers.is_empty() => Err(FadStudyError::Invalid("the layer list is empty".into())),
+        Some(layers) => {
+            if let Some(bad) = layers.iter().find(|l| **l >= shape.states) {
+                return Err(FadStudyError::Invalid(format!("layer {bad} out of range: the cache holds {} hidden states (0..{})", shape.states, shape.states - 1)));
+            }
+            let mut l = layers.clone();
+            l.sort_unstable();
+            l.dedup();
+            Ok(l)
+        }
+    }
+}
+
+/// The quadrant of a record: from its clip-level arousal/valence, else from its emotion.
+fn quadrant_of(record: &Record) -> Option<Quadrant> {
+    match (record.arousal, record.valence) {
+        (Some(a), Some(v)) => Quadrant::of(a, v),
+        _ => record.emotion.and_then(Emotion::quadrant),
+    }
+}
+
+fn group_members(clips: &[UsableClip<'_>]) -> BTreeMap<GroupKey, Vec<usize>> {
+    let mut groups: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
+    for (i, clip) in clips.iter().enumerate() {
+        let domain = clip.record.domain;
+        if let Some(e) = clip.record.emotion {
+            let order = Emotion::ALL.iter().position(|x| *x == e).unwrap_or(usize::MAX);
+            groups.entry(GroupKey { family: Family::Emotion, domain, order, label: e.as_str().to_string() }).or_default().push(i);
+        }
+        if let Some(q) = quadrant_of(clip.record) {
+            let order = Quadrant::ALL.iter().position(|x| *x == q).unwrap_or(usize::MAX);
+            groups.entry(GroupKey { family: Family::Quadrant, domain, order, label: q.as_str().to_string() }).or_default().push(i);
+        }
+    }
+    groups
+}
+
+fn group_name(key: &GroupKey) -> String {
+    format!("{}/{}/{}", key.family.as_str(), key.domain, key.label)
+}
+
+fn sample_count(config: &FadStudyConfig, selection: &Selection) -> u64 {
+    match config.level {
+        StatisticsLevel::Frames => selection.iter().map(|(_, f)| f.len() as u64).sum(),
+        StatisticsLevel::ClipMeans => selection.len() as u64,
+    }
+}
+
+/// Available samples of a group before matching.
+fn available(config: &FadStudyConfig, clips: &[UsableClip<'_>], members: &[usize]) -> usize {
+    match config.level {
+        StatisticsLevel::Frames => members.iter().map(|&i| clips[i].frames).sum(),
+        StatisticsLevel::ClipMeans => members.len(),
+    }
+}
+
+/// Draws each group's samples (see the module documentation on matching).
+fn select_samples(config: &FadStudyConfig, clips: &[UsableClip<'_>], groups: &BTreeMap<GroupKey, Vec<usize>>) -> BTreeMap<GroupKey, Selection> {
+    let mut target: HashMap<Family, usize> = HashMap::new();
+    for (key, members) in groups {
+        let n = available(config, clips, members);
+        if n >= config.min_samples {
+            let slot = target.entry(key.family).or_insert(usize::MAX);
+            *slot = (*slot).min(n);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (key, members) in groups {
+        let n = available(config, clips, members);
+        if n < config.min_samples {
+            tracing::warn!("group {} has {n} samples (< {}): left out", group_name(key), config.min_samples);
+            continue;
+        }
+        let keep = match config.matching {
+            SampleMatching::Equal => target.get(&key.family).copied().unwrap_or(n),
+            SampleMatching::Fixed(k) => k.min(n),
+            SampleMatching::Off => n,
+        };
+        out.insert(key.clone(), draw_group(config, clips, members, key, keep));
+    }
+    out
+}
+
+/// `keep` samples of a group without replacement, seeded by the study seed and the group's name.
+fn draw_group(config: &FadStudyConfig, clips: &[UsableClip<'_>], members: &[usize], key: &GroupKey, keep: usize) -> Selection {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed ^ fnv1a(group_name(key).as_bytes()));
+    match config.level {
+        StatisticsLevel::ClipMeans => {
+            let mut chosen: Vec<usize> = if keep < members.len() { sample_indices(&mut rng, members.len(), keep).into_vec() } else { (0..members.len()).collect() };
+            chosen.sort_unstable();
+            chosen.into_iter().map(|i| (members[i], Vec::new())).collect()
+        }
+        StatisticsLevel::Frames => {
+            let total: usize = members.iter().map(|&i| clips[i].frames).sum();
+            let mut flat: Vec<usize> = if keep < total { sample_indices(&mut rng, total, keep).into_vec() } else { (0..total).collect() };
+            flat.sort_unstable();
+            let mut selection = Vec::new();
+            let (mut start, mut at) = (0usize, 0usize);
+            for &m in members {
+                let end = start + clips[m].frames;
+                let mut frames = Vec::new();
+                while at < flat.len() && flat[at] < end {
+                    frames.push(flat[at] - start);
+                    at += 1;
+                }
+                if !frames.is_empty() {
+                    selection.push((m, frames));
+                }
+                start = end;
+            }
+            selection
+        }
+    }
+}
+
+/// FNV-1a: a stable hash of group names for seeding (std's hasher is not stable across releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// One layer's statistics per group, and (when bootstrapping) the rows and clip ranges of the
+/// emotion groups.
+struct LayerData {
+    stats: BTreeMap<GroupKey, Gaussian>,
+    rows: BTreeMap<GroupKey, (Array2<f64>, Vec<std::ops::Range<usize>>)>,
+}
+
+fn layer_data(config: &FadStudyConfig, clips: &[UsableClip<'_>], selections: &BTreeMap<GroupKey, Selection>, layer: usize, run: &mut RunFolder) -> Result<LayerData, FadStudyError> {
+    // Which groups use each clip, and which frames.
+    let mut uses: BTreeMap<usize, Vec<(&GroupKey, &Vec<usize>)>> = BTreeMap::new();
+    for (key, selection) in selections {
+        for (clip, frames) in selection {
+            uses.entry(*clip).or_default().push((key, frames));
+        }
+    }
+    let dim = read_clip_shape(&clips[0].path)?.dim;
+    let mut running: BTreeMap<&GroupKey, RunningStats> = selections.keys().map(|k| (k, RunningStats::new(dim))).collect();
+    let keep_rows = config.bootstrap >= 2;
+    let mut kept: BTreeMap<&GroupKey, (Vec<f64>, Vec<std::ops::Range<usize>>)> = BTreeMap::new();
+    for (clip_index, users) in uses {
+        let clip = &clips[clip_index];
+        let samples = match read_samples(config, clip, layer) {
+            Ok(s) => s,
+            Err(e) => {
+                // The header read earlier; the data did not (truncated or corrupt file).
+                run.fail(&clip.record.id, clip.path.display().to_string(), format!("layer {layer}: {e}"));
+                continue;
+            }
+        };
+        for (key, frames) in users {
+            let rows = match config.level {
+                StatisticsLevel::ClipMeans => samples.clone(),
+                StatisticsLevel::Frames => samples.select(ndarray::Axis(0), frames),
+            };
+            running.get_mut(key).expect("every selected group has statistics").push_rows(rows.view());
+            if keep_rows && key.family == Family::Emotion {
+                let (buf, units) = kept.entry(key).or_default();
+                let start = buf.len() / dim;
+                buf.extend(rows.iter());
+                units.push(start..start + rows.nrows());
+            }
+        }
+    }
+    let mut stats = BTreeMap::new();
+    for (key, s) in running {
+        match s.gaussian() {
+            Ok(g) => {
+                stats.insert(key.clone(), g);
+            }
+            Err(e) => tracing::warn!("layer {layer}, group {}: {e}", group_name(key)),
+        }
+    }
+    let rows = kept
+        .into_iter()
+        .map(|(k, (buf, units))| {
+            let n = buf.len() / dim;
+            (k.clone(), (Array2::from_shape_vec((n, dim), buf).expect("whole rows"), units))
+        })
+        .collect();
+    Ok(LayerData { stats, rows })
+}
+
+/// The clip's samples for one layer: its frames, or its mean as one row.
+fn read_samples(config: &FadStudyConfig, clip: &UsableClip<'_>, layer: usize) -> Result<Array2<f64>, FadError> {
+    let cached = CachedClip::open(&clip.path)?;
+    match config.level {
+        StatisticsLevel::Frames => cached.layer_frames(layer),
+        StatisticsLevel::ClipMeans => {
+            let mean = cached.layer_mean(layer)?;
+            let d = mean.len();
+            Ok(Array2::from_shape_vec((1, d), mean).expect("one row"))
+        }
+    }
+}
+
+fn labels_of(data: &LayerData, family: Family, domain: Domain) -> Vec<&GroupKey> {
+    data.stats.keys().filter(|k| k.family == family && k.domain == domain).collect()
+}
+
+fn speech_music_rows(config: &FadStudyConfig, layer: usize, data: &LayerData, selections: &BTreeMap<GroupKey, Selection>) -> Result<Vec<SpeechMusicRow>, FadStudyError> {
+    let mut rows = Vec::new();
+    for speech in labels_of(data, Family::Emotion, Domain::Speech) {
+        let Some(music) = data.stats.keys().find(|k| k.family == Family::Emotion && k.domain == Domain::Music && k.label == speech.label) else { continue };
+        let (gs, gm) = (&data.stats[speech], &data.stats[music]);
+        let fd = PreparedGaussian::new(gs, config.options)?.distance_to(gm)?;
+        let (ci_lower, ci_upper) = match (data.rows.get(speech), data.rows.get(music)) {
+            (Some((rs, us)), Some((rm, um))) => {
+                let cfg = BootstrapConfig { replicates: config.bootstrap, confidence: config.confidence, seed: config.seed ^ fnv1a(speech.label.as_bytes()) ^ layer as u64, options: config.options };
+                let set_s = BootstrapSet { rows: rs.view(), units: Some(us.clone()) };
+                let set_m = BootstrapSet { rows: rm.view(), units: Some(um.clone()) };
+                let ci = bootstrap_frechet(&set_s, &set_m, &cfg)?;
+                (Some(ci.lower), Some(ci.upper))
+            }
+            _ => (None, None),
+        };
+        rows.push(SpeechMusicRow {
+            layer,
+            emotion: speech.label.clone(),
+            fad: fd.distance,
+            ci_lower,
+            ci_upper,
+            n_speech: gs.n.unwrap_or(0),
+            n_music: gm.n.unwrap_or(0),
+            clips_speech: selections.get(speech).map_or(0, Vec::len),
+            clips_music: selections.get(music).map_or(0, Vec::len),
+            rank_deficient: fd.rank_deficient,
+        });
+    }
+    Ok(rows)
+}
+
+/// Every cell of the within-speech, within-music and cross-domain matrices of both families.
+fn matrix_rows(config: &FadStudyConfig, layer: usize, data: &LayerData) -> Result<Vec<PairRow>, FadStudyError> {
+    let mut out = Vec::new();
+    for family in [Family::Emotion, Family::Quadrant] {
+        let speech = labels_of(data, family, Domain::Speech);
+        let music = labels_of(data, family, Domain::Music);
+        for (comparison, rows, cols) in [("speech", &speech, &speech), ("music", &music, &music), ("cross", &speech, &music)] {
+            for (i, r) in rows.iter().enumerate() {
+                let prepared = PreparedGaussian::new(&data.stats[*r], config.options)?;
+                for (j, c) in cols.iter().enumerate() {
+                    let fad = if comparison != "cross" && j < i {
+                        // Symmetric: reuse the cell computed from the other side.
+                        out.iter().find(|p: &&PairRow| p.layer == layer && p.family == family && p.comparison == comparison && p.row == c.label && p.col == r.label).map(|p| p.fad).expect("upper triangle first")
+                    } else if comparison != "cross" && i == j {
+                        0.0
+                    } else {
+                        prepared.distance_to(&data.stats[*c])?.distance
+                    };
+                    let (nr, nc) = (data.stats[*r].n.unwrap_or(0), data.stats[*c].n.unwrap_or(0));
+                    out.push(PairRow { layer, family, comparison: comparison.to_string(), row: r.label.clone(), col: c.label.clone(), fad, n_row: nr, n_col: nc, rank_deficient: nr <= dim_of(data) as u64 || nc <= dim_of(data) as u64 });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn dim_of(data: &LayerData) -> usize {
+    data.stats.values().next().map_or(0, Gaussian::dim)
+}
+
+fn write_outputs(config: &FadStudyConfig, run: &mut RunFolder, layers: &[usize], svm: &[SpeechMusicRow], pairs: &[PairRow]) -> Result<(), FadStudyError> {
+    let mut t = Table::new(["layer", "emotion", "fad", "ci_lower", "ci_upper", "n_speech", "n_music", "clips_speech", "clips_music", "rank_deficient"]);
+    for r in svm {
+        t.push(vec![r.layer.into(), r.emotion.clone().into(), r.fad.into(), r.ci_lower.into(), r.ci_upper.into(), r.n_speech.into(), r.n_music.into(), r.clips_speech.into(), r.clips_music.into(), r.rank_deficient.into()])?;
+    }
+    for (name, write) in [("speech_vs_music.csv", 0), ("speech_vs_music.json", 1), ("speech_vs_music.md", 2)] {
+        let path = run.path(name);
+        match write {
+            0 => t.write_csv(&path)?,
+            1 => t.write_json(&path)?,
+            _ => t.write_markdown(&path, 4)?,
+        }
+        run.output(name);
+    }
+    let mut p = Table::new(["layer", "family", "comparison", "row", "col", "fad", "n_row", "n_col", "rank_deficient"]);
+    for r in pairs {
+        p.push(vec![r.layer.into(), r.family.as_str().into(), r.comparison.clone().into(), r.row.clone().into(), r.col.clone().into(), r.fad.into(), r.n_row.into(), r.n_col.into(), r.rank_deficient.into()])?;
+    }
+    p.write_csv(&run.path("pairs.csv"))?;
+    p.write_json(&run.path("pairs.json"))?;
+    run.output("pairs.csv");
+    run.output("pairs.json");
+    if config.plots {
+        write_plots(run, layers, svm, pairs)?;
+    }
+    let summary = summary_markdown(config, layers, &t);
+    emobridge_report::write_atomic(&run.path("summary.md"), summary.as_bytes())?;
+    run.output("summary.md");
+    Ok(())
+}
+
+fn write_plots(run: &mut RunFolder, layers: &[usize], svm: &[SpeechMusicRow], pairs: &[PairRow]) -> Result<(), FadStudyError> {
+    for &layer in layers {
+        for family in [Family::Emotion, Family::Quadrant] {
+            for comparison in ["speech", "music", "cross"] {
+                let cells: Vec<&PairRow> = pairs.iter().filter(|p| p.layer == layer && p.family == family && p.comparison == comparison).collect();
+                if cells.is_empty() {
+                    continue;
+                }
+                let mut row_labels: Vec<String> = Vec::new();
+                let mut col_labels: Vec<String> = Vec::new();
+                for c in &cells {
+                    if !row_labels.contains(&c.row) {
+                        row_labels.push(c.row.clone());
+                    }
+                    if !col_labels.contains(&c.col) {
+                        col_labels.push(c.col.clone());
+                    }
+                }
+                let values = row_labels
+                    .iter()
+                    .map(|r| col_labels.iter().map(|c| cells.iter().find(|p| &p.row == r && &p.col == c).map_or(f64::NAN, |p| p.fad)).collect())
+                    .collect();
+                let (row_axis, col_axis, what) = match comparison {
+                    "speech" => ("speech", "speech", "within speech"),
+                    "music" => ("music", "music", "within music"),
+                    _ => ("speech", "music", "speech × music"),
+                };
+                let h = Heatmap {
+                    title: format!("FAD by {}, state {layer}: {what}", family.as_str()),
+                    row_labels,
+                    col_labels,
+                    values,
+                    row_axis: row_axis.into(),
+                    col_axis: col_axis.into(),
+                    value_label: "FAD".into(),
+                };
+                let stem = format!("heatmaps/layer{layer:02}_{}_{comparison}", family.as_str());
+                write_heatmap(&h, &run.path(&format!("{stem}.png")), &run.path(&format!("{stem}.svg")))?;
+                run.output(format!("{stem}.png"));
+                run.output(format!("{stem}.svg"));
+            }
+        }
+    }
+    let mut emotions: Vec<String> = Vec::new();
+    for r in svm {
+        if !emotions.contains(&r.emotion) {
+            emotions.push(r.emotion.clone());
+        }
+    }
+    let series = emotions
+        .iter()
+        .map(|e| Series { label: e.clone(), points: svm.iter().filter(|r| &r.emotion == e).map(|r| (r.layer as f64, r.fad)).collect() })
+        .collect();
+    let chart = LineChart { title: "FAD between speech and music per emotion".into(), x_label: "hidden state (layer)".into(), y_label: "FAD".into(), series };
+    if !svm.is_empty() {
+        write_line_chart(&chart, &run.path("fad_by_layer.png"), &run.path("fad_by_layer.svg"))?;
+        run.output("fad_by_layer.png");
+        run.output("fad_by_layer.svg");
+    }
+    Ok(())
+}
+
+fn summary_markdown(config: &FadStudyConfig, layers: &[usize], table: &Table) -> String {
+    let level = match config.level {
+        StatisticsLevel::Frames => "frame-level statistics (every frame a sample, as fadtk)",
+        StatisticsLevel::ClipMeans => "clip-level statistics (one mean vector per clip)",
+    };
+    let matching = match config.matching {
+        SampleMatching::Equal => "every group subsampled to its family's smallest group".to_string(),
+        SampleMatching::Fixed(n) => format!("every group subsampled to {n} samples"),
+        SampleMatching::Off => "no matching (FAD is biased by sample size: compare with care)".to_string(),
+    };
+    format!(
+        "# FAD between emotional speech and music\n\nProtocol: {level}; {matching}; seed {}; hidden states {:?}; symmetric trace route \
+         (never negative, never complex). Bootstrap: {}.\n\n## Speech vs music per emotion\n\n{}",
+        config.seed,
+        layers,
+        if config.bootstrap >= 2 { format!("{} replicates over clips, {:.0}% percentile intervals", config.bootstrap, config.confidence * 100.0) } else { "off".to_string() },
+        table.to_markdown(4)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use safetensors::tensor::TensorView;
+    use safetensors::Dtype;
+
+    /// Writes one cached clip whose frames are N(centre, 1) in every dimension, per state.
+    fn write_clip(path: &Path, states: usize, frames: usize, dim: usize, centre: f64, seed: u64) {
+        use rand::Rng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let values: Vec<f32> = (0..states * frames * dim).map(|i| (centre * (1 + i / (frames * dim)) as f64 + rng.random_range(-1.7..1.7)) as f32).collect();
+        let hs: Vec<u8> = values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+        let mut mean = vec![0f32; states * dim];
+        for s in 0..states {
+            for f in 0..frames {
+                for k in 0..dim {
+                    mean[s * dim + k] += values[(s * frames + f) * dim + k] / frames as f32;
+                }
+            }
+        }
+        let mean: Vec<u8> = mean.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let std = vec![0u8; states * dim * 4];
+        let tensors = [
+            ("hidden_states", TensorView::new(Dtype::F16, vec![states, frames, dim], &hs).unwrap()),
+            ("mean", TensorView::new(Dtype::F32, vec![states, dim], &mean).unwrap()),
+            ("std", TensorView::new(Dtype::F32, vec![states, dim], &std).unwrap()),
+        ];
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        safetensors::serialize_to_file(tensors, None, path).unwrap();
+    }
+
+    /// Speech and music clips of four emotions; music sits further from speech for high-arousal
+    /// emotions, and one manifest clip has no cache file.
+    fn corpus(dir: &Path) -> Manifest {
+        let mut records = Vec::new();
+        let centres = [("happy", 0.0, 0.6), ("sad", 0.0, 0.1), ("angry", 0.5, 1.5), ("calm", 0.5, 0.2)];
+        for (e, (label, speech_c, music_shift)) in centres.iter().enumerate() {
+            for (domain, centre) in [(Domain::Speech, *speech_c), (Domain::Music, speech_c + music_shift)] {
+                for k in 0..5 {
+                    let id = format!("{domain}-{label}-{k}");
+                    let mut r = Record::new(&id, format!("{id}.wav"), domain, "synthetic", format!("actor{k}"));
+                    r.emotion = Emotion::parse(label);
+                    write_clip(&clip_path(dir, "tiny", &id), 3, 12 + k, 4, centre, (e * 100 + k) as u64 + domain as u64 * 1000);
+                    records.push(r);
+                }
+            }
+        }
+        let mut missing = Record::new("speech-happy-missing", "x.wav", Domain::Speech, "synthetic", "actor9");
+        missing.emotion = Some(Emotion::Happy);
+        records.push(missing);
+        Manifest::new(dir, records)
+    }
+
+    #[test]
+    fn runs_end_to_end_and_writes_its_run_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = corpus(dir.path());
+        let out = dir.path().join("run");
+        let config = FadStudyConfig { bootstrap: 20, ..Default::default() };
+        let outcome = run(&config, &manifest, dir.path(), "tiny", &out).unwrap();
+        assert_eq!(outcome.layers, vec![0, 1, 2]);
+        assert_eq!(outcome.failures.len(), 1);
+        assert_eq!(outcome.failures[0].item, "speech-happy-missing");
+        // 4 shared emotions × 3 layers.
+        assert_eq!(outcome.speech_vs_music.len(), 12);
+        // Equal matching: every emotion group has the same n (the smallest group: 12+13+14+15+16 frames).
+        let ns: Vec<u64> = outcome.group_sizes.iter().filter(|(k, _)| k.starts_with("emotion/")).map(|(_, n)| *n).collect();
+        assert!(ns.iter().all(|n| *n == 70), "{ns:?}");
+        for r in &outcome.speech_vs_music {
+            assert!(r.fad >= 0.0);
+            let (lo, hi) = (r.ci_lower.unwrap(), r.ci_upper.unwrap());
+            assert!(lo <= hi, "{r:?}");
+        }
+        let at = |layer: usize, e: &str| outcome.speech_vs_music.iter().find(|r| r.layer == layer && r.emotion == e).unwrap().fad;
+        // The design puts angry music much further from speech than sad music.
+        assert!(at(1, "angry") > 4.0 * at(1, "sad"), "{} vs {}", at(1, "angry"), at(1, "sad"));
+        // Within-domain matrices are symmetric with a zero diagonal.
+        let cell = |c: &str, r: &str, col: &str| outcome.pairs.iter().find(|p| p.layer == 0 && p.family == Family::Emotion && p.comparison == c && p.row == r && p.col == col).unwrap().fad;
+        assert_eq!(cell("speech", "happy", "angry"), cell("speech", "angry", "happy"));
+        assert_eq!(cell("music", "sad", "sad"), 0.0);
+        assert!(cell("cross", "angry", "angry") > 0.0);
+        // Quadrant matrices exist (happy Q1, angry Q2, sad Q3, calm Q4).
+        assert_eq!(outcome.pairs.iter().filter(|p| p.layer == 0 && p.family == Family::Quadrant && p.comparison == "cross").count(), 16);
+        for f in ["run.json", "speech_vs_music.csv", "speech_vs_music.json", "pairs.csv", "summary.md", "fad_by_layer.png", "heatmaps/layer02_emotion_cross.svg", "heatmaps/layer00_quadrant_speech.png"] {
+            assert!(out.join(f).is_file(), "{f} missing");
+        }
+        let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+        assert_eq!(record["study"], "fad");
+        assert!(record["hashes"]["manifest"].as_str().unwrap().len() == 64);
+        assert!(record["hashes"]["audio_list"].is_string());
+        assert_eq!(record["failures"][0]["item"], "speech-happy-missing");
+        // Same seed, same numbers.
+        let again = run(&config, &manifest, dir.path(), "tiny", &dir.path().join("run2")).unwrap();
+        assert_eq!(again.speech_vs_music, outcome.speech_vs_music);
+    }
+
+    #[test]
+    fn clip_means_and_layer_choice() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = corpus(dir.path());
+        let config = FadStudyConfig { level: StatisticsLevel::ClipMeans, layers: Some(vec![2]), plots: false, ..Default::default() };
+        let outcome = run(&config, &manifest, dir.path(), "tiny", &dir.path().join("run")).unwrap();
+        assert_eq!(outcome.layers, vec![2]);
+        assert!(outcome.speech_vs_music.iter().all(|r| r.n_speech == 5 && r.n_music == 5 && !r.rank_deficient));
+        let bad = FadStudyConfig { layers: Some(vec![3]), ..Default::default() };
+        assert!(matches!(run(&bad, &manifest, dir.path(), "tiny", &dir.path().join("bad")), Err(FadStudyError::Invalid(_))));
+        assert!(matches!(run(&FadStudyConfig::default(), &manifest, dir.path(), "nope", &dir.path().join("none")), Err(FadStudyError::NoData(_))));
+    }
+}
