@@ -1,8 +1,10 @@
 //! The six ComParE voicing LLDs: `F0final` (SHS + Viterbi, 52–620 Hz, energy-gated),
 //! `voicingFinalUnclipped`, `jitterLocal`, `jitterDDP`, `shimmerLocal` and `logHNR`.
 //!
-//! F0 and voicing come from the shared voicing chain ([`crate::pitch::analyse`]) with ComParE's
-//! settings. Jitter, shimmer and the waveform HNR come from one period matcher that follows
+//! F0 and voicing come from the shared voicing chain (60 ms Gaussian frames → SHS candidates,
+//! [`crate::pitch::shs`] → Viterbi smoothing, [`crate::pitch::viterbi`] → energy gate) with
+//! ComParE's settings; it is run here without the shared jitter matcher, whose work the matcher
+//! below repeats with the HNR added. Jitter, shimmer and the waveform HNR come from one period matcher that follows
 //! openSMILE's `cPitchJitter` (relative search range 0.25, correlation threshold 0.5): for each
 //! voiced frame the waveform after the last matched period boundary is cut into periods by the
 //! cross-correlation peak; jitter and shimmer average over accepted periods (values held through
@@ -11,7 +13,8 @@
 //! floored at −100 dB, −100 dB when unvoiced.
 
 use super::Geometry;
-use crate::pitch::{self, jitter::JitterConfig, shs::quad_peak, VoicingConfig};
+use crate::egemaps::frames::{frame_at, gauss, FrameGeometry, MagnitudeFft};
+use crate::pitch::{jitter::JitterConfig, shs, shs::quad_peak, viterbi, VoicingConfig};
 use crate::AcousticError;
 
 /// Floor of `logHNR` (dB), also its value in unvoiced frames.
@@ -38,11 +41,7 @@ pub fn compare_voicing_config() -> VoicingConfig {
 pub fn voicing_streams(samples: &[f32], g: &Geometry) -> Result<Vec<Vec<f32>>, AcousticError> {
     let rows = g.rows();
     let cfg = compare_voicing_config();
-    let v = pitch::analyse(samples, g.sample_rate, &cfg);
-    let mut f0: Vec<f64> = v.f0_hz;
-    let mut voicing: Vec<f64> = v.voicing;
-    f0.resize(rows, 0.0);
-    voicing.resize(rows, 0.0);
+    let (f0, voicing) = pitch_track(samples, g.sample_rate, rows, &cfg);
     let mut matcher = PeriodMatcher::new(samples, g.sample_rate as f64, &cfg.jitter);
     let vq: Vec<VoiceQuality> = f0.iter().enumerate().map(|(i, &f)| matcher.frame(i * g.hop, f, g.hop, g.long_len)).collect();
     let to32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
@@ -54,6 +53,28 @@ pub fn voicing_streams(samples: &[f32], g: &Geometry) -> Result<Vec<Vec<f32>>, A
         vq.iter().map(|q| q.shimmer_local as f32).collect(),
         vq.iter().map(|q| q.log_hnr as f32).collect(),
     ])
+}
+
+/// Energy-gated F0 (Hz, 0 = unvoiced) and voicing probability for `rows` frames (frames past the
+/// end of the signal are zero-padded, as openSMILE's last frame is).
+fn pitch_track(samples: &[f32], sample_rate: u32, rows: usize, cfg: &VoicingConfig) -> (Vec<f64>, Vec<f64>) {
+    let geo = FrameGeometry::new(cfg.frame_s, cfg.hop_s, sample_rate);
+    let window = gauss(geo.frame, cfg.gauss_sigma);
+    let mut fft = MagnitudeFft::new(geo.nfft);
+    let mut detector = shs::ShsPitch::new(cfg.shs.clone(), geo.n_bins(), geo.bin_hz());
+    let (mut frame, mut mags) = (Vec::with_capacity(geo.frame), Vec::with_capacity(geo.n_bins()));
+    let mut candidates = Vec::with_capacity(rows);
+    let mut rms = Vec::with_capacity(rows);
+    for i in 0..rows {
+        frame_at(samples, i, &geo, &mut frame);
+        let energy: f64 = frame.iter().zip(&window).map(|(x, w)| (x * w).powi(2)).sum::<f64>() / geo.frame as f64;
+        rms.push(energy.sqrt());
+        fft.magnitudes(&frame, &window, &mut mags);
+        candidates.push(detector.candidates(&mags));
+    }
+    let smoothed = viterbi::smooth(&candidates, &cfg.viterbi);
+    let gate = cfg.energy_gate.unwrap_or(f64::NEG_INFINITY);
+    smoothed.iter().zip(&rms).map(|(p, &e)| if e < gate { (0.0, 0.0) } else { (p.f0, p.voicing) }).unzip()
 }
 
 /// `_de` of a voicing contour: the ±2-frame regression slope using only pairs whose two ends are
