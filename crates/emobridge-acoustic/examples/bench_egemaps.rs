@@ -13,6 +13,21 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
+/// CPU seconds (user + system) of this process and of its waited-for children, from
+/// `/proc/self/stat` (Linux; zeros elsewhere). Under a loaded machine CPU time is the fairer
+/// single-thread comparison; wall time is reported too.
+fn cpu_seconds() -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return (0.0, 0.0) };
+    let Some(rest) = stat.rsplit(')').next() else { return (0.0, 0.0) };
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    // after the command name: state is field 3, utime/stime/cutime/cstime are fields 14–17
+    let tick = 100.0;
+    if f.len() < 15 {
+        return (0.0, 0.0);
+    }
+    ((f[11] + f[12]) / tick, (f[13] + f[14]) / tick)
+}
+
 struct Args {
     smilextract: PathBuf,
     config_dir: PathBuf,
@@ -56,6 +71,7 @@ fn main() {
         * args.repeat as f64;
     let out = std::env::temp_dir().join(format!("bench_egemaps_{}.csv", std::process::id()));
     let cfg = &args.config_dir;
+    let (_, child0) = cpu_seconds();
     let t0 = Instant::now();
     for _ in 0..args.repeat {
         for w in &args.wavs {
@@ -73,7 +89,9 @@ fn main() {
         }
     }
     let smile_s = t0.elapsed().as_secs_f64();
+    let smile_cpu = cpu_seconds().1 - child0;
     let _ = std::fs::remove_file(&out);
+    let (self0, _) = cpu_seconds();
     let t1 = Instant::now();
     let mut checksum = 0.0f64;
     for _ in 0..args.repeat {
@@ -84,9 +102,10 @@ fn main() {
         }
     }
     let ours_s = t1.elapsed().as_secs_f64();
+    let ours_cpu = cpu_seconds().0 - self0;
     let (smile_rate, ours_rate) = (audio_s / smile_s, audio_s / ours_s);
     println!("clips {} x{}  audio {:.1} s  (checksum {checksum:.3})", args.wavs.len(), args.repeat, audio_s);
-    println!("SMILExtract  {smile_s:8.3} s wall  {smile_rate:8.1} audio-s/s");
-    println!("emobridge    {ours_s:8.3} s wall  {ours_rate:8.1} audio-s/s (1 thread)");
-    println!("ratio emobridge/SMILExtract = {:.2}x", ours_rate / smile_rate);
+    println!("SMILExtract  {smile_s:8.3} s wall  {smile_rate:8.1} audio-s/s   {smile_cpu:7.2} s CPU  {:8.1} audio-s/CPU-s", audio_s / smile_cpu);
+    println!("emobridge    {ours_s:8.3} s wall  {ours_rate:8.1} audio-s/s   {ours_cpu:7.2} s CPU  {:8.1} audio-s/CPU-s (1 thread)", audio_s / ours_cpu);
+    println!("ratio emobridge/SMILExtract: wall {:.2}x, CPU {:.2}x", ours_rate / smile_rate, smile_cpu / ours_cpu);
 }

@@ -15,7 +15,7 @@
 pub mod frames;
 pub mod spectral;
 
-use crate::formants::{formants_from_spectrum, FormantConfig};
+use crate::formants::{FormantConfig, FormantTracker};
 use crate::functionals as fx;
 use crate::pitch::{self, harmonics::HarmonicsAnalyser, VoicingConfig};
 use crate::smooth::{sma, sma_nonzero};
@@ -160,6 +160,8 @@ struct Analysis {
     frame_power: Vec<f64>,
     /// Voicing-level rows: F0 (semitones), jitter, shimmer dB, HNR, H1-H2, H1-A3, F1..F3 freq/bw/amp.
     voicing: Vec<[f32; 15]>,
+    /// Frames the Viterbi smoother released only at the end of input.
+    pending_at_end: usize,
 }
 
 fn validate(samples: &[f32], sample_rate: u32) -> Result<(), AcousticError> {
@@ -179,7 +181,7 @@ fn analyse(samples: &[f32], sample_rate: u32) -> Analysis {
     let mut spectral = Vec::with_capacity(n20);
     let mut frame_power = Vec::with_capacity(n20);
     let mut formant_tracks = Vec::with_capacity(n20);
-    let fcfg = FormantConfig::default();
+    let mut formant_tracker = FormantTracker::new(FormantConfig::default(), geo20.frame, geo20.nfft, sample_rate);
     for i in 0..n20 {
         frame_at(samples, i, &geo20, &mut frame);
         frame_power.push(mean_power(&frame));
@@ -197,11 +199,20 @@ fn analyse(samples: &[f32], sample_rate: u32) -> Analysis {
             s.mfcc[2] as f32,
             s.mfcc[3] as f32,
         ]);
-        formant_tracks.push(formants_from_spectrum(&mags, geo20.bin_hz(), &fcfg));
+        formant_tracks.push(formant_tracker.frame(fft.last_complex()));
     }
     let voicing_result = pitch::analyse(samples, sample_rate, &VoicingConfig::default());
     let voicing = voicing_rows(&voicing_result, &formant_tracks);
-    Analysis { period_s: geo20.hop as f64 / sample_rate as f64, hop: geo20.hop, sample_rate, spectral, frame_power, voicing }
+    Analysis {
+        // openSMILE normalises times by the configured frame step, not by hop/sample rate
+        period_s: 0.010,
+        hop: geo20.hop,
+        sample_rate,
+        spectral,
+        frame_power,
+        voicing,
+        pending_at_end: voicing_result.pending_at_end,
+    }
 }
 
 /// Combines pitch, jitter, harmonics and formants into the voicing-level rows.
@@ -265,8 +276,11 @@ fn functionals_of(a: &Analysis) -> Vec<f64> {
     let t = a.period_s;
     let rows = a.voicing.len();
     let mut out = Vec::with_capacity(88);
+    // SMILExtract computes its voicing-level functionals before the frames its Viterbi smoother
+    // releases at the end of input (and one more) have reached them
+    let seen = rows.saturating_sub(a.pending_at_end + 1);
     let f0_raw = column(&a.voicing, 0);
-    let f0 = sma_nonzero(&f0_raw, 3);
+    let f0 = sma_nonzero(&f0_raw[..seen], 3);
     let f0_nz = fx::non_zero(&f0);
     push_distribution(&mut out, &f0_nz, t);
     let loud = sma(&column(&a.spectral, 0), 3);
@@ -278,7 +292,7 @@ fn functionals_of(a: &Analysis) -> Vec<f64> {
     }
     for k in 1..15 {
         // formant frequencies and bandwidths count on voiced frames only (`formantVoiced`)
-        let mut c = column(&a.voicing, k);
+        let mut c = column(&a.voicing[..seen], k);
         if matches!(k, 6 | 7 | 9 | 10 | 12 | 13) {
             c.iter_mut().zip(&f0_raw).for_each(|(v, &f)| if f == 0.0 { *v = 0.0 });
         }
@@ -288,7 +302,7 @@ fn functionals_of(a: &Analysis) -> Vec<f64> {
     }
     // spectral descriptors restricted to voiced / unvoiced frames (by the unsmoothed F0)
     let gated = |k: usize, voiced: bool| -> Vec<f32> {
-        let c: Vec<f32> = (0..rows)
+        let c: Vec<f32> = (0..seen)
             .map(|r| {
                 let v = a.spectral.get(r).map_or(0.0, |s| s[k]);
                 let f = f0_raw.get(r).copied().unwrap_or(0.0);
@@ -306,9 +320,9 @@ fn functionals_of(a: &Analysis) -> Vec<f64> {
         out.push(fx::mean(&gated(k, false)));
     }
     out.push(fx::peaks(&loud, t, 0.1).peaks_per_sec);
-    let voiced = fx::segments(&f0, t, |v| v != 0.0);
+    let voiced = fx::segments(&f0, t, 3, 2, |v| v != 0.0);
     out.extend([voiced.segments_per_sec, voiced.mean_length_s, voiced.stddev_length_s]);
-    let pauses = fx::segments(&f0, t, |v| v == 0.0);
+    let pauses = fx::segments(&f0, t, 3, 2, |v| v == 0.0);
     out.extend([pauses.mean_length_s, pauses.stddev_length_s]);
     let leq = if a.frame_power.is_empty() { 0.0 } else { a.frame_power.iter().sum::<f64>() / a.frame_power.len() as f64 };
     out.push(10.0 * leq.max(1e-12).log10());

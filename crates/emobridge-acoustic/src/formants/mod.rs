@@ -1,14 +1,21 @@
-//! Formant frequencies and bandwidths from LPC roots, after openSMILE's `cSpecResample` →
-//! `cLpc` → `cFormantLpc` chain: the 20 ms Hamming-windowed spectrum is band-limited to
-//! `target_rate / 2`, its autocorrelation at the `target_rate` sampling grid feeds an order-`p`
-//! Levinson–Durbin recursion, the roots of the prediction polynomial (reflected into the unit
-//! circle) give formants `f = arg(z)·fs/2π` with bandwidth `b = −ln|z|·fs/π`; roots between
-//! `min_hz` and `max_hz` are kept in ascending frequency.
+//! Formant frequencies and bandwidths from LPC roots, reproducing openSMILE's `cSpecResample` →
+//! `cLpc` → `cFormantLpc` chain on the 20 ms Hamming-windowed frame:
 //!
-//! openSMILE resamples the time signal before its LPC; this module takes the autocorrelation
-//! directly from the band-limited power spectrum, which is the same quantity up to window-edge
-//! effects. Formant tracks are fragile in both (root picking flips between candidates), see
-//! PARITY.md.
+//! 1. **resampling by inverse DFT** (`cSpecResample`, `targetFs = 11000`): the FFT of the
+//!    frame, zero-padded symmetrically to the FFT length N, is evaluated back in time on the
+//!    grid `i·N/nd`, `nd = N · round(L·fs'/fs)/L` (L the frame length), for the first
+//!    `I = round(L·fs'/fs)` points, keeping only bins below `min(N, I)/2` (its anti-alias
+//!    limit). Because only `I` points of the padded buffer's span are synthesised, the analysed
+//!    segment starts with the padding — a property of the reference that the formant values
+//!    depend on;
+//! 2. order-`p` autocorrelation LPC (Levinson–Durbin) without further windowing (`cLpc acf`);
+//! 3. roots of the polynomial openSMILE builds from the coefficients, `z^p − Σ a_k z^(p−k)`
+//!    (its sign convention, kept for parity), reflected into the unit circle; every root with a
+//!    non-negative imaginary part gives `f = |arg z|·fs'/2π` and `b = −ln|z|·fs'/π`; those with
+//!    `min_hz ≤ f ≤ max_hz` are kept in ascending frequency (`cFormantLpc`).
+//!
+//! Formant tracks are fragile in openSMILE itself (root picking flips between candidates when
+//! the input changes by 3e-5, REFERENCES §5); see PARITY.md for the agreement reached.
 
 use realfft::num_complex::Complex;
 
@@ -40,55 +47,133 @@ pub struct Formants {
     pub bandwidth: Vec<f64>,
 }
 
-/// Formants of one magnitude spectrum with bins spaced `bin_hz` apart.
-pub fn formants_from_spectrum(mags: &[f64], bin_hz: f64, cfg: &FormantConfig) -> Formants {
-    let acf = band_limited_acf(mags, bin_hz, cfg.target_rate, cfg.order);
-    let lpc = levinson(&acf, cfg.order);
-    let mut out = Formants { frequency: vec![0.0; cfg.n_formants], bandwidth: vec![0.0; cfg.n_formants] };
-    let Some(a) = lpc else { return out };
-    // polynomial z^p + a1 z^(p-1) + ... + ap, coefficients highest power first
-    let mut poly = vec![1.0];
-    poly.extend_from_slice(&a);
-    let roots = polynomial_roots(&poly);
-    let mut found: Vec<(f64, f64)> = roots
-        .into_iter()
-        .map(|z| if z.norm() > 1.0 { 1.0 / z.conj() } else { z })
-        .filter(|z| z.im >= 0.0)
-        .filter_map(|z| {
-            let f = z.im.atan2(z.re) * cfg.target_rate / (2.0 * std::f64::consts::PI);
-            let b = -z.norm().ln() * cfg.target_rate / std::f64::consts::PI;
-            (f > cfg.min_hz && f < cfg.max_hz).then_some((f, b))
-        })
-        .collect();
-    found.sort_by(|x, y| x.0.total_cmp(&y.0));
-    for (k, (f, b)) in found.into_iter().take(cfg.n_formants).enumerate() {
-        out.frequency[k] = f;
-        out.bandwidth[k] = b;
-    }
-    out
+/// Formant tracker for frames of a fixed geometry.
+pub struct FormantTracker {
+    cfg: FormantConfig,
+    /// Effective target rate after openSMILE's rounding to a whole number of output samples.
+    rate: f64,
+    /// Left zero padding of the frame inside the FFT buffer.
+    pad: usize,
+    nfft: usize,
+    n_out: usize,
+    /// Highest bin used (exclusive).
+    k_max: usize,
+    cos: Vec<f64>,
+    sin: Vec<f64>,
+    /// Inverse FFT of length `nd` when `nd` is a whole number (then used instead of the tables).
+    ifft: Option<std::sync::Arc<dyn rustfft::Fft<f64>>>,
+    ifft_buf: Vec<Complex<f64>>,
+    resampled: Vec<f64>,
 }
 
-/// Autocorrelation r[0..=order] of the signal band-limited to `rate/2`, sampled at `rate`.
-fn band_limited_acf(mags: &[f64], bin_hz: f64, rate: f64, order: usize) -> Vec<f64> {
-    let nyq = rate / 2.0;
-    let mut r = vec![0.0; order + 1];
-    for (k, &m) in mags.iter().enumerate() {
-        let f = k as f64 * bin_hz;
-        if f >= nyq {
-            break;
+impl FormantTracker {
+    /// Tracker for frames of `frame_len` samples in FFTs of `nfft` points at `sample_rate`.
+    pub fn new(cfg: FormantConfig, frame_len: usize, nfft: usize, sample_rate: u32) -> FormantTracker {
+        let ratio = cfg.target_rate / sample_rate as f64;
+        let n_out = ((frame_len as f64 * ratio).round() as usize).max(1);
+        let new_ratio = n_out as f64 / frame_len as f64;
+        let nd = nfft as f64 * new_ratio;
+        let mut k_max = nfft.min(n_out);
+        if k_max % 2 == 1 {
+            k_max -= 1;
         }
-        let p = m * m * if k == 0 { 1.0 } else { 2.0 };
-        // cos(w·lag) by the Chebyshev recurrence c_{l+1} = 2 cos(w) c_l − c_{l−1}
-        let c1 = (2.0 * std::f64::consts::PI * f / rate).cos();
-        let (mut prev, mut cur) = (c1, 1.0);
-        for rv in r.iter_mut() {
-            *rv += p * cur;
-            let next = 2.0 * c1 * cur - prev;
-            prev = cur;
-            cur = next;
+        let k_max = k_max / 2;
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        let nd_int = nd.round() as usize;
+        let ifft = if (nd - nd_int as f64).abs() < 1e-9 && nd_int >= n_out && nd_int > k_max {
+            Some(rustfft::FftPlanner::<f64>::new().plan_fft_inverse(nd_int))
+        } else {
+            for i in 0..n_out {
+                for k in 0..k_max {
+                    let ph = 2.0 * std::f64::consts::PI * (k * i) as f64 / nd;
+                    cos.push(ph.cos());
+                    sin.push(ph.sin());
+                }
+            }
+            None
+        };
+        let ifft_buf = vec![Complex::new(0.0, 0.0); if ifft.is_some() { nd_int } else { 0 }];
+        FormantTracker {
+            rate: sample_rate as f64 * new_ratio,
+            pad: (nfft - frame_len) / 2,
+            nfft,
+            n_out,
+            k_max,
+            cos,
+            sin,
+            ifft,
+            ifft_buf,
+            resampled: vec![0.0; n_out],
+            cfg,
         }
     }
-    r
+
+    /// Formants from the complex FFT (`nfft/2 + 1` bins) of a windowed frame placed at the start
+    /// of the FFT buffer.
+    pub fn frame(&mut self, spectrum: &[Complex<f64>]) -> Formants {
+        self.resample(spectrum);
+        let r = autocorrelation(&self.resampled, self.cfg.order + 1);
+        let mut out = Formants { frequency: vec![0.0; self.cfg.n_formants], bandwidth: vec![0.0; self.cfg.n_formants] };
+        let Some(a) = levinson(&r, self.cfg.order) else { return out };
+        // openSMILE negates the coefficients when it builds the polynomial
+        let mut poly = vec![1.0];
+        poly.extend(a.iter().map(|c| -c));
+        let fs = self.rate;
+        let mut found: Vec<(f64, f64)> = polynomial_roots(&poly)
+            .into_iter()
+            .map(|z| if z.norm_sqr() > 1.0 { 1.0 / z.conj() } else { z })
+            .filter(|z| z.im >= 0.0)
+            .filter_map(|z| {
+                let f = z.im.atan2(z.re).abs() * fs / (2.0 * std::f64::consts::PI);
+                let b = -z.norm().ln() * fs / std::f64::consts::PI;
+                (f >= self.cfg.min_hz && f <= self.cfg.max_hz).then_some((f, b))
+            })
+            .collect();
+        found.truncate(self.cfg.n_formants);
+        found.sort_by(|x, y| x.0.total_cmp(&y.0));
+        for (k, (f, b)) in found.into_iter().enumerate() {
+            out.frequency[k] = f;
+            out.bandwidth[k] = b;
+        }
+        out
+    }
+
+    /// Inverse DFT of the (symmetrically padded) frame spectrum onto the target-rate grid.
+    fn resample(&mut self, spectrum: &[Complex<f64>]) {
+        // shifting the frame from buffer offset 0 to offset `pad` multiplies bin k by e^{-2πi k pad/N}
+        let shifted: Vec<Complex<f64>> = (0..self.k_max)
+            .map(|k| {
+                let ph = -2.0 * std::f64::consts::PI * (k * self.pad % self.nfft) as f64 / self.nfft as f64;
+                spectrum[k] * Complex::new(ph.cos(), ph.sin())
+            })
+            .collect();
+        let norm = (self.nfft / 2) as f64;
+        if let Some(ifft) = &self.ifft {
+            // Σ_k c_k e^{+2πi k i/nd}: the real part is the same synthesis as the table path
+            self.ifft_buf.iter_mut().for_each(|c| *c = Complex::new(0.0, 0.0));
+            self.ifft_buf[0] = Complex::new(shifted[0].re, 0.0);
+            self.ifft_buf[1..self.k_max].copy_from_slice(&shifted[1..self.k_max]);
+            ifft.process(&mut self.ifft_buf);
+            for (y, c) in self.resampled.iter_mut().zip(&self.ifft_buf) {
+                *y = c.re / norm;
+            }
+            return;
+        }
+        for i in 0..self.n_out {
+            let row = i * self.k_max;
+            let mut acc = shifted[0].re;
+            for k in 1..self.k_max {
+                // openSMILE's real FFT stores +sin terms, i.e. the negated imaginary part
+                acc += shifted[k].re * self.cos[row + k] - shifted[k].im * self.sin[row + k];
+            }
+            self.resampled[i] = acc / norm;
+        }
+    }
+}
+
+/// Autocorrelation r[0..lags) of `x` (no window, no normalisation).
+pub fn autocorrelation(x: &[f64], lags: usize) -> Vec<f64> {
+    (0..lags).map(|lag| (lag..x.len()).map(|i| x[i] * x[i - lag]).sum()).collect()
 }
 
 /// Levinson–Durbin recursion: predictor coefficients a1..ap (x[n] + Σ a_k x[n−k] = e[n]).
@@ -137,14 +222,14 @@ pub fn polynomial_roots(poly: &[f64]) -> Vec<Complex<f64>> {
                     denom *= zi - zj;
                 }
             }
-            if denom.norm() == 0.0 {
+            if denom.norm_sqr() == 0.0 {
                 continue;
             }
             let step = eval(zi) / denom;
             roots[i] = zi - step;
-            delta = delta.max(step.norm());
+            delta = delta.max(step.norm_sqr());
         }
-        if delta < 1e-12 {
+        if delta < 1e-24 {
             break;
         }
     }

@@ -226,37 +226,88 @@ pub struct SegmentStats {
     pub stddev_length_s: f64,
 }
 
-/// Runs of frames satisfying `inside`, as openSMILE's segmenter reports them on a contour of
-/// `n` frames: it scans frames 1..n−1, a run of `k` frames counts as `k − 1` frame periods,
-/// and the rate is per `(n − 2)` frame periods.
-pub fn segments(x: &[f32], period_s: f64, inside: impl Fn(f32) -> bool) -> SegmentStats {
+/// Segment statistics of openSMILE's `nonX` / `eqX` segmenters (`inside` tells whether a frame
+/// belongs to a segment: value ≠ X for `nonX`, value = X for `eqX`). A segment opens after
+/// `seg_min_len` consecutive inside frames (single outside frames do not interrupt the count),
+/// closes after `pause_min_len` consecutive outside frames, and its length is counted from its
+/// first to its last inside frame (so a run of k frames lasts k − 1 periods); a segment still open
+/// at the end runs to the second-to-last frame. Rates are per second of contour (N frames).
+pub fn segments(
+    x: &[f32],
+    period_s: f64,
+    seg_min_len: usize,
+    pause_min_len: usize,
+    inside: impl Fn(f32) -> bool,
+) -> SegmentStats {
     let n = x.len();
-    if n < 3 {
+    if n == 0 {
         return SegmentStats::default();
     }
-    let mut lengths = Vec::new();
-    let mut run = 0usize;
-    for &v in &x[1..n - 1] {
+    #[derive(PartialEq)]
+    enum State {
+        Pause,
+        Candidate,
+        Segment,
+    }
+    let mut state = State::Pause;
+    let (mut seg_start, mut seg_end, mut start_index) = (0usize, 0usize, 0usize);
+    let mut lengths: Vec<f64> = Vec::new();
+    for (i, &v) in x.iter().enumerate() {
         if inside(v) {
-            run += 1;
-        } else if run > 0 {
-            lengths.push((run - 1) as f64 * period_s);
-            run = 0;
+            match state {
+                State::Candidate => {
+                    seg_end = 0;
+                    seg_start += 1;
+                    if seg_start >= seg_min_len {
+                        seg_start = 0;
+                        state = State::Segment;
+                    }
+                }
+                State::Pause => {
+                    seg_start += 1;
+                    start_index = i;
+                    state = State::Candidate;
+                }
+                State::Segment => seg_end = 0,
+            }
+        } else {
+            match state {
+                State::Segment => {
+                    seg_start = 0;
+                    seg_end += 1;
+                    if seg_end >= pause_min_len {
+                        state = State::Pause;
+                        lengths.push((i - seg_end) as f64 - start_index as f64);
+                        seg_end = 0;
+                    }
+                }
+                State::Candidate => {
+                    seg_end += 1;
+                    if seg_end >= pause_min_len {
+                        state = State::Pause;
+                        seg_end = 0;
+                        seg_start = 0;
+                    }
+                }
+                State::Pause => {}
+            }
         }
     }
-    if run > 0 {
-        lengths.push((run - 1) as f64 * period_s);
+    if state == State::Segment {
+        seg_end += 1;
+        lengths.push((n - seg_end) as f64 - start_index as f64);
     }
     if lengths.is_empty() {
         return SegmentStats::default();
     }
-    let m = lengths.iter().sum::<f64>() / lengths.len() as f64;
-    let var = lengths.iter().map(|l| (l - m).powi(2)).sum::<f64>() / lengths.len() as f64;
-    SegmentStats {
-        segments_per_sec: lengths.len() as f64 / ((n - 2) as f64 * period_s),
-        mean_length_s: m,
-        stddev_length_s: var.max(0.0).sqrt(),
-    }
+    let count = lengths.len() as f64;
+    let m = lengths.iter().sum::<f64>() / count;
+    let sd = if lengths.len() > 1 {
+        (lengths.iter().map(|l| (l - m).powi(2)).sum::<f64>() / count).sqrt()
+    } else {
+        0.0
+    };
+    SegmentStats { segments_per_sec: count / (n as f64 * period_s), mean_length_s: m * period_s, stddev_length_s: sd * period_s }
 }
 
 #[cfg(test)]

@@ -12,9 +12,11 @@ pub const LOG_REL_FLOOR: f64 = -201.0;
 pub struct HarmonicFrame {
     /// HNR from the autocorrelation in dB (0 when unvoiced), within [−90, 110].
     pub hnr_acf_db: f64,
-    /// H1 − H2 in dB (0 when unvoiced).
+    /// openSMILE's "H1−H2" in dB (0 when unvoiced): log-relative level of harmonic slot 1 minus
+    /// slot 2, where slot 0 is the fundamental (the config's "H1" indexes slot 1).
     pub h1_h2_db: f64,
-    /// H1 − A3 in dB (0 when unvoiced; −201 when no harmonic lies near F3).
+    /// openSMILE's "H1−A3" in dB (0 when unvoiced): slot 1 minus the strongest harmonic within
+    /// ±20 % of F3.
     pub h1_a3_db: f64,
     /// Amplitude of the strongest harmonic within ±20 % of F1..F3 relative to H1, dB
     /// (−201 when unvoiced, 0 when no harmonic is near the formant).
@@ -100,10 +102,12 @@ impl HarmonicsAnalyser {
         }
         let harmonics = self.find_harmonics(mags, f0);
         let formant_idx: Vec<Option<usize>> = formants.iter().map(|&fc| strongest_near(&harmonics, fc)).collect();
-        let h1_h2 = (harmonics[0].log_rel - harmonics[1].log_rel).clamp(-201.0, 201.0);
+        // openSMILE parses "H1-H2" / "H1-A3" as harmonic slots 1 and 2 (slot 0 is F0 itself) and
+        // the harmonic nearest formant 3, so these are differences of the 2nd harmonic.
+        let h1_h2 = (harmonics[1].log_rel - harmonics[2].log_rel).clamp(-201.0, 201.0);
         let h1_a3 = match formant_idx[2] {
-            Some(i) => (harmonics[0].log_rel - harmonics[i].log_rel).clamp(-201.0, 201.0),
-            None => (harmonics[0].log_rel - 201.0).clamp(-201.0, 201.0),
+            Some(i) => (harmonics[1].log_rel - harmonics[i].log_rel).clamp(-201.0, 201.0),
+            None => (harmonics[1].log_rel - 201.0).clamp(-201.0, 201.0),
         };
         let mut amp = [0.0; 3];
         for (a, idx) in amp.iter_mut().zip(&formant_idx) {

@@ -61,6 +61,8 @@ pub struct Voicing {
     pub jitter: Vec<jitter::JitterFrame>,
     /// Magnitude spectrum of each Gaussian-windowed frame (kept for harmonic descriptors).
     pub spectra: Vec<Vec<f64>>,
+    /// Trailing frames the Viterbi smoother still held undecided at the end of input.
+    pub pending_at_end: usize,
 }
 
 /// F0 on openSMILE's semitone scale relative to 27.5 Hz (`F0finalLog`): 0 when unvoiced,
@@ -95,7 +97,7 @@ pub fn analyse(samples: &[f32], sample_rate: u32, cfg: &VoicingConfig) -> Voicin
         candidates.push(detector.candidates(&mags));
         spectra.push(mags);
     }
-    let smoothed = viterbi::smooth(&candidates, &cfg.viterbi);
+    let (smoothed, pending_at_end) = viterbi::smooth_with_flush(&candidates, &cfg.viterbi);
     let f0_hz: Vec<f64> = smoothed
         .iter()
         .zip(&rms)
@@ -113,5 +115,5 @@ pub fn analyse(samples: &[f32], sample_rate: u32, cfg: &VoicingConfig) -> Voicin
         })
         .collect();
     let jitter = jitter::jitter_shimmer(samples, sample_rate, &f0_hz, geo.hop, geo.frame, &cfg.jitter);
-    Voicing { geometry: Some(geo), f0_hz, voicing, jitter, spectra }
+    Voicing { geometry: Some(geo), f0_hz, voicing, jitter, spectra, pending_at_end }
 }

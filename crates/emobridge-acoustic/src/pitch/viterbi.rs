@@ -118,8 +118,16 @@ impl Trellis<'_> {
 
 /// Smooths a sequence of candidate frames into one pitch value per frame.
 pub fn smooth(frames: &[Candidates], cfg: &ViterbiConfig) -> Vec<SmoothedPitch> {
+    smooth_with_flush(frames, cfg).0
+}
+
+/// Like [`smooth`], also returning how many trailing frames were still undecided when the input
+/// ended (released by the final flush). openSMILE's functionals run before those frames have
+/// travelled through the rest of its pipeline, so this number tells how many frames its
+/// voicing-level functionals miss (see `egemaps::functionals`).
+pub fn smooth_with_flush(frames: &[Candidates], cfg: &ViterbiConfig) -> (Vec<SmoothedPitch>, usize) {
     if frames.is_empty() {
-        return Vec::new();
+        return (Vec::new(), 0);
     }
     let n_cand = frames[0].f0.len();
     let n_states = n_cand + 1;
@@ -157,12 +165,14 @@ pub fn smooth(frames: &[Candidates], cfg: &ViterbiConfig) -> Vec<SmoothedPitch> 
         decide(&paths, &costs, &mut best, &mut conv, path_idx, buflen);
     }
     // flush from the best final path
+    let pending = path_idx - conv;
     let min_state = argmin(&costs);
     while conv < path_idx {
         best[conv] = paths[min_state][conv % buflen];
         conv += 1;
     }
-    best.iter()
+    let out = best
+        .iter()
         .zip(frames)
         .map(|(&s, c)| {
             if s < n_cand {
@@ -171,7 +181,8 @@ pub fn smooth(frames: &[Candidates], cfg: &ViterbiConfig) -> Vec<SmoothedPitch> 
                 SmoothedPitch { f0: 0.0, voicing: c.voicing[0] }
             }
         })
-        .collect()
+        .collect();
+    (out, pending)
 }
 
 /// Releases frames on which all paths agree, or forces the oldest one when the buffer is full.
