@@ -1,8 +1,101 @@
-//! `emobridge demo` (being built; see the issue that owns it).
+//! `emobridge demo`: the whole study on a freshly synthesised corpus.
+//!
+//! 1. synthesise the shared-code corpus (speech + music, six emotions, continuous subset);
+//! 2. eGeMAPS functionals for every clip (a table) and eGeMAPS LLD frames into the cache;
+//! 3. the per-emotion FAD study on those descriptor frames (speech vs music per emotion,
+//!    emotion × emotion and quadrant matrices, heatmaps);
+//! 4. `run.json` with the command, configuration, seed, version, hashes and failures.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use emobridge_corpus::synth::SynthConfig;
+use emobridge_store::EmbeddingCache;
+use emobridge_studies::descriptors::{egemaps_over_manifest, write_functionals_csv, ClipFailure, EGEMAPS_LLD_TAG};
+use emobridge_studies::fad::FadStudyConfig;
+use emobridge_studies::RunFolder;
 
 #[derive(clap::Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Run folder (created).
+    #[arg(long, default_value = "demo-out")]
+    pub out: PathBuf,
+    /// The small corpus (finishes in about two minutes on 2 cores).
+    #[arg(long)]
+    pub quick: bool,
+    /// Seed for the corpus and every random choice downstream.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
 
-pub fn run(_args: DemoArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`demo` is not available in this build yet")
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let corpus_cfg = if args.quick { SynthConfig::quick(args.seed) } else { SynthConfig { seed: args.seed, ..SynthConfig::default() } };
+
+    tracing::info!("step 1/3: synthesising the corpus");
+    let corpus_dir = args.out.join("corpus");
+    let summary = super::synth::synthesise(&corpus_dir, &corpus_cfg)?;
+    let manifest = &summary.manifest;
+
+    tracing::info!("step 2/3: eGeMAPS descriptors");
+    let cache_root = args.out.join("cache");
+    let cache = EmbeddingCache::open(&cache_root, EGEMAPS_LLD_TAG).with_context(|| format!("opening the cache in {}", cache_root.display()))?;
+    let records: Vec<_> = manifest.records.iter().collect();
+    let bar = crate::progress::bar(records.len() as u64, "egemaps");
+    let t = Instant::now();
+    let descriptors = egemaps_over_manifest(manifest, &records, Some(&cache), &|done, _| bar.set_position(done as u64));
+    bar.finish_and_clear();
+    let secs = t.elapsed().as_secs_f64();
+    tracing::info!("eGeMAPS: {} clips, {:.0} s of audio in {:.1} s ({:.0}× real time)", descriptors.functionals.len(), descriptors.audio_seconds, secs, descriptors.audio_seconds / secs.max(1e-9));
+    let features_dir = args.out.join("features");
+    std::fs::create_dir_all(&features_dir)?;
+    write_functionals_csv(&features_dir.join("egemaps_functionals.csv"), manifest, &descriptors).map_err(anyhow::Error::msg)?;
+
+    tracing::info!("step 3/3: per-emotion Fréchet distances");
+    let fad_dir = fad_step(&args, manifest, &cache_root)?;
+
+    write_run_json(&args, &corpus_cfg, &summary.manifest_path, &descriptors.failures, &[("fad_egemaps", fad_dir)])?;
+    tracing::info!("demo finished in {:.0} s → {}", started.elapsed().as_secs_f64(), args.out.display());
+    println!("{}", args.out.join("run.json").display());
+    Ok(())
+}
+
+/// Per-emotion FAD between speech and music on the eGeMAPS LLD frames.
+fn fad_step(args: &DemoArgs, manifest: &emobridge_corpus::Manifest, cache_root: &Path) -> anyhow::Result<PathBuf> {
+    let config = FadStudyConfig { seed: args.seed, bootstrap: if args.quick { 20 } else { 100 }, ..FadStudyConfig::default() };
+    let out = args.out.join("fad-egemaps");
+    let outcome = emobridge_studies::fad::run(&config, manifest, cache_root, EGEMAPS_LLD_TAG, &out).context("per-emotion FAD study")?;
+    for row in &outcome.speech_vs_music {
+        let ci = match (row.ci_lower, row.ci_upper) {
+            (Some(lo), Some(hi)) => format!(" [{lo:.2}, {hi:.2}]"),
+            _ => String::new(),
+        };
+        tracing::info!("FAD speech vs music, {:>8}: {:.2}{ci} (n = {} / {} frames)", row.emotion, row.fad, row.n_speech, row.n_music);
+    }
+    Ok(outcome.run_dir)
+}
+
+/// The demo's own run record: what ran, with which corpus, and where each study's folder is.
+fn write_run_json(args: &DemoArgs, cfg: &SynthConfig, manifest_path: &Path, failures: &[ClipFailure], studies: &[(&str, PathBuf)]) -> anyhow::Result<()> {
+    let mut run = RunFolder::create(&args.out, "demo")?;
+    run.set_command(std::env::args().collect::<Vec<_>>().join(" "));
+    run.set_config(&serde_json::json!({ "quick": args.quick, "corpus": cfg }), args.seed);
+    run.hash_file("manifest", manifest_path)?;
+    let manifest = emobridge_corpus::Manifest::read(manifest_path)?;
+    let audio_list: String = manifest.records.iter().map(|r| format!("{}\n", r.path)).collect();
+    run.hash_bytes("audio_list", audio_list.as_bytes());
+    for f in failures {
+        run.fail(f.id.clone(), f.path.clone(), f.error.clone());
+    }
+    for (name, dir) in studies {
+        let rel = dir.strip_prefix(&args.out).unwrap_or(dir).display().to_string();
+        run.note(name, rel.clone());
+        run.output(format!("{rel}/run.json"));
+    }
+    run.output("features/egemaps_functionals.csv");
+    run.output("corpus/manifest.csv");
+    run.finish()?;
+    Ok(())
 }
