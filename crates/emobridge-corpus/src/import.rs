@@ -450,7 +450,10 @@ fn relative_or_absolute(target: &Path, base: &Path) -> String {
     parts.join("/")
 }
 
-/// Prints the counts as an aligned table (for the CLI's end-of-run summary).
+/// Values listed per (domain, column) in [`format_counts`]; the counts file has them all.
+const MAX_PRINTED: usize = 48;
+
+/// The counts as text, one block per (column, domain), for the CLI's end-of-run summary.
 pub fn format_counts(rows: &[CountRow]) -> String {
     let mut s = String::new();
     for column in ["emotion", "speaker"] {
@@ -461,9 +464,12 @@ pub fn format_counts(rows: &[CountRow]) -> String {
         for (domain, rs) in by_domain {
             let total: usize = rs.iter().map(|r| r.count).sum();
             let _ = writeln!(s, "{domain} by {column} ({} distinct, {total} clips):", rs.len());
-            let items: Vec<String> = rs.iter().map(|r| format!("{}={}", r.value, r.count)).collect();
+            let items: Vec<String> = rs.iter().take(MAX_PRINTED).map(|r| format!("{}={}", r.value, r.count)).collect();
             for chunk in items.chunks(8) {
                 let _ = writeln!(s, "  {}", chunk.join("  "));
+            }
+            if rs.len() > MAX_PRINTED {
+                let _ = writeln!(s, "  … {} more (all in the counts file)", rs.len() - MAX_PRINTED);
             }
         }
     }
