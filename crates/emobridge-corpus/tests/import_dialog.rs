@@ -23,7 +23,9 @@ fn count(m: &Imported, e: Emotion) -> usize {
 /// Two sessions; every utterance gets a wav except one.
 fn iemocap_tree(root: &Path) {
     let base = root.join("IEMOCAP_full_release");
-    let dialogs: [(u32, &str, &[(&str, &str, &str)]); 3] = [
+    // (session, dialog, [(speaker turn, category, [V, A, D])])
+    type Turns<'a> = &'a [(&'a str, &'a str, &'a str)];
+    let dialogs: [(u32, &str, Turns); 3] = [
         (1, "Ses01F_impro01", &[("F000", "neu", "[2.5000, 2.5000, 2.5000]"), ("M000", "exc", "[4.0000, 4.5000, 3.0000]"), ("F001", "fru", "[2.0000, 3.5000, 3.5000]"), ("M001", "xxx", "[3.0000, 3.0000, 3.0000]")]),
         (1, "Ses01M_script01_1", &[("F000", "hap", "[4.5000, 3.5000, 3.0000]"), ("M000", "ang", "[1.5000, 4.5000, 4.5000]"), ("M001", "sad", "[1.5000, 1.5000, 2.0000]"), ("F001", "oth", "[3.0000, 3.0000, 3.0000]")]),
         (2, "Ses02F_impro05", &[("F000", "sad", "[2.0000, 2.0000, 2.0000]"), ("M000", "sur", "[3.5000, 4.0000, 3.0000]"), ("F001", "exc", "[4.0000, 4.0000, 3.5000]"), ("M001", "neu", "[3.0000, 2.5000, 3.0000]")]),

@@ -109,7 +109,10 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
 }
 
 /// FileName → (VoiceVote, VoiceLevel) from `processedResults/summaryTable.csv`, if present.
-fn read_votes(root: &Path) -> Result<Option<HashMap<String, (String, String)>>, ImportError> {
+/// FileName → (VoiceVote, VoiceLevel).
+type Votes = HashMap<String, (String, String)>;
+
+fn read_votes(root: &Path) -> Result<Option<Votes>, ImportError> {
     let Some(path) = util::first_file(root, &["processedResults/summaryTable.csv"]) else { return Ok(None) };
     let t = Table::read(&path)?;
     let name = t.require(&["FileName"])?;

@@ -34,8 +34,9 @@ use super::{Corpus, ImportError, Imported, IssueKind, Preset};
 use crate::manifest::{Domain, Record};
 use crate::taxonomy::Emotion;
 
-/// The canonical label of a category under a preset; `Err(())` drops the utterance.
-pub fn emotion_of(cat: &str, preset: Preset) -> Result<Option<Emotion>, ()> {
+/// The canonical label of a category under a preset: `Some(label)` keeps the utterance (with no
+/// canonical label for `oth`/`xxx`), `None` drops it (an unknown code, or outside the preset).
+pub fn emotion_of(cat: &str, preset: Preset) -> Option<Option<Emotion>> {
     let raw = match cat {
         "neu" => Some(Emotion::Neutral),
         "hap" => Some(Emotion::Happy),
@@ -47,15 +48,15 @@ pub fn emotion_of(cat: &str, preset: Preset) -> Result<Option<Emotion>, ()> {
         "sur" => Some(Emotion::Surprised),
         "dis" => Some(Emotion::Disgust),
         "oth" | "xxx" => None,
-        _ => return Err(()),
+        _ => return None,
     };
     match preset {
         Preset::Superb4 => match cat {
-            "neu" | "hap" | "ang" | "sad" => Ok(raw),
-            "exc" => Ok(Some(Emotion::Happy)),
-            _ => Err(()),
+            "neu" | "hap" | "ang" | "sad" => Some(raw),
+            "exc" => Some(Some(Emotion::Happy)),
+            _ => None,
         },
-        _ => Ok(raw),
+        _ => Some(raw),
     }
 }
 
@@ -177,12 +178,12 @@ fn read_evaluation(file: &Path, session: &Path, n: u32, preset: Preset, out: &mu
             continue;
         }
         let emotion = match emotion_of(&ev.category, preset) {
-            Ok(e) => e,
-            Err(()) if preset == Preset::Raw => {
+            Some(e) => e,
+            None if preset == Preset::Raw => {
                 out.issue(IssueKind::BadAnnotation, &at, format!("unknown category `{}`", ev.category));
                 continue;
             }
-            Err(()) => continue, // outside the preset's classes: dropped by design, not a problem
+            None => continue, // outside the preset's classes: dropped by design, not a problem
         };
         let wav = session.join("sentences/wav").join(dialog).join(format!("{}.wav", ev.utterance));
         if !wav.is_file() {
@@ -226,9 +227,9 @@ mod tests {
         assert_eq!(parse_utterance("Ses01F_script01_1_M012").unwrap(), (1, "Ses01F_script01_1", 'M'));
         assert_eq!(parse_utterance("Ses05M_impro03_F021").unwrap(), (5, "Ses05M_impro03", 'F'));
         assert!(parse_utterance("Ses06F_impro01_F000").is_err());
-        assert_eq!(emotion_of("exc", Preset::Raw), Ok(Some(Emotion::Excited)));
-        assert_eq!(emotion_of("exc", Preset::Superb4), Ok(Some(Emotion::Happy)));
-        assert_eq!(emotion_of("fru", Preset::Superb4), Err(()));
-        assert_eq!(emotion_of("xxx", Preset::Raw), Ok(None));
+        assert_eq!(emotion_of("exc", Preset::Raw), Some(Some(Emotion::Excited)));
+        assert_eq!(emotion_of("exc", Preset::Superb4), Some(Some(Emotion::Happy)));
+        assert_eq!(emotion_of("fru", Preset::Superb4), None);
+        assert_eq!(emotion_of("xxx", Preset::Raw), Some(None));
     }
 }

@@ -32,8 +32,9 @@ use super::{Corpus, ImportError, Imported, IssueKind};
 use crate::manifest::{Domain, Record};
 use crate::taxonomy::Emotion;
 
-pub fn emotion_of(code: &str) -> Result<Option<Emotion>, ()> {
-    Ok(Some(match code {
+/// `Some(label)` for a known class (no canonical label for C, O, X); `None` for an unknown code.
+pub fn emotion_of(code: &str) -> Option<Option<Emotion>> {
+    Some(Some(match code {
         "A" => Emotion::Angry,
         "S" => Emotion::Sad,
         "H" => Emotion::Happy,
@@ -41,8 +42,8 @@ pub fn emotion_of(code: &str) -> Result<Option<Emotion>, ()> {
         "F" => Emotion::Fearful,
         "D" => Emotion::Disgust,
         "N" => Emotion::Neutral,
-        "C" | "O" | "X" => return Ok(None),
-        _ => return Err(()),
+        "C" | "O" | "X" => return Some(None),
+        _ => return None,
     }))
 }
 
@@ -76,7 +77,7 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         let name = cell(row, file);
         labelled.insert(name.to_string());
         let code = cell(row, class);
-        let Ok(emotion) = emotion_of(code) else {
+        let Some(emotion) = emotion_of(code) else {
             out.issue(IssueKind::BadAnnotation, &at, format!("EmoClass `{code}` is not A/S/H/U/F/D/C/N/O/X"));
             continue;
         };

@@ -87,7 +87,10 @@ fn read_metadata(root: &Path) -> Result<HashMap<String, (String, String, String)
 }
 
 /// musicId → (arousal sd, valence sd) on the [0, 1] scale, if the std table exists.
-fn read_spreads(root: &Path) -> Result<HashMap<String, (Option<f32>, Option<f32>)>, ImportError> {
+/// musicId → (arousal sd, valence sd).
+type Spreads = HashMap<String, (Option<f32>, Option<f32>)>;
+
+fn read_spreads(root: &Path) -> Result<Spreads, ImportError> {
     let Some(path) = util::first_file(root, &["annotations/static_annotations_std.csv"]) else { return Ok(HashMap::new()) };
     let t = Table::read(&path)?;
     let id = t.require(&["musicId"])?;
