@@ -74,7 +74,7 @@ fn peak_rss_mb() -> f64 {
 
 fn main() {
     let args = parse_args();
-    let model = PretrainedEncoder::from_dir(&args.model, LoadOptions { precision: args.precision, candle_kernels: args.candle }).expect("load model");
+    let model = PretrainedEncoder::from_dir(&args.model, LoadOptions { precision: args.precision, candle_kernels: args.candle, ..LoadOptions::default() }).expect("load model");
     let expected_path = args.model.join("bench_expected.safetensors");
     let expected = expected_path.is_file().then(|| candle_core::safetensors::load(&expected_path, &Device::Cpu).expect("read expected"));
     let input: Vec<f32> = match &expected {

@@ -11,12 +11,12 @@ pub struct ClipEmbedding {
 }
 
 impl ClipEmbedding {
-    /// Wraps a [states, frames, hidden] tensor (converted to f32).
+    /// Wraps a [states, frames, hidden] tensor (converted to f32 and moved to the CPU).
     pub fn new(hidden_states: Tensor) -> Result<Self> {
         if hidden_states.rank() != 3 {
             return Err(SslError::Input(format!("hidden states must be [states, frames, hidden], got {:?}", hidden_states.dims())));
         }
-        Ok(ClipEmbedding { hidden_states: hidden_states.to_dtype(DType::F32)? })
+        Ok(ClipEmbedding { hidden_states: hidden_states.to_dtype(DType::F32)?.to_device(&candle_core::Device::Cpu)? })
     }
 
     pub fn hidden_states(&self) -> &Tensor {

@@ -6,7 +6,8 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::Linear;
 
 use crate::config::{Activation, EncoderConfig, PositionalEmbedding, RelativeBias};
-use crate::dense::{Dense, Kernels};
+use crate::dense::{to_f32_vec, Dense, Kernels};
+use crate::gemm::PackedWeight;
 use crate::features::{activate, FeatureEncoder, TORCH_NORM_EPS};
 use crate::weights::WeightSource;
 
@@ -44,10 +45,10 @@ impl LayerNorm {
         LayerNorm { weight: w.get(&format!("{prefix}.weight"), &[dim]), bias: w.get(&format!("{prefix}.bias"), &[dim]), eps: eps as f32 }
     }
 
-    fn non_affine(dim: usize, dtype: DType, eps: f64) -> CResult<Self> {
+    fn non_affine(dim: usize, dtype: DType, device: &Device, eps: f64) -> CResult<Self> {
         Ok(LayerNorm {
-            weight: Tensor::ones(dim, dtype, &Device::Cpu)?,
-            bias: Tensor::zeros(dim, dtype, &Device::Cpu)?,
+            weight: Tensor::ones(dim, dtype, device)?,
+            bias: Tensor::zeros(dim, dtype, device)?,
             eps: eps as f32,
         })
     }
@@ -85,19 +86,64 @@ struct SameConv {
     bias: Tensor,
     kernel: usize,
     groups: usize,
+    /// Per group: weight [C_g out, k·C_g in] (taps major) and bias, for the packed kernels.
+    packed: Option<Vec<(PackedWeight, Vec<f32>)>>,
 }
 
 impl SameConv {
-    /// x: [B, H, T] → [B, H, T].
-    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
-        let t = x.dim(2)?;
-        let y = x.conv1d(&self.weight, self.kernel / 2, 1, 1, self.groups)?;
-        let y = y.broadcast_add(&self.bias.reshape((1, (), 1))?)?;
-        if y.dim(2)? > t {
-            y.narrow(2, 0, t)
-        } else {
-            Ok(y)
+    fn new(weight: Tensor, bias: Tensor, kernel: usize, groups: usize, kernels: Kernels) -> CResult<Self> {
+        let packed = match kernels {
+            Kernels::Candle => None,
+            Kernels::Packed(precision) => {
+                let (h, cg, _) = weight.dims3()?;
+                let per_group = h / groups;
+                let taps_major = weight.permute((0, 2, 1))?.contiguous()?;
+                let bias_all = to_f32_vec(&bias)?;
+                let packs = (0..groups)
+                    .map(|g| {
+                        let w = to_f32_vec(&taps_major.narrow(0, g * per_group, per_group)?)?;
+                        let b = bias_all[g * per_group..(g + 1) * per_group].to_vec();
+                        Ok((PackedWeight::new(&w, per_group, kernel * cg, precision), b))
+                    })
+                    .collect::<CResult<Vec<_>>>()?;
+                Some(packs)
+            }
+        };
+        Ok(SameConv { weight, bias, kernel, groups, packed })
+    }
+
+    /// x: [B, T, H] → [B, T, H] ("same" padding, even kernels trimmed), optionally GELU.
+    fn forward(&self, x: &Tensor, gelu: bool) -> CResult<Tensor> {
+        let Some(packs) = &self.packed else {
+            let (_, t, _) = x.dims3()?;
+            let xt = x.transpose(1, 2)?.contiguous()?;
+            let y = xt.conv1d(&self.weight, self.kernel / 2, 1, 1, self.groups)?;
+            let y = y.broadcast_add(&self.bias.reshape((1, (), 1))?)?.narrow(2, 0, t)?;
+            let y = y.transpose(1, 2)?.contiguous()?;
+            return if gelu { y.gelu_erf() } else { Ok(y) };
+        };
+        let (b, t, h) = x.dims3()?;
+        let cg = h / self.groups;
+        let pad = self.kernel / 2;
+        let padded = t + 2 * pad;
+        let mut out = vec![0f32; b * t * h];
+        for item in 0..b {
+            let rows = to_f32_vec(&x.get(item)?)?;
+            for (g, (w, bias)) in packs.iter().enumerate() {
+                // This group's channels as [padded T, C_g]: the im2col row of frame i is then the
+                // contiguous k·C_g values starting at row i.
+                let mut xg = vec![0f32; padded * cg];
+                for (i, row) in rows.chunks_exact(h).enumerate() {
+                    xg[(pad + i) * cg..(pad + i + 1) * cg].copy_from_slice(&row[g * cg..(g + 1) * cg]);
+                }
+                let y = w.matmul(&xg, t, cg, Some(bias), gelu);
+                for (i, yr) in y.chunks_exact(cg).enumerate() {
+                    let at = (item * t + i) * h + g * cg;
+                    out[at..at + cg].copy_from_slice(yr);
+                }
+            }
         }
+        Tensor::from_vec(out, (b, t, h), &Device::Cpu)
     }
 }
 
@@ -115,7 +161,7 @@ impl BatchNorm {
         let var = w.get(&format!("{prefix}.running_var"), &[dim]);
         let scale = g.div(&(var + TORCH_NORM_EPS)?.sqrt()?)?;
         let shift = b.sub(&mean.mul(&scale)?)?;
-        Ok(BatchNorm { scale: scale.reshape((1, dim, 1))?, shift: shift.reshape((1, dim, 1))? })
+        Ok(BatchNorm { scale: scale.reshape((1, 1, dim))?, shift: shift.reshape((1, 1, dim))? })
     }
 
     fn forward(&self, x: &Tensor) -> CResult<Tensor> {
@@ -135,14 +181,14 @@ struct PositionalConv {
 }
 
 impl PositionalConv {
-    fn load(w: &mut WeightSource, cfg: &EncoderConfig, dtype: DType) -> CResult<Self> {
+    fn load(w: &mut WeightSource, cfg: &EncoderConfig, dtype: DType, device: &Device, kernels: Kernels) -> CResult<Self> {
         let h = cfg.hidden_size;
         let kind = match cfg.positional {
             PositionalEmbedding::Conv { kernel, groups, batch_norm } => {
                 let batch_norm = if batch_norm { Some(BatchNorm::load(w, "encoder.pos_conv_embed.batch_norm", h)?) } else { None };
                 let weight = w.weight_normed_conv("encoder.pos_conv_embed.conv", &[h, h / groups, kernel]);
                 let bias = w.get("encoder.pos_conv_embed.conv.bias", &[h]);
-                Positional::Conv { batch_norm, conv: SameConv { weight, bias, kernel, groups } }
+                Positional::Conv { batch_norm, conv: SameConv::new(weight, bias, kernel, groups, kernels)? }
             }
             PositionalEmbedding::ConvStack { layers, kernel, groups } => {
                 let convs = (0..layers)
@@ -150,10 +196,10 @@ impl PositionalConv {
                         let p = format!("encoder.pos_conv_embed.layers.{i}.conv");
                         let weight = w.get(&format!("{p}.weight"), &[h, h / groups, kernel]);
                         let bias = w.get(&format!("{p}.bias"), &[h]);
-                        SameConv { weight, bias, kernel, groups }
+                        SameConv::new(weight, bias, kernel, groups, kernels)
                     })
-                    .collect();
-                Positional::Stack { convs, norm: LayerNorm::non_affine(h, dtype, TORCH_NORM_EPS)? }
+                    .collect::<CResult<Vec<_>>>()?;
+                Positional::Stack { convs, norm: LayerNorm::non_affine(h, dtype, device, TORCH_NORM_EPS)? }
             }
         };
         Ok(PositionalConv { kind, act: cfg.conv_act })
@@ -161,25 +207,24 @@ impl PositionalConv {
 
     /// x: [B, T, H] → the embedding to add, [B, T, H].
     fn forward(&self, x: &Tensor) -> CResult<Tensor> {
-        let mut y = x.transpose(1, 2)?.contiguous()?;
         match &self.kind {
             Positional::Conv { batch_norm, conv } => {
-                if let Some(bn) = batch_norm {
-                    y = bn.forward(&y)?;
+                let input = match batch_norm {
+                    Some(bn) => bn.forward(x)?,
+                    None => x.clone(),
+                };
+                if self.act == Activation::Gelu {
+                    conv.forward(&input, true)
+                } else {
+                    activate(&conv.forward(&input, false)?, self.act)
                 }
-                y = activate(&conv.forward(&y)?, self.act)?;
-                y.transpose(1, 2)?.contiguous()
             }
             Positional::Stack { convs, norm } => {
-                let mut z = y;
-                let mut out = None;
+                let mut z = x.clone();
                 for conv in convs {
-                    let c = conv.forward(&z)?.transpose(1, 2)?;
-                    let c = activate(&norm.forward(&c)?, self.act)?;
-                    z = c.transpose(1, 2)?.contiguous()?;
-                    out = Some(c);
+                    z = activate(&norm.forward(&conv.forward(&z, false)?)?, self.act)?;
                 }
-                out.map_or_else(|| x.zeros_like(), |c| c.contiguous())
+                Ok(z)
             }
         }
     }
@@ -334,15 +379,17 @@ pub struct Encoder {
     positional: PositionalConv,
     encoder_norm: LayerNorm,
     layers: Vec<Layer>,
+    device: Device,
 }
 
 impl Encoder {
     /// Builds the encoder pulling every tensor from `w` (problems are collected there).
-    pub(crate) fn load(cfg: &EncoderConfig, w: &mut WeightSource, kernels: Kernels) -> CResult<Self> {
+    pub(crate) fn load(cfg: &EncoderConfig, w: &mut WeightSource, kernels: Kernels, device: &Device) -> CResult<Self> {
         Ok(Encoder {
+            device: device.clone(),
             features: FeatureEncoder::load(w, cfg, kernels)?,
             projection: FeatureProjection::load(w, cfg, kernels)?,
-            positional: PositionalConv::load(w, cfg, DType::F32)?,
+            positional: PositionalConv::load(w, cfg, DType::F32, device, kernels)?,
             encoder_norm: LayerNorm::load(w, "encoder.layer_norm", cfg.hidden_size, cfg.layer_norm_eps),
             layers: (0..cfg.num_layers).map(|i| Layer::load(w, cfg, i, kernels)).collect::<CResult<_>>()?,
             cfg: cfg.clone(),
@@ -357,7 +404,7 @@ impl Encoder {
     /// for it). `lengths` gives each item's valid samples for a zero-padded batch; it builds the
     /// attention mask transformers derives from `attention_mask`. Returns L+1 tensors [B, T, H].
     pub fn forward(&self, samples: &Tensor, lengths: Option<&[usize]>, convention: HiddenStateConvention) -> CResult<Vec<Tensor>> {
-        let samples = samples.to_dtype(DType::F32)?;
+        let samples = samples.to_dtype(DType::F32)?.to_device(&self.device)?;
         let frames = self.features.forward(&samples)?;
         let mut x = self.projection.forward(&frames)?;
         let (b, t, _) = x.dims3()?;
@@ -398,7 +445,7 @@ impl Encoder {
             let valid = self.cfg.frames_for(len).min(t);
             mask[i * t..i * t + valid].fill(1.0);
         }
-        Tensor::from_vec(mask, (b, t), &Device::Cpu)
+        Tensor::from_vec(mask, (b, t), &self.device)
     }
 }
 

@@ -26,18 +26,27 @@ pub enum Precision {
 }
 
 /// How to load a checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Default f32.
     pub precision: Precision,
     /// Use candle's ops for every product instead of the packed CPU kernels (default false).
     /// The reference path; slower on CPU.
     pub candle_kernels: bool,
+    /// Where weights and activations live (default CPU). A CUDA device (crate feature `cuda`)
+    /// runs candle's ops in f32 whatever `precision` says.
+    pub device: candle_core::Device,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { precision: Precision::F32, candle_kernels: false, device: candle_core::Device::Cpu }
+    }
 }
 
 impl LoadOptions {
     fn kernels(&self) -> Kernels {
-        if self.candle_kernels {
+        if self.candle_kernels || !self.device.is_cpu() {
             return Kernels::Candle;
         }
         Kernels::Packed(match self.precision {
@@ -90,8 +99,8 @@ impl PretrainedEncoder {
             PreprocessConfig::default_for(cfg.family)
         };
         let tensors = read_tensors(&weight_files(dir)?)?;
-        let mut source = WeightSource::new(tensors, DType::F32);
-        let encoder = Encoder::load(&cfg, &mut source, opts.kernels())?;
+        let mut source = WeightSource::new(tensors, DType::F32, opts.device.clone());
+        let encoder = Encoder::load(&cfg, &mut source, opts.kernels(), &opts.device)?;
         let unused = source.finish(dir)?;
         if !unused.is_empty() {
             tracing::debug!("{}: {} checkpoint tensors not used by the encoder (heads, quantizer, …): {:?}", dir.display(), unused.len(), unused);

@@ -79,13 +79,15 @@ fn strip_prefix(name: &str) -> &str {
 pub struct WeightSource {
     tensors: HashMap<String, Tensor>,
     dtype: DType,
+    device: Device,
     problems: Vec<String>,
     used: BTreeSet<String>,
 }
 
 impl WeightSource {
-    pub fn new(tensors: HashMap<String, Tensor>, dtype: DType) -> Self {
-        WeightSource { tensors, dtype, problems: Vec::new(), used: BTreeSet::new() }
+    /// Tensors are handed out in `dtype` on `device`.
+    pub fn new(tensors: HashMap<String, Tensor>, dtype: DType, device: Device) -> Self {
+        WeightSource { tensors, dtype, device, problems: Vec::new(), used: BTreeSet::new() }
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -97,7 +99,7 @@ impl WeightSource {
     pub fn get(&mut self, name: &str, shape: &[usize]) -> Tensor {
         match self.fetch(name, shape) {
             Some(t) => t,
-            None => Tensor::zeros(shape, self.dtype, &Device::Cpu).expect("zeros on CPU"),
+            None => Tensor::zeros(shape, self.dtype, &self.device).expect("zeros"),
         }
     }
 
@@ -111,7 +113,7 @@ impl WeightSource {
             self.problems.push(format!("tensor `{name}` has shape {:?}, expected {shape:?}", t.dims()));
             return None;
         }
-        match t.to_dtype(self.dtype) {
+        match t.to_dtype(self.dtype).and_then(|t| t.to_device(&self.device)) {
             Ok(t) => Some(t),
             Err(e) => {
                 self.problems.push(format!("tensor `{name}`: cannot convert to {:?}: {e}", self.dtype));
