@@ -1,8 +1,10 @@
 //! Contour filters of openSMILE: the `sma` moving average (`cContourSmoother`) and the `de`
 //! regression deltas (`cDeltaRegression`).
 //!
-//! Both pad the contour at its ends by repeating the first and last value, which is what
-//! openSMILE's window processors do (a constant contour stays constant, even at frame 0).
+//! Both pad the contour at its ends by repeating the first and last value. For `sma` this is
+//! confirmed on SMILExtract's eGeMAPS output (a constant contour keeps its value at frame 0 and
+//! at the last frame); for `delta` it is the same window-processor padding, checked by the
+//! ComParE `_de` parity tests rather than here.
 
 /// Symmetric moving average over `window` frames (odd; 3 gives openSMILE's `_sma3`).
 pub fn sma(x: &[f32], window: usize) -> Vec<f32> {

@@ -108,7 +108,6 @@ pub struct SpectralLlds {
     bin_hz: f64,
     loud_bank: MelBank,
     loud_weights: Vec<f64>,
-    mfcc_bank: MelBank,
     dct: Vec<Vec<f64>>,
     lifter: Vec<f64>,
     flux_hi_bin: usize,
@@ -193,7 +192,6 @@ impl SpectralLlds {
     pub fn new(n_bins: usize, bin_hz: f64) -> SpectralLlds {
         let loud_bank = MelBank::new(26, 20.0, 8000.0, n_bins, bin_hz);
         let loud_weights = loud_bank.centres_hz.iter().map(|&f| equal_loudness_weight(f)).collect();
-        let mfcc_bank = MelBank::new(26, 20.0, 8000.0, n_bins, bin_hz);
         let n_mel = 26usize;
         let dct = (1..=4)
             .map(|i| {
@@ -210,7 +208,6 @@ impl SpectralLlds {
             bin_hz,
             loud_bank,
             loud_weights,
-            mfcc_bank,
             dct,
             lifter,
             flux_hi_bin,
@@ -241,6 +238,7 @@ impl SpectralLlds {
     /// Mean over 26 mel bands of (band power · equal-loudness weight)^0.33: the `cPlp` auditory
     /// spectrum reduced by `cVectorOperation ll1` (which divides the L1 norm by the band count).
     fn loudness(&mut self) -> f64 {
+        // the loudness and MFCC banks are the same 26-band 20–8000 Hz bank: compute it once
         self.loud_bank.apply(&self.power, &mut self.bands);
         let sum: f64 = self
             .bands
@@ -300,7 +298,7 @@ impl SpectralLlds {
 
     /// HTK-style MFCC 1–4: mel power ×32767², floor 1, natural log, DCT-II √(2/26), lifter 22.
     fn mfcc(&mut self) -> [f64; 4] {
-        self.mfcc_bank.apply(&self.power, &mut self.bands);
+        // `self.bands` still holds this frame's bank output from `loudness`
         let scale = 32767.0f64 * 32767.0;
         let logs: Vec<f64> = self.bands.iter().map(|&b| (b * scale).max(1.0).ln()).collect();
         let factor = (2.0 / logs.len() as f64).sqrt();

@@ -64,6 +64,8 @@ pub struct FormantTracker {
     ifft: Option<std::sync::Arc<dyn rustfft::Fft<f64>>>,
     ifft_buf: Vec<Complex<f64>>,
     resampled: Vec<f64>,
+    /// Roots of the previous frame, the starting point of the next root search.
+    last_roots: Option<Vec<Complex<f64>>>,
 }
 
 impl FormantTracker {
@@ -104,6 +106,7 @@ impl FormantTracker {
             ifft,
             ifft_buf,
             resampled: vec![0.0; n_out],
+            last_roots: None,
             cfg,
         }
     }
@@ -119,7 +122,10 @@ impl FormantTracker {
         let mut poly = vec![1.0];
         poly.extend(a.iter().map(|c| -c));
         let fs = self.rate;
-        let mut found: Vec<(f64, f64)> = polynomial_roots(&poly)
+        let roots = polynomial_roots_from(&poly, self.last_roots.as_deref());
+        let converged = roots.iter().all(|z| z.is_finite());
+        self.last_roots = if converged { Some(roots.clone()) } else { None };
+        let mut found: Vec<(f64, f64)> = roots
             .into_iter()
             .map(|z| if z.norm_sqr() > 1.0 { 1.0 / z.conj() } else { z })
             .filter(|z| z.im >= 0.0)
@@ -205,13 +211,25 @@ pub fn levinson(r: &[f64], order: usize) -> Option<Vec<f64>> {
 /// Roots of a real polynomial (coefficients highest power first, leading 1) by
 /// Durand–Kerner iteration.
 pub fn polynomial_roots(poly: &[f64]) -> Vec<Complex<f64>> {
+    polynomial_roots_from(poly, None)
+}
+
+/// [`polynomial_roots`] starting from `start` (e.g. the previous frame's roots, which makes
+/// consecutive frames converge in a few iterations); falls back to the standard seeds.
+pub fn polynomial_roots_from(poly: &[f64], start: Option<&[Complex<f64>]>) -> Vec<Complex<f64>> {
     let n = poly.len() - 1;
     if n == 0 {
         return Vec::new();
     }
     let eval = |z: Complex<f64>| poly.iter().fold(Complex::new(0.0, 0.0), |acc, &c| acc * z + c);
     let seed = Complex::new(0.4, 0.9);
-    let mut roots: Vec<Complex<f64>> = (0..n).map(|i| seed.powu(i as u32)).collect();
+    let distinct = |r: &[Complex<f64>]| {
+        r.iter().enumerate().all(|(i, a)| r[i + 1..].iter().all(|b| (a - b).norm_sqr() > 1e-12) && a.is_finite())
+    };
+    let mut roots: Vec<Complex<f64>> = match start {
+        Some(r) if r.len() == n && distinct(r) => r.to_vec(),
+        _ => (0..n).map(|i| seed.powu(i as u32)).collect(),
+    };
     for _ in 0..500 {
         let mut delta = 0.0f64;
         for i in 0..n {

@@ -42,20 +42,24 @@ pub struct JitterFrame {
     pub shimmer_local_db: f64,
 }
 
+/// Pearson correlation of two equally long windows (single pass over the samples).
 fn cross_corr(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len().min(y.len());
     if n == 0 {
         return 0.0;
     }
-    let mx = x[..n].iter().sum::<f64>() / n as f64;
-    let my = y[..n].iter().sum::<f64>() / n as f64;
-    let (mut cc, mut nx, mut ny) = (0.0, 0.0, 0.0);
-    for i in 0..n {
-        let (a, b) = (x[i] - mx, y[i] - my);
-        cc += a * b;
-        nx += a * a;
-        ny += b * b;
+    let (mut sx, mut sy, mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (&a, &b) in x[..n].iter().zip(&y[..n]) {
+        sx += a;
+        sy += b;
+        sxy += a * b;
+        sxx += a * a;
+        syy += b * b;
     }
+    let nf = n as f64;
+    let (mx, my) = (sx / nf, sy / nf);
+    let cc = sxy - nf * mx * my;
+    let (nx, ny) = ((sxx - nf * mx * mx).max(0.0), (syy - nf * my * my).max(0.0));
     cc / (nx.sqrt() * ny.sqrt())
 }
 

@@ -59,14 +59,13 @@ pub struct Candidates {
 /// SHS analyser for magnitude spectra of a fixed size.
 pub struct ShsPitch {
     cfg: ShsConfig,
-    log_f: Vec<f64>,
-    targets: Vec<f64>,
     aud_weight: Vec<f64>,
     fmin_t: f64,
     step_t: f64,
     points_per_octave: f64,
     work: Vec<f64>,
-    spline2: Vec<f64>,
+    plan: SplinePlan,
+    interpolated: Vec<f64>,
     octave: Vec<f64>,
     sum: Vec<f64>,
 }
@@ -82,7 +81,8 @@ impl ShsPitch {
         let step_t = (fmax_t - fmin_t) / (n_points - 1) as f64;
         let mut log_f: Vec<f64> = (0..n_bins).map(|i| if i == 0 { 0.0 } else { (i as f64 * bin_hz).log2() }).collect();
         log_f[0] = 2.0 * log_f[1] - log_f[2];
-        let targets = (0..n_points).map(|i| fmin_t + i as f64 * step_t).collect();
+        let targets: Vec<f64> = (0..n_points).map(|i| fmin_t + i as f64 * step_t).collect();
+        let plan = SplinePlan::new(&log_f, &targets);
         let n_octaves = (max_hz / min_hz).log2();
         // openSMILE stores this in a 32-bit float in the level meta data
         let points_per_octave = (n_points as f64 / n_octaves) as f32 as f64;
@@ -92,14 +92,13 @@ impl ShsPitch {
             .collect();
         ShsPitch {
             cfg,
-            log_f,
-            targets,
             aud_weight,
             fmin_t,
             step_t,
             points_per_octave,
             work: Vec::new(),
-            spline2: Vec::new(),
+            plan,
+            interpolated: Vec::new(),
             octave: Vec::new(),
             sum: Vec::new(),
         }
@@ -123,10 +122,9 @@ impl ShsPitch {
         self.work.extend_from_slice(mags);
         enhance_peaks(&mut self.work);
         smooth_spectrum(&mut self.work);
-        natural_spline(&self.log_f, &self.work, &mut self.spline2);
+        self.plan.evaluate(&self.work, &mut self.interpolated);
         self.octave.clear();
-        for (i, &x) in self.targets.iter().enumerate() {
-            let v = spline_eval(&self.log_f, &self.work, &self.spline2, x);
+        for (i, &v) in self.interpolated.iter().enumerate() {
             let v = v as f32 as f64;
             self.octave.push(if v > 0.0 { v * self.aud_weight[i] } else { 0.0 });
         }
@@ -337,5 +335,84 @@ pub fn quad_peak(x1: f64, y1: f64, x2: f64, y2: f64, x3: f64, y3: f64) -> (f64, 
         (x3, y3)
     } else {
         (x1, y1)
+    }
+}
+
+/// A natural cubic spline through fixed abscissae `x`, evaluated at fixed points: everything that
+/// depends only on the abscissae is computed once, so each new set of ordinates costs one
+/// tridiagonal sweep and a few multiply-adds per evaluation point (same numbers as
+/// [`natural_spline`] + [`spline_eval`]).
+#[derive(Debug, Clone)]
+pub struct SplinePlan {
+    x: Vec<f64>,
+    sig: Vec<f64>,
+    p_inv: Vec<f64>,
+    y2_coef: Vec<f64>,
+    /// Per evaluation point: lower knot, weights a and b, h²/6.
+    points: Vec<(usize, f64, f64, f64)>,
+    u: Vec<f64>,
+    y2: Vec<f64>,
+}
+
+impl SplinePlan {
+    /// Plan for knots `x` (strictly increasing) and evaluation points `at`.
+    pub fn new(x: &[f64], at: &[f64]) -> SplinePlan {
+        let n = x.len();
+        let (mut sig, mut p_inv, mut y2_coef) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        for i in 1..n.saturating_sub(1) {
+            sig[i] = (x[i] - x[i - 1]) / (x[i + 1] - x[i - 1]);
+            let p = sig[i] * y2_coef[i - 1] + 2.0;
+            p_inv[i] = 1.0 / p;
+            y2_coef[i] = (sig[i] - 1.0) / p;
+        }
+        let points = at
+            .iter()
+            .map(|&v| {
+                let (mut lo, mut hi) = (0usize, n - 1);
+                while hi - lo > 1 {
+                    let k = (hi + lo) / 2;
+                    if x[k] > v {
+                        hi = k;
+                    } else {
+                        lo = k;
+                    }
+                }
+                let h = x[hi] - x[lo];
+                if h == 0.0 {
+                    (lo, 0.0, 0.0, 0.0)
+                } else {
+                    ((lo), (x[hi] - v) / h, (v - x[lo]) / h, h * h / 6.0)
+                }
+            })
+            .collect();
+        SplinePlan { x: x.to_vec(), sig, p_inv, y2_coef, points, u: vec![0.0; n], y2: vec![0.0; n] }
+    }
+
+    /// Spline values at the planned points for ordinates `y`.
+    pub fn evaluate(&mut self, y: &[f64], out: &mut Vec<f64>) {
+        let n = self.x.len();
+        let x = &self.x;
+        out.clear();
+        if n < 3 {
+            out.extend(self.points.iter().map(|&(lo, a, b, _)| a * y[lo] + b * y[(lo + 1).min(n - 1)]));
+            return;
+        }
+        self.u[0] = 0.0;
+        for i in 1..n - 1 {
+            let d = (y[i + 1] - y[i]) / (x[i + 1] - x[i]) - (y[i] - y[i - 1]) / (x[i] - x[i - 1]);
+            self.u[i] = (6.0 * d / (x[i + 1] - x[i - 1]) - self.sig[i] * self.u[i - 1]) * self.p_inv[i];
+        }
+        self.y2[n - 1] = 0.0;
+        for k in (0..n - 1).rev() {
+            self.y2[k] = self.y2_coef[k] * self.y2[k + 1] + self.u[k];
+        }
+        let y2 = &self.y2;
+        out.extend(self.points.iter().map(|&(lo, a, b, h26)| {
+            if h26 == 0.0 {
+                return 0.0;
+            }
+            let hi = lo + 1;
+            a * y[lo] + b * y[hi] + ((a * a * a - a) * y2[lo] + (b * b * b - b) * y2[hi]) * h26
+        }));
     }
 }
