@@ -202,7 +202,7 @@ impl SpectralLlds {
             .collect();
         let lifter = (1..=4).map(|i| 1.0 + 11.0 * (std::f64::consts::PI * i as f64 / 22.0).sin()).collect();
         // flux range 0–5000 Hz: the last bin strictly below 5000 Hz
-        let flux_hi_bin = (0..n_bins).filter(|&i| (i as f64 * bin_hz) < 5000.0).last().unwrap_or(0);
+        let flux_hi_bin = (0..n_bins).rev().find(|&i| (i as f64 * bin_hz) < 5000.0).unwrap_or(0);
         let slopes = vec![SlopeBand::new(0.0, 500.0, n_bins, bin_hz), SlopeBand::new(500.0, 1500.0, n_bins, bin_hz)];
         SpectralLlds {
             bin_hz,
