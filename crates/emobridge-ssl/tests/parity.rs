@@ -268,3 +268,22 @@ fn candle_reference_kernels_match_too() {
         assert_layers_close(emb.hidden_states(), &exp["hidden_states"], &format!("{name} (candle kernels)"));
     }
 }
+
+/// The bf16 path's documented tolerance: every state within 5 % of the layer's largest value.
+#[test]
+fn bf16_products_stay_within_the_documented_tolerance() {
+    for name in ["wav2vec2_group_postln", "wavlm_layer_preln", "data2vec_audio"] {
+        let opts = LoadOptions { precision: emobridge_ssl::Precision::Bf16, ..LoadOptions::default() };
+        let model = PretrainedEncoder::from_dir(&fixture(name), opts).unwrap();
+        let exp = expected(name);
+        let input: Vec<f32> = exp["input"].to_vec1().unwrap();
+        let emb = model.embed(&input, model.preprocess().sampling_rate, &EmbedOptions::default()).unwrap();
+        for l in 0..exp["hidden_states"].dim(0).unwrap() {
+            let want = exp["hidden_states"].get(l).unwrap();
+            let scale = want.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+            let d = max_abs_diff(&emb.hidden_states().get(l).unwrap(), &want);
+            eprintln!("{name} bf16 state {l}: {d:.2e} (max |value| {scale:.2})");
+            assert!(d <= 0.05 * scale, "{name} bf16 state {l}: {d:e} vs scale {scale}");
+        }
+    }
+}
