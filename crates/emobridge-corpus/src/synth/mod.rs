@@ -230,8 +230,10 @@ fn write_audio(path: &Path, samples: &[f32], sr: u32) -> Result<(), SynthError> 
 
 fn clip<R: Rng>(rng: &mut R, out: &Path, cfg: &SynthConfig, p: &Plan, spk: &[Speaker], perf: &[Performer]) -> Result<(Record, f64), SynthError> {
     let emotion = p.emotion.expect("clip-level plans carry an emotion");
-    let k = if p.intensity == "strong" { 1.0 } else { 0.65 };
-    let seconds = uniform(rng, cfg.clip_seconds.0, cfg.clip_seconds.1);
+    let k = if p.intensity == "strong" { 1.0 } else { 0.75 };
+    // Music needs a few more notes than speech needs syllables to show its tempo and mode.
+    let stretch = if p.domain == Domain::Music { 1.3 } else { 1.0 };
+    let seconds = stretch * uniform(rng, cfg.clip_seconds.0, cfg.clip_seconds.1);
     let (a0, v0) = emotion.circumplex();
     // Clip-level ratings: the nominal point scaled by intensity, with rater-like scatter.
     let arousal = (a0 * k + 0.1 * gauss(rng)).clamp(-1.0, 1.0);
@@ -252,7 +254,9 @@ fn clip<R: Rng>(rng: &mut R, out: &Path, cfg: &SynthConfig, p: &Plan, spk: &[Spe
         }
         Domain::Music => {
             let pf = &perf[p.who];
-            let cues = Cues::of(emotion).scaled(k).plus(&pf.habit).plus(&spread(rng, cfg.cue_spread));
+            // Performers differ more among themselves (instrument, register) than speakers do, so
+            // the per-clip scatter is smaller to keep music's classes about as separable as speech's.
+            let cues = Cues::of(emotion).scaled(k).plus(&pf.habit).plus(&spread(rng, 0.7 * cfg.cue_spread));
             let (audio, facts) = music::render(rng, pf, &cues, seconds, cfg.music_rate);
             let id = format!("mu_{}_{}_{:03}", pf.name, emotion.as_str(), p.index);
             let rel = format!("music/{id}.wav");

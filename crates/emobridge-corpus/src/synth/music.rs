@@ -90,12 +90,12 @@ fn compose<R: Rng>(rng: &mut R, p: &Performer, cues: &dyn CueTrack, seconds: f32
     let mut t = 0.05f32;
     let mut degree: i32 = 7; // scale step relative to the tonic an octave below the register centre
     let c0 = cues.at(0.0);
-    let facts = MusicFacts { major: c0.mode + 0.35 * gauss(rng) > 0.0, tempo_bpm: p.tempo * 2f32.powf(0.6 * c0.rate) };
+    let facts = MusicFacts { major: c0.mode + 0.35 * gauss(rng) > 0.0, tempo_bpm: p.tempo * 2f32.powf(0.8 * c0.rate) };
     let mut bar_start = 0.0f32;
     let mut bar_major = facts.major;
     while t < seconds - 0.05 {
         let c = cues.at(t);
-        let beat = 60.0 / (p.tempo * 2f32.powf(0.6 * c.rate));
+        let beat = 60.0 / (p.tempo * 2f32.powf(0.8 * c.rate));
         if t >= bar_start {
             // A new bar: re-decide the mode when cues drift, and lay a chord under it.
             if bar_start > 0.0 {
@@ -106,7 +106,7 @@ fn compose<R: Rng>(rng: &mut R, p: &Performer, cues: &dyn CueTrack, seconds: f32
             for k in [0, 2, 4] {
                 let d = root_deg + k;
                 let midi = tonic - 12.0 + (scale[(d % 7) as usize] + 12 * (d / 7)) as f32;
-                chords.push(Note { start: bar_start, dur: 4.0 * beat * 0.98, midi, gain: db(7.0 * c.loudness - 13.0), attack: 0.03, brightness: c.brightness - 0.5, irregularity: c.irregularity });
+                chords.push(Note { start: bar_start, dur: 4.0 * beat * 0.98, midi, gain: db(10.0 * c.loudness - 17.0), attack: 0.03, brightness: c.brightness - 0.5, irregularity: c.irregularity });
             }
             bar_start += 4.0 * beat;
         }
@@ -114,13 +114,13 @@ fn compose<R: Rng>(rng: &mut R, p: &Performer, cues: &dyn CueTrack, seconds: f32
         // Pitch variability widens the melodic steps; pitch level shifts the register.
         let max_step = (1.0 + 2.5 * (c.pitch_var + 1.0)).round() as i32;
         degree = (degree + rng.random_range(-max_step..=max_step)).clamp(0, 16);
-        let octave_shift = 5.0 * c.pitch;
+        let octave_shift = 7.0 * c.pitch;
         let midi = tonic + (scale[(degree % 7) as usize] + 12 * (degree / 7)) as f32 - 12.0 + octave_shift + c.irregularity.max(0.0) * 0.15 * gauss(rng);
         let len_beats = [0.5, 0.5, 1.0, 1.0, 1.5, 2.0][rng.random_range(0..6)];
         let ioi = len_beats * beat * (1.0 + 0.04 * (c.irregularity + 1.0) * gauss(rng)).clamp(0.7, 1.3);
         // Legato holds ~95 % of the inter-onset interval, staccato ~35 %.
-        let ratio = (0.65 - 0.3 * c.articulation).clamp(0.25, 0.98);
-        let gain = db(8.0 * c.loudness + (1.0 + 2.5 * (c.loudness_var + 1.0)) * gauss(rng) - 6.0);
+        let ratio = (0.62 - 0.35 * c.articulation).clamp(0.2, 0.98);
+        let gain = db(11.0 * c.loudness + (0.8 + 1.6 * (c.loudness_var + 1.0)) * gauss(rng) - 10.0);
         let attack = 0.002 * 40f32.powf(((1.0 - c.attack) / 2.0).clamp(0.0, 1.0));
         melody.push(Note { start: t, dur: ioi * ratio, midi, gain, attack, brightness: c.brightness + p.brightness, irregularity: c.irregularity });
         t += ioi;
@@ -138,7 +138,7 @@ fn add_note<R: Rng>(rng: &mut R, out: &mut [f32], note: &Note, inst: Instrument,
     let vib_depth = 0.002 + 0.004 * irr;
     let wobble_rate = uniform(rng, 3.0, 9.0);
     let wobble_depth = 0.04 * irr;
-    let slope = (2.0 - 0.9 * note.brightness).clamp(0.6, 3.5);
+    let slope = (2.0 - 1.2 * note.brightness).clamp(0.5, 3.8);
     let nyquist = 0.45 * sr;
     let partials: Vec<(f32, f32)> = match inst {
         Instrument::Strings | Instrument::Pluck => (1..=24).map(|k| (k as f32, (k as f32).powf(-slope))).collect(),
