@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release -p emobridge-fad --example fad_bench -- STATS.npz NAME_A NAME_B [REPEATS]`
 //! prints one JSON line: distance, median/min seconds (statistics already in memory, as for the
-//! Python timings), and the thread count.
+//! Python timings), and the thread count (`FAD_THREADS`, default: faer's, i.e. all cores).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,6 +23,9 @@ fn main() {
         .get(3)
         .map(|r| r.parse().expect("REPEATS is a number"))
         .unwrap_or(5);
+    if let Some(threads) = std::env::var("FAD_THREADS").ok().and_then(|t| t.parse().ok()) {
+        emobridge_fad::stats::set_threads(threads);
+    }
     let a = read_stats_npz(&path, Some(&args[1])).unwrap_or_else(|e| panic!("{e}"));
     let b = read_stats_npz(&path, Some(&args[2])).unwrap_or_else(|e| panic!("{e}"));
     let mut times = Vec::with_capacity(repeats);
