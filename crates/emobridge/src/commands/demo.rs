@@ -4,7 +4,8 @@
 //! 2. eGeMAPS functionals for every clip (a table) and eGeMAPS LLD frames into the cache;
 //! 3. the per-emotion FAD study on those descriptor frames (speech vs music per emotion,
 //!    emotion × emotion and quadrant matrices, heatmaps);
-//! 4. `run.json` with the command, configuration, seed, version, hashes and failures.
+//! 4. with `--model`, the same study on every hidden state of an SSL encoder;
+//! 5. `run.json` with the command, configuration, seed, version, hashes and failures.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,6 +16,11 @@ use emobridge_store::EmbeddingCache;
 use emobridge_studies::descriptors::{egemaps_over_manifest, write_functionals_csv, ClipFailure, EGEMAPS_LLD_TAG};
 use emobridge_studies::fad::FadStudyConfig;
 use emobridge_studies::RunFolder;
+
+use super::extract::{ConventionArg, EncoderArgs, ExtractArgs, PrecisionArg, StoredDtypeArg};
+
+/// Cache tag of the optional SSL encoder's embeddings.
+const SSL_TAG: &str = "ssl";
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -27,6 +33,10 @@ pub struct DemoArgs {
     /// Seed for the corpus and every random choice downstream.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Also run the study on every layer of this SSL encoder (a HuggingFace model folder such
+    /// as wav2vec2-base or MERT-v1-95M, or ORG/NAME in the local HF cache).
+    #[arg(long)]
+    pub model: Option<String>,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -54,25 +64,39 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     write_functionals_csv(&features_dir.join("egemaps_functionals.csv"), manifest, &descriptors).map_err(anyhow::Error::msg)?;
 
     tracing::info!("step 3/3: per-emotion Fréchet distances");
-    let fad_dir = fad_step(&args, manifest, &cache_root)?;
+    let mut studies = vec![("fad_egemaps", fad_step(&args, manifest, &cache_root, EGEMAPS_LLD_TAG, "fad-egemaps")?)];
+    if let Some(model) = &args.model {
+        tracing::info!("extra step: every layer of {model}");
+        super::extract::run(ExtractArgs {
+            manifest: summary.manifest_path.clone(),
+            encoder: EncoderArgs { model: model.clone(), precision: PrecisionArg::F32, window_s: 30.0, convention: ConventionArg::Transformers4 },
+            cache: cache_root.clone(),
+            tag: Some(SSL_TAG.into()),
+            layers: "all".into(),
+            shard: None,
+            dtype: StoredDtypeArg::F16,
+        })
+        .with_context(|| format!("extracting {model} embeddings"))?;
+        studies.push(("fad_ssl", fad_step(&args, manifest, &cache_root, SSL_TAG, "fad-ssl")?));
+    }
 
-    write_run_json(&args, &corpus_cfg, &summary.manifest_path, &descriptors.failures, &[("fad_egemaps", fad_dir)])?;
+    write_run_json(&args, &corpus_cfg, &summary.manifest_path, &descriptors.failures, &studies)?;
     tracing::info!("demo finished in {:.0} s → {}", started.elapsed().as_secs_f64(), args.out.display());
     println!("{}", args.out.join("run.json").display());
     Ok(())
 }
 
 /// Per-emotion FAD between speech and music on the eGeMAPS LLD frames.
-fn fad_step(args: &DemoArgs, manifest: &emobridge_corpus::Manifest, cache_root: &Path) -> anyhow::Result<PathBuf> {
+fn fad_step(args: &DemoArgs, manifest: &emobridge_corpus::Manifest, cache_root: &Path, tag: &str, folder: &str) -> anyhow::Result<PathBuf> {
     let config = FadStudyConfig { seed: args.seed, bootstrap: if args.quick { 20 } else { 100 }, ..FadStudyConfig::default() };
-    let out = args.out.join("fad-egemaps");
-    let outcome = emobridge_studies::fad::run(&config, manifest, cache_root, EGEMAPS_LLD_TAG, &out).context("per-emotion FAD study")?;
+    let out = args.out.join(folder);
+    let outcome = emobridge_studies::fad::run(&config, manifest, cache_root, tag, &out).with_context(|| format!("per-emotion FAD study on {tag}"))?;
     for row in &outcome.speech_vs_music {
         let ci = match (row.ci_lower, row.ci_upper) {
             (Some(lo), Some(hi)) => format!(" [{lo:.2}, {hi:.2}]"),
             _ => String::new(),
         };
-        tracing::info!("FAD speech vs music, {:>8}: {:.2}{ci} (n = {} / {} frames)", row.emotion, row.fad, row.n_speech, row.n_music);
+        tracing::info!("FAD speech vs music, {tag}, state {}, {:>8}: {:.3}{ci} (n = {} / {} frames)", row.layer, row.emotion, row.fad, row.n_speech, row.n_music);
     }
     Ok(outcome.run_dir)
 }
