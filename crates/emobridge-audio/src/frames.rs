@@ -1,6 +1,9 @@
-//! Framing and spectral primitives shared by the descriptor code.
+//! Framing, analysis windows and FFT magnitudes shared by the descriptor and test code.
+//! Windows and spectra are f64: descriptor parity with openSMILE needs the precision.
 
-use realfft::RealFftPlanner;
+use std::sync::Arc;
+
+use realfft::{num_complex::Complex, RealFftPlanner, RealToComplex};
 
 /// Number of complete frames of `frame` samples every `hop` samples in `len` samples.
 pub fn frame_count(len: usize, frame: usize, hop: usize) -> usize {
@@ -12,65 +15,65 @@ pub fn frames(signal: &[f32], frame: usize, hop: usize) -> impl Iterator<Item = 
     (0..frame_count(signal.len(), frame, hop)).map(move |i| &signal[i * hop..i * hop + frame])
 }
 
-/// Hamming window (0.54 − 0.46 cos), symmetric over `n` points.
-pub fn hamming(n: usize) -> Vec<f32> {
-    cosine_window(n, 0.54, 0.46)
-}
-
-/// Hann window (0.5 − 0.5 cos), symmetric over `n` points.
-pub fn hann(n: usize) -> Vec<f32> {
-    cosine_window(n, 0.5, 0.5)
-}
-
-fn cosine_window(n: usize, a: f64, b: f64) -> Vec<f32> {
+/// openSMILE's symmetric Hamming window, 0.54 − 0.46 cos(2πi/(N−1)).
+pub fn hamming(n: usize) -> Vec<f64> {
     if n <= 1 {
         return vec![1.0; n];
     }
     let d = (n - 1) as f64;
-    (0..n).map(|i| (a - b * (2.0 * std::f64::consts::PI * i as f64 / d).cos()) as f32).collect()
+    (0..n).map(|i| 0.54 - 0.46 * (2.0 * std::f64::consts::PI * i as f64 / d).cos()).collect()
 }
 
-/// Gaussian window exp(−½ ((i − (n−1)/2) / (σ (n−1)/2))²), the shape openSMILE's voicing frames use.
-pub fn gauss(n: usize, sigma: f64) -> Vec<f32> {
+/// openSMILE's Gaussian window exp(−½ ((i − (N−1)/2) / (σ (N−1)/2))²), σ clamped to (0, 0.5].
+pub fn gauss(n: usize, sigma: f64) -> Vec<f64> {
     if n <= 1 {
         return vec![1.0; n];
     }
+    let sigma = if sigma <= 0.0 { 0.01 } else { sigma.min(0.5) };
     let half = (n - 1) as f64 / 2.0;
-    (0..n).map(|i| (-0.5 * ((i as f64 - half) / (sigma * half)).powi(2)).exp() as f32).collect()
+    (0..n).map(|i| (-0.5 * ((i as f64 - half) / (sigma * half)).powi(2)).exp()).collect()
 }
 
-/// Reusable magnitude-spectrum computer for frames of a fixed FFT size.
-pub struct Spectrum {
-    fft: std::sync::Arc<dyn realfft::RealToComplex<f32>>,
-    input: Vec<f32>,
-    output: Vec<realfft::num_complex::Complex<f32>>,
-    scratch: Vec<realfft::num_complex::Complex<f32>>,
+/// Hann window, 0.5 − 0.5 cos(2πi/(N−1)), symmetric over `n` points.
+pub fn hann(n: usize) -> Vec<f64> {
+    if n <= 1 {
+        return vec![1.0; n];
+    }
+    let d = (n - 1) as f64;
+    (0..n).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / d).cos()).collect()
 }
 
-impl Spectrum {
-    pub fn new(fft_size: usize) -> Spectrum {
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(fft_size);
-        let input = fft.make_input_vec();
-        let output = fft.make_output_vec();
-        let scratch = fft.make_scratch_vec();
-        Spectrum { fft, input, output, scratch }
+/// Reusable real FFT producing magnitudes |X_k|, k = 0..=nfft/2 (no normalisation).
+pub struct MagnitudeFft {
+    fft: Arc<dyn RealToComplex<f64>>,
+    input: Vec<f64>,
+    output: Vec<Complex<f64>>,
+    scratch: Vec<Complex<f64>>,
+}
+
+impl MagnitudeFft {
+    /// Plans an FFT of length `nfft`.
+    pub fn new(nfft: usize) -> MagnitudeFft {
+        let fft = RealFftPlanner::<f64>::new().plan_fft_forward(nfft);
+        MagnitudeFft { input: fft.make_input_vec(), output: fft.make_output_vec(), scratch: fft.make_scratch_vec(), fft }
     }
 
-    pub fn fft_size(&self) -> usize {
-        self.input.len()
-    }
-
-    /// Magnitudes |X_k|, k = 0..=N/2, of `frame` (zero-padded to the FFT size) times `window`.
-    pub fn magnitudes(&mut self, frame: &[f32], window: &[f32], out: &mut Vec<f32>) {
+    /// Magnitudes of `frame · window`, zero-padded to the FFT length, written into `mags`.
+    pub fn magnitudes(&mut self, frame: &[f64], window: &[f64], mags: &mut Vec<f64>) {
         self.input.iter_mut().for_each(|x| *x = 0.0);
         for ((dst, &x), &w) in self.input.iter_mut().zip(frame).zip(window) {
             *dst = x * w;
         }
         self.fft
             .process_with_scratch(&mut self.input, &mut self.output, &mut self.scratch)
-            .expect("buffer sizes come from the plan");
-        out.clear();
-        out.extend(self.output.iter().map(|c| c.norm()));
+            .expect("buffers come from the same plan");
+        mags.clear();
+        mags.extend(self.output.iter().map(|c| (c.re * c.re + c.im * c.im).sqrt()));
+    }
+
+    /// Complex spectrum of the last call to [`MagnitudeFft::magnitudes`].
+    pub fn last_complex(&self) -> &[Complex<f64>] {
+        &self.output
     }
 }
 

@@ -14,14 +14,15 @@ fn sine(freq: f32, sr: u32, seconds: f32, amp: f32) -> Vec<f32> {
 /// Frequency of the largest FFT bin, refined by parabolic interpolation on log magnitudes.
 fn peak_hz(x: &[f32], sr: u32) -> f32 {
     let n = x.len().next_power_of_two() * 4;
-    let mut spec = emobridge_audio::frames::Spectrum::new(n);
+    let mut spec = emobridge_audio::frames::MagnitudeFft::new(n);
     let win = emobridge_audio::frames::hann(x.len());
+    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let mut mag = Vec::new();
-    spec.magnitudes(x, &win, &mut mag);
+    spec.magnitudes(&x64, &win, &mut mag);
     let k = (1..mag.len() - 1).max_by(|&a, &b| mag[a].total_cmp(&mag[b])).unwrap();
     let (a, b, c) = (mag[k - 1].ln(), mag[k].ln(), mag[k + 1].ln());
     let delta = 0.5 * (a - c) / (a - 2.0 * b + c);
-    (k as f32 + delta) * sr as f32 / n as f32
+    ((k as f64 + delta) * sr as f64 / n as f64) as f32
 }
 
 fn db_ratio(a: f32, b: f32) -> f32 {

@@ -26,7 +26,7 @@ pub use windows::{summarise_windows, windows, WindowConfig};
 use crate::{check_finite, smooth, AcousticError, FeatureFrames};
 use auditory::{auditory_spectrum, loudness_weights, RastaFilter};
 use cepstrum::Mfcc;
-use emobridge_audio::frames::{hamming, Spectrum};
+use emobridge_audio::frames::{hamming, MagnitudeFft};
 use melbands::MelFilterbank;
 use spectral::{SpectralAnalyser, N_SPECTRAL};
 
@@ -231,15 +231,15 @@ fn short_frame_streams(samples: &[f32], g: &Geometry) -> Vec<Vec<f32>> {
     let mut cols = vec![Vec::with_capacity(g.n_short); n_cols];
     let n_bins = g.short_fft / 2 + 1;
     let window = hamming(g.short_len);
-    let mut fft = Spectrum::new(g.short_fft);
+    let mut fft = MagnitudeFft::new(g.short_fft);
     let bank = MelFilterbank::new(N_BANDS, MEL_LO_HZ, MEL_HI_HZ, n_bins, g.short_bin_hz);
     let loudness = loudness_weights(bank.centres_hz());
     let mut rasta = RastaFilter::new(geometry::HOP_S, &loudness);
     let mut spectral = SpectralAnalyser::new(n_bins, g.short_bin_hz);
     let mut mfcc = Mfcc::new(N_BANDS);
 
-    let mut mags32 = Vec::with_capacity(n_bins);
-    let mut mags = vec![0.0; n_bins];
+    let mut frame64 = Vec::with_capacity(g.short_len);
+    let mut mags = Vec::with_capacity(n_bins);
     let mut power = vec![0.0; n_bins];
     let mut mel = vec![0.0; N_BANDS];
     let mut aud = vec![0.0; N_BANDS];
@@ -248,10 +248,11 @@ fn short_frame_streams(samples: &[f32], g: &Geometry) -> Vec<Vec<f32>> {
     let mut ceps = [0.0; N_MFCC];
     for i in 0..g.n_short {
         let frame = &samples[i * g.hop..i * g.hop + g.short_len];
-        fft.magnitudes(frame, &window, &mut mags32);
-        for ((m, p), &m32) in mags.iter_mut().zip(power.iter_mut()).zip(&mags32) {
-            *m = m32 as f64;
-            *p = *m * *m;
+        frame64.clear();
+        frame64.extend(frame.iter().map(|&x| x as f64));
+        fft.magnitudes(&frame64, &window, &mut mags);
+        for (p, &m) in power.iter_mut().zip(&mags) {
+            *p = m * m;
         }
         bank.apply(&power, &mut mel);
         auditory_spectrum(&mel, &loudness, &mut aud);
