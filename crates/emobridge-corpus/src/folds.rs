@@ -44,7 +44,7 @@ impl Folds {
         let mut order: Vec<(&str, usize)> = sizes.iter().map(|(g, n)| (*g, *n)).collect();
         // Shuffle first, then a stable sort by size: equal-sized groups keep the seeded order.
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        order.sort_by(|a, b| b.1.cmp(&a.1));
+        order.sort_by_key(|g| std::cmp::Reverse(g.1));
         let mut load = vec![0usize; k];
         let mut fold_of: HashMap<&str, usize> = HashMap::new();
         for (g, n) in order {
