@@ -199,6 +199,7 @@ impl<'a> PeriodMatcher<'a> {
     /// before the hop (where the next frame resumes).
     fn match_periods(&mut self, mat: &[f64], t0f: usize, t0min: usize, t0max: usize, to_read0: usize) -> (PeriodStats, f64, usize) {
         let mut s = PeriodStats::default();
+        let sums = PrefixSums::new(mat);
         let n_lags = t0max - t0min + 1;
         let mut cc = vec![0.0; n_lags];
         let mut starts: Vec<usize> = Vec::new();
@@ -206,7 +207,7 @@ impl<'a> PeriodMatcher<'a> {
         let (mut start, mut last_period, mut pp) = (0usize, 0usize, 0usize);
         while (start as isize) < mat.len() as isize - 2 * t0max as isize - 1 {
             for lag in t0min..=t0max {
-                cc[lag - t0min] = cross_corr(&mat[start..start + lag], &mat[start + lag..start + 2 * lag]);
+                cc[lag - t0min] = sums.cross_corr(mat, start, lag);
             }
             let peak = best_peak(&cc);
             let os = start;
@@ -335,18 +336,40 @@ fn log_hnr(mat: &[f64], average: &mut [f64], starts: &[usize], last_start: usize
     }
 }
 
-fn cross_corr(x: &[f64], y: &[f64]) -> f64 {
-    let n = x.len().min(y.len());
-    let mx = x[..n].iter().sum::<f64>() / n as f64;
-    let my = y[..n].iter().sum::<f64>() / n as f64;
-    let (mut cc, mut nx, mut ny) = (0.0, 0.0, 0.0);
-    for (a, b) in x[..n].iter().zip(&y[..n]) {
-        let (a, b) = (a - mx, b - my);
-        cc += a * b;
-        nx += a * a;
-        ny += b * b;
+/// Running sums of a frame's samples and squares, so that the means and energies of any two
+/// adjacent windows cost O(1) and only the cross products are summed per lag.
+struct PrefixSums {
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+}
+
+impl PrefixSums {
+    fn new(x: &[f64]) -> PrefixSums {
+        let (mut sum, mut sum_sq) = (Vec::with_capacity(x.len() + 1), Vec::with_capacity(x.len() + 1));
+        let (mut a, mut b) = (0.0, 0.0);
+        sum.push(0.0);
+        sum_sq.push(0.0);
+        for &v in x {
+            a += v;
+            b += v * v;
+            sum.push(a);
+            sum_sq.push(b);
+        }
+        PrefixSums { sum, sum_sq }
     }
-    cc / (nx.sqrt() * ny.sqrt())
+
+    /// Normalised cross-correlation of `x[start..start+lag]` with `x[start+lag..start+2·lag]`
+    /// (each window centred on its own mean).
+    fn cross_corr(&self, x: &[f64], start: usize, lag: usize) -> f64 {
+        let n = lag as f64;
+        let (a, b, c) = (start, start + lag, start + 2 * lag);
+        let (sx, sy) = (self.sum[b] - self.sum[a], self.sum[c] - self.sum[b]);
+        let (mx, my) = (sx / n, sy / n);
+        let nx = (self.sum_sq[b] - self.sum_sq[a]) - sx * mx;
+        let ny = (self.sum_sq[c] - self.sum_sq[b]) - sy * my;
+        let sxy: f64 = x[a..b].iter().zip(&x[b..c]).map(|(p, q)| p * q).sum();
+        (sxy - n * mx * my) / (nx.max(0.0).sqrt() * ny.max(0.0).sqrt())
+    }
 }
 
 /// Peak-to-peak amplitude over the interior samples of a period.
