@@ -95,6 +95,14 @@ pub struct FadStudyConfig {
     pub options: FrechetOptions,
     /// Draw heatmaps and the per-layer chart. Default true.
     pub plots: bool,
+    /// Z-score every dimension by the pooled mean and standard deviation of all selected
+    /// emotion-labelled samples of the layer (both domains) before measuring distances.
+    /// Needed for hand-crafted descriptors, whose units differ by orders of magnitude (formant
+    /// bandwidths in Hz next to log energies) so raw FAD measures mostly the widest column.
+    /// The transform is the same diagonal map for every group, applied to each Gaussian
+    /// (μ → D⁻¹(μ − m), Σ → D⁻¹ΣD⁻¹), so it is exact. Default false (SSL embeddings are
+    /// compared as they are, as fadtk does).
+    pub standardize: bool,
 }
 
 impl Default for FadStudyConfig {
@@ -110,6 +118,7 @@ impl Default for FadStudyConfig {
             seed: 0,
             options: FrechetOptions::default(),
             plots: true,
+            standardize: false,
         }
     }
 }
@@ -476,10 +485,14 @@ fn layer_data(config: &FadStudyConfig, clips: &[UsableClip<'_>], selections: &BT
             }
         }
     }
+    let scaling = if config.standardize { Some(pooled_moments(&running, dim)) } else { None };
     let mut stats = BTreeMap::new();
     for (key, s) in running {
         match s.gaussian() {
-            Ok(g) => {
+            Ok(mut g) => {
+                if let Some((centre, scale)) = &scaling {
+                    standardize_gaussian(&mut g, centre, scale);
+                }
                 stats.insert(key.clone(), g);
             }
             Err(e) => tracing::warn!("layer {layer}, group {}: {e}", group_name(key)),
@@ -489,10 +502,51 @@ fn layer_data(config: &FadStudyConfig, clips: &[UsableClip<'_>], selections: &BT
         .into_iter()
         .map(|(k, (buf, units))| {
             let n = buf.len() / dim;
-            (k.clone(), (Array2::from_shape_vec((n, dim), buf).expect("whole rows"), units))
+            let mut rows = Array2::from_shape_vec((n, dim), buf).expect("whole rows");
+            if let Some((centre, scale)) = &scaling {
+                for mut row in rows.rows_mut() {
+                    for ((x, m), s) in row.iter_mut().zip(centre).zip(scale) {
+                        *x = (*x - m) / s;
+                    }
+                }
+            }
+            (k.clone(), (rows, units))
         })
         .collect();
     Ok(LayerData { stats, rows })
+}
+
+/// Pooled per-dimension mean and standard deviation of the emotion-family groups (which
+/// partition the selected clips within each domain). A constant column keeps scale 1.
+fn pooled_moments(running: &BTreeMap<&GroupKey, RunningStats>, dim: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut pooled = RunningStats::new(dim);
+    for (key, s) in running {
+        if key.family == Family::Emotion {
+            pooled.merge(s);
+        }
+    }
+    let n = pooled.count().max(2) as f64;
+    let scatter = pooled.scatter();
+    let scale = (0..dim)
+        .map(|i| {
+            let sd = (scatter[(i, i)] / (n - 1.0)).sqrt();
+            if sd > 0.0 && sd.is_finite() { sd } else { 1.0 }
+        })
+        .collect();
+    (pooled.mean().to_vec(), scale)
+}
+
+/// Applies the diagonal z-score map to a Gaussian: μ → (μ − m)/s, Σᵢⱼ → Σᵢⱼ/(sᵢ sⱼ).
+fn standardize_gaussian(g: &mut Gaussian, centre: &[f64], scale: &[f64]) {
+    for ((m, c), s) in g.mean.iter_mut().zip(centre).zip(scale) {
+        *m = (*m - c) / s;
+    }
+    let d = scale.len();
+    for j in 0..d {
+        for i in 0..d {
+            g.cov[(i, j)] /= scale[i] * scale[j];
+        }
+    }
 }
 
 /// The clip's samples for one layer: its frames, or its mean as one row.
@@ -795,5 +849,50 @@ mod tests {
         let bad = FadStudyConfig { layers: Some(vec![3]), ..Default::default() };
         assert!(matches!(run(&bad, &manifest, dir.path(), "tiny", &dir.path().join("bad")), Err(FadStudyError::Invalid(_))));
         assert!(matches!(run(&FadStudyConfig::default(), &manifest, dir.path(), "nope", &dir.path().join("none")), Err(FadStudyError::NoData(_))));
+    }
+
+    #[test]
+    fn standardized_distances_ignore_the_units_of_each_dimension() {
+        // The same corpus twice, the second with dimension 0 in units 1024× smaller and
+        // dimension 2 in units 64× larger (powers of two: exact in f16).
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let manifest_a = corpus(a.path());
+        let manifest_b = corpus(b.path());
+        for r in &manifest_b.records {
+            let path = clip_path(b.path(), "tiny", &r.id);
+            let Ok(bytes) = std::fs::read(&path) else { continue };
+            let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+            let hs = st.tensor("hidden_states").unwrap();
+            let shape = hs.shape().to_vec();
+            let dim = shape[2];
+            let scaled: Vec<u8> = hs
+                .data()
+                .chunks_exact(2)
+                .enumerate()
+                .flat_map(|(i, c)| {
+                    let factor = [1024.0, 1.0, 1.0 / 64.0, 1.0][i % dim];
+                    half::f16::from_f32(half::f16::from_le_bytes([c[0], c[1]]).to_f32() * factor).to_le_bytes()
+                })
+                .collect();
+            let mean = st.tensor("mean").unwrap();
+            let std = st.tensor("std").unwrap();
+            let tensors = [
+                ("hidden_states", TensorView::new(Dtype::F16, shape, &scaled).unwrap()),
+                ("mean", TensorView::new(Dtype::F32, mean.shape().to_vec(), mean.data()).unwrap()),
+                ("std", TensorView::new(Dtype::F32, std.shape().to_vec(), std.data()).unwrap()),
+            ];
+            safetensors::serialize_to_file(tensors, None, &path).unwrap();
+        }
+        let z = FadStudyConfig { standardize: true, plots: false, ..Default::default() };
+        let raw = FadStudyConfig { plots: false, ..Default::default() };
+        let za = run(&z, &manifest_a, a.path(), "tiny", &a.path().join("z")).unwrap();
+        let zb = run(&z, &manifest_b, b.path(), "tiny", &b.path().join("z")).unwrap();
+        let ra = run(&raw, &manifest_a, a.path(), "tiny", &a.path().join("raw")).unwrap();
+        let rb = run(&raw, &manifest_b, b.path(), "tiny", &b.path().join("raw")).unwrap();
+        for (x, y) in za.speech_vs_music.iter().zip(&zb.speech_vs_music) {
+            assert!((x.fad - y.fad).abs() <= 1e-7 * x.fad.max(1.0), "{} vs {}", x.fad, y.fad);
+        }
+        let differs = ra.speech_vs_music.iter().zip(&rb.speech_vs_music).any(|(x, y)| (x.fad - y.fad).abs() > 0.5 * x.fad.max(1e-3));
+        assert!(differs, "raw distances should change with the units");
     }
 }

@@ -88,7 +88,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 /// Per-emotion FAD between speech and music on the eGeMAPS LLD frames.
 fn fad_step(args: &DemoArgs, manifest: &emobridge_corpus::Manifest, cache_root: &Path, tag: &str, folder: &str) -> anyhow::Result<PathBuf> {
-    let config = FadStudyConfig { seed: args.seed, bootstrap: if args.quick { 20 } else { 100 }, ..FadStudyConfig::default() };
+    // Descriptor columns have unrelated units; SSL dimensions are compared as they are.
+    let standardize = tag == EGEMAPS_LLD_TAG;
+    let config = FadStudyConfig { seed: args.seed, bootstrap: if args.quick { 20 } else { 100 }, standardize, ..FadStudyConfig::default() };
     let out = args.out.join(folder);
     let outcome = emobridge_studies::fad::run(&config, manifest, cache_root, tag, &out).with_context(|| format!("per-emotion FAD study on {tag}"))?;
     for row in &outcome.speech_vs_music {

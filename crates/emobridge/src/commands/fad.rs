@@ -95,6 +95,10 @@ pub struct FadArgs {
     /// Study: skip the PNG/SVG plots.
     #[arg(long)]
     pub no_plots: bool,
+    /// Study: z-score every dimension by the pooled statistics first (for descriptors such as
+    /// eGeMAPS, whose columns have unrelated units).
+    #[arg(long)]
+    pub standardize: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -222,6 +226,7 @@ fn run_study(args: &FadArgs) -> anyhow::Result<()> {
         seed: args.seed,
         options: options(args),
         plots: !args.no_plots,
+        standardize: args.standardize,
     };
     let outcome = emobridge_studies::fad::run(&config, &manifest, cache, model, out).with_context(|| format!("FAD study on {}", manifest_path.display()))?;
     for f in &outcome.failures {
