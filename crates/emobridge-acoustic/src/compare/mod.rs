@@ -233,7 +233,7 @@ fn short_frame_streams(samples: &[f32], g: &Geometry) -> Vec<Vec<f32>> {
     let window = hamming(g.short_len);
     let mut fft = MagnitudeFft::new(g.short_fft);
     let bank = MelFilterbank::new(N_BANDS, MEL_LO_HZ, MEL_HI_HZ, n_bins, g.short_bin_hz);
-    let loudness = loudness_weights(bank.centres_hz());
+    let loudness = loudness_weights(&bank.centres_hz);
     let mut rasta = RastaFilter::new(geometry::HOP_S, &loudness);
     let mut spectral = SpectralAnalyser::new(n_bins, g.short_bin_hz);
     let mut mfcc = Mfcc::new(N_BANDS);
