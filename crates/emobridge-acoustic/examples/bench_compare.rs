@@ -42,12 +42,20 @@ fn parse_args() -> Args {
         smilextract: smilextract.expect(usage),
         config_dir: config_dir.expect(usage),
         repeats,
-        files: if files.is_empty() { panic!("{usage}") } else { files },
+        files: if files.is_empty() {
+            panic!("{usage}")
+        } else {
+            files
+        },
     }
 }
 
 fn decode(path: &Path) -> (Vec<f32>, u32) {
-    let opts = DecodeOptions { target_rate: None, mixdown: Mixdown::Mono, int_scaling: IntScaling::OpenSmile };
+    let opts = DecodeOptions {
+        target_rate: None,
+        mixdown: Mixdown::Mono,
+        int_scaling: IntScaling::OpenSmile,
+    };
     let audio = emobridge_audio::load(path, &opts).unwrap_or_else(|e| panic!("{e}"));
     let rate = audio.sample_rate;
     (audio.into_mono(), rate)
@@ -107,7 +115,10 @@ fn cpu_seconds() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the parenthesised command name; utime, stime, cutime, cstime are 14–17.
     let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<f64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
     let tick = 100.0;
     if f.len() < 15 {
         return (0.0, 0.0);
@@ -132,10 +143,14 @@ fn best_of(repeats: usize, mut f: impl FnMut()) -> (f64, f64) {
 
 fn main() {
     let args = parse_args();
-    let audio_s: f64 = args.files.iter().map(|f| {
-        let (x, sr) = decode(f);
-        x.len() as f64 / sr as f64
-    }).sum();
+    let audio_s: f64 = args
+        .files
+        .iter()
+        .map(|f| {
+            let (x, sr) = decode(f);
+            x.len() as f64 / sr as f64
+        })
+        .sum();
     let tmp = std::env::temp_dir().join(format!("bench_compare_{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("temp dir");
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -147,8 +162,16 @@ fn main() {
     let t_par = best_of(args.repeats, || run_ours_parallel(&args.files, workers));
     let _ = std::fs::remove_dir_all(&tmp);
 
-    println!("files: {}, audio: {:.2} s, best of {} repeats", args.files.len(), audio_s, args.repeats);
-    println!("{:<42} {:>9} {:>12} {:>8} {:>9} {:>8}", "", "wall s", "audio-s/s", "ratio", "CPU s", "ratio");
+    println!(
+        "files: {}, audio: {:.2} s, best of {} repeats",
+        args.files.len(),
+        audio_s,
+        args.repeats
+    );
+    println!(
+        "{:<42} {:>9} {:>12} {:>8} {:>9} {:>8}",
+        "", "wall s", "audio-s/s", "ratio", "CPU s", "ratio"
+    );
     let line = |label: &str, (wall, cpu): (f64, f64)| {
         println!(
             "{label:<42} {wall:>9.3} {:>12.1} {:>7.2}x {cpu:>9.2} {:>7.2}x",

@@ -66,7 +66,10 @@ pub struct FeatureVector {
 impl FeatureVector {
     /// A value by name.
     pub fn get(&self, name: &str) -> Option<f32> {
-        self.names.iter().position(|n| n == name).map(|i| self.values[i])
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| self.values[i])
     }
 }
 

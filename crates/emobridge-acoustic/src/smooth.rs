@@ -12,7 +12,9 @@ pub fn sma(x: &[f32], window: usize) -> Vec<f32> {
     let n = x.len() as isize;
     (0..n)
         .map(|t| {
-            let sum: f64 = (-half..=half).map(|k| x[(t + k).clamp(0, n - 1) as usize] as f64).sum();
+            let sum: f64 = (-half..=half)
+                .map(|k| x[(t + k).clamp(0, n - 1) as usize] as f64)
+                .sum();
             (sum / (2 * half + 1) as f64) as f32
         })
         .collect()

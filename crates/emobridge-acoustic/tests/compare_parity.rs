@@ -29,7 +29,9 @@ const CLIPS: [&str; 12] = [
 const VOICING_COLUMNS: usize = 6;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
 }
 
 struct Reference {
@@ -45,19 +47,33 @@ fn reference(clip: &str) -> Reference {
         .read_to_string(&mut text)
         .expect("gzip fixture");
     let mut lines = text.lines();
-    let names: Vec<String> = lines.next().unwrap().split(';').skip(1).map(String::from).collect();
+    let names: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split(';')
+        .skip(1)
+        .map(String::from)
+        .collect();
     let (mut times, mut values) = (Vec::new(), Vec::new());
     for line in lines {
         let mut fields = line.split(';').map(|v| v.parse::<f64>().unwrap());
         times.push(fields.next().unwrap());
         values.push(fields.collect());
     }
-    Reference { names, times, values }
+    Reference {
+        names,
+        times,
+        values,
+    }
 }
 
 fn ours(clip: &str) -> FeatureFrames {
     let path = fixtures().join("egemaps").join(format!("{clip}.wav"));
-    let opts = DecodeOptions { target_rate: None, mixdown: Mixdown::Mono, int_scaling: IntScaling::OpenSmile };
+    let opts = DecodeOptions {
+        target_rate: None,
+        mixdown: Mixdown::Mono,
+        int_scaling: IntScaling::OpenSmile,
+    };
     let audio = emobridge_audio::load(&path, &opts).expect("clip decodes");
     let rate = audio.sample_rate;
     compare::lld_with_deltas(&audio.into_mono(), rate).expect("extraction succeeds")
@@ -85,7 +101,10 @@ struct Pooled {
 }
 
 fn pooled() -> Pooled {
-    let mut p = Pooled { reference: vec![Vec::new(); 2 * N_LLD], ours: vec![Vec::new(); 2 * N_LLD] };
+    let mut p = Pooled {
+        reference: vec![Vec::new(); 2 * N_LLD],
+        ours: vec![Vec::new(); 2 * N_LLD],
+    };
     for clip in CLIPS {
         let r = reference(clip);
         let o = ours(clip);
@@ -95,7 +114,10 @@ fn pooled() -> Pooled {
         // `i · hop / sr` for every row, so the last row is left out of the time check.
         let timed = r.times.len().saturating_sub(1);
         for (i, (t_ref, t_ours)) in r.times.iter().zip(&o.frame_times).take(timed).enumerate() {
-            assert!((t_ref - t_ours).abs() < 1e-6, "{clip}: frameTime of row {i}: {t_ref} vs {t_ours}");
+            assert!(
+                (t_ref - t_ours).abs() < 1e-6,
+                "{clip}: frameTime of row {i}: {t_ref} vs {t_ours}"
+            );
         }
         for c in 0..2 * N_LLD {
             p.reference[c].extend(r.values.iter().map(|row| row[c]));
@@ -112,22 +134,41 @@ fn spectral_and_energy_llds_and_deltas_match_smilextract() {
     for c in deterministic {
         let (r, o) = (&p.reference[c], &p.ours[c]);
         let scale = r.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
-        let worst = r.iter().zip(o).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale;
-        let name = if c < N_LLD { LLD_NAMES[c].to_string() } else { compare::delta_name(LLD_NAMES[c - N_LLD]) };
+        let worst = r
+            .iter()
+            .zip(o)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+            / scale;
+        let name = if c < N_LLD {
+            LLD_NAMES[c].to_string()
+        } else {
+            compare::delta_name(LLD_NAMES[c - N_LLD])
+        };
         assert!(pearson(r, o) > 0.9999, "{name}: r = {}", pearson(r, o));
-        assert!(worst < 1e-3, "{name}: max error {worst:.2e} of the column's peak");
+        assert!(
+            worst < 1e-3,
+            "{name}: max error {worst:.2e} of the column's peak"
+        );
     }
 }
 
 #[test]
 fn at_least_60_of_65_llds_correlate_above_098() {
     let p = pooled();
-    let passing: Vec<&str> = (0..N_LLD).filter(|&c| pearson(&p.reference[c], &p.ours[c]) >= 0.98).map(|c| LLD_NAMES[c]).collect();
+    let passing: Vec<&str> = (0..N_LLD)
+        .filter(|&c| pearson(&p.reference[c], &p.ours[c]) >= 0.98)
+        .map(|c| LLD_NAMES[c])
+        .collect();
     let failing: Vec<(&str, f64)> = (0..N_LLD)
         .filter(|&c| !(pearson(&p.reference[c], &p.ours[c]) >= 0.98))
         .map(|c| (LLD_NAMES[c], pearson(&p.reference[c], &p.ours[c])))
         .collect();
-    assert!(passing.len() >= 60, "only {} LLDs reach r ≥ 0.98; below: {failing:?}", passing.len());
+    assert!(
+        passing.len() >= 60,
+        "only {} LLDs reach r ≥ 0.98; below: {failing:?}",
+        passing.len()
+    );
 }
 
 #[test]
@@ -142,8 +183,16 @@ fn voicing_llds_follow_smilextract() {
     }
     // Voicing decisions (F0 > 0) agree frame by frame.
     let f0 = (&p.reference[0], &p.ours[0]);
-    let agree = f0.0.iter().zip(f0.1).filter(|(a, b)| (**a > 0.0) == (**b > 0.0)).count();
-    assert!(agree as f64 >= 0.99 * f0.0.len() as f64, "voicing agreement {agree}/{}", f0.0.len());
+    let agree =
+        f0.0.iter()
+            .zip(f0.1)
+            .filter(|(a, b)| (**a > 0.0) == (**b > 0.0))
+            .count();
+    assert!(
+        agree as f64 >= 0.99 * f0.0.len() as f64,
+        "voicing agreement {agree}/{}",
+        f0.0.len()
+    );
 }
 
 #[test]
@@ -153,7 +202,11 @@ fn windowed_summary_of_ours_matches_the_summary_of_the_reference() {
     let as_frames = FeatureFrames {
         names: r.names.clone(),
         frame_times: r.times.clone(),
-        values: r.values.iter().map(|row| row.iter().map(|&v| v as f32).collect()).collect(),
+        values: r
+            .values
+            .iter()
+            .map(|row| row.iter().map(|&v| v as f32).collect())
+            .collect(),
     };
     let cfg = WindowConfig::default();
     let from_reference = compare::summarise_windows(&as_frames, &cfg).unwrap();
@@ -166,7 +219,13 @@ fn windowed_summary_of_ours_matches_the_summary_of_the_reference() {
     for (row_o, row_r) in from_ours.values.iter().zip(&from_reference.values) {
         for c in (2 * VOICING_COLUMNS..2 * N_LLD).chain(2 * (N_LLD + VOICING_COLUMNS)..4 * N_LLD) {
             let tol = 1e-3 * row_r[c].abs().max(1e-3);
-            assert!((row_o[c] - row_r[c]).abs() <= tol, "{}: {} vs {}", from_ours.names[c], row_o[c], row_r[c]);
+            assert!(
+                (row_o[c] - row_r[c]).abs() <= tol,
+                "{}: {} vs {}",
+                from_ours.names[c],
+                row_o[c],
+                row_r[c]
+            );
         }
     }
 }
@@ -191,5 +250,8 @@ fn silence_gives_finite_values() {
 fn non_finite_input_is_a_typed_error() {
     let mut x = vec![0.0f32; 2000];
     x[7] = f32::NAN;
-    assert!(matches!(compare::lld(&x, 16_000), Err(emobridge_acoustic::AcousticError::NonFinite { index: 7 })));
+    assert!(matches!(
+        compare::lld(&x, 16_000),
+        Err(emobridge_acoustic::AcousticError::NonFinite { index: 7 })
+    ));
 }

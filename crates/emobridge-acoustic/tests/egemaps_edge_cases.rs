@@ -13,7 +13,11 @@ fn too_short_clip_has_no_lld_rows_and_zero_functionals() {
     assert_eq!(f.values.len(), FUNCTIONAL_NAMES.len());
     assert!(f.values.iter().all(|v| v.is_finite()));
     assert!(lld(&[], 16000).unwrap().is_empty());
-    assert!(functionals(&[], 16000).unwrap().values.iter().all(|v| v.is_finite()));
+    assert!(functionals(&[], 16000)
+        .unwrap()
+        .values
+        .iter()
+        .all(|v| v.is_finite()));
 }
 
 #[test]
@@ -41,12 +45,18 @@ fn rejects_non_finite_samples_and_bad_rates() {
 #[test]
 fn works_at_other_rates() {
     for sr in [8000u32, 22050, 44100] {
-        let x: Vec<f32> = (0..sr as usize).map(|i| 0.3 * (2.0 * std::f32::consts::PI * 150.0 * i as f32 / sr as f32).sin()).collect();
+        let x: Vec<f32> = (0..sr as usize)
+            .map(|i| 0.3 * (2.0 * std::f32::consts::PI * 150.0 * i as f32 / sr as f32).sin())
+            .collect();
         let l = lld(&x, sr).unwrap();
         let hop = (0.010 * sr as f64).round() as usize;
         let w = (0.060 * sr as f64).round() as usize;
         assert_eq!(l.len(), (x.len() - w) / hop + 2, "{sr} Hz");
         assert!(l.values.iter().flatten().all(|v| v.is_finite()));
-        assert!(functionals(&x, sr).unwrap().values.iter().all(|v| v.is_finite()));
+        assert!(functionals(&x, sr)
+            .unwrap()
+            .values
+            .iter()
+            .all(|v| v.is_finite()));
     }
 }

@@ -26,13 +26,23 @@ fn clips() -> Vec<String> {
 fn read_csv(name: &str) -> (Vec<String>, Vec<Vec<f64>>) {
     let text = std::fs::read_to_string(fixture_dir().join(name)).unwrap();
     let mut lines = text.lines();
-    let header = lines.next().unwrap().split(';').map(str::to_string).collect();
-    let rows = lines.map(|l| l.split(';').map(|x| x.parse().unwrap()).collect()).collect();
+    let header = lines
+        .next()
+        .unwrap()
+        .split(';')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .map(|l| l.split(';').map(|x| x.parse().unwrap()).collect())
+        .collect();
     (header, rows)
 }
 
 fn samples(clip: &str) -> (Vec<f32>, u32) {
-    let opts = DecodeOptions { int_scaling: IntScaling::OpenSmile, ..Default::default() };
+    let opts = DecodeOptions {
+        int_scaling: IntScaling::OpenSmile,
+        ..Default::default()
+    };
     let audio = load(fixture_dir().join(format!("{clip}.wav")), &opts).unwrap();
     (audio.mono(), audio.sample_rate)
 }
@@ -56,7 +66,11 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
 }
 
 #[test]
@@ -69,12 +83,23 @@ fn lld_matrix_matches_smilextract_frame_by_frame() {
         let (x, sr) = samples(&clip);
         let lld = egemaps::lld(&x, sr).unwrap();
         let (header, rows) = read_csv(&format!("{clip}.lld.csv"));
-        assert_eq!(&header[1..], &LLD_NAMES.map(String::from)[..], "{clip}: column names");
+        assert_eq!(
+            &header[1..],
+            &LLD_NAMES.map(String::from)[..],
+            "{clip}: column names"
+        );
         assert_eq!(lld.len(), rows.len(), "{clip}: row count");
         for (r, (ours, reference)) in lld.values.iter().zip(&rows).enumerate() {
-            assert!((lld.frame_times[r] - reference[0]).abs() < 1e-6, "{clip}: frameTime {r}");
+            assert!(
+                (lld.frame_times[r] - reference[0]).abs() < 1e-6,
+                "{clip}: frameTime {r}"
+            );
             for k in 0..25 {
-                assert!(ours[k].is_finite(), "{clip}: non-finite {} at {r}", LLD_NAMES[k]);
+                assert!(
+                    ours[k].is_finite(),
+                    "{clip}: non-finite {} at {r}",
+                    LLD_NAMES[k]
+                );
                 ours_cols[k].push(ours[k] as f64);
                 ref_cols[k].push(reference[k + 1]);
             }
@@ -89,9 +114,15 @@ fn lld_matrix_matches_smilextract_frame_by_frame() {
     }
     let voicing_agreement = agree as f64 / total as f64;
     println!("voicing agreement {voicing_agreement:.4} over {total} frames");
-    assert!(voicing_agreement >= 0.999, "voicing agreement {voicing_agreement}");
+    assert!(
+        voicing_agreement >= 0.999,
+        "voicing agreement {voicing_agreement}"
+    );
     let r_f0 = pearson(&f0_ours, &f0_ref);
-    println!("{:32} r = {r_f0:.6} (co-voiced frames)", "F0semitoneFrom27.5Hz_sma3nz");
+    println!(
+        "{:32} r = {r_f0:.6} (co-voiced frames)",
+        "F0semitoneFrom27.5Hz_sma3nz"
+    );
     assert!(r_f0 >= 0.999, "F0 r = {r_f0}");
     for k in 0..25 {
         let r = pearson(&ours_cols[k], &ref_cols[k]);
@@ -100,7 +131,11 @@ fn lld_matrix_matches_smilextract_frame_by_frame() {
         if k < 10 {
             // loudness, alpha ratio, Hammarberg, slopes, flux, MFCC 1-4
             assert!(r >= 0.9999, "{name}: r = {r}");
-        } else if k == 10 || name.starts_with("shimmer") || name.starts_with("HNR") || name.starts_with("logRel") {
+        } else if k == 10
+            || name.starts_with("shimmer")
+            || name.starts_with("HNR")
+            || name.starts_with("logRel")
+        {
             assert!(r >= 0.998, "{name}: r = {r}");
         } else {
             // jitter (period matching) and the LPC formant tracks; measured ≥ 0.978 (PARITY.md)
@@ -118,7 +153,10 @@ fn functionals_match_smilextract_across_clips() {
         let (x, sr) = samples(&clip);
         let f = egemaps::functionals(&x, sr).unwrap();
         assert_eq!(&header[1..], &FUNCTIONAL_NAMES.map(String::from)[..]);
-        assert!(f.values.iter().all(|v| v.is_finite()), "{clip}: non-finite functional");
+        assert!(
+            f.values.iter().all(|v| v.is_finite()),
+            "{clip}: non-finite functional"
+        );
         let Some(row) = rows.first() else { continue };
         for k in 0..88 {
             ours[k].push(f.values[k] as f64);
@@ -130,17 +168,32 @@ fn functionals_match_smilextract_across_clips() {
     for k in 0..88 {
         // relative error with an absolute floor of 1e-3 of the feature's largest magnitude
         let scale = refs[k].iter().map(|v| v.abs()).fold(0.0, f64::max) * 1e-3;
-        let errs: Vec<f64> =
-            ours[k].iter().zip(&refs[k]).map(|(o, r)| (o - r).abs() / r.abs().max(scale).max(1e-12)).collect();
+        let errs: Vec<f64> = ours[k]
+            .iter()
+            .zip(&refs[k])
+            .map(|(o, r)| (o - r).abs() / r.abs().max(scale).max(1e-12))
+            .collect();
         let med = median(errs);
         let r = pearson(&ours[k], &refs[k]);
-        println!("{:45} median rel err {:8.4} %   r = {r:.4}", FUNCTIONAL_NAMES[k], med * 100.0);
+        println!(
+            "{:45} median rel err {:8.4} %   r = {r:.4}",
+            FUNCTIONAL_NAMES[k],
+            med * 100.0
+        );
         within += (med <= 0.02) as usize;
         correlated += (r >= 0.95) as usize;
-        assert!(med <= 0.005, "{}: median relative error {med}", FUNCTIONAL_NAMES[k]);
+        assert!(
+            med <= 0.005,
+            "{}: median relative error {med}",
+            FUNCTIONAL_NAMES[k]
+        );
         // one feature stays below 0.95: on music_loop_amen the period matcher keeps fewer
         // periods than SMILExtract's (PARITY.md)
-        let floor = if FUNCTIONAL_NAMES[k] == "jitterLocal_sma3nz_amean" { 0.93 } else { 0.95 };
+        let floor = if FUNCTIONAL_NAMES[k] == "jitterLocal_sma3nz_amean" {
+            0.93
+        } else {
+            0.95
+        };
         assert!(r >= floor, "{}: r = {r}", FUNCTIONAL_NAMES[k]);
     }
     println!("median rel err <= 2 %: {within}/88; Pearson r >= 0.95: {correlated}/88");

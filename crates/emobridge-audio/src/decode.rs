@@ -51,7 +51,10 @@ impl DecodeOptions {
 
     /// Mono resampled to `rate`.
     pub fn mono_at(rate: u32) -> Self {
-        DecodeOptions { target_rate: Some(rate), ..Self::default() }
+        DecodeOptions {
+            target_rate: Some(rate),
+            ..Self::default()
+        }
     }
 }
 
@@ -67,11 +70,18 @@ pub struct AudioInfo {
 
 fn open(path: &Path) -> Result<Box<dyn symphonia::core::formats::FormatReader>, AudioError> {
     let file = File::open(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => AudioError::NotFound { path: path.to_path_buf() },
-        _ => AudioError::Io { path: path.to_path_buf(), source },
+        std::io::ErrorKind::NotFound => AudioError::NotFound {
+            path: path.to_path_buf(),
+        },
+        _ => AudioError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
     })?;
     if file.metadata().map(|m| m.len() == 0).unwrap_or(false) {
-        return Err(AudioError::Empty { path: path.to_path_buf() });
+        return Err(AudioError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     let mss = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
@@ -79,17 +89,33 @@ fn open(path: &Path) -> Result<Box<dyn symphonia::core::formats::FormatReader>, 
         hint.with_extension(ext);
     }
     symphonia::default::get_probe()
-        .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
+        .probe(
+            &hint,
+            mss,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
         .map_err(|e| classify(path, e))
 }
 
 fn classify(path: &Path, e: SymErr) -> AudioError {
     let path = path.to_path_buf();
     match e {
-        SymErr::Unsupported(what) => AudioError::Unsupported { path, reason: what.to_string() },
-        SymErr::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => AudioError::Corrupt { path, reason: "unexpected end of file".into() },
+        SymErr::Unsupported(what) => AudioError::Unsupported {
+            path,
+            reason: what.to_string(),
+        },
+        SymErr::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            AudioError::Corrupt {
+                path,
+                reason: "unexpected end of file".into(),
+            }
+        }
         SymErr::IoError(source) => AudioError::Io { path, source },
-        other => AudioError::Corrupt { path, reason: other.to_string() },
+        other => AudioError::Corrupt {
+            path,
+            reason: other.to_string(),
+        },
     }
 }
 
@@ -99,17 +125,31 @@ pub fn probe_info(path: impl AsRef<Path>) -> Result<AudioInfo, AudioError> {
     let format = open(path)?;
     let track = format
         .default_track(TrackType::Audio)
-        .ok_or_else(|| AudioError::Unsupported { path: path.to_path_buf(), reason: "no audio track".into() })?;
+        .ok_or_else(|| AudioError::Unsupported {
+            path: path.to_path_buf(),
+            reason: "no audio track".into(),
+        })?;
     let params = track
         .codec_params
         .as_ref()
         .and_then(|p| p.audio())
-        .ok_or_else(|| AudioError::Unsupported { path: path.to_path_buf(), reason: "track has no audio codec parameters".into() })?;
+        .ok_or_else(|| AudioError::Unsupported {
+            path: path.to_path_buf(),
+            reason: "track has no audio codec parameters".into(),
+        })?;
     let rate = params.sample_rate.unwrap_or(0);
     if rate == 0 {
-        return Err(AudioError::BadRate { path: path.to_path_buf(), rate });
+        return Err(AudioError::BadRate {
+            path: path.to_path_buf(),
+            rate,
+        });
     }
-    Ok(AudioInfo { sample_rate: rate, channels: params.channels.as_ref().map_or(1, |c| c.count()), frames: track.num_frames, bits_per_sample: params.bits_per_sample })
+    Ok(AudioInfo {
+        sample_rate: rate,
+        channels: params.channels.as_ref().map_or(1, |c| c.count()),
+        frames: track.num_frames,
+        bits_per_sample: params.bits_per_sample,
+    })
 }
 
 /// Decodes a file into planar `f32` samples, down-mixed and resampled as `opts` asks.
@@ -121,18 +161,27 @@ pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, Audio
     let mut format = open(path)?;
     let track = format
         .default_track(TrackType::Audio)
-        .ok_or_else(|| AudioError::Unsupported { path: path.to_path_buf(), reason: "no audio track".into() })?;
+        .ok_or_else(|| AudioError::Unsupported {
+            path: path.to_path_buf(),
+            reason: "no audio track".into(),
+        })?;
     let track_id = track.id;
     let declared_frames = track.num_frames;
     let params = track
         .codec_params
         .as_ref()
         .and_then(|p| p.audio())
-        .ok_or_else(|| AudioError::Unsupported { path: path.to_path_buf(), reason: "track has no audio codec parameters".into() })?
+        .ok_or_else(|| AudioError::Unsupported {
+            path: path.to_path_buf(),
+            reason: "track has no audio codec parameters".into(),
+        })?
         .clone();
     let declared_rate = params.sample_rate.unwrap_or(0);
     if declared_rate == 0 {
-        return Err(AudioError::BadRate { path: path.to_path_buf(), rate: 0 });
+        return Err(AudioError::BadRate {
+            path: path.to_path_buf(),
+            rate: 0,
+        });
     }
     let mut decoder = symphonia::default::get_codecs()
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
@@ -162,30 +211,43 @@ pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, Audio
                     planes = vec![Vec::new(); scratch.len()];
                 }
                 if scratch.len() != planes.len() {
-                    return Err(AudioError::Corrupt { path: path.to_path_buf(), reason: "channel count changes mid-stream".into() });
+                    return Err(AudioError::Corrupt {
+                        path: path.to_path_buf(),
+                        reason: "channel count changes mid-stream".into(),
+                    });
                 }
                 for (dst, src) in planes.iter_mut().zip(&scratch) {
                     dst.extend_from_slice(src);
                 }
             }
             // A damaged packet: skip it (symphonia's advice), the stream may recover.
-            Err(SymErr::DecodeError(e)) => tracing::debug!("{}: skipping undecodable packet: {e}", path.display()),
+            Err(SymErr::DecodeError(e)) => {
+                tracing::debug!("{}: skipping undecodable packet: {e}", path.display())
+            }
             Err(e) => return Err(classify(path, e)),
         }
     }
     if rate == 0 {
-        return Err(AudioError::BadRate { path: path.to_path_buf(), rate });
+        return Err(AudioError::BadRate {
+            path: path.to_path_buf(),
+            rate,
+        });
     }
     // Lossless containers state their exact length: fewer frames means the file was cut short,
     // and silently analysing a fragment would lose data without anyone noticing.
     let decoded = planes.first().map_or(0, Vec::len) as u64;
     if let Some(declared) = declared_frames.filter(|_| exact_length_container(path)) {
         if decoded < declared {
-            return Err(AudioError::Corrupt { path: path.to_path_buf(), reason: format!("truncated: {decoded} of {declared} frames present") });
+            return Err(AudioError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("truncated: {decoded} of {declared} frames present"),
+            });
         }
     }
     if planes.first().is_none_or(|p| p.is_empty()) {
-        return Err(AudioError::Empty { path: path.to_path_buf() });
+        return Err(AudioError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     check_finite(path, &planes)?;
     if opts.int_scaling == IntScaling::OpenSmile {
@@ -203,7 +265,9 @@ pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, Audio
     if opts.mixdown == Mixdown::Mono && planes.len() > 1 {
         let n = planes.len() as f32;
         let len = planes[0].len();
-        let mono = (0..len).map(|i| planes.iter().map(|p| p[i]).sum::<f32>() / n).collect();
+        let mono = (0..len)
+            .map(|i| planes.iter().map(|p| p[i]).sum::<f32>() / n)
+            .collect();
         planes = vec![mono];
     }
     let mut sample_rate = rate;
@@ -217,7 +281,12 @@ pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, Audio
             sample_rate = target;
         }
     }
-    Ok(Audio { channels: planes, sample_rate, source_rate: rate, source_channels })
+    Ok(Audio {
+        channels: planes,
+        sample_rate,
+        source_rate: rate,
+        source_channels,
+    })
 }
 
 fn check_finite(path: &Path, planes: &[Vec<f32>]) -> Result<(), AudioError> {
@@ -232,7 +301,11 @@ fn check_finite(path: &Path, planes: &[Vec<f32>]) -> Result<(), AudioError> {
         }
     }
     if count > 0 {
-        return Err(AudioError::NonFinite { path: path.to_path_buf(), count, first });
+        return Err(AudioError::NonFinite {
+            path: path.to_path_buf(),
+            count,
+            first,
+        });
     }
     Ok(())
 }
@@ -250,7 +323,10 @@ fn buffer_format(buf: &GenericAudioBufferRef<'_>) -> SampleFormat {
 /// Containers whose headers give the exact number of frames (PCM WAV/AIFF, FLAC).
 fn exact_length_container(path: &Path) -> bool {
     matches!(
-        path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
         Some("wav" | "wave" | "aif" | "aiff" | "aifc" | "flac")
     )
 }

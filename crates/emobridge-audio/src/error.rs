@@ -6,7 +6,10 @@ pub enum AudioError {
     #[error("{path}: file not found")]
     NotFound { path: PathBuf },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: unsupported or unrecognised audio format: {reason}")]
     Unsupported { path: PathBuf, reason: String },
     #[error("{path}: corrupt or truncated audio: {reason}")]
@@ -14,11 +17,20 @@ pub enum AudioError {
     #[error("{path}: no audio samples (zero-length)")]
     Empty { path: PathBuf },
     #[error("{path}: {count} non-finite (NaN/Inf) samples, first at sample {first}")]
-    NonFinite { path: PathBuf, count: usize, first: usize },
+    NonFinite {
+        path: PathBuf,
+        count: usize,
+        first: usize,
+    },
     #[error("{path}: invalid sample rate {rate} Hz")]
     BadRate { path: PathBuf, rate: u32 },
     #[error("{path}: target rate {rate} Hz is outside {min}..={max} Hz")]
-    BadTargetRate { path: PathBuf, rate: u32, min: u32, max: u32 },
+    BadTargetRate {
+        path: PathBuf,
+        rate: u32,
+        min: u32,
+        max: u32,
+    },
     #[error("{path}: resampling failed: {reason}")]
     Resample { path: PathBuf, reason: String },
     #[error("{path}: cannot write audio: {reason}")]

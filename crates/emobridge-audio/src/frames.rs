@@ -7,7 +7,11 @@ use realfft::{num_complex::Complex, RealFftPlanner, RealToComplex};
 
 /// Number of complete frames of `frame` samples every `hop` samples in `len` samples.
 pub fn frame_count(len: usize, frame: usize, hop: usize) -> usize {
-    if len < frame || hop == 0 { 0 } else { (len - frame) / hop + 1 }
+    if len < frame || hop == 0 {
+        0
+    } else {
+        (len - frame) / hop + 1
+    }
 }
 
 /// Iterator over complete frames.
@@ -21,7 +25,9 @@ pub fn hamming(n: usize) -> Vec<f64> {
         return vec![1.0; n];
     }
     let d = (n - 1) as f64;
-    (0..n).map(|i| 0.54 - 0.46 * (2.0 * std::f64::consts::PI * i as f64 / d).cos()).collect()
+    (0..n)
+        .map(|i| 0.54 - 0.46 * (2.0 * std::f64::consts::PI * i as f64 / d).cos())
+        .collect()
 }
 
 /// openSMILE's Gaussian window exp(−½ ((i − (N−1)/2) / (σ (N−1)/2))²), σ clamped to (0, 0.5].
@@ -31,7 +37,9 @@ pub fn gauss(n: usize, sigma: f64) -> Vec<f64> {
     }
     let sigma = if sigma <= 0.0 { 0.01 } else { sigma.min(0.5) };
     let half = (n - 1) as f64 / 2.0;
-    (0..n).map(|i| (-0.5 * ((i as f64 - half) / (sigma * half)).powi(2)).exp()).collect()
+    (0..n)
+        .map(|i| (-0.5 * ((i as f64 - half) / (sigma * half)).powi(2)).exp())
+        .collect()
 }
 
 /// Hann window, 0.5 − 0.5 cos(2πi/(N−1)), symmetric over `n` points.
@@ -40,7 +48,9 @@ pub fn hann(n: usize) -> Vec<f64> {
         return vec![1.0; n];
     }
     let d = (n - 1) as f64;
-    (0..n).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / d).cos()).collect()
+    (0..n)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / d).cos())
+        .collect()
 }
 
 /// Reusable real FFT producing magnitudes |X_k|, k = 0..=nfft/2 (no normalisation).
@@ -55,7 +65,12 @@ impl MagnitudeFft {
     /// Plans an FFT of length `nfft`.
     pub fn new(nfft: usize) -> MagnitudeFft {
         let fft = RealFftPlanner::<f64>::new().plan_fft_forward(nfft);
-        MagnitudeFft { input: fft.make_input_vec(), output: fft.make_output_vec(), scratch: fft.make_scratch_vec(), fft }
+        MagnitudeFft {
+            input: fft.make_input_vec(),
+            output: fft.make_output_vec(),
+            scratch: fft.make_scratch_vec(),
+            fft,
+        }
     }
 
     /// Magnitudes of `frame · window`, zero-padded to the FFT length, written into `mags`.
@@ -68,7 +83,11 @@ impl MagnitudeFft {
             .process_with_scratch(&mut self.input, &mut self.output, &mut self.scratch)
             .expect("buffers come from the same plan");
         mags.clear();
-        mags.extend(self.output.iter().map(|c| (c.re * c.re + c.im * c.im).sqrt()));
+        mags.extend(
+            self.output
+                .iter()
+                .map(|c| (c.re * c.re + c.im * c.im).sqrt()),
+        );
     }
 
     /// Complex spectrum of the last call to [`MagnitudeFft::magnitudes`].

@@ -9,8 +9,8 @@
 
 mod decode;
 mod error;
-mod resample;
 pub mod frames;
+mod resample;
 pub mod wav;
 
 pub use decode::{load, probe_info, AudioInfo, DecodeOptions, IntScaling, Mixdown};

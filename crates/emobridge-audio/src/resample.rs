@@ -21,24 +21,40 @@ pub const MAX_RATE: u32 = 48_000;
 pub fn resample(signal: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
     let nowhere = PathBuf::from("<signal>");
     if from == 0 {
-        return Err(AudioError::BadRate { path: nowhere, rate: from });
+        return Err(AudioError::BadRate {
+            path: nowhere,
+            rate: from,
+        });
     }
     if !(MIN_RATE..=MAX_RATE).contains(&to) {
-        return Err(AudioError::BadTargetRate { path: nowhere, rate: to, min: MIN_RATE, max: MAX_RATE });
+        return Err(AudioError::BadTargetRate {
+            path: nowhere,
+            rate: to,
+            min: MIN_RATE,
+            max: MAX_RATE,
+        });
     }
     if from == to || signal.is_empty() {
         return Ok(signal.to_vec());
     }
-    let fail = |reason: String| AudioError::Resample { path: PathBuf::from("<signal>"), reason };
+    let fail = |reason: String| AudioError::Resample {
+        path: PathBuf::from("<signal>"),
+        reason,
+    };
     // ~20 ms chunks keep the filter delay small for short clips and the FFTs cheap.
     let chunk = (from as usize / 50).max(64);
-    let mut rs = Fft::<f32>::new(from as usize, to as usize, chunk, 1, FixedSync::Input).map_err(|e| fail(e.to_string()))?;
+    let mut rs = Fft::<f32>::new(from as usize, to as usize, chunk, 1, FixedSync::Input)
+        .map_err(|e| fail(e.to_string()))?;
     let input = vec![signal.to_vec()];
-    let adapter_in = SequentialSliceOfVecs::new(&input, 1, signal.len()).map_err(|e| fail(e.to_string()))?;
+    let adapter_in =
+        SequentialSliceOfVecs::new(&input, 1, signal.len()).map_err(|e| fail(e.to_string()))?;
     let out_cap = rs.process_all_needed_output_len(signal.len());
     let mut output = vec![vec![0.0f32; out_cap]];
-    let mut adapter_out = SequentialSliceOfVecs::new_mut(&mut output, 1, out_cap).map_err(|e| fail(e.to_string()))?;
-    let (_, produced) = rs.process_all_into_buffer(&adapter_in, &mut adapter_out, signal.len(), None).map_err(|e| fail(e.to_string()))?;
+    let mut adapter_out =
+        SequentialSliceOfVecs::new_mut(&mut output, 1, out_cap).map_err(|e| fail(e.to_string()))?;
+    let (_, produced) = rs
+        .process_all_into_buffer(&adapter_in, &mut adapter_out, signal.len(), None)
+        .map_err(|e| fail(e.to_string()))?;
     let mut out = output.pop().unwrap_or_default();
     out.truncate(produced);
     Ok(out)
@@ -50,7 +66,12 @@ impl AudioError {
         let path = path.to_path_buf();
         match self {
             AudioError::BadRate { rate, .. } => AudioError::BadRate { path, rate },
-            AudioError::BadTargetRate { rate, min, max, .. } => AudioError::BadTargetRate { path, rate, min, max },
+            AudioError::BadTargetRate { rate, min, max, .. } => AudioError::BadTargetRate {
+                path,
+                rate,
+                min,
+                max,
+            },
             AudioError::Resample { reason, .. } => AudioError::Resample { path, reason },
             other => other,
         }

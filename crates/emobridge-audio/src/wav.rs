@@ -18,9 +18,17 @@ pub enum WavFormat {
 /// Writes planar channels to a WAV file, atomically (temporary file, then rename).
 ///
 /// Samples are clipped to [-1, 1] for integer formats.
-pub fn write_wav(path: impl AsRef<Path>, channels: &[Vec<f32>], sample_rate: u32, format: WavFormat) -> Result<(), AudioError> {
+pub fn write_wav(
+    path: impl AsRef<Path>,
+    channels: &[Vec<f32>],
+    sample_rate: u32,
+    format: WavFormat,
+) -> Result<(), AudioError> {
     let path = path.as_ref();
-    let fail = |reason: String| AudioError::Write { path: path.to_path_buf(), reason };
+    let fail = |reason: String| AudioError::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
     if channels.is_empty() {
         return Err(fail("no channels".into()));
     }
@@ -33,7 +41,12 @@ pub fn write_wav(path: impl AsRef<Path>, channels: &[Vec<f32>], sample_rate: u32
         WavFormat::Pcm24 => (24, hound::SampleFormat::Int),
         WavFormat::Float32 => (32, hound::SampleFormat::Float),
     };
-    let spec = hound::WavSpec { channels: channels.len() as u16, sample_rate, bits_per_sample: bits, sample_format };
+    let spec = hound::WavSpec {
+        channels: channels.len() as u16,
+        sample_rate,
+        bits_per_sample: bits,
+        sample_format,
+    };
     let tmp = path.with_extension("wav.partial");
     {
         let mut w = hound::WavWriter::create(&tmp, spec).map_err(|e| fail(e.to_string()))?;
@@ -41,8 +54,12 @@ pub fn write_wav(path: impl AsRef<Path>, channels: &[Vec<f32>], sample_rate: u32
             for c in channels {
                 let x = c[i];
                 match format {
-                    WavFormat::Pcm16 => w.write_sample((x.clamp(-1.0, 1.0) * 32767.0).round() as i16),
-                    WavFormat::Pcm24 => w.write_sample((x.clamp(-1.0, 1.0) * 8_388_607.0).round() as i32),
+                    WavFormat::Pcm16 => {
+                        w.write_sample((x.clamp(-1.0, 1.0) * 32767.0).round() as i16)
+                    }
+                    WavFormat::Pcm24 => {
+                        w.write_sample((x.clamp(-1.0, 1.0) * 8_388_607.0).round() as i32)
+                    }
                     WavFormat::Float32 => w.write_sample(x),
                 }
                 .map_err(|e| fail(e.to_string()))?;
@@ -54,6 +71,10 @@ pub fn write_wav(path: impl AsRef<Path>, channels: &[Vec<f32>], sample_rate: u32
 }
 
 /// Writes a mono 16-bit WAV.
-pub fn write_wav_mono16(path: impl AsRef<Path>, samples: &[f32], sample_rate: u32) -> Result<(), AudioError> {
+pub fn write_wav_mono16(
+    path: impl AsRef<Path>,
+    samples: &[f32],
+    sample_rate: u32,
+) -> Result<(), AudioError> {
     write_wav(path, &[samples.to_vec()], sample_rate, WavFormat::Pcm16)
 }

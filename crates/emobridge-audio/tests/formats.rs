@@ -5,10 +5,14 @@ use std::f32::consts::PI;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use emobridge_audio::{frames::rms, load, resample, AudioError, DecodeOptions, IntScaling, Mixdown};
+use emobridge_audio::{
+    frames::rms, load, resample, AudioError, DecodeOptions, IntScaling, Mixdown,
+};
 
 fn sine(freq: f32, sr: u32, seconds: f32, amp: f32) -> Vec<f32> {
-    (0..(sr as f32 * seconds) as usize).map(|i| amp * (2.0 * PI * freq * i as f32 / sr as f32).sin()).collect()
+    (0..(sr as f32 * seconds) as usize)
+        .map(|i| amp * (2.0 * PI * freq * i as f32 / sr as f32).sin())
+        .collect()
 }
 
 /// Frequency of the largest FFT bin, refined by parabolic interpolation on log magnitudes.
@@ -19,7 +23,9 @@ fn peak_hz(x: &[f32], sr: u32) -> f32 {
     let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let mut mag = Vec::new();
     spec.magnitudes(&x64, &win, &mut mag);
-    let k = (1..mag.len() - 1).max_by(|&a, &b| mag[a].total_cmp(&mag[b])).unwrap();
+    let k = (1..mag.len() - 1)
+        .max_by(|&a, &b| mag[a].total_cmp(&mag[b]))
+        .unwrap();
     let (a, b, c) = (mag[k - 1].ln(), mag[k].ln(), mag[k + 1].ln());
     let delta = 0.5 * (a - c) / (a - 2.0 * b + c);
     ((k as f64 + delta) * sr as f64 / n as f64) as f32
@@ -30,7 +36,16 @@ fn db_ratio(a: f32, b: f32) -> f32 {
 }
 
 fn write_hound(path: &Path, x: &[f32], sr: u32, channels: u16, bits: u16, float: bool) {
-    let spec = hound::WavSpec { channels, sample_rate: sr, bits_per_sample: bits, sample_format: if float { hound::SampleFormat::Float } else { hound::SampleFormat::Int } };
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: sr,
+        bits_per_sample: bits,
+        sample_format: if float {
+            hound::SampleFormat::Float
+        } else {
+            hound::SampleFormat::Int
+        },
+    };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for &s in x {
         for _ in 0..channels {
@@ -39,7 +54,9 @@ fn write_hound(path: &Path, x: &[f32], sr: u32, channels: u16, bits: u16, float:
                 (false, 8) => w.write_sample((s * 127.0).round() as i8).unwrap(),
                 (false, 16) => w.write_sample((s * 32767.0).round() as i16).unwrap(),
                 (false, 24) => w.write_sample((s * 8_388_607.0).round() as i32).unwrap(),
-                (false, 32) => w.write_sample((s as f64 * 2_147_483_647.0).round() as i32).unwrap(),
+                (false, 32) => w
+                    .write_sample((s as f64 * 2_147_483_647.0).round() as i32)
+                    .unwrap(),
                 _ => unreachable!(),
             }
         }
@@ -52,7 +69,8 @@ fn write_f64_wav(path: &Path, x: &[f32], sr: u32) {
     let data: Vec<u8> = x.iter().flat_map(|&s| (s as f64).to_le_bytes()).collect();
     let mut f = std::fs::File::create(path).unwrap();
     f.write_all(b"RIFF").unwrap();
-    f.write_all(&(36 + data.len() as u32).to_le_bytes()).unwrap();
+    f.write_all(&(36 + data.len() as u32).to_le_bytes())
+        .unwrap();
     f.write_all(b"WAVEfmt ").unwrap();
     f.write_all(&16u32.to_le_bytes()).unwrap();
     f.write_all(&3u16.to_le_bytes()).unwrap();
@@ -67,26 +85,46 @@ fn write_f64_wav(path: &Path, x: &[f32], sr: u32) {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 #[test]
 fn every_wav_depth_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let x = sine(440.0, 16_000, 0.5, 0.5);
-    let cases: [(u16, bool, f32); 5] = [(8, false, 1.0 / 100.0), (16, false, 1e-4), (24, false, 1e-6), (32, false, 1e-7), (32, true, 1e-7)];
+    let cases: [(u16, bool, f32); 5] = [
+        (8, false, 1.0 / 100.0),
+        (16, false, 1e-4),
+        (24, false, 1e-6),
+        (32, false, 1e-7),
+        (32, true, 1e-7),
+    ];
     for (bits, float, tol) in cases {
         let p = dir.path().join(format!("s{bits}{float}.wav"));
         write_hound(&p, &x, 16_000, 1, bits, float);
         let a = load(&p, &DecodeOptions::mono()).unwrap();
-        assert_eq!((a.sample_rate, a.source_channels, a.len()), (16_000, 1, x.len()), "{bits} bit");
-        let err = a.channels[0].iter().zip(&x).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert_eq!(
+            (a.sample_rate, a.source_channels, a.len()),
+            (16_000, 1, x.len()),
+            "{bits} bit"
+        );
+        let err = a.channels[0]
+            .iter()
+            .zip(&x)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(err <= tol, "{bits}-bit float={float}: max error {err}");
     }
     let p = dir.path().join("f64.wav");
     write_f64_wav(&p, &x, 16_000);
     let a = load(&p, &DecodeOptions::mono()).unwrap();
-    let err = a.channels[0].iter().zip(&x).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let err = a.channels[0]
+        .iter()
+        .zip(&x)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
     assert!(err < 1e-7, "f64: {err}");
 }
 
@@ -96,7 +134,14 @@ fn channels_are_mixed_or_kept() {
     let x = sine(440.0, 16_000, 0.25, 0.5);
     let p = dir.path().join("stereo.wav");
     write_hound(&p, &x, 16_000, 2, 16, false);
-    let keep = load(&p, &DecodeOptions { mixdown: Mixdown::Keep, ..Default::default() }).unwrap();
+    let keep = load(
+        &p,
+        &DecodeOptions {
+            mixdown: Mixdown::Keep,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(keep.channels.len(), 2);
     let mono = load(&p, &DecodeOptions::mono()).unwrap();
     assert_eq!((mono.channels.len(), mono.source_channels), (1, 2));
@@ -108,18 +153,37 @@ fn opensmile_scaling_reads_16_bit_as_32767ths() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("a.wav");
     emobridge_audio::wav::write_wav_mono16(&p, &[0.5, -1.0, 0.25], 16_000).unwrap();
-    let a = load(&p, &DecodeOptions { int_scaling: IntScaling::OpenSmile, ..Default::default() }).unwrap();
-    assert_eq!(a.channels[0], vec![16384.0 / 32767.0, -1.0, 8192.0 / 32767.0]);
+    let a = load(
+        &p,
+        &DecodeOptions {
+            int_scaling: IntScaling::OpenSmile,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        a.channels[0],
+        vec![16384.0 / 32767.0, -1.0, 8192.0 / 32767.0]
+    );
 }
 
 #[test]
 fn compressed_formats_decode_a_440_hz_sine() {
     // Made by tools/fixtures/audio_formats.sh: 1 s, 440 Hz, amplitude 0.5, 44.1 kHz stereo.
     let reference_rms = 0.5 / 2f32.sqrt();
-    for (name, level_tol_db) in [("sine440.flac", 0.05), ("sine440.ogg", 0.5), ("sine440.mp3", 0.5), ("sine440.wav", 0.05)] {
+    for (name, level_tol_db) in [
+        ("sine440.flac", 0.05),
+        ("sine440.ogg", 0.5),
+        ("sine440.mp3", 0.5),
+        ("sine440.wav", 0.05),
+    ] {
         let a = load(fixture(name), &DecodeOptions::mono()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((a.sample_rate, a.source_channels), (44_100, 2), "{name}");
-        assert!((a.duration_s() - 1.0).abs() < 0.06, "{name}: {} s", a.duration_s());
+        assert!(
+            (a.duration_s() - 1.0).abs() < 0.06,
+            "{name}: {} s",
+            a.duration_s()
+        );
         let mid = &a.channels[0][4410..a.len() - 4410];
         assert!((peak_hz(mid, 44_100) - 440.0).abs() < 1.0, "{name}");
         let d = db_ratio(rms(mid), reference_rms).abs();
@@ -129,19 +193,42 @@ fn compressed_formats_decode_a_440_hz_sine() {
 
 #[test]
 fn resampling_keeps_pitch_level_and_length() {
-    for (from, to) in [(44_100u32, 16_000u32), (48_000, 24_000), (16_000, 48_000), (22_050, 8_000)] {
+    for (from, to) in [
+        (44_100u32, 16_000u32),
+        (48_000, 24_000),
+        (16_000, 48_000),
+        (22_050, 8_000),
+    ] {
         let x = sine(440.0, from, 2.0, 0.5);
         let y = resample(&x, from, to).unwrap();
         let exact = x.len() as f64 * to as f64 / from as f64;
-        assert!((y.len() as f64 - exact).abs() <= 1.0, "{from}->{to}: {} vs {exact}", y.len());
+        assert!(
+            (y.len() as f64 - exact).abs() <= 1.0,
+            "{from}->{to}: {} vs {exact}",
+            y.len()
+        );
         let trim = to as usize / 10;
         let mid = &y[trim..y.len() - trim];
-        assert!((peak_hz(mid, to) - 440.0).abs() < 1.0, "{from}->{to}: {} Hz", peak_hz(mid, to));
-        let d = db_ratio(rms(mid), rms(&x[from as usize / 10..x.len() - from as usize / 10])).abs();
+        assert!(
+            (peak_hz(mid, to) - 440.0).abs() < 1.0,
+            "{from}->{to}: {} Hz",
+            peak_hz(mid, to)
+        );
+        let d = db_ratio(
+            rms(mid),
+            rms(&x[from as usize / 10..x.len() - from as usize / 10]),
+        )
+        .abs();
         assert!(d < 0.2, "{from}->{to}: RMS off by {d} dB");
     }
-    assert!(matches!(resample(&[0.0; 10], 0, 16_000), Err(AudioError::BadRate { .. })));
-    assert!(matches!(resample(&[0.0; 10], 16_000, 96_000), Err(AudioError::BadTargetRate { .. })));
+    assert!(matches!(
+        resample(&[0.0; 10], 0, 16_000),
+        Err(AudioError::BadRate { .. })
+    ));
+    assert!(matches!(
+        resample(&[0.0; 10], 16_000, 96_000),
+        Err(AudioError::BadTargetRate { .. })
+    ));
 }
 
 #[test]
@@ -159,20 +246,41 @@ fn bad_files_give_typed_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let missing = d.join("missing.wav");
-    assert!(matches!(load(&missing, &DecodeOptions::mono()), Err(AudioError::NotFound { .. })));
+    assert!(matches!(
+        load(&missing, &DecodeOptions::mono()),
+        Err(AudioError::NotFound { .. })
+    ));
 
     let empty = d.join("empty.wav");
     std::fs::write(&empty, b"").unwrap();
-    assert!(matches!(load(&empty, &DecodeOptions::mono()), Err(AudioError::Empty { .. })));
+    assert!(matches!(
+        load(&empty, &DecodeOptions::mono()),
+        Err(AudioError::Empty { .. })
+    ));
 
     let zero_frames = d.join("zero.wav");
     write_hound(&zero_frames, &[], 16_000, 1, 16, false);
-    assert!(matches!(load(&zero_frames, &DecodeOptions::mono()), Err(AudioError::Empty { .. })));
+    assert!(matches!(
+        load(&zero_frames, &DecodeOptions::mono()),
+        Err(AudioError::Empty { .. })
+    ));
 
     let garbage = d.join("garbage.wav");
-    std::fs::write(&garbage, (0..4000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(
+        &garbage,
+        (0..4000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     let e = load(&garbage, &DecodeOptions::mono()).unwrap_err();
-    assert!(matches!(e, AudioError::Unsupported { .. } | AudioError::Corrupt { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            AudioError::Unsupported { .. } | AudioError::Corrupt { .. }
+        ),
+        "{e}"
+    );
 
     let text = d.join("notes.mp3");
     std::fs::write(&text, "this is not audio at all\n".repeat(50)).unwrap();
@@ -208,6 +316,8 @@ fn bad_files_give_typed_errors_naming_the_file() {
     for p in [&missing, &empty, &garbage, &truncated, &nan] {
         let e = load(p, &DecodeOptions::mono()).unwrap_err();
         assert_eq!(e.path(), p.as_path());
-        assert!(e.to_string().contains(p.file_name().unwrap().to_str().unwrap()));
+        assert!(e
+            .to_string()
+            .contains(p.file_name().unwrap().to_str().unwrap()));
     }
 }

@@ -19,7 +19,9 @@ use rand_chacha::ChaCha8Rng;
 /// Why folds could not be made or read.
 #[derive(Debug, thiserror::Error)]
 pub enum FoldError {
-    #[error("cannot make {k} group folds from {groups} group(s): need at least k groups and k ≥ 2")]
+    #[error(
+        "cannot make {k} group folds from {groups} group(s): need at least k groups and k ≥ 2"
+    )]
     TooFewGroups { k: usize, groups: usize },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
@@ -36,10 +38,17 @@ pub struct Folds {
 
 impl Folds {
     /// Group k-fold balanced by clip count; deterministic for `seed`.
-    pub fn group_kfold<S: AsRef<str>>(groups: &[S], k: usize, seed: u64) -> Result<Folds, FoldError> {
+    pub fn group_kfold<S: AsRef<str>>(
+        groups: &[S],
+        k: usize,
+        seed: u64,
+    ) -> Result<Folds, FoldError> {
         let sizes = group_sizes(groups);
         if k < 2 || sizes.len() < k {
-            return Err(FoldError::TooFewGroups { k, groups: sizes.len() });
+            return Err(FoldError::TooFewGroups {
+                k,
+                groups: sizes.len(),
+            });
         }
         let mut order: Vec<(&str, usize)> = sizes.iter().map(|(g, n)| (*g, *n)).collect();
         // Shuffle first, then a stable sort by size: equal-sized groups keep the seeded order.
@@ -52,14 +61,26 @@ impl Folds {
             load[f] += n;
             fold_of.insert(g, f);
         }
-        Ok(Folds { assignment: groups.iter().map(|g| fold_of[g.as_ref()]).collect(), k })
+        Ok(Folds {
+            assignment: groups.iter().map(|g| fold_of[g.as_ref()]).collect(),
+            k,
+        })
     }
 
     /// Folds from an explicit group → fold table (e.g. a published protocol); unknown groups are an error.
-    pub fn from_group_table<S: AsRef<str>>(groups: &[S], table: &BTreeMap<String, usize>) -> Result<Folds, FoldError> {
+    pub fn from_group_table<S: AsRef<str>>(
+        groups: &[S],
+        table: &BTreeMap<String, usize>,
+    ) -> Result<Folds, FoldError> {
         let mut assignment = Vec::with_capacity(groups.len());
         for g in groups {
-            let f = table.get(g.as_ref()).copied().ok_or_else(|| FoldError::File { path: PathBuf::from("<fold table>"), message: format!("group `{}` has no fold", g.as_ref()) })?;
+            let f = table
+                .get(g.as_ref())
+                .copied()
+                .ok_or_else(|| FoldError::File {
+                    path: PathBuf::from("<fold table>"),
+                    message: format!("group `{}` has no fold", g.as_ref()),
+                })?;
             assignment.push(f);
         }
         let k = table.values().copied().max().map_or(0, |m| m + 1);
@@ -70,23 +91,36 @@ impl Folds {
     pub fn leave_one_group_out<S: AsRef<str>>(groups: &[S]) -> Folds {
         let sizes = group_sizes(groups);
         let index: HashMap<&str, usize> = sizes.keys().enumerate().map(|(i, g)| (*g, i)).collect();
-        Folds { assignment: groups.iter().map(|g| index[g.as_ref()]).collect(), k: sizes.len() }
+        Folds {
+            assignment: groups.iter().map(|g| index[g.as_ref()]).collect(),
+            k: sizes.len(),
+        }
     }
 
     /// (train, test) item indices of fold `fold`.
     pub fn split(&self, fold: usize) -> (Vec<usize>, Vec<usize>) {
-        let (test, train): (Vec<usize>, Vec<usize>) = (0..self.assignment.len()).partition(|&i| self.assignment[i] == fold);
+        let (test, train): (Vec<usize>, Vec<usize>) =
+            (0..self.assignment.len()).partition(|&i| self.assignment[i] == fold);
         (train, test)
     }
 
     /// Writes `id,fold` rows.
-    pub fn write_csv<S: AsRef<str>>(&self, path: impl AsRef<Path>, ids: &[S]) -> Result<(), FoldError> {
+    pub fn write_csv<S: AsRef<str>>(
+        &self,
+        path: impl AsRef<Path>,
+        ids: &[S],
+    ) -> Result<(), FoldError> {
         let path = path.as_ref();
-        let err = |m: String| FoldError::File { path: path.to_path_buf(), message: m };
+        let err = |m: String| FoldError::File {
+            path: path.to_path_buf(),
+            message: m,
+        };
         let mut w = csv::Writer::from_path(path).map_err(|e| err(e.to_string()))?;
-        w.write_record(["id", "fold"]).map_err(|e| err(e.to_string()))?;
+        w.write_record(["id", "fold"])
+            .map_err(|e| err(e.to_string()))?;
         for (id, f) in ids.iter().zip(&self.assignment) {
-            w.write_record([id.as_ref(), &f.to_string()]).map_err(|e| err(e.to_string()))?;
+            w.write_record([id.as_ref(), &f.to_string()])
+                .map_err(|e| err(e.to_string()))?;
         }
         w.flush().map_err(|e| err(e.to_string()))
     }
@@ -94,17 +128,29 @@ impl Folds {
     /// Reads an `id,fold` file and returns the folds of `ids` in that order.
     pub fn read_csv<S: AsRef<str>>(path: impl AsRef<Path>, ids: &[S]) -> Result<Folds, FoldError> {
         let path = path.as_ref();
-        let err = |m: String| FoldError::File { path: path.to_path_buf(), message: m };
+        let err = |m: String| FoldError::File {
+            path: path.to_path_buf(),
+            message: m,
+        };
         let mut r = csv::Reader::from_path(path).map_err(|e| err(e.to_string()))?;
         let mut table = HashMap::new();
         for (i, row) in r.records().enumerate() {
             let row = row.map_err(|e| err(e.to_string()))?;
-            let fold: usize = row.get(1).unwrap_or("").trim().parse().map_err(|_| err(format!("line {}: fold is not a number", i + 2)))?;
+            let fold: usize = row
+                .get(1)
+                .unwrap_or("")
+                .trim()
+                .parse()
+                .map_err(|_| err(format!("line {}: fold is not a number", i + 2)))?;
             table.insert(row.get(0).unwrap_or("").to_string(), fold);
         }
         let mut assignment = Vec::with_capacity(ids.len());
         for id in ids {
-            assignment.push(*table.get(id.as_ref()).ok_or_else(|| err(format!("no fold for id `{}`", id.as_ref())))?);
+            assignment.push(
+                *table
+                    .get(id.as_ref())
+                    .ok_or_else(|| err(format!("no fold for id `{}`", id.as_ref())))?,
+            );
         }
         let k = assignment.iter().copied().max().map_or(0, |m| m + 1);
         Ok(Folds { assignment, k })
@@ -115,7 +161,12 @@ impl Folds {
 ///
 /// Groups are taken in a seeded random order until the dev set reaches the share; at least one
 /// group stays in train and, when there are two or more groups, one goes to dev.
-pub fn dev_split<S: AsRef<str>>(train: &[usize], groups: &[S], share: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+pub fn dev_split<S: AsRef<str>>(
+    train: &[usize],
+    groups: &[S],
+    share: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
     let members: Vec<&str> = train.iter().map(|&i| groups[i].as_ref()).collect();
     let sizes = group_sizes(&members);
     let mut names: Vec<&str> = sizes.keys().copied().collect();
@@ -130,7 +181,9 @@ pub fn dev_split<S: AsRef<str>>(train: &[usize], groups: &[S], share: f64, seed:
         taken += sizes[g];
         dev_groups.push(*g);
     }
-    train.iter().partition(|&&i| !dev_groups.contains(&groups[i].as_ref()))
+    train
+        .iter()
+        .partition(|&&i| !dev_groups.contains(&groups[i].as_ref()))
 }
 
 fn group_sizes<S: AsRef<str>>(groups: &[S]) -> BTreeMap<&str, usize> {
@@ -143,7 +196,12 @@ fn group_sizes<S: AsRef<str>>(groups: &[S]) -> BTreeMap<&str, usize> {
 
 /// The 4 actor folds of the Edinburgh group's RAVDESS protocol (REFERENCES §1.1), actor → fold.
 pub fn ravdess_actor_folds() -> BTreeMap<String, usize> {
-    let folds: [&[u32]; 4] = [&[2, 8, 10, 16, 18, 24], &[1, 3, 9, 11, 19, 23], &[4, 6, 12, 13, 20, 21], &[5, 7, 14, 15, 17, 22]];
+    let folds: [&[u32]; 4] = [
+        &[2, 8, 10, 16, 18, 24],
+        &[1, 3, 9, 11, 19, 23],
+        &[4, 6, 12, 13, 20, 21],
+        &[5, 7, 14, 15, 17, 22],
+    ];
     let mut m = BTreeMap::new();
     for (f, actors) in folds.iter().enumerate() {
         for a in *actors {
@@ -159,7 +217,15 @@ mod tests {
 
     fn groups() -> Vec<String> {
         // 13 groups of uneven size (3 × 20, 10 × 14), 200 items, interleaved.
-        (0..200).map(|i| if i % 10 < 3 { format!("big{}", i % 10) } else { format!("g{}", (i / 10 + i) % 10) }).collect()
+        (0..200)
+            .map(|i| {
+                if i % 10 < 3 {
+                    format!("big{}", i % 10)
+                } else {
+                    format!("g{}", (i / 10 + i) % 10)
+                }
+            })
+            .collect()
     }
 
     fn assert_group_independent(f: &Folds, groups: &[String]) {
@@ -167,7 +233,11 @@ mod tests {
             let (train, test) = f.split(fold);
             assert!(!test.is_empty(), "fold {fold} empty");
             for &t in &test {
-                assert!(train.iter().all(|&r| groups[r] != groups[t]), "group {} on both sides of fold {fold}", groups[t]);
+                assert!(
+                    train.iter().all(|&r| groups[r] != groups[t]),
+                    "group {} on both sides of fold {fold}",
+                    groups[t]
+                );
             }
         }
     }
@@ -178,10 +248,16 @@ mod tests {
         for seed in 0..5 {
             let f = Folds::group_kfold(&g, 4, seed).unwrap();
             assert_group_independent(&f, &g);
-            let counts: Vec<usize> = (0..4).map(|k| f.assignment.iter().filter(|&&a| a == k).count()).collect();
+            let counts: Vec<usize> = (0..4)
+                .map(|k| f.assignment.iter().filter(|&&a| a == k).count())
+                .collect();
             let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
             assert!(hi - lo <= 30, "unbalanced {counts:?}");
-            assert_eq!(f, Folds::group_kfold(&g, 4, seed).unwrap(), "not deterministic");
+            assert_eq!(
+                f,
+                Folds::group_kfold(&g, 4, seed).unwrap(),
+                "not deterministic"
+            );
         }
         assert!(Folds::group_kfold(&g[..3], 4, 0).is_err());
     }

@@ -171,13 +171,20 @@ pub struct ImportOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The root does not have the corpus's layout.
     #[error("{path}: {message}")]
     Layout { path: PathBuf, message: String },
     /// A label/annotation table the import depends on is unreadable.
     #[error("{path}:{line}: {message}")]
-    Table { path: PathBuf, line: usize, message: String },
+    Table {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("invalid options: {0}")]
     Options(String),
     #[error(transparent)]
@@ -225,7 +232,13 @@ pub struct Issue {
 
 impl fmt::Display for Issue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.kind.as_str(), self.path.display(), self.message)
+        write!(
+            f,
+            "{}: {}: {}",
+            self.kind.as_str(),
+            self.path.display(),
+            self.message
+        )
     }
 }
 
@@ -251,11 +264,25 @@ pub struct Imported {
 
 impl Imported {
     pub fn new(corpus: Corpus) -> Imported {
-        Imported { corpus, records: Vec::new(), dynamics: BTreeMap::new(), issues: Vec::new() }
+        Imported {
+            corpus,
+            records: Vec::new(),
+            dynamics: BTreeMap::new(),
+            issues: Vec::new(),
+        }
     }
 
-    pub(crate) fn issue(&mut self, kind: IssueKind, path: impl Into<PathBuf>, message: impl Into<String>) {
-        self.issues.push(Issue { kind, path: path.into(), message: message.into() });
+    pub(crate) fn issue(
+        &mut self,
+        kind: IssueKind,
+        path: impl Into<PathBuf>,
+        message: impl Into<String>,
+    ) {
+        self.issues.push(Issue {
+            kind,
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     /// Issues of one kind.
@@ -271,8 +298,12 @@ impl Imported {
     /// Keeps only records whose label is also in `other` (records without a label are dropped);
     /// returns the shared labels. Dynamic traces of dropped records go too.
     pub fn restrict_to_labels_of(&mut self, other: &Manifest) -> Vec<Emotion> {
-        let shared = shared_labels(&self.labels(), &label_set(other.records.iter().map(|r| r.emotion)));
-        self.records.retain(|r| r.emotion.is_some_and(|e| shared.contains(&e)));
+        let shared = shared_labels(
+            &self.labels(),
+            &label_set(other.records.iter().map(|r| r.emotion)),
+        );
+        self.records
+            .retain(|r| r.emotion.is_some_and(|e| shared.contains(&e)));
         let kept: HashSet<&str> = self.records.iter().map(|r| r.id.as_str()).collect();
         self.dynamics.retain(|id, _| kept.contains(id.as_str()));
         shared
@@ -300,18 +331,34 @@ impl Imported {
 }
 
 /// Imports `root` as `corpus`.
-pub fn import(corpus: Corpus, root: &Path, options: &ImportOptions) -> Result<Imported, ImportError> {
+pub fn import(
+    corpus: Corpus,
+    root: &Path,
+    options: &ImportOptions,
+) -> Result<Imported, ImportError> {
     if let Some(owner) = options.preset.corpus() {
         if owner != corpus {
-            return Err(ImportError::Options(format!("preset `{}` applies to {owner} only, not to {corpus}", options.preset.as_str())));
+            return Err(ImportError::Options(format!(
+                "preset `{}` applies to {owner} only, not to {corpus}",
+                options.preset.as_str()
+            )));
         }
     }
-    let meta = fs::metadata(root).map_err(|source| ImportError::Io { path: root.to_path_buf(), source })?;
+    let meta = fs::metadata(root).map_err(|source| ImportError::Io {
+        path: root.to_path_buf(),
+        source,
+    })?;
     if !meta.is_dir() {
-        return Err(ImportError::Layout { path: root.to_path_buf(), message: "not a directory".into() });
+        return Err(ImportError::Layout {
+            path: root.to_path_buf(),
+            message: "not a directory".into(),
+        });
     }
     // Absolute paths, so the writer can express them relative to wherever the manifest goes.
-    let root = fs::canonicalize(root).map_err(|source| ImportError::Io { path: root.to_path_buf(), source })?;
+    let root = fs::canonicalize(root).map_err(|source| ImportError::Io {
+        path: root.to_path_buf(),
+        source,
+    })?;
     let mut out = match corpus {
         Corpus::Ravdess => ravdess::import(&root)?,
         Corpus::CremaD => crema_d::import(&root)?,
@@ -325,7 +372,9 @@ pub fn import(corpus: Corpus, root: &Path, options: &ImportOptions) -> Result<Im
         Corpus::Pmemo => pmemo::import(&root)?,
         Corpus::Deam => deam::import(&root)?,
         Corpus::FolderPerLabel => {
-            let domain = options.domain.ok_or_else(|| ImportError::Options("folder-per-label needs a domain (speech or music)".into()))?;
+            let domain = options.domain.ok_or_else(|| {
+                ImportError::Options("folder-per-label needs a domain (speech or music)".into())
+            })?;
             folder_per_label::import(&root, domain)?
         }
     };
@@ -333,7 +382,10 @@ pub fn import(corpus: Corpus, root: &Path, options: &ImportOptions) -> Result<Im
     if out.records.is_empty() {
         return Err(ImportError::Layout {
             path: root.clone(),
-            message: format!("no {corpus} clips found ({} file(s) reported; see the issues)", out.issues.len()),
+            message: format!(
+                "no {corpus} clips found ({} file(s) reported; see the issues)",
+                out.issues.len()
+            ),
         });
     }
     Ok(out)
@@ -354,11 +406,24 @@ pub struct CountRow {
 pub fn count_records(records: &[Record]) -> Vec<CountRow> {
     let mut table: BTreeMap<(Domain, &'static str, String), usize> = BTreeMap::new();
     for r in records {
-        let label = r.emotion.map(|e| e.as_str().to_string()).unwrap_or_else(|| "(none)".into());
+        let label = r
+            .emotion
+            .map(|e| e.as_str().to_string())
+            .unwrap_or_else(|| "(none)".into());
         *table.entry((r.domain, "emotion", label)).or_default() += 1;
-        *table.entry((r.domain, "speaker", r.speaker.clone())).or_default() += 1;
+        *table
+            .entry((r.domain, "speaker", r.speaker.clone()))
+            .or_default() += 1;
     }
-    table.into_iter().map(|((domain, column, value), count)| CountRow { domain, column, value, count }).collect()
+    table
+        .into_iter()
+        .map(|((domain, column, value), count)| CountRow {
+            domain,
+            column,
+            value,
+            count,
+        })
+        .collect()
 }
 
 /// Where [`write_outputs`] put things.
@@ -373,20 +438,39 @@ pub struct Written {
 
 /// The file beside `manifest` named `<stem><suffix>`.
 pub fn sibling(manifest: &Path, suffix: &str) -> PathBuf {
-    let stem = manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "manifest".into());
+    let stem = manifest
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "manifest".into());
     manifest.with_file_name(format!("{stem}{suffix}"))
 }
 
 /// Writes the manifest (paths relative to its folder when possible), the per-clip annotation
 /// CSVs, the counts and the issues; each file atomically.
 pub fn write_outputs(imported: &Imported, manifest_path: &Path) -> Result<Written, ImportError> {
-    let dir = manifest_path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|source| ImportError::Io { path: dir.to_path_buf(), source })?;
-    let abs_dir = fs::canonicalize(dir).map_err(|source| ImportError::Io { path: dir.to_path_buf(), source })?;
+    let dir = manifest_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|source| ImportError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let abs_dir = fs::canonicalize(dir).map_err(|source| ImportError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let ann_dir = sibling(manifest_path, "_annotations");
-    let ann_name = ann_dir.file_name().expect("has a name").to_string_lossy().into_owned();
+    let ann_name = ann_dir
+        .file_name()
+        .expect("has a name")
+        .to_string_lossy()
+        .into_owned();
     if !imported.dynamics.is_empty() {
-        fs::create_dir_all(&ann_dir).map_err(|source| ImportError::Io { path: ann_dir.clone(), source })?;
+        fs::create_dir_all(&ann_dir).map_err(|source| ImportError::Io {
+            path: ann_dir.clone(),
+            source,
+        })?;
     }
     let mut records = Vec::with_capacity(imported.records.len());
     for r in &imported.records {
@@ -405,32 +489,46 @@ pub fn write_outputs(imported: &Imported, manifest_path: &Path) -> Result<Writte
     write_counts(&counts, &count_records(&manifest.records))?;
     let issues = sibling(manifest_path, "_issues.csv");
     write_issues(&issues, &imported.issues)?;
-    Ok(Written { manifest: manifest_path.to_path_buf(), counts, issues, annotations: (!imported.dynamics.is_empty()).then_some(ann_dir) })
+    Ok(Written {
+        manifest: manifest_path.to_path_buf(),
+        counts,
+        issues,
+        annotations: (!imported.dynamics.is_empty()).then_some(ann_dir),
+    })
 }
 
 fn write_trace(path: &Path, points: &[AvPoint]) -> Result<(), ImportError> {
     let mut text = String::from("time,arousal,valence\n");
     for p in points {
         // `+ 0.0` turns -0 into 0 so the files read cleanly.
-        text.push_str(&format!("{},{},{}\n", p.time + 0.0, p.arousal + 0.0, p.valence + 0.0));
+        text.push_str(&format!(
+            "{},{},{}\n",
+            p.time + 0.0,
+            p.arousal + 0.0,
+            p.valence + 0.0
+        ));
     }
     util::write_atomic(path, text.as_bytes())
 }
 
 fn write_counts(path: &Path, rows: &[CountRow]) -> Result<(), ImportError> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["domain", "column", "value", "count"]).expect("in-memory write");
+    w.write_record(["domain", "column", "value", "count"])
+        .expect("in-memory write");
     for r in rows {
-        w.write_record([r.domain.as_str(), r.column, &r.value, &r.count.to_string()]).expect("in-memory write");
+        w.write_record([r.domain.as_str(), r.column, &r.value, &r.count.to_string()])
+            .expect("in-memory write");
     }
     util::write_atomic(path, &w.into_inner().expect("in-memory flush"))
 }
 
 fn write_issues(path: &Path, issues: &[Issue]) -> Result<(), ImportError> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["kind", "path", "message"]).expect("in-memory write");
+    w.write_record(["kind", "path", "message"])
+        .expect("in-memory write");
     for i in issues {
-        w.write_record([i.kind.as_str(), &i.path.to_string_lossy(), &i.message]).expect("in-memory write");
+        w.write_record([i.kind.as_str(), &i.path.to_string_lossy(), &i.message])
+            .expect("in-memory write");
     }
     util::write_atomic(path, &w.into_inner().expect("in-memory flush"))
 }
@@ -441,12 +539,17 @@ fn relative_or_absolute(target: &Path, base: &Path) -> String {
     let t: Vec<Component> = target.components().collect();
     let b: Vec<Component> = base.components().collect();
     let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let shares_root = common > 0 && matches!(t.first(), Some(Component::RootDir | Component::Prefix(_)));
+    let shares_root =
+        common > 0 && matches!(t.first(), Some(Component::RootDir | Component::Prefix(_)));
     if !target.is_absolute() || !shares_root {
         return target.to_string_lossy().into_owned();
     }
     let mut parts: Vec<String> = vec!["..".to_string(); b.len() - common];
-    parts.extend(t[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    parts.extend(
+        t[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
     parts.join("/")
 }
 
@@ -463,13 +566,25 @@ pub fn format_counts(rows: &[CountRow]) -> String {
         }
         for (domain, rs) in by_domain {
             let total: usize = rs.iter().map(|r| r.count).sum();
-            let _ = writeln!(s, "{domain} by {column} ({} distinct, {total} clips):", rs.len());
-            let items: Vec<String> = rs.iter().take(MAX_PRINTED).map(|r| format!("{}={}", r.value, r.count)).collect();
+            let _ = writeln!(
+                s,
+                "{domain} by {column} ({} distinct, {total} clips):",
+                rs.len()
+            );
+            let items: Vec<String> = rs
+                .iter()
+                .take(MAX_PRINTED)
+                .map(|r| format!("{}={}", r.value, r.count))
+                .collect();
             for chunk in items.chunks(8) {
                 let _ = writeln!(s, "  {}", chunk.join("  "));
             }
             if rs.len() > MAX_PRINTED {
-                let _ = writeln!(s, "  … {} more (all in the counts file)", rs.len() - MAX_PRINTED);
+                let _ = writeln!(
+                    s,
+                    "  … {} more (all in the counts file)",
+                    rs.len() - MAX_PRINTED
+                );
             }
         }
     }
@@ -482,9 +597,18 @@ mod tests {
 
     #[test]
     fn relative_paths_walk_up_and_down() {
-        assert_eq!(relative_or_absolute(Path::new("/a/b/c.wav"), Path::new("/a")), "b/c.wav");
-        assert_eq!(relative_or_absolute(Path::new("/a/b/c.wav"), Path::new("/a/x/y")), "../../b/c.wav");
-        assert_eq!(relative_or_absolute(Path::new("/c.wav"), Path::new("/")), "c.wav");
+        assert_eq!(
+            relative_or_absolute(Path::new("/a/b/c.wav"), Path::new("/a")),
+            "b/c.wav"
+        );
+        assert_eq!(
+            relative_or_absolute(Path::new("/a/b/c.wav"), Path::new("/a/x/y")),
+            "../../b/c.wav"
+        );
+        assert_eq!(
+            relative_or_absolute(Path::new("/c.wav"), Path::new("/")),
+            "c.wav"
+        );
     }
 
     #[test]
@@ -493,7 +617,10 @@ mod tests {
             assert_eq!(Corpus::parse(c.as_str()), Some(c));
         }
         assert_eq!(Corpus::parse("CREMA_D"), Some(Corpus::CremaD));
-        assert_eq!(Corpus::parse("folder_per_label"), Some(Corpus::FolderPerLabel));
+        assert_eq!(
+            Corpus::parse("folder_per_label"),
+            Some(Corpus::FolderPerLabel)
+        );
         assert_eq!(Corpus::parse("timit"), None);
     }
 }

@@ -18,7 +18,16 @@ use crate::taxonomy::Emotion;
 
 /// The fixed columns, in the order they are written.
 pub const COLUMNS: [&str; 10] = [
-    "id", "path", "domain", "corpus", "speaker", "emotion", "arousal", "valence", "split", "annotation",
+    "id",
+    "path",
+    "domain",
+    "corpus",
+    "speaker",
+    "emotion",
+    "arousal",
+    "valence",
+    "split",
+    "annotation",
 ];
 
 /// Speech or music (song counts as music: the paper's "music" side is emotional singing).
@@ -73,7 +82,13 @@ pub struct Record {
 
 impl Record {
     /// A record with the required fields and everything else empty.
-    pub fn new(id: impl Into<String>, path: impl Into<String>, domain: Domain, corpus: impl Into<String>, speaker: impl Into<String>) -> Record {
+    pub fn new(
+        id: impl Into<String>,
+        path: impl Into<String>,
+        domain: Domain,
+        corpus: impl Into<String>,
+        speaker: impl Into<String>,
+    ) -> Record {
         Record {
             id: id.into(),
             path: path.into(),
@@ -91,7 +106,10 @@ impl Record {
 
     /// The value of an extra (pass-through) column.
     pub fn extra(&self, column: &str) -> Option<&str> {
-        self.extra.iter().find(|(k, _)| k == column).map(|(_, v)| v.as_str())
+        self.extra
+            .iter()
+            .find(|(k, _)| k == column)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Sets (or adds) an extra column.
@@ -109,9 +127,17 @@ impl Record {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: column `{column}`: {message}")]
-    Invalid { path: PathBuf, line: usize, column: String, message: String },
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: String,
+        message: String,
+    },
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
 }
@@ -126,14 +152,21 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn new(root: impl Into<PathBuf>, records: Vec<Record>) -> Manifest {
-        Manifest { records, root: root.into() }
+        Manifest {
+            records,
+            root: root.into(),
+        }
     }
 
     /// Reads a CSV manifest, or JSON Lines when the extension is `.jsonl` / `.ndjson`.
     pub fn read(path: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
         let path = path.as_ref();
         let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let records = if is_jsonl(path) { read_jsonl(path)? } else { read_csv(path)? };
+        let records = if is_jsonl(path) {
+            read_jsonl(path)?
+        } else {
+            read_csv(path)?
+        };
         check_unique_ids(path, &records)?;
         Ok(Manifest { records, root })
     }
@@ -141,8 +174,15 @@ impl Manifest {
     /// Writes CSV, or JSON Lines for a `.jsonl` / `.ndjson` path; atomically (temp file + rename).
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), ManifestError> {
         let path = path.as_ref();
-        let io = |source| ManifestError::Io { path: path.to_path_buf(), source };
-        let bytes = if is_jsonl(path) { self.to_jsonl() } else { self.to_csv() };
+        let io = |source| ManifestError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let bytes = if is_jsonl(path) {
+            self.to_jsonl()
+        } else {
+            self.to_csv()
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(io)?;
         }
@@ -186,7 +226,11 @@ impl Manifest {
     pub fn to_csv(&self) -> Vec<u8> {
         let extras = self.extra_columns();
         let mut w = csv::Writer::from_writer(Vec::new());
-        let header: Vec<&str> = COLUMNS.iter().copied().chain(extras.iter().map(String::as_str)).collect();
+        let header: Vec<&str> = COLUMNS
+            .iter()
+            .copied()
+            .chain(extras.iter().map(String::as_str))
+            .collect();
         w.write_record(&header).expect("in-memory write");
         for r in &self.records {
             let mut row = fixed_fields(r);
@@ -226,11 +270,21 @@ impl Manifest {
 
 fn resolve(root: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
-    if p.is_absolute() { p.to_path_buf() } else { root.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    }
 }
 
 fn is_jsonl(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(), Some("jsonl" | "ndjson"))
+    matches!(
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("jsonl" | "ndjson")
+    )
 }
 
 fn fmt_opt(v: Option<f32>) -> String {
@@ -244,7 +298,9 @@ fn fixed_fields(r: &Record) -> Vec<String> {
         r.domain.as_str().to_string(),
         r.corpus.clone(),
         r.speaker.clone(),
-        r.emotion.map(|e| e.as_str().to_string()).unwrap_or_default(),
+        r.emotion
+            .map(|e| e.as_str().to_string())
+            .unwrap_or_default(),
         fmt_opt(r.arousal),
         fmt_opt(r.valence),
         r.split.clone(),
@@ -253,9 +309,24 @@ fn fixed_fields(r: &Record) -> Vec<String> {
 }
 
 /// Builds a record from (column, value) pairs, validating the fixed columns.
-fn record_from_fields(path: &Path, line: usize, fields: Vec<(String, String)>) -> Result<Record, ManifestError> {
-    let invalid = |column: &str, message: String| ManifestError::Invalid { path: path.to_path_buf(), line, column: column.to_string(), message };
-    let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+fn record_from_fields(
+    path: &Path,
+    line: usize,
+    fields: Vec<(String, String)>,
+) -> Result<Record, ManifestError> {
+    let invalid = |column: &str, message: String| ManifestError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column: column.to_string(),
+        message,
+    };
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
     let id = get("id");
     if id.is_empty() {
         return Err(invalid("id", "empty id".into()));
@@ -265,19 +336,34 @@ fn record_from_fields(path: &Path, line: usize, fields: Vec<(String, String)>) -
         return Err(invalid("path", "empty path".into()));
     }
     let domain_s = get("domain");
-    let domain = Domain::parse(&domain_s).ok_or_else(|| invalid("domain", format!("`{domain_s}` is not `speech` or `music`")))?;
+    let domain = Domain::parse(&domain_s)
+        .ok_or_else(|| invalid("domain", format!("`{domain_s}` is not `speech` or `music`")))?;
     let emotion_s = get("emotion");
     let emotion = if emotion_s.is_empty() {
         None
     } else {
-        Some(Emotion::parse(&emotion_s).ok_or_else(|| invalid("emotion", format!("`{emotion_s}` is not a canonical label ({})", Emotion::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", "))))?)
+        Some(Emotion::parse(&emotion_s).ok_or_else(|| {
+            invalid(
+                "emotion",
+                format!(
+                    "`{emotion_s}` is not a canonical label ({})",
+                    Emotion::ALL
+                        .iter()
+                        .map(|e| e.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?)
     };
     let dim = |name: &str| -> Result<Option<f32>, ManifestError> {
         let s = get(name);
         if s.is_empty() {
             return Ok(None);
         }
-        let v: f32 = s.parse().map_err(|_| invalid(name, format!("`{s}` is not a number")))?;
+        let v: f32 = s
+            .parse()
+            .map_err(|_| invalid(name, format!("`{s}` is not a number")))?;
         if !v.is_finite() || !(-1.0..=1.0).contains(&v) {
             return Err(invalid(name, format!("{v} is outside [-1, 1]")));
         }
@@ -285,7 +371,11 @@ fn record_from_fields(path: &Path, line: usize, fields: Vec<(String, String)>) -
     };
     let arousal = dim("arousal")?;
     let valence = dim("valence")?;
-    let extra = fields.iter().filter(|(k, _)| !COLUMNS.contains(&k.as_str())).cloned().collect();
+    let extra = fields
+        .iter()
+        .filter(|(k, _)| !COLUMNS.contains(&k.as_str()))
+        .cloned()
+        .collect();
     Ok(Record {
         id,
         path: rel,
@@ -302,41 +392,75 @@ fn record_from_fields(path: &Path, line: usize, fields: Vec<(String, String)>) -
 }
 
 fn read_csv(path: &Path) -> Result<Vec<Record>, ManifestError> {
-    let file = fs::File::open(path).map_err(|source| ManifestError::Io { path: path.to_path_buf(), source })?;
+    let file = fs::File::open(path).map_err(|source| ManifestError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(file);
     let header: Vec<String> = rdr
         .headers()
-        .map_err(|e| ManifestError::Format { path: path.to_path_buf(), message: format!("header: {e}") })?
+        .map_err(|e| ManifestError::Format {
+            path: path.to_path_buf(),
+            message: format!("header: {e}"),
+        })?
         .iter()
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
     for required in ["id", "path", "domain"] {
         if !header.iter().any(|h| h == required) {
-            return Err(ManifestError::Format { path: path.to_path_buf(), message: format!("header lacks the required column `{required}`") });
+            return Err(ManifestError::Format {
+                path: path.to_path_buf(),
+                message: format!("header lacks the required column `{required}`"),
+            });
         }
     }
     let mut out = Vec::new();
     for (i, row) in rdr.records().enumerate() {
         let line = i + 2;
-        let row = row.map_err(|e| ManifestError::Invalid { path: path.to_path_buf(), line, column: "*".into(), message: e.to_string() })?;
-        let fields = header.iter().cloned().zip(row.iter().map(str::to_string)).collect();
+        let row = row.map_err(|e| ManifestError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column: "*".into(),
+            message: e.to_string(),
+        })?;
+        let fields = header
+            .iter()
+            .cloned()
+            .zip(row.iter().map(str::to_string))
+            .collect();
         out.push(record_from_fields(path, line, fields)?);
     }
     Ok(out)
 }
 
 fn read_jsonl(path: &Path) -> Result<Vec<Record>, ManifestError> {
-    let file = fs::File::open(path).map_err(|source| ManifestError::Io { path: path.to_path_buf(), source })?;
+    let file = fs::File::open(path).map_err(|source| ManifestError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut out = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line_no = i + 1;
-        let text = line.map_err(|source| ManifestError::Io { path: path.to_path_buf(), source })?;
+        let text = line.map_err(|source| ManifestError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if text.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| ManifestError::Invalid { path: path.to_path_buf(), line: line_no, column: "*".into(), message: e.to_string() })?;
-        let obj = value.as_object().ok_or_else(|| ManifestError::Invalid { path: path.to_path_buf(), line: line_no, column: "*".into(), message: "not a JSON object".into() })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| ManifestError::Invalid {
+                path: path.to_path_buf(),
+                line: line_no,
+                column: "*".into(),
+                message: e.to_string(),
+            })?;
+        let obj = value.as_object().ok_or_else(|| ManifestError::Invalid {
+            path: path.to_path_buf(),
+            line: line_no,
+            column: "*".into(),
+            message: "not a JSON object".into(),
+        })?;
         let fields = obj
             .iter()
             .map(|(k, v)| {
@@ -357,7 +481,12 @@ fn check_unique_ids(path: &Path, records: &[Record]) -> Result<(), ManifestError
     let mut seen = HashSet::new();
     for (i, r) in records.iter().enumerate() {
         if !seen.insert(r.id.as_str()) {
-            return Err(ManifestError::Invalid { path: path.to_path_buf(), line: i + 2, column: "id".into(), message: format!("duplicate id `{}`", r.id) });
+            return Err(ManifestError::Invalid {
+                path: path.to_path_buf(),
+                line: i + 2,
+                column: "id".into(),
+                message: format!("duplicate id `{}`", r.id),
+            });
         }
     }
     Ok(())
@@ -384,7 +513,10 @@ mod tests {
         assert_eq!(m.records[0].extra("intensity"), Some("strong"));
         assert_eq!(m.audio_path(&m.records[0]), dir.path().join("wav/a.wav"));
         assert_eq!(m.audio_path(&m.records[1]), PathBuf::from("/abs/b.wav"));
-        assert_eq!(m.annotation_path(&m.records[1]), Some(dir.path().join("ann/b.csv")));
+        assert_eq!(
+            m.annotation_path(&m.records[1]),
+            Some(dir.path().join("ann/b.csv"))
+        );
         let out = dir.path().join("out.csv");
         m.write(&out).unwrap();
         let again = Manifest::read(&out).unwrap();
@@ -397,17 +529,39 @@ mod tests {
     #[test]
     fn errors_name_line_and_column() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "m.csv", "id,path,domain,emotion\na,a.wav,speech,happy\nb,b.wav,music,elated\n");
+        let p = write(
+            dir.path(),
+            "m.csv",
+            "id,path,domain,emotion\na,a.wav,speech,happy\nb,b.wav,music,elated\n",
+        );
         let e = Manifest::read(&p).unwrap_err().to_string();
-        assert!(e.contains(":3:") && e.contains("`emotion`") && e.contains("elated"), "{e}");
-        let p = write(dir.path(), "d.csv", "id,path,domain\na,a.wav,speech\nb,b.wav,video\n");
+        assert!(
+            e.contains(":3:") && e.contains("`emotion`") && e.contains("elated"),
+            "{e}"
+        );
+        let p = write(
+            dir.path(),
+            "d.csv",
+            "id,path,domain\na,a.wav,speech\nb,b.wav,video\n",
+        );
         let e = Manifest::read(&p).unwrap_err().to_string();
         assert!(e.contains(":3:") && e.contains("`domain`"), "{e}");
-        let p = write(dir.path(), "v.csv", "id,path,domain,arousal\na,a.wav,speech,1.5\n");
+        let p = write(
+            dir.path(),
+            "v.csv",
+            "id,path,domain,arousal\na,a.wav,speech,1.5\n",
+        );
         let e = Manifest::read(&p).unwrap_err().to_string();
         assert!(e.contains(":2:") && e.contains("`arousal`"), "{e}");
-        let p = write(dir.path(), "u.csv", "id,path,domain\na,a.wav,speech\na,b.wav,speech\n");
-        assert!(Manifest::read(&p).unwrap_err().to_string().contains("duplicate id"));
+        let p = write(
+            dir.path(),
+            "u.csv",
+            "id,path,domain\na,a.wav,speech\na,b.wav,speech\n",
+        );
+        assert!(Manifest::read(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("duplicate id"));
         let p = write(dir.path(), "j.jsonl", "{\"id\":\"a\",\"path\":\"a.wav\",\"domain\":\"speech\"}\n{\"id\":\"b\",\"path\":\"b.wav\",\"domain\":\"music\",\"valence\":\"x\"}\n");
         let e = Manifest::read(&p).unwrap_err().to_string();
         assert!(e.contains(":2:") && e.contains("`valence`"), "{e}");

@@ -123,7 +123,14 @@ impl Emotion {
     ];
 
     /// The six labels RAVDESS speech and song share (and the synthetic corpus uses).
-    pub const RAVDESS_SHARED: [Emotion; 6] = [Emotion::Neutral, Emotion::Calm, Emotion::Happy, Emotion::Sad, Emotion::Angry, Emotion::Fearful];
+    pub const RAVDESS_SHARED: [Emotion; 6] = [
+        Emotion::Neutral,
+        Emotion::Calm,
+        Emotion::Happy,
+        Emotion::Sad,
+        Emotion::Angry,
+        Emotion::Fearful,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -203,7 +210,11 @@ impl fmt::Display for Emotion {
 
 /// The labels present in both sets, in canonical order.
 pub fn shared_labels(a: &[Emotion], b: &[Emotion]) -> Vec<Emotion> {
-    let mut out: Vec<Emotion> = Emotion::ALL.iter().copied().filter(|e| a.contains(e) && b.contains(e)).collect();
+    let mut out: Vec<Emotion> = Emotion::ALL
+        .iter()
+        .copied()
+        .filter(|e| a.contains(e) && b.contains(e))
+        .collect();
     out.dedup();
     out
 }
@@ -218,9 +229,13 @@ pub fn label_set<I: IntoIterator<Item = Option<Emotion>>>(labels: I) -> Vec<Emot
 
 /// Restricts two manifests' records to the labels they share (records without a label are dropped).
 pub fn restrict_to_shared(a: &mut crate::Manifest, b: &mut crate::Manifest) -> Vec<Emotion> {
-    let shared = shared_labels(&label_set(a.records.iter().map(|r| r.emotion)), &label_set(b.records.iter().map(|r| r.emotion)));
+    let shared = shared_labels(
+        &label_set(a.records.iter().map(|r| r.emotion)),
+        &label_set(b.records.iter().map(|r| r.emotion)),
+    );
     for m in [a, b] {
-        m.records.retain(|r| r.emotion.is_some_and(|e| shared.contains(&e)));
+        m.records
+            .retain(|r| r.emotion.is_some_and(|e| shared.contains(&e)));
     }
     shared
 }
@@ -250,8 +265,13 @@ mod tests {
     #[test]
     fn ravdess_speech_and_song_share_six_labels() {
         use Emotion::*;
-        let speech = [Neutral, Calm, Happy, Sad, Angry, Fearful, Disgust, Surprised];
+        let speech = [
+            Neutral, Calm, Happy, Sad, Angry, Fearful, Disgust, Surprised,
+        ];
         let song = [Neutral, Calm, Happy, Sad, Angry, Fearful];
-        assert_eq!(shared_labels(&speech, &song), Emotion::RAVDESS_SHARED.to_vec());
+        assert_eq!(
+            shared_labels(&speech, &song),
+            Emotion::RAVDESS_SHARED.to_vec()
+        );
     }
 }

@@ -28,14 +28,25 @@ fn close(a: Option<f32>, b: f32) -> bool {
 }
 
 fn get<'a>(m: &'a Imported, id: &str) -> &'a emobridge_corpus::Record {
-    m.records.iter().find(|r| r.id == id).unwrap_or_else(|| panic!("no record {id}"))
+    m.records
+        .iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("no record {id}"))
 }
 
 #[test]
 fn emopia_quadrants_songs_and_splits() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("EMOPIA_2.2");
-    let clips = ["Q1__0vLPYiPN7qY_0", "Q1__0vLPYiPN7qY_1", "Q3__0vLPYiPN7qY_3", "Q2_dtS02mrDMsM_0", "Q4_Ie5koh4qvJc_20", "Q4_Ie5koh4qvJc_21", "Q3_wxXpvnmq_-E_1"];
+    let clips = [
+        "Q1__0vLPYiPN7qY_0",
+        "Q1__0vLPYiPN7qY_1",
+        "Q3__0vLPYiPN7qY_3",
+        "Q2_dtS02mrDMsM_0",
+        "Q4_Ie5koh4qvJc_20",
+        "Q4_Ie5koh4qvJc_21",
+        "Q3_wxXpvnmq_-E_1",
+    ];
     for c in clips {
         tone(&root.join(format!("audios/seg/{c}.wav")));
         write(&root.join(format!("midis/{c}.mid")), "MThd");
@@ -49,21 +60,48 @@ fn emopia_quadrants_songs_and_splits() {
     }
     labels.push_str("Q2_conflict_0,3,b\nQ1_nosound_0,1,c\n");
     write(&root.join("label.csv"), &labels);
-    write(&root.join("split/train_SL.csv"), "songID,num_Q1,num_Q2,num_Q3,num_Q4,DominantQ\n_0vLPYiPN7qY,2,0,1,0,1\n");
-    write(&root.join("split/val.csv"), "fname,label\nQ2_dtS02mrDMsM_0,Q2\n");
-    write(&root.join("split/test.csv"), "fname,label\nQ4_Ie5koh4qvJc_20,Q4\nQ4_Ie5koh4qvJc_21,Q4\n");
+    write(
+        &root.join("split/train_SL.csv"),
+        "songID,num_Q1,num_Q2,num_Q3,num_Q4,DominantQ\n_0vLPYiPN7qY,2,0,1,0,1\n",
+    );
+    write(
+        &root.join("split/val.csv"),
+        "fname,label\nQ2_dtS02mrDMsM_0,Q2\n",
+    );
+    write(
+        &root.join("split/test.csv"),
+        "fname,label\nQ4_Ie5koh4qvJc_20,Q4\nQ4_Ie5koh4qvJc_21,Q4\n",
+    );
 
     let m = import::import(Corpus::Emopia, &root, &ImportOptions::default()).unwrap();
     assert_eq!(m.records.len(), 7);
-    assert!(m.records.iter().all(|r| r.domain == Domain::Music && r.emotion.is_none()));
+    assert!(m
+        .records
+        .iter()
+        .all(|r| r.domain == Domain::Music && r.emotion.is_none()));
     let r = get(&m, "Q1__0vLPYiPN7qY_1");
-    assert_eq!((r.speaker.as_str(), r.split.as_str(), r.arousal, r.valence), ("_0vLPYiPN7qY", "train", Some(1.0), Some(1.0)));
-    assert_eq!((r.extra("quadrant"), r.extra("clip"), r.extra("av_scale")), (Some("Q1"), Some("1"), Some("quadrant sign")));
+    assert_eq!(
+        (r.speaker.as_str(), r.split.as_str(), r.arousal, r.valence),
+        ("_0vLPYiPN7qY", "train", Some(1.0), Some(1.0))
+    );
+    assert_eq!(
+        (r.extra("quadrant"), r.extra("clip"), r.extra("av_scale")),
+        (Some("Q1"), Some("1"), Some("quadrant sign"))
+    );
     let q3 = get(&m, "Q3_wxXpvnmq_-E_1");
-    assert_eq!((q3.speaker.as_str(), q3.arousal, q3.valence, q3.split.as_str()), ("wxXpvnmq_-E", Some(-1.0), Some(-1.0), ""));
+    assert_eq!(
+        (
+            q3.speaker.as_str(),
+            q3.arousal,
+            q3.valence,
+            q3.split.as_str()
+        ),
+        ("wxXpvnmq_-E", Some(-1.0), Some(-1.0), "")
+    );
     assert_eq!(get(&m, "Q4_Ie5koh4qvJc_21").split, "test");
     assert_eq!(get(&m, "Q2_dtS02mrDMsM_0").split, "val");
-    let songs: std::collections::BTreeSet<_> = m.records.iter().map(|r| r.speaker.as_str()).collect();
+    let songs: std::collections::BTreeSet<_> =
+        m.records.iter().map(|r| r.speaker.as_str()).collect();
     assert_eq!(songs.len(), 4);
     assert_eq!(m.issues_of(IssueKind::BadName).count(), 2);
     assert_eq!(m.issues_of(IssueKind::Conflict).count(), 1);
@@ -71,8 +109,19 @@ fn emopia_quadrants_songs_and_splits() {
     assert_eq!(missing.len(), 1);
     assert!(missing[0].message.contains("Q1_nosound_0"));
 
-    let q = import::import(Corpus::Emopia, &root, &ImportOptions { preset: Preset::Quadrant4, ..Default::default() }).unwrap();
-    assert_eq!(q.labels(), vec![Emotion::Calm, Emotion::Happy, Emotion::Sad, Emotion::Angry]);
+    let q = import::import(
+        Corpus::Emopia,
+        &root,
+        &ImportOptions {
+            preset: Preset::Quadrant4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        q.labels(),
+        vec![Emotion::Calm, Emotion::Happy, Emotion::Sad, Emotion::Angry]
+    );
     assert_eq!(get(&q, "Q4_Ie5koh4qvJc_20").emotion, Some(Emotion::Calm));
     assert_eq!(get(&q, "Q2_dtS02mrDMsM_0").emotion, Some(Emotion::Angry));
 }
@@ -108,8 +157,14 @@ fn emomusic_static_and_dynamic_annotations() {
         "song_id,mean_arousal,std_arousal,mean_valence,std_valence\n2,3.1,0.94,3,0.63\n3,7,2,5,1\n5,9,1,1,1\n11,5,1,5,1\n13,10,1,5,1\n",
     );
     let values = |id: u32, k: usize| Some(if id == 3 { 0.01 * k as f32 } else { -0.5 });
-    write(&root.join("annotations/arousal_cont_average.csv"), &wide(&[2, 3], 15000, &values, 60));
-    write(&root.join("annotations/valence_cont_average.csv"), &wide(&[2, 3], 15000, &|id, k| values(id, k).map(|v| -v), 60));
+    write(
+        &root.join("annotations/arousal_cont_average.csv"),
+        &wide(&[2, 3], 15000, &values, 60),
+    );
+    write(
+        &root.join("annotations/valence_cont_average.csv"),
+        &wide(&[2, 3], 15000, &|id, k| values(id, k).map(|v| -v), 60),
+    );
     write(
         &root.join("annotations/songs_info.csv"),
         "song_id,file_name,Artist,Song title,start of the segment (min.sec),end of the segment (min.sec),Genre,Mediaeval 2013 set\n\
@@ -119,10 +174,19 @@ fn emomusic_static_and_dynamic_annotations() {
     let m = import::import(Corpus::EmoMusic, &root, &ImportOptions::default()).unwrap();
     assert_eq!(m.records.len(), 3);
     let r = get(&m, "emomusic_3");
-    assert_eq!((r.speaker.as_str(), r.emotion, r.split.as_str()), ("3", None, "test"));
+    assert_eq!(
+        (r.speaker.as_str(), r.emotion, r.split.as_str()),
+        ("3", None, "test")
+    );
     assert!(close(r.arousal, 0.5) && close(r.valence, 0.0));
-    assert_eq!((r.extra("arousal_std"), r.extra("valence_std")), (Some("0.5"), Some("0.25")));
-    assert_eq!((r.extra("genre"), r.extra("artist"), r.extra("av_scale")), (Some("Rock"), Some("Other"), Some("1-9 -> (x-5)/4")));
+    assert_eq!(
+        (r.extra("arousal_std"), r.extra("valence_std")),
+        (Some("0.5"), Some("0.25"))
+    );
+    assert_eq!(
+        (r.extra("genre"), r.extra("artist"), r.extra("av_scale")),
+        (Some("Rock"), Some("Other"), Some("1-9 -> (x-5)/4"))
+    );
     assert!(close(get(&m, "emomusic_2").arousal, (3.1 - 5.0) / 4.0));
     assert_eq!(get(&m, "emomusic_2").split, "dev");
     let five = get(&m, "emomusic_5");
@@ -139,9 +203,16 @@ fn emomusic_static_and_dynamic_annotations() {
     // Written: one time,arousal,valence file per traced clip, named in the manifest.
     let out = dir.path().join("out/emomusic.csv");
     let written = import::write_outputs(&m, &out).unwrap();
-    assert_eq!(written.annotations.as_deref(), Some(dir.path().join("out/emomusic_annotations").as_path()));
+    assert_eq!(
+        written.annotations.as_deref(),
+        Some(dir.path().join("out/emomusic_annotations").as_path())
+    );
     let manifest = Manifest::read(&out).unwrap();
-    let row = manifest.records.iter().find(|r| r.id == "emomusic_3").unwrap();
+    let row = manifest
+        .records
+        .iter()
+        .find(|r| r.id == "emomusic_3")
+        .unwrap();
     assert_eq!(row.annotation, "emomusic_annotations/emomusic_3.csv");
     let text = std::fs::read_to_string(manifest.annotation_path(row).unwrap()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -149,8 +220,20 @@ fn emomusic_static_and_dynamic_annotations() {
     assert_eq!(lines.len(), 61);
     assert_eq!(lines[1], "15,0,0");
     let last: Vec<f32> = lines[60].split(',').map(|x| x.parse().unwrap()).collect();
-    assert!(last[0] == 44.5 && (last[1] - 0.59).abs() < 1e-6 && (last[2] + 0.59).abs() < 1e-6, "{}", lines[60]);
-    assert_eq!(manifest.records.iter().find(|r| r.id == "emomusic_5").unwrap().annotation, "");
+    assert!(
+        last[0] == 44.5 && (last[1] - 0.59).abs() < 1e-6 && (last[2] + 0.59).abs() < 1e-6,
+        "{}",
+        lines[60]
+    );
+    assert_eq!(
+        manifest
+            .records
+            .iter()
+            .find(|r| r.id == "emomusic_5")
+            .unwrap()
+            .annotation,
+        ""
+    );
 }
 
 #[test]
@@ -177,14 +260,23 @@ fn deam_layout_with_padded_headers_and_ragged_traces() {
         _ => Some(0.1 * (k % 10) as f32),
     };
     let dynamic = avg.join("dynamic (per second annotations)");
-    write(&dynamic.join("arousal.csv"), &wide(&[2, 3, 2001], 15000, &a, 90));
-    write(&dynamic.join("valence.csv"), &wide(&[2, 3, 2001], 15000, &|id, k| a(id, k).map(|v| v / 2.0), 90));
+    write(
+        &dynamic.join("arousal.csv"),
+        &wide(&[2, 3, 2001], 15000, &a, 90),
+    );
+    write(
+        &dynamic.join("valence.csv"),
+        &wide(&[2, 3, 2001], 15000, &|id, k| a(id, k).map(|v| v / 2.0), 90),
+    );
 
     let m = import::import(Corpus::Deam, &root, &ImportOptions::default()).unwrap();
     assert_eq!(m.records.len(), 3);
     let r = get(&m, "deam_3");
     assert!(close(r.arousal, 0.5) && close(r.valence, 0.0));
-    assert_eq!((r.extra("arousal_std"), r.extra("valence_std")), (Some("0.5"), Some("0.25")));
+    assert_eq!(
+        (r.extra("arousal_std"), r.extra("valence_std")),
+        (Some("0.5"), Some("0.25"))
+    );
     let full = get(&m, "deam_2001");
     assert!(close(full.arousal, -1.0) && close(full.valence, 1.0));
     assert_eq!(m.dynamics["deam_3"].len(), 40);
@@ -204,11 +296,21 @@ fn pmemo_maps_unit_interval_and_long_dynamic_table() {
     for id in [1, 4, 5] {
         clip(&root.join(format!("chorus/{id}.mp3")));
     }
-    write(&root.join("annotations/static_annotations.csv"), "musicId,Arousal(mean),Valence(mean)\n1,0.4,0.575\n4,0.75,0.25\n5,1.3,0.5\n9,0.5,0.5\n");
-    write(&root.join("annotations/static_annotations_std.csv"), "musicId,Arousal(std),Valence(std)\n1,0.1,0.2\n");
+    write(
+        &root.join("annotations/static_annotations.csv"),
+        "musicId,Arousal(mean),Valence(mean)\n1,0.4,0.575\n4,0.75,0.25\n5,1.3,0.5\n9,0.5,0.5\n",
+    );
+    write(
+        &root.join("annotations/static_annotations_std.csv"),
+        "musicId,Arousal(std),Valence(std)\n1,0.1,0.2\n",
+    );
     let mut dynamic = String::from("musicId,frameTime,Arousal(mean),Valence(mean)\n");
     for k in (0..6).rev() {
-        dynamic.push_str(&format!("1,{},{},0.5\n", 15.5 + 0.5 * k as f32, 0.1 * k as f32));
+        dynamic.push_str(&format!(
+            "1,{},{},0.5\n",
+            15.5 + 0.5 * k as f32,
+            0.1 * k as f32
+        ));
     }
     dynamic.push_str("4,15.5,0.75,x\n4,16.0,0.75,0.25\n");
     write(&root.join("annotations/dynamic_annotations.csv"), &dynamic);
@@ -219,11 +321,28 @@ fn pmemo_maps_unit_interval_and_long_dynamic_table() {
     assert_eq!(m.records.len(), 2);
     let r = get(&m, "pmemo_1");
     assert!(close(r.arousal, -0.2) && close(r.valence, 0.15));
-    assert_eq!((r.extra("arousal_std"), r.extra("valence_std")), (Some("0.2"), Some("0.4")));
-    assert_eq!((r.extra("title"), r.extra("artist"), r.extra("av_scale")), (Some("Title One"), Some("Artist One"), Some("[0,1] -> 2(x-0)-1")));
+    assert_eq!(
+        (r.extra("arousal_std"), r.extra("valence_std")),
+        (Some("0.2"), Some("0.4"))
+    );
+    assert_eq!(
+        (r.extra("title"), r.extra("artist"), r.extra("av_scale")),
+        (
+            Some("Title One"),
+            Some("Artist One"),
+            Some("[0,1] -> 2(x-0)-1")
+        )
+    );
     let t = &m.dynamics["pmemo_1"];
-    assert_eq!(t.iter().map(|p| p.time).collect::<Vec<_>>(), vec![15.5, 16.0, 16.5, 17.0, 17.5, 18.0]);
-    assert!((t[5].arousal - 0.0).abs() < 1e-6 && (t[0].arousal + 1.0).abs() < 1e-6 && t[0].valence == 0.0);
+    assert_eq!(
+        t.iter().map(|p| p.time).collect::<Vec<_>>(),
+        vec![15.5, 16.0, 16.5, 17.0, 17.5, 18.0]
+    );
+    assert!(
+        (t[5].arousal - 0.0).abs() < 1e-6
+            && (t[0].arousal + 1.0).abs() < 1e-6
+            && t[0].valence == 0.0
+    );
     assert_eq!(m.dynamics["pmemo_4"].len(), 1);
     assert_eq!(m.issues_of(IssueKind::BadAnnotation).count(), 2); // song 5 arousal 1.3, one bad trace row
     assert_eq!(m.issues_of(IssueKind::MissingAudio).count(), 1); // song 9
@@ -241,13 +360,26 @@ fn folder_per_label_reads_labels_and_groups() {
     tone(&root.join("loose.wav"));
     write(&root.join("sad/notes.txt"), "text");
 
-    let err = import::import(Corpus::FolderPerLabel, &root, &ImportOptions::default()).unwrap_err().to_string();
+    let err = import::import(Corpus::FolderPerLabel, &root, &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("domain"), "{err}");
-    let m = import::import(Corpus::FolderPerLabel, &root, &ImportOptions { domain: Some(Domain::Music), ..Default::default() }).unwrap();
+    let m = import::import(
+        Corpus::FolderPerLabel,
+        &root,
+        &ImportOptions {
+            domain: Some(Domain::Music),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(m.records.len(), 4);
     assert!(m.records.iter().all(|r| r.domain == Domain::Music));
     let r = get(&m, "Happiness/singer2/take1");
-    assert_eq!((r.emotion, r.speaker.as_str(), r.extra("source_label")), (Some(Emotion::Happy), "singer2", Some("Happiness")));
+    assert_eq!(
+        (r.emotion, r.speaker.as_str(), r.extra("source_label")),
+        (Some(Emotion::Happy), "singer2", Some("Happiness"))
+    );
     assert_eq!(get(&m, "ANGER/solo").speaker, "solo");
     assert_eq!(get(&m, "sad/singer1/take2").emotion, Some(Emotion::Sad));
     assert_eq!(m.issues_of(IssueKind::BadName).count(), 2);

@@ -19,12 +19,16 @@ fn write(path: &Path, text: &str) {
 
 fn per_label(m: &Imported) -> BTreeMap<Emotion, usize> {
     let mut out = BTreeMap::new();
-    m.records.iter().for_each(|r| *out.entry(r.emotion.unwrap()).or_insert(0) += 1);
+    m.records
+        .iter()
+        .for_each(|r| *out.entry(r.emotion.unwrap()).or_insert(0) += 1);
     out
 }
 
 fn reported(m: &Imported, kind: IssueKind) -> Vec<String> {
-    m.issues_of(kind).map(|i| i.path.file_name().unwrap().to_string_lossy().into_owned()).collect()
+    m.issues_of(kind)
+        .map(|i| i.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
 }
 
 #[test]
@@ -37,12 +41,19 @@ fn crema_d_reads_names_ratings_and_demographics() {
     for actor in 1001..=1003 {
         for sentence in ["IEO", "DFA", "TSI"] {
             for emo in emotions {
-                let levels: &[&str] = if sentence == "IEO" && emo != "NEU" { &["LO", "MD", "HI"] } else { &["XX"] };
+                let levels: &[&str] = if sentence == "IEO" && emo != "NEU" {
+                    &["LO", "MD", "HI"]
+                } else {
+                    &["XX"]
+                };
                 for level in levels {
                     let stem = format!("{actor}_{sentence}_{emo}_{level}");
                     tone(&root.join(format!("AudioWAV/{stem}.wav")));
                     n += 1;
-                    summary.push_str(&format!("{n},{stem},{},55.5,N,50,N,50\n", if n % 7 == 0 { "A:D" } else { &emo[..1] }));
+                    summary.push_str(&format!(
+                        "{n},{stem},{},55.5,N,50,N,50\n",
+                        if n % 7 == 0 { "A:D" } else { &emo[..1] }
+                    ));
                 }
             }
         }
@@ -61,17 +72,37 @@ fn crema_d_reads_names_ratings_and_demographics() {
     let labels = per_label(&m);
     assert_eq!(labels[&Emotion::Neutral], 9);
     assert_eq!(labels[&Emotion::Fearful], 15);
-    assert_eq!(m.records.iter().map(|r| r.speaker.as_str()).collect::<std::collections::BTreeSet<_>>().len(), 3);
-    assert!(m.records.iter().all(|r| r.domain == Domain::Speech && r.corpus == "crema-d"));
-    let r = m.records.iter().find(|r| r.id == "1002_IEO_FEA_HI").unwrap();
-    assert_eq!((r.speaker.as_str(), r.emotion), ("1002", Some(Emotion::Fearful)));
+    assert_eq!(
+        m.records
+            .iter()
+            .map(|r| r.speaker.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        3
+    );
+    assert!(m
+        .records
+        .iter()
+        .all(|r| r.domain == Domain::Speech && r.corpus == "crema-d"));
+    let r = m
+        .records
+        .iter()
+        .find(|r| r.id == "1002_IEO_FEA_HI")
+        .unwrap();
+    assert_eq!(
+        (r.speaker.as_str(), r.emotion),
+        ("1002", Some(Emotion::Fearful))
+    );
     assert_eq!(r.extra("source_label"), Some("FEA"));
     assert_eq!(r.extra("intensity"), Some("high"));
     assert_eq!(r.extra("sentence"), Some("IEO"));
     assert_eq!(r.extra("voice_level"), Some("55.5"));
     assert_eq!(r.extra("gender"), Some("female"));
     assert_eq!(r.extra("age"), Some("21"));
-    assert!(m.records.iter().any(|r| r.extra("voice_vote") == Some("A:D")));
+    assert!(m
+        .records
+        .iter()
+        .any(|r| r.extra("voice_vote") == Some("A:D")));
     let unrated = m.records.iter().find(|r| r.speaker == "1003").unwrap();
     assert_eq!(unrated.extra("gender"), None);
 
@@ -89,7 +120,16 @@ fn emodb_letter_codes_map_to_seven_labels_with_boredom() {
     let root = dir.path();
     let speakers = ["03", "08", "09", "10", "11", "12", "13", "14", "15", "16"];
     for spk in speakers {
-        for (text, emo) in [("a01", 'W'), ("a02", 'L'), ("a04", 'E'), ("a05", 'A'), ("a07", 'F'), ("b01", 'T'), ("b02", 'N'), ("b03", 'W')] {
+        for (text, emo) in [
+            ("a01", 'W'),
+            ("a02", 'L'),
+            ("a04", 'E'),
+            ("a05", 'A'),
+            ("a07", 'F'),
+            ("b01", 'T'),
+            ("b02", 'N'),
+            ("b03", 'W'),
+        ] {
             tone(&root.join(format!("wav/{spk}{text}{emo}a.wav")));
         }
     }
@@ -106,8 +146,23 @@ fn emodb_letter_codes_map_to_seven_labels_with_boredom() {
     assert_eq!(labels[&Emotion::Boredom], 10);
     let r = m.records.iter().find(|r| r.id == "16b01Ta").unwrap();
     assert_eq!((r.speaker.as_str(), r.emotion), ("16", Some(Emotion::Sad)));
-    assert_eq!((r.extra("source_label"), r.extra("text"), r.extra("version"), r.extra("gender")), (Some("T"), Some("b01"), Some("a"), Some("female")));
-    assert_eq!(m.records.iter().find(|r| r.id == "10a01Wa").unwrap().extra("gender"), Some("male"));
+    assert_eq!(
+        (
+            r.extra("source_label"),
+            r.extra("text"),
+            r.extra("version"),
+            r.extra("gender")
+        ),
+        (Some("T"), Some("b01"), Some("a"), Some("female"))
+    );
+    assert_eq!(
+        m.records
+            .iter()
+            .find(|r| r.id == "10a01Wa")
+            .unwrap()
+            .extra("gender"),
+        Some("male")
+    );
     assert_eq!(reported(&m, IssueKind::BadName).len(), 3);
 }
 
@@ -147,12 +202,22 @@ fn tess_folders_and_flat_files_with_the_release_erratum() {
     assert_eq!(labels[&Emotion::Surprised], 6);
     assert_eq!(labels[&Emotion::Neutral], 7);
     assert_eq!(m.records.iter().filter(|r| r.speaker == "OAF").count(), 22);
-    let oa = m.records.iter().find(|r| r.id == "OA_bite_neutral").unwrap();
+    let oa = m
+        .records
+        .iter()
+        .find(|r| r.id == "OA_bite_neutral")
+        .unwrap();
     assert_eq!(oa.speaker, "OAF");
     assert!(oa.extra("naming_note").unwrap().contains("OA"));
     let ps = m.records.iter().find(|r| r.id == "YAF_bar_ps").unwrap();
-    assert_eq!((ps.emotion, ps.extra("source_label"), ps.extra("word")), (Some(Emotion::Surprised), Some("ps"), Some("bar")));
-    assert_eq!(reported(&m, IssueKind::Conflict), vec!["YAF_germ_sad.wav".to_string()]);
+    assert_eq!(
+        (ps.emotion, ps.extra("source_label"), ps.extra("word")),
+        (Some(Emotion::Surprised), Some("ps"), Some("bar"))
+    );
+    assert_eq!(
+        reported(&m, IssueKind::Conflict),
+        vec!["YAF_germ_sad.wav".to_string()]
+    );
     assert_eq!(reported(&m, IssueKind::BadName).len(), 2);
 
     // The flat Dataverse listing: speaker from the file name.
@@ -161,8 +226,17 @@ fn tess_folders_and_flat_files_with_the_release_erratum() {
     tone(&flat.join("YAF_back_ps.wav"));
     tone(&flat.join("XAF_back_ps.wav"));
     let m = import::import(Corpus::Tess, &flat, &ImportOptions::default()).unwrap();
-    assert_eq!(m.records.iter().map(|r| r.speaker.as_str()).collect::<Vec<_>>(), vec!["OAF", "YAF"]);
-    assert_eq!(reported(&m, IssueKind::BadName), vec!["XAF_back_ps.wav".to_string()]);
+    assert_eq!(
+        m.records
+            .iter()
+            .map(|r| r.speaker.as_str())
+            .collect::<Vec<_>>(),
+        vec!["OAF", "YAF"]
+    );
+    assert_eq!(
+        reported(&m, IssueKind::BadName),
+        vec!["XAF_back_ps.wav".to_string()]
+    );
 }
 
 #[test]
@@ -193,14 +267,29 @@ fn savee_publisher_and_flat_layouts() {
     assert_eq!(labels[&Emotion::Neutral], 120);
     assert_eq!(labels[&Emotion::Surprised], 60);
     let r = m.records.iter().find(|r| r.id == "KL_sa03").unwrap();
-    assert_eq!((r.speaker.as_str(), r.emotion, r.extra("source_label"), r.extra("sentence")), ("KL", Some(Emotion::Sad), Some("sa"), Some("03")));
+    assert_eq!(
+        (
+            r.speaker.as_str(),
+            r.emotion,
+            r.extra("source_label"),
+            r.extra("sentence")
+        ),
+        ("KL", Some(Emotion::Sad), Some("sa"), Some("03"))
+    );
     assert_eq!(reported(&m, IssueKind::BadName).len(), 3);
 
     let flat = dir.path().join("kaggle");
     clips(&|spk, clip| flat.join(format!("ALL/{spk}_{clip}.wav")));
     let f = import::import(Corpus::Savee, &flat, &ImportOptions::default()).unwrap();
     assert_eq!(f.records.len(), 480);
-    assert_eq!(f.records.iter().map(|r| r.id.as_str()).collect::<std::collections::BTreeSet<_>>().len(), 480);
+    assert_eq!(
+        f.records
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        480
+    );
     assert!(f.issues.is_empty());
     assert_eq!(per_label(&f), labels);
 }

@@ -23,7 +23,10 @@ fn main() {
         .get(3)
         .map(|r| r.parse().expect("REPEATS is a number"))
         .unwrap_or(5);
-    if let Some(threads) = std::env::var("FAD_THREADS").ok().and_then(|t| t.parse().ok()) {
+    if let Some(threads) = std::env::var("FAD_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+    {
         emobridge_fad::stats::set_threads(threads);
     }
     let a = read_stats_npz(&path, Some(&args[1])).unwrap_or_else(|e| panic!("{e}"));

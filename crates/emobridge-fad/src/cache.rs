@@ -107,12 +107,14 @@ impl CachedClip {
                     frames: *f,
                     dim: *d,
                 },
-                other => return Err(format_err(
-                    path,
-                    format!(
+                other => {
+                    return Err(format_err(
+                        path,
+                        format!(
                         "`hidden_states` has shape {other:?}, expected [layers+1, frames, hidden]"
                     ),
-                )),
+                    ))
+                }
             }
         };
         Ok(CachedClip {

@@ -29,9 +29,9 @@ use std::path::PathBuf;
 pub use bootstrap::{bootstrap_frechet, BootstrapConfig, ConfidenceInterval};
 pub use frechet::{frechet_distance, Frechet, FrechetOptions, PreparedGaussian};
 pub use infinity::{fad_infinity, FadInfinity, FadInfinityConfig};
-pub use stats::{Gaussian, RunningStats};
 /// The array crate of this API (`io::Loaded`, `RunningStats::push_rows`), re-exported.
 pub use ndarray;
+pub use stats::{Gaussian, RunningStats};
 
 /// Why a distance could not be computed or an input could not be read.
 #[derive(Debug, thiserror::Error)]

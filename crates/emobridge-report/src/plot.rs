@@ -21,8 +21,14 @@ const FAMILY: &str = "sans-serif";
 fn ensure_font() {
     static REGISTERED: OnceLock<()> = OnceLock::new();
     REGISTERED.get_or_init(|| {
-        for style in [FontStyle::Normal, FontStyle::Bold, FontStyle::Italic, FontStyle::Oblique] {
-            plotters::style::register_font(FAMILY, style, FONT).unwrap_or_else(|_| panic!("the bundled font is a valid TTF"));
+        for style in [
+            FontStyle::Normal,
+            FontStyle::Bold,
+            FontStyle::Italic,
+            FontStyle::Oblique,
+        ] {
+            plotters::style::register_font(FAMILY, style, FONT)
+                .unwrap_or_else(|_| panic!("the bundled font is a valid TTF"));
         }
     });
 }
@@ -71,7 +77,11 @@ pub fn viridis(t: f64) -> RGBColor {
         (173, 220, 48),
         (253, 231, 37),
     ];
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let pos = t * (STOPS.len() - 1) as f64;
     let i = (pos.floor() as usize).min(STOPS.len() - 2);
     let f = pos - i as f64;
@@ -95,8 +105,15 @@ const PALETTE: [RGBColor; 10] = [
 
 /// Writes a heatmap to `png` and `svg`.
 pub fn write_heatmap(h: &Heatmap, png: &Path, svg: &Path) -> Result<()> {
-    if h.values.len() != h.row_labels.len() || h.values.iter().any(|r| r.len() != h.col_labels.len()) {
-        return Err(ReportError::Table(format!("heatmap `{}`: values are not {}×{}", h.title, h.row_labels.len(), h.col_labels.len())));
+    if h.values.len() != h.row_labels.len()
+        || h.values.iter().any(|r| r.len() != h.col_labels.len())
+    {
+        return Err(ReportError::Table(format!(
+            "heatmap `{}`: values are not {}×{}",
+            h.title,
+            h.row_labels.len(),
+            h.col_labels.len()
+        )));
     }
     let size = heatmap_size(h);
     render(png, svg, size, Figure::Heatmap(h))
@@ -121,7 +138,10 @@ enum Figure<'a> {
 }
 
 impl Figure<'_> {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> std::result::Result<(), String>
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String>
     where
         DB::ErrorType: 'static,
     {
@@ -140,21 +160,33 @@ fn render(png: &Path, svg: &Path, size: (u32, u32), figure: Figure<'_>) -> Resul
         move |message: String| ReportError::Draw { path, message }
     };
     if let Some(dir) = png.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     // The bitmap backend picks its encoder from the extension: keep `.png` on the temporary name.
     let tmp_png = tmp_sibling(png).with_extension("tmp.png");
     {
         let area = BitMapBackend::new(&tmp_png, size).into_drawing_area();
         figure.draw(&area).map_err(draw_err(png))?;
-        area.present().map_err(|e| ReportError::Draw { path: png.to_path_buf(), message: e.to_string() })?;
+        area.present().map_err(|e| ReportError::Draw {
+            path: png.to_path_buf(),
+            message: e.to_string(),
+        })?;
     }
-    std::fs::rename(&tmp_png, png).map_err(|source| ReportError::Io { path: png.to_path_buf(), source })?;
+    std::fs::rename(&tmp_png, png).map_err(|source| ReportError::Io {
+        path: png.to_path_buf(),
+        source,
+    })?;
     let mut text = String::new();
     {
         let area = SVGBackend::with_string(&mut text, size).into_drawing_area();
         figure.draw(&area).map_err(draw_err(svg))?;
-        area.present().map_err(|e| ReportError::Draw { path: svg.to_path_buf(), message: e.to_string() })?;
+        area.present().map_err(|e| ReportError::Draw {
+            path: svg.to_path_buf(),
+            message: e.to_string(),
+        })?;
     }
     write_atomic(svg, text.as_bytes())
 }
@@ -170,7 +202,11 @@ impl<T, E: std::fmt::Display> DrawResult<T> for std::result::Result<T, E> {
 }
 
 fn finite_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
     if !lo.is_finite() {
         (0.0, 1.0)
     } else if hi - lo <= f64::EPSILON * hi.abs().max(1.0) {
@@ -180,7 +216,10 @@ fn finite_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
 }
 
-fn draw_heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &Heatmap) -> std::result::Result<(), String>
+fn draw_heatmap<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    h: &Heatmap,
+) -> std::result::Result<(), String>
 where
     DB::ErrorType: 'static,
 {
@@ -197,7 +236,9 @@ where
         .build_cartesian_2d((0..cols).into_segmented(), (0..rows).into_segmented())
         .text()?;
     let label_of = |labels: &[String], v: &SegmentValue<usize>, flip: bool| match v {
-        SegmentValue::CenterOf(i) if *i < labels.len() => labels[if flip { labels.len() - 1 - i } else { *i }].clone(),
+        SegmentValue::CenterOf(i) if *i < labels.len() => {
+            labels[if flip { labels.len() - 1 - i } else { *i }].clone()
+        }
         _ => String::new(),
     };
     chart
@@ -209,7 +250,11 @@ where
         .y_desc(&h.row_axis)
         .x_label_formatter(&|v| label_of(&h.col_labels, v, false))
         .y_label_formatter(&|v| label_of(&h.row_labels, v, true))
-        .x_label_style(TextStyle::from((FAMILY, 13).into_font()).transform(FontTransform::Rotate90).pos(Pos::new(HPos::Left, VPos::Center)))
+        .x_label_style(
+            TextStyle::from((FAMILY, 13).into_font())
+                .transform(FontTransform::Rotate90)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        )
         .label_style((FAMILY, 13))
         .axis_desc_style((FAMILY, 15))
         .draw()
@@ -217,19 +262,49 @@ where
     for (r, row) in h.values.iter().enumerate() {
         let y = rows - 1 - r;
         for (c, &v) in row.iter().enumerate() {
-            let fill = if v.is_finite() { viridis((v - lo) / (hi - lo)) } else { RGBColor(220, 220, 220) };
-            let cell = [(SegmentValue::Exact(c), SegmentValue::Exact(y)), (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1))];
-            chart.draw_series(std::iter::once(Rectangle::new(cell, fill.filled()))).text()?;
-            let ink = if v.is_finite() && (v - lo) / (hi - lo) > 0.6 { BLACK } else { WHITE };
-            let label = if v.is_finite() { format_significant(v, 3) } else { "–".to_string() };
-            let style = TextStyle::from((FAMILY, 12).into_font()).color(&ink).pos(Pos::new(HPos::Center, VPos::Center));
-            chart.draw_series(std::iter::once(Text::new(label, (SegmentValue::CenterOf(c), SegmentValue::CenterOf(y)), style))).text()?;
+            let fill = if v.is_finite() {
+                viridis((v - lo) / (hi - lo))
+            } else {
+                RGBColor(220, 220, 220)
+            };
+            let cell = [
+                (SegmentValue::Exact(c), SegmentValue::Exact(y)),
+                (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1)),
+            ];
+            chart
+                .draw_series(std::iter::once(Rectangle::new(cell, fill.filled())))
+                .text()?;
+            let ink = if v.is_finite() && (v - lo) / (hi - lo) > 0.6 {
+                BLACK
+            } else {
+                WHITE
+            };
+            let label = if v.is_finite() {
+                format_significant(v, 3)
+            } else {
+                "–".to_string()
+            };
+            let style = TextStyle::from((FAMILY, 12).into_font())
+                .color(&ink)
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    label,
+                    (SegmentValue::CenterOf(c), SegmentValue::CenterOf(y)),
+                    style,
+                )))
+                .text()?;
         }
     }
     draw_colour_bar(&bar, lo, hi, &h.value_label)
 }
 
-fn draw_colour_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, lo: f64, hi: f64, label: &str) -> std::result::Result<(), String>
+fn draw_colour_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    lo: f64,
+    hi: f64,
+    label: &str,
+) -> std::result::Result<(), String>
 where
     DB::ErrorType: 'static,
 {
@@ -254,18 +329,29 @@ where
     chart
         .draw_series((0..steps).map(|i| {
             let (a, b) = (i as f64 / steps as f64, (i + 1) as f64 / steps as f64);
-            Rectangle::new([(0.0, lo + a * (hi - lo)), (1.0, lo + b * (hi - lo))], viridis((a + b) / 2.0).filled())
+            Rectangle::new(
+                [(0.0, lo + a * (hi - lo)), (1.0, lo + b * (hi - lo))],
+                viridis((a + b) / 2.0).filled(),
+            )
         }))
         .text()?;
     Ok(())
 }
 
-fn draw_line_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &LineChart) -> std::result::Result<(), String>
+fn draw_line_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &LineChart,
+) -> std::result::Result<(), String>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).text()?;
-    let points = || c.series.iter().flat_map(|s| s.points.iter()).filter(|p| p.1.is_finite());
+    let points = || {
+        c.series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.1.is_finite())
+    };
     let (x_lo, x_hi) = finite_range(points().map(|p| p.0));
     let (y_lo, y_hi) = finite_range(points().map(|p| p.1));
     let pad = 0.05 * (y_hi - y_lo);
@@ -274,7 +360,10 @@ where
         .margin(15)
         .x_label_area_size(50)
         .y_label_area_size(80)
-        .build_cartesian_2d(x_lo..x_hi, (y_lo - pad).min(0.0f64.max(y_lo - pad))..y_hi + pad)
+        .build_cartesian_2d(
+            x_lo..x_hi,
+            (y_lo - pad).min(0.0f64.max(y_lo - pad))..y_hi + pad,
+        )
         .text()?;
     chart
         .configure_mesh()
@@ -289,13 +378,22 @@ where
         .text()?;
     for (i, s) in c.series.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
-        let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| p.1.is_finite()).collect();
+        let pts: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|p| p.1.is_finite())
+            .collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))
             .text()?
             .label(s.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
-        chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, colour.filled()))).text()?;
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+            });
+        chart
+            .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
+            .text()?;
     }
     chart
         .configure_series_labels()
@@ -339,16 +437,36 @@ mod tests {
         let bytes = std::fs::read(&png).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
         let text = std::fs::read_to_string(&svg).unwrap();
-        assert!(text.contains("<svg") && text.contains("angry") && text.contains("12.5") && text.contains("speech"));
+        assert!(
+            text.contains("<svg")
+                && text.contains("angry")
+                && text.contains("12.5")
+                && text.contains("speech")
+        );
         let chart = LineChart {
             title: "FAD by layer".into(),
             x_label: "layer".into(),
             y_label: "FAD".into(),
-            series: vec![Series { label: "happy".into(), points: vec![(0.0, 1.0), (1.0, 3.0), (2.0, f64::NAN)] }, Series { label: "sad".into(), points: vec![(0.0, 2.0), (1.0, 0.5)] }],
+            series: vec![
+                Series {
+                    label: "happy".into(),
+                    points: vec![(0.0, 1.0), (1.0, 3.0), (2.0, f64::NAN)],
+                },
+                Series {
+                    label: "sad".into(),
+                    points: vec![(0.0, 2.0), (1.0, 0.5)],
+                },
+            ],
         };
         write_line_chart(&chart, &dir.path().join("l.png"), &dir.path().join("l.svg")).unwrap();
-        assert!(std::fs::read_to_string(dir.path().join("l.svg")).unwrap().contains("happy"));
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains("tmp")).collect();
+        assert!(std::fs::read_to_string(dir.path().join("l.svg"))
+            .unwrap()
+            .contains("happy"));
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("tmp"))
+            .collect();
         assert!(leftovers.is_empty());
     }
 

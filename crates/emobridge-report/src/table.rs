@@ -115,13 +115,20 @@ pub struct Table {
 
 impl Table {
     pub fn new<S: Into<String>>(columns: impl IntoIterator<Item = S>) -> Table {
-        Table { columns: columns.into_iter().map(Into::into).collect(), rows: Vec::new() }
+        Table {
+            columns: columns.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
     }
 
     /// Appends a row; it must have one cell per column.
     pub fn push(&mut self, row: Vec<Cell>) -> Result<()> {
         if row.len() != self.columns.len() {
-            return Err(ReportError::Table(format!("row has {} cells for {} columns", row.len(), self.columns.len())));
+            return Err(ReportError::Table(format!(
+                "row has {} cells for {} columns",
+                row.len(),
+                self.columns.len()
+            )));
         }
         self.rows.push(row);
         Ok(())
@@ -131,7 +138,8 @@ impl Table {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(&self.columns).expect("in-memory write");
         for row in &self.rows {
-            w.write_record(row.iter().map(Cell::full_text)).expect("in-memory write");
+            w.write_record(row.iter().map(Cell::full_text))
+                .expect("in-memory write");
         }
         String::from_utf8(w.into_inner().expect("in-memory flush")).expect("UTF-8 cells")
     }
@@ -141,14 +149,26 @@ impl Table {
         Value::Array(
             self.rows
                 .iter()
-                .map(|row| Value::Object(self.columns.iter().cloned().zip(row.iter().map(Cell::json)).collect::<Map<String, Value>>()))
+                .map(|row| {
+                    Value::Object(
+                        self.columns
+                            .iter()
+                            .cloned()
+                            .zip(row.iter().map(Cell::json))
+                            .collect::<Map<String, Value>>(),
+                    )
+                })
                 .collect(),
         )
     }
 
     /// A GitHub-flavoured Markdown table, floats with `digits` significant digits.
     pub fn to_markdown(&self, digits: usize) -> String {
-        let mut out = format!("| {} |\n|{}\n", self.columns.join(" | "), "---|".repeat(self.columns.len()));
+        let mut out = format!(
+            "| {} |\n|{}\n",
+            self.columns.join(" | "),
+            "---|".repeat(self.columns.len())
+        );
         for row in &self.rows {
             let cells: Vec<String> = row.iter().map(|c| c.short_text(digits)).collect();
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
@@ -176,15 +196,30 @@ mod tests {
 
     fn sample() -> Table {
         let mut t = Table::new(["layer", "emotion", "fad", "ok"]);
-        t.push(vec![3usize.into(), "happy".into(), 12.345678.into(), true.into()]).unwrap();
-        t.push(vec![4usize.into(), "a, \"b\"".into(), f64::NAN.into(), false.into()]).unwrap();
+        t.push(vec![
+            3usize.into(),
+            "happy".into(),
+            12.345678.into(),
+            true.into(),
+        ])
+        .unwrap();
+        t.push(vec![
+            4usize.into(),
+            "a, \"b\"".into(),
+            f64::NAN.into(),
+            false.into(),
+        ])
+        .unwrap();
         t
     }
 
     #[test]
     fn csv_quotes_and_keeps_full_precision() {
         let csv = sample().to_csv();
-        assert_eq!(csv, "layer,emotion,fad,ok\n3,happy,12.345678,true\n4,\"a, \"\"b\"\"\",,false\n");
+        assert_eq!(
+            csv,
+            "layer,emotion,fad,ok\n3,happy,12.345678,true\n4,\"a, \"\"b\"\"\",,false\n"
+        );
     }
 
     #[test]
@@ -198,7 +233,12 @@ mod tests {
     #[test]
     fn markdown_rounds_floats() {
         let md = sample().to_markdown(3);
-        assert!(md.starts_with("| layer | emotion | fad | ok |\n|---|---|---|---|\n| 3 | happy | 12.3 | true |"), "{md}");
+        assert!(
+            md.starts_with(
+                "| layer | emotion | fad | ok |\n|---|---|---|---|\n| 3 | happy | 12.3 | true |"
+            ),
+            "{md}"
+        );
         assert_eq!(format_significant(0.000123456, 3), "0.000123");
         assert_eq!(format_significant(1.5e9, 3), "1.50e9");
     }
@@ -214,7 +254,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/t.csv");
         sample().write_csv(&path).unwrap();
-        assert!(std::fs::read_to_string(&path).unwrap().starts_with("layer,"));
-        assert_eq!(std::fs::read_dir(dir.path().join("sub")).unwrap().count(), 1, "no temporary file left behind");
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("layer,"));
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("sub")).unwrap().count(),
+            1,
+            "no temporary file left behind"
+        );
     }
 }

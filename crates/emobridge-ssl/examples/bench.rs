@@ -22,7 +22,13 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { model: PathBuf::new(), seconds: 10.0, runs: 5, precision: Precision::F32, candle: false };
+    let mut args = Args {
+        model: PathBuf::new(),
+        seconds: 10.0,
+        runs: 5,
+        precision: Precision::F32,
+        candle: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -41,7 +47,10 @@ fn parse_args() -> Args {
             other => panic!("unknown flag {other}"),
         }
     }
-    assert!(!args.model.as_os_str().is_empty(), "--model DIR is required");
+    assert!(
+        !args.model.as_os_str().is_empty(),
+        "--model DIR is required"
+    );
     args
 }
 
@@ -50,12 +59,21 @@ fn parse_args() -> Args {
 fn flops(model: &PretrainedEncoder, samples: usize) -> f64 {
     let cfg = model.config();
     let (mut len, mut c_in, mut total) = (samples, 1usize, 0.0);
-    for ((&c_out, &k), &s) in cfg.conv_dim.iter().zip(&cfg.conv_kernel).zip(&cfg.conv_stride) {
+    for ((&c_out, &k), &s) in cfg
+        .conv_dim
+        .iter()
+        .zip(&cfg.conv_kernel)
+        .zip(&cfg.conv_stride)
+    {
         len = (len - k) / s + 1;
         total += 2.0 * (len * c_out * c_in * k) as f64;
         c_in = c_out;
     }
-    let (t, h, f) = (len as f64, cfg.hidden_size as f64, cfg.intermediate_size as f64);
+    let (t, h, f) = (
+        len as f64,
+        cfg.hidden_size as f64,
+        cfg.intermediate_size as f64,
+    );
     total += 2.0 * t * c_in as f64 * h;
     if let emobridge_ssl::PositionalEmbedding::Conv { kernel, groups, .. } = cfg.positional {
         total += 2.0 * t * h * (h / groups as f64) * kernel as f64;
@@ -74,15 +92,30 @@ fn peak_rss_mb() -> f64 {
 
 fn main() {
     let args = parse_args();
-    let model = PretrainedEncoder::from_dir(&args.model, LoadOptions { precision: args.precision, candle_kernels: args.candle, ..LoadOptions::default() }).expect("load model");
+    let model = PretrainedEncoder::from_dir(
+        &args.model,
+        LoadOptions {
+            precision: args.precision,
+            candle_kernels: args.candle,
+            ..LoadOptions::default()
+        },
+    )
+    .expect("load model");
     let expected_path = args.model.join("bench_expected.safetensors");
-    let expected = expected_path.is_file().then(|| candle_core::safetensors::load(&expected_path, &Device::Cpu).expect("read expected"));
+    let expected = expected_path.is_file().then(|| {
+        candle_core::safetensors::load(&expected_path, &Device::Cpu).expect("read expected")
+    });
     let input: Vec<f32> = match &expected {
         Some(e) => e["input"].to_vec1().expect("input"),
-        None => (0..(args.seconds * 16_000.0) as usize).map(|i| ((i as f32) * 0.0863).sin()).collect(),
+        None => (0..(args.seconds * 16_000.0) as usize)
+            .map(|i| ((i as f32) * 0.0863).sin())
+            .collect(),
     };
     let seconds = input.len() as f64 / model.preprocess().sampling_rate as f64;
-    let opts = EmbedOptions { window_s: seconds + 1.0, ..EmbedOptions::default() };
+    let opts = EmbedOptions {
+        window_s: seconds + 1.0,
+        ..EmbedOptions::default()
+    };
 
     let first = model.embed_prepared(&input, &opts).expect("forward");
     let mut times = Vec::new();
@@ -100,10 +133,15 @@ fn main() {
     if let Some(e) = &expected {
         let want = &e["hidden_states"];
         for l in 0..want.dim(0).expect("dims") {
-            let (g, w) = (first.hidden_states().get(l).expect("layer"), want.get(l).expect("layer"));
+            let (g, w) = (
+                first.hidden_states().get(l).expect("layer"),
+                want.get(l).expect("layer"),
+            );
             let diff = max_abs(&g.sub(&w).expect("sub"));
             let scale = max_abs(&w);
-            per_layer.push(format!("{{\"layer\":{l},\"max_abs_diff\":{diff:.3e},\"max_abs_ref\":{scale:.3}}}"));
+            per_layer.push(format!(
+                "{{\"layer\":{l},\"max_abs_diff\":{diff:.3e},\"max_abs_ref\":{scale:.3}}}"
+            ));
         }
     }
     println!(
@@ -121,5 +159,9 @@ fn main() {
 }
 
 fn max_abs(t: &Tensor) -> f32 {
-    t.abs().and_then(|a| a.flatten_all()).and_then(|a| a.max(0)).and_then(|a| a.to_scalar::<f32>()).expect("max")
+    t.abs()
+        .and_then(|a| a.flatten_all())
+        .and_then(|a| a.max(0))
+        .and_then(|a| a.to_scalar::<f32>())
+        .expect("max")
 }

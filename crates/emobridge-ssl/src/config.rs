@@ -59,9 +59,17 @@ pub enum Activation {
 pub enum PositionalEmbedding {
     /// One grouped conv (weight-norm in checkpoints), optional BatchNorm before it (HuBERT
     /// `conv_pos_batch_norm`), same-padding trim for even kernels, activation.
-    Conv { kernel: usize, groups: usize, batch_norm: bool },
+    Conv {
+        kernel: usize,
+        groups: usize,
+        batch_norm: bool,
+    },
     /// data2vec-audio: `layers` convs, each followed by a non-affine LayerNorm and activation.
-    ConvStack { layers: usize, kernel: usize, groups: usize },
+    ConvStack {
+        layers: usize,
+        kernel: usize,
+        groups: usize,
+    },
 }
 
 /// WavLM's bucketed relative position bias (layer 0 owns the table, every layer gates it).
@@ -148,19 +156,34 @@ impl EncoderConfig {
             }
         };
         if family == ModelFamily::Mert {
-            keys.refuse_true("feature_extractor_cqt", "the CQT branch is not implemented (MERT-v1 checkpoints ship with it off)")?;
-            keys.refuse_true("deepnorm", "the DeepNorm encoder variant is not implemented")?;
+            keys.refuse_true(
+                "feature_extractor_cqt",
+                "the CQT branch is not implemented (MERT-v1 checkpoints ship with it off)",
+            )?;
+            keys.refuse_true(
+                "deepnorm",
+                "the DeepNorm encoder variant is not implemented",
+            )?;
         }
         let hidden_size = keys.usize_or("hidden_size", 768)?;
         let num_heads = keys.usize_or("num_attention_heads", 12)?;
         if num_heads == 0 || hidden_size % num_heads != 0 {
-            return Err(keys.bad("num_attention_heads", format!("{num_heads} does not divide hidden_size {hidden_size}")));
+            return Err(keys.bad(
+                "num_attention_heads",
+                format!("{num_heads} does not divide hidden_size {hidden_size}"),
+            ));
         }
         let conv_dim = keys.usize_list_or("conv_dim", &[512; 7])?;
         let conv_kernel = keys.usize_list_or("conv_kernel", &[10, 3, 3, 3, 3, 2, 2])?;
         let conv_stride = keys.usize_list_or("conv_stride", &[5, 2, 2, 2, 2, 2, 2])?;
-        if conv_dim.is_empty() || conv_kernel.len() != conv_dim.len() || conv_stride.len() != conv_dim.len() {
-            return Err(keys.bad("conv_dim", "conv_dim, conv_kernel and conv_stride must be non-empty and equally long".into()));
+        if conv_dim.is_empty()
+            || conv_kernel.len() != conv_dim.len()
+            || conv_stride.len() != conv_dim.len()
+        {
+            return Err(keys.bad(
+                "conv_dim",
+                "conv_dim, conv_kernel and conv_stride must be non-empty and equally long".into(),
+            ));
         }
         if conv_kernel.contains(&0) || conv_stride.contains(&0) {
             return Err(keys.bad("conv_kernel", "kernels and strides must be positive".into()));
@@ -172,12 +195,20 @@ impl EncoderConfig {
             match keys.str_or("feat_extract_norm", "group")?.as_str() {
                 "group" => ConvNorm::Group,
                 "layer" => ConvNorm::Layer,
-                other => return Err(keys.bad("feat_extract_norm", format!("`{other}` is neither `group` nor `layer`"))),
+                other => {
+                    return Err(keys.bad(
+                        "feat_extract_norm",
+                        format!("`{other}` is neither `group` nor `layer`"),
+                    ))
+                }
             }
         };
         let groups = keys.usize_or("num_conv_pos_embedding_groups", 16)?;
         if groups == 0 || hidden_size % groups != 0 {
-            return Err(keys.bad("num_conv_pos_embedding_groups", format!("{groups} does not divide hidden_size {hidden_size}")));
+            return Err(keys.bad(
+                "num_conv_pos_embedding_groups",
+                format!("{groups} does not divide hidden_size {hidden_size}"),
+            ));
         }
         let positional = if is_d2v {
             PositionalEmbedding::ConvStack {
@@ -202,7 +233,9 @@ impl EncoderConfig {
             None
         };
         let feat_proj_layer_norm = match family {
-            ModelFamily::Hubert | ModelFamily::Mert => keys.bool_or("feat_proj_layer_norm", true)?,
+            ModelFamily::Hubert | ModelFamily::Mert => {
+                keys.bool_or("feat_proj_layer_norm", true)?
+            }
             _ => true,
         };
         Ok(EncoderConfig {
@@ -240,8 +273,15 @@ impl PreprocessConfig {
     /// `Wav2Vec2FeatureExtractor`'s defaults (`do_normalize=true`) at the family's usual rate
     /// (16 kHz; 24 kHz for MERT), used when the checkpoint has no preprocessor file.
     pub fn default_for(family: ModelFamily) -> Self {
-        let sampling_rate = if family == ModelFamily::Mert { 24_000 } else { 16_000 };
-        PreprocessConfig { sampling_rate, do_normalize: true }
+        let sampling_rate = if family == ModelFamily::Mert {
+            24_000
+        } else {
+            16_000
+        };
+        PreprocessConfig {
+            sampling_rate,
+            do_normalize: true,
+        }
     }
 
     /// Reads `preprocessor_config.json`, falling back to the family defaults for absent keys.
@@ -250,20 +290,38 @@ impl PreprocessConfig {
         let keys = Keys { obj: &obj, path };
         let fallback = Self::default_for(family);
         let rate = keys.usize_or("sampling_rate", fallback.sampling_rate as usize)?;
-        if !(emobridge_audio::MIN_RATE as usize..=emobridge_audio::MAX_RATE as usize).contains(&rate) {
-            return Err(keys.bad("sampling_rate", format!("{rate} Hz is outside the supported range")));
+        if !(emobridge_audio::MIN_RATE as usize..=emobridge_audio::MAX_RATE as usize)
+            .contains(&rate)
+        {
+            return Err(keys.bad(
+                "sampling_rate",
+                format!("{rate} Hz is outside the supported range"),
+            ));
         }
-        Ok(PreprocessConfig { sampling_rate: rate as u32, do_normalize: keys.bool_or("do_normalize", fallback.do_normalize)? })
+        Ok(PreprocessConfig {
+            sampling_rate: rate as u32,
+            do_normalize: keys.bool_or("do_normalize", fallback.do_normalize)?,
+        })
     }
 }
 
 /// Reads a JSON file that must hold an object.
 pub(crate) fn read_json_object(path: &Path) -> Result<Map<String, Value>> {
-    let text = std::fs::read_to_string(path).map_err(|source| SslError::Io { path: path.to_path_buf(), source })?;
-    let value: Value = serde_json::from_str(&text).map_err(|source| SslError::Json { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| SslError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value: Value = serde_json::from_str(&text).map_err(|source| SslError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
     match value {
         Value::Object(obj) => Ok(obj),
-        _ => Err(SslError::Config { path: path.to_path_buf(), key: "(root)".into(), reason: "not a JSON object".into() }),
+        _ => Err(SslError::Config {
+            path: path.to_path_buf(),
+            key: "(root)".into(),
+            reason: "not a JSON object".into(),
+        }),
     }
 }
 
@@ -275,7 +333,11 @@ struct Keys<'a> {
 
 impl Keys<'_> {
     fn bad(&self, key: &str, reason: String) -> SslError {
-        SslError::Config { path: PathBuf::from(self.path), key: key.to_string(), reason }
+        SslError::Config {
+            path: PathBuf::from(self.path),
+            key: key.to_string(),
+            reason,
+        }
     }
 
     fn get(&self, key: &str) -> Option<&Value> {
@@ -285,28 +347,37 @@ impl Keys<'_> {
     fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.as_u64().map(|n| n as usize).ok_or_else(|| self.bad(key, format!("expected a non-negative integer, found {v}"))),
+            Some(v) => v.as_u64().map(|n| n as usize).ok_or_else(|| {
+                self.bad(key, format!("expected a non-negative integer, found {v}"))
+            }),
         }
     }
 
     fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.as_f64().ok_or_else(|| self.bad(key, format!("expected a number, found {v}"))),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| self.bad(key, format!("expected a number, found {v}"))),
         }
     }
 
     fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.as_bool().ok_or_else(|| self.bad(key, format!("expected true or false, found {v}"))),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| self.bad(key, format!("expected true or false, found {v}"))),
         }
     }
 
     fn str_or(&self, key: &str, default: &str) -> Result<String> {
         match self.get(key) {
             None => Ok(default.to_string()),
-            Some(v) => v.as_str().map(str::to_string).ok_or_else(|| self.bad(key, format!("expected a string, found {v}"))),
+            Some(v) => v
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| self.bad(key, format!("expected a string, found {v}"))),
         }
     }
 
@@ -315,20 +386,29 @@ impl Keys<'_> {
             None => Ok(default.to_vec()),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|v| v.as_u64().map(|n| n as usize).ok_or_else(|| self.bad(key, format!("expected integers, found {v}"))))
+                .map(|v| {
+                    v.as_u64()
+                        .map(|n| n as usize)
+                        .ok_or_else(|| self.bad(key, format!("expected integers, found {v}")))
+                })
                 .collect(),
             Some(v) => Err(self.bad(key, format!("expected a list of integers, found {v}"))),
         }
     }
 
     fn activation_or(&self, key: &str, default: Activation) -> Result<Activation> {
-        let Some(v) = self.get(key) else { return Ok(default) };
+        let Some(v) = self.get(key) else {
+            return Ok(default);
+        };
         match v.as_str() {
             Some("gelu") => Ok(Activation::Gelu),
             Some("gelu_new" | "gelu_pytorch_tanh" | "gelu_fast") => Ok(Activation::GeluTanh),
             Some("relu") => Ok(Activation::Relu),
             Some("silu" | "swish") => Ok(Activation::Silu),
-            _ => Err(self.bad(key, format!("activation {v} is not supported (gelu, gelu_new, relu, silu)"))),
+            _ => Err(self.bad(
+                key,
+                format!("activation {v} is not supported (gelu, gelu_new, relu, silu)"),
+            )),
         }
     }
 

@@ -43,14 +43,26 @@ pub(crate) struct Dense {
 }
 
 impl Dense {
-    pub(crate) fn load(w: &mut WeightSource, prefix: &str, inp: usize, out: usize, kernels: Kernels) -> CResult<Self> {
+    pub(crate) fn load(
+        w: &mut WeightSource,
+        prefix: &str,
+        inp: usize,
+        out: usize,
+        kernels: Kernels,
+    ) -> CResult<Self> {
         let weight = w.get(&format!("{prefix}.weight"), &[out, inp]);
         let bias = w.get(&format!("{prefix}.bias"), &[out]);
         let packed = match kernels {
-            Kernels::Packed(p) => Some((PackedWeight::new(&to_f32_vec(&weight)?, out, inp, p), to_f32_vec(&bias)?)),
+            Kernels::Packed(p) => Some((
+                PackedWeight::new(&to_f32_vec(&weight)?, out, inp, p),
+                to_f32_vec(&bias)?,
+            )),
             Kernels::Candle => None,
         };
-        Ok(Dense { linear: Linear::new(weight, Some(bias)), packed })
+        Ok(Dense {
+            linear: Linear::new(weight, Some(bias)),
+            packed,
+        })
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> CResult<Tensor> {

@@ -14,9 +14,16 @@ impl ClipEmbedding {
     /// Wraps a [states, frames, hidden] tensor (converted to f32 and moved to the CPU).
     pub fn new(hidden_states: Tensor) -> Result<Self> {
         if hidden_states.rank() != 3 {
-            return Err(SslError::Input(format!("hidden states must be [states, frames, hidden], got {:?}", hidden_states.dims())));
+            return Err(SslError::Input(format!(
+                "hidden states must be [states, frames, hidden], got {:?}",
+                hidden_states.dims()
+            )));
         }
-        Ok(ClipEmbedding { hidden_states: hidden_states.to_dtype(DType::F32)?.to_device(&candle_core::Device::Cpu)? })
+        Ok(ClipEmbedding {
+            hidden_states: hidden_states
+                .to_dtype(DType::F32)?
+                .to_device(&candle_core::Device::Cpu)?,
+        })
     }
 
     pub fn hidden_states(&self) -> &Tensor {
@@ -30,7 +37,10 @@ impl ClipEmbedding {
     /// Row-major f32 values and the [states, frames, hidden] shape.
     pub fn to_vec(&self) -> Result<(Vec<f32>, [usize; 3])> {
         let d = self.hidden_states.dims();
-        Ok((self.hidden_states.flatten_all()?.to_vec1::<f32>()?, [d[0], d[1], d[2]]))
+        Ok((
+            self.hidden_states.flatten_all()?.to_vec1::<f32>()?,
+            [d[0], d[1], d[2]],
+        ))
     }
 
     pub fn num_states(&self) -> usize {
@@ -48,10 +58,19 @@ impl ClipEmbedding {
     /// Keeps only the given state indices (0 = transformer input, L = last layer), in order.
     pub fn select(&self, indices: &[usize]) -> Result<ClipEmbedding> {
         if let Some(bad) = indices.iter().find(|&&i| i >= self.num_states()) {
-            return Err(SslError::Input(format!("layer index {bad} out of range 0..={}", self.num_states() - 1)));
+            return Err(SslError::Input(format!(
+                "layer index {bad} out of range 0..={}",
+                self.num_states() - 1
+            )));
         }
-        let idx = Tensor::from_vec(indices.iter().map(|&i| i as u32).collect::<Vec<_>>(), indices.len(), self.hidden_states.device())?;
-        Ok(ClipEmbedding { hidden_states: self.hidden_states.index_select(&idx, 0)? })
+        let idx = Tensor::from_vec(
+            indices.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+            indices.len(),
+            self.hidden_states.device(),
+        )?;
+        Ok(ClipEmbedding {
+            hidden_states: self.hidden_states.index_select(&idx, 0)?,
+        })
     }
 
     /// Per-state mean and standard deviation over frames, each [states, hidden]. The standard
@@ -74,7 +93,13 @@ mod tests {
         // 2 states, 2 frames, 1 dim: state 0 = [1, 3], state 1 = [2, 2].
         let t = Tensor::new(&[[[1f32], [3.0]], [[2.0], [2.0]]], &Device::Cpu).unwrap();
         let (mean, std) = ClipEmbedding::new(t).unwrap().mean_std().unwrap();
-        assert_eq!(mean.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![2.0, 2.0]);
-        assert_eq!(std.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![1.0, 0.0]);
+        assert_eq!(
+            mean.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![2.0, 2.0]
+        );
+        assert_eq!(
+            std.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![1.0, 0.0]
+        );
     }
 }

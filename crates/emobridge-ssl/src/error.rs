@@ -6,11 +6,21 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum SslError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: invalid JSON: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{path}: config key `{key}`: {reason}")]
-    Config { path: PathBuf, key: String, reason: String },
+    Config {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
     #[error("{dir}: no weights found (looked for model.safetensors, model.safetensors.index.json, pytorch_model.bin)")]
     NoWeights { dir: PathBuf },
     #[error("{path}: cannot read weights: {reason}")]

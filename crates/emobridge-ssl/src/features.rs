@@ -66,7 +66,9 @@ impl ConvLayer {
                 let centred = y.broadcast_sub(&mean)?;
                 let var = centred.sqr()?.mean_keepdim(2)?;
                 let normed = centred.broadcast_div(&(var + TORCH_NORM_EPS)?.sqrt()?)?;
-                normed.broadcast_mul(&g.reshape((1, (), 1))?)?.broadcast_add(&b.reshape((1, (), 1))?)?
+                normed
+                    .broadcast_mul(&g.reshape((1, (), 1))?)?
+                    .broadcast_add(&b.reshape((1, (), 1))?)?
             }
             Some((ConvNorm::Layer, g, b)) => {
                 let t = y.transpose(1, 2)?.contiguous()?;
@@ -80,7 +82,10 @@ impl ConvLayer {
     fn forward_rows(&self, x: &[f32], len: usize, act: Activation) -> CResult<(Vec<f32>, usize)> {
         let packed = self.packed.as_ref().expect("packed kernels");
         if len < self.kernel {
-            candle_core::bail!("input of {len} frames is shorter than the conv kernel {}", self.kernel);
+            candle_core::bail!(
+                "input of {len} frames is shorter than the conv kernel {}",
+                self.kernel
+            );
         }
         let out_len = (len - self.kernel) / self.stride + 1;
         let bias = match &self.bias {
@@ -88,11 +93,21 @@ impl ConvLayer {
             None => None,
         };
         let fuse_gelu = self.norm.is_none() && act == Activation::Gelu;
-        let mut y = packed.matmul(x, out_len, self.stride * self.c_in, bias.as_deref(), fuse_gelu);
+        let mut y = packed.matmul(
+            x,
+            out_len,
+            self.stride * self.c_in,
+            bias.as_deref(),
+            fuse_gelu,
+        );
         let c = packed.n();
         match &self.norm {
-            Some((ConvNorm::Group, g, b)) => channel_norm_rows(&mut y, c, &to_f32_vec(g)?, &to_f32_vec(b)?, act),
-            Some((ConvNorm::Layer, g, b)) => layer_norm_rows(&mut y, c, &to_f32_vec(g)?, &to_f32_vec(b)?, act),
+            Some((ConvNorm::Group, g, b)) => {
+                channel_norm_rows(&mut y, c, &to_f32_vec(g)?, &to_f32_vec(b)?, act)
+            }
+            Some((ConvNorm::Layer, g, b)) => {
+                layer_norm_rows(&mut y, c, &to_f32_vec(g)?, &to_f32_vec(b)?, act)
+            }
             None if !fuse_gelu => activate_slice(&mut y, act),
             None => {}
         }
@@ -110,14 +125,29 @@ fn channel_norm_rows(y: &mut [f32], c: usize, gamma: &[f32], beta: &[f32], act: 
     let sums = y
         .par_chunks(ROW_CHUNK * c)
         .map(|chunk| column_sums(chunk, c, None))
-        .reduce(|| vec![0f64; c], |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect());
+        .reduce(
+            || vec![0f64; c],
+            |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect(),
+        );
     let mean: Vec<f64> = sums.iter().map(|s| s / rows as f64).collect();
     let sq = y
         .par_chunks(ROW_CHUNK * c)
         .map(|chunk| column_sums(chunk, c, Some(&mean)))
-        .reduce(|| vec![0f64; c], |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect());
-    let scale: Vec<f32> = sq.iter().zip(gamma).map(|(s, g)| (*g as f64 / (s / rows as f64 + TORCH_NORM_EPS).sqrt()) as f32).collect();
-    let shift: Vec<f32> = mean.iter().zip(&scale).zip(beta).map(|((m, s), b)| b - (*m as f32) * s).collect();
+        .reduce(
+            || vec![0f64; c],
+            |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect(),
+        );
+    let scale: Vec<f32> = sq
+        .iter()
+        .zip(gamma)
+        .map(|(s, g)| (*g as f64 / (s / rows as f64 + TORCH_NORM_EPS).sqrt()) as f32)
+        .collect();
+    let shift: Vec<f32> = mean
+        .iter()
+        .zip(&scale)
+        .zip(beta)
+        .map(|((m, s), b)| b - (*m as f32) * s)
+        .collect();
     y.par_chunks_mut(ROW_CHUNK * c).for_each(|chunk| {
         for row in chunk.chunks_exact_mut(c) {
             for ((v, s), t) in row.iter_mut().zip(&scale).zip(&shift) {
@@ -134,7 +164,11 @@ fn column_sums(chunk: &[f32], c: usize, mean: Option<&[f64]>) -> Vec<f64> {
     for row in chunk.chunks_exact(c) {
         match mean {
             None => acc.iter_mut().zip(row).for_each(|(a, v)| *a += *v as f64),
-            Some(m) => acc.iter_mut().zip(row).zip(m).for_each(|((a, v), mu)| *a += (*v as f64 - mu).powi(2)),
+            Some(m) => acc
+                .iter_mut()
+                .zip(row)
+                .zip(m)
+                .for_each(|((a, v), mu)| *a += (*v as f64 - mu).powi(2)),
         }
     }
     acc
@@ -163,16 +197,32 @@ pub(crate) struct FeatureEncoder {
 }
 
 impl FeatureEncoder {
-    pub(crate) fn load(w: &mut WeightSource, cfg: &EncoderConfig, kernels: Kernels) -> CResult<Self> {
+    pub(crate) fn load(
+        w: &mut WeightSource,
+        cfg: &EncoderConfig,
+        kernels: Kernels,
+    ) -> CResult<Self> {
         let mut layers = Vec::new();
         let mut c_in = 1;
-        for (i, ((&c_out, &k), &stride)) in cfg.conv_dim.iter().zip(&cfg.conv_kernel).zip(&cfg.conv_stride).enumerate() {
+        for (i, ((&c_out, &k), &stride)) in cfg
+            .conv_dim
+            .iter()
+            .zip(&cfg.conv_kernel)
+            .zip(&cfg.conv_stride)
+            .enumerate()
+        {
             let p = format!("feature_extractor.conv_layers.{i}");
             let weight = w.get(&format!("{p}.conv.weight"), &[c_out, c_in, k]);
-            let bias = cfg.conv_bias.then(|| w.get(&format!("{p}.conv.bias"), &[c_out]));
+            let bias = cfg
+                .conv_bias
+                .then(|| w.get(&format!("{p}.conv.bias"), &[c_out]));
             let has_norm = cfg.conv_norm == ConvNorm::Layer || i == 0;
             let norm = has_norm.then(|| {
-                (cfg.conv_norm, w.get(&format!("{p}.layer_norm.weight"), &[c_out]), w.get(&format!("{p}.layer_norm.bias"), &[c_out]))
+                (
+                    cfg.conv_norm,
+                    w.get(&format!("{p}.layer_norm.weight"), &[c_out]),
+                    w.get(&format!("{p}.layer_norm.bias"), &[c_out]),
+                )
             });
             let packed = match kernels {
                 // [C_out, C_in, k] → [C_out, k, C_in] so that one GEMM row reads k·C_in contiguous values.
@@ -182,10 +232,21 @@ impl FeatureEncoder {
                 }
                 Kernels::Candle => None,
             };
-            layers.push(ConvLayer { weight, bias, kernel: k, stride, c_in, norm, packed });
+            layers.push(ConvLayer {
+                weight,
+                bias,
+                kernel: k,
+                stride,
+                c_in,
+                norm,
+                packed,
+            });
             c_in = c_out;
         }
-        Ok(FeatureEncoder { layers, act: cfg.conv_act })
+        Ok(FeatureEncoder {
+            layers,
+            act: cfg.conv_act,
+        })
     }
 
     /// samples [B, N] → frames [B, T, C].

@@ -76,7 +76,8 @@ impl PackedWeight {
             for col in 0..n {
                 let (panel, c) = (col / NR, col % NR);
                 for kk in 0..k {
-                    p[((panel * kp + kk / 2) * NR + c) * 2 + kk % 2] = bf16::from_f32(w[col * k + kk]).to_bits();
+                    p[((panel * kp + kk / 2) * NR + c) * 2 + kk % 2] =
+                        bf16::from_f32(w[col * k + kk]).to_bits();
                 }
             }
             Packed::Bf16(p)
@@ -90,7 +91,13 @@ impl PackedWeight {
             }
             Packed::F32(p)
         };
-        PackedWeight { n, k, panels, packed, plain: if has_avx512() { Vec::new() } else { w.to_vec() } }
+        PackedWeight {
+            n,
+            k,
+            panels,
+            packed,
+            plain: if has_avx512() { Vec::new() } else { w.to_vec() },
+        }
     }
 
     pub fn n(&self) -> usize {
@@ -99,7 +106,14 @@ impl PackedWeight {
 
     /// C [m, n] = A·Wᵀ + bias, where row i of A starts at `a[i * row_stride]` and holds k values.
     /// `gelu` applies the exact erf GELU to the result.
-    pub fn matmul(&self, a: &[f32], m: usize, row_stride: usize, bias: Option<&[f32]>, gelu: bool) -> Vec<f32> {
+    pub fn matmul(
+        &self,
+        a: &[f32],
+        m: usize,
+        row_stride: usize,
+        bias: Option<&[f32]>,
+        gelu: bool,
+    ) -> Vec<f32> {
         let mut c = vec![0f32; m * self.n];
         if m == 0 {
             return c;
@@ -109,12 +123,14 @@ impl PackedWeight {
             assert_eq!(b.len(), self.n);
         }
         let n = self.n;
-        c.par_chunks_mut(MC * n).enumerate().for_each(|(block, c_block)| {
-            let rows = c_block.len() / n;
-            let a_block = &a[block * MC * row_stride..];
-            self.block(a_block, rows, row_stride, c_block);
-            finish_rows(c_block, n, bias, gelu);
-        });
+        c.par_chunks_mut(MC * n)
+            .enumerate()
+            .for_each(|(block, c_block)| {
+                let rows = c_block.len() / n;
+                let a_block = &a[block * MC * row_stride..];
+                self.block(a_block, rows, row_stride, c_block);
+                finish_rows(c_block, n, bias, gelu);
+            });
         c
     }
 
@@ -144,7 +160,14 @@ impl PackedWeight {
     /// depth in registers and is stored once (no read-modify-write of C).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn block_f32(&self, b: &[f32], a: &[f32], rows: usize, row_stride: usize, c: &mut [f32]) {
+    unsafe fn block_f32(
+        &self,
+        b: &[f32],
+        a: &[f32],
+        rows: usize,
+        row_stride: usize,
+        c: &mut [f32],
+    ) {
         let k = self.k;
         let tiles = rows.div_ceil(MR);
         let mut apack = vec![0f32; tiles * k * MR];
@@ -170,7 +193,14 @@ impl PackedWeight {
     /// bf16 path: A rows rounded to bf16 and packed as k-pairs [tile][k/2][MR] (u32 = two bf16).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bf16")]
-    unsafe fn block_bf16(&self, b: &[u16], a: &[f32], rows: usize, row_stride: usize, c: &mut [f32]) {
+    unsafe fn block_bf16(
+        &self,
+        b: &[u16],
+        a: &[f32],
+        rows: usize,
+        row_stride: usize,
+        c: &mut [f32],
+    ) {
         let k = self.k;
         let kp = k.div_ceil(2);
         let tiles = rows.div_ceil(MR);
@@ -181,7 +211,11 @@ impl PackedWeight {
                 let src = &a[(t * MR + r) * row_stride..(t * MR + r) * row_stride + k];
                 for q in 0..kp {
                     let lo = bf16::from_f32(src[2 * q]).to_bits() as u32;
-                    let hi = if 2 * q + 1 < k { bf16::from_f32(src[2 * q + 1]).to_bits() as u32 } else { 0 };
+                    let hi = if 2 * q + 1 < k {
+                        bf16::from_f32(src[2 * q + 1]).to_bits() as u32
+                    } else {
+                        0
+                    };
                     dst[q * MR + r] = lo | (hi << 16);
                 }
             }
@@ -240,7 +274,10 @@ fn erf(x: f32) -> f32 {
         + t * (1.000_023_7
             + t * (0.374_091_96
                 + t * (0.096_784_18
-                    + t * (-0.186_288_06 + t * (0.278_868_07 + t * (-1.135_204 + t * (1.488_515_9 + t * (-0.822_152_2 + t * 0.170_872_77))))))));
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_204
+                                + t * (1.488_515_9 + t * (-0.822_152_2 + t * 0.170_872_77))))))));
     let r = 1.0 - t * exp_f32(poly);
     r.copysign(x)
 }
@@ -252,7 +289,11 @@ fn exp_f32(x: f32) -> f32 {
     let x = x.clamp(-87.0, 0.0);
     let n = (x * std::f32::consts::LOG2_E).round();
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (0.166_666_67 + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (0.166_666_67
+                    + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
     p * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
@@ -284,7 +325,8 @@ unsafe fn kernel_bf16(kcp: usize, a: *const u32, b: *const u16, out: &mut [f32; 
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     for q in 0..kcp {
         let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.add(q * NR * 2) as *const _));
-        let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.add(q * NR * 2 + 32) as *const _));
+        let b1: __m512bh =
+            std::mem::transmute(_mm512_loadu_si512(b.add(q * NR * 2 + 32) as *const _));
         let ap = a.add(q * MR);
         for (r, row) in acc.iter_mut().enumerate() {
             let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ap.add(r) as i32));
@@ -306,27 +348,51 @@ mod tests {
         let mut c = vec![0f32; m * n];
         for i in 0..m {
             for j in 0..n {
-                c[i * n + j] = (0..k).map(|kk| a[i * stride + kk] as f64 * w[j * k + kk] as f64).sum::<f64>() as f32;
+                c[i * n + j] = (0..k)
+                    .map(|kk| a[i * stride + kk] as f64 * w[j * k + kk] as f64)
+                    .sum::<f64>() as f32;
             }
         }
         c
     }
 
     fn data(len: usize, seed: u32) -> Vec<f32> {
-        (0..len).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1u32 << 24) as f32) - 0.5).collect()
+        (0..len)
+            .map(|i| {
+                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32
+                    / (1u32 << 24) as f32)
+                    - 0.5
+            })
+            .collect()
     }
 
     #[test]
     fn packed_products_match_a_plain_product_with_odd_sizes_and_strides() {
-        for &(m, n, k, stride) in &[(1, 1, 1, 1), (13, 33, 7, 7), (100, 70, 300, 300), (50, 16, 30, 10), (200, 64, 513, 600)] {
+        for &(m, n, k, stride) in &[
+            (1, 1, 1, 1),
+            (13, 33, 7, 7),
+            (100, 70, 300, 300),
+            (50, 16, 30, 10),
+            (200, 64, 513, 600),
+        ] {
             let a = data((m - 1) * stride + k, 1);
             let w = data(n * k, 2);
             let want = reference(&a, m, stride, &w, n, k);
-            let got = PackedWeight::new(&w, n, k, GemmPrecision::F32).matmul(&a, m, stride, None, false);
-            let err = got.iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+            let got =
+                PackedWeight::new(&w, n, k, GemmPrecision::F32).matmul(&a, m, stride, None, false);
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
             assert!(err < 1e-4, "f32 {m}x{n}x{k}: {err}");
-            let got = PackedWeight::new(&w, n, k, GemmPrecision::Bf16).matmul(&a, m, stride, None, false);
-            let err = got.iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+            let got =
+                PackedWeight::new(&w, n, k, GemmPrecision::Bf16).matmul(&a, m, stride, None, false);
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
             assert!(err < 0.02 * (k as f32).sqrt(), "bf16 {m}x{n}x{k}: {err}");
         }
     }
@@ -334,9 +400,18 @@ mod tests {
     #[test]
     fn bias_and_gelu_epilogue() {
         let w = vec![1.0, 0.0, 0.0, 1.0];
-        let c = PackedWeight::new(&w, 2, 2, GemmPrecision::F32).matmul(&[1.0, -1.0], 1, 2, Some(&[0.5, 0.0]), true);
+        let c = PackedWeight::new(&w, 2, 2, GemmPrecision::F32).matmul(
+            &[1.0, -1.0],
+            1,
+            2,
+            Some(&[0.5, 0.0]),
+            true,
+        );
         let g = |x: f64| 0.5 * x * (1.0 + libm_erf(x / 2f64.sqrt()));
-        assert!((c[0] as f64 - g(1.5)).abs() < 1e-6 && (c[1] as f64 - g(-1.0)).abs() < 1e-6, "{c:?}");
+        assert!(
+            (c[0] as f64 - g(1.5)).abs() < 1e-6 && (c[1] as f64 - g(-1.0)).abs() < 1e-6,
+            "{c:?}"
+        );
     }
 
     /// erf by its Taylor series (enough terms for |x| ≤ 3).
@@ -367,8 +442,15 @@ mod speed {
     #[test]
     #[ignore]
     fn gemm_throughput() {
-        for &(m, n, k, stride) in &[(499, 3072, 768, 768), (499, 768, 3072, 3072), (499, 768, 768, 768), (15999, 512, 1536, 1024)] {
-            let a: Vec<f32> = (0..(m - 1) * stride + k).map(|i| ((i % 97) as f32) * 0.01).collect();
+        for &(m, n, k, stride) in &[
+            (499, 3072, 768, 768),
+            (499, 768, 3072, 3072),
+            (499, 768, 768, 768),
+            (15999, 512, 1536, 1024),
+        ] {
+            let a: Vec<f32> = (0..(m - 1) * stride + k)
+                .map(|i| ((i % 97) as f32) * 0.01)
+                .collect();
             let w: Vec<f32> = (0..n * k).map(|i| ((i % 89) as f32) * 0.01).collect();
             for precision in [GemmPrecision::F32, GemmPrecision::Bf16] {
                 let pw = PackedWeight::new(&w, n, k, precision);
@@ -379,7 +461,10 @@ mod speed {
                     std::hint::black_box(pw.matmul(&a, m, stride, None, false));
                 }
                 let s = start.elapsed().as_secs_f64() / reps as f64;
-                eprintln!("{m}x{n}x{k} {precision:?}: {:.1} GFLOP/s", 2.0 * (m * n * k) as f64 / s / 1e9);
+                eprintln!(
+                    "{m}x{n}x{k} {precision:?}: {:.1} GFLOP/s",
+                    2.0 * (m * n * k) as f64 / s / 1e9
+                );
             }
         }
     }

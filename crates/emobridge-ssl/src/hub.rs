@@ -10,7 +10,11 @@ use crate::error::{Result, SslError};
 /// The hub cache folder (`…/hub`): `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
 /// `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
 pub fn hub_cache_dir() -> Option<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(dir) = env("HF_HUB_CACHE") {
         return Some(dir);
     }
@@ -31,12 +35,17 @@ pub fn resolve_model_dir(spec: &str, cache: Option<&Path>) -> Result<PathBuf> {
         return Ok(as_path.to_path_buf());
     }
     let (id, revision) = spec.split_once('@').unwrap_or((spec, "main"));
-    let looks_like_id = id.split('/').count() == 2 && !id.starts_with('.') && !id.starts_with('/') && id.split('/').all(|p| !p.is_empty());
+    let looks_like_id = id.split('/').count() == 2
+        && !id.starts_with('.')
+        && !id.starts_with('/')
+        && id.split('/').all(|p| !p.is_empty());
     if !looks_like_id {
         return Err(SslError::ModelNotFound(format!("{spec}: no such model folder (give a folder with config.json and model.safetensors, or a hub id ORG/NAME)")));
     }
     let Some(cache) = cache else {
-        return Err(SslError::ModelNotFound(format!("{spec}: not a folder, and no HuggingFace cache location is known (set HF_HOME)")));
+        return Err(SslError::ModelNotFound(format!(
+            "{spec}: not a folder, and no HuggingFace cache location is known (set HF_HOME)"
+        )));
     };
     let repo = cache.join(format!("models--{}", id.replace('/', "--")));
     match snapshot(&repo, revision) {
@@ -78,14 +87,22 @@ mod tests {
         std::fs::create_dir_all(repo.join("refs")).unwrap();
         std::fs::write(repo.join("refs").join("main"), "abc123\n").unwrap();
         std::fs::write(snap.join("config.json"), "{}").unwrap();
-        assert_eq!(resolve_model_dir("org/tiny", Some(tmp.path())).unwrap(), snap);
-        assert_eq!(resolve_model_dir("org/tiny@abc123", Some(tmp.path())).unwrap(), snap);
+        assert_eq!(
+            resolve_model_dir("org/tiny", Some(tmp.path())).unwrap(),
+            snap
+        );
+        assert_eq!(
+            resolve_model_dir("org/tiny@abc123", Some(tmp.path())).unwrap(),
+            snap
+        );
     }
 
     #[test]
     fn missing_id_names_the_folder_to_provide() {
         let tmp = tempfile::tempdir().unwrap();
-        let err = resolve_model_dir("facebook/wav2vec2-base", Some(tmp.path())).unwrap_err().to_string();
+        let err = resolve_model_dir("facebook/wav2vec2-base", Some(tmp.path()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("models--facebook--wav2vec2-base"), "{err}");
         assert!(err.contains("--model DIR"), "{err}");
     }

@@ -26,8 +26,13 @@ pub mod model;
 pub mod pretrained;
 pub mod weights;
 
-pub use config::{Activation, ConvNorm, EncoderConfig, ModelFamily, PositionalEmbedding, PreprocessConfig, RelativeBias};
+pub use config::{
+    Activation, ConvNorm, EncoderConfig, ModelFamily, PositionalEmbedding, PreprocessConfig,
+    RelativeBias,
+};
 pub use embedding::ClipEmbedding;
 pub use error::{Result, SslError};
 pub use model::{Encoder, HiddenStateConvention};
-pub use pretrained::{normalize_utterance, EmbedOptions, LoadOptions, Precision, PretrainedEncoder};
+pub use pretrained::{
+    normalize_utterance, EmbedOptions, LoadOptions, Precision, PretrainedEncoder,
+};

@@ -7,12 +7,11 @@ use candle_nn::Linear;
 
 use crate::config::{Activation, EncoderConfig, PositionalEmbedding, RelativeBias};
 use crate::dense::{to_f32_vec, Dense, Kernels};
-use crate::gemm::PackedWeight;
 use crate::features::{activate, FeatureEncoder, TORCH_NORM_EPS};
+use crate::gemm::PackedWeight;
 use crate::weights::WeightSource;
 
 type CResult<T> = candle_core::Result<T>;
-
 
 /// Which tensor sits at index L (the last entry) of a pre-LN model's hidden states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,7 +41,11 @@ struct LayerNorm {
 
 impl LayerNorm {
     fn load(w: &mut WeightSource, prefix: &str, dim: usize, eps: f64) -> Self {
-        LayerNorm { weight: w.get(&format!("{prefix}.weight"), &[dim]), bias: w.get(&format!("{prefix}.bias"), &[dim]), eps: eps as f32 }
+        LayerNorm {
+            weight: w.get(&format!("{prefix}.weight"), &[dim]),
+            bias: w.get(&format!("{prefix}.bias"), &[dim]),
+            eps: eps as f32,
+        }
     }
 
     fn non_affine(dim: usize, dtype: DType, device: &Device, eps: f64) -> CResult<Self> {
@@ -67,8 +70,19 @@ struct FeatureProjection {
 impl FeatureProjection {
     fn load(w: &mut WeightSource, cfg: &EncoderConfig, kernels: Kernels) -> CResult<Self> {
         let c = *cfg.conv_dim.last().expect("validated non-empty");
-        let norm = cfg.feat_proj_layer_norm.then(|| LayerNorm::load(w, "feature_projection.layer_norm", c, cfg.layer_norm_eps));
-        Ok(FeatureProjection { norm, proj: Dense::load(w, "feature_projection.projection", c, cfg.hidden_size, kernels)? })
+        let norm = cfg
+            .feat_proj_layer_norm
+            .then(|| LayerNorm::load(w, "feature_projection.layer_norm", c, cfg.layer_norm_eps));
+        Ok(FeatureProjection {
+            norm,
+            proj: Dense::load(
+                w,
+                "feature_projection.projection",
+                c,
+                cfg.hidden_size,
+                kernels,
+            )?,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> CResult<Tensor> {
@@ -91,7 +105,13 @@ struct SameConv {
 }
 
 impl SameConv {
-    fn new(weight: Tensor, bias: Tensor, kernel: usize, groups: usize, kernels: Kernels) -> CResult<Self> {
+    fn new(
+        weight: Tensor,
+        bias: Tensor,
+        kernel: usize,
+        groups: usize,
+        kernels: Kernels,
+    ) -> CResult<Self> {
         let packed = match kernels {
             Kernels::Candle => None,
             Kernels::Packed(precision) => {
@@ -109,7 +129,13 @@ impl SameConv {
                 Some(packs)
             }
         };
-        Ok(SameConv { weight, bias, kernel, groups, packed })
+        Ok(SameConv {
+            weight,
+            bias,
+            kernel,
+            groups,
+            packed,
+        })
     }
 
     /// x: [B, T, H] → [B, T, H] ("same" padding, even kernels trimmed), optionally GELU.
@@ -118,7 +144,9 @@ impl SameConv {
             let (_, t, _) = x.dims3()?;
             let xt = x.transpose(1, 2)?.contiguous()?;
             let y = xt.conv1d(&self.weight, self.kernel / 2, 1, 1, self.groups)?;
-            let y = y.broadcast_add(&self.bias.reshape((1, (), 1))?)?.narrow(2, 0, t)?;
+            let y = y
+                .broadcast_add(&self.bias.reshape((1, (), 1))?)?
+                .narrow(2, 0, t)?;
             let y = y.transpose(1, 2)?.contiguous()?;
             return if gelu { y.gelu_erf() } else { Ok(y) };
         };
@@ -134,7 +162,8 @@ impl SameConv {
                 // contiguous k·C_g values starting at row i.
                 let mut xg = vec![0f32; padded * cg];
                 for (i, row) in rows.chunks_exact(h).enumerate() {
-                    xg[(pad + i) * cg..(pad + i + 1) * cg].copy_from_slice(&row[g * cg..(g + 1) * cg]);
+                    xg[(pad + i) * cg..(pad + i + 1) * cg]
+                        .copy_from_slice(&row[g * cg..(g + 1) * cg]);
                 }
                 let y = w.matmul(&xg, t, cg, Some(bias), gelu);
                 for (i, yr) in y.chunks_exact(cg).enumerate() {
@@ -161,7 +190,10 @@ impl BatchNorm {
         let var = w.get(&format!("{prefix}.running_var"), &[dim]);
         let scale = g.div(&(var + TORCH_NORM_EPS)?.sqrt()?)?;
         let shift = b.sub(&mean.mul(&scale)?)?;
-        Ok(BatchNorm { scale: scale.reshape((1, 1, dim))?, shift: shift.reshape((1, 1, dim))? })
+        Ok(BatchNorm {
+            scale: scale.reshape((1, 1, dim))?,
+            shift: shift.reshape((1, 1, dim))?,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> CResult<Tensor> {
@@ -170,8 +202,14 @@ impl BatchNorm {
 }
 
 enum Positional {
-    Conv { batch_norm: Option<BatchNorm>, conv: SameConv },
-    Stack { convs: Vec<SameConv>, norm: LayerNorm },
+    Conv {
+        batch_norm: Option<BatchNorm>,
+        conv: SameConv,
+    },
+    Stack {
+        convs: Vec<SameConv>,
+        norm: LayerNorm,
+    },
 }
 
 /// The convolutional relative positional embedding added to the projected features.
@@ -181,16 +219,38 @@ struct PositionalConv {
 }
 
 impl PositionalConv {
-    fn load(w: &mut WeightSource, cfg: &EncoderConfig, dtype: DType, device: &Device, kernels: Kernels) -> CResult<Self> {
+    fn load(
+        w: &mut WeightSource,
+        cfg: &EncoderConfig,
+        dtype: DType,
+        device: &Device,
+        kernels: Kernels,
+    ) -> CResult<Self> {
         let h = cfg.hidden_size;
         let kind = match cfg.positional {
-            PositionalEmbedding::Conv { kernel, groups, batch_norm } => {
-                let batch_norm = if batch_norm { Some(BatchNorm::load(w, "encoder.pos_conv_embed.batch_norm", h)?) } else { None };
-                let weight = w.weight_normed_conv("encoder.pos_conv_embed.conv", &[h, h / groups, kernel]);
+            PositionalEmbedding::Conv {
+                kernel,
+                groups,
+                batch_norm,
+            } => {
+                let batch_norm = if batch_norm {
+                    Some(BatchNorm::load(w, "encoder.pos_conv_embed.batch_norm", h)?)
+                } else {
+                    None
+                };
+                let weight =
+                    w.weight_normed_conv("encoder.pos_conv_embed.conv", &[h, h / groups, kernel]);
                 let bias = w.get("encoder.pos_conv_embed.conv.bias", &[h]);
-                Positional::Conv { batch_norm, conv: SameConv::new(weight, bias, kernel, groups, kernels)? }
+                Positional::Conv {
+                    batch_norm,
+                    conv: SameConv::new(weight, bias, kernel, groups, kernels)?,
+                }
             }
-            PositionalEmbedding::ConvStack { layers, kernel, groups } => {
+            PositionalEmbedding::ConvStack {
+                layers,
+                kernel,
+                groups,
+            } => {
                 let convs = (0..layers)
                     .map(|i| {
                         let p = format!("encoder.pos_conv_embed.layers.{i}.conv");
@@ -199,10 +259,16 @@ impl PositionalConv {
                         SameConv::new(weight, bias, kernel, groups, kernels)
                     })
                     .collect::<CResult<Vec<_>>>()?;
-                Positional::Stack { convs, norm: LayerNorm::non_affine(h, dtype, device, TORCH_NORM_EPS)? }
+                Positional::Stack {
+                    convs,
+                    norm: LayerNorm::non_affine(h, dtype, device, TORCH_NORM_EPS)?,
+                }
             }
         };
-        Ok(PositionalConv { kind, act: cfg.conv_act })
+        Ok(PositionalConv {
+            kind,
+            act: cfg.conv_act,
+        })
     }
 
     /// x: [B, T, H] → the embedding to add, [B, T, H].
@@ -248,7 +314,13 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(w: &mut WeightSource, p: &str, cfg: &EncoderConfig, first_layer: bool, kernels: Kernels) -> CResult<Self> {
+    fn load(
+        w: &mut WeightSource,
+        p: &str,
+        cfg: &EncoderConfig,
+        first_layer: bool,
+        kernels: Kernels,
+    ) -> CResult<Self> {
         let h = cfg.hidden_size;
         let gate = cfg.relative_bias.map(|rb| {
             let dh = h / cfg.num_heads;
@@ -257,7 +329,12 @@ impl Attention {
             RelativeGate {
                 linear: Linear::new(lw, Some(lb)),
                 constant: w.get(&format!("{p}.gru_rel_pos_const"), &[1, cfg.num_heads, 1, 1]),
-                embedding: first_layer.then(|| w.get(&format!("{p}.rel_attn_embed.weight"), &[rb.num_buckets, cfg.num_heads])),
+                embedding: first_layer.then(|| {
+                    w.get(
+                        &format!("{p}.rel_attn_embed.weight"),
+                        &[rb.num_buckets, cfg.num_heads],
+                    )
+                }),
             }
         });
         Ok(Attention {
@@ -272,13 +349,19 @@ impl Attention {
 
     fn split_heads(&self, x: &Tensor) -> CResult<Tensor> {
         let (b, t, h) = x.dims3()?;
-        x.reshape((b, t, self.heads, h / self.heads))?.transpose(1, 2)?.contiguous()
+        x.reshape((b, t, self.heads, h / self.heads))?
+            .transpose(1, 2)?
+            .contiguous()
     }
 
     /// GRU-style per-head, per-query gate of WavLM: [B, heads, T, 1].
     fn relative_gate(&self, gate: &RelativeGate, x_heads: &Tensor) -> CResult<Tensor> {
         let (b, nh, t, _) = x_heads.dims4()?;
-        let proj = gate.linear.forward(x_heads)?.reshape((b, nh, t, 2, 4))?.sum(D::Minus1)?;
+        let proj = gate
+            .linear
+            .forward(x_heads)?
+            .reshape((b, nh, t, 2, 4))?
+            .sum(D::Minus1)?;
         let ab = candle_nn::ops::sigmoid(&proj)?;
         let a = ab.narrow(3, 0, 1)?;
         let bb = ab.narrow(3, 1, 1)?;
@@ -286,7 +369,12 @@ impl Attention {
     }
 
     /// x: [B, T, H]; `additive_mask`: [B, 1, 1, T] or none; `bias`: ungated [heads, T, T].
-    fn forward(&self, x: &Tensor, additive_mask: Option<&Tensor>, bias: Option<&Tensor>) -> CResult<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        additive_mask: Option<&Tensor>,
+        bias: Option<&Tensor>,
+    ) -> CResult<Tensor> {
         let (b, t, h) = x.dims3()?;
         let scale = ((h / self.heads) as f64).powf(-0.5);
         let q = self.split_heads(&(self.q.forward(x)? * scale)?)?;
@@ -318,13 +406,24 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(w: &mut WeightSource, cfg: &EncoderConfig, i: usize, kernels: Kernels) -> CResult<Self> {
+    fn load(
+        w: &mut WeightSource,
+        cfg: &EncoderConfig,
+        i: usize,
+        kernels: Kernels,
+    ) -> CResult<Self> {
         let p = format!("encoder.layers.{i}");
         let (h, f, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.layer_norm_eps);
         Ok(Layer {
             attention: Attention::load(w, &format!("{p}.attention"), cfg, i == 0, kernels)?,
             norm1: LayerNorm::load(w, &format!("{p}.layer_norm"), h, eps),
-            ff_in: Dense::load(w, &format!("{p}.feed_forward.intermediate_dense"), h, f, kernels)?,
+            ff_in: Dense::load(
+                w,
+                &format!("{p}.feed_forward.intermediate_dense"),
+                h,
+                f,
+                kernels,
+            )?,
             ff_out: Dense::load(w, &format!("{p}.feed_forward.output_dense"), f, h, kernels)?,
             norm2: LayerNorm::load(w, &format!("{p}.final_layer_norm"), h, eps),
             act: cfg.hidden_act,
@@ -333,16 +432,24 @@ impl Layer {
     }
 
     fn feed_forward(&self, x: &Tensor) -> CResult<Tensor> {
-        let hidden = if self.act == Activation::Gelu { self.ff_in.forward_gelu(x)? } else { activate(&self.ff_in.forward(x)?, self.act)? };
+        let hidden = if self.act == Activation::Gelu {
+            self.ff_in.forward_gelu(x)?
+        } else {
+            activate(&self.ff_in.forward(x)?, self.act)?
+        };
         self.ff_out.forward(&hidden)
     }
 
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>, bias: Option<&Tensor>) -> CResult<Tensor> {
         if self.pre_ln {
-            let x = (x + self.attention.forward(&self.norm1.forward(x)?, mask, bias)?)?;
+            let x = (x + self
+                .attention
+                .forward(&self.norm1.forward(x)?, mask, bias)?)?;
             &x + self.feed_forward(&self.norm2.forward(&x)?)?
         } else {
-            let x = self.norm1.forward(&(x + self.attention.forward(x, mask, bias)?)?)?;
+            let x = self
+                .norm1
+                .forward(&(x + self.attention.forward(x, mask, bias)?)?)?;
             self.norm2.forward(&(&x + self.feed_forward(&x)?)?)
         }
     }
@@ -358,17 +465,25 @@ pub(crate) fn relative_bucket(d: i64, rb: RelativeBias) -> u32 {
     if dist < max_exact {
         return (offset + dist) as u32;
     }
-    let scaled = ((dist as f32) / max_exact as f32).ln() / (rb.max_distance as f32 / max_exact as f32).ln() * (half - max_exact) as f32;
+    let scaled = ((dist as f32) / max_exact as f32).ln()
+        / (rb.max_distance as f32 / max_exact as f32).ln()
+        * (half - max_exact) as f32;
     let large = (max_exact + scaled as i64).min(half - 1);
     (offset + large) as u32
 }
 
 /// The ungated relative position bias [heads, T, T] from the bucket embedding [buckets, heads].
 fn relative_bias(embedding: &Tensor, t: usize, rb: RelativeBias) -> CResult<Tensor> {
-    let idx: Vec<u32> = (0..t).flat_map(|q| (0..t).map(move |k| relative_bucket(k as i64 - q as i64, rb))).collect();
+    let idx: Vec<u32> = (0..t)
+        .flat_map(|q| (0..t).map(move |k| relative_bucket(k as i64 - q as i64, rb)))
+        .collect();
     let idx = Tensor::from_vec(idx, t * t, embedding.device())?;
     let heads = embedding.dim(1)?;
-    embedding.index_select(&idx, 0)?.reshape((t, t, heads))?.permute((2, 0, 1))?.contiguous()
+    embedding
+        .index_select(&idx, 0)?
+        .reshape((t, t, heads))?
+        .permute((2, 0, 1))?
+        .contiguous()
 }
 
 /// A loaded encoder: the whole forward pass of one checkpoint.
@@ -384,14 +499,26 @@ pub struct Encoder {
 
 impl Encoder {
     /// Builds the encoder pulling every tensor from `w` (problems are collected there).
-    pub(crate) fn load(cfg: &EncoderConfig, w: &mut WeightSource, kernels: Kernels, device: &Device) -> CResult<Self> {
+    pub(crate) fn load(
+        cfg: &EncoderConfig,
+        w: &mut WeightSource,
+        kernels: Kernels,
+        device: &Device,
+    ) -> CResult<Self> {
         Ok(Encoder {
             device: device.clone(),
             features: FeatureEncoder::load(w, cfg, kernels)?,
             projection: FeatureProjection::load(w, cfg, kernels)?,
             positional: PositionalConv::load(w, cfg, DType::F32, device, kernels)?,
-            encoder_norm: LayerNorm::load(w, "encoder.layer_norm", cfg.hidden_size, cfg.layer_norm_eps),
-            layers: (0..cfg.num_layers).map(|i| Layer::load(w, cfg, i, kernels)).collect::<CResult<_>>()?,
+            encoder_norm: LayerNorm::load(
+                w,
+                "encoder.layer_norm",
+                cfg.hidden_size,
+                cfg.layer_norm_eps,
+            ),
+            layers: (0..cfg.num_layers)
+                .map(|i| Layer::load(w, cfg, i, kernels))
+                .collect::<CResult<_>>()?,
             cfg: cfg.clone(),
         })
     }
@@ -403,7 +530,12 @@ impl Encoder {
     /// Runs the encoder on prepared samples [B, N] (already normalised when the checkpoint asks
     /// for it). `lengths` gives each item's valid samples for a zero-padded batch; it builds the
     /// attention mask transformers derives from `attention_mask`. Returns L+1 tensors [B, T, H].
-    pub fn forward(&self, samples: &Tensor, lengths: Option<&[usize]>, convention: HiddenStateConvention) -> CResult<Vec<Tensor>> {
+    pub fn forward(
+        &self,
+        samples: &Tensor,
+        lengths: Option<&[usize]>,
+        convention: HiddenStateConvention,
+    ) -> CResult<Vec<Tensor>> {
         let samples = samples.to_dtype(DType::F32)?.to_device(&self.device)?;
         let frames = self.features.forward(&samples)?;
         let mut x = self.projection.forward(&frames)?;
@@ -419,8 +551,17 @@ impl Encoder {
         if !self.cfg.pre_ln {
             x = self.encoder_norm.forward(&x)?;
         }
-        let bias = match self.layers.first().and_then(|l| l.attention.gate.as_ref()).and_then(|g| g.embedding.as_ref()) {
-            Some(table) => Some(relative_bias(table, t, self.cfg.relative_bias.expect("gate implies bias"))?),
+        let bias = match self
+            .layers
+            .first()
+            .and_then(|l| l.attention.gate.as_ref())
+            .and_then(|g| g.embedding.as_ref())
+        {
+            Some(table) => Some(relative_bias(
+                table,
+                t,
+                self.cfg.relative_bias.expect("gate implies bias"),
+            )?),
             None => None,
         };
         let mut states = Vec::with_capacity(self.layers.len() + 1);
@@ -455,7 +596,10 @@ mod tests {
 
     #[test]
     fn wavlm_buckets_match_the_reference_formula() {
-        let rb = RelativeBias { num_buckets: 320, max_distance: 800 };
+        let rb = RelativeBias {
+            num_buckets: 320,
+            max_distance: 800,
+        };
         assert_eq!(relative_bucket(0, rb), 0);
         assert_eq!(relative_bucket(-79, rb), 79);
         assert_eq!(relative_bucket(79, rb), 160 + 79);
@@ -467,4 +611,3 @@ mod tests {
         assert_eq!(relative_bucket(-160, rb), 104);
     }
 }
-

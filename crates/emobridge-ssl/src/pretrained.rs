@@ -8,8 +8,8 @@ use candle_core::{DType, Device, Tensor};
 use crate::config::{ConvNorm, EncoderConfig, PreprocessConfig};
 use crate::dense::Kernels;
 use crate::embedding::ClipEmbedding;
-use crate::gemm::GemmPrecision;
 use crate::error::{Result, SslError};
+use crate::gemm::GemmPrecision;
 use crate::model::{Encoder, HiddenStateConvention};
 use crate::weights::{read_tensors, weight_files, WeightSource};
 
@@ -40,7 +40,11 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { precision: Precision::F32, candle_kernels: false, device: candle_core::Device::Cpu }
+        LoadOptions {
+            precision: Precision::F32,
+            candle_kernels: false,
+            device: candle_core::Device::Cpu,
+        }
     }
 }
 
@@ -69,7 +73,10 @@ pub struct EmbedOptions {
 
 impl Default for EmbedOptions {
     fn default() -> Self {
-        EmbedOptions { window_s: 30.0, convention: HiddenStateConvention::Transformers4 }
+        EmbedOptions {
+            window_s: 30.0,
+            convention: HiddenStateConvention::Transformers4,
+        }
     }
 }
 
@@ -95,7 +102,11 @@ impl PretrainedEncoder {
         let preprocess = if pre_path.is_file() {
             PreprocessConfig::from_file(&pre_path, cfg.family)?
         } else {
-            tracing::warn!("{}: no preprocessor_config.json; assuming {:?}", dir.display(), PreprocessConfig::default_for(cfg.family));
+            tracing::warn!(
+                "{}: no preprocessor_config.json; assuming {:?}",
+                dir.display(),
+                PreprocessConfig::default_for(cfg.family)
+            );
             PreprocessConfig::default_for(cfg.family)
         };
         let tensors = read_tensors(&weight_files(dir)?)?;
@@ -103,9 +114,18 @@ impl PretrainedEncoder {
         let encoder = Encoder::load(&cfg, &mut source, opts.kernels(), &opts.device)?;
         let unused = source.finish(dir)?;
         if !unused.is_empty() {
-            tracing::debug!("{}: {} checkpoint tensors not used by the encoder (heads, quantizer, …): {:?}", dir.display(), unused.len(), unused);
+            tracing::debug!(
+                "{}: {} checkpoint tensors not used by the encoder (heads, quantizer, …): {:?}",
+                dir.display(),
+                unused.len(),
+                unused
+            );
         }
-        Ok(PretrainedEncoder { encoder, preprocess, dir: dir.to_path_buf() })
+        Ok(PretrainedEncoder {
+            encoder,
+            preprocess,
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn config(&self) -> &EncoderConfig {
@@ -148,7 +168,12 @@ impl PretrainedEncoder {
     }
 
     /// All hidden states of one clip given at `sample_rate` (prepared here).
-    pub fn embed(&self, samples: &[f32], sample_rate: u32, opts: &EmbedOptions) -> Result<ClipEmbedding> {
+    pub fn embed(
+        &self,
+        samples: &[f32],
+        sample_rate: u32,
+        opts: &EmbedOptions,
+    ) -> Result<ClipEmbedding> {
         let prepared = self.prepare(samples, sample_rate)?;
         self.embed_prepared(&prepared, opts)
     }
@@ -172,13 +197,21 @@ impl PretrainedEncoder {
             let from = start * cfg.hop();
             // The last window keeps the trailing samples: they reach no further frame, but
             // GroupNorm statistics (group-norm models) are taken over the whole conv output.
-            let to = if start + n == total { samples.len() } else { (start + n - 1) * cfg.hop() + cfg.receptive_field() };
+            let to = if start + n == total {
+                samples.len()
+            } else {
+                (start + n - 1) * cfg.hop() + cfg.receptive_field()
+            };
             let input = Tensor::from_slice(&samples[from..to], (1, to - from), &Device::Cpu)?;
             let states = self.encoder.forward(&input, None, opts.convention)?;
             pieces.push(stack_states(&states)?.squeeze(1)?);
             start += n;
         }
-        let hidden = if pieces.len() == 1 { pieces.pop().expect("one piece") } else { Tensor::cat(&pieces, 1)? };
+        let hidden = if pieces.len() == 1 {
+            pieces.pop().expect("one piece")
+        } else {
+            Tensor::cat(&pieces, 1)?
+        };
         ClipEmbedding::new(hidden.to_dtype(DType::F32)?)
     }
 
@@ -191,8 +224,13 @@ impl PretrainedEncoder {
     /// with an attention mask (transformers' batched path); group-norm models, trained without
     /// masks and sensitive to padding, run equal-length clips together and the rest one by one,
     /// so each result equals the single-clip result. Clips longer than the window run alone.
-    pub fn embed_batch(&self, clips: &[Vec<f32>], opts: &EmbedOptions) -> Result<Vec<ClipEmbedding>> {
-        let window = self.frames_per_window(opts.window_s) * self.config().hop() + self.config().receptive_field();
+    pub fn embed_batch(
+        &self,
+        clips: &[Vec<f32>],
+        opts: &EmbedOptions,
+    ) -> Result<Vec<ClipEmbedding>> {
+        let window = self.frames_per_window(opts.window_s) * self.config().hop()
+            + self.config().receptive_field();
         let mut out: Vec<Option<ClipEmbedding>> = (0..clips.len()).map(|_| None).collect();
         let mut batchable: Vec<usize> = Vec::new();
         for (i, clip) in clips.iter().enumerate() {
@@ -208,16 +246,26 @@ impl PretrainedEncoder {
                 out[*i] = Some(emb);
             }
         }
-        Ok(out.into_iter().map(|e| e.expect("every clip embedded")).collect())
+        Ok(out
+            .into_iter()
+            .map(|e| e.expect("every clip embedded"))
+            .collect())
     }
 
     fn batch_groups(&self, clips: &[Vec<f32>], idx: &[usize]) -> Vec<Vec<usize>> {
         if self.config().conv_norm == ConvNorm::Layer {
-            return if idx.is_empty() { vec![] } else { vec![idx.to_vec()] };
+            return if idx.is_empty() {
+                vec![]
+            } else {
+                vec![idx.to_vec()]
+            };
         }
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for &i in idx {
-            match groups.iter_mut().find(|g| clips[g[0]].len() == clips[i].len()) {
+            match groups
+                .iter_mut()
+                .find(|g| clips[g[0]].len() == clips[i].len())
+            {
                 Some(g) => g.push(i),
                 None => groups.push(vec![i]),
             }
@@ -230,7 +278,11 @@ impl PretrainedEncoder {
         let cfg = self.config();
         let longest = clips.iter().map(|c| c.len()).max().unwrap_or(0);
         if let Some(short) = clips.iter().find(|c| cfg.frames_for(c.len()) == 0) {
-            return Err(SslError::Input(format!("clip of {} samples is shorter than the receptive field ({})", short.len(), cfg.receptive_field())));
+            return Err(SslError::Input(format!(
+                "clip of {} samples is shorter than the receptive field ({})",
+                short.len(),
+                cfg.receptive_field()
+            )));
         }
         let mut flat = vec![0f32; clips.len() * longest];
         for (row, clip) in flat.chunks_mut(longest).zip(clips) {
@@ -239,12 +291,24 @@ impl PretrainedEncoder {
         let input = Tensor::from_vec(flat, (clips.len(), longest), &Device::Cpu)?;
         let lengths: Vec<usize> = clips.iter().map(|c| c.len()).collect();
         let all_equal = lengths.iter().all(|&l| l == longest);
-        let states = self.encoder.forward(&input, (!all_equal).then_some(lengths.as_slice()), opts.convention)?;
+        let states = self.encoder.forward(
+            &input,
+            (!all_equal).then_some(lengths.as_slice()),
+            opts.convention,
+        )?;
         let stacked = stack_states(&states)?.to_dtype(DType::F32)?;
         clips
             .iter()
             .enumerate()
-            .map(|(i, clip)| ClipEmbedding::new(stacked.narrow(1, i, 1)?.squeeze(1)?.narrow(1, 0, cfg.frames_for(clip.len()))?.contiguous()?))
+            .map(|(i, clip)| {
+                ClipEmbedding::new(
+                    stacked
+                        .narrow(1, i, 1)?
+                        .squeeze(1)?
+                        .narrow(1, 0, cfg.frames_for(clip.len()))?
+                        .contiguous()?,
+                )
+            })
             .collect()
     }
 }

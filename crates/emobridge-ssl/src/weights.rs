@@ -26,20 +26,28 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     if pickle.is_file() {
         return Ok(vec![pickle]);
     }
-    Err(SslError::NoWeights { dir: dir.to_path_buf() })
+    Err(SslError::NoWeights {
+        dir: dir.to_path_buf(),
+    })
 }
 
 /// The distinct shard files named by a sharded checkpoint's `weight_map`.
 fn shard_files(dir: &Path, index: &Path) -> Result<Vec<PathBuf>> {
     let obj = crate::config::read_json_object(index)?;
-    let map = obj.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| SslError::Config {
-        path: index.to_path_buf(),
-        key: "weight_map".into(),
-        reason: "missing or not an object".into(),
-    })?;
+    let map = obj
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| SslError::Config {
+            path: index.to_path_buf(),
+            key: "weight_map".into(),
+            reason: "missing or not an object".into(),
+        })?;
     let names: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
     if names.is_empty() {
-        return Err(SslError::Weights { path: index.to_path_buf(), reason: "weight_map names no shard".into() });
+        return Err(SslError::Weights {
+            path: index.to_path_buf(),
+            reason: "weight_map names no shard".into(),
+        });
     }
     Ok(names.into_iter().map(|n| dir.join(n)).collect())
 }
@@ -57,11 +65,19 @@ pub fn read_tensors(files: &[PathBuf]) -> Result<HashMap<String, Tensor>> {
 }
 
 fn read_one(file: &Path) -> Result<Vec<(String, Tensor)>> {
-    let bad = |e: candle_core::Error| SslError::Weights { path: file.to_path_buf(), reason: e.to_string() };
+    let bad = |e: candle_core::Error| SslError::Weights {
+        path: file.to_path_buf(),
+        reason: e.to_string(),
+    };
     if !file.is_file() {
-        return Err(SslError::Weights { path: file.to_path_buf(), reason: "file not found".into() });
+        return Err(SslError::Weights {
+            path: file.to_path_buf(),
+            reason: "file not found".into(),
+        });
     }
-    let is_pickle = file.extension().is_some_and(|e| e == "bin" || e == "pt" || e == "pth");
+    let is_pickle = file
+        .extension()
+        .is_some_and(|e| e == "bin" || e == "pt" || e == "pth");
     if is_pickle {
         candle_core::pickle::read_all(file).map_err(bad)
     } else {
@@ -71,7 +87,10 @@ fn read_one(file: &Path) -> Result<Vec<(String, Tensor)>> {
 }
 
 fn strip_prefix(name: &str) -> &str {
-    BASE_PREFIXES.iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name)
+    BASE_PREFIXES
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name)
 }
 
 /// Hands tensors to the model builder by name, converting them to the compute dtype, and
@@ -87,7 +106,13 @@ pub struct WeightSource {
 impl WeightSource {
     /// Tensors are handed out in `dtype` on `device`.
     pub fn new(tensors: HashMap<String, Tensor>, dtype: DType, device: Device) -> Self {
-        WeightSource { tensors, dtype, device, problems: Vec::new(), used: BTreeSet::new() }
+        WeightSource {
+            tensors,
+            dtype,
+            device,
+            problems: Vec::new(),
+            used: BTreeSet::new(),
+        }
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -105,18 +130,29 @@ impl WeightSource {
 
     fn fetch(&mut self, name: &str, shape: &[usize]) -> Option<Tensor> {
         let Some(t) = self.tensors.get(name) else {
-            self.problems.push(format!("missing tensor `{name}` (expected shape {shape:?})"));
+            self.problems.push(format!(
+                "missing tensor `{name}` (expected shape {shape:?})"
+            ));
             return None;
         };
         self.used.insert(name.to_string());
         if t.dims() != shape {
-            self.problems.push(format!("tensor `{name}` has shape {:?}, expected {shape:?}", t.dims()));
+            self.problems.push(format!(
+                "tensor `{name}` has shape {:?}, expected {shape:?}",
+                t.dims()
+            ));
             return None;
         }
-        match t.to_dtype(self.dtype).and_then(|t| t.to_device(&self.device)) {
+        match t
+            .to_dtype(self.dtype)
+            .and_then(|t| t.to_device(&self.device))
+        {
             Ok(t) => Some(t),
             Err(e) => {
-                self.problems.push(format!("tensor `{name}`: cannot convert to {:?}: {e}", self.dtype));
+                self.problems.push(format!(
+                    "tensor `{name}`: cannot convert to {:?}: {e}",
+                    self.dtype
+                ));
                 None
             }
         }
@@ -131,12 +167,20 @@ impl WeightSource {
             return self.get(&plain, shape);
         }
         let legacy = (format!("{prefix}.weight_g"), format!("{prefix}.weight_v"));
-        let param = (format!("{prefix}.parametrizations.weight.original0"), format!("{prefix}.parametrizations.weight.original1"));
-        let (g_name, v_name) = if self.contains(&legacy.0) || self.contains(&legacy.1) { legacy } else { param };
+        let param = (
+            format!("{prefix}.parametrizations.weight.original0"),
+            format!("{prefix}.parametrizations.weight.original1"),
+        );
+        let (g_name, v_name) = if self.contains(&legacy.0) || self.contains(&legacy.1) {
+            legacy
+        } else {
+            param
+        };
         let g = self.get(&g_name, &[1, 1, shape[2]]);
         let v = self.get(&v_name, shape);
         materialise_weight_norm(&g, &v).unwrap_or_else(|e| {
-            self.problems.push(format!("`{prefix}`: weight norm failed: {e}"));
+            self.problems
+                .push(format!("`{prefix}`: weight norm failed: {e}"));
             v
         })
     }
@@ -145,9 +189,16 @@ impl WeightSource {
     /// (task heads, quantizers, `masked_spec_embed`), which the caller may log.
     pub fn finish(self, dir: &Path) -> Result<Vec<String>> {
         if !self.problems.is_empty() {
-            return Err(SslError::Checkpoint { dir: dir.to_path_buf(), problems: self.problems });
+            return Err(SslError::Checkpoint {
+                dir: dir.to_path_buf(),
+                problems: self.problems,
+            });
         }
-        let mut unused: Vec<String> = self.tensors.into_keys().filter(|k| !self.used.contains(k)).collect();
+        let mut unused: Vec<String> = self
+            .tensors
+            .into_keys()
+            .filter(|k| !self.used.contains(k))
+            .collect();
         unused.sort();
         Ok(unused)
     }
@@ -160,7 +211,8 @@ fn materialise_weight_norm(g: &Tensor, v: &Tensor) -> candle_core::Result<Tensor
     let v32 = v.to_dtype(DType::F32)?;
     let g32 = g.to_dtype(DType::F32)?;
     let norm = v32.sqr()?.sum_keepdim(0)?.sum_keepdim(1)?.sqrt()?;
-    v32.broadcast_mul(&g32.broadcast_div(&norm)?)?.to_dtype(dtype)
+    v32.broadcast_mul(&g32.broadcast_div(&norm)?)?
+        .to_dtype(dtype)
 }
 
 #[cfg(test)]
@@ -169,8 +221,14 @@ mod tests {
 
     #[test]
     fn strips_known_prefixes_only() {
-        assert_eq!(strip_prefix("wav2vec2.encoder.layer_norm.weight"), "encoder.layer_norm.weight");
-        assert_eq!(strip_prefix("data2vec_audio.feature_projection.projection.bias"), "feature_projection.projection.bias");
+        assert_eq!(
+            strip_prefix("wav2vec2.encoder.layer_norm.weight"),
+            "encoder.layer_norm.weight"
+        );
+        assert_eq!(
+            strip_prefix("data2vec_audio.feature_projection.projection.bias"),
+            "feature_projection.projection.bias"
+        );
         assert_eq!(strip_prefix("lm_head.weight"), "lm_head.weight");
     }
 
@@ -178,7 +236,12 @@ mod tests {
     fn weight_norm_has_unit_tap_norm_times_g() {
         let v = Tensor::new(&[[[3f32, 1.0], [4.0, 0.0]]], &Device::Cpu).unwrap(); // [1, 2, 2]
         let g = Tensor::new(&[[[10f32, 2.0]]], &Device::Cpu).unwrap();
-        let w = materialise_weight_norm(&g, &v).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let w = materialise_weight_norm(&g, &v)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_eq!(w, vec![6.0, 2.0, 8.0, 0.0]);
     }
 }

@@ -36,28 +36,53 @@ pub struct EntryMetadata {
     pub extra: BTreeMap<String, String>,
 }
 
-const REQUIRED: [&str; 6] = ["model", "sample_rate", "frame_rate_hz", "hidden_state_convention", "source_file", "audio_sha256"];
+const REQUIRED: [&str; 6] = [
+    "model",
+    "sample_rate",
+    "frame_rate_hz",
+    "hidden_state_convention",
+    "source_file",
+    "audio_sha256",
+];
 
 impl EntryMetadata {
     fn to_map(&self) -> HashMap<String, String> {
-        let mut m: HashMap<String, String> = self.extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut m: HashMap<String, String> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         m.insert("model".into(), self.model.clone());
         m.insert("sample_rate".into(), self.sample_rate.to_string());
         m.insert("frame_rate_hz".into(), self.frame_rate_hz.to_string());
-        m.insert("hidden_state_convention".into(), self.hidden_state_convention.clone());
+        m.insert(
+            "hidden_state_convention".into(),
+            self.hidden_state_convention.clone(),
+        );
         m.insert("source_file".into(), self.source_file.clone());
         m.insert("audio_sha256".into(), self.audio_sha256.clone());
         m
     }
 
     fn from_map(map: &HashMap<String, String>, path: &Path) -> Result<Self> {
-        let bad = |reason: String| StoreError::Format { path: path.to_path_buf(), reason };
+        let bad = |reason: String| StoreError::Format {
+            path: path.to_path_buf(),
+            reason,
+        };
         if let Some(missing) = REQUIRED.iter().find(|k| !map.contains_key(**k)) {
             return Err(bad(format!("metadata lacks `{missing}`")));
         }
-        let sample_rate = map["sample_rate"].parse().map_err(|_| bad(format!("bad sample_rate `{}`", map["sample_rate"])))?;
-        let frame_rate_hz = map["frame_rate_hz"].parse().map_err(|_| bad(format!("bad frame_rate_hz `{}`", map["frame_rate_hz"])))?;
-        let extra = map.iter().filter(|(k, _)| !REQUIRED.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let sample_rate = map["sample_rate"]
+            .parse()
+            .map_err(|_| bad(format!("bad sample_rate `{}`", map["sample_rate"])))?;
+        let frame_rate_hz = map["frame_rate_hz"]
+            .parse()
+            .map_err(|_| bad(format!("bad frame_rate_hz `{}`", map["frame_rate_hz"])))?;
+        let extra = map
+            .iter()
+            .filter(|(k, _)| !REQUIRED.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Ok(EntryMetadata {
             model: map["model"].clone(),
             sample_rate,
@@ -86,23 +111,42 @@ pub struct ClipEntry {
 impl ClipEntry {
     /// Builds an entry from frames, computing the pooled statistics (population std) in f64 from
     /// the full-precision values.
-    pub fn from_frames(hidden_states: Vec<f32>, shape: [usize; 3], stored_dtype: StoredDtype, metadata: EntryMetadata) -> Result<Self> {
+    pub fn from_frames(
+        hidden_states: Vec<f32>,
+        shape: [usize; 3],
+        stored_dtype: StoredDtype,
+        metadata: EntryMetadata,
+    ) -> Result<Self> {
         let [s, t, d] = shape;
         if hidden_states.len() != s * t * d {
-            return Err(StoreError::BadEntry(format!("{} values for shape {shape:?}", hidden_states.len())));
+            return Err(StoreError::BadEntry(format!(
+                "{} values for shape {shape:?}",
+                hidden_states.len()
+            )));
         }
         if t == 0 || s == 0 || d == 0 {
             return Err(StoreError::BadEntry(format!("empty shape {shape:?}")));
         }
         let (mean, std) = pooled_stats(&hidden_states, shape);
-        Ok(ClipEntry { hidden_states, shape, mean, std, stored_dtype, metadata })
+        Ok(ClipEntry {
+            hidden_states,
+            shape,
+            mean,
+            std,
+            stored_dtype,
+            metadata,
+        })
     }
 
     /// The safetensors bytes of the entry.
     pub(crate) fn to_bytes(&self) -> Result<Vec<u8>> {
         let [s, _, d] = self.shape;
         let hidden: Vec<u8> = match self.stored_dtype {
-            StoredDtype::F16 => self.hidden_states.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
+            StoredDtype::F16 => self
+                .hidden_states
+                .iter()
+                .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+                .collect(),
             StoredDtype::F32 => le_bytes(&self.hidden_states),
         };
         let dtype = match self.stored_dtype {
@@ -110,13 +154,16 @@ impl ClipEntry {
             StoredDtype::F32 => Dtype::F32,
         };
         let (mean, std) = (le_bytes(&self.mean), le_bytes(&self.std));
-        let view = |dt, shape: Vec<usize>, data| TensorView::new(dt, shape, data).map_err(|e| StoreError::BadEntry(e.to_string()));
+        let view = |dt, shape: Vec<usize>, data| {
+            TensorView::new(dt, shape, data).map_err(|e| StoreError::BadEntry(e.to_string()))
+        };
         let tensors = vec![
             ("hidden_states", view(dtype, self.shape.to_vec(), &hidden)?),
             ("mean", view(Dtype::F32, vec![s, d], &mean)?),
             ("std", view(Dtype::F32, vec![s, d], &std)?),
         ];
-        safetensors::tensor::serialize(tensors, Some(self.metadata.to_map())).map_err(|e| StoreError::BadEntry(e.to_string()))
+        safetensors::tensor::serialize(tensors, Some(self.metadata.to_map()))
+            .map_err(|e| StoreError::BadEntry(e.to_string()))
     }
 
     /// Writes the entry to any path atomically (the layout of a cache entry).
@@ -126,26 +173,58 @@ impl ClipEntry {
 
     /// Reads an entry written by [`crate::EmbeddingCache::write`] (or any file with that layout).
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
-        let bad = |reason: String| StoreError::Format { path: path.to_path_buf(), reason };
+        let bytes = std::fs::read(path).map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |reason: String| StoreError::Format {
+            path: path.to_path_buf(),
+            reason,
+        };
         let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-        let metadata = EntryMetadata::from_map(header.metadata().as_ref().unwrap_or(&HashMap::new()), path)?;
-        let hidden = st.tensor("hidden_states").map_err(|e| bad(format!("hidden_states: {e}")))?;
-        let shape: [usize; 3] = hidden.shape().try_into().map_err(|_| bad(format!("hidden_states has rank {}", hidden.shape().len())))?;
+        let metadata =
+            EntryMetadata::from_map(header.metadata().as_ref().unwrap_or(&HashMap::new()), path)?;
+        let hidden = st
+            .tensor("hidden_states")
+            .map_err(|e| bad(format!("hidden_states: {e}")))?;
+        let shape: [usize; 3] = hidden
+            .shape()
+            .try_into()
+            .map_err(|_| bad(format!("hidden_states has rank {}", hidden.shape().len())))?;
         let (values, stored_dtype) = match hidden.dtype() {
-            Dtype::F16 => (hidden.data().chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(), StoredDtype::F16),
+            Dtype::F16 => (
+                hidden
+                    .data()
+                    .chunks_exact(2)
+                    .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                StoredDtype::F16,
+            ),
             Dtype::F32 => (from_le_bytes(hidden.data()), StoredDtype::F32),
             other => return Err(bad(format!("hidden_states has dtype {other:?}"))),
         };
         let pooled = |name: &str| -> Result<Vec<f32>> {
             let t = st.tensor(name).map_err(|e| bad(format!("{name}: {e}")))?;
             if t.dtype() != Dtype::F32 || t.shape() != [shape[0], shape[2]] {
-                return Err(bad(format!("{name} is {:?} {:?}, expected F32 [{}, {}]", t.dtype(), t.shape(), shape[0], shape[2])));
+                return Err(bad(format!(
+                    "{name} is {:?} {:?}, expected F32 [{}, {}]",
+                    t.dtype(),
+                    t.shape(),
+                    shape[0],
+                    shape[2]
+                )));
             }
             Ok(from_le_bytes(t.data()))
         };
-        Ok(ClipEntry { hidden_states: values, shape, mean: pooled("mean")?, std: pooled("std")?, stored_dtype, metadata })
+        Ok(ClipEntry {
+            hidden_states: values,
+            shape,
+            mean: pooled("mean")?,
+            std: pooled("std")?,
+            stored_dtype,
+            metadata,
+        })
     }
 }
 
@@ -154,7 +233,9 @@ fn le_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn from_le_bytes(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// Per-state mean and population std over frames.

@@ -22,7 +22,11 @@ pub struct FailureLog {
 
 impl FailureLog {
     pub fn push(&mut self, id: &str, path: &str, error: impl std::fmt::Display) {
-        self.failures.push(Failure { id: id.to_string(), path: path.to_string(), error: error.to_string() });
+        self.failures.push(Failure {
+            id: id.to_string(),
+            path: path.to_string(),
+            error: error.to_string(),
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -34,12 +38,19 @@ impl FailureLog {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| StoreError::BadEntry(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(self).map_err(|e| StoreError::BadEntry(e.to_string()))?;
         write_atomic(path, text.as_bytes())
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
-        serde_json::from_str(&text).map_err(|e| StoreError::Format { path: path.to_path_buf(), reason: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Format {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
     }
 }

@@ -32,7 +32,10 @@ pub use shard::Shard;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a valid cache entry: {reason}")]
     Format { path: PathBuf, reason: String },
     #[error("invalid clip id `{id}`: {reason}")]
@@ -55,9 +58,15 @@ impl EmbeddingCache {
     /// Opens (creating it when absent) `root/<tag>`. The tag names the model and must be a plain
     /// file name, e.g. `wav2vec2-base` or `compare-lld`.
     pub fn open(root: &Path, tag: &str) -> Result<Self> {
-        check_name(tag).map_err(|reason| StoreError::BadId { id: tag.to_string(), reason })?;
+        check_name(tag).map_err(|reason| StoreError::BadId {
+            id: tag.to_string(),
+            reason,
+        })?;
         let dir = root.join(tag);
-        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            path: dir.clone(),
+            source,
+        })?;
         Ok(EmbeddingCache { dir })
     }
 
@@ -67,7 +76,10 @@ impl EmbeddingCache {
 
     /// Where a clip's entry lives.
     pub fn path_for(&self, clip_id: &str) -> Result<PathBuf> {
-        check_name(clip_id).map_err(|reason| StoreError::BadId { id: clip_id.to_string(), reason })?;
+        check_name(clip_id).map_err(|reason| StoreError::BadId {
+            id: clip_id.to_string(),
+            reason,
+        })?;
         Ok(self.dir.join(format!("{clip_id}.safetensors")))
     }
 
@@ -91,10 +103,18 @@ impl EmbeddingCache {
 
     /// Ids of every complete entry, sorted.
     pub fn ids(&self) -> Result<Vec<String>> {
-        let read = std::fs::read_dir(&self.dir).map_err(|source| StoreError::Io { path: self.dir.clone(), source })?;
+        let read = std::fs::read_dir(&self.dir).map_err(|source| StoreError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
         let mut ids: Vec<String> = read
             .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".safetensors")).map(str::to_string))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".safetensors"))
+                    .map(str::to_string)
+            })
             .filter(|n| !n.starts_with('.'))
             .collect();
         ids.sort();
@@ -105,7 +125,9 @@ impl EmbeddingCache {
     /// when sharded so that concurrent shards do not overwrite each other).
     pub fn failures_path(&self, shard: Option<Shard>) -> PathBuf {
         match shard {
-            Some(s) if s.count > 1 => self.dir.join(format!("failures.shard-{}-of-{}.json", s.index, s.count)),
+            Some(s) if s.count > 1 => self
+                .dir
+                .join(format!("failures.shard-{}-of-{}.json", s.index, s.count)),
             _ => self.dir.join("failures.json"),
         }
     }
@@ -119,7 +141,10 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
     if name.starts_with('.') {
         return Err("must not start with '.'".into());
     }
-    if let Some(c) = name.chars().find(|c| matches!(c, '/' | '\\' | ':' | '\0') || c.is_control()) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| matches!(c, '/' | '\\' | ':' | '\0') || c.is_control())
+    {
         return Err(format!("contains {c:?}"));
     }
     if name.len() > 200 {
@@ -134,14 +159,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let io = |source| StoreError::Io { path: tmp.clone(), source };
+    let io = |source| StoreError::Io {
+        path: tmp.clone(),
+        source,
+    };
     let mut file = std::fs::File::create(&tmp).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
-        StoreError::Io { path: path.to_path_buf(), source }
+        StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 
@@ -149,11 +180,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+    let mut file = std::fs::File::open(path).map_err(|source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = file.read(&mut buf).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+        let n = file.read(&mut buf).map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if n == 0 {
             break;
         }

@@ -17,10 +17,21 @@ impl Shard {
 
     /// Parses `I/N` with 0 ≤ I < N.
     pub fn parse(spec: &str) -> Result<Self> {
-        let bad = |reason: &str| StoreError::BadShard { spec: spec.to_string(), reason: reason.to_string() };
-        let (i, n) = spec.split_once('/').ok_or_else(|| bad("expected I/N, e.g. 0/4"))?;
-        let index: usize = i.trim().parse().map_err(|_| bad("I is not a non-negative integer"))?;
-        let count: usize = n.trim().parse().map_err(|_| bad("N is not a positive integer"))?;
+        let bad = |reason: &str| StoreError::BadShard {
+            spec: spec.to_string(),
+            reason: reason.to_string(),
+        };
+        let (i, n) = spec
+            .split_once('/')
+            .ok_or_else(|| bad("expected I/N, e.g. 0/4"))?;
+        let index: usize = i
+            .trim()
+            .parse()
+            .map_err(|_| bad("I is not a non-negative integer"))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| bad("N is not a positive integer"))?;
         if count == 0 {
             return Err(bad("N must be at least 1"));
         }

@@ -1,4 +1,6 @@
-use emobridge_store::{ClipEntry, EmbeddingCache, EntryMetadata, FailureLog, Shard, StoredDtype, StoreError};
+use emobridge_store::{
+    ClipEntry, EmbeddingCache, EntryMetadata, FailureLog, Shard, StoreError, StoredDtype,
+};
 
 fn meta() -> EntryMetadata {
     EntryMetadata {
@@ -14,7 +16,9 @@ fn meta() -> EntryMetadata {
 
 fn entry(dtype: StoredDtype) -> ClipEntry {
     // 2 states, 3 frames, 2 dims.
-    let values = vec![1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 0.5, 0.25, 0.5, 0.25, 0.5, 0.25];
+    let values = vec![
+        1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 0.5, 0.25, 0.5, 0.25, 0.5, 0.25,
+    ];
     ClipEntry::from_frames(values, [2, 3, 2], dtype, meta()).unwrap()
 }
 
@@ -28,7 +32,10 @@ fn entries_round_trip_with_pooled_stats_and_metadata() {
         let sd = (2.0f32 / 3.0).sqrt();
         assert!((e.std[0] - sd).abs() < 1e-6 && e.std[2] == 0.0);
         let path = cache.write("clip-1", &e).unwrap();
-        assert_eq!(path, tmp.path().join("tiny-model").join("clip-1.safetensors"));
+        assert_eq!(
+            path,
+            tmp.path().join("tiny-model").join("clip-1.safetensors")
+        );
         let back = cache.read("clip-1").unwrap();
         assert_eq!(back, e, "values here are exact in f16 too");
     }
@@ -36,7 +43,10 @@ fn entries_round_trip_with_pooled_stats_and_metadata() {
     assert!(!cache.contains("clip-2"));
     assert_eq!(cache.ids().unwrap(), vec!["clip-1".to_string()]);
     // No temporary file is left behind.
-    let names: Vec<_> = std::fs::read_dir(cache.dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(cache.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "{names:?}");
 }
 
@@ -48,12 +58,23 @@ fn stored_layout_is_what_other_tools_read() {
     let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let h = st.tensor("hidden_states").unwrap();
-    assert_eq!((h.dtype(), h.shape()), (safetensors::Dtype::F16, &[2usize, 3, 2][..]));
+    assert_eq!(
+        (h.dtype(), h.shape()),
+        (safetensors::Dtype::F16, &[2usize, 3, 2][..])
+    );
     assert_eq!(st.tensor("mean").unwrap().dtype(), safetensors::Dtype::F32);
     assert_eq!(st.tensor("std").unwrap().shape(), &[2, 2]);
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let md = header.metadata().clone().unwrap();
-    for key in ["model", "sample_rate", "frame_rate_hz", "hidden_state_convention", "source_file", "audio_sha256", "layers"] {
+    for key in [
+        "model",
+        "sample_rate",
+        "frame_rate_hz",
+        "hidden_state_convention",
+        "source_file",
+        "audio_sha256",
+        "layers",
+    ] {
         assert!(md.contains_key(key), "{key}");
     }
 }
@@ -63,7 +84,13 @@ fn bad_ids_and_bad_files_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = EmbeddingCache::open(tmp.path(), "m").unwrap();
     for id in ["", "../x", "a/b", ".hidden"] {
-        assert!(matches!(cache.write(id, &entry(StoredDtype::F16)), Err(StoreError::BadId { .. })), "{id}");
+        assert!(
+            matches!(
+                cache.write(id, &entry(StoredDtype::F16)),
+                Err(StoreError::BadId { .. })
+            ),
+            "{id}"
+        );
     }
     std::fs::write(cache.dir().join("junk.safetensors"), b"not safetensors").unwrap();
     let err = cache.read("junk").unwrap_err().to_string();
@@ -74,7 +101,9 @@ fn bad_ids_and_bad_files_are_named() {
 #[test]
 fn shards_partition_ids_exactly_once() {
     let ids: Vec<String> = (0..500).map(|i| format!("clip{i:04}")).collect();
-    let shards: Vec<Shard> = (0..4).map(|i| Shard::parse(&format!("{i}/4")).unwrap()).collect();
+    let shards: Vec<Shard> = (0..4)
+        .map(|i| Shard::parse(&format!("{i}/4")).unwrap())
+        .collect();
     let mut sizes = [0usize; 4];
     for id in &ids {
         let owners: Vec<usize> = (0..4).filter(|&s| shards[s].owns(id)).collect();
@@ -82,7 +111,9 @@ fn shards_partition_ids_exactly_once() {
         sizes[owners[0]] += 1;
     }
     assert!(sizes.iter().all(|&n| n > 90), "balanced enough: {sizes:?}");
-    assert!(Shard::parse("4/4").is_err() && Shard::parse("1/0").is_err() && Shard::parse("x").is_err());
+    assert!(
+        Shard::parse("4/4").is_err() && Shard::parse("1/0").is_err() && Shard::parse("x").is_err()
+    );
     assert!(Shard::ALL.owns("anything"));
 }
 
@@ -96,5 +127,7 @@ fn failure_log_round_trips_and_shards_use_their_own_file() {
     log.save(&path).unwrap();
     assert_eq!(FailureLog::load(&path).unwrap(), log);
     assert!(path.ends_with("failures.json"));
-    assert!(cache.failures_path(Some(Shard { index: 1, count: 3 })).ends_with("failures.shard-1-of-3.json"));
+    assert!(cache
+        .failures_path(Some(Shard { index: 1, count: 3 }))
+        .ends_with("failures.shard-1-of-3.json"));
 }

@@ -37,12 +37,21 @@ pub struct DescriptorRun {
 
 /// Computes eGeMAPS functionals for every record and, when `cache` is given, stores the LLD
 /// frames as `[1, frames, 25]` entries. `progress(done, total)` is called as clips finish.
-pub fn egemaps_over_manifest(manifest: &Manifest, records: &[&Record], cache: Option<&EmbeddingCache>, progress: &(dyn Fn(usize, usize) + Sync)) -> DescriptorRun {
+pub fn egemaps_over_manifest(
+    manifest: &Manifest,
+    records: &[&Record],
+    cache: Option<&EmbeddingCache>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> DescriptorRun {
     let done = AtomicUsize::new(0);
     let results: Vec<Result<(String, FeatureVector, f64), ClipFailure>> = records
         .par_iter()
         .map(|r| {
-            let out = one_clip(manifest, r, cache).map_err(|error| ClipFailure { id: r.id.clone(), path: manifest.audio_path(r).display().to_string(), error });
+            let out = one_clip(manifest, r, cache).map_err(|error| ClipFailure {
+                id: r.id.clone(),
+                path: manifest.audio_path(r).display().to_string(),
+                error,
+            });
             progress(done.fetch_add(1, Ordering::Relaxed) + 1, records.len());
             out
         })
@@ -63,10 +72,21 @@ pub fn egemaps_over_manifest(manifest: &Manifest, records: &[&Record], cache: Op
     run
 }
 
-fn one_clip(manifest: &Manifest, r: &Record, cache: Option<&EmbeddingCache>) -> Result<(String, FeatureVector, f64), String> {
+fn one_clip(
+    manifest: &Manifest,
+    r: &Record,
+    cache: Option<&EmbeddingCache>,
+) -> Result<(String, FeatureVector, f64), String> {
     let path = manifest.audio_path(r);
     // openSMILE analyses at the file's own rate with its own integer scaling.
-    let audio = load(&path, &DecodeOptions { int_scaling: IntScaling::OpenSmile, ..DecodeOptions::mono() }).map_err(|e| e.to_string())?;
+    let audio = load(
+        &path,
+        &DecodeOptions {
+            int_scaling: IntScaling::OpenSmile,
+            ..DecodeOptions::mono()
+        },
+    )
+    .map_err(|e| e.to_string())?;
     let seconds = audio.duration_s();
     let rate = audio.sample_rate;
     let samples = audio.into_mono();
@@ -87,7 +107,8 @@ fn one_clip(manifest: &Manifest, r: &Record, cache: Option<&EmbeddingCache>) -> 
             audio_sha256: emobridge_store::sha256_file(&path).map_err(|e| e.to_string())?,
             extra: Default::default(),
         };
-        let entry = ClipEntry::from_frames(flat, [1, lld.len(), dim], StoredDtype::F32, meta).map_err(|e| e.to_string())?;
+        let entry = ClipEntry::from_frames(flat, [1, lld.len(), dim], StoredDtype::F32, meta)
+            .map_err(|e| e.to_string())?;
         cache.write(&r.id, &entry).map_err(|e| e.to_string())?;
     }
     Ok((r.id.clone(), functionals, seconds))
@@ -95,17 +116,27 @@ fn one_clip(manifest: &Manifest, r: &Record, cache: Option<&EmbeddingCache>) -> 
 
 /// Writes the functionals table: first column `file` (as the manifest names it), then `id`,
 /// then openSMILE's feature names in order.
-pub fn write_functionals_csv(path: &Path, manifest: &Manifest, run: &DescriptorRun) -> Result<(), String> {
+pub fn write_functionals_csv(
+    path: &Path,
+    manifest: &Manifest,
+    run: &DescriptorRun,
+) -> Result<(), String> {
     let Some((_, first)) = run.functionals.first() else {
         return Err("no clip produced functionals".into());
     };
-    let by_id: std::collections::HashMap<&str, &Record> = manifest.records.iter().map(|r| (r.id.as_str(), r)).collect();
+    let by_id: std::collections::HashMap<&str, &Record> = manifest
+        .records
+        .iter()
+        .map(|r| (r.id.as_str(), r))
+        .collect();
     let mut w = csv::Writer::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut header = vec!["file".to_string(), "id".to_string()];
     header.extend(first.names.iter().cloned());
     w.write_record(&header).map_err(|e| e.to_string())?;
     for (id, f) in &run.functionals {
-        let file = by_id.get(id.as_str()).map_or(String::new(), |r| r.path.clone());
+        let file = by_id
+            .get(id.as_str())
+            .map_or(String::new(), |r| r.path.clone());
         let mut row = vec![file, id.clone()];
         row.extend(f.values.iter().map(|v| v.to_string()));
         w.write_record(&row).map_err(|e| e.to_string())?;

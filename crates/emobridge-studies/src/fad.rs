@@ -38,7 +38,9 @@ use emobridge_fad::bootstrap::{bootstrap_frechet, BootstrapConfig, BootstrapSet}
 use emobridge_fad::cache::{clip_path, read_clip_shape, CachedClip, ClipShape};
 use emobridge_fad::frechet::{FrechetOptions, PreparedGaussian};
 use emobridge_fad::{FadError, Gaussian, RunningStats};
-use emobridge_report::{write_heatmap, write_line_chart, Heatmap, LineChart, ReportError, Series, Table};
+use emobridge_report::{
+    write_heatmap, write_line_chart, Heatmap, LineChart, ReportError, Series, Table,
+};
 use ndarray::Array2;
 use rand::seq::index::sample as sample_indices;
 use rand::SeedableRng;
@@ -220,7 +222,13 @@ type Selection = Vec<(usize, Vec<usize>)>;
 
 /// Runs the study on the cached embeddings of `model_tag` under `cache_dir` for the clips of
 /// `manifest`, writing everything into `out_dir`.
-pub fn run(config: &FadStudyConfig, manifest: &Manifest, cache_dir: &Path, model_tag: &str, out_dir: &Path) -> Result<FadStudyOutcome, FadStudyError> {
+pub fn run(
+    config: &FadStudyConfig,
+    manifest: &Manifest,
+    cache_dir: &Path,
+    model_tag: &str,
+    out_dir: &Path,
+) -> Result<FadStudyOutcome, FadStudyError> {
     validate(config)?;
     let mut run = RunFolder::create(out_dir, "fad")?;
     run.set_config(config, config.seed);
@@ -232,7 +240,10 @@ pub fn run(config: &FadStudyConfig, manifest: &Manifest, cache_dir: &Path, model
     let layers = chosen_layers(config, shape)?;
     let groups = group_members(&clips);
     let selections = select_samples(config, &clips, &groups);
-    let group_sizes: BTreeMap<String, u64> = selections.iter().map(|(k, s)| (group_name(k), sample_count(config, s))).collect();
+    let group_sizes: BTreeMap<String, u64> = selections
+        .iter()
+        .map(|(k, s)| (group_name(k), sample_count(config, s)))
+        .collect();
     run.note("group_sizes", &group_sizes);
     run.note("dim", shape.dim);
     run.note("states_in_cache", shape.states);
@@ -250,26 +261,46 @@ pub fn run(config: &FadStudyConfig, manifest: &Manifest, cache_dir: &Path, model
     let failures = run.failures().to_vec();
     let run_dir = run.dir().to_path_buf();
     run.finish()?;
-    Ok(FadStudyOutcome { run_dir, layers, speech_vs_music, pairs, group_sizes, failures })
+    Ok(FadStudyOutcome {
+        run_dir,
+        layers,
+        speech_vs_music,
+        pairs,
+        group_sizes,
+        failures,
+    })
 }
 
 fn validate(config: &FadStudyConfig) -> Result<(), FadStudyError> {
     if config.min_samples < 2 {
-        return Err(FadStudyError::Invalid("min_samples must be at least 2 (a covariance needs two samples)".into()));
+        return Err(FadStudyError::Invalid(
+            "min_samples must be at least 2 (a covariance needs two samples)".into(),
+        ));
     }
     if let SampleMatching::Fixed(n) = config.matching {
         if n < 2 {
-            return Err(FadStudyError::Invalid(format!("matching fixed({n}): n must be at least 2")));
+            return Err(FadStudyError::Invalid(format!(
+                "matching fixed({n}): n must be at least 2"
+            )));
         }
     }
     if config.bootstrap == 1 || !(config.confidence > 0.0 && config.confidence < 1.0) {
-        return Err(FadStudyError::Invalid(format!("bootstrap needs 0 or ≥ 2 replicates and 0 < confidence < 1 (got {} and {})", config.bootstrap, config.confidence)));
+        return Err(FadStudyError::Invalid(format!(
+            "bootstrap needs 0 or ≥ 2 replicates and 0 < confidence < 1 (got {} and {})",
+            config.bootstrap, config.confidence
+        )));
     }
     Ok(())
 }
 
 /// Clips with a label, in the chosen corpora, whose cache file reads and matches the others' shape.
-fn usable_clips<'m>(config: &FadStudyConfig, manifest: &'m Manifest, cache_dir: &Path, model_tag: &str, run: &mut RunFolder) -> Result<(Vec<UsableClip<'m>>, ClipShape), FadStudyError> {
+fn usable_clips<'m>(
+    config: &FadStudyConfig,
+    manifest: &'m Manifest,
+    cache_dir: &Path,
+    model_tag: &str,
+    run: &mut RunFolder,
+) -> Result<(Vec<UsableClip<'m>>, ClipShape), FadStudyError> {
     let mut clips = Vec::new();
     let mut shape: Option<ClipShape> = None;
     for record in &manifest.records {
@@ -289,28 +320,64 @@ fn usable_clips<'m>(config: &FadStudyConfig, manifest: &'m Manifest, cache_dir: 
             }
         };
         let reference = *shape.get_or_insert(clip_shape);
-        if (clip_shape.states, clip_shape.dim) != (reference.states, reference.dim) || clip_shape.frames == 0 {
-            let reason = format!("shape [{}, {}, {}] differs from the first clip's [{}, _, {}] or has no frames", clip_shape.states, clip_shape.frames, clip_shape.dim, reference.states, reference.dim);
+        if (clip_shape.states, clip_shape.dim) != (reference.states, reference.dim)
+            || clip_shape.frames == 0
+        {
+            let reason = format!(
+                "shape [{}, {}, {}] differs from the first clip's [{}, _, {}] or has no frames",
+                clip_shape.states,
+                clip_shape.frames,
+                clip_shape.dim,
+                reference.states,
+                reference.dim
+            );
             run.fail(&record.id, path.display().to_string(), reason);
             continue;
         }
-        clips.push(UsableClip { record, path, frames: clip_shape.frames });
+        clips.push(UsableClip {
+            record,
+            path,
+            frames: clip_shape.frames,
+        });
     }
     match shape {
         Some(s) if !clips.is_empty() => Ok((clips, s)),
-        _ => Err(FadStudyError::NoData(format!("no labelled clip of the manifest has a readable cache file under {}", cache_dir.join(model_tag).display()))),
+        _ => Err(FadStudyError::NoData(format!(
+            "no labelled clip of the manifest has a readable cache file under {}",
+            cache_dir.join(model_tag).display()
+        ))),
     }
 }
 
 /// Hashes of the audio list and, when the cache records it, the model weights.
 fn record_inputs(clips: &[UsableClip<'_>], run: &mut RunFolder) {
-    let list: String = clips.iter().map(|c| format!("{}\t{}\n", c.record.id, c.record.path)).collect();
+    let list: String = clips
+        .iter()
+        .map(|c| format!("{}\t{}\n", c.record.id, c.record.path))
+        .collect();
     run.hash_bytes("audio_list", list.as_bytes());
-    let cache_index: String = clips.iter().map(|c| format!("{}\t{}\n", c.path.file_name().unwrap_or_default().to_string_lossy(), std::fs::metadata(&c.path).map(|m| m.len()).unwrap_or(0))).collect();
+    let cache_index: String = clips
+        .iter()
+        .map(|c| {
+            format!(
+                "{}\t{}\n",
+                c.path.file_name().unwrap_or_default().to_string_lossy(),
+                std::fs::metadata(&c.path).map(|m| m.len()).unwrap_or(0)
+            )
+        })
+        .collect();
     run.hash_bytes("cache_index", cache_index.as_bytes());
     if let Ok(first) = CachedClip::open(&clips[0].path) {
-        let meta: BTreeMap<String, String> = first.metadata().into_iter().filter(|(k, _)| k != "source_file" && k != "audio_sha256").collect();
-        if let Some(w) = meta.iter().find(|(k, _)| k.contains("weights") && k.contains("sha256")).map(|(_, v)| v.clone()) {
+        let meta: BTreeMap<String, String> = first
+            .metadata()
+            .into_iter()
+            .filter(|(k, _)| k != "source_file" && k != "audio_sha256")
+            .collect();
+        if let Some(w) = meta
+            .iter()
+            .find(|(k, _)| k.contains("weights") && k.contains("sha256"))
+            .map(|(_, v)| v.clone())
+        {
             run.set_hash("model_weights", w);
         } else {
             run.note("model_weights", "not recorded in the cache metadata");
@@ -322,10 +389,16 @@ fn record_inputs(clips: &[UsableClip<'_>], run: &mut RunFolder) {
 fn chosen_layers(config: &FadStudyConfig, shape: ClipShape) -> Result<Vec<usize>, FadStudyError> {
     match &config.layers {
         None => Ok((0..shape.states).collect()),
-        Some(layers) if layers.is_empty() => Err(FadStudyError::Invalid("the layer list is empty".into())),
+        Some(layers) if layers.is_empty() => {
+            Err(FadStudyError::Invalid("the layer list is empty".into()))
+        }
         Some(layers) => {
             if let Some(bad) = layers.iter().find(|l| **l >= shape.states) {
-                return Err(FadStudyError::Invalid(format!("layer {bad} out of range: the cache holds {} hidden states (0..{})", shape.states, shape.states - 1)));
+                return Err(FadStudyError::Invalid(format!(
+                    "layer {bad} out of range: the cache holds {} hidden states (0..{})",
+                    shape.states,
+                    shape.states - 1
+                )));
             }
             let mut l = layers.clone();
             l.sort_unstable();
@@ -348,12 +421,34 @@ fn group_members(clips: &[UsableClip<'_>]) -> BTreeMap<GroupKey, Vec<usize>> {
     for (i, clip) in clips.iter().enumerate() {
         let domain = clip.record.domain;
         if let Some(e) = clip.record.emotion {
-            let order = Emotion::ALL.iter().position(|x| *x == e).unwrap_or(usize::MAX);
-            groups.entry(GroupKey { family: Family::Emotion, domain, order, label: e.as_str().to_string() }).or_default().push(i);
+            let order = Emotion::ALL
+                .iter()
+                .position(|x| *x == e)
+                .unwrap_or(usize::MAX);
+            groups
+                .entry(GroupKey {
+                    family: Family::Emotion,
+                    domain,
+                    order,
+                    label: e.as_str().to_string(),
+                })
+                .or_default()
+                .push(i);
         }
         if let Some(q) = quadrant_of(clip.record) {
-            let order = Quadrant::ALL.iter().position(|x| *x == q).unwrap_or(usize::MAX);
-            groups.entry(GroupKey { family: Family::Quadrant, domain, order, label: q.as_str().to_string() }).or_default().push(i);
+            let order = Quadrant::ALL
+                .iter()
+                .position(|x| *x == q)
+                .unwrap_or(usize::MAX);
+            groups
+                .entry(GroupKey {
+                    family: Family::Quadrant,
+                    domain,
+                    order,
+                    label: q.as_str().to_string(),
+                })
+                .or_default()
+                .push(i);
         }
     }
     groups
@@ -379,7 +474,11 @@ fn available(config: &FadStudyConfig, clips: &[UsableClip<'_>], members: &[usize
 }
 
 /// Draws each group's samples (see the module documentation on matching).
-fn select_samples(config: &FadStudyConfig, clips: &[UsableClip<'_>], groups: &BTreeMap<GroupKey, Vec<usize>>) -> BTreeMap<GroupKey, Selection> {
+fn select_samples(
+    config: &FadStudyConfig,
+    clips: &[UsableClip<'_>],
+    groups: &BTreeMap<GroupKey, Vec<usize>>,
+) -> BTreeMap<GroupKey, Selection> {
     let mut target: HashMap<Family, usize> = HashMap::new();
     for (key, members) in groups {
         let n = available(config, clips, members);
@@ -392,7 +491,11 @@ fn select_samples(config: &FadStudyConfig, clips: &[UsableClip<'_>], groups: &BT
     for (key, members) in groups {
         let n = available(config, clips, members);
         if n < config.min_samples {
-            tracing::warn!("group {} has {n} samples (< {}): left out", group_name(key), config.min_samples);
+            tracing::warn!(
+                "group {} has {n} samples (< {}): left out",
+                group_name(key),
+                config.min_samples
+            );
             continue;
         }
         let keep = match config.matching {
@@ -406,17 +509,35 @@ fn select_samples(config: &FadStudyConfig, clips: &[UsableClip<'_>], groups: &BT
 }
 
 /// `keep` samples of a group without replacement, seeded by the study seed and the group's name.
-fn draw_group(config: &FadStudyConfig, clips: &[UsableClip<'_>], members: &[usize], key: &GroupKey, keep: usize) -> Selection {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed ^ fnv1a(group_name(key).as_bytes()));
+fn draw_group(
+    config: &FadStudyConfig,
+    clips: &[UsableClip<'_>],
+    members: &[usize],
+    key: &GroupKey,
+    keep: usize,
+) -> Selection {
+    let mut rng =
+        rand_chacha::ChaCha8Rng::seed_from_u64(config.seed ^ fnv1a(group_name(key).as_bytes()));
     match config.level {
         StatisticsLevel::ClipMeans => {
-            let mut chosen: Vec<usize> = if keep < members.len() { sample_indices(&mut rng, members.len(), keep).into_vec() } else { (0..members.len()).collect() };
+            let mut chosen: Vec<usize> = if keep < members.len() {
+                sample_indices(&mut rng, members.len(), keep).into_vec()
+            } else {
+                (0..members.len()).collect()
+            };
             chosen.sort_unstable();
-            chosen.into_iter().map(|i| (members[i], Vec::new())).collect()
+            chosen
+                .into_iter()
+                .map(|i| (members[i], Vec::new()))
+                .collect()
         }
         StatisticsLevel::Frames => {
             let total: usize = members.iter().map(|&i| clips[i].frames).sum();
-            let mut flat: Vec<usize> = if keep < total { sample_indices(&mut rng, total, keep).into_vec() } else { (0..total).collect() };
+            let mut flat: Vec<usize> = if keep < total {
+                sample_indices(&mut rng, total, keep).into_vec()
+            } else {
+                (0..total).collect()
+            };
             flat.sort_unstable();
             let mut selection = Vec::new();
             let (mut start, mut at) = (0usize, 0usize);
@@ -439,7 +560,9 @@ fn draw_group(config: &FadStudyConfig, clips: &[UsableClip<'_>], members: &[usiz
 
 /// FNV-1a: a stable hash of group names for seeding (std's hasher is not stable across releases).
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// One layer's statistics per group, and (when bootstrapping) the rows and clip ranges of the
@@ -449,7 +572,13 @@ struct LayerData {
     rows: BTreeMap<GroupKey, (Array2<f64>, Vec<std::ops::Range<usize>>)>,
 }
 
-fn layer_data(config: &FadStudyConfig, clips: &[UsableClip<'_>], selections: &BTreeMap<GroupKey, Selection>, layer: usize, run: &mut RunFolder) -> Result<LayerData, FadStudyError> {
+fn layer_data(
+    config: &FadStudyConfig,
+    clips: &[UsableClip<'_>],
+    selections: &BTreeMap<GroupKey, Selection>,
+    layer: usize,
+    run: &mut RunFolder,
+) -> Result<LayerData, FadStudyError> {
     // Which groups use each clip, and which frames.
     let mut uses: BTreeMap<usize, Vec<(&GroupKey, &Vec<usize>)>> = BTreeMap::new();
     for (key, selection) in selections {
@@ -458,7 +587,10 @@ fn layer_data(config: &FadStudyConfig, clips: &[UsableClip<'_>], selections: &BT
         }
     }
     let dim = read_clip_shape(&clips[0].path)?.dim;
-    let mut running: BTreeMap<&GroupKey, RunningStats> = selections.keys().map(|k| (k, RunningStats::new(dim))).collect();
+    let mut running: BTreeMap<&GroupKey, RunningStats> = selections
+        .keys()
+        .map(|k| (k, RunningStats::new(dim)))
+        .collect();
     let keep_rows = config.bootstrap >= 2;
     let mut kept: BTreeMap<&GroupKey, (Vec<f64>, Vec<std::ops::Range<usize>>)> = BTreeMap::new();
     for (clip_index, users) in uses {
@@ -467,7 +599,11 @@ fn layer_data(config: &FadStudyConfig, clips: &[UsableClip<'_>], selections: &BT
             Ok(s) => s,
             Err(e) => {
                 // The header read earlier; the data did not (truncated or corrupt file).
-                run.fail(&clip.record.id, clip.path.display().to_string(), format!("layer {layer}: {e}"));
+                run.fail(
+                    &clip.record.id,
+                    clip.path.display().to_string(),
+                    format!("layer {layer}: {e}"),
+                );
                 continue;
             }
         };
@@ -476,7 +612,10 @@ fn layer_data(config: &FadStudyConfig, clips: &[UsableClip<'_>], selections: &BT
                 StatisticsLevel::ClipMeans => samples.clone(),
                 StatisticsLevel::Frames => samples.select(ndarray::Axis(0), frames),
             };
-            running.get_mut(key).expect("every selected group has statistics").push_rows(rows.view());
+            running
+                .get_mut(key)
+                .expect("every selected group has statistics")
+                .push_rows(rows.view());
             if keep_rows && key.family == Family::Emotion {
                 let (buf, units) = kept.entry(key).or_default();
                 let start = buf.len() / dim;
@@ -485,7 +624,11 @@ fn layer_data(config: &FadStudyConfig, clips: &[UsableClip<'_>], selections: &BT
             }
         }
     }
-    let scaling = if config.standardize { Some(pooled_moments(&running, dim)) } else { None };
+    let scaling = if config.standardize {
+        Some(pooled_moments(&running, dim))
+    } else {
+        None
+    };
     let mut stats = BTreeMap::new();
     for (key, s) in running {
         match s.gaussian() {
@@ -530,7 +673,11 @@ fn pooled_moments(running: &BTreeMap<&GroupKey, RunningStats>, dim: usize) -> (V
     let scale = (0..dim)
         .map(|i| {
             let sd = (scatter[(i, i)] / (n - 1.0)).sqrt();
-            if sd > 0.0 && sd.is_finite() { sd } else { 1.0 }
+            if sd > 0.0 && sd.is_finite() {
+                sd
+            } else {
+                1.0
+            }
         })
         .collect();
     (pooled.mean().to_vec(), scale)
@@ -550,7 +697,11 @@ fn standardize_gaussian(g: &mut Gaussian, centre: &[f64], scale: &[f64]) {
 }
 
 /// The clip's samples for one layer: its frames, or its mean as one row.
-fn read_samples(config: &FadStudyConfig, clip: &UsableClip<'_>, layer: usize) -> Result<Array2<f64>, FadError> {
+fn read_samples(
+    config: &FadStudyConfig,
+    clip: &UsableClip<'_>,
+    layer: usize,
+) -> Result<Array2<f64>, FadError> {
     let cached = CachedClip::open(&clip.path)?;
     match config.level {
         StatisticsLevel::Frames => cached.layer_frames(layer),
@@ -563,20 +714,43 @@ fn read_samples(config: &FadStudyConfig, clip: &UsableClip<'_>, layer: usize) ->
 }
 
 fn labels_of(data: &LayerData, family: Family, domain: Domain) -> Vec<&GroupKey> {
-    data.stats.keys().filter(|k| k.family == family && k.domain == domain).collect()
+    data.stats
+        .keys()
+        .filter(|k| k.family == family && k.domain == domain)
+        .collect()
 }
 
-fn speech_music_rows(config: &FadStudyConfig, layer: usize, data: &LayerData, selections: &BTreeMap<GroupKey, Selection>) -> Result<Vec<SpeechMusicRow>, FadStudyError> {
+fn speech_music_rows(
+    config: &FadStudyConfig,
+    layer: usize,
+    data: &LayerData,
+    selections: &BTreeMap<GroupKey, Selection>,
+) -> Result<Vec<SpeechMusicRow>, FadStudyError> {
     let mut rows = Vec::new();
     for speech in labels_of(data, Family::Emotion, Domain::Speech) {
-        let Some(music) = data.stats.keys().find(|k| k.family == Family::Emotion && k.domain == Domain::Music && k.label == speech.label) else { continue };
+        let Some(music) = data.stats.keys().find(|k| {
+            k.family == Family::Emotion && k.domain == Domain::Music && k.label == speech.label
+        }) else {
+            continue;
+        };
         let (gs, gm) = (&data.stats[speech], &data.stats[music]);
         let fd = PreparedGaussian::new(gs, config.options)?.distance_to(gm)?;
         let (ci_lower, ci_upper) = match (data.rows.get(speech), data.rows.get(music)) {
             (Some((rs, us)), Some((rm, um))) => {
-                let cfg = BootstrapConfig { replicates: config.bootstrap, confidence: config.confidence, seed: config.seed ^ fnv1a(speech.label.as_bytes()) ^ layer as u64, options: config.options };
-                let set_s = BootstrapSet { rows: rs.view(), units: Some(us.clone()) };
-                let set_m = BootstrapSet { rows: rm.view(), units: Some(um.clone()) };
+                let cfg = BootstrapConfig {
+                    replicates: config.bootstrap,
+                    confidence: config.confidence,
+                    seed: config.seed ^ fnv1a(speech.label.as_bytes()) ^ layer as u64,
+                    options: config.options,
+                };
+                let set_s = BootstrapSet {
+                    rows: rs.view(),
+                    units: Some(us.clone()),
+                };
+                let set_m = BootstrapSet {
+                    rows: rm.view(),
+                    units: Some(um.clone()),
+                };
                 let ci = bootstrap_frechet(&set_s, &set_m, &cfg)?;
                 (Some(ci.lower), Some(ci.upper))
             }
@@ -599,25 +773,52 @@ fn speech_music_rows(config: &FadStudyConfig, layer: usize, data: &LayerData, se
 }
 
 /// Every cell of the within-speech, within-music and cross-domain matrices of both families.
-fn matrix_rows(config: &FadStudyConfig, layer: usize, data: &LayerData) -> Result<Vec<PairRow>, FadStudyError> {
+fn matrix_rows(
+    config: &FadStudyConfig,
+    layer: usize,
+    data: &LayerData,
+) -> Result<Vec<PairRow>, FadStudyError> {
     let mut out = Vec::new();
     for family in [Family::Emotion, Family::Quadrant] {
         let speech = labels_of(data, family, Domain::Speech);
         let music = labels_of(data, family, Domain::Music);
-        for (comparison, rows, cols) in [("speech", &speech, &speech), ("music", &music, &music), ("cross", &speech, &music)] {
+        for (comparison, rows, cols) in [
+            ("speech", &speech, &speech),
+            ("music", &music, &music),
+            ("cross", &speech, &music),
+        ] {
             for (i, r) in rows.iter().enumerate() {
                 let prepared = PreparedGaussian::new(&data.stats[*r], config.options)?;
                 for (j, c) in cols.iter().enumerate() {
                     let fad = if comparison != "cross" && j < i {
                         // Symmetric: reuse the cell computed from the other side.
-                        out.iter().find(|p: &&PairRow| p.layer == layer && p.family == family && p.comparison == comparison && p.row == c.label && p.col == r.label).map(|p| p.fad).expect("upper triangle first")
+                        out.iter()
+                            .find(|p: &&PairRow| {
+                                p.layer == layer
+                                    && p.family == family
+                                    && p.comparison == comparison
+                                    && p.row == c.label
+                                    && p.col == r.label
+                            })
+                            .map(|p| p.fad)
+                            .expect("upper triangle first")
                     } else if comparison != "cross" && i == j {
                         0.0
                     } else {
                         prepared.distance_to(&data.stats[*c])?.distance
                     };
                     let (nr, nc) = (data.stats[*r].n.unwrap_or(0), data.stats[*c].n.unwrap_or(0));
-                    out.push(PairRow { layer, family, comparison: comparison.to_string(), row: r.label.clone(), col: c.label.clone(), fad, n_row: nr, n_col: nc, rank_deficient: nr <= dim_of(data) as u64 || nc <= dim_of(data) as u64 });
+                    out.push(PairRow {
+                        layer,
+                        family,
+                        comparison: comparison.to_string(),
+                        row: r.label.clone(),
+                        col: c.label.clone(),
+                        fad,
+                        n_row: nr,
+                        n_col: nc,
+                        rank_deficient: nr <= dim_of(data) as u64 || nc <= dim_of(data) as u64,
+                    });
                 }
             }
         }
@@ -629,12 +830,44 @@ fn dim_of(data: &LayerData) -> usize {
     data.stats.values().next().map_or(0, Gaussian::dim)
 }
 
-fn write_outputs(config: &FadStudyConfig, run: &mut RunFolder, layers: &[usize], svm: &[SpeechMusicRow], pairs: &[PairRow]) -> Result<(), FadStudyError> {
-    let mut t = Table::new(["layer", "emotion", "fad", "ci_lower", "ci_upper", "n_speech", "n_music", "clips_speech", "clips_music", "rank_deficient"]);
+fn write_outputs(
+    config: &FadStudyConfig,
+    run: &mut RunFolder,
+    layers: &[usize],
+    svm: &[SpeechMusicRow],
+    pairs: &[PairRow],
+) -> Result<(), FadStudyError> {
+    let mut t = Table::new([
+        "layer",
+        "emotion",
+        "fad",
+        "ci_lower",
+        "ci_upper",
+        "n_speech",
+        "n_music",
+        "clips_speech",
+        "clips_music",
+        "rank_deficient",
+    ]);
     for r in svm {
-        t.push(vec![r.layer.into(), r.emotion.clone().into(), r.fad.into(), r.ci_lower.into(), r.ci_upper.into(), r.n_speech.into(), r.n_music.into(), r.clips_speech.into(), r.clips_music.into(), r.rank_deficient.into()])?;
+        t.push(vec![
+            r.layer.into(),
+            r.emotion.clone().into(),
+            r.fad.into(),
+            r.ci_lower.into(),
+            r.ci_upper.into(),
+            r.n_speech.into(),
+            r.n_music.into(),
+            r.clips_speech.into(),
+            r.clips_music.into(),
+            r.rank_deficient.into(),
+        ])?;
     }
-    for (name, write) in [("speech_vs_music.csv", 0), ("speech_vs_music.json", 1), ("speech_vs_music.md", 2)] {
+    for (name, write) in [
+        ("speech_vs_music.csv", 0),
+        ("speech_vs_music.json", 1),
+        ("speech_vs_music.md", 2),
+    ] {
         let path = run.path(name);
         match write {
             0 => t.write_csv(&path)?,
@@ -643,9 +876,29 @@ fn write_outputs(config: &FadStudyConfig, run: &mut RunFolder, layers: &[usize],
         }
         run.output(name);
     }
-    let mut p = Table::new(["layer", "family", "comparison", "row", "col", "fad", "n_row", "n_col", "rank_deficient"]);
+    let mut p = Table::new([
+        "layer",
+        "family",
+        "comparison",
+        "row",
+        "col",
+        "fad",
+        "n_row",
+        "n_col",
+        "rank_deficient",
+    ]);
     for r in pairs {
-        p.push(vec![r.layer.into(), r.family.as_str().into(), r.comparison.clone().into(), r.row.clone().into(), r.col.clone().into(), r.fad.into(), r.n_row.into(), r.n_col.into(), r.rank_deficient.into()])?;
+        p.push(vec![
+            r.layer.into(),
+            r.family.as_str().into(),
+            r.comparison.clone().into(),
+            r.row.clone().into(),
+            r.col.clone().into(),
+            r.fad.into(),
+            r.n_row.into(),
+            r.n_col.into(),
+            r.rank_deficient.into(),
+        ])?;
     }
     p.write_csv(&run.path("pairs.csv"))?;
     p.write_json(&run.path("pairs.json"))?;
@@ -660,11 +913,21 @@ fn write_outputs(config: &FadStudyConfig, run: &mut RunFolder, layers: &[usize],
     Ok(())
 }
 
-fn write_plots(run: &mut RunFolder, layers: &[usize], svm: &[SpeechMusicRow], pairs: &[PairRow]) -> Result<(), FadStudyError> {
+fn write_plots(
+    run: &mut RunFolder,
+    layers: &[usize],
+    svm: &[SpeechMusicRow],
+    pairs: &[PairRow],
+) -> Result<(), FadStudyError> {
     for &layer in layers {
         for family in [Family::Emotion, Family::Quadrant] {
             for comparison in ["speech", "music", "cross"] {
-                let cells: Vec<&PairRow> = pairs.iter().filter(|p| p.layer == layer && p.family == family && p.comparison == comparison).collect();
+                let cells: Vec<&PairRow> = pairs
+                    .iter()
+                    .filter(|p| {
+                        p.layer == layer && p.family == family && p.comparison == comparison
+                    })
+                    .collect();
                 if cells.is_empty() {
                     continue;
                 }
@@ -680,7 +943,17 @@ fn write_plots(run: &mut RunFolder, layers: &[usize], svm: &[SpeechMusicRow], pa
                 }
                 let values = row_labels
                     .iter()
-                    .map(|r| col_labels.iter().map(|c| cells.iter().find(|p| &p.row == r && &p.col == c).map_or(f64::NAN, |p| p.fad)).collect())
+                    .map(|r| {
+                        col_labels
+                            .iter()
+                            .map(|c| {
+                                cells
+                                    .iter()
+                                    .find(|p| &p.row == r && &p.col == c)
+                                    .map_or(f64::NAN, |p| p.fad)
+                            })
+                            .collect()
+                    })
                     .collect();
                 let (row_axis, col_axis, what) = match comparison {
                     "speech" => ("speech", "speech", "within speech"),
@@ -697,7 +970,11 @@ fn write_plots(run: &mut RunFolder, layers: &[usize], svm: &[SpeechMusicRow], pa
                     value_label: "FAD".into(),
                 };
                 let stem = format!("heatmaps/layer{layer:02}_{}_{comparison}", family.as_str());
-                write_heatmap(&h, &run.path(&format!("{stem}.png")), &run.path(&format!("{stem}.svg")))?;
+                write_heatmap(
+                    &h,
+                    &run.path(&format!("{stem}.png")),
+                    &run.path(&format!("{stem}.svg")),
+                )?;
                 run.output(format!("{stem}.png"));
                 run.output(format!("{stem}.svg"));
             }
@@ -711,11 +988,27 @@ fn write_plots(run: &mut RunFolder, layers: &[usize], svm: &[SpeechMusicRow], pa
     }
     let series = emotions
         .iter()
-        .map(|e| Series { label: e.clone(), points: svm.iter().filter(|r| &r.emotion == e).map(|r| (r.layer as f64, r.fad)).collect() })
+        .map(|e| Series {
+            label: e.clone(),
+            points: svm
+                .iter()
+                .filter(|r| &r.emotion == e)
+                .map(|r| (r.layer as f64, r.fad))
+                .collect(),
+        })
         .collect();
-    let chart = LineChart { title: "FAD between speech and music per emotion".into(), x_label: "hidden state (layer)".into(), y_label: "FAD".into(), series };
+    let chart = LineChart {
+        title: "FAD between speech and music per emotion".into(),
+        x_label: "hidden state (layer)".into(),
+        y_label: "FAD".into(),
+        series,
+    };
     if !svm.is_empty() {
-        write_line_chart(&chart, &run.path("fad_by_layer.png"), &run.path("fad_by_layer.svg"))?;
+        write_line_chart(
+            &chart,
+            &run.path("fad_by_layer.png"),
+            &run.path("fad_by_layer.svg"),
+        )?;
         run.output("fad_by_layer.png");
         run.output("fad_by_layer.svg");
     }
@@ -728,9 +1021,13 @@ fn summary_markdown(config: &FadStudyConfig, layers: &[usize], table: &Table) ->
         StatisticsLevel::ClipMeans => "clip-level statistics (one mean vector per clip)",
     };
     let matching = match config.matching {
-        SampleMatching::Equal => "every group subsampled to its family's smallest group".to_string(),
+        SampleMatching::Equal => {
+            "every group subsampled to its family's smallest group".to_string()
+        }
         SampleMatching::Fixed(n) => format!("every group subsampled to {n} samples"),
-        SampleMatching::Off => "no matching (FAD is biased by sample size: compare with care)".to_string(),
+        SampleMatching::Off => {
+            "no matching (FAD is biased by sample size: compare with care)".to_string()
+        }
     };
     format!(
         "# FAD between emotional speech and music\n\nProtocol: {level}; {matching}; seed {}; hidden states {:?}; symmetric trace route \
@@ -752,8 +1049,15 @@ mod tests {
     fn write_clip(path: &Path, states: usize, frames: usize, dim: usize, centre: f64, seed: u64) {
         use rand::Rng;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let values: Vec<f32> = (0..states * frames * dim).map(|i| (centre * (1 + i / (frames * dim)) as f64 + rng.random_range(-1.7..1.7)) as f32).collect();
-        let hs: Vec<u8> = values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+        let values: Vec<f32> = (0..states * frames * dim)
+            .map(|i| {
+                (centre * (1 + i / (frames * dim)) as f64 + rng.random_range(-1.7..1.7)) as f32
+            })
+            .collect();
+        let hs: Vec<u8> = values
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
         let mut mean = vec![0f32; states * dim];
         for s in 0..states {
             for f in 0..frames {
@@ -765,9 +1069,18 @@ mod tests {
         let mean: Vec<u8> = mean.iter().flat_map(|v| v.to_le_bytes()).collect();
         let std = vec![0u8; states * dim * 4];
         let tensors = [
-            ("hidden_states", TensorView::new(Dtype::F16, vec![states, frames, dim], &hs).unwrap()),
-            ("mean", TensorView::new(Dtype::F32, vec![states, dim], &mean).unwrap()),
-            ("std", TensorView::new(Dtype::F32, vec![states, dim], &std).unwrap()),
+            (
+                "hidden_states",
+                TensorView::new(Dtype::F16, vec![states, frames, dim], &hs).unwrap(),
+            ),
+            (
+                "mean",
+                TensorView::new(Dtype::F32, vec![states, dim], &mean).unwrap(),
+            ),
+            (
+                "std",
+                TensorView::new(Dtype::F32, vec![states, dim], &std).unwrap(),
+            ),
         ];
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         safetensors::serialize_to_file(tensors, None, path).unwrap();
@@ -777,19 +1090,46 @@ mod tests {
     /// emotions, and one manifest clip has no cache file.
     fn corpus(dir: &Path) -> Manifest {
         let mut records = Vec::new();
-        let centres = [("happy", 0.0, 0.6), ("sad", 0.0, 0.1), ("angry", 0.5, 1.5), ("calm", 0.5, 0.2)];
+        let centres = [
+            ("happy", 0.0, 0.6),
+            ("sad", 0.0, 0.1),
+            ("angry", 0.5, 1.5),
+            ("calm", 0.5, 0.2),
+        ];
         for (e, (label, speech_c, music_shift)) in centres.iter().enumerate() {
-            for (domain, centre) in [(Domain::Speech, *speech_c), (Domain::Music, speech_c + music_shift)] {
+            for (domain, centre) in [
+                (Domain::Speech, *speech_c),
+                (Domain::Music, speech_c + music_shift),
+            ] {
                 for k in 0..5 {
                     let id = format!("{domain}-{label}-{k}");
-                    let mut r = Record::new(&id, format!("{id}.wav"), domain, "synthetic", format!("actor{k}"));
+                    let mut r = Record::new(
+                        &id,
+                        format!("{id}.wav"),
+                        domain,
+                        "synthetic",
+                        format!("actor{k}"),
+                    );
                     r.emotion = Emotion::parse(label);
-                    write_clip(&clip_path(dir, "tiny", &id), 3, 12 + k, 4, centre, (e * 100 + k) as u64 + domain as u64 * 1000);
+                    write_clip(
+                        &clip_path(dir, "tiny", &id),
+                        3,
+                        12 + k,
+                        4,
+                        centre,
+                        (e * 100 + k) as u64 + domain as u64 * 1000,
+                    );
                     records.push(r);
                 }
             }
         }
-        let mut missing = Record::new("speech-happy-missing", "x.wav", Domain::Speech, "synthetic", "actor9");
+        let mut missing = Record::new(
+            "speech-happy-missing",
+            "x.wav",
+            Domain::Speech,
+            "synthetic",
+            "actor9",
+        );
         missing.emotion = Some(Emotion::Happy);
         records.push(missing);
         Manifest::new(dir, records)
@@ -800,7 +1140,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let manifest = corpus(dir.path());
         let out = dir.path().join("run");
-        let config = FadStudyConfig { bootstrap: 20, ..Default::default() };
+        let config = FadStudyConfig {
+            bootstrap: 20,
+            ..Default::default()
+        };
         let outcome = run(&config, &manifest, dir.path(), "tiny", &out).unwrap();
         assert_eq!(outcome.layers, vec![0, 1, 2]);
         assert_eq!(outcome.failures.len(), 1);
@@ -808,33 +1151,90 @@ mod tests {
         // 4 shared emotions × 3 layers.
         assert_eq!(outcome.speech_vs_music.len(), 12);
         // Equal matching: every emotion group has the same n (the smallest group: 12+13+14+15+16 frames).
-        let ns: Vec<u64> = outcome.group_sizes.iter().filter(|(k, _)| k.starts_with("emotion/")).map(|(_, n)| *n).collect();
+        let ns: Vec<u64> = outcome
+            .group_sizes
+            .iter()
+            .filter(|(k, _)| k.starts_with("emotion/"))
+            .map(|(_, n)| *n)
+            .collect();
         assert!(ns.iter().all(|n| *n == 70), "{ns:?}");
         for r in &outcome.speech_vs_music {
             assert!(r.fad >= 0.0);
             let (lo, hi) = (r.ci_lower.unwrap(), r.ci_upper.unwrap());
             assert!(lo <= hi, "{r:?}");
         }
-        let at = |layer: usize, e: &str| outcome.speech_vs_music.iter().find(|r| r.layer == layer && r.emotion == e).unwrap().fad;
+        let at = |layer: usize, e: &str| {
+            outcome
+                .speech_vs_music
+                .iter()
+                .find(|r| r.layer == layer && r.emotion == e)
+                .unwrap()
+                .fad
+        };
         // The design puts angry music much further from speech than sad music.
-        assert!(at(1, "angry") > 4.0 * at(1, "sad"), "{} vs {}", at(1, "angry"), at(1, "sad"));
+        assert!(
+            at(1, "angry") > 4.0 * at(1, "sad"),
+            "{} vs {}",
+            at(1, "angry"),
+            at(1, "sad")
+        );
         // Within-domain matrices are symmetric with a zero diagonal.
-        let cell = |c: &str, r: &str, col: &str| outcome.pairs.iter().find(|p| p.layer == 0 && p.family == Family::Emotion && p.comparison == c && p.row == r && p.col == col).unwrap().fad;
-        assert_eq!(cell("speech", "happy", "angry"), cell("speech", "angry", "happy"));
+        let cell = |c: &str, r: &str, col: &str| {
+            outcome
+                .pairs
+                .iter()
+                .find(|p| {
+                    p.layer == 0
+                        && p.family == Family::Emotion
+                        && p.comparison == c
+                        && p.row == r
+                        && p.col == col
+                })
+                .unwrap()
+                .fad
+        };
+        assert_eq!(
+            cell("speech", "happy", "angry"),
+            cell("speech", "angry", "happy")
+        );
         assert_eq!(cell("music", "sad", "sad"), 0.0);
         assert!(cell("cross", "angry", "angry") > 0.0);
         // Quadrant matrices exist (happy Q1, angry Q2, sad Q3, calm Q4).
-        assert_eq!(outcome.pairs.iter().filter(|p| p.layer == 0 && p.family == Family::Quadrant && p.comparison == "cross").count(), 16);
-        for f in ["run.json", "speech_vs_music.csv", "speech_vs_music.json", "pairs.csv", "summary.md", "fad_by_layer.png", "heatmaps/layer02_emotion_cross.svg", "heatmaps/layer00_quadrant_speech.png"] {
+        assert_eq!(
+            outcome
+                .pairs
+                .iter()
+                .filter(|p| p.layer == 0 && p.family == Family::Quadrant && p.comparison == "cross")
+                .count(),
+            16
+        );
+        for f in [
+            "run.json",
+            "speech_vs_music.csv",
+            "speech_vs_music.json",
+            "pairs.csv",
+            "summary.md",
+            "fad_by_layer.png",
+            "heatmaps/layer02_emotion_cross.svg",
+            "heatmaps/layer00_quadrant_speech.png",
+        ] {
             assert!(out.join(f).is_file(), "{f} missing");
         }
-        let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
         assert_eq!(record["study"], "fad");
         assert!(record["hashes"]["manifest"].as_str().unwrap().len() == 64);
         assert!(record["hashes"]["audio_list"].is_string());
         assert_eq!(record["failures"][0]["item"], "speech-happy-missing");
         // Same seed, same numbers.
-        let again = run(&config, &manifest, dir.path(), "tiny", &dir.path().join("run2")).unwrap();
+        let again = run(
+            &config,
+            &manifest,
+            dir.path(),
+            "tiny",
+            &dir.path().join("run2"),
+        )
+        .unwrap();
         assert_eq!(again.speech_vs_music, outcome.speech_vs_music);
     }
 
@@ -842,13 +1242,43 @@ mod tests {
     fn clip_means_and_layer_choice() {
         let dir = tempfile::tempdir().unwrap();
         let manifest = corpus(dir.path());
-        let config = FadStudyConfig { level: StatisticsLevel::ClipMeans, layers: Some(vec![2]), plots: false, ..Default::default() };
-        let outcome = run(&config, &manifest, dir.path(), "tiny", &dir.path().join("run")).unwrap();
+        let config = FadStudyConfig {
+            level: StatisticsLevel::ClipMeans,
+            layers: Some(vec![2]),
+            plots: false,
+            ..Default::default()
+        };
+        let outcome = run(
+            &config,
+            &manifest,
+            dir.path(),
+            "tiny",
+            &dir.path().join("run"),
+        )
+        .unwrap();
         assert_eq!(outcome.layers, vec![2]);
-        assert!(outcome.speech_vs_music.iter().all(|r| r.n_speech == 5 && r.n_music == 5 && !r.rank_deficient));
-        let bad = FadStudyConfig { layers: Some(vec![3]), ..Default::default() };
-        assert!(matches!(run(&bad, &manifest, dir.path(), "tiny", &dir.path().join("bad")), Err(FadStudyError::Invalid(_))));
-        assert!(matches!(run(&FadStudyConfig::default(), &manifest, dir.path(), "nope", &dir.path().join("none")), Err(FadStudyError::NoData(_))));
+        assert!(outcome
+            .speech_vs_music
+            .iter()
+            .all(|r| r.n_speech == 5 && r.n_music == 5 && !r.rank_deficient));
+        let bad = FadStudyConfig {
+            layers: Some(vec![3]),
+            ..Default::default()
+        };
+        assert!(matches!(
+            run(&bad, &manifest, dir.path(), "tiny", &dir.path().join("bad")),
+            Err(FadStudyError::Invalid(_))
+        ));
+        assert!(matches!(
+            run(
+                &FadStudyConfig::default(),
+                &manifest,
+                dir.path(),
+                "nope",
+                &dir.path().join("none")
+            ),
+            Err(FadStudyError::NoData(_))
+        ));
     }
 
     #[test]
@@ -860,7 +1290,9 @@ mod tests {
         let manifest_b = corpus(b.path());
         for r in &manifest_b.records {
             let path = clip_path(b.path(), "tiny", &r.id);
-            let Ok(bytes) = std::fs::read(&path) else { continue };
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
             let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
             let hs = st.tensor("hidden_states").unwrap();
             let shape = hs.shape().to_vec();
@@ -871,28 +1303,54 @@ mod tests {
                 .enumerate()
                 .flat_map(|(i, c)| {
                     let factor = [1024.0, 1.0, 1.0 / 64.0, 1.0][i % dim];
-                    half::f16::from_f32(half::f16::from_le_bytes([c[0], c[1]]).to_f32() * factor).to_le_bytes()
+                    half::f16::from_f32(half::f16::from_le_bytes([c[0], c[1]]).to_f32() * factor)
+                        .to_le_bytes()
                 })
                 .collect();
             let mean = st.tensor("mean").unwrap();
             let std = st.tensor("std").unwrap();
             let tensors = [
-                ("hidden_states", TensorView::new(Dtype::F16, shape, &scaled).unwrap()),
-                ("mean", TensorView::new(Dtype::F32, mean.shape().to_vec(), mean.data()).unwrap()),
-                ("std", TensorView::new(Dtype::F32, std.shape().to_vec(), std.data()).unwrap()),
+                (
+                    "hidden_states",
+                    TensorView::new(Dtype::F16, shape, &scaled).unwrap(),
+                ),
+                (
+                    "mean",
+                    TensorView::new(Dtype::F32, mean.shape().to_vec(), mean.data()).unwrap(),
+                ),
+                (
+                    "std",
+                    TensorView::new(Dtype::F32, std.shape().to_vec(), std.data()).unwrap(),
+                ),
             ];
             safetensors::serialize_to_file(tensors, None, &path).unwrap();
         }
-        let z = FadStudyConfig { standardize: true, plots: false, ..Default::default() };
-        let raw = FadStudyConfig { plots: false, ..Default::default() };
+        let z = FadStudyConfig {
+            standardize: true,
+            plots: false,
+            ..Default::default()
+        };
+        let raw = FadStudyConfig {
+            plots: false,
+            ..Default::default()
+        };
         let za = run(&z, &manifest_a, a.path(), "tiny", &a.path().join("z")).unwrap();
         let zb = run(&z, &manifest_b, b.path(), "tiny", &b.path().join("z")).unwrap();
         let ra = run(&raw, &manifest_a, a.path(), "tiny", &a.path().join("raw")).unwrap();
         let rb = run(&raw, &manifest_b, b.path(), "tiny", &b.path().join("raw")).unwrap();
         for (x, y) in za.speech_vs_music.iter().zip(&zb.speech_vs_music) {
-            assert!((x.fad - y.fad).abs() <= 1e-7 * x.fad.max(1.0), "{} vs {}", x.fad, y.fad);
+            assert!(
+                (x.fad - y.fad).abs() <= 1e-7 * x.fad.max(1.0),
+                "{} vs {}",
+                x.fad,
+                y.fad
+            );
         }
-        let differs = ra.speech_vs_music.iter().zip(&rb.speech_vs_music).any(|(x, y)| (x.fad - y.fad).abs() > 0.5 * x.fad.max(1e-3));
+        let differs = ra
+            .speech_vs_music
+            .iter()
+            .zip(&rb.speech_vs_music)
+            .any(|(x, y)| (x.fad - y.fad).abs() > 0.5 * x.fad.max(1e-3));
         assert!(differs, "raw distances should change with the units");
     }
 }

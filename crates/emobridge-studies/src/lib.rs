@@ -18,7 +18,10 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, thiserror::Error)]
 pub enum RunFolderError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// One item a batch study skipped, and why.
@@ -65,7 +68,10 @@ pub struct RunFolder {
 impl RunFolder {
     /// Creates `dir` (and parents). The command defaults to this process's command line.
     pub fn create(dir: &Path, study: &str) -> Result<RunFolder, RunFolderError> {
-        std::fs::create_dir_all(dir).map_err(|source| RunFolderError::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| RunFolderError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let record = RunRecord {
             study: study.to_string(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -77,10 +83,17 @@ impl RunFolder {
             notes: BTreeMap::new(),
             failures: Vec::new(),
             outputs: Vec::new(),
-            started_unix_s: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            started_unix_s: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
             elapsed_s: 0.0,
         };
-        Ok(RunFolder { dir: dir.to_path_buf(), started: Instant::now(), record })
+        Ok(RunFolder {
+            dir: dir.to_path_buf(),
+            started: Instant::now(),
+            record,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -103,27 +116,46 @@ impl RunFolder {
 
     /// Records the SHA-256 of `bytes` under `label`.
     pub fn hash_bytes(&mut self, label: &str, bytes: &[u8]) {
-        self.record.hashes.insert(label.to_string(), sha256_hex(bytes));
+        self.record
+            .hashes
+            .insert(label.to_string(), sha256_hex(bytes));
     }
 
     /// Records the SHA-256 of a file's content under `label`.
     pub fn hash_file(&mut self, label: &str, path: &Path) -> Result<(), RunFolderError> {
-        let digest = sha256_file(path).map_err(|source| RunFolderError::Io { path: path.to_path_buf(), source })?;
+        let digest = sha256_file(path).map_err(|source| RunFolderError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         self.record.hashes.insert(label.to_string(), digest);
         Ok(())
     }
 
     /// Records a precomputed hash (e.g. a weights hash found in cache metadata).
     pub fn set_hash(&mut self, label: &str, hex_digest: impl Into<String>) {
-        self.record.hashes.insert(label.to_string(), hex_digest.into());
+        self.record
+            .hashes
+            .insert(label.to_string(), hex_digest.into());
     }
 
     pub fn note<T: Serialize>(&mut self, key: &str, value: T) {
-        self.record.notes.insert(key.to_string(), serde_json::to_value(value).unwrap_or(serde_json::Value::Null));
+        self.record.notes.insert(
+            key.to_string(),
+            serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
+        );
     }
 
-    pub fn fail(&mut self, item: impl Into<String>, path: impl Into<String>, reason: impl Into<String>) {
-        self.record.failures.push(RunFailure { item: item.into(), path: path.into(), reason: reason.into() });
+    pub fn fail(
+        &mut self,
+        item: impl Into<String>,
+        path: impl Into<String>,
+        reason: impl Into<String>,
+    ) {
+        self.record.failures.push(RunFailure {
+            item: item.into(),
+            path: path.into(),
+            reason: reason.into(),
+        });
     }
 
     pub fn failures(&self) -> &[RunFailure] {
@@ -140,10 +172,17 @@ impl RunFolder {
         self.record.elapsed_s = self.started.elapsed().as_secs_f64();
         let path = self.dir.join("run.json");
         let text = serde_json::to_string_pretty(&self.record).expect("run record serialises");
-        emobridge_report::write_atomic(&path, format!("{text}\n").as_bytes()).map_err(|e| match e {
-            emobridge_report::ReportError::Io { path, source } => RunFolderError::Io { path, source },
-            other => RunFolderError::Io { path: path.clone(), source: std::io::Error::other(other.to_string()) },
-        })?;
+        emobridge_report::write_atomic(&path, format!("{text}\n").as_bytes()).map_err(
+            |e| match e {
+                emobridge_report::ReportError::Io { path, source } => {
+                    RunFolderError::Io { path, source }
+                }
+                other => RunFolderError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(other.to_string()),
+                },
+            },
+        )?;
         Ok(self.record)
     }
 }
@@ -174,7 +213,11 @@ pub fn git_commit() -> Option<String> {
     if let Ok(c) = std::env::var("EMOBRIDGE_GIT_COMMIT") {
         return Some(c);
     }
-    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).stderr(std::process::Stdio::null()).output().ok()?;
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
     let text = String::from_utf8(out.stdout).ok()?;
     (out.status.success() && !text.trim().is_empty()).then(|| text.trim().to_string())
 }
@@ -192,8 +235,14 @@ mod tests {
         run.fail("clip-1", "a.wav", "unreadable");
         run.output("table.csv");
         let record = run.finish().unwrap();
-        assert_eq!(record.hashes["manifest"], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/run.json")).unwrap()).unwrap();
+        assert_eq!(
+            record.hashes["manifest"],
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let json: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("run/run.json")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(json["seed"], 7);
         assert_eq!(json["config"]["k"], 1);
         assert_eq!(json["failures"][0]["item"], "clip-1");

@@ -24,7 +24,10 @@ pub fn auditory_spectrum(mel: &[f64], loudness: &[f64], out: &mut [f64]) {
 
 /// Equal-loudness weights at the band centres.
 pub fn loudness_weights(centres_hz: &[f64]) -> Vec<f64> {
-    centres_hz.iter().map(|&f| equal_loudness_weight(f)).collect()
+    centres_hz
+        .iter()
+        .map(|&f| equal_loudness_weight(f))
+        .collect()
 }
 
 /// Stateful RASTA filter over consecutive frames of Mel powers.
@@ -46,7 +49,13 @@ impl RastaFilter {
         let pole = 1.0 - (two_pi * lower_hz * frame_period_s).sin();
         let om = (two_pi * upper_hz * frame_period_s).cos();
         let norm = (10.0 * (32.0 * om * om + 8.0)).sqrt();
-        let fir = [2.0 / norm, -4.0 * om / norm, 0.0, 4.0 * om / norm, -2.0 / norm];
+        let fir = [
+            2.0 / norm,
+            -4.0 * om / norm,
+            0.0,
+            4.0 * om / norm,
+            -2.0 / norm,
+        ];
         RastaFilter {
             fir,
             pole,
@@ -91,6 +100,9 @@ mod tests {
             rasta.next_frame(&[3.0, 50.0], &mut out);
         }
         // A stationary log level is a DC input: the band-pass filter drives it to zero (exp → 1).
-        assert!((out[0] - 1.0).abs() < 1e-3 && (out[1] - 1.0).abs() < 1e-3, "{out:?}");
+        assert!(
+            (out[0] - 1.0).abs() < 1e-3 && (out[1] - 1.0).abs() < 1e-3,
+            "{out:?}"
+        );
     }
 }

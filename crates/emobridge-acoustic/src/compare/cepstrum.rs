@@ -32,7 +32,11 @@ impl Mfcc {
                 basis.push(c * lifter * scale);
             }
         }
-        Mfcc { n_bands, basis, log_bands: vec![0.0; n_bands] }
+        Mfcc {
+            n_bands,
+            basis,
+            log_bands: vec![0.0; n_bands],
+        }
     }
 
     /// Coefficients 1..=14 of one frame of Mel powers (on the [-1, 1] sample scale).

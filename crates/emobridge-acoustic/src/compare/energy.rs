@@ -32,7 +32,9 @@ mod tests {
 
     #[test]
     fn alternating_signal_crosses_almost_every_sample() {
-        let x: Vec<f32> = (0..100).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let x: Vec<f32> = (0..100)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
         assert!((zero_crossing_rate(&x) - 98.0 / 100.0).abs() < 1e-12);
         assert!((rms_energy(&x) - 1.0).abs() < 1e-12);
     }

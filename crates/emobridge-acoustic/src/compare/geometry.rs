@@ -56,7 +56,11 @@ impl Geometry {
     /// Output rows: one more than the number of complete long frames (openSMILE's smoother emits
     /// a final row at end of input), none when the signal is shorter than one long frame.
     pub fn rows(&self) -> usize {
-        if self.n_long == 0 { 0 } else { self.n_long + 1 }
+        if self.n_long == 0 {
+            0
+        } else {
+            self.n_long + 1
+        }
     }
 
     /// Start time of row `i` in seconds (openSMILE's `frameTime`: `i · hop / sr`).
@@ -66,7 +70,11 @@ impl Geometry {
 }
 
 fn complete_frames(len: usize, frame: usize, hop: usize) -> usize {
-    if len < frame { 0 } else { (len - frame) / hop + 1 }
+    if len < frame {
+        0
+    } else {
+        (len - frame) / hop + 1
+    }
 }
 
 #[cfg(test)]

@@ -154,7 +154,11 @@ impl Contours {
         let mut smoothed = vec![Vec::new(); N_LLD];
         let mut deltas = vec![Vec::new(); N_LLD];
         if rows == 0 {
-            return Ok(Contours { geometry, smoothed, deltas });
+            return Ok(Contours {
+                geometry,
+                smoothed,
+                deltas,
+            });
         }
         let raw_short = short_frame_streams(samples, &geometry);
         let zcr = long_frame_zcr(samples, &geometry);
@@ -184,7 +188,11 @@ impl Contours {
             smoothed[col] = s;
             deltas[col] = d;
         }
-        Ok(Contours { geometry, smoothed, deltas })
+        Ok(Contours {
+            geometry,
+            smoothed,
+            deltas,
+        })
     }
 
     fn frames(&self, with_deltas: bool) -> FeatureFrames {
@@ -203,13 +211,20 @@ impl Contours {
                 row
             })
             .collect();
-        FeatureFrames { names, frame_times, values }
+        FeatureFrames {
+            names,
+            frame_times,
+            values,
+        }
     }
 }
 
 fn check_input(samples: &[f32], sample_rate: u32) -> Result<(), AcousticError> {
     if sample_rate < MIN_RATE {
-        return Err(AcousticError::UnsupportedRate { rate: sample_rate, reason: "ComParE needs at least 1 kHz" });
+        return Err(AcousticError::UnsupportedRate {
+            rate: sample_rate,
+            reason: "ComParE needs at least 1 kHz",
+        });
     }
     check_finite(samples)
 }
@@ -218,7 +233,11 @@ fn check_input(samples: &[f32], sample_rate: u32) -> Result<(), AcousticError> {
 /// stream's last frame, which (with the ends padded by repetition) equals the last frame.
 /// `nonzero`: average only over non-zero neighbours and keep zeros (voicing contours).
 fn smooth_to_rows(raw: &[f32], rows: usize, nonzero: bool) -> Vec<f32> {
-    let mut s = if nonzero { smooth::sma_nonzero(raw, SMA_WINDOW) } else { smooth::sma(raw, SMA_WINDOW) };
+    let mut s = if nonzero {
+        smooth::sma_nonzero(raw, SMA_WINDOW)
+    } else {
+        smooth::sma(raw, SMA_WINDOW)
+    };
     let last = raw.last().copied().unwrap_or(0.0);
     s.resize(rows, last);
     s
@@ -278,7 +297,9 @@ fn mean_abs(v: &[f64]) -> f64 {
 
 /// Zero-crossing rate of every complete raw long frame.
 fn long_frame_zcr(samples: &[f32], g: &Geometry) -> Vec<f32> {
-    (0..g.n_long).map(|i| energy::zero_crossing_rate(&samples[i * g.hop..i * g.hop + g.long_len]) as f32).collect()
+    (0..g.n_long)
+        .map(|i| energy::zero_crossing_rate(&samples[i * g.hop..i * g.hop + g.long_len]) as f32)
+        .collect()
 }
 
 #[cfg(test)]

@@ -36,7 +36,10 @@ struct BandSpan {
 impl SpectralAnalyser {
     pub fn new(n_bins: usize, bin_hz: f64) -> SpectralAnalyser {
         let freqs: Vec<f64> = (0..n_bins).map(|i| i as f64 * bin_hz).collect();
-        let band_spans = BANDS_HZ.iter().map(|&(lo, hi)| band_span(&freqs, lo, hi)).collect();
+        let band_spans = BANDS_HZ
+            .iter()
+            .map(|&(lo, hi)| band_span(&freqs, lo, hi))
+            .collect();
         let sharpness_weights = freqs
             .iter()
             .map(|&f| {
@@ -44,7 +47,12 @@ impl SpectralAnalyser {
                 z * zwicker_g(z)
             })
             .collect();
-        SpectralAnalyser { freqs, band_spans, sharpness_weights, prev_magnitudes: None }
+        SpectralAnalyser {
+            freqs,
+            band_spans,
+            sharpness_weights,
+            prev_magnitudes: None,
+        }
     }
 
     /// Describe the next frame; `power` = squared magnitudes, `magnitudes` their roots.
@@ -67,8 +75,15 @@ impl SpectralAnalyser {
         out[10] = skewness;
         out[11] = kurtosis;
         out[12] = slope(&self.freqs[range.clone()], weighted, total);
-        let sharp: f64 = range.clone().map(|j| self.sharpness_weights[j] * power[j]).sum();
-        out[13] = if total != 0.0 { 0.11 * sharp / total } else { 0.0 };
+        let sharp: f64 = range
+            .clone()
+            .map(|j| self.sharpness_weights[j] * power[j])
+            .sum();
+        out[13] = if total != 0.0 {
+            0.11 * sharp / total
+        } else {
+            0.0
+        };
         out[14] = harmonicity(power) / n_bins;
     }
 
@@ -78,9 +93,17 @@ impl SpectralAnalyser {
         let value = match &self.prev_magnitudes {
             None => 0.0,
             Some(prev) => {
-                let sum: f64 = current.iter().zip(prev).map(|(a, b)| (a - b) * (a - b)).sum();
+                let sum: f64 = current
+                    .iter()
+                    .zip(prev)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum();
                 let mean = sum / current.len() as f64;
-                if mean > 0.0 { mean.sqrt() } else { 0.0 }
+                if mean > 0.0 {
+                    mean.sqrt()
+                } else {
+                    0.0
+                }
             }
         };
         self.prev_magnitudes = Some(current);
@@ -104,18 +127,36 @@ impl BandSpan {
 fn band_span(freqs: &[f64], lo: f64, hi: f64) -> BandSpan {
     let n = freqs.len();
     let i = freqs.iter().position(|&f| f > lo).unwrap_or(n);
-    let mut first_weight = if i < n && i > 0 { (freqs[i] - lo) / (freqs[i] - freqs[i - 1]) } else { 1.0 };
+    let mut first_weight = if i < n && i > 0 {
+        (freqs[i] - lo) / (freqs[i] - freqs[i - 1])
+    } else {
+        1.0
+    };
     let first = i.saturating_sub(1).min(n - 1);
     let k = freqs.iter().position(|&f| f >= hi).unwrap_or(n);
-    let mut last_weight = if k < n && k > 0 { (hi - freqs[k - 1]) / (freqs[k] - freqs[k - 1]) } else { 1.0 };
-    let last = if k < n && freqs[k] == hi { k } else { k.saturating_sub(1) }.min(n - 1);
+    let mut last_weight = if k < n && k > 0 {
+        (hi - freqs[k - 1]) / (freqs[k] - freqs[k - 1])
+    } else {
+        1.0
+    };
+    let last = if k < n && freqs[k] == hi {
+        k
+    } else {
+        k.saturating_sub(1)
+    }
+    .min(n - 1);
     if first_weight == 0.0 {
         first_weight = 1.0;
     }
     if last_weight == 0.0 {
         last_weight = 1.0;
     }
-    BandSpan { first, first_weight, last: last.max(first), last_weight }
+    BandSpan {
+        first,
+        first_weight,
+        last: last.max(first),
+        last_weight,
+    }
 }
 
 /// Frequencies below which the given fractions of the total power lie.
@@ -157,8 +198,16 @@ fn moments(power: &[f64], freqs: &[f64], centroid: f64, total: f64) -> (f64, f64
         m4 += w * d * d;
     }
     let variance = if total != 0.0 { m2 / total } else { 0.0 };
-    let skewness = if variance > 0.0 { m3 / (total * variance * variance.sqrt()) } else { 0.0 };
-    let kurtosis = if variance != 0.0 { m4 / (total * variance * variance) } else { 0.0 };
+    let skewness = if variance > 0.0 {
+        m3 / (total * variance * variance.sqrt())
+    } else {
+        0.0
+    };
+    let kurtosis = if variance != 0.0 {
+        m4 / (total * variance * variance)
+    } else {
+        0.0
+    };
     (variance, skewness, kurtosis)
 }
 
@@ -168,7 +217,11 @@ fn slope(freqs: &[f64], weighted: f64, total: f64) -> f64 {
     let sf: f64 = freqs.iter().sum();
     let s2f: f64 = freqs.iter().map(|f| f * f).sum();
     let denominator = n * s2f - sf * sf;
-    let slope = if denominator != 0.0 { (n * weighted - sf * total) / denominator } else { 0.0 };
+    let slope = if denominator != 0.0 {
+        (n * weighted - sf * total) / denominator
+    } else {
+        0.0
+    };
     slope * (n - 1.0)
 }
 
@@ -208,7 +261,11 @@ fn hz_to_bark(hz: f64) -> f64 {
 
 /// Zwicker's sharpness weighting g(z).
 fn zwicker_g(z: f64) -> f64 {
-    if z <= 16.0 { 1.0 } else { ((z - 16.0) / 4.0).powf(1.5849625) + 1.0 }
+    if z <= 16.0 {
+        1.0
+    } else {
+        ((z - 16.0) / 4.0).powf(1.5849625) + 1.0
+    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,10 @@ pub fn compare_voicing_config() -> VoicingConfig {
     cfg.shs.min_pitch = MIN_PITCH_HZ;
     cfg.shs.max_pitch = MAX_PITCH_HZ;
     cfg.viterbi.buffer_len = VITERBI_BUFFER;
-    cfg.jitter = JitterConfig { search_range_rel: SEARCH_RANGE_REL, ..JitterConfig::default() };
+    cfg.jitter = JitterConfig {
+        search_range_rel: SEARCH_RANGE_REL,
+        ..JitterConfig::default()
+    };
     cfg
 }
 
@@ -43,7 +46,11 @@ pub fn voicing_streams(samples: &[f32], g: &Geometry) -> Result<Vec<Vec<f32>>, A
     let cfg = compare_voicing_config();
     let (f0, voicing) = pitch_track(samples, g.sample_rate, rows, &cfg);
     let mut matcher = PeriodMatcher::new(samples, g.sample_rate as f64, &cfg.jitter);
-    let vq: Vec<VoiceQuality> = f0.iter().enumerate().map(|(i, &f)| matcher.frame(i * g.hop, f, g.hop, g.long_len)).collect();
+    let vq: Vec<VoiceQuality> = f0
+        .iter()
+        .enumerate()
+        .map(|(i, &f)| matcher.frame(i * g.hop, f, g.hop, g.long_len))
+        .collect();
     let to32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
     Ok(vec![
         to32(&f0),
@@ -57,24 +64,47 @@ pub fn voicing_streams(samples: &[f32], g: &Geometry) -> Result<Vec<Vec<f32>>, A
 
 /// Energy-gated F0 (Hz, 0 = unvoiced) and voicing probability for `rows` frames (frames past the
 /// end of the signal are zero-padded, as openSMILE's last frame is).
-fn pitch_track(samples: &[f32], sample_rate: u32, rows: usize, cfg: &VoicingConfig) -> (Vec<f64>, Vec<f64>) {
+fn pitch_track(
+    samples: &[f32],
+    sample_rate: u32,
+    rows: usize,
+    cfg: &VoicingConfig,
+) -> (Vec<f64>, Vec<f64>) {
     let geo = FrameGeometry::new(cfg.frame_s, cfg.hop_s, sample_rate);
     let window = gauss(geo.frame, cfg.gauss_sigma);
     let mut fft = MagnitudeFft::new(geo.nfft);
     let mut detector = shs::ShsPitch::new(cfg.shs.clone(), geo.n_bins(), geo.bin_hz());
-    let (mut frame, mut mags) = (Vec::with_capacity(geo.frame), Vec::with_capacity(geo.n_bins()));
+    let (mut frame, mut mags) = (
+        Vec::with_capacity(geo.frame),
+        Vec::with_capacity(geo.n_bins()),
+    );
     let mut candidates = Vec::with_capacity(rows);
     let mut rms = Vec::with_capacity(rows);
     for i in 0..rows {
         frame_at(samples, i, &geo, &mut frame);
-        let energy: f64 = frame.iter().zip(&window).map(|(x, w)| (x * w).powi(2)).sum::<f64>() / geo.frame as f64;
+        let energy: f64 = frame
+            .iter()
+            .zip(&window)
+            .map(|(x, w)| (x * w).powi(2))
+            .sum::<f64>()
+            / geo.frame as f64;
         rms.push(energy.sqrt());
         fft.magnitudes(&frame, &window, &mut mags);
         candidates.push(detector.candidates(&mags));
     }
     let smoothed = viterbi::smooth(&candidates, &cfg.viterbi);
     let gate = cfg.energy_gate.unwrap_or(f64::NEG_INFINITY);
-    smoothed.iter().zip(&rms).map(|(p, &e)| if e < gate { (0.0, 0.0) } else { (p.f0, p.voicing) }).unzip()
+    smoothed
+        .iter()
+        .zip(&rms)
+        .map(|(p, &e)| {
+            if e < gate {
+                (0.0, 0.0)
+            } else {
+                (p.f0, p.voicing)
+            }
+        })
+        .unzip()
 }
 
 /// `_de` of a voicing contour: the ±2-frame regression slope using only pairs whose two ends are
@@ -97,7 +127,11 @@ pub fn delta_in_segments(x: &[f32]) -> Vec<f32> {
                     norm += 2.0 * (k * k) as f64;
                 }
             }
-            if norm > 0.0 { (num / norm) as f32 } else { 0.0 }
+            if norm > 0.0 {
+                (num / norm) as f32
+            } else {
+                0.0
+            }
         })
         .collect()
 }
@@ -186,8 +220,17 @@ impl<'a> PeriodMatcher<'a> {
             self.last_jitter_ddp = 0.0;
             self.last_shimmer = 0.0;
             self.last_idx += to_read0;
-            let log_hnr = if f0 > 0.0 { 0.0f64.max(LOG_HNR_FLOOR) } else { LOG_HNR_FLOOR };
-            return VoiceQuality { jitter_local: 0.0, jitter_ddp: 0.0, shimmer_local: 0.0, log_hnr };
+            let log_hnr = if f0 > 0.0 {
+                0.0f64.max(LOG_HNR_FLOOR)
+            } else {
+                LOG_HNR_FLOOR
+            };
+            return VoiceQuality {
+                jitter_local: 0.0,
+                jitter_ddp: 0.0,
+                shimmer_local: 0.0,
+                log_hnr,
+            };
         }
         let (stats, log_hnr, last_period) = self.match_periods(&mat, t0f, t0min, t0max, to_read0);
         self.last_mis = to_read0 - last_period;
@@ -197,7 +240,14 @@ impl<'a> PeriodMatcher<'a> {
 
     /// Cut `mat` into periods; returns the statistics, the log HNR and the last period start
     /// before the hop (where the next frame resumes).
-    fn match_periods(&mut self, mat: &[f64], t0f: usize, t0min: usize, t0max: usize, to_read0: usize) -> (PeriodStats, f64, usize) {
+    fn match_periods(
+        &mut self,
+        mat: &[f64],
+        t0f: usize,
+        t0min: usize,
+        t0max: usize,
+        to_read0: usize,
+    ) -> (PeriodStats, f64, usize) {
         let mut s = PeriodStats::default();
         let sums = PrefixSums::new(mat);
         let n_lags = t0max - t0min + 1;
@@ -219,12 +269,22 @@ impl<'a> PeriodMatcher<'a> {
                 Some(mi) => {
                     pp = t0min + mi;
                     start += pp;
-                    let (a0, a1) = (peak_to_peak(&mat[os..os + pp]), peak_to_peak(&mat[start..start + pp]));
+                    let (a0, a1) = (
+                        peak_to_peak(&mat[os..os + pp]),
+                        peak_to_peak(&mat[start..start + pp]),
+                    );
                     starts.push(os);
                     for (acc, &v) in average.iter_mut().zip(&mat[os..]).take(t0f) {
                         *acc += v;
                     }
-                    let (vertex, cc_peak) = quad_peak(mi as f64 - 1.0, cc[mi - 1], mi as f64, cc[mi], mi as f64 + 1.0, cc[mi + 1]);
+                    let (vertex, cc_peak) = quad_peak(
+                        mi as f64 - 1.0,
+                        cc[mi - 1],
+                        mi as f64,
+                        cc[mi],
+                        mi as f64 + 1.0,
+                        cc[mi + 1],
+                    );
                     if cc_peak > self.min_cc {
                         let period = (t0min as f64 + vertex).abs() / self.rate;
                         self.accept_period(&mut s, period, a0, a1);
@@ -261,7 +321,11 @@ impl<'a> PeriodMatcher<'a> {
     /// Frame values; a voiced frame without any accepted period repeats the last values.
     fn finish(&mut self, s: PeriodStats, log_hnr: f64) -> VoiceQuality {
         let held = s.n_periods == 0.0;
-        let mean_period = if s.n_periods > 0.0 { s.sum_period / s.n_periods } else { 0.0 };
+        let mean_period = if s.n_periods > 0.0 {
+            s.sum_period / s.n_periods
+        } else {
+            0.0
+        };
         if s.n_periods > 0.0 && s.n_local > 0.0 {
             self.last_jitter_local = s.sum_local / s.n_local / mean_period;
         }
@@ -269,14 +333,26 @@ impl<'a> PeriodMatcher<'a> {
             self.last_jitter_ddp = s.sum_ddp / s.n_ddp / mean_period;
         }
         if s.n_periods > 0.0 {
-            self.last_shimmer = if s.sum_amp > 0.0 { s.sum_amp_diff / s.sum_amp } else { 0.0 };
+            self.last_shimmer = if s.sum_amp > 0.0 {
+                s.sum_amp_diff / s.sum_amp
+            } else {
+                0.0
+            };
         }
         self.last_jitter_local = self.last_jitter_local.min(1.0);
         self.last_jitter_ddp = self.last_jitter_ddp.min(1.0);
         self.last_shimmer = self.last_shimmer.min(1.0);
         VoiceQuality {
-            jitter_local: if s.n_local > 0.0 || held { self.last_jitter_local } else { 0.0 },
-            jitter_ddp: if s.n_ddp > 0.0 || held { self.last_jitter_ddp } else { 0.0 },
+            jitter_local: if s.n_local > 0.0 || held {
+                self.last_jitter_local
+            } else {
+                0.0
+            },
+            jitter_ddp: if s.n_ddp > 0.0 || held {
+                self.last_jitter_ddp
+            } else {
+                0.0
+            },
             shimmer_local: self.last_shimmer,
             log_hnr: log_hnr.max(LOG_HNR_FLOOR),
         }
@@ -297,7 +373,14 @@ fn best_peak(cc: &[f64]) -> Option<usize> {
 /// Waveform HNR in dB: the average period (over the matched periods and the one after the last)
 /// is the harmonic part, each period's deviation from it the noise; both as RMS over the period
 /// without its first and last two samples.
-fn log_hnr(mat: &[f64], average: &mut [f64], starts: &[usize], last_start: usize, last_len: usize, t0f: usize) -> f64 {
+fn log_hnr(
+    mat: &[f64],
+    average: &mut [f64],
+    starts: &[usize],
+    last_start: usize,
+    last_len: usize,
+    t0f: usize,
+) -> f64 {
     let n_periods = starts.len() as f64;
     let mut harmonic = 0.0;
     for i in 0..t0f {
@@ -314,7 +397,11 @@ fn log_hnr(mat: &[f64], average: &mut [f64], starts: &[usize], last_start: usize
     }
     let harmonic = harmonic.sqrt();
     let mut bounds = starts.to_vec();
-    bounds.push(if last_len > 0 { last_start + last_len } else { 0 });
+    bounds.push(if last_len > 0 {
+        last_start + last_len
+    } else {
+        0
+    });
     let (mut noise, mut count) = (0.0, 0usize);
     for w in bounds.windows(2) {
         let stop = w[1].min(w[0] + t0f).saturating_sub(2).min(mat.len());
@@ -330,7 +417,11 @@ fn log_hnr(mat: &[f64], average: &mut [f64], starts: &[usize], last_start: usize
     let noise = noise.sqrt();
     if noise > 0.0 {
         let ratio = harmonic / noise;
-        if ratio > 0.0 { 20.0 * ratio.log10() } else { LOG_HNR_FLOOR }
+        if ratio > 0.0 {
+            20.0 * ratio.log10()
+        } else {
+            LOG_HNR_FLOOR
+        }
     } else {
         0.0
     }
@@ -345,7 +436,10 @@ struct PrefixSums {
 
 impl PrefixSums {
     fn new(x: &[f64]) -> PrefixSums {
-        let (mut sum, mut sum_sq) = (Vec::with_capacity(x.len() + 1), Vec::with_capacity(x.len() + 1));
+        let (mut sum, mut sum_sq) = (
+            Vec::with_capacity(x.len() + 1),
+            Vec::with_capacity(x.len() + 1),
+        );
         let (mut a, mut b) = (0.0, 0.0);
         sum.push(0.0);
         sum_sq.push(0.0);
@@ -403,7 +497,8 @@ mod tests {
         let x: Vec<f32> = (0..16_000)
             .map(|i| {
                 let t = i as f64 / sr;
-                (0.5 * (2.0 * std::f64::consts::PI * 125.0 * t).sin() + 0.2 * (2.0 * std::f64::consts::PI * 250.0 * t).sin()) as f32
+                (0.5 * (2.0 * std::f64::consts::PI * 125.0 * t).sin()
+                    + 0.2 * (2.0 * std::f64::consts::PI * 250.0 * t).sin()) as f32
             })
             .collect();
         let cfg = compare_voicing_config();

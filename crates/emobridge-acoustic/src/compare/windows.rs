@@ -27,7 +27,11 @@ pub struct WindowConfig {
 
 impl Default for WindowConfig {
     fn default() -> Self {
-        WindowConfig { window_s: 1.0, hop_s: 0.5, drop_partial: false }
+        WindowConfig {
+            window_s: 1.0,
+            hop_s: 0.5,
+            drop_partial: false,
+        }
     }
 }
 
@@ -37,20 +41,31 @@ const TIME_EPS: f64 = 1e-9;
 const LLD_STEP_S: f64 = 0.010;
 
 /// LLDs + deltas of a signal summarised over windows (260 columns with the ComParE set).
-pub fn windows(samples: &[f32], sample_rate: u32, config: &WindowConfig) -> Result<FeatureFrames, AcousticError> {
+pub fn windows(
+    samples: &[f32],
+    sample_rate: u32,
+    config: &WindowConfig,
+) -> Result<FeatureFrames, AcousticError> {
     let contours = lld_with_deltas(samples, sample_rate)?;
     summarise_windows(&contours, config)
 }
 
 /// Mean and standard deviation of every column of `frames` over the configured windows.
-pub fn summarise_windows(frames: &FeatureFrames, config: &WindowConfig) -> Result<FeatureFrames, AcousticError> {
+pub fn summarise_windows(
+    frames: &FeatureFrames,
+    config: &WindowConfig,
+) -> Result<FeatureFrames, AcousticError> {
     validate(config)?;
     let names = frames
         .names
         .iter()
         .flat_map(|n| [format!("{n}_amean"), format!("{n}_stddev")])
         .collect();
-    let mut out = FeatureFrames { names, frame_times: Vec::new(), values: Vec::new() };
+    let mut out = FeatureFrames {
+        names,
+        frame_times: Vec::new(),
+        values: Vec::new(),
+    };
     let Some(&last_time) = frames.frame_times.last() else {
         return Ok(out);
     };
@@ -65,15 +80,21 @@ pub fn summarise_windows(frames: &FeatureFrames, config: &WindowConfig) -> Resul
         if config.drop_partial && stop > end + TIME_EPS {
             break;
         }
-        while first_row < frames.frame_times.len() && frames.frame_times[first_row] < start - TIME_EPS {
+        while first_row < frames.frame_times.len()
+            && frames.frame_times[first_row] < start - TIME_EPS
+        {
             first_row += 1;
         }
-        let rows = frames.frame_times[first_row..].iter().take_while(|&&t| t < stop - TIME_EPS).count();
+        let rows = frames.frame_times[first_row..]
+            .iter()
+            .take_while(|&&t| t < stop - TIME_EPS)
+            .count();
         if rows == 0 {
             continue;
         }
         out.frame_times.push(start);
-        out.values.push(mean_and_std(&frames.values[first_row..first_row + rows]));
+        out.values
+            .push(mean_and_std(&frames.values[first_row..first_row + rows]));
     }
     Ok(out)
 }
@@ -96,7 +117,11 @@ fn mean_and_std(rows: &[Vec<f32>]) -> Vec<f32> {
     let mut out = Vec::with_capacity(2 * n_cols);
     for c in 0..n_cols {
         let mean = rows.iter().map(|r| r[c] as f64).sum::<f64>() / n;
-        let var = rows.iter().map(|r| (r[c] as f64 - mean).powi(2)).sum::<f64>() / n;
+        let var = rows
+            .iter()
+            .map(|r| (r[c] as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n;
         out.push(mean as f32);
         out.push(var.sqrt() as f32);
     }
@@ -129,14 +154,23 @@ mod tests {
 
     #[test]
     fn complete_windows_only_on_request() {
-        let cfg = WindowConfig { drop_partial: true, ..WindowConfig::default() };
+        let cfg = WindowConfig {
+            drop_partial: true,
+            ..WindowConfig::default()
+        };
         let w = summarise_windows(&ramp(300), &cfg).unwrap();
         assert_eq!(w.frame_times, vec![0.0, 0.5, 1.0, 1.5, 2.0]);
     }
 
     #[test]
     fn bad_geometry_is_rejected() {
-        let cfg = WindowConfig { hop_s: 0.0, ..WindowConfig::default() };
-        assert!(matches!(summarise_windows(&ramp(10), &cfg), Err(AcousticError::InvalidConfig(_))));
+        let cfg = WindowConfig {
+            hop_s: 0.0,
+            ..WindowConfig::default()
+        };
+        assert!(matches!(
+            summarise_windows(&ramp(10), &cfg),
+            Err(AcousticError::InvalidConfig(_))
+        ));
     }
 }

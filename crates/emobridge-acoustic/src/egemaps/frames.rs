@@ -6,7 +6,6 @@
 //! FFT length is the next power of two of the frame length (zero padding does not change
 //! magnitudes), and bin `k` lies at `k · sr / nfft` Hz.
 
-
 /// Frame geometry in samples for one sample rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrameGeometry {
@@ -25,7 +24,12 @@ impl FrameGeometry {
     pub fn new(frame_s: f64, hop_s: f64, sample_rate: u32) -> FrameGeometry {
         let frame = ((frame_s * sample_rate as f64).round() as usize).max(1);
         let hop = ((hop_s * sample_rate as f64).round() as usize).max(1);
-        FrameGeometry { frame, hop, nfft: frame.next_power_of_two().max(4), sample_rate }
+        FrameGeometry {
+            frame,
+            hop,
+            nfft: frame.next_power_of_two().max(4),
+            sample_rate,
+        }
     }
 
     /// Distance between FFT bins in Hz.
@@ -57,4 +61,3 @@ pub fn frame_at(signal: &[f32], index: usize, geo: &FrameGeometry, out: &mut Vec
 }
 
 pub use emobridge_audio::frames::{gauss, hamming, MagnitudeFft};
-

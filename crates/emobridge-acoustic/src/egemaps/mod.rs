@@ -166,7 +166,10 @@ struct Analysis {
 
 fn validate(samples: &[f32], sample_rate: u32) -> Result<(), AcousticError> {
     if sample_rate < 1000 {
-        return Err(AcousticError::UnsupportedRate { rate: sample_rate, reason: "eGeMAPS needs at least 1 kHz" });
+        return Err(AcousticError::UnsupportedRate {
+            rate: sample_rate,
+            reason: "eGeMAPS needs at least 1 kHz",
+        });
     }
     check_finite(samples)
 }
@@ -181,7 +184,12 @@ fn analyse(samples: &[f32], sample_rate: u32) -> Analysis {
     let mut spectral = Vec::with_capacity(n20);
     let mut frame_power = Vec::with_capacity(n20);
     let mut formant_tracks = Vec::with_capacity(n20);
-    let mut formant_tracker = FormantTracker::new(FormantConfig::default(), geo20.frame, geo20.nfft, sample_rate);
+    let mut formant_tracker = FormantTracker::new(
+        FormantConfig::default(),
+        geo20.frame,
+        geo20.nfft,
+        sample_rate,
+    );
     for i in 0..n20 {
         frame_at(samples, i, &geo20, &mut frame);
         frame_power.push(mean_power(&frame));
@@ -217,7 +225,9 @@ fn analyse(samples: &[f32], sample_rate: u32) -> Analysis {
 
 /// Combines pitch, jitter, harmonics and formants into the voicing-level rows.
 fn voicing_rows(v: &pitch::Voicing, formants: &[crate::formants::Formants]) -> Vec<[f32; 15]> {
-    let Some(geo) = v.geometry else { return Vec::new() };
+    let Some(geo) = v.geometry else {
+        return Vec::new();
+    };
     let mut harm = HarmonicsAnalyser::new(geo.n_bins(), geo.bin_hz());
     (0..v.f0_hz.len())
         .map(|i| {
@@ -257,19 +267,39 @@ pub fn lld(samples: &[f32], sample_rate: u32) -> Result<FeatureFrames, AcousticE
     validate(samples, sample_rate)?;
     let a = analyse(samples, sample_rate);
     let rows = a.voicing.len();
-    let mut cols: Vec<Vec<f32>> = (0..N_SPECTRAL).map(|k| sma(&column(&a.spectral, k), 3)).collect();
+    let mut cols: Vec<Vec<f32>> = (0..N_SPECTRAL)
+        .map(|k| sma(&column(&a.spectral, k), 3))
+        .collect();
     cols.extend((0..15).map(|k| sma_nonzero(&column(&a.voicing, k), 3)));
-    let values = (0..rows).map(|r| cols.iter().map(|c| c.get(r).copied().unwrap_or(0.0)).collect()).collect();
-    let frame_times = (0..rows).map(|r| (r * a.hop) as f64 / a.sample_rate as f64).collect();
-    Ok(FeatureFrames { names: LLD_NAMES.iter().map(|s| s.to_string()).collect(), frame_times, values })
+    let values = (0..rows)
+        .map(|r| {
+            cols.iter()
+                .map(|c| c.get(r).copied().unwrap_or(0.0))
+                .collect()
+        })
+        .collect();
+    let frame_times = (0..rows)
+        .map(|r| (r * a.hop) as f64 / a.sample_rate as f64)
+        .collect();
+    Ok(FeatureFrames {
+        names: LLD_NAMES.iter().map(|s| s.to_string()).collect(),
+        frame_times,
+        values,
+    })
 }
 
 /// The 88 eGeMAPS v02 functionals of `samples` at `sample_rate`.
 pub fn functionals(samples: &[f32], sample_rate: u32) -> Result<FeatureVector, AcousticError> {
     validate(samples, sample_rate)?;
     let a = analyse(samples, sample_rate);
-    let values = functionals_of(&a).into_iter().map(|v| if v.is_finite() { v as f32 } else { 0.0 }).collect();
-    Ok(FeatureVector { names: FUNCTIONAL_NAMES.iter().map(|s| s.to_string()).collect(), values })
+    let values = functionals_of(&a)
+        .into_iter()
+        .map(|v| if v.is_finite() { v as f32 } else { 0.0 })
+        .collect();
+    Ok(FeatureVector {
+        names: FUNCTIONAL_NAMES.iter().map(|s| s.to_string()).collect(),
+        values,
+    })
 }
 
 fn functionals_of(a: &Analysis) -> Vec<f64> {
@@ -294,7 +324,11 @@ fn functionals_of(a: &Analysis) -> Vec<f64> {
         // formant frequencies and bandwidths count on voiced frames only (`formantVoiced`)
         let mut c = column(&a.voicing[..seen], k);
         if matches!(k, 6 | 7 | 9 | 10 | 12 | 13) {
-            c.iter_mut().zip(&f0_raw).for_each(|(v, &f)| if f == 0.0 { *v = 0.0 });
+            c.iter_mut().zip(&f0_raw).for_each(|(v, &f)| {
+                if f == 0.0 {
+                    *v = 0.0
+                }
+            });
         }
         let c = fx::non_zero(&sma_nonzero(&c, 3));
         out.push(fx::mean(&c));
@@ -306,7 +340,11 @@ fn functionals_of(a: &Analysis) -> Vec<f64> {
             .map(|r| {
                 let v = a.spectral.get(r).map_or(0.0, |s| s[k]);
                 let f = f0_raw.get(r).copied().unwrap_or(0.0);
-                if (f != 0.0) == voiced { v } else { 0.0 }
+                if (f != 0.0) == voiced {
+                    v
+                } else {
+                    0.0
+                }
             })
             .collect();
         fx::non_zero(&sma_nonzero(&c, 3))
@@ -321,10 +359,18 @@ fn functionals_of(a: &Analysis) -> Vec<f64> {
     }
     out.push(fx::peaks(&loud, t, 0.1).peaks_per_sec);
     let voiced = fx::segments(&f0, t, 3, 2, |v| v != 0.0);
-    out.extend([voiced.segments_per_sec, voiced.mean_length_s, voiced.stddev_length_s]);
+    out.extend([
+        voiced.segments_per_sec,
+        voiced.mean_length_s,
+        voiced.stddev_length_s,
+    ]);
     let pauses = fx::segments(&f0, t, 3, 2, |v| v == 0.0);
     out.extend([pauses.mean_length_s, pauses.stddev_length_s]);
-    let leq = if a.frame_power.is_empty() { 0.0 } else { a.frame_power.iter().sum::<f64>() / a.frame_power.len() as f64 };
+    let leq = if a.frame_power.is_empty() {
+        0.0
+    } else {
+        a.frame_power.iter().sum::<f64>() / a.frame_power.len() as f64
+    };
     out.push(10.0 * leq.max(1e-12).log10());
     out
 }
@@ -332,7 +378,11 @@ fn functionals_of(a: &Analysis) -> Vec<f64> {
 /// amean, stddevNorm, percentiles 20/50/80, range 20–80, rising/falling slope mean and stddev.
 fn push_distribution(out: &mut Vec<f64>, x: &[f32], t: f64) {
     let s = fx::sorted(x);
-    let (p20, p50, p80) = (fx::percentile(&s, 0.2), fx::percentile(&s, 0.5), fx::percentile(&s, 0.8));
+    let (p20, p50, p80) = (
+        fx::percentile(&s, 0.2),
+        fx::percentile(&s, 0.5),
+        fx::percentile(&s, 0.8),
+    );
     let p = fx::peaks(x, t, 0.1);
     out.extend([
         fx::mean(x),

@@ -41,11 +41,21 @@ impl MelBank {
     /// Bank of `n_bands` filters for `n_bins` magnitude bins spaced `bin_hz` apart.
     pub fn new(n_bands: usize, lo_hz: f64, hi_hz: f64, n_bins: usize, bin_hz: f64) -> MelBank {
         let nyquist = bin_hz * (n_bins - 1) as f64;
-        let lo_hz = if lo_hz < 0.0 || lo_hz > nyquist || lo_hz > hi_hz { 0.0 } else { lo_hz };
-        let hi_hz = if hi_hz < lo_hz || hi_hz > nyquist || hi_hz <= 0.0 { nyquist } else { hi_hz };
+        let lo_hz = if lo_hz < 0.0 || lo_hz > nyquist || lo_hz > hi_hz {
+            0.0
+        } else {
+            lo_hz
+        };
+        let hi_hz = if hi_hz < lo_hz || hi_hz > nyquist || hi_hz <= 0.0 {
+            nyquist
+        } else {
+            hi_hz
+        };
         let (lo_mel, hi_mel) = (hz_to_mel(lo_hz), hz_to_mel(hi_hz));
         let step = (hi_mel - lo_mel) / (n_bands as f64 + 1.0);
-        let cfs: Vec<f64> = (0..=n_bands + 1).map(|m| lo_mel + m as f64 * step).collect();
+        let cfs: Vec<f64> = (0..=n_bands + 1)
+            .map(|m| lo_mel + m as f64 * step)
+            .collect();
         let lo_bin = ((lo_hz / bin_hz).round() as usize).min(n_bins);
         let hi_bin = ((hi_hz / bin_hz).round() as usize).min(n_bins);
         let bin_mel = |n: usize| hz_to_mel(n as f64 * bin_hz);
@@ -73,7 +83,14 @@ impl MelBank {
             *w = (cfs[m + 1] - nm) / (cfs[m + 1] - cfs[m]);
         }
         let centres_hz = (1..=n_bands).map(|m| mel_to_hz(cfs[m])).collect();
-        MelBank { n_bands, lo_bin, hi_bin, chan, weight, centres_hz }
+        MelBank {
+            n_bands,
+            lo_bin,
+            hi_bin,
+            chan,
+            weight,
+            centres_hz,
+        }
     }
 
     /// Band energies of one power spectrum.
@@ -144,19 +161,38 @@ impl SlopeBand {
         let frq = |i: usize| i as f64 * bin_hz;
         // lower edge: last bin at or below lo_hz, weighted by the share of the next bin interval
         let mut ii = (0..n_bins).find(|&i| frq(i) > lo_hz).unwrap_or(n_bins);
-        let mut w_lo = if ii < n_bins && ii > 0 { (frq(ii) - lo_hz) / bin_hz } else { 1.0 };
+        let mut w_lo = if ii < n_bins && ii > 0 {
+            (frq(ii) - lo_hz) / bin_hz
+        } else {
+            1.0
+        };
         let lo = ii.saturating_sub(1).min(n_bins);
         // upper edge: the bin at hi_hz if one lies exactly there, else the last bin below it
         ii = (0..n_bins).find(|&i| frq(i) >= hi_hz).unwrap_or(n_bins);
-        let mut w_hi = if ii < n_bins && ii > 0 { (hi_hz - frq(ii - 1)) / bin_hz } else { 1.0 };
-        let hi = if ii < n_bins && frq(ii) == hi_hz { ii } else { ii.saturating_sub(1) }.min(n_bins - 1);
+        let mut w_hi = if ii < n_bins && ii > 0 {
+            (hi_hz - frq(ii - 1)) / bin_hz
+        } else {
+            1.0
+        };
+        let hi = if ii < n_bins && frq(ii) == hi_hz {
+            ii
+        } else {
+            ii.saturating_sub(1)
+        }
+        .min(n_bins - 1);
         if w_lo == 0.0 {
             w_lo = 1.0;
         }
         if w_hi == 0.0 {
             w_hi = 1.0;
         }
-        SlopeBand { lo, hi, w_lo, w_hi, n_ind: hi as f64 - lo as f64 }
+        SlopeBand {
+            lo,
+            hi,
+            w_lo,
+            w_hi,
+            n_ind: hi as f64 - lo as f64,
+        }
     }
 
     /// Least-squares slope of `db` over frequency, openSMILE's weighted form (N = hi − lo).
@@ -191,19 +227,33 @@ impl SpectralLlds {
     /// Analyser for magnitude spectra of `n_bins` bins spaced `bin_hz` apart.
     pub fn new(n_bins: usize, bin_hz: f64) -> SpectralLlds {
         let loud_bank = MelBank::new(26, 20.0, 8000.0, n_bins, bin_hz);
-        let loud_weights = loud_bank.centres_hz.iter().map(|&f| equal_loudness_weight(f)).collect();
+        let loud_weights = loud_bank
+            .centres_hz
+            .iter()
+            .map(|&f| equal_loudness_weight(f))
+            .collect();
         let n_mel = 26usize;
         let dct = (1..=4)
             .map(|i| {
                 (0..n_mel)
-                    .map(|m| (std::f64::consts::PI * i as f64 / n_mel as f64 * (m as f64 + 0.5)).cos())
+                    .map(|m| {
+                        (std::f64::consts::PI * i as f64 / n_mel as f64 * (m as f64 + 0.5)).cos()
+                    })
                     .collect()
             })
             .collect();
-        let lifter = (1..=4).map(|i| 1.0 + 11.0 * (std::f64::consts::PI * i as f64 / 22.0).sin()).collect();
+        let lifter = (1..=4)
+            .map(|i| 1.0 + 11.0 * (std::f64::consts::PI * i as f64 / 22.0).sin())
+            .collect();
         // flux range 0–5000 Hz: the last bin strictly below 5000 Hz
-        let flux_hi_bin = (0..n_bins).rev().find(|&i| (i as f64 * bin_hz) < 5000.0).unwrap_or(0);
-        let slopes = vec![SlopeBand::new(0.0, 500.0, n_bins, bin_hz), SlopeBand::new(500.0, 1500.0, n_bins, bin_hz)];
+        let flux_hi_bin = (0..n_bins)
+            .rev()
+            .find(|&i| (i as f64 * bin_hz) < 5000.0)
+            .unwrap_or(0);
+        let slopes = vec![
+            SlopeBand::new(0.0, 500.0, n_bins, bin_hz),
+            SlopeBand::new(500.0, 1500.0, n_bins, bin_hz),
+        ];
         SpectralLlds {
             bin_hz,
             loud_bank,
@@ -222,12 +272,24 @@ impl SpectralLlds {
     pub fn frame(&mut self, mags: &[f64]) -> SpectralFrame {
         self.power.clear();
         self.power.extend(mags.iter().map(|m| m * m));
-        let mut out = SpectralFrame { loudness: self.loudness(), ..Default::default() };
+        let mut out = SpectralFrame {
+            loudness: self.loudness(),
+            ..Default::default()
+        };
         let (alpha, hammarberg) = self.alpha_hammarberg();
         out.alpha_ratio = alpha;
         out.hammarberg = hammarberg;
-        let db: Vec<f64> =
-            self.power.iter().map(|&p| if p <= POWER_FLOOR { 10.0 * POWER_FLOOR.log10() } else { 10.0 * p.log10() }).collect();
+        let db: Vec<f64> = self
+            .power
+            .iter()
+            .map(|&p| {
+                if p <= POWER_FLOOR {
+                    10.0 * POWER_FLOOR.log10()
+                } else {
+                    10.0 * p.log10()
+                }
+            })
+            .collect();
         out.slope_0_500 = self.slopes[0].slope(&db, self.bin_hz);
         out.slope_500_1500 = self.slopes[1].slope(&db, self.bin_hz);
         out.flux = self.flux(mags);
@@ -289,7 +351,11 @@ impl SpectralLlds {
             Some(prev) => {
                 let sum: f64 = (0..=hi).map(|j| (mags[j] - prev[j]).powi(2)).sum();
                 let mean = sum / (hi + 1) as f64;
-                if mean > 0.0 { mean.sqrt() } else { 0.0 }
+                if mean > 0.0 {
+                    mean.sqrt()
+                } else {
+                    0.0
+                }
             }
         };
         self.prev_mags = Some(mags[..=hi].to_vec());
@@ -300,7 +366,11 @@ impl SpectralLlds {
     fn mfcc(&mut self) -> [f64; 4] {
         // `self.bands` still holds this frame's bank output from `loudness`
         let scale = 32767.0f64 * 32767.0;
-        let logs: Vec<f64> = self.bands.iter().map(|&b| (b * scale).max(1.0).ln()).collect();
+        let logs: Vec<f64> = self
+            .bands
+            .iter()
+            .map(|&b| (b * scale).max(1.0).ln())
+            .collect();
         let factor = (2.0 / logs.len() as f64).sqrt();
         let mut out = [0.0; 4];
         for (k, o) in out.iter_mut().enumerate() {

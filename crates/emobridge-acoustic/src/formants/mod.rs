@@ -36,7 +36,13 @@ pub struct FormantConfig {
 
 impl Default for FormantConfig {
     fn default() -> Self {
-        FormantConfig { target_rate: 11000.0, order: 11, min_hz: 50.0, max_hz: 5450.0, n_formants: 5 }
+        FormantConfig {
+            target_rate: 11000.0,
+            order: 11,
+            min_hz: 50.0,
+            max_hz: 5450.0,
+            n_formants: 5,
+        }
     }
 }
 
@@ -70,7 +76,12 @@ pub struct FormantTracker {
 
 impl FormantTracker {
     /// Tracker for frames of `frame_len` samples in FFTs of `nfft` points at `sample_rate`.
-    pub fn new(cfg: FormantConfig, frame_len: usize, nfft: usize, sample_rate: u32) -> FormantTracker {
+    pub fn new(
+        cfg: FormantConfig,
+        frame_len: usize,
+        nfft: usize,
+        sample_rate: u32,
+    ) -> FormantTracker {
         let ratio = cfg.target_rate / sample_rate as f64;
         let n_out = ((frame_len as f64 * ratio).round() as usize).max(1);
         let new_ratio = n_out as f64 / frame_len as f64;
@@ -116,8 +127,13 @@ impl FormantTracker {
     pub fn frame(&mut self, spectrum: &[Complex<f64>]) -> Formants {
         self.resample(spectrum);
         let r = autocorrelation(&self.resampled, self.cfg.order + 1);
-        let mut out = Formants { frequency: vec![0.0; self.cfg.n_formants], bandwidth: vec![0.0; self.cfg.n_formants] };
-        let Some(a) = levinson(&r, self.cfg.order) else { return out };
+        let mut out = Formants {
+            frequency: vec![0.0; self.cfg.n_formants],
+            bandwidth: vec![0.0; self.cfg.n_formants],
+        };
+        let Some(a) = levinson(&r, self.cfg.order) else {
+            return out;
+        };
         // openSMILE negates the coefficients when it builds the polynomial
         let mut poly = vec![1.0];
         poly.extend(a.iter().map(|c| -c));
@@ -127,7 +143,13 @@ impl FormantTracker {
         self.last_roots = if converged { Some(roots.clone()) } else { None };
         let mut found: Vec<(f64, f64)> = roots
             .into_iter()
-            .map(|z| if z.norm_sqr() > 1.0 { 1.0 / z.conj() } else { z })
+            .map(|z| {
+                if z.norm_sqr() > 1.0 {
+                    1.0 / z.conj()
+                } else {
+                    z
+                }
+            })
             .filter(|z| z.im >= 0.0)
             .filter_map(|z| {
                 let f = z.im.atan2(z.re).abs() * fs / (2.0 * std::f64::consts::PI);
@@ -149,14 +171,17 @@ impl FormantTracker {
         // shifting the frame from buffer offset 0 to offset `pad` multiplies bin k by e^{-2πi k pad/N}
         let shifted: Vec<Complex<f64>> = (0..self.k_max)
             .map(|k| {
-                let ph = -2.0 * std::f64::consts::PI * (k * self.pad % self.nfft) as f64 / self.nfft as f64;
+                let ph = -2.0 * std::f64::consts::PI * (k * self.pad % self.nfft) as f64
+                    / self.nfft as f64;
                 spectrum[k] * Complex::new(ph.cos(), ph.sin())
             })
             .collect();
         let norm = (self.nfft / 2) as f64;
         if let Some(ifft) = &self.ifft {
             // Σ_k c_k e^{+2πi k i/nd}: the real part is the same synthesis as the table path
-            self.ifft_buf.iter_mut().for_each(|c| *c = Complex::new(0.0, 0.0));
+            self.ifft_buf
+                .iter_mut()
+                .for_each(|c| *c = Complex::new(0.0, 0.0));
             self.ifft_buf[0] = Complex::new(shifted[0].re, 0.0);
             self.ifft_buf[1..self.k_max].copy_from_slice(&shifted[1..self.k_max]);
             ifft.process(&mut self.ifft_buf);
@@ -179,7 +204,9 @@ impl FormantTracker {
 
 /// Autocorrelation r[0..lags) of `x` (no window, no normalisation).
 pub fn autocorrelation(x: &[f64], lags: usize) -> Vec<f64> {
-    (0..lags).map(|lag| (lag..x.len()).map(|i| x[i] * x[i - lag]).sum()).collect()
+    (0..lags)
+        .map(|lag| (lag..x.len()).map(|i| x[i] * x[i - lag]).sum())
+        .collect()
 }
 
 /// Levinson–Durbin recursion: predictor coefficients a1..ap (x[n] + Σ a_k x[n−k] = e[n]).
@@ -221,10 +248,15 @@ pub fn polynomial_roots_from(poly: &[f64], start: Option<&[Complex<f64>]>) -> Ve
     if n == 0 {
         return Vec::new();
     }
-    let eval = |z: Complex<f64>| poly.iter().fold(Complex::new(0.0, 0.0), |acc, &c| acc * z + c);
+    let eval = |z: Complex<f64>| {
+        poly.iter()
+            .fold(Complex::new(0.0, 0.0), |acc, &c| acc * z + c)
+    };
     let seed = Complex::new(0.4, 0.9);
     let distinct = |r: &[Complex<f64>]| {
-        r.iter().enumerate().all(|(i, a)| r[i + 1..].iter().all(|b| (a - b).norm_sqr() > 1e-12) && a.is_finite())
+        r.iter()
+            .enumerate()
+            .all(|(i, a)| r[i + 1..].iter().all(|b| (a - b).norm_sqr() > 1e-12) && a.is_finite())
     };
     let mut roots: Vec<Complex<f64>> = match start {
         Some(r) if r.len() == n && distinct(r) => r.to_vec(),

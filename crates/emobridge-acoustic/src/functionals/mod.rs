@@ -26,13 +26,21 @@ pub fn stddev(x: &[f32]) -> f64 {
     }
     let m = mean(x);
     let var = x.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / x.len() as f64;
-    if var > 0.0 { var.sqrt() } else { 0.0 }
+    if var > 0.0 {
+        var.sqrt()
+    } else {
+        0.0
+    }
 }
 
 /// Coefficient of variation σ/μ with the sign of μ (openSMILE `stddevNorm = 2`); 0 if μ = 0.
 pub fn stddev_norm(x: &[f32]) -> f64 {
     let m = mean(x);
-    if m == 0.0 { 0.0 } else { stddev(x) / m }
+    if m == 0.0 {
+        0.0
+    } else {
+        stddev(x) / m
+    }
 }
 
 /// Percentile `p` ∈ [0, 1] of `sorted` with linear interpolation between ranks (0 if empty).
@@ -81,15 +89,25 @@ pub fn peaks(x: &[f32], period_s: f64, rel_thresh: f64) -> PeakStats {
         return PeakStats::default();
     }
     let v: Vec<f64> = x.iter().map(|&a| a as f64).collect();
-    let (min, max) = v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &a| (lo.min(a), hi.max(a)));
+    let (min, max) = v
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &a| (lo.min(a), hi.max(a)));
     let thresh = rel_thresh * (max - min);
     let below = |diff: f64| diff < thresh;
     let mut list: Vec<Extremum> = Vec::new();
     for i in 2..n.saturating_sub(2) {
         if v[i] > v[i - 1] && v[i] > v[i + 1] {
-            list.push(Extremum { is_max: true, y: v[i], x: i });
+            list.push(Extremum {
+                is_max: true,
+                y: v[i],
+                x: i,
+            });
         } else if v[i] < v[i - 1] && v[i] < v[i + 1] {
-            list.push(Extremum { is_max: false, y: v[i], x: i });
+            list.push(Extremum {
+                is_max: false,
+                y: v[i],
+                x: i,
+            });
         }
     }
     // step 2a: drop maxima that do not rise enough above the last value and last minimum
@@ -129,7 +147,12 @@ pub fn peaks(x: &[f32], period_s: f64, rel_thresh: f64) -> PeakStats {
         }
         last_val = e.y;
     }
-    let mut list: Vec<Extremum> = list.into_iter().zip(keep).filter(|(_, k)| *k).map(|(e, _)| e).collect();
+    let mut list: Vec<Extremum> = list
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(e, _)| e)
+        .collect();
     // step 2b: drop minima that do not fall enough below the last maximum
     let mut last_max = v[0];
     list.retain(|e| {
@@ -160,7 +183,8 @@ fn slope_stats(v: &[f64], list: &[Extremum], t: f64) -> PeakStats {
     let n = v.len();
     let n_peaks = list.iter().filter(|e| e.is_max).count();
     let (mut rising, mut falling) = (Vec::new(), Vec::new());
-    let (mut last_max, mut last_max_pos, mut last_min, mut last_min_pos) = (v[0], 0usize, v[0], 0usize);
+    let (mut last_max, mut last_max_pos, mut last_min, mut last_min_pos) =
+        (v[0], 0usize, v[0], 0usize);
     let mut last_is_max: Option<bool> = None;
     for e in list {
         if e.is_max {
@@ -198,11 +222,21 @@ fn slope_stats(v: &[f64], list: &[Extremum], t: f64) -> PeakStats {
         }
         _ => {}
     }
-    let mean_of = |s: &[f64]| if s.is_empty() { 0.0 } else { s.iter().sum::<f64>() / s.len() as f64 };
+    let mean_of = |s: &[f64]| {
+        if s.is_empty() {
+            0.0
+        } else {
+            s.iter().sum::<f64>() / s.len() as f64
+        }
+    };
     let std_of = |s: &[f64], core: usize, m: f64| {
         let ss: f64 = s[..core].iter().map(|x| (x - m).powi(2)).sum();
         let ss = if s.len() > 1 { ss / s.len() as f64 } else { ss };
-        if ss > 0.0 { ss.sqrt() } else { 0.0 }
+        if ss > 0.0 {
+            ss.sqrt()
+        } else {
+            0.0
+        }
     };
     let mr = mean_of(&rising);
     let mf = mean_of(&falling);
@@ -307,7 +341,11 @@ pub fn segments(
     } else {
         0.0
     };
-    SegmentStats { segments_per_sec: count / (n as f64 * period_s), mean_length_s: m * period_s, stddev_length_s: sd * period_s }
+    SegmentStats {
+        segments_per_sec: count / (n as f64 * period_s),
+        mean_length_s: m * period_s,
+        stddev_length_s: sd * period_s,
+    }
 }
 
 #[cfg(test)]

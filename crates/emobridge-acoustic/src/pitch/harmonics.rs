@@ -47,7 +47,14 @@ impl HarmonicsAnalyser {
     pub fn new(n_bins: usize, bin_hz: f64) -> HarmonicsAnalyser {
         let n = (n_bins - 1) * 2;
         let inverse = RealFftPlanner::<f64>::new().plan_fft_inverse(n);
-        HarmonicsAnalyser { bin_hz, n_bins, n_harmonics: 100, spec: inverse.make_input_vec(), acf: inverse.make_output_vec(), inverse }
+        HarmonicsAnalyser {
+            bin_hz,
+            n_bins,
+            n_harmonics: 100,
+            spec: inverse.make_input_vec(),
+            acf: inverse.make_output_vec(),
+            inverse,
+        }
     }
 
     fn freq(&self, bin: usize) -> f64 {
@@ -58,7 +65,11 @@ impl HarmonicsAnalyser {
     fn freq_to_bin(&self, f: f64, start: usize) -> usize {
         for b in start.max(1)..self.n_bins {
             if self.freq(b) > f {
-                return if self.freq(b) - f > f - self.freq(b - 1) { b - 1 } else { b };
+                return if self.freq(b) - f > f - self.freq(b - 1) {
+                    b - 1
+                } else {
+                    b
+                };
             }
         }
         0
@@ -98,10 +109,17 @@ impl HarmonicsAnalyser {
     pub fn frame(&mut self, mags: &[f64], f0: f64, formants: &[f64; 3]) -> HarmonicFrame {
         let hnr = self.acf_hnr_db(mags, f0);
         if f0 <= 0.0 {
-            return HarmonicFrame { hnr_acf_db: hnr, formant_amplitude_db: [LOG_REL_FLOOR; 3], ..Default::default() };
+            return HarmonicFrame {
+                hnr_acf_db: hnr,
+                formant_amplitude_db: [LOG_REL_FLOOR; 3],
+                ..Default::default()
+            };
         }
         let harmonics = self.find_harmonics(mags, f0);
-        let formant_idx: Vec<Option<usize>> = formants.iter().map(|&fc| strongest_near(&harmonics, fc)).collect();
+        let formant_idx: Vec<Option<usize>> = formants
+            .iter()
+            .map(|&fc| strongest_near(&harmonics, fc))
+            .collect();
         // openSMILE parses "H1-H2" / "H1-A3" as harmonic slots 1 and 2 (slot 0 is F0 itself) and
         // the harmonic nearest formant 3, so these are differences of the 2nd harmonic.
         let h1_h2 = (harmonics[1].log_rel - harmonics[2].log_rel).clamp(-201.0, 201.0);
@@ -113,7 +131,12 @@ impl HarmonicsAnalyser {
         for (a, idx) in amp.iter_mut().zip(&formant_idx) {
             *a = idx.map_or(0.0, |i| harmonics[i].log_rel);
         }
-        HarmonicFrame { hnr_acf_db: hnr, h1_h2_db: h1_h2, h1_a3_db: h1_a3, formant_amplitude_db: amp }
+        HarmonicFrame {
+            hnr_acf_db: hnr,
+            h1_h2_db: h1_h2,
+            h1_a3_db: h1_a3,
+            formant_amplitude_db: amp,
+        }
     }
 
     fn find_harmonics(&self, mags: &[f64], f0: f64) -> Vec<Harmonic> {
@@ -135,7 +158,11 @@ impl HarmonicsAnalyser {
                 h.bin = -1;
                 continue;
             }
-            let mut peak: Option<usize> = if is_peak(mags, cand) { Some(cand) } else { None };
+            let mut peak: Option<usize> = if is_peak(mags, cand) {
+                Some(cand)
+            } else {
+                None
+            };
             if peak.is_none() {
                 let lower = self.freq_to_bin((i as f64 + 0.5) * f0, last_bin) as i64;
                 let upper = self.freq_to_bin((i as f64 + 1.5) * f0, cand) as i64;
@@ -167,7 +194,13 @@ impl HarmonicsAnalyser {
                         self.freq(p + 1),
                         mags[p + 1],
                     );
-                    *h = Harmonic { bin: p as i64, freq: fx, magnitude: mags[p], magnitude_interp: my as f32 as f64, log_rel: LOG_REL_FLOOR };
+                    *h = Harmonic {
+                        bin: p as i64,
+                        freq: fx,
+                        magnitude: mags[p],
+                        magnitude_interp: my as f32 as f64,
+                        log_rel: LOG_REL_FLOOR,
+                    };
                 }
                 _ => {
                     h.bin = cand as i64;
@@ -189,7 +222,11 @@ impl HarmonicsAnalyser {
                 -200.0
             };
             if hs[i].bin == hs[i - 1].bin {
-                hs[i] = Harmonic { bin: 0, log_rel: LOG_REL_FLOOR, ..Default::default() };
+                hs[i] = Harmonic {
+                    bin: 0,
+                    log_rel: LOG_REL_FLOOR,
+                    ..Default::default()
+                };
             }
         }
         hs
@@ -248,7 +285,11 @@ fn closest_peak(x: &[f64], idx: usize) -> usize {
     } else if first <= x[idx] && last > x[idx] {
         n - 1
     } else if first > x[idx] && last > x[idx] {
-        if idx < n / 2 { 0 } else { n - 1 }
+        if idx < n / 2 {
+            0
+        } else {
+            n - 1
+        }
     } else {
         idx
     }

@@ -25,7 +25,11 @@ pub struct JitterConfig {
 
 impl Default for JitterConfig {
     fn default() -> Self {
-        JitterConfig { search_range_rel: 0.1, min_num_periods: 2, min_cc: 0.5 }
+        JitterConfig {
+            search_range_rel: 0.1,
+            min_num_periods: 2,
+            min_cc: 0.5,
+        }
     }
 }
 
@@ -85,8 +89,14 @@ pub fn jitter_shimmer(
     cfg: &JitterConfig,
 ) -> Vec<JitterFrame> {
     let x: Vec<f64> = signal.iter().map(|&v| v as f64).collect();
-    let mut state = MatcherState { rate: sample_rate as f64, ..Default::default() };
-    f0.iter().enumerate().map(|(i, &f)| state.frame(&x, i * hop, f, hop, frame_len, cfg)).collect()
+    let mut state = MatcherState {
+        rate: sample_rate as f64,
+        ..Default::default()
+    };
+    f0.iter()
+        .enumerate()
+        .map(|(i, &f)| state.frame(&x, i * hop, f, hop, frame_len, cfg))
+        .collect()
 }
 
 #[derive(Default)]
@@ -102,7 +112,15 @@ struct MatcherState {
 }
 
 impl MatcherState {
-    fn frame(&mut self, x: &[f64], start_sample: usize, f0: f64, hop: usize, frame_len: usize, cfg: &JitterConfig) -> JitterFrame {
+    fn frame(
+        &mut self,
+        x: &[f64],
+        start_sample: usize,
+        f0: f64,
+        hop: usize,
+        frame_len: usize,
+        cfg: &JitterConfig,
+    ) -> JitterFrame {
         let to_read0 = hop + self.last_mis;
         let mut to_read = to_read0;
         let (mut t0f, mut t0min_f, mut t0max_f) = (0usize, 0usize, 0usize);
@@ -128,7 +146,8 @@ impl MatcherState {
         let mat = &x[begin..end];
 
         let (mut n_periods, mut n_local, mut n_ddp) = (0.0f64, 0.0f64, 0.0f64);
-        let (mut avg_period, mut jit_local, mut jit_ddp, mut avg_amp, mut avg_amp_diff) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let (mut avg_period, mut jit_local, mut jit_ddp, mut avg_amp, mut avg_amp_diff) =
+            (0.0, 0.0, 0.0, 0.0, 0.0);
         let last_period;
         if f0 > 0.0 && t0min_f > 0 {
             let mut start = 0usize;
@@ -137,7 +156,8 @@ impl MatcherState {
             let mut cc = vec![0.0; n_lags];
             while (start as isize) < mat.len() as isize - 2 * t0max_f as isize - 1 {
                 for lag in t0min_f..=t0max_f {
-                    cc[lag - t0min_f] = cross_corr(&mat[start..start + lag], &mat[start + lag..start + 2 * lag]);
+                    cc[lag - t0min_f] =
+                        cross_corr(&mat[start..start + lag], &mat[start + lag..start + 2 * lag]);
                 }
                 let mut max_i: isize = -1;
                 let mut max = 0.0;
@@ -154,7 +174,14 @@ impl MatcherState {
                     start += pp;
                     let a0 = peak_to_peak(&mat[os..os + pp]);
                     let a1 = peak_to_peak(&mat[start..(start + pp).min(mat.len())]);
-                    let (vertex, cc_i) = quad_peak(mi as f64 - 1.0, cc[mi - 1], mi as f64, cc[mi], mi as f64 + 1.0, cc[mi + 1]);
+                    let (vertex, cc_i) = quad_peak(
+                        mi as f64 - 1.0,
+                        cc[mi - 1],
+                        mi as f64,
+                        cc[mi],
+                        mi as f64 + 1.0,
+                        cc[mi + 1],
+                    );
                     let period = (t0min_f as f64 + vertex).abs() / rate;
                     if cc_i > cfg.min_cc {
                         avg_period += period;
@@ -192,7 +219,17 @@ impl MatcherState {
             self.last_shimmer = 0.0;
         }
         self.last_idx += last_period;
-        self.output(f0, n_periods, n_local, n_ddp, avg_period, jit_local, jit_ddp, avg_amp, avg_amp_diff)
+        self.output(
+            f0,
+            n_periods,
+            n_local,
+            n_ddp,
+            avg_period,
+            jit_local,
+            jit_ddp,
+            avg_amp,
+            avg_amp_diff,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -211,7 +248,11 @@ impl MatcherState {
         if f0 <= 0.0 {
             return JitterFrame::default();
         }
-        let mean_period = if n_periods > 0.0 { avg_period / n_periods } else { 0.0 };
+        let mean_period = if n_periods > 0.0 {
+            avg_period / n_periods
+        } else {
+            0.0
+        };
         if n_periods > 0.0 && n_local > 0.0 {
             self.last_jitter_local = jit_local / n_local / mean_period;
         }
@@ -219,11 +260,23 @@ impl MatcherState {
             self.last_jitter_ddp = jit_ddp / n_ddp / mean_period;
         }
         if n_periods > 0.0 {
-            self.last_shimmer = if avg_amp > 0.0 { avg_amp_diff / avg_amp } else { 0.0 };
+            self.last_shimmer = if avg_amp > 0.0 {
+                avg_amp_diff / avg_amp
+            } else {
+                0.0
+            };
         }
         let held = n_periods == 0.0;
-        let jitter_local = if n_local > 0.0 || held { self.last_jitter_local.min(1.0) } else { 0.0 };
-        let jitter_ddp = if n_ddp > 0.0 || held { self.last_jitter_ddp.min(1.0) } else { 0.0 };
+        let jitter_local = if n_local > 0.0 || held {
+            self.last_jitter_local.min(1.0)
+        } else {
+            0.0
+        };
+        let jitter_ddp = if n_ddp > 0.0 || held {
+            self.last_jitter_ddp.min(1.0)
+        } else {
+            0.0
+        };
         self.last_jitter_local = self.last_jitter_local.min(1.0);
         self.last_shimmer = self.last_shimmer.min(1.0);
         let shimmer = self.last_shimmer;

@@ -90,7 +90,12 @@ pub fn analyse(samples: &[f32], sample_rate: u32, cfg: &VoicingConfig) -> Voicin
     let mut rms = Vec::with_capacity(n_frames);
     for i in 0..n_frames {
         frame_at(samples, i, &geo, &mut frame);
-        let energy: f64 = frame.iter().zip(&window).map(|(x, w)| (x * w).powi(2)).sum::<f64>() / geo.frame as f64;
+        let energy: f64 = frame
+            .iter()
+            .zip(&window)
+            .map(|(x, w)| (x * w).powi(2))
+            .sum::<f64>()
+            / geo.frame as f64;
         rms.push(energy.sqrt());
         let mut mags = Vec::with_capacity(geo.n_bins());
         fft.magnitudes(&frame, &window, &mut mags);
@@ -114,6 +119,20 @@ pub fn analyse(samples: &[f32], sample_rate: u32, cfg: &VoicingConfig) -> Voicin
             _ => p.voicing,
         })
         .collect();
-    let jitter = jitter::jitter_shimmer(samples, sample_rate, &f0_hz, geo.hop, geo.frame, &cfg.jitter);
-    Voicing { geometry: Some(geo), f0_hz, voicing, jitter, spectra, pending_at_end }
+    let jitter = jitter::jitter_shimmer(
+        samples,
+        sample_rate,
+        &f0_hz,
+        geo.hop,
+        geo.frame,
+        &cfg.jitter,
+    );
+    Voicing {
+        geometry: Some(geo),
+        f0_hz,
+        voicing,
+        jitter,
+        spectra,
+        pending_at_end,
+    }
 }

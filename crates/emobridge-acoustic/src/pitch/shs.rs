@@ -79,7 +79,15 @@ impl ShsPitch {
         let fmax_t = max_hz.log2();
         let n_points = n_bins;
         let step_t = (fmax_t - fmin_t) / (n_points - 1) as f64;
-        let mut log_f: Vec<f64> = (0..n_bins).map(|i| if i == 0 { 0.0 } else { (i as f64 * bin_hz).log2() }).collect();
+        let mut log_f: Vec<f64> = (0..n_bins)
+            .map(|i| {
+                if i == 0 {
+                    0.0
+                } else {
+                    (i as f64 * bin_hz).log2()
+                }
+            })
+            .collect();
         log_f[0] = 2.0 * log_f[1] - log_f[2];
         let targets: Vec<f64> = (0..n_points).map(|i| fmin_t + i as f64 * step_t).collect();
         let plan = SplinePlan::new(&log_f, &targets);
@@ -88,7 +96,10 @@ impl ShsPitch {
         let points_per_octave = (n_points as f64 / n_octaves) as f32 as f64;
         let atan_s = points_per_octave * (65.0f64 / 50.0).log2() - 1.0;
         let aud_weight = (0..n_points)
-            .map(|i| 0.5 + (3.0 * (i as f64 + 1.0 - atan_s) / points_per_octave).atan() / std::f64::consts::PI)
+            .map(|i| {
+                0.5 + (3.0 * (i as f64 + 1.0 - atan_s) / points_per_octave).atan()
+                    / std::f64::consts::PI
+            })
             .collect();
         ShsPitch {
             cfg,
@@ -126,7 +137,8 @@ impl ShsPitch {
         self.octave.clear();
         for (i, &v) in self.interpolated.iter().enumerate() {
             let v = v as f32 as f64;
-            self.octave.push(if v > 0.0 { v * self.aud_weight[i] } else { 0.0 });
+            self.octave
+                .push(if v > 0.0 { v * self.aud_weight[i] } else { 0.0 });
         }
     }
 
@@ -188,10 +200,21 @@ impl ShsPitch {
         let mut score = vec![0.0; n_c];
         for (k, &j) in idx.iter().enumerate() {
             let x = |i: f64| i * self.step_t + self.fmin_t;
-            let (fx, sc) = quad_peak(x(j as f64 - 1.0), ss[j - 1], x(j as f64), ss[j], x(j as f64 + 1.0), ss[j + 1]);
+            let (fx, sc) = quad_peak(
+                x(j as f64 - 1.0),
+                ss[j - 1],
+                x(j as f64),
+                ss[j],
+                x(j as f64 + 1.0),
+                ss[j + 1],
+            );
             f0[k] = fx.exp2();
             score[k] = sc;
-            voicing[k] = if sc > 0.0 && sc > mean { 1.0 - mean / sc } else { 0.0 };
+            voicing[k] = if sc > 0.0 && sc > mean {
+                1.0 - mean / sc
+            } else {
+                0.0
+            };
         }
         let mut n_cand = idx.len();
         // drop candidates outside the admissible range, shifting the rest up
@@ -313,10 +336,15 @@ pub fn spline_eval(xa: &[f64], ya: &[f64], y2: &[f64], x: f64) -> f64 {
 
 /// Vertex (x, y) of the parabola through three points; falls back to the largest point.
 pub fn quad_peak(x1: f64, y1: f64, x2: f64, y2: f64, x3: f64, y3: f64) -> (f64, f64) {
-    let den = x1 * x1 * x2 + x2 * x2 * x3 + x3 * x3 * x1 - x3 * x3 * x2 - x2 * x2 * x1 - x1 * x1 * x3;
+    let den =
+        x1 * x1 * x2 + x2 * x2 * x3 + x3 * x3 * x1 - x3 * x3 * x2 - x2 * x2 * x1 - x1 * x1 * x3;
     if den != 0.0 {
         let a = (y1 * x2 + y2 * x3 + y3 * x1 - y3 * x2 - y2 * x1 - y1 * x3) / den;
-        let b = (x1 * x1 * y2 + x2 * x2 * y3 + x3 * x3 * y1 - x3 * x3 * y2 - x2 * x2 * y1 - x1 * x1 * y3) / den;
+        let b = (x1 * x1 * y2 + x2 * x2 * y3 + x3 * x3 * y1
+            - x3 * x3 * y2
+            - x2 * x2 * y1
+            - x1 * x1 * y3)
+            / den;
         let c = (x1 * x1 * x2 * y3 + x2 * x2 * x3 * y1 + x3 * x3 * x1 * y2
             - x3 * x3 * x2 * y1
             - x2 * x2 * x1 * y3
@@ -385,7 +413,15 @@ impl SplinePlan {
                 }
             })
             .collect();
-        SplinePlan { x: x.to_vec(), sig, p_inv, y2_coef, points, u: vec![0.0; n], y2: vec![0.0; n] }
+        SplinePlan {
+            x: x.to_vec(),
+            sig,
+            p_inv,
+            y2_coef,
+            points,
+            u: vec![0.0; n],
+            y2: vec![0.0; n],
+        }
     }
 
     /// Spline values at the planned points for ordinates `y`.
@@ -394,13 +430,18 @@ impl SplinePlan {
         let x = &self.x;
         out.clear();
         if n < 3 {
-            out.extend(self.points.iter().map(|&(lo, a, b, _)| a * y[lo] + b * y[(lo + 1).min(n - 1)]));
+            out.extend(
+                self.points
+                    .iter()
+                    .map(|&(lo, a, b, _)| a * y[lo] + b * y[(lo + 1).min(n - 1)]),
+            );
             return;
         }
         self.u[0] = 0.0;
         for i in 1..n - 1 {
             let d = (y[i + 1] - y[i]) / (x[i + 1] - x[i]) - (y[i] - y[i - 1]) / (x[i] - x[i - 1]);
-            self.u[i] = (6.0 * d / (x[i + 1] - x[i - 1]) - self.sig[i] * self.u[i - 1]) * self.p_inv[i];
+            self.u[i] =
+                (6.0 * d / (x[i + 1] - x[i - 1]) - self.sig[i] * self.u[i - 1]) * self.p_inv[i];
         }
         self.y2[n - 1] = 0.0;
         for k in (0..n - 1).rev() {

@@ -125,14 +125,22 @@ pub fn smooth(frames: &[Candidates], cfg: &ViterbiConfig) -> Vec<SmoothedPitch> 
 /// ended (released by the final flush). openSMILE's functionals run before those frames have
 /// travelled through the rest of its pipeline, so this number tells how many frames its
 /// voicing-level functionals miss (see `egemaps::functionals`).
-pub fn smooth_with_flush(frames: &[Candidates], cfg: &ViterbiConfig) -> (Vec<SmoothedPitch>, usize) {
+pub fn smooth_with_flush(
+    frames: &[Candidates],
+    cfg: &ViterbiConfig,
+) -> (Vec<SmoothedPitch>, usize) {
     if frames.is_empty() {
         return (Vec::new(), 0);
     }
     let n_cand = frames[0].f0.len();
     let n_states = n_cand + 1;
     let buflen = cfg.buffer_len.max(1);
-    let mut trellis = Trellis { cfg, frames, n_states, last_change: 1.0 };
+    let mut trellis = Trellis {
+        cfg,
+        frames,
+        n_states,
+        last_change: 1.0,
+    };
     let mut costs: Vec<f64> = (0..n_states).map(|s| trellis.local_cost(s, 0)).collect();
     let mut paths = vec![vec![0usize; buflen]; n_states];
     for (s, p) in paths.iter_mut().enumerate() {
@@ -176,9 +184,15 @@ pub fn smooth_with_flush(frames: &[Candidates], cfg: &ViterbiConfig) -> (Vec<Smo
         .zip(frames)
         .map(|(&s, c)| {
             if s < n_cand {
-                SmoothedPitch { f0: c.f0[s], voicing: c.voicing[s] }
+                SmoothedPitch {
+                    f0: c.f0[s],
+                    voicing: c.voicing[s],
+                }
             } else {
-                SmoothedPitch { f0: 0.0, voicing: c.voicing[0] }
+                SmoothedPitch {
+                    f0: 0.0,
+                    voicing: c.voicing[0],
+                }
             }
         })
         .collect();
@@ -186,7 +200,14 @@ pub fn smooth_with_flush(frames: &[Candidates], cfg: &ViterbiConfig) -> (Vec<Smo
 }
 
 /// Releases frames on which all paths agree, or forces the oldest one when the buffer is full.
-fn decide(paths: &[Vec<usize>], costs: &[f64], best: &mut [usize], conv: &mut usize, path_idx: usize, buflen: usize) {
+fn decide(
+    paths: &[Vec<usize>],
+    costs: &[f64],
+    best: &mut [usize],
+    conv: &mut usize,
+    path_idx: usize,
+    buflen: usize,
+) {
     if path_idx - *conv + 1 > buflen {
         let min_state = argmin(costs);
         best[*conv] = paths[min_state][*conv % buflen];

@@ -27,7 +27,9 @@ use crate::manifest::{Domain, Record};
 use crate::taxonomy::Emotion;
 
 /// The 12 sentence codes.
-pub const SENTENCES: [&str; 12] = ["IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI"];
+pub const SENTENCES: [&str; 12] = [
+    "IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI",
+];
 
 pub fn emotion_of(code: &str) -> Option<Emotion> {
     Some(match code {
@@ -57,18 +59,25 @@ pub fn parse_name(stem: &str) -> Result<(u32, &str, &str, &'static str), String>
     if p.len() != 4 {
         return Err("not AAAA_SSS_EEE_LL".into());
     }
-    let actor: u32 = p[0].parse().ok().filter(|a| (1001..=1091).contains(a)).ok_or_else(|| format!("actor `{}` is not 1001-1091", p[0]))?;
+    let actor: u32 = p[0]
+        .parse()
+        .ok()
+        .filter(|a| (1001..=1091).contains(a))
+        .ok_or_else(|| format!("actor `{}` is not 1001-1091", p[0]))?;
     if !SENTENCES.contains(&p[1]) {
         return Err(format!("sentence code `{}` is not one of the 12", p[1]));
     }
-    emotion_of(p[2]).ok_or_else(|| format!("emotion code `{}` is not ANG/DIS/FEA/HAP/NEU/SAD", p[2]))?;
-    let level = intensity_of(p[3]).ok_or_else(|| format!("intensity `{}` is not LO/MD/HI/XX", p[3]))?;
+    emotion_of(p[2])
+        .ok_or_else(|| format!("emotion code `{}` is not ANG/DIS/FEA/HAP/NEU/SAD", p[2]))?;
+    let level =
+        intensity_of(p[3]).ok_or_else(|| format!("intensity `{}` is not LO/MD/HI/XX", p[3]))?;
     Ok((actor, p[1], p[2], level))
 }
 
 pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
     let mut out = Imported::new(Corpus::CremaD);
-    let audio_dir = util::first_dir(root, &["AudioWAV", "AudioMP3"]).unwrap_or_else(|| root.to_path_buf());
+    let audio_dir =
+        util::first_dir(root, &["AudioWAV", "AudioMP3"]).unwrap_or_else(|| root.to_path_buf());
     let votes = read_votes(root)?;
     let people = read_demographics(root)?;
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
@@ -81,7 +90,13 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
                 continue;
             }
         };
-        let mut r = Record::new(&stem, util::path_string(&path), Domain::Speech, Corpus::CremaD.as_str(), actor.to_string());
+        let mut r = Record::new(
+            &stem,
+            util::path_string(&path),
+            Domain::Speech,
+            Corpus::CremaD.as_str(),
+            actor.to_string(),
+        );
         r.emotion = emotion_of(emo);
         r.set_extra("source_label", emo);
         r.set_extra("sentence", sentence);
@@ -102,7 +117,14 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         let mut rated: Vec<&String> = votes.keys().filter(|k| !seen.contains_key(*k)).collect();
         rated.sort();
         for name in rated {
-            out.issue(IssueKind::MissingAudio, &table, format!("`{name}` is rated but has no audio under {}", audio_dir.display()));
+            out.issue(
+                IssueKind::MissingAudio,
+                &table,
+                format!(
+                    "`{name}` is rated but has no audio under {}",
+                    audio_dir.display()
+                ),
+            );
         }
     }
     Ok(out)
@@ -113,21 +135,31 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
 type Votes = HashMap<String, (String, String)>;
 
 fn read_votes(root: &Path) -> Result<Option<Votes>, ImportError> {
-    let Some(path) = util::first_file(root, &["processedResults/summaryTable.csv"]) else { return Ok(None) };
+    let Some(path) = util::first_file(root, &["processedResults/summaryTable.csv"]) else {
+        return Ok(None);
+    };
     let t = Table::read(&path)?;
     let name = t.require(&["FileName"])?;
     let vote = t.require(&["VoiceVote"])?;
     let level = t.column(&["VoiceLevel"]);
     let mut map = HashMap::new();
     for (_, row) in &t.rows {
-        map.insert(cell(row, name).to_string(), (cell(row, vote).to_string(), util::opt_cell(row, level).to_string()));
+        map.insert(
+            cell(row, name).to_string(),
+            (
+                cell(row, vote).to_string(),
+                util::opt_cell(row, level).to_string(),
+            ),
+        );
     }
     Ok(Some(map))
 }
 
 /// ActorID → (gender, age) from `VideoDemographics.csv`, if present.
 fn read_demographics(root: &Path) -> Result<HashMap<u32, (String, String)>, ImportError> {
-    let Some(path) = util::first_file(root, &["VideoDemographics.csv"]) else { return Ok(HashMap::new()) };
+    let Some(path) = util::first_file(root, &["VideoDemographics.csv"]) else {
+        return Ok(HashMap::new());
+    };
     let t = Table::read(&path)?;
     let id = t.require(&["ActorID"])?;
     let sex = t.column(&["Sex"]);
@@ -135,7 +167,13 @@ fn read_demographics(root: &Path) -> Result<HashMap<u32, (String, String)>, Impo
     let mut map = HashMap::new();
     for (_, row) in &t.rows {
         if let Ok(a) = cell(row, id).parse::<u32>() {
-            map.insert(a, (util::opt_cell(row, sex).to_ascii_lowercase(), util::opt_cell(row, age).to_string()));
+            map.insert(
+                a,
+                (
+                    util::opt_cell(row, sex).to_ascii_lowercase(),
+                    util::opt_cell(row, age).to_string(),
+                ),
+            );
         }
     }
     Ok(map)

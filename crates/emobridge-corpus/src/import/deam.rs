@@ -18,7 +18,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::emomusic::{joined, map_pair};
-use super::util::{self, cell, list_audio, list_files, number, opt_cell, read_wide_trace, Scale, Table};
+use super::util::{
+    self, cell, list_audio, list_files, number, opt_cell, read_wide_trace, Scale, Table,
+};
 use super::{Corpus, ImportError, Imported, IssueKind};
 use crate::manifest::{Domain, Record};
 
@@ -26,16 +28,29 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
     let mut out = Imported::new(Corpus::Deam);
     let files = list_files(root)?;
     let named = |pred: &dyn Fn(&str, &Path) -> bool| -> Vec<PathBuf> {
-        files.iter().filter(|p| pred(&p.file_name().unwrap_or_default().to_string_lossy(), p)).cloned().collect()
+        files
+            .iter()
+            .filter(|p| pred(&p.file_name().unwrap_or_default().to_string_lossy(), p))
+            .cloned()
+            .collect()
     };
-    let statics = named(&|n, _| n.starts_with("static_annotations_averaged_songs") && n.ends_with(".csv"));
+    let statics =
+        named(&|n, _| n.starts_with("static_annotations_averaged_songs") && n.ends_with(".csv"));
     if statics.is_empty() {
-        return Err(ImportError::Layout { path: root.to_path_buf(), message: "no static_annotations_averaged_songs_*.csv under it".into() });
+        return Err(ImportError::Layout {
+            path: root.to_path_buf(),
+            message: "no static_annotations_averaged_songs_*.csv under it".into(),
+        });
     }
-    let in_dynamic = |p: &Path| util::parent_name(p).to_ascii_lowercase().starts_with("dynamic");
+    let in_dynamic = |p: &Path| {
+        util::parent_name(p)
+            .to_ascii_lowercase()
+            .starts_with("dynamic")
+    };
     let arousal_dyn = named(&|n, p| n == "arousal.csv" && in_dynamic(p));
     let valence_dyn = named(&|n, p| n == "valence.csv" && in_dynamic(p));
-    let audio_dir = util::find_dir_named(root, "MEMD_audio", 3).unwrap_or_else(|| root.to_path_buf());
+    let audio_dir =
+        util::find_dir_named(root, "MEMD_audio", 3).unwrap_or_else(|| root.to_path_buf());
 
     let traces = match (arousal_dyn.first(), valence_dyn.first()) {
         (Some(a), Some(v)) => {
@@ -58,20 +73,39 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
             }
             let at = format!("{}:{line}", path.display());
             let Some([a, v]) = map_pair(row, cols, Scale::ONE_TO_NINE) else {
-                out.issue(IssueKind::BadAnnotation, &at, "arousal_mean/valence_mean missing or outside 1-9; song skipped");
+                out.issue(
+                    IssueKind::BadAnnotation,
+                    &at,
+                    "arousal_mean/valence_mean missing or outside 1-9; song skipped",
+                );
                 continue;
             };
             let audio = audio_dir.join(format!("{song}.mp3"));
             if !audio.is_file() {
-                out.issue(IssueKind::MissingAudio, &audio, format!("annotated at {at} but the audio is missing"));
+                out.issue(
+                    IssueKind::MissingAudio,
+                    &audio,
+                    format!("annotated at {at} but the audio is missing"),
+                );
                 continue;
             }
             let rid = format!("deam_{song}");
-            let mut r = Record::new(&rid, util::path_string(&audio), Domain::Music, Corpus::Deam.as_str(), song.as_str());
+            let mut r = Record::new(
+                &rid,
+                util::path_string(&audio),
+                Domain::Music,
+                Corpus::Deam.as_str(),
+                song.as_str(),
+            );
             r.arousal = Some(a);
             r.valence = Some(v);
             for (name, sd) in ["arousal_std", "valence_std"].into_iter().zip(sds) {
-                r.set_extra(name, number(opt_cell(row, sd)).map(|s| format!("{}", Scale::ONE_TO_NINE.map_spread(s))).unwrap_or_default());
+                r.set_extra(
+                    name,
+                    number(opt_cell(row, sd))
+                        .map(|s| format!("{}", Scale::ONE_TO_NINE.map_spread(s)))
+                        .unwrap_or_default(),
+                );
             }
             r.set_extra("av_scale", Scale::ONE_TO_NINE.describe());
             if let Some(points) = traces.get(&song) {
@@ -82,7 +116,11 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
     }
     for audio in list_audio(&audio_dir)? {
         if !annotated.contains(&util::stem(&audio)) {
-            out.issue(IssueKind::NoAnnotation, &audio, "no static annotation for this song");
+            out.issue(
+                IssueKind::NoAnnotation,
+                &audio,
+                "no static annotation for this song",
+            );
         }
     }
     Ok(out)

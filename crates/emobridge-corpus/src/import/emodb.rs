@@ -26,7 +26,9 @@ use crate::taxonomy::Emotion;
 
 pub const MALE: [&str; 5] = ["03", "10", "11", "12", "15"];
 pub const FEMALE: [&str; 5] = ["08", "09", "13", "14", "16"];
-pub const TEXTS: [&str; 10] = ["a01", "a02", "a04", "a05", "a07", "b01", "b02", "b03", "b09", "b10"];
+pub const TEXTS: [&str; 10] = [
+    "a01", "a02", "a04", "a05", "a07", "b01", "b02", "b03", "b09", "b10",
+];
 
 pub fn emotion_of(letter: char) -> Option<Emotion> {
     Some(match letter {
@@ -50,7 +52,9 @@ pub fn parse_name(stem: &str) -> Result<(&str, &str, char, char), String> {
     let emo = stem.as_bytes()[5] as char;
     let version = stem.as_bytes()[6] as char;
     if !MALE.contains(&spk) && !FEMALE.contains(&spk) {
-        return Err(format!("speaker `{spk}` is not one of the ten EmoDB speakers"));
+        return Err(format!(
+            "speaker `{spk}` is not one of the ten EmoDB speakers"
+        ));
     }
     if !TEXTS.contains(&text) {
         return Err(format!("text `{text}` is not one of the ten EmoDB texts"));
@@ -74,12 +78,25 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
                 continue;
             }
         };
-        let mut r = Record::new(&stem, util::path_string(&path), Domain::Speech, Corpus::EmoDb.as_str(), spk);
+        let mut r = Record::new(
+            &stem,
+            util::path_string(&path),
+            Domain::Speech,
+            Corpus::EmoDb.as_str(),
+            spk,
+        );
         r.emotion = emotion_of(emo);
         r.set_extra("source_label", emo.to_string());
         r.set_extra("text", text);
         r.set_extra("version", version.to_string());
-        r.set_extra("gender", if MALE.contains(&spk) { "male" } else { "female" });
+        r.set_extra(
+            "gender",
+            if MALE.contains(&spk) {
+                "male"
+            } else {
+                "female"
+            },
+        );
         out.records.push(r);
     }
     Ok(out)

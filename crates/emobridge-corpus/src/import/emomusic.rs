@@ -17,15 +17,27 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use super::util::{self, cell, list_audio, number, opt_cell, read_wide_trace, join_traces, Scale, Table};
+use super::util::{
+    self, cell, join_traces, list_audio, number, opt_cell, read_wide_trace, Scale, Table,
+};
 use super::{Corpus, ImportError, Imported, IssueKind};
 use crate::manifest::{Domain, Record};
 
 pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
     let mut out = Imported::new(Corpus::EmoMusic);
-    let static_path = util::first_file(root, &["annotations/static_annotations.csv", "static_annotations.csv"])
-        .ok_or_else(|| ImportError::Layout { path: root.to_path_buf(), message: "no annotations/static_annotations.csv".into() })?;
-    let audio_dir = util::first_dir(root, &["clips_45seconds", "clips"]).unwrap_or_else(|| root.to_path_buf());
+    let static_path = util::first_file(
+        root,
+        &[
+            "annotations/static_annotations.csv",
+            "static_annotations.csv",
+        ],
+    )
+    .ok_or_else(|| ImportError::Layout {
+        path: root.to_path_buf(),
+        message: "no annotations/static_annotations.csv".into(),
+    })?;
+    let audio_dir =
+        util::first_dir(root, &["clips_45seconds", "clips"]).unwrap_or_else(|| root.to_path_buf());
     let info = read_info(root)?;
     let dynamics = read_dynamics(root, &mut out)?;
     let t = Table::read(&static_path)?;
@@ -38,20 +50,39 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         annotated.insert(song.clone());
         let at = format!("{}:{line}", static_path.display());
         let Some([a, v]) = map_pair(row, cols, Scale::ONE_TO_NINE) else {
-            out.issue(IssueKind::BadAnnotation, &at, "mean_arousal/mean_valence missing or outside 1-9; song skipped");
+            out.issue(
+                IssueKind::BadAnnotation,
+                &at,
+                "mean_arousal/mean_valence missing or outside 1-9; song skipped",
+            );
             continue;
         };
         let audio = audio_dir.join(format!("{song}.mp3"));
         if !audio.is_file() {
-            out.issue(IssueKind::MissingAudio, &audio, format!("annotated at {at} but the audio is missing"));
+            out.issue(
+                IssueKind::MissingAudio,
+                &audio,
+                format!("annotated at {at} but the audio is missing"),
+            );
             continue;
         }
         let rid = format!("emomusic_{song}");
-        let mut r = Record::new(&rid, util::path_string(&audio), Domain::Music, Corpus::EmoMusic.as_str(), song.as_str());
+        let mut r = Record::new(
+            &rid,
+            util::path_string(&audio),
+            Domain::Music,
+            Corpus::EmoMusic.as_str(),
+            song.as_str(),
+        );
         r.arousal = Some(a);
         r.valence = Some(v);
         for (name, sd) in ["arousal_std", "valence_std"].into_iter().zip(sds) {
-            r.set_extra(name, number(opt_cell(row, sd)).map(|s| format!("{}", Scale::ONE_TO_NINE.map_spread(s))).unwrap_or_default());
+            r.set_extra(
+                name,
+                number(opt_cell(row, sd))
+                    .map(|s| format!("{}", Scale::ONE_TO_NINE.map_spread(s)))
+                    .unwrap_or_default(),
+            );
         }
         let (genre, artist, set) = info.get(&song).cloned().unwrap_or_default();
         r.split = match set.to_ascii_lowercase().as_str() {
@@ -69,7 +100,11 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
     }
     for audio in list_audio(&audio_dir)? {
         if !annotated.contains(&util::stem(&audio)) {
-            out.issue(IssueKind::NoAnnotation, &audio, format!("no row in {}", static_path.display()));
+            out.issue(
+                IssueKind::NoAnnotation,
+                &audio,
+                format!("no row in {}", static_path.display()),
+            );
         }
     }
     Ok(out)
@@ -84,24 +119,56 @@ pub(crate) fn map_pair(row: &[String], cols: [usize; 2], scale: Scale) -> Option
 
 /// song_id → (genre, artist, MediaEval set) from `songs_info.csv`, if present.
 fn read_info(root: &Path) -> Result<HashMap<String, (String, String, String)>, ImportError> {
-    let Some(path) = util::first_file(root, &["annotations/songs_info.csv", "songs_info.csv"]) else { return Ok(HashMap::new()) };
+    let Some(path) = util::first_file(root, &["annotations/songs_info.csv", "songs_info.csv"])
+    else {
+        return Ok(HashMap::new());
+    };
     let t = Table::read(&path)?;
     let id = t.require(&["song_id"])?;
     let genre = t.column(&["Genre"]);
     let artist = t.column(&["Artist"]);
-    let set = t.header.iter().position(|h| h.to_ascii_lowercase().starts_with("mediaeval"));
+    let set = t
+        .header
+        .iter()
+        .position(|h| h.to_ascii_lowercase().starts_with("mediaeval"));
     Ok(t.rows
         .iter()
-        .map(|(_, r)| (cell(r, id).to_string(), (opt_cell(r, genre).to_string(), opt_cell(r, artist).to_string(), opt_cell(r, set).to_string())))
+        .map(|(_, r)| {
+            (
+                cell(r, id).to_string(),
+                (
+                    opt_cell(r, genre).to_string(),
+                    opt_cell(r, artist).to_string(),
+                    opt_cell(r, set).to_string(),
+                ),
+            )
+        })
         .collect())
 }
 
-fn read_dynamics(root: &Path, out: &mut Imported) -> Result<HashMap<String, Vec<super::AvPoint>>, ImportError> {
+fn read_dynamics(
+    root: &Path,
+    out: &mut Imported,
+) -> Result<HashMap<String, Vec<super::AvPoint>>, ImportError> {
     let paths = (
-        util::first_file(root, &["annotations/arousal_cont_average.csv", "arousal_cont_average.csv"]),
-        util::first_file(root, &["annotations/valence_cont_average.csv", "valence_cont_average.csv"]),
+        util::first_file(
+            root,
+            &[
+                "annotations/arousal_cont_average.csv",
+                "arousal_cont_average.csv",
+            ],
+        ),
+        util::first_file(
+            root,
+            &[
+                "annotations/valence_cont_average.csv",
+                "valence_cont_average.csv",
+            ],
+        ),
     );
-    let (Some(ap), Some(vp)) = paths else { return Ok(HashMap::new()) };
+    let (Some(ap), Some(vp)) = paths else {
+        return Ok(HashMap::new());
+    };
     let arousal = read_wide_trace(&ap, &mut out.issues)?;
     let valence = read_wide_trace(&vp, &mut out.issues)?;
     Ok(joined(arousal, valence, Scale::SIGNED, &vp, out))
@@ -121,12 +188,20 @@ pub(crate) fn joined(
     ids.sort();
     for id in ids {
         let Some(v) = valence.get(id) else {
-            out.issue(IssueKind::BadAnnotation, source, format!("song `{id}` has an arousal trace but no valence trace"));
+            out.issue(
+                IssueKind::BadAnnotation,
+                source,
+                format!("song `{id}` has an arousal trace but no valence trace"),
+            );
             continue;
         };
         let (points, dropped) = join_traces(&arousal[id], v, scale);
         if dropped > 0 {
-            out.issue(IssueKind::BadAnnotation, source, format!("song `{id}`: {dropped} trace point(s) unpaired or off the scale, dropped"));
+            out.issue(
+                IssueKind::BadAnnotation,
+                source,
+                format!("song `{id}`: {dropped} trace point(s) unpaired or off the scale, dropped"),
+            );
         }
         traces.insert(id.clone(), points);
     }

@@ -46,7 +46,9 @@ pub fn parse_name(stem: &str) -> Result<(Quadrant, &str, u32), String> {
         _ => return Err(format!("quadrant `{q}` is not Q1-Q4")),
     };
     let (song, clip) = rest.rsplit_once('_').ok_or("not Q<k>_<song>_<clip>")?;
-    let clip: u32 = clip.parse().map_err(|_| format!("clip index `{clip}` is not a number"))?;
+    let clip: u32 = clip
+        .parse()
+        .map_err(|_| format!("clip index `{clip}` is not a number"))?;
     if song.is_empty() {
         return Err("empty song id".into());
     }
@@ -70,18 +72,32 @@ pub(crate) fn import(root: &Path, preset: Preset) -> Result<Imported, ImportErro
         found.insert(stem.clone());
         if let Some(listed) = labels.get(&stem) {
             if *listed != quadrant {
-                out.issue(IssueKind::Conflict, &path, format!("name says {quadrant} but label.csv says {listed}"));
+                out.issue(
+                    IssueKind::Conflict,
+                    &path,
+                    format!("name says {quadrant} but label.csv says {listed}"),
+                );
                 continue;
             }
         }
-        let mut r = Record::new(&stem, util::path_string(&path), Domain::Music, Corpus::Emopia.as_str(), song);
+        let mut r = Record::new(
+            &stem,
+            util::path_string(&path),
+            Domain::Music,
+            Corpus::Emopia.as_str(),
+            song,
+        );
         if preset == Preset::Quadrant4 {
             r.emotion = Some(quadrant_emotion(quadrant));
         }
         let (a, v) = quadrant.signs();
         r.arousal = Some(a);
         r.valence = Some(v);
-        r.split = clip_split.get(&stem).or_else(|| song_split.get(song)).cloned().unwrap_or_default();
+        r.split = clip_split
+            .get(&stem)
+            .or_else(|| song_split.get(song))
+            .cloned()
+            .unwrap_or_default();
         r.set_extra("source_label", quadrant.as_str());
         r.set_extra("quadrant", quadrant.as_str());
         r.set_extra("song", song);
@@ -92,20 +108,33 @@ pub(crate) fn import(root: &Path, preset: Preset) -> Result<Imported, ImportErro
     let mut missing: Vec<&String> = labels.keys().filter(|k| !found.contains(*k)).collect();
     missing.sort();
     for clip in missing {
-        out.issue(IssueKind::MissingAudio, root.join("label.csv"), format!("`{clip}` is labelled but has no audio under {}", root.display()));
+        out.issue(
+            IssueKind::MissingAudio,
+            root.join("label.csv"),
+            format!(
+                "`{clip}` is labelled but has no audio under {}",
+                root.display()
+            ),
+        );
     }
     Ok(out)
 }
 
 /// ID → quadrant from `label.csv`, if present.
 fn read_labels(root: &Path) -> Result<HashMap<String, Quadrant>, ImportError> {
-    let Some(path) = util::first_file(root, &["label.csv"]) else { return Ok(HashMap::new()) };
+    let Some(path) = util::first_file(root, &["label.csv"]) else {
+        return Ok(HashMap::new());
+    };
     let t = Table::read(&path)?;
     let id = t.require(&["ID"])?;
     let q = t.require(&["4Q"])?;
     let mut map = HashMap::new();
     for (line, row) in &t.rows {
-        let quadrant = Quadrant::parse(cell(row, q)).ok_or_else(|| ImportError::Table { path: path.clone(), line: *line, message: format!("4Q `{}` is not 1-4", cell(row, q)) })?;
+        let quadrant = Quadrant::parse(cell(row, q)).ok_or_else(|| ImportError::Table {
+            path: path.clone(),
+            line: *line,
+            message: format!("4Q `{}` is not 1-4", cell(row, q)),
+        })?;
         map.insert(cell(row, id).to_string(), quadrant);
     }
     Ok(map)
@@ -113,12 +142,24 @@ fn read_labels(root: &Path) -> Result<HashMap<String, Quadrant>, ImportError> {
 
 /// (clip → split, song → split) from the tables under `split/`.
 #[allow(clippy::type_complexity)]
-fn read_splits(root: &Path) -> Result<(HashMap<String, String>, HashMap<String, String>), ImportError> {
+fn read_splits(
+    root: &Path,
+) -> Result<(HashMap<String, String>, HashMap<String, String>), ImportError> {
     let (mut clips, mut songs) = (HashMap::new(), HashMap::new());
-    let Some(dir) = util::first_dir(root, &["split"]) else { return Ok((clips, songs)) };
-    for path in util::list_files(&dir)?.into_iter().filter(|p| util::extension(p).as_deref() == Some("csv")) {
+    let Some(dir) = util::first_dir(root, &["split"]) else {
+        return Ok((clips, songs));
+    };
+    for path in util::list_files(&dir)?
+        .into_iter()
+        .filter(|p| util::extension(p).as_deref() == Some("csv"))
+    {
         let name = util::stem(&path).to_ascii_lowercase();
-        let Some(split) = ["train", "val", "test"].into_iter().find(|s| name.starts_with(s)) else { continue };
+        let Some(split) = ["train", "val", "test"]
+            .into_iter()
+            .find(|s| name.starts_with(s))
+        else {
+            continue;
+        };
         let t = Table::read(&path)?;
         match t.column(&["songID", "song_id"]) {
             Some(song) => t.rows.iter().for_each(|(_, r)| {

@@ -20,13 +20,24 @@ pub(crate) fn import(root: &Path, domain: Domain) -> Result<Imported, ImportErro
     let mut ungrouped = 0usize;
     for path in list_audio(root)? {
         let rel = path.strip_prefix(root).expect("listed under root");
-        let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
         if parts.len() < 2 {
-            out.issue(IssueKind::BadName, &path, "audio directly under ROOT: expected ROOT/<label>/<file>");
+            out.issue(
+                IssueKind::BadName,
+                &path,
+                "audio directly under ROOT: expected ROOT/<label>/<file>",
+            );
             continue;
         }
         let Some(emotion) = Emotion::parse(&parts[0]) else {
-            out.issue(IssueKind::BadName, &path, format!("folder `{}` is not a known emotion label", parts[0]));
+            out.issue(
+                IssueKind::BadName,
+                &path,
+                format!("folder `{}` is not a known emotion label", parts[0]),
+            );
             continue;
         };
         let speaker = if parts.len() >= 3 {
@@ -35,8 +46,19 @@ pub(crate) fn import(root: &Path, domain: Domain) -> Result<Imported, ImportErro
             ungrouped += 1;
             util::stem(&path)
         };
-        let id = rel.with_extension("").components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/");
-        let mut r = Record::new(id, util::path_string(&path), domain, Corpus::FolderPerLabel.as_str(), speaker);
+        let id = rel
+            .with_extension("")
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        let mut r = Record::new(
+            id,
+            util::path_string(&path),
+            domain,
+            Corpus::FolderPerLabel.as_str(),
+            speaker,
+        );
         r.emotion = Some(emotion);
         r.set_extra("source_label", parts[0].as_str());
         out.records.push(r);

@@ -57,20 +57,39 @@ fn split_of(s: &str) -> String {
 /// The podcast id of `MSP-PODCAST_0001_0008`.
 fn podcast_of(stem: &str) -> Option<&str> {
     let mut parts = stem.split('_');
-    parts.next().filter(|p| p.eq_ignore_ascii_case("MSP-PODCAST"))?;
-    parts.next().filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    parts
+        .next()
+        .filter(|p| p.eq_ignore_ascii_case("MSP-PODCAST"))?;
+    parts
+        .next()
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
     let mut out = Imported::new(Corpus::MspPodcast);
-    let labels = util::first_file(root, &["Labels/labels_consensus.csv", "labels_consensus.csv"])
-        .ok_or_else(|| ImportError::Layout { path: root.to_path_buf(), message: "no Labels/labels_consensus.csv".into() })?;
-    let audio_dir = util::first_dir(root, &["Audios", "Audio"]).unwrap_or_else(|| root.to_path_buf());
+    let labels = util::first_file(
+        root,
+        &["Labels/labels_consensus.csv", "labels_consensus.csv"],
+    )
+    .ok_or_else(|| ImportError::Layout {
+        path: root.to_path_buf(),
+        message: "no Labels/labels_consensus.csv".into(),
+    })?;
+    let audio_dir =
+        util::first_dir(root, &["Audios", "Audio"]).unwrap_or_else(|| root.to_path_buf());
     let t = Table::read(&labels)?;
     let file = t.require(&["FileName"])?;
     let class = t.require(&["EmoClass"])?;
-    let (act, val, dom) = (t.column(&["EmoAct"]), t.column(&["EmoVal"]), t.column(&["EmoDom"]));
-    let (spk, gender, split) = (t.column(&["SpkrID"]), t.column(&["Gender"]), t.column(&["Split_Set"]));
+    let (act, val, dom) = (
+        t.column(&["EmoAct"]),
+        t.column(&["EmoVal"]),
+        t.column(&["EmoDom"]),
+    );
+    let (spk, gender, split) = (
+        t.column(&["SpkrID"]),
+        t.column(&["Gender"]),
+        t.column(&["Split_Set"]),
+    );
     let mut labelled = HashSet::new();
     for (line, row) in &t.rows {
         let at = format!("{}:{line}", labels.display());
@@ -78,27 +97,50 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         labelled.insert(name.to_string());
         let code = cell(row, class);
         let Some(emotion) = emotion_of(code) else {
-            out.issue(IssueKind::BadAnnotation, &at, format!("EmoClass `{code}` is not A/S/H/U/F/D/C/N/O/X"));
+            out.issue(
+                IssueKind::BadAnnotation,
+                &at,
+                format!("EmoClass `{code}` is not A/S/H/U/F/D/C/N/O/X"),
+            );
             continue;
         };
         let stem = util::stem(Path::new(name));
         let Some(podcast) = podcast_of(&stem) else {
-            out.issue(IssueKind::BadName, &at, format!("`{name}` is not MSP-PODCAST_<podcast>_<segment>"));
+            out.issue(
+                IssueKind::BadName,
+                &at,
+                format!("`{name}` is not MSP-PODCAST_<podcast>_<segment>"),
+            );
             continue;
         };
         let wav = audio_dir.join(name);
         if !wav.is_file() {
-            out.issue(IssueKind::MissingAudio, &wav, format!("labelled at {at} but the audio is missing"));
+            out.issue(
+                IssueKind::MissingAudio,
+                &wav,
+                format!("labelled at {at} but the audio is missing"),
+            );
             continue;
         }
         let speaker_id = opt_cell(row, spk);
-        let speaker = if speaker_id.is_empty() || speaker_id.eq_ignore_ascii_case("unknown") { format!("podcast_{podcast}") } else { speaker_id.to_string() };
-        let mut r = Record::new(&stem, util::path_string(&wav), Domain::Speech, Corpus::MspPodcast.as_str(), speaker);
+        let speaker = if speaker_id.is_empty() || speaker_id.eq_ignore_ascii_case("unknown") {
+            format!("podcast_{podcast}")
+        } else {
+            speaker_id.to_string()
+        };
+        let mut r = Record::new(
+            &stem,
+            util::path_string(&wav),
+            Domain::Speech,
+            Corpus::MspPodcast.as_str(),
+            speaker,
+        );
         r.emotion = emotion;
         r.split = split_of(opt_cell(row, split));
         r.set_extra("source_label", code);
         r.set_extra("gender", opt_cell(row, gender).to_ascii_lowercase());
-        let map = |i: Option<usize>| number(opt_cell(row, i)).and_then(|x| Scale::ONE_TO_SEVEN.map(x));
+        let map =
+            |i: Option<usize>| number(opt_cell(row, i)).and_then(|x| Scale::ONE_TO_SEVEN.map(x));
         let (a, v, d) = (map(act), map(val), map(dom));
         if act.is_some() && val.is_some() {
             match (a, v) {
@@ -107,16 +149,27 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
                     r.valence = Some(v);
                     r.set_extra("av_scale", Scale::ONE_TO_SEVEN.describe());
                 }
-                _ => out.issue(IssueKind::BadAnnotation, &at, "EmoAct/EmoVal missing or outside 1-7; kept without A/V"),
+                _ => out.issue(
+                    IssueKind::BadAnnotation,
+                    &at,
+                    "EmoAct/EmoVal missing or outside 1-7; kept without A/V",
+                ),
             }
         }
         r.set_extra("dominance", d.map(|d| format!("{d}")).unwrap_or_default());
         out.records.push(r);
     }
     for wav in list_audio(&audio_dir)? {
-        let name = wav.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = wav
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if !labelled.contains(&name) {
-            out.issue(IssueKind::NoAnnotation, &wav, format!("not listed in {}", labels.display()));
+            out.issue(
+                IssueKind::NoAnnotation,
+                &wav,
+                format!("not listed in {}", labels.display()),
+            );
         }
     }
     Ok(out)

@@ -21,43 +21,85 @@ use crate::manifest::{Domain, Record};
 
 fn base(root: &Path) -> PathBuf {
     let nested = root.join("PMEmo2019");
-    if !root.join("annotations").is_dir() && nested.is_dir() { nested } else { root.to_path_buf() }
+    if !root.join("annotations").is_dir() && nested.is_dir() {
+        nested
+    } else {
+        root.to_path_buf()
+    }
 }
 
 pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
     let mut out = Imported::new(Corpus::Pmemo);
     let root = base(root);
-    let static_path = util::first_file(&root, &["annotations/static_annotations.csv", "static_annotations.csv"])
-        .ok_or_else(|| ImportError::Layout { path: root.clone(), message: "no annotations/static_annotations.csv".into() })?;
+    let static_path = util::first_file(
+        &root,
+        &[
+            "annotations/static_annotations.csv",
+            "static_annotations.csv",
+        ],
+    )
+    .ok_or_else(|| ImportError::Layout {
+        path: root.clone(),
+        message: "no annotations/static_annotations.csv".into(),
+    })?;
     let audio_dir = util::first_dir(&root, &["chorus"]).unwrap_or_else(|| root.clone());
     let meta = read_metadata(&root)?;
     let spreads = read_spreads(&root)?;
     let traces = read_dynamic(&root, &mut out)?;
     let t = Table::read(&static_path)?;
     let id = t.require(&["musicId"])?;
-    let cols = [t.require(&["Arousal(mean)"])?, t.require(&["Valence(mean)"])?];
+    let cols = [
+        t.require(&["Arousal(mean)"])?,
+        t.require(&["Valence(mean)"])?,
+    ];
     let mut annotated = HashSet::new();
     for (line, row) in &t.rows {
         let music = cell(row, id).to_string();
         annotated.insert(music.clone());
         let at = format!("{}:{line}", static_path.display());
         let Some([a, v]) = map_pair(row, cols, Scale::UNIT) else {
-            out.issue(IssueKind::BadAnnotation, &at, "Arousal(mean)/Valence(mean) missing or outside [0, 1]; song skipped");
+            out.issue(
+                IssueKind::BadAnnotation,
+                &at,
+                "Arousal(mean)/Valence(mean) missing or outside [0, 1]; song skipped",
+            );
             continue;
         };
         let (file_name, title, artist) = meta.get(&music).cloned().unwrap_or_default();
-        let audio = audio_dir.join(if file_name.is_empty() { format!("{music}.mp3") } else { file_name });
+        let audio = audio_dir.join(if file_name.is_empty() {
+            format!("{music}.mp3")
+        } else {
+            file_name
+        });
         if !audio.is_file() {
-            out.issue(IssueKind::MissingAudio, &audio, format!("annotated at {at} but the audio is missing"));
+            out.issue(
+                IssueKind::MissingAudio,
+                &audio,
+                format!("annotated at {at} but the audio is missing"),
+            );
             continue;
         }
         let rid = format!("pmemo_{music}");
-        let mut r = Record::new(&rid, util::path_string(&audio), Domain::Music, Corpus::Pmemo.as_str(), music.as_str());
+        let mut r = Record::new(
+            &rid,
+            util::path_string(&audio),
+            Domain::Music,
+            Corpus::Pmemo.as_str(),
+            music.as_str(),
+        );
         r.arousal = Some(a);
         r.valence = Some(v);
         let (sa, sv) = spreads.get(&music).copied().unwrap_or((None, None));
-        r.set_extra("arousal_std", sa.map(|s| format!("{}", Scale::UNIT.map_spread(s))).unwrap_or_default());
-        r.set_extra("valence_std", sv.map(|s| format!("{}", Scale::UNIT.map_spread(s))).unwrap_or_default());
+        r.set_extra(
+            "arousal_std",
+            sa.map(|s| format!("{}", Scale::UNIT.map_spread(s)))
+                .unwrap_or_default(),
+        );
+        r.set_extra(
+            "valence_std",
+            sv.map(|s| format!("{}", Scale::UNIT.map_spread(s)))
+                .unwrap_or_default(),
+        );
         r.set_extra("title", title);
         r.set_extra("artist", artist);
         r.set_extra("av_scale", Scale::UNIT.describe());
@@ -68,7 +110,11 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
     }
     for audio in list_audio(&audio_dir)? {
         if !annotated.contains(&util::stem(&audio)) {
-            out.issue(IssueKind::NoAnnotation, &audio, format!("no row in {}", static_path.display()));
+            out.issue(
+                IssueKind::NoAnnotation,
+                &audio,
+                format!("no row in {}", static_path.display()),
+            );
         }
     }
     Ok(out)
@@ -76,13 +122,28 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
 
 /// musicId → (fileName, title, artist) from `metadata.csv`, if present.
 fn read_metadata(root: &Path) -> Result<HashMap<String, (String, String, String)>, ImportError> {
-    let Some(path) = util::first_file(root, &["metadata.csv"]) else { return Ok(HashMap::new()) };
+    let Some(path) = util::first_file(root, &["metadata.csv"]) else {
+        return Ok(HashMap::new());
+    };
     let t = Table::read(&path)?;
     let id = t.require(&["musicId"])?;
-    let (file, title, artist) = (t.column(&["fileName"]), t.column(&["title"]), t.column(&["artist"]));
+    let (file, title, artist) = (
+        t.column(&["fileName"]),
+        t.column(&["title"]),
+        t.column(&["artist"]),
+    );
     Ok(t.rows
         .iter()
-        .map(|(_, r)| (cell(r, id).to_string(), (opt_cell(r, file).to_string(), opt_cell(r, title).to_string(), opt_cell(r, artist).to_string())))
+        .map(|(_, r)| {
+            (
+                cell(r, id).to_string(),
+                (
+                    opt_cell(r, file).to_string(),
+                    opt_cell(r, title).to_string(),
+                    opt_cell(r, artist).to_string(),
+                ),
+            )
+        })
         .collect())
 }
 
@@ -91,27 +152,64 @@ fn read_metadata(root: &Path) -> Result<HashMap<String, (String, String, String)
 type Spreads = HashMap<String, (Option<f32>, Option<f32>)>;
 
 fn read_spreads(root: &Path) -> Result<Spreads, ImportError> {
-    let Some(path) = util::first_file(root, &["annotations/static_annotations_std.csv"]) else { return Ok(HashMap::new()) };
+    let Some(path) = util::first_file(root, &["annotations/static_annotations_std.csv"]) else {
+        return Ok(HashMap::new());
+    };
     let t = Table::read(&path)?;
     let id = t.require(&["musicId"])?;
     let (a, v) = (t.column(&["Arousal(std)"]), t.column(&["Valence(std)"]));
-    Ok(t.rows.iter().map(|(_, r)| (cell(r, id).to_string(), (number(opt_cell(r, a)), number(opt_cell(r, v))))).collect())
+    Ok(t.rows
+        .iter()
+        .map(|(_, r)| {
+            (
+                cell(r, id).to_string(),
+                (number(opt_cell(r, a)), number(opt_cell(r, v))),
+            )
+        })
+        .collect())
 }
 
 /// musicId → trace from the long-format `dynamic_annotations.csv`, mapped by 2x − 1.
-fn read_dynamic(root: &Path, out: &mut Imported) -> Result<HashMap<String, Vec<AvPoint>>, ImportError> {
-    let Some(path) = util::first_file(root, &["annotations/dynamic_annotations.csv", "dynamic_annotations.csv"]) else { return Ok(HashMap::new()) };
+fn read_dynamic(
+    root: &Path,
+    out: &mut Imported,
+) -> Result<HashMap<String, Vec<AvPoint>>, ImportError> {
+    let Some(path) = util::first_file(
+        root,
+        &[
+            "annotations/dynamic_annotations.csv",
+            "dynamic_annotations.csv",
+        ],
+    ) else {
+        return Ok(HashMap::new());
+    };
     let t = Table::read(&path)?;
     let id = t.require(&["musicId"])?;
     let time = t.require(&["frameTime"])?;
-    let cols = [t.require(&["Arousal(mean)"])?, t.require(&["Valence(mean)"])?];
+    let cols = [
+        t.require(&["Arousal(mean)"])?,
+        t.require(&["Valence(mean)"])?,
+    ];
     let mut traces: BTreeMap<String, Vec<AvPoint>> = BTreeMap::new();
     for (line, row) in &t.rows {
-        let (Some(secs), Some([a, v])) = (number(cell(row, time)), map_pair(row, cols, Scale::UNIT)) else {
-            out.issue(IssueKind::BadAnnotation, format!("{}:{line}", path.display()), "frameTime or A/V missing or outside [0, 1]; point dropped");
+        let (Some(secs), Some([a, v])) =
+            (number(cell(row, time)), map_pair(row, cols, Scale::UNIT))
+        else {
+            out.issue(
+                IssueKind::BadAnnotation,
+                format!("{}:{line}", path.display()),
+                "frameTime or A/V missing or outside [0, 1]; point dropped",
+            );
             continue;
         };
-        traces.entry(cell(row, id).to_string()).or_default().push(AvPoint { time: secs, arousal: a, valence: v });
+        traces
+            .entry(cell(row, id).to_string())
+            .or_default()
+            .push(AvPoint {
+                time: secs,
+                arousal: a,
+                valence: v,
+            });
     }
     Ok(traces
         .into_iter()

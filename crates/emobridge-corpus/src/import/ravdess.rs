@@ -55,12 +55,30 @@ pub struct RavdessName {
 /// Parses and validates a file stem such as `03-01-06-01-02-01-12`.
 pub fn parse_name(stem: &str) -> Result<RavdessName, String> {
     let parts: Vec<&str> = stem.split('-').collect();
-    if parts.len() != 7 || parts.iter().any(|p| p.len() != 2 || !p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() != 7
+        || parts
+            .iter()
+            .any(|p| p.len() != 2 || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err("not MM-VV-EE-II-SS-RR-AA (seven two-digit fields)".into());
     }
     let f: Vec<u32> = parts.iter().map(|p| p.parse().expect("digits")).collect();
-    let n = RavdessName { modality: f[0], channel: f[1], emotion: f[2], intensity: f[3], statement: f[4], repetition: f[5], actor: f[6] };
-    let check = |ok: bool, what: &str, v: u32| if ok { Ok(()) } else { Err(format!("{what} code {v:02} is not valid")) };
+    let n = RavdessName {
+        modality: f[0],
+        channel: f[1],
+        emotion: f[2],
+        intensity: f[3],
+        statement: f[4],
+        repetition: f[5],
+        actor: f[6],
+    };
+    let check = |ok: bool, what: &str, v: u32| {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{what} code {v:02} is not valid"))
+        }
+    };
     check((1..=3).contains(&n.modality), "modality", n.modality)?;
     check((1..=2).contains(&n.channel), "vocal channel", n.channel)?;
     check((1..=8).contains(&n.emotion), "emotion", n.emotion)?;
@@ -69,7 +87,10 @@ pub fn parse_name(stem: &str) -> Result<RavdessName, String> {
     check((1..=2).contains(&n.repetition), "repetition", n.repetition)?;
     check((1..=24).contains(&n.actor), "actor", n.actor)?;
     if n.channel == 2 && n.emotion > 6 {
-        return Err(format!("emotion {:02} does not occur in song (01-06 only)", n.emotion));
+        return Err(format!(
+            "emotion {:02} does not occur in song (01-06 only)",
+            n.emotion
+        ));
     }
     if n.emotion == 1 && n.intensity == 2 {
         return Err("neutral has no strong intensity".into());
@@ -93,13 +114,21 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
             }
         };
         if name.modality != 3 || ext != "wav" {
-            out.issue(IssueKind::BadName, &path, "not an audio-only (03) WAV file; import the Audio_Speech/Audio_Song releases");
+            out.issue(
+                IssueKind::BadName,
+                &path,
+                "not an audio-only (03) WAV file; import the Audio_Speech/Audio_Song releases",
+            );
             continue;
         }
         let folder = util::parent_name(&path);
         if let Some(n) = folder.strip_prefix("Actor_") {
             if n.parse::<u32>().ok() != Some(name.actor) {
-                out.issue(IssueKind::Conflict, &path, format!("file names actor {:02} but lies in {folder}", name.actor));
+                out.issue(
+                    IssueKind::Conflict,
+                    &path,
+                    format!("file names actor {:02} but lies in {folder}", name.actor),
+                );
                 continue;
             }
         }
@@ -109,12 +138,28 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
 }
 
 fn record(path: &Path, stem: &str, n: RavdessName) -> Record {
-    let domain = if n.channel == 1 { Domain::Speech } else { Domain::Music };
-    let mut r = Record::new(stem, util::path_string(path), domain, Corpus::Ravdess.as_str(), format!("{:02}", n.actor));
+    let domain = if n.channel == 1 {
+        Domain::Speech
+    } else {
+        Domain::Music
+    };
+    let mut r = Record::new(
+        stem,
+        util::path_string(path),
+        domain,
+        Corpus::Ravdess.as_str(),
+        format!("{:02}", n.actor),
+    );
     r.emotion = emotion_of(n.emotion);
     r.set_extra("source_label", format!("{:02}", n.emotion));
-    r.set_extra("vocal_channel", if n.channel == 1 { "speech" } else { "song" });
-    r.set_extra("intensity", if n.intensity == 1 { "normal" } else { "strong" });
+    r.set_extra(
+        "vocal_channel",
+        if n.channel == 1 { "speech" } else { "song" },
+    );
+    r.set_extra(
+        "intensity",
+        if n.intensity == 1 { "normal" } else { "strong" },
+    );
     r.set_extra("statement", format!("{:02}", n.statement));
     r.set_extra("repetition", format!("{:02}", n.repetition));
     r.set_extra("gender", if n.actor % 2 == 1 { "male" } else { "female" });
@@ -129,8 +174,12 @@ mod tests {
     fn names_parse_and_validate() {
         let n = parse_name("03-01-06-01-02-01-12").unwrap();
         assert_eq!((n.channel, n.emotion, n.statement, n.actor), (1, 6, 2, 12));
-        assert!(parse_name("03-02-07-01-01-01-01").unwrap_err().contains("song"));
-        assert!(parse_name("03-01-01-02-01-01-01").unwrap_err().contains("neutral"));
+        assert!(parse_name("03-02-07-01-01-01-01")
+            .unwrap_err()
+            .contains("song"));
+        assert!(parse_name("03-01-01-02-01-01-01")
+            .unwrap_err()
+            .contains("neutral"));
         assert!(parse_name("03-01-06-01-02-01-25").is_err());
         assert!(parse_name("03-01-06-01-02-12").is_err());
         assert!(parse_name("03-01-6-01-02-01-12").is_err());

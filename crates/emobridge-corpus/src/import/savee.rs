@@ -41,7 +41,9 @@ pub fn emotion_of(code: &str) -> Option<Emotion> {
 
 /// (code, number) of `sa03`.
 fn parse_clip(s: &str) -> Result<(&str, &str), String> {
-    let split = s.find(|c: char| c.is_ascii_digit()).ok_or("no clip number")?;
+    let split = s
+        .find(|c: char| c.is_ascii_digit())
+        .ok_or("no clip number")?;
     let (code, num) = s.split_at(split);
     if num.len() != 2 || !num.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("clip number `{num}` is not two digits"));
@@ -64,7 +66,11 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
             continue;
         }
         if SPEAKERS.contains(&folder.as_str()) && folder != speaker {
-            out.issue(IssueKind::Conflict, &path, format!("file names speaker {speaker} but lies in {folder}/"));
+            out.issue(
+                IssueKind::Conflict,
+                &path,
+                format!("file names speaker {speaker} but lies in {folder}/"),
+            );
             continue;
         }
         let (code, num) = match parse_clip(&clip) {
@@ -75,7 +81,13 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
             }
         };
         let id = format!("{speaker}_{code}{num}");
-        let mut r = Record::new(id, util::path_string(&path), Domain::Speech, Corpus::Savee.as_str(), speaker.as_str());
+        let mut r = Record::new(
+            id,
+            util::path_string(&path),
+            Domain::Speech,
+            Corpus::Savee.as_str(),
+            speaker.as_str(),
+        );
         r.emotion = emotion_of(code);
         r.set_extra("source_label", code);
         r.set_extra("sentence", num);

@@ -43,7 +43,9 @@ pub fn emotion_of(suffix: &str) -> Option<Emotion> {
 /// (speaker, emotion) of a folder such as `OAF_Pleasant_surprise`, if it is a TESS folder.
 fn parse_folder(name: &str) -> Option<(&str, Emotion)> {
     let (spk, emo) = name.split_once('_')?;
-    let spk = ["OAF", "YAF"].into_iter().find(|s| s.eq_ignore_ascii_case(spk))?;
+    let spk = ["OAF", "YAF"]
+        .into_iter()
+        .find(|s| s.eq_ignore_ascii_case(spk))?;
     Some((spk, emotion_of(emo)?))
 }
 
@@ -60,7 +62,11 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
             }
         };
         let Some(emotion) = emotion_of(suffix) else {
-            out.issue(IssueKind::BadName, &path, format!("emotion `{suffix}` is not angry/disgust/fear/happy/neutral/ps/sad"));
+            out.issue(
+                IssueKind::BadName,
+                &path,
+                format!("emotion `{suffix}` is not angry/disgust/fear/happy/neutral/ps/sad"),
+            );
             continue;
         };
         let folder_name = util::parent_name(&path);
@@ -75,21 +81,39 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
             }
             (s, None) if s == "OAF" || s == "YAF" => s,
             (s, Some((f, _))) => {
-                out.issue(IssueKind::Conflict, &path, format!("file names speaker `{s}` but lies in a {f} folder"));
+                out.issue(
+                    IssueKind::Conflict,
+                    &path,
+                    format!("file names speaker `{s}` but lies in a {f} folder"),
+                );
                 continue;
             }
             (s, None) => {
-                out.issue(IssueKind::BadName, &path, format!("speaker `{s}` is not OAF or YAF"));
+                out.issue(
+                    IssueKind::BadName,
+                    &path,
+                    format!("speaker `{s}` is not OAF or YAF"),
+                );
                 continue;
             }
         };
         if let Some((_, folder_emotion)) = folder {
             if folder_emotion != emotion {
-                out.issue(IssueKind::Conflict, &path, format!("file says {emotion} but its folder says {folder_emotion}"));
+                out.issue(
+                    IssueKind::Conflict,
+                    &path,
+                    format!("file says {emotion} but its folder says {folder_emotion}"),
+                );
                 continue;
             }
         }
-        let mut r = Record::new(&stem, util::path_string(&path), Domain::Speech, Corpus::Tess.as_str(), speaker);
+        let mut r = Record::new(
+            &stem,
+            util::path_string(&path),
+            Domain::Speech,
+            Corpus::Tess.as_str(),
+            speaker,
+        );
         r.emotion = Some(emotion);
         r.set_extra("source_label", suffix);
         r.set_extra("word", word);

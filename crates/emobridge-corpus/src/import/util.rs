@@ -15,14 +15,23 @@ pub(crate) fn list_files(dir: &Path) -> Result<Vec<PathBuf>, ImportError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let entries = fs::read_dir(&d).map_err(|source| ImportError::Io { path: d.clone(), source })?;
+        let entries = fs::read_dir(&d).map_err(|source| ImportError::Io {
+            path: d.clone(),
+            source,
+        })?;
         for entry in entries {
-            let entry = entry.map_err(|source| ImportError::Io { path: d.clone(), source })?;
+            let entry = entry.map_err(|source| ImportError::Io {
+                path: d.clone(),
+                source,
+            })?;
             if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
             let path = entry.path();
-            let kind = entry.file_type().map_err(|source| ImportError::Io { path: path.clone(), source })?;
+            let kind = entry.file_type().map_err(|source| ImportError::Io {
+                path: path.clone(),
+                source,
+            })?;
             // Follow symlinked folders too: corpora are often linked in from a data disk.
             if kind.is_dir() || (kind.is_symlink() && path.is_dir()) {
                 stack.push(path);
@@ -37,7 +46,10 @@ pub(crate) fn list_files(dir: &Path) -> Result<Vec<PathBuf>, ImportError> {
 
 /// Audio files under `dir` (see [`list_files`]).
 pub(crate) fn list_audio(dir: &Path) -> Result<Vec<PathBuf>, ImportError> {
-    Ok(list_files(dir)?.into_iter().filter(|p| is_audio(p)).collect())
+    Ok(list_files(dir)?
+        .into_iter()
+        .filter(|p| is_audio(p))
+        .collect())
 }
 
 pub(crate) fn is_audio(path: &Path) -> bool {
@@ -46,16 +58,22 @@ pub(crate) fn is_audio(path: &Path) -> bool {
 
 /// Lower-case extension.
 pub(crate) fn extension(path: &Path) -> Option<String> {
-    path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase())
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
 }
 
 pub(crate) fn stem(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Name of the folder holding `path`.
 pub(crate) fn parent_name(path: &Path) -> String {
-    path.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.parent()
+        .and_then(|p| p.file_name())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 pub(crate) fn path_string(path: &Path) -> String {
@@ -69,7 +87,10 @@ pub(crate) fn first_dir(root: &Path, candidates: &[&str]) -> Option<PathBuf> {
 
 /// The first of `candidates` (relative to `root`) that is a file.
 pub(crate) fn first_file(root: &Path, candidates: &[&str]) -> Option<PathBuf> {
-    candidates.iter().map(|c| root.join(c)).find(|p| p.is_file())
+    candidates
+        .iter()
+        .map(|c| root.join(c))
+        .find(|p| p.is_file())
 }
 
 /// The first directory under `root` (breadth-first, sorted, `root` included) named `name`
@@ -79,11 +100,17 @@ pub(crate) fn find_dir_named(root: &Path, name: &str, max_depth: usize) -> Optio
     for _ in 0..=max_depth {
         let mut next = Vec::new();
         for d in &level {
-            if d.file_name().is_some_and(|n| n.to_string_lossy().eq_ignore_ascii_case(name)) {
+            if d.file_name()
+                .is_some_and(|n| n.to_string_lossy().eq_ignore_ascii_case(name))
+            {
                 return Some(d.clone());
             }
             if let Ok(entries) = fs::read_dir(d) {
-                let mut subs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+                let mut subs: Vec<PathBuf> = entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect();
                 subs.sort();
                 next.extend(subs);
             }
@@ -95,7 +122,10 @@ pub(crate) fn find_dir_named(root: &Path, name: &str, max_depth: usize) -> Optio
 
 /// Writes a file atomically (temporary sibling, then rename).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImportError> {
-    let io = |source| ImportError::Io { path: path.to_path_buf(), source };
+    let io = |source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let tmp = path.with_extension("tmp-write");
     fs::write(&tmp, bytes).map_err(io)?;
     fs::rename(&tmp, path).map_err(io)
@@ -103,7 +133,15 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImportError>
 
 /// An id made safe to be a file name.
 pub(crate) fn file_safe(id: &str) -> String {
-    id.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// A CSV label table with a header row; header names are trimmed (several corpora pad them
@@ -121,18 +159,39 @@ impl Table {
     }
 
     pub fn read_with(path: &Path, delimiter: u8) -> Result<Table, ImportError> {
-        let bad = |line: usize, message: String| ImportError::Table { path: path.to_path_buf(), line, message };
-        let file = fs::File::open(path).map_err(|source| ImportError::Io { path: path.to_path_buf(), source })?;
-        let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).has_headers(true).from_reader(file);
+        let bad = |line: usize, message: String| ImportError::Table {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let file = fs::File::open(path).map_err(|source| ImportError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(true)
+            .has_headers(true)
+            .from_reader(file);
         let header: Vec<String> = rdr
             .headers()
             .map_err(|e| bad(1, format!("header: {e}")))?
             .iter()
-            .map(|h| h.trim().trim_start_matches('\u{feff}').trim_matches('"').trim().to_string())
+            .map(|h| {
+                h.trim()
+                    .trim_start_matches('\u{feff}')
+                    .trim_matches('"')
+                    .trim()
+                    .to_string()
+            })
             .collect();
         let mut rows = Vec::new();
         for (i, row) in rdr.records().enumerate() {
-            let line = row.as_ref().ok().and_then(|r| r.position()).map_or(i + 2, |p| p.line() as usize);
+            let line = row
+                .as_ref()
+                .ok()
+                .and_then(|r| r.position())
+                .map_or(i + 2, |p| p.line() as usize);
             let row = row.map_err(|e| bad(i + 2, e.to_string()))?;
             let cells: Vec<String> = row.iter().map(|c| c.trim().to_string()).collect();
             if cells.iter().all(String::is_empty) {
@@ -140,12 +199,18 @@ impl Table {
             }
             rows.push((line, cells));
         }
-        Ok(Table { path: path.to_path_buf(), header, rows })
+        Ok(Table {
+            path: path.to_path_buf(),
+            header,
+            rows,
+        })
     }
 
     /// Index of the first column named like one of `names`.
     pub fn column(&self, names: &[&str]) -> Option<usize> {
-        names.iter().find_map(|n| self.header.iter().position(|h| h.eq_ignore_ascii_case(n)))
+        names
+            .iter()
+            .find_map(|n| self.header.iter().position(|h| h.eq_ignore_ascii_case(n)))
     }
 
     /// Like [`Table::column`] but a missing column is an error naming the file.
@@ -153,7 +218,11 @@ impl Table {
         self.column(names).ok_or_else(|| ImportError::Table {
             path: self.path.clone(),
             line: 1,
-            message: format!("no column `{}` in the header ({})", names[0], self.header.join(", ")),
+            message: format!(
+                "no column `{}` in the header ({})",
+                names[0],
+                self.header.join(", ")
+            ),
         })
     }
 }
@@ -234,12 +303,24 @@ pub(crate) fn sample_column_seconds(name: &str) -> Option<f32> {
 
 /// One dimension of a wide trace table (`song_id, sample_15000ms, sample_15500ms, …`): id →
 /// (seconds, value) for every non-empty cell. Cells that are not numbers are reported.
-pub(crate) fn read_wide_trace(path: &Path, issues: &mut Vec<super::Issue>) -> Result<HashMap<String, Vec<(f32, f32)>>, ImportError> {
+pub(crate) fn read_wide_trace(
+    path: &Path,
+    issues: &mut Vec<super::Issue>,
+) -> Result<HashMap<String, Vec<(f32, f32)>>, ImportError> {
     let t = Table::read(path)?;
     let id = t.require(&["song_id", "musicId"])?;
-    let times: Vec<(usize, f32)> = t.header.iter().enumerate().filter_map(|(i, h)| sample_column_seconds(h).map(|s| (i, s))).collect();
+    let times: Vec<(usize, f32)> = t
+        .header
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| sample_column_seconds(h).map(|s| (i, s)))
+        .collect();
     if times.is_empty() {
-        return Err(ImportError::Table { path: path.to_path_buf(), line: 1, message: "no sample_<ms>ms columns".into() });
+        return Err(ImportError::Table {
+            path: path.to_path_buf(),
+            line: 1,
+            message: "no sample_<ms>ms columns".into(),
+        });
     }
     let mut out = HashMap::new();
     for (line, row) in &t.rows {
@@ -265,19 +346,30 @@ pub(crate) fn read_wide_trace(path: &Path, issues: &mut Vec<super::Issue>) -> Re
 
 /// Joins arousal and valence traces on time and maps them with `scale`; points outside the
 /// scale or present in one dimension only are dropped (and counted in the returned number).
-pub(crate) fn join_traces(arousal: &[(f32, f32)], valence: &[(f32, f32)], scale: Scale) -> (Vec<super::AvPoint>, usize) {
+pub(crate) fn join_traces(
+    arousal: &[(f32, f32)],
+    valence: &[(f32, f32)],
+    scale: Scale,
+) -> (Vec<super::AvPoint>, usize) {
     let key = |t: f32| (t * 1000.0).round() as i64;
     let v_at: HashMap<i64, f32> = valence.iter().map(|&(t, v)| (key(t), v)).collect();
     let mut points = Vec::new();
     let mut dropped = 0;
     for &(t, a) in arousal {
         match (v_at.get(&key(t)).and_then(|&v| scale.map(v)), scale.map(a)) {
-            (Some(v), Some(a)) => points.push(super::AvPoint { time: t, arousal: a, valence: v }),
+            (Some(v), Some(a)) => points.push(super::AvPoint {
+                time: t,
+                arousal: a,
+                valence: v,
+            }),
             _ => dropped += 1,
         }
     }
     let a_keys: std::collections::HashSet<i64> = arousal.iter().map(|&(t, _)| key(t)).collect();
-    dropped += valence.iter().filter(|&&(t, _)| !a_keys.contains(&key(t))).count();
+    dropped += valence
+        .iter()
+        .filter(|&&(t, _)| !a_keys.contains(&key(t)))
+        .count();
     (points, dropped)
 }
 

@@ -41,7 +41,16 @@ pub struct Cues {
 impl Cues {
     /// The nominal profile of an emotion (see the module table).
     pub fn of(emotion: Emotion) -> Cues {
-        let c = |rate, loudness, loudness_var, pitch, pitch_var, brightness, articulation, attack, irregularity, mode| Cues {
+        let c = |rate,
+                 loudness,
+                 loudness_var,
+                 pitch,
+                 pitch_var,
+                 brightness,
+                 articulation,
+                 attack,
+                 irregularity,
+                 mode| Cues {
             rate,
             loudness,
             loudness_var,
@@ -70,7 +79,18 @@ impl Cues {
     }
 
     fn fields(&self) -> [f32; 10] {
-        [self.rate, self.loudness, self.loudness_var, self.pitch, self.pitch_var, self.brightness, self.articulation, self.attack, self.irregularity, self.mode]
+        [
+            self.rate,
+            self.loudness,
+            self.loudness_var,
+            self.pitch,
+            self.pitch_var,
+            self.brightness,
+            self.articulation,
+            self.attack,
+            self.irregularity,
+            self.mode,
+        ]
     }
 
     fn from_fields(f: [f32; 10]) -> Cues {
@@ -137,12 +157,19 @@ pub struct Drift {
 
 impl CueTrack for Drift {
     fn at(&self, t: f32) -> Cues {
-        let i = self.segments.iter().rposition(|(s, _)| *s <= t).unwrap_or(0);
+        let i = self
+            .segments
+            .iter()
+            .rposition(|(s, _)| *s <= t)
+            .unwrap_or(0);
         let here = self.segments[i].1;
         let half = self.fade / 2.0;
         if let Some((next_start, next)) = self.segments.get(i + 1) {
             if t > next_start - half {
-                return here.lerp(next, ((t - (next_start - half)) / self.fade).clamp(0.0, 1.0));
+                return here.lerp(
+                    next,
+                    ((t - (next_start - half)) / self.fade).clamp(0.0, 1.0),
+                );
             }
         }
         if i > 0 {
@@ -162,11 +189,22 @@ mod tests {
 
     #[test]
     fn drift_is_continuous_across_boundaries() {
-        let d = Drift { segments: vec![(0.0, Cues::of(Emotion::Sad)), (10.0, Cues::of(Emotion::Angry))], fade: 2.0 };
+        let d = Drift {
+            segments: vec![
+                (0.0, Cues::of(Emotion::Sad)),
+                (10.0, Cues::of(Emotion::Angry)),
+            ],
+            fade: 2.0,
+        };
         assert_eq!(d.at(5.0), Cues::of(Emotion::Sad));
         assert_eq!(d.at(15.0), Cues::of(Emotion::Angry));
         let mid = d.at(10.0);
-        assert!((mid.loudness - (Cues::of(Emotion::Sad).loudness + Cues::of(Emotion::Angry).loudness) / 2.0).abs() < 1e-6);
+        assert!(
+            (mid.loudness
+                - (Cues::of(Emotion::Sad).loudness + Cues::of(Emotion::Angry).loudness) / 2.0)
+                .abs()
+                < 1e-6
+        );
         let (a, b) = (d.at(9.999), d.at(10.001));
         assert!((a.loudness - b.loudness).abs() < 1e-2);
     }

@@ -85,7 +85,15 @@ impl Default for SynthConfig {
 impl SynthConfig {
     /// A small corpus for `demo --quick`.
     pub fn quick(seed: u64) -> Self {
-        SynthConfig { seed, clips_per_cell: 2, speakers: 4, performers: 4, continuous_per_domain: 2, continuous_seconds: (30.0, 36.0), ..SynthConfig::default() }
+        SynthConfig {
+            seed,
+            clips_per_cell: 2,
+            speakers: 4,
+            performers: 4,
+            continuous_per_domain: 2,
+            continuous_seconds: (30.0, 36.0),
+            ..SynthConfig::default()
+        }
     }
 }
 
@@ -120,8 +128,16 @@ pub fn speakers(seed: u64, n: usize) -> Vec<Speaker> {
             Speaker {
                 name: format!("spk{:02}", i + 1),
                 gender: if female { "female" } else { "male" },
-                f0: if female { uniform(&mut rng, 185.0, 235.0) } else { uniform(&mut rng, 95.0, 135.0) },
-                formant_scale: if female { uniform(&mut rng, 1.12, 1.22) } else { uniform(&mut rng, 0.94, 1.04) },
+                f0: if female {
+                    uniform(&mut rng, 185.0, 235.0)
+                } else {
+                    uniform(&mut rng, 95.0, 135.0)
+                },
+                formant_scale: if female {
+                    uniform(&mut rng, 1.12, 1.22)
+                } else {
+                    uniform(&mut rng, 0.94, 1.04)
+                },
                 rate: uniform(&mut rng, 3.8, 5.0),
                 breathiness: uniform(&mut rng, 0.02, 0.08),
                 habit: habit(&mut rng, 0.15),
@@ -133,7 +149,12 @@ pub fn speakers(seed: u64, n: usize) -> Vec<Speaker> {
 /// The virtual performers: instruments cycle through the four families.
 pub fn performers(seed: u64, n: usize) -> Vec<Performer> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5045_5246_4F52_4D52);
-    let families = [Instrument::Strings, Instrument::Fm, Instrument::Reed, Instrument::Pluck];
+    let families = [
+        Instrument::Strings,
+        Instrument::Fm,
+        Instrument::Reed,
+        Instrument::Pluck,
+    ];
     (0..n)
         .map(|i| Performer {
             name: format!("perf{:02}", i + 1),
@@ -167,22 +188,47 @@ struct Plan {
 fn plan(cfg: &SynthConfig) -> Vec<Plan> {
     let mut plans = Vec::new();
     let mut index = 0u64;
-    for (domain, people) in [(Domain::Speech, cfg.speakers), (Domain::Music, cfg.performers)] {
+    for (domain, people) in [
+        (Domain::Speech, cfg.speakers),
+        (Domain::Music, cfg.performers),
+    ] {
         for who in 0..people {
             for emotion in EMOTIONS {
                 for k in 0..cfg.clips_per_cell {
                     // RAVDESS has no strong neutral; others alternate normal / strong.
-                    let intensity = if emotion == Emotion::Neutral || k % 2 == 0 { "normal" } else { "strong" };
-                    plans.push(Plan { index, domain, who, emotion: Some(emotion), intensity, continuous: false });
+                    let intensity = if emotion == Emotion::Neutral || k % 2 == 0 {
+                        "normal"
+                    } else {
+                        "strong"
+                    };
+                    plans.push(Plan {
+                        index,
+                        domain,
+                        who,
+                        emotion: Some(emotion),
+                        intensity,
+                        continuous: false,
+                    });
                     index += 1;
                 }
             }
         }
     }
     for domain in [Domain::Speech, Domain::Music] {
-        let people = if domain == Domain::Speech { cfg.speakers } else { cfg.performers };
+        let people = if domain == Domain::Speech {
+            cfg.speakers
+        } else {
+            cfg.performers
+        };
         for k in 0..cfg.continuous_per_domain {
-            plans.push(Plan { index, domain, who: k % people.max(1), emotion: None, intensity: "", continuous: true });
+            plans.push(Plan {
+                index,
+                domain,
+                who: k % people.max(1),
+                emotion: None,
+                intensity: "",
+                continuous: true,
+            });
             index += 1;
         }
     }
@@ -191,13 +237,22 @@ fn plan(cfg: &SynthConfig) -> Vec<Plan> {
 
 /// Writes the corpus under `out`: `speech/*.wav`, `music/*.wav`, `annotations/*.csv`,
 /// `manifest.csv` and `synth.json`. `progress(done, total)` is called after each clip.
-pub fn generate(out: &Path, cfg: &SynthConfig, progress: &dyn Fn(usize, usize)) -> Result<SynthSummary, SynthError> {
+pub fn generate(
+    out: &Path,
+    cfg: &SynthConfig,
+    progress: &dyn Fn(usize, usize),
+) -> Result<SynthSummary, SynthError> {
     if cfg.speakers == 0 || cfg.performers == 0 || cfg.clips_per_cell == 0 {
-        return Err(SynthError::Config("speakers, performers and clips-per-cell must be ≥ 1".into()));
+        return Err(SynthError::Config(
+            "speakers, performers and clips-per-cell must be ≥ 1".into(),
+        ));
     }
     for dir in ["speech", "music", "annotations"] {
         let d = out.join(dir);
-        std::fs::create_dir_all(&d).map_err(|e| SynthError::Write { path: d.clone(), message: e.to_string() })?;
+        std::fs::create_dir_all(&d).map_err(|e| SynthError::Write {
+            path: d.clone(),
+            message: e.to_string(),
+        })?;
     }
     let spk = speakers(cfg.seed, cfg.speakers);
     let perf = performers(cfg.seed, cfg.performers);
@@ -205,8 +260,13 @@ pub fn generate(out: &Path, cfg: &SynthConfig, progress: &dyn Fn(usize, usize)) 
     let mut records = Vec::with_capacity(plans.len());
     let mut seconds = 0.0;
     for (done, p) in plans.iter().enumerate() {
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ p.index);
-        let record = if p.continuous { continuous_clip(&mut rng, out, cfg, p, &spk, &perf)? } else { clip(&mut rng, out, cfg, p, &spk, &perf)? };
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ p.index);
+        let record = if p.continuous {
+            continuous_clip(&mut rng, out, cfg, p, &spk, &perf)?
+        } else {
+            clip(&mut rng, out, cfg, p, &spk, &perf)?
+        };
         seconds += record.1;
         records.push(record.0);
         progress(done + 1, plans.len());
@@ -216,8 +276,15 @@ pub fn generate(out: &Path, cfg: &SynthConfig, progress: &dyn Fn(usize, usize)) 
     manifest.write(&manifest_path)?;
     let cfg_path = out.join("synth.json");
     let cfg_json = serde_json::to_string_pretty(cfg).expect("config serialises");
-    std::fs::write(&cfg_path, cfg_json).map_err(|e| SynthError::Write { path: cfg_path, message: e.to_string() })?;
-    Ok(SynthSummary { manifest_path, manifest, audio_seconds: seconds })
+    std::fs::write(&cfg_path, cfg_json).map_err(|e| SynthError::Write {
+        path: cfg_path,
+        message: e.to_string(),
+    })?;
+    Ok(SynthSummary {
+        manifest_path,
+        manifest,
+        audio_seconds: seconds,
+    })
 }
 
 fn spread<R: Rng>(rng: &mut R, sd: f32) -> [f32; 10] {
@@ -225,10 +292,20 @@ fn spread<R: Rng>(rng: &mut R, sd: f32) -> [f32; 10] {
 }
 
 fn write_audio(path: &Path, samples: &[f32], sr: u32) -> Result<(), SynthError> {
-    emobridge_audio::wav::write_wav_mono16(path, samples, sr).map_err(|e| SynthError::Write { path: path.to_path_buf(), message: e.to_string() })
+    emobridge_audio::wav::write_wav_mono16(path, samples, sr).map_err(|e| SynthError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
-fn clip<R: Rng>(rng: &mut R, out: &Path, cfg: &SynthConfig, p: &Plan, spk: &[Speaker], perf: &[Performer]) -> Result<(Record, f64), SynthError> {
+fn clip<R: Rng>(
+    rng: &mut R,
+    out: &Path,
+    cfg: &SynthConfig,
+    p: &Plan,
+    spk: &[Speaker],
+    perf: &[Performer],
+) -> Result<(Record, f64), SynthError> {
     let emotion = p.emotion.expect("clip-level plans carry an emotion");
     let k = if p.intensity == "strong" { 1.0 } else { 0.75 };
     // Music needs a few more notes than speech needs syllables to show its tempo and mode.
@@ -241,7 +318,10 @@ fn clip<R: Rng>(rng: &mut R, out: &Path, cfg: &SynthConfig, p: &Plan, spk: &[Spe
     let (rel, record) = match p.domain {
         Domain::Speech => {
             let s = &spk[p.who];
-            let cues = Cues::of(emotion).scaled(k).plus(&s.habit).plus(&spread(rng, cfg.cue_spread));
+            let cues = Cues::of(emotion)
+                .scaled(k)
+                .plus(&s.habit)
+                .plus(&spread(rng, cfg.cue_spread));
             let audio = speech::render(rng, s, &cues, seconds, cfg.speech_rate);
             let id = format!("sp_{}_{}_{:03}", s.name, emotion.as_str(), p.index);
             let rel = format!("speech/{id}.wav");
@@ -256,7 +336,10 @@ fn clip<R: Rng>(rng: &mut R, out: &Path, cfg: &SynthConfig, p: &Plan, spk: &[Spe
             let pf = &perf[p.who];
             // Performers differ more among themselves (instrument, register) than speakers do, so
             // the per-clip scatter is smaller to keep music's classes about as separable as speech's.
-            let cues = Cues::of(emotion).scaled(k).plus(&pf.habit).plus(&spread(rng, 0.7 * cfg.cue_spread));
+            let cues = Cues::of(emotion)
+                .scaled(k)
+                .plus(&pf.habit)
+                .plus(&spread(rng, 0.7 * cfg.cue_spread));
             let (audio, facts) = music::render(rng, pf, &cues, seconds, cfg.music_rate);
             let id = format!("mu_{}_{}_{:03}", pf.name, emotion.as_str(), p.index);
             let rel = format!("music/{id}.wav");
@@ -283,7 +366,14 @@ fn round3(x: f32) -> f32 {
     (x * 1000.0).round() / 1000.0
 }
 
-fn continuous_clip<R: Rng>(rng: &mut R, out: &Path, cfg: &SynthConfig, p: &Plan, spk: &[Speaker], perf: &[Performer]) -> Result<(Record, f64), SynthError> {
+fn continuous_clip<R: Rng>(
+    rng: &mut R,
+    out: &Path,
+    cfg: &SynthConfig,
+    p: &Plan,
+    spk: &[Speaker],
+    perf: &[Performer],
+) -> Result<(Record, f64), SynthError> {
     let seconds = uniform(rng, cfg.continuous_seconds.0, cfg.continuous_seconds.1);
     // Emotion segments of 8–15 s, each different from the last, joined by 3 s cross-fades.
     let mut segments: Vec<(f32, Emotion, f32)> = Vec::new();
@@ -301,18 +391,40 @@ fn continuous_clip<R: Rng>(rng: &mut R, out: &Path, cfg: &SynthConfig, p: &Plan,
         Domain::Speech => (spk[p.who].habit, spk[p.who].name.clone()),
         Domain::Music => (perf[p.who].habit, perf[p.who].name.clone()),
     };
-    let drift = Drift { segments: segments.iter().map(|(s, e, k)| (*s, Cues::of(*e).scaled(*k).plus(&habit))).collect(), fade };
+    let drift = Drift {
+        segments: segments
+            .iter()
+            .map(|(s, e, k)| (*s, Cues::of(*e).scaled(*k).plus(&habit)))
+            .collect(),
+        fade,
+    };
     // The truth trace uses the same blend as the cues.
-    let truth_drift = Drift { segments: segments.iter().map(|(s, e, k)| (*s, av_as_cues(*e, *k))).collect(), fade };
+    let truth_drift = Drift {
+        segments: segments
+            .iter()
+            .map(|(s, e, k)| (*s, av_as_cues(*e, *k)))
+            .collect(),
+        fade,
+    };
     let truth = |t: f32| {
         let c = truth_drift.at(t);
         (c.rate, c.loudness)
     };
     let (kind, sr, audio, extra_inst) = match p.domain {
-        Domain::Speech => ("speech", cfg.speech_rate, speech::render(rng, &spk[p.who], &drift, seconds, cfg.speech_rate), String::new()),
+        Domain::Speech => (
+            "speech",
+            cfg.speech_rate,
+            speech::render(rng, &spk[p.who], &drift, seconds, cfg.speech_rate),
+            String::new(),
+        ),
         Domain::Music => {
             let (a, _) = music::render(rng, &perf[p.who], &drift, seconds, cfg.music_rate);
-            ("music", cfg.music_rate, a, perf[p.who].instrument.as_str().to_string())
+            (
+                "music",
+                cfg.music_rate,
+                a,
+                perf[p.who].instrument.as_str().to_string(),
+            )
         }
     };
     let id = format!("cont_{}_{}_{:03}", kind, name, p.index);
@@ -341,18 +453,31 @@ fn continuous_clip<R: Rng>(rng: &mut R, out: &Path, cfg: &SynthConfig, p: &Plan,
     }
     let ann_rel = format!("annotations/{id}.csv");
     let ann_path = out.join(&ann_rel);
-    std::fs::write(&ann_path, csv_text).map_err(|e| SynthError::Write { path: ann_path, message: e.to_string() })?;
+    std::fs::write(&ann_path, csv_text).map_err(|e| SynthError::Write {
+        path: ann_path,
+        message: e.to_string(),
+    })?;
 
     let mut r = Record::new(id, rel, p.domain, "synthetic", name);
     r.arousal = Some(round3(sum_a / frames.max(1) as f32));
     r.valence = Some(round3(sum_v / frames.max(1) as f32));
     r.annotation = ann_rel;
-    r.set_extra("gender", if p.domain == Domain::Speech { spk[p.who].gender } else { "" });
+    r.set_extra(
+        "gender",
+        if p.domain == Domain::Speech {
+            spk[p.who].gender
+        } else {
+            ""
+        },
+    );
     r.set_extra("instrument", &extra_inst);
     r.set_extra("mode", "");
     r.set_extra("intensity", "");
     r.set_extra("subset", "continuous");
-    let path: Vec<String> = segments.iter().map(|(s, e, _)| format!("{}@{:.1}", e.as_str(), s)).collect();
+    let path: Vec<String> = segments
+        .iter()
+        .map(|(s, e, _)| format!("{}@{:.1}", e.as_str(), s))
+        .collect();
     r.set_extra("emotion_path", path.join(" "));
     Ok((r, seconds as f64))
 }
@@ -361,7 +486,11 @@ fn continuous_clip<R: Rng>(rng: &mut R, out: &Path, cfg: &SynthConfig, p: &Plan,
 /// valence) so [`Drift`] can blend truth traces with the same cross-fades as the audio cues.
 fn av_as_cues(e: Emotion, k: f32) -> Cues {
     let (a, v) = e.circumplex();
-    Cues { rate: a * k, loudness: v * k, ..Cues::default() }
+    Cues {
+        rate: a * k,
+        loudness: v * k,
+        ..Cues::default()
+    }
 }
 
 #[cfg(test)]
@@ -369,19 +498,36 @@ mod tests {
     use super::*;
 
     fn tiny() -> SynthConfig {
-        SynthConfig { clips_per_cell: 1, speakers: 4, performers: 4, continuous_per_domain: 1, continuous_seconds: (30.0, 31.0), clip_seconds: (1.0, 1.2), ..SynthConfig::default() }
+        SynthConfig {
+            clips_per_cell: 1,
+            speakers: 4,
+            performers: 4,
+            continuous_per_domain: 1,
+            continuous_seconds: (30.0, 31.0),
+            clip_seconds: (1.0, 1.2),
+            ..SynthConfig::default()
+        }
     }
 
     fn hash_dir(dir: &Path) -> Vec<(String, Vec<u8>)> {
         let mut out = Vec::new();
         for sub in ["speech", "music", "annotations"] {
-            let mut names: Vec<_> = std::fs::read_dir(dir.join(sub)).unwrap().map(|e| e.unwrap().path()).collect();
+            let mut names: Vec<_> = std::fs::read_dir(dir.join(sub))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
             names.sort();
             for p in names {
-                out.push((p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()));
+                out.push((
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                ));
             }
         }
-        out.push(("manifest.csv".into(), std::fs::read(dir.join("manifest.csv")).unwrap()));
+        out.push((
+            "manifest.csv".into(),
+            std::fs::read(dir.join("manifest.csv")).unwrap(),
+        ));
         out
     }
 
@@ -394,23 +540,37 @@ mod tests {
         let m = Manifest::read(&s.manifest_path).unwrap();
         assert_eq!(m.records.len(), 2 * 4 * 6 + 2);
         for d in [Domain::Speech, Domain::Music] {
-            let labels: std::collections::BTreeSet<_> = m.of_domain(d).filter_map(|r| r.emotion).collect();
+            let labels: std::collections::BTreeSet<_> =
+                m.of_domain(d).filter_map(|r| r.emotion).collect();
             assert_eq!(labels.len(), 6, "{d}");
-            let groups: std::collections::BTreeSet<_> = m.of_domain(d).map(|r| r.speaker.clone()).collect();
+            let groups: std::collections::BTreeSet<_> =
+                m.of_domain(d).map(|r| r.speaker.clone()).collect();
             assert!(groups.len() >= 4);
         }
-        let cont: Vec<_> = m.records.iter().filter(|r| !r.annotation.is_empty()).collect();
+        let cont: Vec<_> = m
+            .records
+            .iter()
+            .filter(|r| !r.annotation.is_empty())
+            .collect();
         assert_eq!(cont.len(), 2);
         for r in cont {
             let text = std::fs::read_to_string(m.annotation_path(r).unwrap()).unwrap();
             let rows = text.lines().count() - 1;
-            assert!((60..=62).contains(&rows), "{rows} annotation rows for ~30 s at 2 Hz");
-            let audio = emobridge_audio::load(m.audio_path(r), &emobridge_audio::DecodeOptions::mono()).unwrap();
+            assert!(
+                (60..=62).contains(&rows),
+                "{rows} annotation rows for ~30 s at 2 Hz"
+            );
+            let audio =
+                emobridge_audio::load(m.audio_path(r), &emobridge_audio::DecodeOptions::mono())
+                    .unwrap();
             assert!(audio.duration_s() >= 30.0);
         }
         let other = tempfile::tempdir().unwrap();
         let c = generate(other.path(), &SynthConfig { seed: 8, ..tiny() }, &|_, _| {}).unwrap();
-        assert_ne!(std::fs::read(c.manifest_path).unwrap(), std::fs::read(&s.manifest_path).unwrap());
+        assert_ne!(
+            std::fs::read(c.manifest_path).unwrap(),
+            std::fs::read(&s.manifest_path).unwrap()
+        );
     }
 
     #[test]
@@ -422,7 +582,12 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let angry = speech::render(&mut rng, &spk[0], &Cues::of(Emotion::Angry), 2.0, sr);
         let sad = speech::render(&mut rng, &spk[0], &Cues::of(Emotion::Sad), 2.0, sr);
-        assert!(rms(&angry) > 2.0 * rms(&sad), "angry {} sad {}", rms(&angry), rms(&sad));
+        assert!(
+            rms(&angry) > 2.0 * rms(&sad),
+            "angry {} sad {}",
+            rms(&angry),
+            rms(&sad)
+        );
         let perf = performers(1, 1);
         let (loud, _) = music::render(&mut rng, &perf[0], &Cues::of(Emotion::Angry), 2.0, 24_000);
         let (soft, _) = music::render(&mut rng, &perf[0], &Cues::of(Emotion::Sad), 2.0, 24_000);

@@ -70,7 +70,13 @@ pub struct MusicFacts {
 }
 
 /// Renders `seconds` of music by `performer` following `cues`.
-pub fn render<R: Rng>(rng: &mut R, performer: &Performer, cues: &dyn CueTrack, seconds: f32, sr: u32) -> (Vec<f32>, MusicFacts) {
+pub fn render<R: Rng>(
+    rng: &mut R,
+    performer: &Performer,
+    cues: &dyn CueTrack,
+    seconds: f32,
+    sr: u32,
+) -> (Vec<f32>, MusicFacts) {
     let tonic = performer.register - 7.0 + rng.random_range(0..7) as f32;
     let (melody, chords, facts) = compose(rng, performer, cues, seconds, tonic);
     let n = (seconds * sr as f32) as usize;
@@ -84,13 +90,22 @@ pub fn render<R: Rng>(rng: &mut R, performer: &Performer, cues: &dyn CueTrack, s
     (out, facts)
 }
 
-fn compose<R: Rng>(rng: &mut R, p: &Performer, cues: &dyn CueTrack, seconds: f32, tonic: f32) -> (Vec<Note>, Vec<Note>, MusicFacts) {
+fn compose<R: Rng>(
+    rng: &mut R,
+    p: &Performer,
+    cues: &dyn CueTrack,
+    seconds: f32,
+    tonic: f32,
+) -> (Vec<Note>, Vec<Note>, MusicFacts) {
     let mut melody = Vec::new();
     let mut chords = Vec::new();
     let mut t = 0.05f32;
     let mut degree: i32 = 7; // scale step relative to the tonic an octave below the register centre
     let c0 = cues.at(0.0);
-    let facts = MusicFacts { major: c0.mode + 0.35 * gauss(rng) > 0.0, tempo_bpm: p.tempo * 2f32.powf(0.8 * c0.rate) };
+    let facts = MusicFacts {
+        major: c0.mode + 0.35 * gauss(rng) > 0.0,
+        tempo_bpm: p.tempo * 2f32.powf(0.8 * c0.rate),
+    };
     let mut bar_start = 0.0f32;
     let mut bar_major = facts.major;
     while t < seconds - 0.05 {
@@ -106,7 +121,15 @@ fn compose<R: Rng>(rng: &mut R, p: &Performer, cues: &dyn CueTrack, seconds: f32
             for k in [0, 2, 4] {
                 let d = root_deg + k;
                 let midi = tonic - 12.0 + (scale[(d % 7) as usize] + 12 * (d / 7)) as f32;
-                chords.push(Note { start: bar_start, dur: 4.0 * beat * 0.98, midi, gain: db(10.0 * c.loudness - 17.0), attack: 0.03, brightness: c.brightness - 0.5, irregularity: c.irregularity });
+                chords.push(Note {
+                    start: bar_start,
+                    dur: 4.0 * beat * 0.98,
+                    midi,
+                    gain: db(10.0 * c.loudness - 17.0),
+                    attack: 0.03,
+                    brightness: c.brightness - 0.5,
+                    irregularity: c.irregularity,
+                });
             }
             bar_start += 4.0 * beat;
         }
@@ -115,14 +138,25 @@ fn compose<R: Rng>(rng: &mut R, p: &Performer, cues: &dyn CueTrack, seconds: f32
         let max_step = (1.0 + 2.5 * (c.pitch_var + 1.0)).round() as i32;
         degree = (degree + rng.random_range(-max_step..=max_step)).clamp(0, 16);
         let octave_shift = 7.0 * c.pitch;
-        let midi = tonic + (scale[(degree % 7) as usize] + 12 * (degree / 7)) as f32 - 12.0 + octave_shift + c.irregularity.max(0.0) * 0.15 * gauss(rng);
+        let midi = tonic + (scale[(degree % 7) as usize] + 12 * (degree / 7)) as f32 - 12.0
+            + octave_shift
+            + c.irregularity.max(0.0) * 0.15 * gauss(rng);
         let len_beats = [0.5, 0.5, 1.0, 1.0, 1.5, 2.0][rng.random_range(0..6)];
-        let ioi = len_beats * beat * (1.0 + 0.04 * (c.irregularity + 1.0) * gauss(rng)).clamp(0.7, 1.3);
+        let ioi =
+            len_beats * beat * (1.0 + 0.04 * (c.irregularity + 1.0) * gauss(rng)).clamp(0.7, 1.3);
         // Legato holds ~95 % of the inter-onset interval, staccato ~35 %.
         let ratio = (0.62 - 0.35 * c.articulation).clamp(0.2, 0.98);
         let gain = db(11.0 * c.loudness + (0.8 + 1.6 * (c.loudness_var + 1.0)) * gauss(rng) - 10.0);
         let attack = 0.002 * 40f32.powf(((1.0 - c.attack) / 2.0).clamp(0.0, 1.0));
-        melody.push(Note { start: t, dur: ioi * ratio, midi, gain, attack, brightness: c.brightness + p.brightness, irregularity: c.irregularity });
+        melody.push(Note {
+            start: t,
+            dur: ioi * ratio,
+            midi,
+            gain,
+            attack,
+            brightness: c.brightness + p.brightness,
+            irregularity: c.irregularity,
+        });
         t += ioi;
     }
     (melody, chords, facts)
@@ -141,8 +175,17 @@ fn add_note<R: Rng>(rng: &mut R, out: &mut [f32], note: &Note, inst: Instrument,
     let slope = (2.0 - 1.2 * note.brightness).clamp(0.5, 3.8);
     let nyquist = 0.45 * sr;
     let partials: Vec<(f32, f32)> = match inst {
-        Instrument::Strings | Instrument::Pluck => (1..=24).map(|k| (k as f32, (k as f32).powf(-slope))).collect(),
-        Instrument::Reed => (1..=24).map(|k| (k as f32, (k as f32).powf(-slope) * if k % 2 == 0 { 0.3 } else { 1.0 })).collect(),
+        Instrument::Strings | Instrument::Pluck => (1..=24)
+            .map(|k| (k as f32, (k as f32).powf(-slope)))
+            .collect(),
+        Instrument::Reed => (1..=24)
+            .map(|k| {
+                (
+                    k as f32,
+                    (k as f32).powf(-slope) * if k % 2 == 0 { 0.3 } else { 1.0 },
+                )
+            })
+            .collect(),
         Instrument::Fm => vec![(1.0, 1.0)],
     };
     let fm_index = (1.2 + 1.5 * note.brightness).clamp(0.2, 4.0);
@@ -162,8 +205,16 @@ fn add_note<R: Rng>(rng: &mut R, out: &mut [f32], note: &Note, inst: Instrument,
             Instrument::Fm => (-t * 1.2).exp(),
             _ => 1.0,
         };
-        let rel = if t > note.dur { (1.0 - (t - note.dur) / release).max(0.0) } else { 1.0 };
-        let amp = note.gain * attack * body * rel * (1.0 + wobble_depth * (two_pi * wobble_rate * t).sin());
+        let rel = if t > note.dur {
+            (1.0 - (t - note.dur) / release).max(0.0)
+        } else {
+            1.0
+        };
+        let amp = note.gain
+            * attack
+            * body
+            * rel
+            * (1.0 + wobble_depth * (two_pi * wobble_rate * t).sin());
         let f = f0 * (1.0 + vib_depth * (two_pi * vib_rate * t).sin() * (t / 0.3).min(1.0));
         let sample = if inst == Instrument::Fm {
             mod_phase = (mod_phase + f / sr) % 1.0;

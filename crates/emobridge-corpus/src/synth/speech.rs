@@ -31,7 +31,14 @@ pub struct Speaker {
 }
 
 /// Vowel formants (F1, F2, F3) of an adult male voice (Peterson & Barney 1952 averages).
-const VOWELS: [(f32, f32, f32); 6] = [(730.0, 1090.0, 2440.0), (270.0, 2290.0, 3010.0), (300.0, 870.0, 2240.0), (530.0, 1840.0, 2480.0), (570.0, 840.0, 2410.0), (660.0, 1720.0, 2410.0)];
+const VOWELS: [(f32, f32, f32); 6] = [
+    (730.0, 1090.0, 2440.0),
+    (270.0, 2290.0, 3010.0),
+    (300.0, 870.0, 2240.0),
+    (530.0, 1840.0, 2480.0),
+    (570.0, 840.0, 2410.0),
+    (660.0, 1720.0, 2410.0),
+];
 
 /// Rosenberg glottal flow over one period, phase in [0, 1).
 fn glottal_flow(phase: f32, open_quotient: f32) -> f32 {
@@ -58,7 +65,13 @@ struct Syllable {
 }
 
 /// Renders `seconds` of speech by `speaker` following `cues`.
-pub fn render<R: Rng>(rng: &mut R, speaker: &Speaker, cues: &dyn CueTrack, seconds: f32, sr: u32) -> Vec<f32> {
+pub fn render<R: Rng>(
+    rng: &mut R,
+    speaker: &Speaker,
+    cues: &dyn CueTrack,
+    seconds: f32,
+    sr: u32,
+) -> Vec<f32> {
     let sr_f = sr as f32;
     let n = (seconds * sr_f) as usize;
     let syllables = plan_syllables(rng, speaker, cues, n, sr_f);
@@ -74,7 +87,13 @@ pub fn render<R: Rng>(rng: &mut R, speaker: &Speaker, cues: &dyn CueTrack, secon
     for (i, s) in syllables.iter().enumerate() {
         let c = cues.at(s.start as f32 / sr_f);
         // Declination: about −2 semitones over a phrase of ~6 syllables.
-        phrase_pos = if i > 0 && s.start > syllables[i - 1].start + syllables[i - 1].len + (0.1 * sr_f) as usize { 0 } else { phrase_pos + 1 };
+        phrase_pos = if i > 0
+            && s.start > syllables[i - 1].start + syllables[i - 1].len + (0.1 * sr_f) as usize
+        {
+            0
+        } else {
+            phrase_pos + 1
+        };
         let declination = -0.35 * phrase_pos as f32;
         let base_st = 4.0 * c.pitch + declination + s.accent_st;
         let next_vowel = syllables.get(i + 1).map_or(s.vowel, |x| x.vowel);
@@ -132,11 +151,22 @@ pub fn render<R: Rng>(rng: &mut R, speaker: &Speaker, cues: &dyn CueTrack, secon
                 f1.tune(a, 80.0, sr_f);
                 f2.tune(b.min(0.45 * sr_f), 100.0, sr_f);
                 f3.tune(cc.min(0.45 * sr_f), 140.0, sr_f);
-                f4.tune((3500.0 * speaker.formant_scale).min(0.45 * sr_f), 250.0, sr_f);
+                f4.tune(
+                    (3500.0 * speaker.formant_scale).min(0.45 * sr_f),
+                    250.0,
+                    sr_f,
+                );
             }
             // Brighter voices (pressed phonation) keep more high-frequency energy.
             tilt.k = (0.35 + 0.3 * c.brightness).clamp(0.08, 0.95);
-            fric.tune(syllables.get(syl_idx).map_or(4000.0, |s| s.fricative_hz).min(0.42 * sr_f), 900.0, sr_f);
+            fric.tune(
+                syllables
+                    .get(syl_idx)
+                    .map_or(4000.0, |s| s.fricative_hz)
+                    .min(0.42 * sr_f),
+                900.0,
+                sr_f,
+            );
         }
         let hz = f0[idx].max(40.0);
         phase += hz * (1.0 + period_jitter) / sr_f;
@@ -152,7 +182,8 @@ pub fn render<R: Rng>(rng: &mut R, speaker: &Speaker, cues: &dyn CueTrack, secon
         let source = tilt.tick((flow - prev_flow) * 8.0);
         prev_flow = flow;
         let open = if phase < oq { 1.0 } else { 0.3 };
-        let breath = (speaker.breathiness + 0.04 * c.irregularity.max(0.0)) * open * gauss(rng) * 0.3;
+        let breath =
+            (speaker.breathiness + 0.04 * c.irregularity.max(0.0)) * open * gauss(rng) * 0.3;
         let excitation = voiced[idx] * (source + breath);
         let mut y = f4.tick(f3.tick(f2.tick(f1.tick(excitation))));
         y += frication[idx] * fric.tick(gauss(rng) * 0.25);
@@ -164,7 +195,13 @@ pub fn render<R: Rng>(rng: &mut R, speaker: &Speaker, cues: &dyn CueTrack, secon
     out
 }
 
-fn plan_syllables<R: Rng>(rng: &mut R, speaker: &Speaker, cues: &dyn CueTrack, n: usize, sr: f32) -> Vec<Syllable> {
+fn plan_syllables<R: Rng>(
+    rng: &mut R,
+    speaker: &Speaker,
+    cues: &dyn CueTrack,
+    n: usize,
+    sr: f32,
+) -> Vec<Syllable> {
     let mut out = Vec::new();
     let mut t = uniform(rng, 0.08, 0.2) * sr;
     let mut until_pause = rng.random_range(4..8);
@@ -175,11 +212,22 @@ fn plan_syllables<R: Rng>(rng: &mut R, speaker: &Speaker, cues: &dyn CueTrack, n
         let len = (dur * sr) as usize;
         let vowel = VOWELS[rng.random_range(0..VOWELS.len())];
         let gain_db = 7.0 * c.loudness + (1.5 + 2.5 * (c.loudness_var + 1.0)) * gauss(rng);
-        let accent_st = (1.2 + 1.6 * (c.pitch_var + 1.0)) * gauss(rng).abs() * if rng.random::<f32>() < 0.35 { 1.0 } else { 0.4 };
+        let accent_st = (1.2 + 1.6 * (c.pitch_var + 1.0))
+            * gauss(rng).abs()
+            * if rng.random::<f32>() < 0.35 { 1.0 } else { 0.4 };
         // Sharp attacks: ~5 ms; soft: ~70 ms.
         let attack_s = 0.005 * 14f32.powf(((1.0 - c.attack) / 2.0).clamp(0.0, 1.0));
         let consonant_len = (len as f32 * uniform(rng, 0.18, 0.32)) as usize;
-        out.push(Syllable { start: t as usize, len, consonant_len, vowel, gain: db(gain_db), accent_st, attack_s, fricative_hz: uniform(rng, 2500.0, 6000.0) });
+        out.push(Syllable {
+            start: t as usize,
+            len,
+            consonant_len,
+            vowel,
+            gain: db(gain_db),
+            accent_st,
+            attack_s,
+            fricative_hz: uniform(rng, 2500.0, 6000.0),
+        });
         // Staccato delivery leaves short gaps between syllables; legato runs them together.
         t += len as f32 * (1.0 + 0.15 * (c.articulation.clamp(-1.0, 1.0) + 1.0));
         until_pause -= 1;

@@ -13,7 +13,9 @@ use std::time::Instant;
 use anyhow::Context;
 use emobridge_corpus::synth::SynthConfig;
 use emobridge_store::EmbeddingCache;
-use emobridge_studies::descriptors::{egemaps_over_manifest, write_functionals_csv, ClipFailure, EGEMAPS_LLD_TAG};
+use emobridge_studies::descriptors::{
+    egemaps_over_manifest, write_functionals_csv, ClipFailure, EGEMAPS_LLD_TAG,
+};
 use emobridge_studies::fad::FadStudyConfig;
 use emobridge_studies::RunFolder;
 
@@ -41,8 +43,16 @@ pub struct DemoArgs {
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let corpus_cfg = if args.quick { SynthConfig::quick(args.seed) } else { SynthConfig { seed: args.seed, ..SynthConfig::default() } };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let corpus_cfg = if args.quick {
+        SynthConfig::quick(args.seed)
+    } else {
+        SynthConfig {
+            seed: args.seed,
+            ..SynthConfig::default()
+        }
+    };
 
     tracing::info!("step 1/3: synthesising the corpus");
     let corpus_dir = args.out.join("corpus");
@@ -51,25 +61,47 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     tracing::info!("step 2/3: eGeMAPS descriptors");
     let cache_root = args.out.join("cache");
-    let cache = EmbeddingCache::open(&cache_root, EGEMAPS_LLD_TAG).with_context(|| format!("opening the cache in {}", cache_root.display()))?;
+    let cache = EmbeddingCache::open(&cache_root, EGEMAPS_LLD_TAG)
+        .with_context(|| format!("opening the cache in {}", cache_root.display()))?;
     let records: Vec<_> = manifest.records.iter().collect();
     let bar = crate::progress::bar(records.len() as u64, "egemaps");
     let t = Instant::now();
-    let descriptors = egemaps_over_manifest(manifest, &records, Some(&cache), &|done, _| bar.set_position(done as u64));
+    let descriptors = egemaps_over_manifest(manifest, &records, Some(&cache), &|done, _| {
+        bar.set_position(done as u64)
+    });
     bar.finish_and_clear();
     let secs = t.elapsed().as_secs_f64();
-    tracing::info!("eGeMAPS: {} clips, {:.0} s of audio in {:.1} s ({:.0}× real time)", descriptors.functionals.len(), descriptors.audio_seconds, secs, descriptors.audio_seconds / secs.max(1e-9));
+    tracing::info!(
+        "eGeMAPS: {} clips, {:.0} s of audio in {:.1} s ({:.0}× real time)",
+        descriptors.functionals.len(),
+        descriptors.audio_seconds,
+        secs,
+        descriptors.audio_seconds / secs.max(1e-9)
+    );
     let features_dir = args.out.join("features");
     std::fs::create_dir_all(&features_dir)?;
-    write_functionals_csv(&features_dir.join("egemaps_functionals.csv"), manifest, &descriptors).map_err(anyhow::Error::msg)?;
+    write_functionals_csv(
+        &features_dir.join("egemaps_functionals.csv"),
+        manifest,
+        &descriptors,
+    )
+    .map_err(anyhow::Error::msg)?;
 
     tracing::info!("step 3/3: per-emotion Fréchet distances");
-    let mut studies = vec![("fad_egemaps", fad_step(&args, manifest, &cache_root, EGEMAPS_LLD_TAG, "fad-egemaps")?)];
+    let mut studies = vec![(
+        "fad_egemaps",
+        fad_step(&args, manifest, &cache_root, EGEMAPS_LLD_TAG, "fad-egemaps")?,
+    )];
     if let Some(model) = &args.model {
         tracing::info!("extra step: every layer of {model}");
         super::extract::run(ExtractArgs {
             manifest: summary.manifest_path.clone(),
-            encoder: EncoderArgs { model: model.clone(), precision: PrecisionArg::F32, window_s: 30.0, convention: ConventionArg::Transformers4 },
+            encoder: EncoderArgs {
+                model: model.clone(),
+                precision: PrecisionArg::F32,
+                window_s: 30.0,
+                convention: ConventionArg::Transformers4,
+            },
             cache: cache_root.clone(),
             tag: Some(SSL_TAG.into()),
             layers: "all".into(),
@@ -77,46 +109,95 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             dtype: StoredDtypeArg::F16,
         })
         .with_context(|| format!("extracting {model} embeddings"))?;
-        studies.push(("fad_ssl", fad_step(&args, manifest, &cache_root, SSL_TAG, "fad-ssl")?));
+        studies.push((
+            "fad_ssl",
+            fad_step(&args, manifest, &cache_root, SSL_TAG, "fad-ssl")?,
+        ));
     }
 
-    write_run_json(&args, &corpus_cfg, &summary.manifest_path, &descriptors.failures, &studies)?;
-    tracing::info!("demo finished in {:.0} s → {}", started.elapsed().as_secs_f64(), args.out.display());
+    write_run_json(
+        &args,
+        &corpus_cfg,
+        &summary.manifest_path,
+        &descriptors.failures,
+        &studies,
+    )?;
+    tracing::info!(
+        "demo finished in {:.0} s → {}",
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
     println!("{}", args.out.join("run.json").display());
     Ok(())
 }
 
 /// Per-emotion FAD between speech and music on the eGeMAPS LLD frames.
-fn fad_step(args: &DemoArgs, manifest: &emobridge_corpus::Manifest, cache_root: &Path, tag: &str, folder: &str) -> anyhow::Result<PathBuf> {
+fn fad_step(
+    args: &DemoArgs,
+    manifest: &emobridge_corpus::Manifest,
+    cache_root: &Path,
+    tag: &str,
+    folder: &str,
+) -> anyhow::Result<PathBuf> {
     // Descriptor columns have unrelated units; SSL dimensions are compared as they are.
     let standardize = tag == EGEMAPS_LLD_TAG;
-    let config = FadStudyConfig { seed: args.seed, bootstrap: if args.quick { 20 } else { 100 }, standardize, ..FadStudyConfig::default() };
+    let config = FadStudyConfig {
+        seed: args.seed,
+        bootstrap: if args.quick { 20 } else { 100 },
+        standardize,
+        ..FadStudyConfig::default()
+    };
     let out = args.out.join(folder);
-    let outcome = emobridge_studies::fad::run(&config, manifest, cache_root, tag, &out).with_context(|| format!("per-emotion FAD study on {tag}"))?;
+    let outcome = emobridge_studies::fad::run(&config, manifest, cache_root, tag, &out)
+        .with_context(|| format!("per-emotion FAD study on {tag}"))?;
     for row in &outcome.speech_vs_music {
         let ci = match (row.ci_lower, row.ci_upper) {
             (Some(lo), Some(hi)) => format!(" [{lo:.2}, {hi:.2}]"),
             _ => String::new(),
         };
-        tracing::info!("FAD speech vs music, {tag}, state {}, {:>8}: {:.3}{ci} (n = {} / {} frames)", row.layer, row.emotion, row.fad, row.n_speech, row.n_music);
+        tracing::info!(
+            "FAD speech vs music, {tag}, state {}, {:>8}: {:.3}{ci} (n = {} / {} frames)",
+            row.layer,
+            row.emotion,
+            row.fad,
+            row.n_speech,
+            row.n_music
+        );
     }
     Ok(outcome.run_dir)
 }
 
 /// The demo's own run record: what ran, with which corpus, and where each study's folder is.
-fn write_run_json(args: &DemoArgs, cfg: &SynthConfig, manifest_path: &Path, failures: &[ClipFailure], studies: &[(&str, PathBuf)]) -> anyhow::Result<()> {
+fn write_run_json(
+    args: &DemoArgs,
+    cfg: &SynthConfig,
+    manifest_path: &Path,
+    failures: &[ClipFailure],
+    studies: &[(&str, PathBuf)],
+) -> anyhow::Result<()> {
     let mut run = RunFolder::create(&args.out, "demo")?;
     run.set_command(std::env::args().collect::<Vec<_>>().join(" "));
-    run.set_config(&serde_json::json!({ "quick": args.quick, "corpus": cfg }), args.seed);
+    run.set_config(
+        &serde_json::json!({ "quick": args.quick, "corpus": cfg }),
+        args.seed,
+    );
     run.hash_file("manifest", manifest_path)?;
     let manifest = emobridge_corpus::Manifest::read(manifest_path)?;
-    let audio_list: String = manifest.records.iter().map(|r| format!("{}\n", r.path)).collect();
+    let audio_list: String = manifest
+        .records
+        .iter()
+        .map(|r| format!("{}\n", r.path))
+        .collect();
     run.hash_bytes("audio_list", audio_list.as_bytes());
     for f in failures {
         run.fail(f.id.clone(), f.path.clone(), f.error.clone());
     }
     for (name, dir) in studies {
-        let rel = dir.strip_prefix(&args.out).unwrap_or(dir).display().to_string();
+        let rel = dir
+            .strip_prefix(&args.out)
+            .unwrap_or(dir)
+            .display()
+            .to_string();
         run.note(name, rel.clone());
         run.output(format!("{rel}/run.json"));
     }

@@ -28,11 +28,14 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let opts: EmbedOptions = args.encoder.embed_options();
     let started = Instant::now();
     let (samples, seconds) = load_clip(&model, &args.file)?;
-    let emb = embed(&model, &samples, &opts).with_context(|| format!("{}: embedding failed", args.file.display()))?;
+    let emb = embed(&model, &samples, &opts)
+        .with_context(|| format!("{}: embedding failed", args.file.display()))?;
     let (values, shape) = emb.to_vec()?;
     let meta = entry_metadata(&model, &args.encoder, &args.file, "all")?;
     let entry = ClipEntry::from_frames(values, shape, args.dtype.into(), meta)?;
-    entry.save(&args.out).with_context(|| format!("{}: cannot write", args.out.display()))?;
+    entry
+        .save(&args.out)
+        .with_context(|| format!("{}: cannot write", args.out.display()))?;
     let wall = started.elapsed().as_secs_f64();
     tracing::info!(
         "{}: {} states × {} frames × {} dims → {} ({:.2} s audio in {:.2} s, {:.1} audio-s/s)",
@@ -48,7 +51,11 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn embed(model: &PretrainedEncoder, samples: &[f32], opts: &EmbedOptions) -> anyhow::Result<emobridge_ssl::ClipEmbedding> {
+fn embed(
+    model: &PretrainedEncoder,
+    samples: &[f32],
+    opts: &EmbedOptions,
+) -> anyhow::Result<emobridge_ssl::ClipEmbedding> {
     let prepared = model.prepare(samples, model.preprocess().sampling_rate)?;
     Ok(model.embed_prepared(&prepared, opts)?)
 }

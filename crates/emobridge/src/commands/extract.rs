@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use emobridge_corpus::Manifest;
-use emobridge_ssl::{EmbedOptions, HiddenStateConvention, LoadOptions, Precision, PretrainedEncoder};
+use emobridge_ssl::{
+    EmbedOptions, HiddenStateConvention, LoadOptions, Precision, PretrainedEncoder,
+};
 use emobridge_store::{ClipEntry, EmbeddingCache, EntryMetadata, FailureLog, Shard, StoredDtype};
 
 #[derive(clap::Args)]
@@ -35,16 +37,25 @@ pub struct ExtractArgs {
 }
 
 pub fn run(args: ExtractArgs) -> anyhow::Result<()> {
-    let manifest = Manifest::read(&args.manifest).with_context(|| format!("{}: cannot read manifest", args.manifest.display()))?;
+    let manifest = Manifest::read(&args.manifest)
+        .with_context(|| format!("{}: cannot read manifest", args.manifest.display()))?;
     let shard = match &args.shard {
         Some(spec) => Shard::parse(spec)?,
         None => Shard::ALL,
     };
     let model = args.encoder.load()?;
-    let layers = parse_layers(&args.layers, model.num_states()).with_context(|| format!("--layers {}", args.layers))?;
-    let tag = args.tag.clone().unwrap_or_else(|| args.encoder.default_tag());
+    let layers = parse_layers(&args.layers, model.num_states())
+        .with_context(|| format!("--layers {}", args.layers))?;
+    let tag = args
+        .tag
+        .clone()
+        .unwrap_or_else(|| args.encoder.default_tag());
     let cache = EmbeddingCache::open(&args.cache, &tag)?;
-    let mine: Vec<_> = manifest.records.iter().filter(|r| shard.owns(&r.id)).collect();
+    let mine: Vec<_> = manifest
+        .records
+        .iter()
+        .filter(|r| shard.owns(&r.id))
+        .collect();
     let todo: Vec<_> = mine.iter().filter(|r| !cache.contains(&r.id)).collect();
     tracing::info!(
         "{} clips in shard {shard}, {} already cached, {} to extract into {}",
@@ -54,14 +65,24 @@ pub fn run(args: ExtractArgs) -> anyhow::Result<()> {
         cache.dir().display()
     );
     let opts = args.encoder.embed_options();
-    let layer_label = layers.as_ref().map_or_else(|| "all".to_string(), |l| l.iter().map(usize::to_string).collect::<Vec<_>>().join(","));
+    let layer_label = layers.as_ref().map_or_else(
+        || "all".to_string(),
+        |l| l.iter().map(usize::to_string).collect::<Vec<_>>().join(","),
+    );
     let bar = crate::progress::bar(todo.len() as u64, "extract");
     let started = Instant::now();
     let mut audio_seconds = 0.0;
     let mut failures = FailureLog::default();
     for record in todo {
         let path = manifest.audio_path(record);
-        let job = ClipJob { model: &model, args: &args.encoder, opts: &opts, layers: layers.as_deref(), layer_label: &layer_label, dtype: args.dtype.into() };
+        let job = ClipJob {
+            model: &model,
+            args: &args.encoder,
+            opts: &opts,
+            layers: layers.as_deref(),
+            layer_label: &layer_label,
+            dtype: args.dtype.into(),
+        };
         match job.run(&cache, &record.id, &path) {
             Ok(seconds) => audio_seconds += seconds,
             Err(e) => {
@@ -105,14 +126,22 @@ impl ClipJob<'_> {
     /// Decodes, embeds and writes one clip; returns its duration in seconds.
     fn run(&self, cache: &EmbeddingCache, id: &str, path: &Path) -> anyhow::Result<f64> {
         let (samples, seconds) = load_clip(self.model, path)?;
-        let prepared = self.model.prepare(&samples, self.model.preprocess().sampling_rate)?;
-        let mut emb = self.model.embed_prepared(&prepared, self.opts).with_context(|| format!("{}: embedding failed", path.display()))?;
+        let prepared = self
+            .model
+            .prepare(&samples, self.model.preprocess().sampling_rate)?;
+        let mut emb = self
+            .model
+            .embed_prepared(&prepared, self.opts)
+            .with_context(|| format!("{}: embedding failed", path.display()))?;
         if let Some(layers) = self.layers {
             emb = emb.select(layers)?;
         }
         let (values, shape) = emb.to_vec()?;
         let meta = entry_metadata(self.model, self.args, path, self.layer_label)?;
-        cache.write(id, &ClipEntry::from_frames(values, shape, self.dtype, meta)?)?;
+        cache.write(
+            id,
+            &ClipEntry::from_frames(values, shape, self.dtype, meta)?,
+        )?;
         Ok(seconds)
     }
 }
@@ -121,7 +150,11 @@ impl ClipJob<'_> {
 fn peak_rss() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmHWM:")).map(|v| v.trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .map(|v| v.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".to_string())
 }
 
@@ -133,10 +166,20 @@ fn parse_layers(spec: &str, states: usize) -> anyhow::Result<Option<Vec<usize>>>
     let mut out = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let a: usize = a.trim().parse().with_context(|| format!("`{part}` is not an index or range"))?;
-        let b: usize = b.trim().parse().with_context(|| format!("`{part}` is not an index or range"))?;
+        let a: usize = a
+            .trim()
+            .parse()
+            .with_context(|| format!("`{part}` is not an index or range"))?;
+        let b: usize = b
+            .trim()
+            .parse()
+            .with_context(|| format!("`{part}` is not an index or range"))?;
         anyhow::ensure!(a <= b, "range `{part}` is reversed");
-        anyhow::ensure!(b < states, "index {b} is out of range: the model has states 0..={}", states - 1);
+        anyhow::ensure!(
+            b < states,
+            "index {b} is out of range: the model has states 0..={}",
+            states - 1
+        );
         out.extend(a..=b);
     }
     anyhow::ensure!(!out.is_empty(), "no layer selected");
@@ -194,7 +237,14 @@ impl EncoderArgs {
             PrecisionArg::F32 => Precision::F32,
             PrecisionArg::Bf16 => Precision::Bf16,
         };
-        let model = PretrainedEncoder::load(&self.model, LoadOptions { precision, ..LoadOptions::default() }).with_context(|| format!("cannot load model `{}`", self.model))?;
+        let model = PretrainedEncoder::load(
+            &self.model,
+            LoadOptions {
+                precision,
+                ..LoadOptions::default()
+            },
+        )
+        .with_context(|| format!("cannot load model `{}`", self.model))?;
         let cfg = model.config();
         tracing::info!(
             "{} ({}, {} layers × {}, {} Hz, {:.1} frames/s)",
@@ -210,9 +260,15 @@ impl EncoderArgs {
 
     pub fn embed_options(&self) -> EmbedOptions {
         if !(self.window_s > 0.0) {
-            tracing::warn!("--window-s {} is not positive; using one frame per window", self.window_s);
+            tracing::warn!(
+                "--window-s {} is not positive; using one frame per window",
+                self.window_s
+            );
         }
-        EmbedOptions { window_s: self.window_s, convention: self.convention() }
+        EmbedOptions {
+            window_s: self.window_s,
+            convention: self.convention(),
+        }
     }
 
     pub fn convention(&self) -> HiddenStateConvention {
@@ -226,11 +282,17 @@ impl EncoderArgs {
     pub fn default_tag(&self) -> String {
         let p = Path::new(&self.model);
         if p.is_dir() {
-            if let Some(name) = p.canonicalize().ok().and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned())) {
+            if let Some(name) = p
+                .canonicalize()
+                .ok()
+                .and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()))
+            {
                 return name;
             }
         }
-        self.model.trim_matches('/').replace(['/', '@', '\\', ':'], "--")
+        self.model
+            .trim_matches('/')
+            .replace(['/', '@', '\\', ':'], "--")
     }
 }
 
@@ -243,14 +305,33 @@ pub fn load_clip(model: &PretrainedEncoder, path: &Path) -> anyhow::Result<(Vec<
 }
 
 /// Provenance recorded in every written entry.
-pub fn entry_metadata(model: &PretrainedEncoder, args: &EncoderArgs, file: &Path, layers: &str) -> anyhow::Result<EntryMetadata> {
+pub fn entry_metadata(
+    model: &PretrainedEncoder,
+    args: &EncoderArgs,
+    file: &Path,
+    layers: &str,
+) -> anyhow::Result<EntryMetadata> {
     let sha = emobridge_store::sha256_file(file)?;
     let mut extra = std::collections::BTreeMap::new();
     extra.insert("layers".to_string(), layers.to_string());
-    extra.insert("model_type".to_string(), model.config().family.as_str().to_string());
-    extra.insert("precision".to_string(), if args.precision == PrecisionArg::Bf16 { "bf16" } else { "f32" }.to_string());
+    extra.insert(
+        "model_type".to_string(),
+        model.config().family.as_str().to_string(),
+    );
+    extra.insert(
+        "precision".to_string(),
+        if args.precision == PrecisionArg::Bf16 {
+            "bf16"
+        } else {
+            "f32"
+        }
+        .to_string(),
+    );
     extra.insert("window_s".to_string(), args.window_s.to_string());
-    extra.insert("emobridge_version".to_string(), env!("CARGO_PKG_VERSION").to_string());
+    extra.insert(
+        "emobridge_version".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
     Ok(EntryMetadata {
         model: args.model.clone(),
         sample_rate: model.preprocess().sampling_rate,
@@ -269,7 +350,10 @@ mod tests {
     #[test]
     fn layer_lists_and_ranges() {
         assert_eq!(parse_layers("all", 13).unwrap(), None);
-        assert_eq!(parse_layers("0, 6,10-12", 13).unwrap(), Some(vec![0, 6, 10, 11, 12]));
+        assert_eq!(
+            parse_layers("0, 6,10-12", 13).unwrap(),
+            Some(vec![0, 6, 10, 11, 12])
+        );
         assert!(parse_layers("13", 13).is_err());
         assert!(parse_layers("5-3", 13).is_err());
         assert!(parse_layers("x", 13).is_err());

@@ -118,7 +118,9 @@ pub fn run(args: FadArgs) -> anyhow::Result<()> {
         (Some(_), 0) => run_study(&args),
         (Some(_), _) => bail!("give either two inputs A B or --manifest, not both"),
         (None, 2) => run_pair(&args),
-        (None, n) => bail!("expected two inputs A B (got {n}), or --manifest M --cache DIR --model TAG --out DIR"),
+        (None, n) => bail!(
+            "expected two inputs A B (got {n}), or --manifest M --cache DIR --model TAG --out DIR"
+        ),
     }
 }
 
@@ -127,18 +129,25 @@ fn options(args: &FadArgs) -> FrechetOptions {
         RouteArg::Auto => TraceRoute::Auto,
         RouteArg::Eigh => TraceRoute::Eigh,
     };
-    FrechetOptions { route, ..Default::default() }
+    FrechetOptions {
+        route,
+        ..Default::default()
+    }
 }
 
 /// Reads one input; `FILE.npz:NAME` selects an embedding inside fadtk-style statistics.
 fn read_input(path: &Path, args: &FadArgs) -> anyhow::Result<Loaded> {
     let (path, name) = split_stats_name(path);
     let opts = LoadOptions {
-        select: SafetensorsSelect { tensor: args.tensor.clone(), layer: args.layer },
+        select: SafetensorsSelect {
+            tensor: args.tensor.clone(),
+            layer: args.layer,
+        },
         stats_name: name.or_else(|| args.stats_name.clone()),
         pool: args.pool,
     };
-    load(&path, &opts).with_context(|| format!("{}: cannot read embeddings or statistics", path.display()))
+    load(&path, &opts)
+        .with_context(|| format!("{}: cannot read embeddings or statistics", path.display()))
 }
 
 fn split_stats_name(path: &Path) -> (PathBuf, Option<String>) {
@@ -156,7 +165,9 @@ fn split_stats_name(path: &Path) -> (PathBuf, Option<String>) {
 fn gaussian_of(loaded: &Loaded, what: &Path) -> anyhow::Result<Gaussian> {
     match loaded {
         Loaded::Stats(g) => Ok(g.clone()),
-        Loaded::Rows { rows, .. } => Gaussian::from_rows(rows.view()).with_context(|| format!("{}", what.display())),
+        Loaded::Rows { rows, .. } => {
+            Gaussian::from_rows(rows.view()).with_context(|| format!("{}", what.display()))
+        }
     }
 }
 
@@ -166,23 +177,58 @@ fn run_pair(args: &FadArgs) -> anyhow::Result<()> {
     let b = read_input(path_b, args)?;
     let (ga, gb) = (gaussian_of(&a, path_a)?, gaussian_of(&b, path_b)?);
     if ga.dim() != gb.dim() {
-        bail!("{} has {}-dimensional embeddings but {} has {}", path_a.display(), ga.dim(), path_b.display(), gb.dim());
+        bail!(
+            "{} has {}-dimensional embeddings but {} has {}",
+            path_a.display(),
+            ga.dim(),
+            path_b.display(),
+            gb.dim()
+        );
     }
     let fd = frechet_distance_with(&ga, &gb, options(args))?;
-    let mut report = serde_json::json!({ "a": path_a, "b": path_b, "fad": fd.distance, "details": fd });
+    let mut report =
+        serde_json::json!({ "a": path_a, "b": path_b, "fad": fd.distance, "details": fd });
 
     if args.inf {
-        let Loaded::Rows { rows, .. } = &b else { bail!("{}: --inf needs embeddings for B, not precomputed statistics", path_b.display()) };
-        let cfg = FadInfinityConfig { steps: args.inf_steps, min_n: args.inf_min_n, seed: args.seed, options: options(args) };
+        let Loaded::Rows { rows, .. } = &b else {
+            bail!(
+                "{}: --inf needs embeddings for B, not precomputed statistics",
+                path_b.display()
+            )
+        };
+        let cfg = FadInfinityConfig {
+            steps: args.inf_steps,
+            min_n: args.inf_min_n,
+            seed: args.seed,
+            options: options(args),
+        };
         let inf = fad_infinity(&ga, rows.view(), &cfg).context("FAD-∞")?;
         report["fad_inf"] = serde_json::to_value(&inf)?;
     }
     if args.bootstrap > 0 {
-        let (Loaded::Rows { rows: ra, units: ua, .. }, Loaded::Rows { rows: rb, units: ub, .. }) = (&a, &b) else {
+        let (
+            Loaded::Rows {
+                rows: ra,
+                units: ua,
+                ..
+            },
+            Loaded::Rows {
+                rows: rb,
+                units: ub,
+                ..
+            },
+        ) = (&a, &b)
+        else {
             bail!("--bootstrap needs embeddings for both inputs, not precomputed statistics")
         };
-        let cfg = BootstrapConfig { replicates: args.bootstrap, confidence: args.confidence, seed: args.seed, options: options(args) };
-        let ci = bootstrap_frechet(&resample_set(ra, ua), &resample_set(rb, ub), &cfg).context("bootstrap")?;
+        let cfg = BootstrapConfig {
+            replicates: args.bootstrap,
+            confidence: args.confidence,
+            seed: args.seed,
+            options: options(args),
+        };
+        let ci = bootstrap_frechet(&resample_set(ra, ua), &resample_set(rb, ub), &cfg)
+            .context("bootstrap")?;
         report["bootstrap"] = serde_json::to_value(&ci)?;
     }
 
@@ -192,18 +238,38 @@ fn run_pair(args: &FadArgs) -> anyhow::Result<()> {
     }
     println!("{}", fd.distance);
     if let Some(inf) = report.get("fad_inf") {
-        println!("FAD-inf {} (slope {}, R² {:.6}, {} points, seed {})", inf["value"], inf["slope"], inf["r2"].as_f64().unwrap_or(f64::NAN), inf["points"].as_array().map_or(0, Vec::len), args.seed);
+        println!(
+            "FAD-inf {} (slope {}, R² {:.6}, {} points, seed {})",
+            inf["value"],
+            inf["slope"],
+            inf["r2"].as_f64().unwrap_or(f64::NAN),
+            inf["points"].as_array().map_or(0, Vec::len),
+            args.seed
+        );
     }
     if let Some(ci) = report.get("bootstrap") {
-        println!("{:.0}% bootstrap interval [{}, {}] ({} replicates, seed {})", args.confidence * 100.0, ci["lower"], ci["upper"], ci["replicates"], args.seed);
+        println!(
+            "{:.0}% bootstrap interval [{}, {}] ({} replicates, seed {})",
+            args.confidence * 100.0,
+            ci["lower"],
+            ci["upper"],
+            ci["replicates"],
+            args.seed
+        );
     }
     tracing::info!(dim = fd.dim, n_a = ?fd.n_a, n_b = ?fd.n_b, route = fd.route, "mean term {:.6}, trace term {:.6}", fd.mean_term, fd.trace_a + fd.trace_b - 2.0 * fd.trace_sqrt_product);
     Ok(())
 }
 
 /// Rows resampled by file (clip) when there are several files, else row by row.
-fn resample_set<'a>(rows: &'a emobridge_fad::ndarray::Array2<f64>, units: &[std::ops::Range<usize>]) -> BootstrapSet<'a, f64> {
-    BootstrapSet { rows: rows.view(), units: (units.len() > 1).then(|| units.to_vec()) }
+fn resample_set<'a>(
+    rows: &'a emobridge_fad::ndarray::Array2<f64>,
+    units: &[std::ops::Range<usize>],
+) -> BootstrapSet<'a, f64> {
+    BootstrapSet {
+        rows: rows.view(),
+        units: (units.len() > 1).then(|| units.to_vec()),
+    }
 }
 
 fn run_study(args: &FadArgs) -> anyhow::Result<()> {
@@ -211,7 +277,8 @@ fn run_study(args: &FadArgs) -> anyhow::Result<()> {
     let (Some(cache), Some(model), Some(out)) = (&args.cache, &args.model, &args.out) else {
         bail!("the study needs --manifest, --cache, --model and --out");
     };
-    let manifest = Manifest::read(manifest_path).with_context(|| format!("{}: cannot read manifest", manifest_path.display()))?;
+    let manifest = Manifest::read(manifest_path)
+        .with_context(|| format!("{}: cannot read manifest", manifest_path.display()))?;
     let config = FadStudyConfig {
         level: match args.level {
             LevelArg::Frames => StatisticsLevel::Frames,
@@ -228,18 +295,31 @@ fn run_study(args: &FadArgs) -> anyhow::Result<()> {
         plots: !args.no_plots,
         standardize: args.standardize,
     };
-    let outcome = emobridge_studies::fad::run(&config, &manifest, cache, model, out).with_context(|| format!("FAD study on {}", manifest_path.display()))?;
+    let outcome = emobridge_studies::fad::run(&config, &manifest, cache, model, out)
+        .with_context(|| format!("FAD study on {}", manifest_path.display()))?;
     for f in &outcome.failures {
         eprintln!("skipped {}: {}", f.item, f.reason);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "run_dir": outcome.run_dir, "layers": outcome.layers, "speech_vs_music": outcome.speech_vs_music, "group_sizes": outcome.group_sizes, "failures": outcome.failures }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "run_dir": outcome.run_dir, "layers": outcome.layers, "speech_vs_music": outcome.speech_vs_music, "group_sizes": outcome.group_sizes, "failures": outcome.failures })
+            )?
+        );
     } else {
         println!("layer\temotion\tfad\tn_speech\tn_music");
         for r in &outcome.speech_vs_music {
-            println!("{}\t{}\t{:.6}\t{}\t{}", r.layer, r.emotion, r.fad, r.n_speech, r.n_music);
+            println!(
+                "{}\t{}\t{:.6}\t{}\t{}",
+                r.layer, r.emotion, r.fad, r.n_speech, r.n_music
+            );
         }
-        println!("run folder: {} ({} clips skipped)", outcome.run_dir.display(), outcome.failures.len());
+        println!(
+            "run folder: {} ({} clips skipped)",
+            outcome.run_dir.display(),
+            outcome.failures.len()
+        );
     }
     Ok(())
 }
@@ -253,13 +333,19 @@ fn parse_layers(spec: &str) -> anyhow::Result<Option<Vec<usize>>> {
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part.split_once('-') {
             Some((a, b)) => {
-                let (a, b): (usize, usize) = (a.trim().parse().context("bad range start")?, b.trim().parse().context("bad range end")?);
+                let (a, b): (usize, usize) = (
+                    a.trim().parse().context("bad range start")?,
+                    b.trim().parse().context("bad range end")?,
+                );
                 if a > b {
                     bail!("range {part} runs backwards");
                 }
                 out.extend(a..=b);
             }
-            None => out.push(part.parse().with_context(|| format!("`{part}` is not a layer index"))?),
+            None => out.push(
+                part.parse()
+                    .with_context(|| format!("`{part}` is not a layer index"))?,
+            ),
         }
     }
     if out.is_empty() {
@@ -272,7 +358,11 @@ fn parse_matching(spec: &str) -> anyhow::Result<SampleMatching> {
     Ok(match spec.trim() {
         "equal" => SampleMatching::Equal,
         "off" | "none" => SampleMatching::Off,
-        n => SampleMatching::Fixed(n.parse().with_context(|| format!("--matching {n}: expected equal, off or a sample count"))?),
+        n => {
+            SampleMatching::Fixed(n.parse().with_context(|| {
+                format!("--matching {n}: expected equal, off or a sample count")
+            })?)
+        }
     })
 }
 
@@ -283,7 +373,10 @@ mod tests {
     #[test]
     fn layer_lists_and_matching_parse() {
         assert_eq!(parse_layers("all").unwrap(), None);
-        assert_eq!(parse_layers("0,6, 10-12").unwrap(), Some(vec![0, 6, 10, 11, 12]));
+        assert_eq!(
+            parse_layers("0,6, 10-12").unwrap(),
+            Some(vec![0, 6, 10, 11, 12])
+        );
         assert!(parse_layers("3-1").is_err());
         assert!(parse_layers("x").is_err());
         assert_eq!(parse_matching("equal").unwrap(), SampleMatching::Equal);
@@ -293,7 +386,16 @@ mod tests {
 
     #[test]
     fn npz_name_suffix_is_split_only_for_missing_npz_paths() {
-        assert_eq!(split_stats_name(Path::new("stats/fma_pop.npz:MERT-v1-95M-1")), (PathBuf::from("stats/fma_pop.npz"), Some("MERT-v1-95M-1".into())));
-        assert_eq!(split_stats_name(Path::new("a.npy")), (PathBuf::from("a.npy"), None));
+        assert_eq!(
+            split_stats_name(Path::new("stats/fma_pop.npz:MERT-v1-95M-1")),
+            (
+                PathBuf::from("stats/fma_pop.npz"),
+                Some("MERT-v1-95M-1".into())
+            )
+        );
+        assert_eq!(
+            split_stats_name(Path::new("a.npy")),
+            (PathBuf::from("a.npy"), None)
+        );
     }
 }

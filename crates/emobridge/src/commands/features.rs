@@ -34,8 +34,10 @@ pub enum Level {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Output: first column `file`; LLD and window levels add `frameTime` (seconds, window start for \
-windows); then openSMILE's columns in openSMILE's order. OUT ending in .parquet writes Parquet, anything else CSV.")]
+#[command(
+    after_help = "Output: first column `file`; LLD and window levels add `frameTime` (seconds, window start for \
+windows); then openSMILE's columns in openSMILE's order. OUT ending in .parquet writes Parquet, anything else CSV."
+)]
 pub struct FeaturesArgs {
     /// Descriptor set.
     #[arg(long, value_enum)]
@@ -90,12 +92,19 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     if args.set == FeatureSet::Compare && args.level == Level::Functionals {
         bail!("--set compare --level functionals is not provided (the 6,373 ComParE functionals are out of scope); use --level lld or --level windows, or --set egemaps for functionals");
     }
-    let window = WindowConfig { window_s: args.window_s, hop_s: args.hop_s, drop_partial: args.drop_partial };
+    let window = WindowConfig {
+        window_s: args.window_s,
+        hop_s: args.hop_s,
+        drop_partial: args.drop_partial,
+    };
     let inputs = collect_inputs(&args)?;
     if inputs.is_empty() {
         bail!("no input files: give FILE arguments or --manifest");
     }
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.threads.unwrap_or(0)).build().context("cannot start worker threads")?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.unwrap_or(0))
+        .build()
+        .context("cannot start worker threads")?;
     let pb = crate::progress::bar(inputs.len() as u64, "features");
     let failures = Mutex::new(Vec::new());
     let results: Vec<Option<Extracted>> = pool.install(|| {
@@ -109,9 +118,16 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
                     Err(e) => {
                         // Audio errors already name the file; prefix the others with it.
                         let msg = format!("{e:#}");
-                        let line = if msg.contains(&input.path.display().to_string()) { msg } else { format!("{}: {msg}", input.label) };
+                        let line = if msg.contains(&input.path.display().to_string()) {
+                            msg
+                        } else {
+                            format!("{}: {msg}", input.label)
+                        };
                         pb.suspend(|| eprintln!("error: {line}"));
-                        failures.lock().expect("no panics while holding the lock").push(line);
+                        failures
+                            .lock()
+                            .expect("no panics while holding the lock")
+                            .push(line);
                         None
                     }
                 }
@@ -120,13 +136,23 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     });
     pb.finish_and_clear();
     let failures = failures.into_inner().expect("workers finished");
-    let done: Vec<(&Input, Extracted)> = inputs.iter().zip(results).filter_map(|(i, r)| r.map(|r| (i, r))).collect();
+    let done: Vec<(&Input, Extracted)> = inputs
+        .iter()
+        .zip(results)
+        .filter_map(|(i, r)| r.map(|r| (i, r)))
+        .collect();
     if done.is_empty() {
         bail!("all {} input file(s) failed; nothing written", inputs.len());
     }
     let table = Table::build(&done, args.level)?;
     write_table(&table, &args.out)?;
-    tracing::info!("wrote {} rows × {} columns for {} file(s) to {}", table.rows.len(), table.columns.len(), done.len(), args.out.display());
+    tracing::info!(
+        "wrote {} rows × {} columns for {} file(s) to {}",
+        table.rows.len(),
+        table.columns.len(),
+        done.len(),
+        args.out.display()
+    );
     if !failures.is_empty() {
         eprintln!("{} of {} file(s) failed:", failures.len(), inputs.len());
         for f in &failures {
@@ -137,35 +163,65 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
 }
 
 fn collect_inputs(args: &FeaturesArgs) -> anyhow::Result<Vec<Input>> {
-    let mut inputs: Vec<Input> = args.files.iter().map(|p| Input { label: p.display().to_string(), path: p.clone() }).collect();
+    let mut inputs: Vec<Input> = args
+        .files
+        .iter()
+        .map(|p| Input {
+            label: p.display().to_string(),
+            path: p.clone(),
+        })
+        .collect();
     if let Some(m) = &args.manifest {
-        let manifest = emobridge_corpus::Manifest::read(m).with_context(|| format!("cannot read manifest {}", m.display()))?;
+        let manifest = emobridge_corpus::Manifest::read(m)
+            .with_context(|| format!("cannot read manifest {}", m.display()))?;
         for record in &manifest.records {
-            inputs.push(Input { label: record.path.clone(), path: manifest.audio_path(record) });
+            inputs.push(Input {
+                label: record.path.clone(),
+                path: manifest.audio_path(record),
+            });
         }
     }
     Ok(inputs)
 }
 
 /// Decode one file the way SMILExtract reads it and compute the requested descriptors.
-fn extract(path: &Path, set: FeatureSet, level: Level, window: &WindowConfig) -> anyhow::Result<Extracted> {
-    let opts = DecodeOptions { target_rate: None, mixdown: Mixdown::Mono, int_scaling: IntScaling::OpenSmile };
+fn extract(
+    path: &Path,
+    set: FeatureSet,
+    level: Level,
+    window: &WindowConfig,
+) -> anyhow::Result<Extracted> {
+    let opts = DecodeOptions {
+        target_rate: None,
+        mixdown: Mixdown::Mono,
+        int_scaling: IntScaling::OpenSmile,
+    };
     let audio = emobridge_audio::load(path, &opts)?;
     let rate = audio.sample_rate;
     let samples = audio.into_mono();
     let out = match (set, level) {
-        (FeatureSet::Compare, Level::Lld) => Extracted::Frames(compare::lld_with_deltas(&samples, rate)?),
-        (FeatureSet::Compare, Level::Windows) => Extracted::Frames(compare::windows(&samples, rate, window)?),
+        (FeatureSet::Compare, Level::Lld) => {
+            Extracted::Frames(compare::lld_with_deltas(&samples, rate)?)
+        }
+        (FeatureSet::Compare, Level::Windows) => {
+            Extracted::Frames(compare::windows(&samples, rate, window)?)
+        }
         (FeatureSet::Compare, Level::Functionals) => bail!("ComParE functionals are not provided"),
         (FeatureSet::Egemaps, Level::Lld) => Extracted::Frames(egemaps::lld(&samples, rate)?),
-        (FeatureSet::Egemaps, Level::Functionals) => Extracted::Vector(egemaps::functionals(&samples, rate)?),
-        (FeatureSet::Egemaps, Level::Windows) => {
-            Extracted::Frames(compare::summarise_windows(&egemaps::lld(&samples, rate)?, window)?)
+        (FeatureSet::Egemaps, Level::Functionals) => {
+            Extracted::Vector(egemaps::functionals(&samples, rate)?)
         }
+        (FeatureSet::Egemaps, Level::Windows) => Extracted::Frames(compare::summarise_windows(
+            &egemaps::lld(&samples, rate)?,
+            window,
+        )?),
     };
     if let Extracted::Frames(f) = &out {
         if f.is_empty() {
-            tracing::warn!("{}: no frames (shorter than one 60 ms analysis frame); no rows written", path.display());
+            tracing::warn!(
+                "{}: no frames (shorter than one 60 ms analysis frame); no rows written",
+                path.display()
+            );
         }
     }
     Ok(out)
@@ -190,18 +246,33 @@ impl Table {
         let mut rows = Vec::new();
         for (input, x) in done {
             if x.names() != columns.as_slice() {
-                bail!("{}: descriptor columns differ from the first file's (internal error)", input.label);
+                bail!(
+                    "{}: descriptor columns differ from the first file's (internal error)",
+                    input.label
+                );
             }
             match x {
                 Extracted::Frames(f) => {
                     for (t, v) in f.frame_times.iter().zip(&f.values) {
-                        rows.push(Row { file: input.label.clone(), time: *t, values: v.clone() });
+                        rows.push(Row {
+                            file: input.label.clone(),
+                            time: *t,
+                            values: v.clone(),
+                        });
                     }
                 }
-                Extracted::Vector(v) => rows.push(Row { file: input.label.clone(), time: 0.0, values: v.values.clone() }),
+                Extracted::Vector(v) => rows.push(Row {
+                    file: input.label.clone(),
+                    time: 0.0,
+                    values: v.values.clone(),
+                }),
             }
         }
-        Ok(Table { columns, with_time: level != Level::Functionals, rows })
+        Ok(Table {
+            columns,
+            with_time: level != Level::Functionals,
+            rows,
+        })
     }
 
     fn header(&self) -> Vec<String> {
@@ -216,13 +287,28 @@ impl Table {
 
 /// Write to a temporary file next to `out`, then rename, so a failed run leaves no half table.
 fn write_table(table: &Table, out: &Path) -> anyhow::Result<()> {
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.partial", out.file_name().and_then(|n| n.to_str()).unwrap_or("features")));
-    let is_parquet = out.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    let written = if is_parquet { write_parquet(table, &tmp) } else { write_csv(table, &tmp) };
+    let tmp = dir.join(format!(
+        ".{}.partial",
+        out.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("features")
+    ));
+    let is_parquet = out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    let written = if is_parquet {
+        write_parquet(table, &tmp)
+    } else {
+        write_csv(table, &tmp)
+    };
     written.with_context(|| format!("cannot write {}", out.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| format!("cannot move {} to {}", tmp.display(), out.display()))?;
+    std::fs::rename(&tmp, out)
+        .with_context(|| format!("cannot move {} to {}", tmp.display(), out.display()))?;
     Ok(())
 }
 
@@ -255,14 +341,20 @@ fn write_parquet(table: &Table, path: &Path) -> anyhow::Result<()> {
     use std::sync::Arc;
 
     let mut fields = vec![Field::new("file", DataType::Utf8, false)];
-    let mut arrays: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(table.rows.iter().map(|r| r.file.as_str())))];
+    let mut arrays: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(
+        table.rows.iter().map(|r| r.file.as_str()),
+    ))];
     if table.with_time {
         fields.push(Field::new("frameTime", DataType::Float64, false));
-        arrays.push(Arc::new(Float64Array::from_iter_values(table.rows.iter().map(|r| round_time(r.time)))));
+        arrays.push(Arc::new(Float64Array::from_iter_values(
+            table.rows.iter().map(|r| round_time(r.time)),
+        )));
     }
     for (c, name) in table.columns.iter().enumerate() {
         fields.push(Field::new(name, DataType::Float32, false));
-        arrays.push(Arc::new(Float32Array::from_iter_values(table.rows.iter().map(|r| r.values[c]))));
+        arrays.push(Arc::new(Float32Array::from_iter_values(
+            table.rows.iter().map(|r| r.values[c]),
+        )));
     }
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
     let file = std::fs::File::create(path)?;
@@ -282,18 +374,35 @@ mod tests {
 
     fn tone(path: &Path, seconds: f64, rate: u32) {
         let n = (seconds * rate as f64) as usize;
-        let x: Vec<f32> = (0..n).map(|i| 0.3 * (2.0 * std::f64::consts::PI * 180.0 * i as f64 / rate as f64).sin() as f32).collect();
+        let x: Vec<f32> = (0..n)
+            .map(|i| {
+                0.3 * (2.0 * std::f64::consts::PI * 180.0 * i as f64 / rate as f64).sin() as f32
+            })
+            .collect();
         emobridge_audio::wav::write_wav_mono16(path, &x, rate).unwrap();
     }
 
     fn args(set: FeatureSet, level: Level, files: Vec<PathBuf>, out: PathBuf) -> FeaturesArgs {
-        FeaturesArgs { set, level, files, manifest: None, out, window_s: 1.0, hop_s: 0.5, drop_partial: false, threads: Some(2) }
+        FeaturesArgs {
+            set,
+            level,
+            files,
+            manifest: None,
+            out,
+            window_s: 1.0,
+            hop_s: 0.5,
+            drop_partial: false,
+            threads: Some(2),
+        }
     }
 
     fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
         let mut r = csv::Reader::from_path(path).unwrap();
         let header = r.headers().unwrap().iter().map(String::from).collect();
-        let rows = r.records().map(|x| x.unwrap().iter().map(String::from).collect()).collect();
+        let rows = r
+            .records()
+            .map(|x| x.unwrap().iter().map(String::from).collect())
+            .collect();
         (header, rows)
     }
 
@@ -305,7 +414,13 @@ mod tests {
         let bad = dir.path().join("bad.wav");
         std::fs::write(&bad, b"not audio").unwrap();
         let out = dir.path().join("w.csv");
-        run(args(FeatureSet::Compare, Level::Windows, vec![good.clone(), bad], out.clone())).unwrap();
+        run(args(
+            FeatureSet::Compare,
+            Level::Windows,
+            vec![good.clone(), bad],
+            out.clone(),
+        ))
+        .unwrap();
         let (header, rows) = read_csv(&out);
         assert_eq!(header.len(), 2 + 260);
         assert_eq!(&header[..3], ["file", "frameTime", "F0final_sma_amean"]);
@@ -319,15 +434,30 @@ mod tests {
     fn all_files_failing_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("x.csv");
-        let err = run(args(FeatureSet::Compare, Level::Lld, vec![dir.path().join("missing.wav")], out.clone())).unwrap_err();
-        assert!(err.to_string().contains("all 1 input file(s) failed"), "{err}");
+        let err = run(args(
+            FeatureSet::Compare,
+            Level::Lld,
+            vec![dir.path().join("missing.wav")],
+            out.clone(),
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("all 1 input file(s) failed"),
+            "{err}"
+        );
         assert!(!out.exists());
     }
 
     #[test]
     fn compare_functionals_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let err = run(args(FeatureSet::Compare, Level::Functionals, vec![], dir.path().join("f.csv"))).unwrap_err();
+        let err = run(args(
+            FeatureSet::Compare,
+            Level::Functionals,
+            vec![],
+            dir.path().join("f.csv"),
+        ))
+        .unwrap_err();
         assert!(err.to_string().contains("not provided"), "{err}");
     }
 
@@ -347,7 +477,10 @@ mod tests {
         a.manifest = Some(manifest);
         run(a).unwrap();
         let file = std::fs::File::open(&out).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
         let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         // 0.5 s: ⌊(N − W60)/H⌋ + 2 rows = 46 at 16 kHz (H 160, W 960) and 45 at 22.05 kHz (H 221, W 1323).

@@ -13,9 +13,11 @@ use emobridge_corpus::import::{self, Corpus, ImportOptions, Preset};
 use emobridge_corpus::{Domain, Manifest};
 
 #[derive(clap::Args)]
-#[command(after_help = "Corpora: ravdess, crema-d, emodb, tess, savee, iemocap, msp-podcast, emopia, emomusic, pmemo, deam, \
+#[command(
+    after_help = "Corpora: ravdess, crema-d, emodb, tess, savee, iemocap, msp-podcast, emopia, emomusic, pmemo, deam, \
 folder-per-label. Each reads the publisher's own layout and naming; docs/corpora/<corpus>.md gives the layout and the \
-label table. Every row keeps the corpus's own label in `source_label`.")]
+label table. Every row keeps the corpus's own label in `source_label`."
+)]
 pub struct ImportArgs {
     /// Corpus name (see below).
     pub corpus: String,
@@ -37,17 +39,29 @@ pub struct ImportArgs {
 }
 
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
-    let corpus = Corpus::parse(&args.corpus)
-        .with_context(|| format!("unknown corpus `{}` (one of: {})", args.corpus, Corpus::ALL.map(|c| c.as_str()).join(", ")))?;
-    let options = ImportOptions { preset: parse_preset(args.preset.as_deref())?, domain: parse_domain(args.domain.as_deref())? };
+    let corpus = Corpus::parse(&args.corpus).with_context(|| {
+        format!(
+            "unknown corpus `{}` (one of: {})",
+            args.corpus,
+            Corpus::ALL.map(|c| c.as_str()).join(", ")
+        )
+    })?;
+    let options = ImportOptions {
+        preset: parse_preset(args.preset.as_deref())?,
+        domain: parse_domain(args.domain.as_deref())?,
+    };
     let other = args
         .shared_with
         .as_ref()
-        .map(|p| Manifest::read(p).with_context(|| format!("reading --shared-with manifest {}", p.display())))
+        .map(|p| {
+            Manifest::read(p)
+                .with_context(|| format!("reading --shared-with manifest {}", p.display()))
+        })
         .transpose()?;
 
     tracing::info!("importing {corpus} from {}", args.root.display());
-    let mut imported = import::import(corpus, &args.root, &options).with_context(|| format!("importing {corpus} from {}", args.root.display()))?;
+    let mut imported = import::import(corpus, &args.root, &options)
+        .with_context(|| format!("importing {corpus} from {}", args.root.display()))?;
     for issue in &imported.issues {
         tracing::warn!("skipped {issue}");
     }
@@ -55,12 +69,18 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         let before = imported.records.len();
         let shared = imported.restrict_to_labels_of(other);
         let names: Vec<&str> = shared.iter().map(|e| e.as_str()).collect();
-        tracing::info!("labels shared with {}: {} ({} of {before} clips kept)", args.shared_with.as_ref().expect("set").display(), names.join(", "), imported.records.len());
+        tracing::info!(
+            "labels shared with {}: {} ({} of {before} clips kept)",
+            args.shared_with.as_ref().expect("set").display(),
+            names.join(", "),
+            imported.records.len()
+        );
         if imported.records.is_empty() {
             bail!("no clip of {corpus} has a label the --shared-with manifest also has");
         }
     }
-    let written = import::write_outputs(&imported, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    let written = import::write_outputs(&imported, &args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
 
     println!("{}", import::format_counts(&imported.counts()));
     println!(
@@ -70,7 +90,11 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         imported.issues.len(),
         written.issues.display(),
         written.counts.display(),
-        written.annotations.as_ref().map(|d| format!("; {} traces in {}", imported.dynamics.len(), d.display())).unwrap_or_default(),
+        written
+            .annotations
+            .as_ref()
+            .map(|d| format!("; {} traces in {}", imported.dynamics.len(), d.display()))
+            .unwrap_or_default(),
     );
     Ok(())
 }
@@ -78,12 +102,14 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
 fn parse_preset(s: Option<&str>) -> anyhow::Result<Preset> {
     match s {
         None => Ok(Preset::Raw),
-        Some(p) => Preset::parse(p).with_context(|| format!("unknown preset `{p}` (raw, superb4, quadrant4)")),
+        Some(p) => Preset::parse(p)
+            .with_context(|| format!("unknown preset `{p}` (raw, superb4, quadrant4)")),
     }
 }
 
 fn parse_domain(s: Option<&str>) -> anyhow::Result<Option<Domain>> {
-    s.map(|d| Domain::parse(d).with_context(|| format!("--domain `{d}` is not speech or music"))).transpose()
+    s.map(|d| Domain::parse(d).with_context(|| format!("--domain `{d}` is not speech or music")))
+        .transpose()
 }
 
 #[cfg(test)]
@@ -98,7 +124,14 @@ mod tests {
     }
 
     fn args(corpus: &str, root: &Path, out: &Path) -> ImportArgs {
-        ImportArgs { corpus: corpus.into(), root: root.into(), out: out.into(), shared_with: None, preset: None, domain: None }
+        ImportArgs {
+            corpus: corpus.into(),
+            root: root.into(),
+            out: out.into(),
+            shared_with: None,
+            preset: None,
+            domain: None,
+        }
     }
 
     #[test]
@@ -107,7 +140,9 @@ mod tests {
         let root = dir.path().join("RAVDESS");
         for actor in [1, 2] {
             for (channel, emotion) in [(1, 1), (1, 5), (1, 7), (1, 8), (2, 1), (2, 5)] {
-                tone(&root.join(format!("Actor_{actor:02}/03-{channel:02}-{emotion:02}-01-01-01-{actor:02}.wav")));
+                tone(&root.join(format!(
+                    "Actor_{actor:02}/03-{channel:02}-{emotion:02}-01-01-01-{actor:02}.wav"
+                )));
             }
         }
         tone(&root.join("Actor_01/bad-name.wav"));
@@ -115,21 +150,43 @@ mod tests {
         run(args("ravdess", &root, &all)).unwrap();
         let m = Manifest::read(&all).unwrap();
         assert_eq!(m.records.len(), 12);
-        assert!(std::fs::read_to_string(dir.path().join("all_issues.csv")).unwrap().contains("bad-name.wav"));
-        assert!(std::fs::read_to_string(dir.path().join("all_counts.csv")).unwrap().contains("music,emotion,angry,2"));
+        assert!(std::fs::read_to_string(dir.path().join("all_issues.csv"))
+            .unwrap()
+            .contains("bad-name.wav"));
+        assert!(std::fs::read_to_string(dir.path().join("all_counts.csv"))
+            .unwrap()
+            .contains("music,emotion,angry,2"));
 
-        let song = Manifest::new(dir.path(), m.records.iter().filter(|r| r.domain == Domain::Music).cloned().collect());
+        let song = Manifest::new(
+            dir.path(),
+            m.records
+                .iter()
+                .filter(|r| r.domain == Domain::Music)
+                .cloned()
+                .collect(),
+        );
         let song_path = dir.path().join("song.csv");
         song.write(&song_path).unwrap();
         let shared = dir.path().join("shared.csv");
-        run(ImportArgs { shared_with: Some(song_path), ..args("ravdess", &root, &shared) }).unwrap();
+        run(ImportArgs {
+            shared_with: Some(song_path),
+            ..args("ravdess", &root, &shared)
+        })
+        .unwrap();
         let s = Manifest::read(&shared).unwrap();
         assert_eq!(s.records.len(), 8); // disgust and surprised speech dropped
-        assert!(s.records.iter().all(|r| matches!(r.emotion.map(|e| e.as_str()), Some("neutral" | "angry"))));
+        assert!(s
+            .records
+            .iter()
+            .all(|r| matches!(r.emotion.map(|e| e.as_str()), Some("neutral" | "angry"))));
 
         let e = run(args("timit", &root, &shared)).unwrap_err().to_string();
         assert!(e.contains("unknown corpus `timit`"), "{e}");
-        let e = run(ImportArgs { preset: Some("superb4".into()), ..args("ravdess", &root, &shared) }).unwrap_err();
+        let e = run(ImportArgs {
+            preset: Some("superb4".into()),
+            ..args("ravdess", &root, &shared)
+        })
+        .unwrap_err();
         assert!(format!("{e:#}").contains("iemocap"), "{e:#}");
         let e = run(args("ravdess", &dir.path().join("nowhere"), &shared)).unwrap_err();
         assert!(format!("{e:#}").contains("nowhere"), "{e:#}");

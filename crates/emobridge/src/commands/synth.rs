@@ -25,7 +25,14 @@ pub struct SynthArgs {
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
-    let cfg = SynthConfig { seed: args.seed, clips_per_cell: args.clips_per_cell, speakers: args.people, performers: args.people, continuous_per_domain: args.continuous, ..SynthConfig::default() };
+    let cfg = SynthConfig {
+        seed: args.seed,
+        clips_per_cell: args.clips_per_cell,
+        speakers: args.people,
+        performers: args.people,
+        continuous_per_domain: args.continuous,
+        ..SynthConfig::default()
+    };
     let summary = synthesise(&args.out, &cfg)?;
     println!("{}", summary.manifest_path.display());
     Ok(())
