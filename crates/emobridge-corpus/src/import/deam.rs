@@ -17,12 +17,11 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::emomusic::{joined, map_pair};
+use super::emomusic::{joined, map_pair, static_av_record};
 use super::util::{
     self, cell, list_audio, list_files, number, opt_cell, read_wide_trace, Scale, Table,
 };
 use super::{Corpus, ImportError, Imported, IssueKind};
-use crate::manifest::{Domain, Record};
 
 pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
     let mut out = Imported::new(Corpus::Deam);
@@ -81,32 +80,20 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
                 continue;
             };
             let audio = audio_dir.join(format!("{song}.mp3"));
-            if !audio.is_file() {
-                out.issue(
-                    IssueKind::MissingAudio,
-                    &audio,
-                    format!("annotated at {at} but the audio is missing"),
-                );
+            let spreads = sds.map(|sd| number(opt_cell(row, sd)));
+            let Some(mut r) = static_av_record(
+                &mut out,
+                Corpus::Deam,
+                &song,
+                &audio,
+                &at,
+                [a, v],
+                spreads,
+                Scale::ONE_TO_NINE,
+            ) else {
                 continue;
-            }
-            let rid = format!("deam_{song}");
-            let mut r = Record::new(
-                &rid,
-                util::path_string(&audio),
-                Domain::Music,
-                Corpus::Deam.as_str(),
-                song.as_str(),
-            );
-            r.arousal = Some(a);
-            r.valence = Some(v);
-            for (name, sd) in ["arousal_std", "valence_std"].into_iter().zip(sds) {
-                r.set_extra(
-                    name,
-                    number(opt_cell(row, sd))
-                        .map(|s| format!("{}", Scale::ONE_TO_NINE.map_spread(s)))
-                        .unwrap_or_default(),
-                );
-            }
+            };
+            let rid = r.id.clone();
             r.set_extra("av_scale", Scale::ONE_TO_NINE.describe());
             if let Some(points) = traces.get(&song) {
                 out.dynamics.insert(rid, points.clone());

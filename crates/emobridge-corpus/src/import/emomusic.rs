@@ -58,32 +58,20 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
             continue;
         };
         let audio = audio_dir.join(format!("{song}.mp3"));
-        if !audio.is_file() {
-            out.issue(
-                IssueKind::MissingAudio,
-                &audio,
-                format!("annotated at {at} but the audio is missing"),
-            );
+        let spreads = sds.map(|sd| number(opt_cell(row, sd)));
+        let Some(mut r) = static_av_record(
+            &mut out,
+            Corpus::EmoMusic,
+            &song,
+            &audio,
+            &at,
+            [a, v],
+            spreads,
+            Scale::ONE_TO_NINE,
+        ) else {
             continue;
-        }
-        let rid = format!("emomusic_{song}");
-        let mut r = Record::new(
-            &rid,
-            util::path_string(&audio),
-            Domain::Music,
-            Corpus::EmoMusic.as_str(),
-            song.as_str(),
-        );
-        r.arousal = Some(a);
-        r.valence = Some(v);
-        for (name, sd) in ["arousal_std", "valence_std"].into_iter().zip(sds) {
-            r.set_extra(
-                name,
-                number(opt_cell(row, sd))
-                    .map(|s| format!("{}", Scale::ONE_TO_NINE.map_spread(s)))
-                    .unwrap_or_default(),
-            );
-        }
+        };
+        let rid = r.id.clone();
         let (genre, artist, set) = info.get(&song).cloned().unwrap_or_default();
         r.split = match set.to_ascii_lowercase().as_str() {
             "development" => "dev".into(),
@@ -108,6 +96,46 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         }
     }
     Ok(out)
+}
+
+/// The record of a song with static A/V ratings (already mapped to [-1, 1]) and their spreads
+/// (on the corpus's own `scale`, mapped here), or `None` with a missing-audio issue when the
+/// annotated song has no audio. Ids are `<corpus>_<song>`; the song is the fold group.
+pub(crate) fn static_av_record(
+    out: &mut Imported,
+    corpus: Corpus,
+    song: &str,
+    audio: &Path,
+    at: &str,
+    [arousal, valence]: [f32; 2],
+    spreads: [Option<f32>; 2],
+    scale: Scale,
+) -> Option<Record> {
+    if !audio.is_file() {
+        out.issue(
+            IssueKind::MissingAudio,
+            audio,
+            format!("annotated at {at} but the audio is missing"),
+        );
+        return None;
+    }
+    let mut r = Record::new(
+        format!("{}_{song}", corpus.as_str()),
+        util::path_string(audio),
+        Domain::Music,
+        corpus.as_str(),
+        song,
+    );
+    r.arousal = Some(arousal);
+    r.valence = Some(valence);
+    for (name, sd) in ["arousal_std", "valence_std"].into_iter().zip(spreads) {
+        r.set_extra(
+            name,
+            sd.map(|s| format!("{}", scale.map_spread(s)))
+                .unwrap_or_default(),
+        );
+    }
+    Some(r)
 }
 
 /// Both cells mapped, or `None` when either is missing or off the scale.

@@ -14,10 +14,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::emomusic::map_pair;
+use super::emomusic::{map_pair, static_av_record};
 use super::util::{self, cell, list_audio, number, opt_cell, Scale, Table};
 use super::{AvPoint, Corpus, ImportError, Imported, IssueKind};
-use crate::manifest::{Domain, Record};
 
 fn base(root: &Path) -> PathBuf {
     let nested = root.join("PMEmo2019");
@@ -71,35 +70,20 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         } else {
             file_name
         });
-        if !audio.is_file() {
-            out.issue(
-                IssueKind::MissingAudio,
-                &audio,
-                format!("annotated at {at} but the audio is missing"),
-            );
-            continue;
-        }
-        let rid = format!("pmemo_{music}");
-        let mut r = Record::new(
-            &rid,
-            util::path_string(&audio),
-            Domain::Music,
-            Corpus::Pmemo.as_str(),
-            music.as_str(),
-        );
-        r.arousal = Some(a);
-        r.valence = Some(v);
         let (sa, sv) = spreads.get(&music).copied().unwrap_or((None, None));
-        r.set_extra(
-            "arousal_std",
-            sa.map(|s| format!("{}", Scale::UNIT.map_spread(s)))
-                .unwrap_or_default(),
-        );
-        r.set_extra(
-            "valence_std",
-            sv.map(|s| format!("{}", Scale::UNIT.map_spread(s)))
-                .unwrap_or_default(),
-        );
+        let Some(mut r) = static_av_record(
+            &mut out,
+            Corpus::Pmemo,
+            &music,
+            &audio,
+            &at,
+            [a, v],
+            [sa, sv],
+            Scale::UNIT,
+        ) else {
+            continue;
+        };
+        let rid = r.id.clone();
         r.set_extra("title", title);
         r.set_extra("artist", artist);
         r.set_extra("av_scale", Scale::UNIT.describe());
