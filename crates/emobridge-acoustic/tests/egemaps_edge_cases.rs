@@ -60,3 +60,24 @@ fn works_at_other_rates() {
             .all(|v| v.is_finite()));
     }
 }
+
+#[test]
+fn one_pass_gives_the_same_llds_and_functionals_as_two() {
+    let sr = 16_000;
+    let x: Vec<f32> = (0..sr)
+        .map(|i| {
+            let t = i as f32 / sr as f32;
+            0.3 * (2.0 * std::f32::consts::PI * 140.0 * t).sin()
+                + 0.1 * (2.0 * std::f32::consts::PI * 2300.0 * t).sin()
+        })
+        .collect();
+    let (lld, func) = emobridge_acoustic::egemaps::lld_and_functionals(&x, sr as u32).unwrap();
+    assert_eq!(
+        lld,
+        emobridge_acoustic::egemaps::lld(&x, sr as u32).unwrap()
+    );
+    assert_eq!(
+        func,
+        emobridge_acoustic::egemaps::functionals(&x, sr as u32).unwrap()
+    );
+}

@@ -90,27 +90,30 @@ fn one_clip(
     let seconds = audio.duration_s();
     let rate = audio.sample_rate;
     let samples = audio.into_mono();
-    let functionals = egemaps::functionals(&samples, rate).map_err(|e| e.to_string())?;
-    if let Some(cache) = cache.filter(|c| !c.contains(&r.id)) {
-        let lld = egemaps::lld(&samples, rate).map_err(|e| e.to_string())?;
-        if lld.is_empty() {
-            return Err("clip shorter than one analysis frame: no LLD frames".into());
-        }
-        let dim = lld.names.len();
-        let flat: Vec<f32> = lld.values.iter().flatten().copied().collect();
-        let meta = EntryMetadata {
-            model: "eGeMAPSv02-lld".into(),
-            sample_rate: rate,
-            frame_rate_hz: 100.0,
-            hidden_state_convention: "n/a".into(),
-            source_file: r.path.clone(),
-            audio_sha256: emobridge_store::sha256_file(&path).map_err(|e| e.to_string())?,
-            extra: Default::default(),
-        };
-        let entry = ClipEntry::from_frames(flat, [1, lld.len(), dim], StoredDtype::F32, meta)
-            .map_err(|e| e.to_string())?;
-        cache.write(&r.id, &entry).map_err(|e| e.to_string())?;
+    let Some(cache) = cache.filter(|c| !c.contains(&r.id)) else {
+        let functionals = egemaps::functionals(&samples, rate).map_err(|e| e.to_string())?;
+        return Ok((r.id.clone(), functionals, seconds));
+    };
+    // One analysis pass yields both the cached frames and the functionals.
+    let (lld, functionals) =
+        egemaps::lld_and_functionals(&samples, rate).map_err(|e| e.to_string())?;
+    if lld.is_empty() {
+        return Err("clip shorter than one analysis frame: no LLD frames".into());
     }
+    let dim = lld.names.len();
+    let flat: Vec<f32> = lld.values.iter().flatten().copied().collect();
+    let meta = EntryMetadata {
+        model: "eGeMAPSv02-lld".into(),
+        sample_rate: rate,
+        frame_rate_hz: 100.0,
+        hidden_state_convention: "n/a".into(),
+        source_file: r.path.clone(),
+        audio_sha256: emobridge_store::sha256_file(&path).map_err(|e| e.to_string())?,
+        extra: Default::default(),
+    };
+    let entry = ClipEntry::from_frames(flat, [1, lld.len(), dim], StoredDtype::F32, meta)
+        .map_err(|e| e.to_string())?;
+    cache.write(&r.id, &entry).map_err(|e| e.to_string())?;
     Ok((r.id.clone(), functionals, seconds))
 }
 

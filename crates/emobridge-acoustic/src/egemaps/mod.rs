@@ -265,7 +265,27 @@ fn column<const N: usize>(rows: &[[f32; N]], k: usize) -> Vec<f32> {
 /// The 25 eGeMAPS v02 LLDs of `samples` at `sample_rate` (openSMILE scaling, mono).
 pub fn lld(samples: &[f32], sample_rate: u32) -> Result<FeatureFrames, AcousticError> {
     validate(samples, sample_rate)?;
+    Ok(lld_of(&analyse(samples, sample_rate)))
+}
+
+/// The 88 eGeMAPS v02 functionals of `samples` at `sample_rate`.
+pub fn functionals(samples: &[f32], sample_rate: u32) -> Result<FeatureVector, AcousticError> {
+    validate(samples, sample_rate)?;
+    Ok(functionals_vector(&analyse(samples, sample_rate)))
+}
+
+/// Both the LLDs and the functionals from one analysis pass (half the work of calling
+/// [`lld`] and [`functionals`] separately).
+pub fn lld_and_functionals(
+    samples: &[f32],
+    sample_rate: u32,
+) -> Result<(FeatureFrames, FeatureVector), AcousticError> {
+    validate(samples, sample_rate)?;
     let a = analyse(samples, sample_rate);
+    Ok((lld_of(&a), functionals_vector(&a)))
+}
+
+fn lld_of(a: &Analysis) -> FeatureFrames {
     let rows = a.voicing.len();
     let mut cols: Vec<Vec<f32>> = (0..N_SPECTRAL)
         .map(|k| sma(&column(&a.spectral, k), 3))
@@ -281,25 +301,22 @@ pub fn lld(samples: &[f32], sample_rate: u32) -> Result<FeatureFrames, AcousticE
     let frame_times = (0..rows)
         .map(|r| (r * a.hop) as f64 / a.sample_rate as f64)
         .collect();
-    Ok(FeatureFrames {
+    FeatureFrames {
         names: LLD_NAMES.iter().map(|s| s.to_string()).collect(),
         frame_times,
         values,
-    })
+    }
 }
 
-/// The 88 eGeMAPS v02 functionals of `samples` at `sample_rate`.
-pub fn functionals(samples: &[f32], sample_rate: u32) -> Result<FeatureVector, AcousticError> {
-    validate(samples, sample_rate)?;
-    let a = analyse(samples, sample_rate);
-    let values = functionals_of(&a)
+fn functionals_vector(a: &Analysis) -> FeatureVector {
+    let values = functionals_of(a)
         .into_iter()
         .map(|v| if v.is_finite() { v as f32 } else { 0.0 })
         .collect();
-    Ok(FeatureVector {
+    FeatureVector {
         names: FUNCTIONAL_NAMES.iter().map(|s| s.to_string()).collect(),
         values,
-    })
+    }
 }
 
 fn functionals_of(a: &Analysis) -> Vec<f64> {
