@@ -2,7 +2,8 @@
 //!
 //! Owns the self-supervised encoders: one configurable wav2vec2-family implementation on candle
 //! (wav2vec 2.0, HuBERT, WavLM, data2vec-audio, MERT-v1) built from a HuggingFace `config.json`,
-//! checkpoint loading from a model folder or the local hub cache, every hidden state with
+//! checkpoint loading from a model folder or the HuggingFace hub cache (downloading into it with
+//! the default `hub` feature), every hidden state with
 //! transformers' `output_hidden_states=True` semantics, per-layer pooling, input preparation
 //! (resampling, per-utterance normalisation), chunked inference for long audio and batching.
 //!

@@ -88,10 +88,19 @@ pub struct PretrainedEncoder {
 }
 
 impl PretrainedEncoder {
-    /// Loads `spec`: a model folder, or `ORG/NAME` found in the local HuggingFace cache.
+    /// Loads `spec`: a model folder, or `ORG/NAME[@REVISION]` from the HuggingFace cache,
+    /// downloaded into it first when missing (see [`crate::hub`]; settings from the environment).
     pub fn load(spec: &str, opts: LoadOptions) -> Result<Self> {
-        let cache = crate::hub::hub_cache_dir();
-        let dir = crate::hub::resolve_model_dir(spec, cache.as_deref())?;
+        Self::load_with_hub(spec, opts, &crate::hub::HubOptions::from_env())
+    }
+
+    /// [`Self::load`] with explicit hub settings.
+    pub fn load_with_hub(
+        spec: &str,
+        opts: LoadOptions,
+        hub: &crate::hub::HubOptions,
+    ) -> Result<Self> {
+        let dir = crate::hub::resolve_model_dir(spec, hub)?;
         Self::from_dir(&dir, opts)
     }
 
