@@ -256,9 +256,25 @@ fn finish_rows(c: &mut [f32], n: usize, bias: Option<&[f32]>, gelu: bool) {
     }
 }
 
-/// Exact-erf GELU, x·Φ(x), with an erf accurate to about 1e-6 absolute; branch-free so that the
-/// loop vectorises.
+/// Exact-erf GELU, x·Φ(x), with an erf accurate to about 1e-6 absolute. The body is branch-free
+/// and free of libm calls so that it vectorises; on AVX-512 CPUs it is compiled for 16 lanes.
 pub fn gelu_in_place(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU supports AVX-512F (checked just above).
+        return unsafe { gelu_avx512(x) };
+    }
+    gelu_slice(x);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gelu_avx512(x: &mut [f32]) {
+    gelu_slice(x);
+}
+
+#[inline(always)]
+fn gelu_slice(x: &mut [f32]) {
     for v in x.iter_mut() {
         *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
     }
@@ -278,23 +294,30 @@ fn erf(x: f32) -> f32 {
                         + t * (0.278_868_07
                             + t * (-1.135_204
                                 + t * (1.488_515_9 + t * (-0.822_152_2 + t * 0.170_872_77))))))));
-    let r = 1.0 - t * exp_f32(poly);
+    let r = 1.0 - t * exp_nonpositive(poly);
     r.copysign(x)
 }
 
-/// e^x for x ≤ 0 region used by `erf` (clamped to [-87, 0]): 2^n · p(r) with a degree-6
-/// polynomial for e^r on |r| ≤ ln2/2 (relative error ~2e-7).
+/// 1.5·2²³: adding it rounds an f32 of magnitude < 2²² to an integer (round-to-nearest-even) and
+/// leaves that integer in the low mantissa bits.
+const ROUNDING_MAGIC: f32 = 12_582_912.0;
+
+/// e^x on [-87, 0] (inputs clamped there): 2^n · p(r) with a degree-6 polynomial for e^r on
+/// |r| ≤ ln2/2 (relative error ~2e-7). Rounding and 2^n are done with bit arithmetic, not
+/// `round()` and a saturating cast, so the loops that call it vectorise.
 #[inline(always)]
-fn exp_f32(x: f32) -> f32 {
+pub(crate) fn exp_nonpositive(x: f32) -> f32 {
     let x = x.clamp(-87.0, 0.0);
-    let n = (x * std::f32::consts::LOG2_E).round();
+    let shifted = x * std::f32::consts::LOG2_E + ROUNDING_MAGIC;
+    let n = shifted - ROUNDING_MAGIC;
+    let n_int = shifted.to_bits().wrapping_sub(ROUNDING_MAGIC.to_bits()) as i32;
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (0.166_666_67
                     + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    p * f32::from_bits(((n_int + 127) as u32) << 23)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -423,6 +446,29 @@ mod tests {
             term *= -x * x / (n + 1) as f64;
         }
         sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
+    #[test]
+    fn exp_is_accurate_over_its_range() {
+        for i in 0..=8700 {
+            let x = -(i as f32) / 100.0;
+            let want = (x as f64).exp();
+            let got = exp_nonpositive(x) as f64;
+            assert!(((got - want) / want).abs() < 1e-6, "{x}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn vectorised_gelu_equals_the_scalar_formula() {
+        let mut v: Vec<f32> = (-4000..4000).map(|i| i as f32 / 500.0).collect();
+        let want: Vec<f32> = v
+            .iter()
+            .map(|&x| 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)))
+            .collect();
+        gelu_in_place(&mut v);
+        for (g, w) in v.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{g} vs {w}");
+        }
     }
 
     #[test]
