@@ -69,6 +69,11 @@ impl Dense {
         self.run(x, false)
     }
 
+    /// Whether products run on the packed CPU kernels.
+    pub(crate) fn is_packed(&self) -> bool {
+        self.packed.is_some()
+    }
+
     /// x·Wᵀ + b followed by the exact GELU (fused into the packed kernel's epilogue).
     pub(crate) fn forward_gelu(&self, x: &Tensor) -> CResult<Tensor> {
         self.run(x, true)

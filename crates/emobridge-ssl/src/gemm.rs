@@ -25,7 +25,7 @@ pub enum GemmPrecision {
     Bf16,
 }
 
-fn has_avx512() -> bool {
+pub(crate) fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx512f")
@@ -134,6 +134,20 @@ impl PackedWeight {
         c
     }
 
+    /// C [m, n] = A·Wᵀ on the calling thread (for callers that already run one task per core).
+    pub fn matmul_serial(&self, a: &[f32], m: usize, row_stride: usize) -> Vec<f32> {
+        let mut c = vec![0f32; m * self.n];
+        if m == 0 {
+            return c;
+        }
+        assert!(a.len() >= (m - 1) * row_stride + self.k, "A too short");
+        for (block, c_block) in c.chunks_mut(MC * self.n).enumerate() {
+            let rows = c_block.len() / self.n;
+            self.block(&a[block * MC * row_stride..], rows, row_stride, c_block);
+        }
+        c
+    }
+
     /// One block of ≤ MC rows: all of C's columns for those rows.
     fn block(&self, a: &[f32], rows: usize, row_stride: usize, c: &mut [f32]) {
         if !has_avx512() {
@@ -184,8 +198,15 @@ impl PackedWeight {
         for p in 0..self.panels {
             let bp = b[p * k * NR..].as_ptr();
             for t in 0..tiles {
-                kernel_f32(k, apack[t * k * MR..].as_ptr(), bp, &mut tile);
-                self.store(&tile, c, t, p, rows);
+                let a_tile = apack[t * k * MR..].as_ptr();
+                if self.is_full_tile(t, p, rows) {
+                    // Straight into C: full tiles need no bounds handling.
+                    let at = (t * MR) * self.n + p * NR;
+                    kernel_f32(k, a_tile, bp, c[at..].as_mut_ptr(), self.n);
+                } else {
+                    kernel_f32(k, a_tile, bp, tile.as_mut_ptr(), NR);
+                    self.store(&tile, c, t, p, rows);
+                }
             }
         }
     }
@@ -224,13 +245,26 @@ impl PackedWeight {
         for p in 0..self.panels {
             let bp = b[p * kp * NR * 2..].as_ptr();
             for t in 0..tiles {
-                kernel_bf16(kp, apack[t * kp * MR..].as_ptr(), bp, &mut tile);
-                self.store(&tile, c, t, p, rows);
+                let a_tile = apack[t * kp * MR..].as_ptr();
+                if self.is_full_tile(t, p, rows) {
+                    // Straight into C: full tiles need no bounds handling.
+                    let at = (t * MR) * self.n + p * NR;
+                    kernel_bf16(kp, a_tile, bp, c[at..].as_mut_ptr(), self.n);
+                } else {
+                    kernel_bf16(kp, a_tile, bp, tile.as_mut_ptr(), NR);
+                    self.store(&tile, c, t, p, rows);
+                }
             }
         }
     }
 
-    /// Copies a finished micro-tile into C, skipping padded rows and columns.
+    /// Whether micro-tile (t, p) lies wholly inside C.
+    #[inline]
+    fn is_full_tile(&self, t: usize, p: usize, rows: usize) -> bool {
+        (t + 1) * MR <= rows && (p + 1) * NR <= self.n
+    }
+
+    /// Copies a finished edge micro-tile into C, skipping padded rows and columns.
     #[inline]
     fn store(&self, tile: &[f32; MR * NR], c: &mut [f32], t: usize, p: usize, rows: usize) {
         let n = self.n;
@@ -322,7 +356,7 @@ pub(crate) fn exp_nonpositive(x: f32) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel_f32(kc: usize, a: *const f32, b: *const f32, out: &mut [f32; MR * NR]) {
+unsafe fn kernel_f32(kc: usize, a: *const f32, b: *const f32, out: *mut f32, ldc: usize) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     for kk in 0..kc {
@@ -336,14 +370,14 @@ unsafe fn kernel_f32(kc: usize, a: *const f32, b: *const f32, out: &mut [f32; MR
         }
     }
     for (r, row) in acc.iter().enumerate() {
-        _mm512_storeu_ps(out.as_mut_ptr().add(r * NR), row[0]);
-        _mm512_storeu_ps(out.as_mut_ptr().add(r * NR + 16), row[1]);
+        _mm512_storeu_ps(out.add(r * ldc), row[0]);
+        _mm512_storeu_ps(out.add(r * ldc + 16), row[1]);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn kernel_bf16(kcp: usize, a: *const u32, b: *const u16, out: &mut [f32; MR * NR]) {
+unsafe fn kernel_bf16(kcp: usize, a: *const u32, b: *const u16, out: *mut f32, ldc: usize) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     for q in 0..kcp {
@@ -358,8 +392,8 @@ unsafe fn kernel_bf16(kcp: usize, a: *const u32, b: *const u16, out: &mut [f32; 
         }
     }
     for (r, row) in acc.iter().enumerate() {
-        _mm512_storeu_ps(out.as_mut_ptr().add(r * NR), row[0]);
-        _mm512_storeu_ps(out.as_mut_ptr().add(r * NR + 16), row[1]);
+        _mm512_storeu_ps(out.add(r * ldc), row[0]);
+        _mm512_storeu_ps(out.add(r * ldc + 16), row[1]);
     }
 }
 

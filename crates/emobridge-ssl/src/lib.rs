@@ -16,6 +16,7 @@
 //! # Ok::<(), emobridge_ssl::SslError>(())
 //! ```
 
+mod attention;
 pub mod config;
 mod dense;
 pub mod embedding;

@@ -5,8 +5,9 @@
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::Linear;
 
+use crate::attention::{multi_head_attention, AttentionInputs};
 use crate::config::{Activation, EncoderConfig, PositionalEmbedding, RelativeBias};
-use crate::dense::{to_f32_vec, Dense, Kernels};
+use crate::dense::{to_f32_vec, with_f32, Dense, Kernels};
 use crate::features::{activate, FeatureEncoder, TORCH_NORM_EPS};
 use crate::gemm::PackedWeight;
 use crate::weights::WeightSource;
@@ -375,6 +376,9 @@ impl Attention {
         additive_mask: Option<&Tensor>,
         bias: Option<&Tensor>,
     ) -> CResult<Tensor> {
+        if self.q.is_packed() {
+            return self.forward_packed(x, additive_mask, bias);
+        }
         let (b, t, h) = x.dims3()?;
         let scale = ((h / self.heads) as f64).powf(-0.5);
         let q = self.split_heads(&(self.q.forward(x)? * scale)?)?;
@@ -391,6 +395,48 @@ impl Attention {
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
         self.out.forward(&ctx)
+    }
+}
+
+impl Attention {
+    /// [`Attention::forward`] with the projections on the packed kernels and the attention
+    /// itself in [`multi_head_attention`].
+    fn forward_packed(
+        &self,
+        x: &Tensor,
+        additive_mask: Option<&Tensor>,
+        bias: Option<&Tensor>,
+    ) -> CResult<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        let key_mask = additive_mask.map(to_f32_vec).transpose()?;
+        let relative = match (&self.gate, bias) {
+            (Some(gate), Some(bias)) => Some((
+                to_f32_vec(&self.relative_gate(gate, &self.split_heads(x)?)?)?,
+                to_f32_vec(bias)?,
+            )),
+            _ => None,
+        };
+        let ctx = with_f32(&q, |q| {
+            with_f32(&k, |k| {
+                with_f32(&v, |v| {
+                    multi_head_attention(&AttentionInputs {
+                        q,
+                        k,
+                        v,
+                        batch: b,
+                        frames: t,
+                        hidden: h,
+                        heads: self.heads,
+                        scale: ((h / self.heads) as f32).powf(-0.5),
+                        key_mask: key_mask.as_deref(),
+                        relative: relative.as_ref().map(|(g, bb)| (&g[..], &bb[..])),
+                    })
+                })
+            })
+        })???;
+        self.out
+            .forward(&Tensor::from_vec(ctx, (b, t, h), &Device::Cpu)?)
     }
 }
 
