@@ -14,7 +14,7 @@ use rayon::prelude::*;
 const MR: usize = 12;
 /// Columns of C per micro-tile (two 16-lane vectors).
 const NR: usize = 32;
-/// Rows of A per parallel task.
+/// Most rows of A per parallel task.
 const MC: usize = MR * 8;
 
 /// Precision of the products (accumulation is always f32).
@@ -114,22 +114,31 @@ impl PackedWeight {
         bias: Option<&[f32]>,
         gelu: bool,
     ) -> Vec<f32> {
-        let mut c = vec![0f32; m * self.n];
+        let n = self.n;
+        let mut c = vec![0f32; m * n];
         if m == 0 {
             return c;
         }
         assert!(a.len() >= (m - 1) * row_stride + self.k, "A too short");
         if let Some(b) = bias {
-            assert_eq!(b.len(), self.n);
+            assert_eq!(b.len(), n);
         }
-        let n = self.n;
-        c.par_chunks_mut(MC * n)
+        let block_rows = balanced_block_rows(m, rayon::current_num_threads());
+        c.par_chunks_mut(block_rows * n)
             .enumerate()
             .for_each(|(block, c_block)| {
                 let rows = c_block.len() / n;
-                let a_block = &a[block * MC * row_stride..];
-                self.block(a_block, rows, row_stride, c_block);
-                finish_rows(c_block, n, bias, gelu);
+                let a_block = &a[block * block_rows * row_stride..];
+                self.block(
+                    a_block,
+                    rows,
+                    row_stride,
+                    c_block.as_mut_ptr(),
+                    0..self.panels,
+                );
+                for row in c_block.chunks_exact_mut(n) {
+                    finish_row(row, bias, gelu);
+                }
             });
         c
     }
@@ -143,29 +152,52 @@ impl PackedWeight {
         assert!(a.len() >= (m - 1) * row_stride + self.k, "A too short");
         for (block, c_block) in c.chunks_mut(MC * self.n).enumerate() {
             let rows = c_block.len() / self.n;
-            self.block(&a[block * MC * row_stride..], rows, row_stride, c_block);
+            self.block(
+                &a[block * MC * row_stride..],
+                rows,
+                row_stride,
+                c_block.as_mut_ptr(),
+                0..self.panels,
+            );
         }
         c
     }
 
-    /// One block of ≤ MC rows: all of C's columns for those rows.
-    fn block(&self, a: &[f32], rows: usize, row_stride: usize, c: &mut [f32]) {
+    /// C rows of one block (≤ MC rows, row stride n, starting at `c`) for the column panels in
+    /// `panels`.
+    fn block(
+        &self,
+        a: &[f32],
+        rows: usize,
+        row_stride: usize,
+        c: *mut f32,
+        panels: std::ops::Range<usize>,
+    ) {
         if !has_avx512() {
-            return self.block_portable(a, rows, row_stride, c);
+            return self.block_portable(a, rows, row_stride, c, panels);
         }
         #[cfg(target_arch = "x86_64")]
         match &self.packed {
-            Packed::F32(b) => unsafe { self.block_f32(b, a, rows, row_stride, c) },
-            Packed::Bf16(b) => unsafe { self.block_bf16(b, a, rows, row_stride, c) },
+            Packed::F32(b) => unsafe { self.block_f32(b, a, rows, row_stride, c, panels) },
+            Packed::Bf16(b) => unsafe { self.block_bf16(b, a, rows, row_stride, c, panels) },
         }
     }
 
-    fn block_portable(&self, a: &[f32], rows: usize, row_stride: usize, c: &mut [f32]) {
+    fn block_portable(
+        &self,
+        a: &[f32],
+        rows: usize,
+        row_stride: usize,
+        c: *mut f32,
+        panels: std::ops::Range<usize>,
+    ) {
+        let cols = panels.start * NR..(panels.end * NR).min(self.n);
         for i in 0..rows {
             let ai = &a[i * row_stride..i * row_stride + self.k];
-            for (j, out) in c[i * self.n..(i + 1) * self.n].iter_mut().enumerate() {
+            for j in cols.clone() {
                 let wj = &self.plain[j * self.k..(j + 1) * self.k];
-                *out = ai.iter().zip(wj).map(|(x, y)| x * y).sum();
+                // SAFETY: (i, j) lies in the caller's rectangle of C.
+                unsafe { *c.add(i * self.n + j) = ai.iter().zip(wj).map(|(x, y)| x * y).sum() };
             }
         }
     }
@@ -180,7 +212,8 @@ impl PackedWeight {
         a: &[f32],
         rows: usize,
         row_stride: usize,
-        c: &mut [f32],
+        c: *mut f32,
+        panels: std::ops::Range<usize>,
     ) {
         let k = self.k;
         let tiles = rows.div_ceil(MR);
@@ -195,14 +228,13 @@ impl PackedWeight {
             }
         }
         let mut tile = [0f32; MR * NR];
-        for p in 0..self.panels {
+        for p in panels {
             let bp = b[p * k * NR..].as_ptr();
             for t in 0..tiles {
                 let a_tile = apack[t * k * MR..].as_ptr();
                 if self.is_full_tile(t, p, rows) {
                     // Straight into C: full tiles need no bounds handling.
-                    let at = (t * MR) * self.n + p * NR;
-                    kernel_f32(k, a_tile, bp, c[at..].as_mut_ptr(), self.n);
+                    kernel_f32(k, a_tile, bp, c.add(t * MR * self.n + p * NR), self.n);
                 } else {
                     kernel_f32(k, a_tile, bp, tile.as_mut_ptr(), NR);
                     self.store(&tile, c, t, p, rows);
@@ -220,36 +252,31 @@ impl PackedWeight {
         a: &[f32],
         rows: usize,
         row_stride: usize,
-        c: &mut [f32],
+        c: *mut f32,
+        panels: std::ops::Range<usize>,
     ) {
         let k = self.k;
         let kp = k.div_ceil(2);
         let tiles = rows.div_ceil(MR);
         let mut apack = vec![0u32; tiles * kp * MR];
+        let mut pairs = vec![0u32; kp];
         for t in 0..tiles {
             let dst = &mut apack[t * kp * MR..(t + 1) * kp * MR];
             for r in 0..MR.min(rows - t * MR) {
                 let src = &a[(t * MR + r) * row_stride..(t * MR + r) * row_stride + k];
-                for q in 0..kp {
-                    let lo = bf16::from_f32(src[2 * q]).to_bits() as u32;
-                    let hi = if 2 * q + 1 < k {
-                        bf16::from_f32(src[2 * q + 1]).to_bits() as u32
-                    } else {
-                        0
-                    };
-                    dst[q * MR + r] = lo | (hi << 16);
+                bf16_pairs(src, &mut pairs);
+                for (q, &pair) in pairs.iter().enumerate() {
+                    dst[q * MR + r] = pair;
                 }
             }
         }
         let mut tile = [0f32; MR * NR];
-        for p in 0..self.panels {
+        for p in panels {
             let bp = b[p * kp * NR * 2..].as_ptr();
             for t in 0..tiles {
                 let a_tile = apack[t * kp * MR..].as_ptr();
                 if self.is_full_tile(t, p, rows) {
-                    // Straight into C: full tiles need no bounds handling.
-                    let at = (t * MR) * self.n + p * NR;
-                    kernel_bf16(kp, a_tile, bp, c[at..].as_mut_ptr(), self.n);
+                    kernel_bf16(kp, a_tile, bp, c.add(t * MR * self.n + p * NR), self.n);
                 } else {
                     kernel_bf16(kp, a_tile, bp, tile.as_mut_ptr(), NR);
                     self.store(&tile, c, t, p, rows);
@@ -265,28 +292,40 @@ impl PackedWeight {
     }
 
     /// Copies a finished edge micro-tile into C, skipping padded rows and columns.
+    ///
+    /// # Safety
+    /// `c` must point at the block's first row of C (row stride n) with room for `rows` rows.
     #[inline]
-    fn store(&self, tile: &[f32; MR * NR], c: &mut [f32], t: usize, p: usize, rows: usize) {
-        let n = self.n;
-        let cols = NR.min(n - p * NR);
+    unsafe fn store(&self, tile: &[f32; MR * NR], c: *mut f32, t: usize, p: usize, rows: usize) {
+        let cols = NR.min(self.n - p * NR);
         for r in 0..MR.min(rows - t * MR) {
-            let at = (t * MR + r) * n + p * NR;
-            c[at..at + cols].copy_from_slice(&tile[r * NR..r * NR + cols]);
+            let at = (t * MR + r) * self.n + p * NR;
+            std::ptr::copy_nonoverlapping(tile.as_ptr().add(r * NR), c.add(at), cols);
         }
     }
 }
 
-/// Bias and activation on finished rows.
-fn finish_rows(c: &mut [f32], n: usize, bias: Option<&[f32]>, gelu: bool) {
-    for row in c.chunks_exact_mut(n) {
-        if let Some(b) = bias {
-            for (x, bb) in row.iter_mut().zip(b) {
-                *x += bb;
-            }
+/// Rows per parallel block: at most MC, in whole micro-tiles, and with a block count that is a
+/// multiple of the thread count so that the threads finish together. (The 499 frames of 10 s of
+/// audio in fixed blocks of 96 rows would leave one of two cores idle for a sixth of each product.)
+fn balanced_block_rows(m: usize, threads: usize) -> usize {
+    let tiles = m.div_ceil(MR);
+    let blocks = tiles
+        .div_ceil(MC / MR)
+        .next_multiple_of(threads.max(1))
+        .min(tiles);
+    tiles.div_ceil(blocks) * MR
+}
+
+/// Bias and activation on a finished row segment.
+fn finish_row(row: &mut [f32], bias: Option<&[f32]>, gelu: bool) {
+    if let Some(b) = bias {
+        for (x, bb) in row.iter_mut().zip(b) {
+            *x += bb;
         }
-        if gelu {
-            gelu_in_place(row);
-        }
+    }
+    if gelu {
+        gelu_in_place(row);
     }
 }
 
@@ -352,6 +391,32 @@ pub(crate) fn exp_nonpositive(x: f32) -> f32 {
                 + r * (0.166_666_67
                     + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
     p * f32::from_bits(((n_int + 127) as u32) << 23)
+}
+
+/// `src` rounded to bf16 (nearest even) as little-endian pairs: `out[q]` = src[2q] | src[2q+1] << 16,
+/// zero-padded when `src` has odd length. 32 values per instruction (`vcvtne2ps2bf16`, which
+/// flushes f32 subnormals to zero) and the scalar rounding for the tail.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn bf16_pairs(src: &[f32], out: &mut [u32]) {
+    use std::arch::x86_64::*;
+    let k = src.len();
+    debug_assert_eq!(out.len(), k.div_ceil(2));
+    let mut q = 0;
+    while 2 * q + 32 <= k {
+        let lo = _mm512_loadu_ps(src.as_ptr().add(2 * q));
+        let hi = _mm512_loadu_ps(src.as_ptr().add(2 * q + 16));
+        let packed: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+        _mm512_storeu_si512(out.as_mut_ptr().add(q) as *mut _, packed);
+        q += 16;
+    }
+    for (q, pair) in out.iter_mut().enumerate().skip(q) {
+        let lo = half::bf16::from_f32(src[2 * q]).to_bits() as u32;
+        let hi = src
+            .get(2 * q + 1)
+            .map_or(0, |&x| half::bf16::from_f32(x).to_bits() as u32);
+        *pair = lo | (hi << 16);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -451,6 +516,39 @@ mod tests {
                 .map(|(x, y)| (x - y).abs())
                 .fold(0.0, f32::max);
             assert!(err < 0.02 * (k as f32).sqrt(), "bf16 {m}x{n}x{k}: {err}");
+        }
+    }
+
+    #[test]
+    fn vector_bf16_rounding_equals_the_scalar_one() {
+        if !has_avx512_bf16() {
+            return;
+        }
+        for k in [1, 31, 32, 33, 64, 77] {
+            let src: Vec<f32> = data(k, 9).iter().map(|x| x * 1e3).collect();
+            let mut got = vec![0u32; k.div_ceil(2)];
+            unsafe { bf16_pairs(&src, &mut got) };
+            for (q, &pair) in got.iter().enumerate() {
+                let lo = bf16::from_f32(src[2 * q]).to_bits() as u32;
+                let hi = src
+                    .get(2 * q + 1)
+                    .map_or(0, |&x| bf16::from_f32(x).to_bits() as u32);
+                assert_eq!(pair, lo | (hi << 16), "k {k}, pair {q}");
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_are_whole_tiles_and_shared_evenly() {
+        assert_eq!(balanced_block_rows(499, 2), 84); // 6 blocks: 3 per thread
+        assert_eq!(balanced_block_rows(499, 1), 84);
+        assert_eq!(balanced_block_rows(5, 2), 12);
+        for (m, threads) in [(1, 2), (499, 2), (16_000, 2), (1500, 16), (97, 3)] {
+            let rows = balanced_block_rows(m, threads);
+            assert!(
+                rows % MR == 0 && rows <= MC && rows > 0,
+                "{m} {threads}: {rows}"
+            );
         }
     }
 
