@@ -546,7 +546,7 @@ mod tests {
         for (m, threads) in [(1, 2), (499, 2), (16_000, 2), (1500, 16), (97, 3)] {
             let rows = balanced_block_rows(m, threads);
             assert!(
-                rows % MR == 0 && rows <= MC && rows > 0,
+                rows.is_multiple_of(MR) && rows <= MC && rows > 0,
                 "{m} {threads}: {rows}"
             );
         }

@@ -5,6 +5,7 @@
 
 pub mod descriptors;
 pub mod fad;
+pub mod separability;
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -2,10 +2,12 @@
 //!
 //! 1. synthesise the shared-code corpus (speech + music, six emotions, continuous subset);
 //! 2. eGeMAPS functionals for every clip (a table) and eGeMAPS LLD frames into the cache;
-//! 3. the per-emotion FAD study on those descriptor frames (speech vs music per emotion,
+//! 3. a linear probe on the functionals: how separable the emotions are within each domain
+//!    (speaker-independent folds) and across domains;
+//! 4. the per-emotion FAD study on the descriptor frames (speech vs music per emotion,
 //!    emotion × emotion and quadrant matrices, heatmaps);
-//! 4. with `--model`, the same study on every hidden state of an SSL encoder;
-//! 5. `run.json` with the command, configuration, seed, version, hashes and failures.
+//! 5. with `--model`, the same study on every hidden state of an SSL encoder;
+//! 6. `run.json` with the command, configuration, seed, version, hashes and failures.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,6 +19,7 @@ use emobridge_studies::descriptors::{
     egemaps_over_manifest, write_functionals_csv, ClipFailure, EGEMAPS_LLD_TAG,
 };
 use emobridge_studies::fad::FadStudyConfig;
+use emobridge_studies::separability::{self, SeparabilityConfig};
 use emobridge_studies::RunFolder;
 
 use super::extract::{ConventionArg, EncoderArgs, ExtractArgs, PrecisionArg, StoredDtypeArg};
@@ -54,12 +57,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
 
-    tracing::info!("step 1/3: synthesising the corpus");
+    tracing::info!("step 1/4: synthesising the corpus");
     let corpus_dir = args.out.join("corpus");
     let summary = super::synth::synthesise(&corpus_dir, &corpus_cfg)?;
     let manifest = &summary.manifest;
 
-    tracing::info!("step 2/3: eGeMAPS descriptors");
+    tracing::info!("step 2/4: eGeMAPS descriptors");
     let cache_root = args.out.join("cache");
     let cache = EmbeddingCache::open(&cache_root, EGEMAPS_LLD_TAG)
         .with_context(|| format!("opening the cache in {}", cache_root.display()))?;
@@ -87,11 +90,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
 
-    tracing::info!("step 3/3: per-emotion Fréchet distances");
-    let mut studies = vec![(
-        "fad_egemaps",
-        fad_step(&args, manifest, &cache_root, EGEMAPS_LLD_TAG, "fad-egemaps")?,
-    )];
+    tracing::info!("step 3/4: emotion probe on the eGeMAPS functionals");
+    let probe_dir = probe_step(&args, manifest, &descriptors.functionals)?;
+
+    tracing::info!("step 4/4: per-emotion Fréchet distances");
+    let mut studies = vec![
+        ("probe_egemaps", probe_dir),
+        (
+            "fad_egemaps",
+            fad_step(&args, manifest, &cache_root, EGEMAPS_LLD_TAG, "fad-egemaps")?,
+        ),
+    ];
     if let Some(model) = &args.model {
         tracing::info!("extra step: every layer of {model}");
         super::extract::run(ExtractArgs {
@@ -129,6 +138,44 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("{}", args.out.join("run.json").display());
     Ok(())
+}
+
+/// Linear probe (standardised logistic regression, speaker-independent folds) on the functionals.
+fn probe_step(
+    args: &DemoArgs,
+    manifest: &emobridge_corpus::Manifest,
+    functionals: &[(String, emobridge_acoustic::FeatureVector)],
+) -> anyhow::Result<PathBuf> {
+    let rows: Vec<(String, Vec<f64>)> = functionals
+        .iter()
+        .map(|(id, f)| (id.clone(), f.values.iter().map(|&v| v as f64).collect()))
+        .collect();
+    let config = SeparabilityConfig {
+        seed: args.seed,
+        ..SeparabilityConfig::default()
+    };
+    let outcome = separability::run(
+        &config,
+        manifest,
+        &rows,
+        "egemaps-functionals",
+        &args.out.join("probe-egemaps"),
+    )
+    .context("emotion probe on the eGeMAPS functionals")?;
+    for s in &outcome.scores {
+        tracing::info!(
+            "probe {} -> {} ({}): WA {:.3}, UA {:.3}, macro-F1 {:.3} (chance UA {:.3}, n = {})",
+            s.train_domain,
+            s.test_domain,
+            s.setting,
+            s.weighted_accuracy,
+            s.unweighted_accuracy,
+            s.macro_f1,
+            s.chance_ua,
+            s.n_test
+        );
+    }
+    Ok(outcome.run_dir)
 }
 
 /// Per-emotion FAD between speech and music on the eGeMAPS LLD frames.

@@ -1,0 +1,125 @@
+//! The emotion probe on features that encode the emotion (plus speaker offsets and noise), and on
+//! a domain that cannot be split by speaker.
+
+use emobridge_corpus::Manifest;
+use emobridge_studies::separability::{run, SeparabilityConfig};
+
+const EMOTIONS: [&str; 3] = ["happy", "sad", "angry"];
+
+/// Speech: 4 speakers × 3 emotions × 3 clips; music: one performer only.
+fn corpus(dir: &std::path::Path) -> (Manifest, Vec<(String, Vec<f64>)>) {
+    let mut csv =
+        String::from("id,path,domain,corpus,speaker,emotion,arousal,valence,split,annotation\n");
+    let mut features = Vec::new();
+    let mut state = 0.123f64;
+    let mut noise = || {
+        state = (state * 9301.0 + 49297.0) % 233280.0;
+        state / 233280.0 - 0.5
+    };
+    for (domain, people) in [("speech", 4), ("music", 1)] {
+        for p in 0..people {
+            for (e, emotion) in EMOTIONS.iter().enumerate() {
+                for clip in 0..3 {
+                    let id = format!("{domain}_{p}_{emotion}_{clip}");
+                    csv.push_str(&format!(
+                        "{id},{id}.wav,{domain},t,{domain}{p},{emotion},,,,\n"
+                    ));
+                    // Emotion on two axes, a speaker offset on a third, noise everywhere.
+                    let row = vec![
+                        e as f64 * 2.0 + noise(),
+                        (e as f64 - 1.0).abs() * 3.0 + noise(),
+                        p as f64 * 10.0 + noise(),
+                        noise(),
+                    ];
+                    features.push((id, row));
+                }
+            }
+        }
+    }
+    let path = dir.join("manifest.csv");
+    std::fs::write(&path, csv).unwrap();
+    (Manifest::read(&path).unwrap(), features)
+}
+
+#[test]
+fn encoded_emotions_are_found_speaker_independently_and_unsplittable_domains_are_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, features) = corpus(tmp.path());
+    let out = tmp.path().join("probe");
+    let outcome = run(
+        &SeparabilityConfig::default(),
+        &manifest,
+        &features,
+        "test",
+        &out,
+    )
+    .unwrap();
+
+    let within: Vec<_> = outcome
+        .scores
+        .iter()
+        .filter(|s| s.setting == "within")
+        .collect();
+    assert_eq!(
+        within.len(),
+        1,
+        "music has one performer: no within-domain split"
+    );
+    let speech = within[0];
+    assert_eq!(
+        (speech.test_domain.as_str(), speech.folds, speech.n_test),
+        ("speech", 4, 36)
+    );
+    assert_eq!(speech.unweighted_accuracy, 1.0, "{speech:?}");
+    assert!((speech.chance_ua - 1.0 / 3.0).abs() < 1e-12);
+
+    let cross: Vec<_> = outcome
+        .scores
+        .iter()
+        .filter(|s| s.setting == "cross")
+        .collect();
+    assert_eq!(cross.len(), 2);
+    assert!(cross.iter().all(|s| s.n_test > 0));
+
+    let folds = std::fs::read_to_string(out.join("folds/speech.csv")).unwrap();
+    assert_eq!(folds.lines().count(), 37);
+    // A speaker's clips share one fold.
+    for p in 0..4 {
+        let mut f: Vec<&str> = folds
+            .lines()
+            .filter(|l| l.starts_with(&format!("speech_{p}_")))
+            .map(|l| l.split(',').nth(1).unwrap())
+            .collect();
+        f.dedup();
+        assert_eq!(f.len(), 1, "speaker {p}: folds {f:?}");
+    }
+    assert!(!out.join("folds/music.csv").exists());
+    let record = std::fs::read_to_string(out.join("run.json")).unwrap();
+    assert!(record.contains("skipped_within_music"), "{record}");
+    for f in [
+        "scores.csv",
+        "scores.json",
+        "scores.md",
+        "confusion/speech_to_speech.csv",
+        "confusion/music_to_speech.csv",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+}
+
+#[test]
+fn rows_of_unequal_length_are_refused_with_the_clip_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, mut features) = corpus(tmp.path());
+    features[5].1.pop();
+    let err = run(
+        &SeparabilityConfig::default(),
+        &manifest,
+        &features,
+        "test",
+        &tmp.path().join("p"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains(&features[5].0), "{err}");
+}
