@@ -395,3 +395,141 @@ fn write_tables(
     }
     Ok(())
 }
+
+/// What [`run_by_layer`] produced.
+#[derive(Debug)]
+pub struct LayerwiseOutcome {
+    /// (hidden-state index, that state's probe) in ascending order.
+    pub layers: Vec<(usize, SeparabilityOutcome)>,
+    pub run_dir: PathBuf,
+}
+
+/// The probe on every hidden state of a cached model: clip vectors are the cache's per-state
+/// `mean` (mean pooling over frames), each state probed as [`run`] does, one sub-folder
+/// `layerNN/` per state, plus `by_layer.{csv,md}` and `ua_by_layer.{png,svg}`. A clip whose cache
+/// entry is missing or unreadable is listed in `run.json` and left out.
+pub fn run_by_layer(
+    config: &SeparabilityConfig,
+    manifest: &Manifest,
+    cache_root: &Path,
+    tag: &str,
+    out: &Path,
+) -> Result<LayerwiseOutcome, SeparabilityError> {
+    let mut run = RunFolder::create(out, "separability-by-layer")?;
+    run.set_config(
+        &serde_json::json!({ "probe": config, "cache_tag": tag, "pooling": "mean" }),
+        config.seed,
+    );
+    let cache = emobridge_store::EmbeddingCache::open(cache_root, tag)
+        .map_err(|e| SeparabilityError::Features(e.to_string()))?;
+    // (clip id, [states × dim] means)
+    let mut pooled: Vec<(String, Vec<f32>, usize)> = Vec::new();
+    for r in manifest.records.iter().filter(|r| r.emotion.is_some()) {
+        match cache.read(&r.id) {
+            Ok(entry) => {
+                let [states, _, _] = entry.shape;
+                pooled.push((r.id.clone(), entry.mean, states));
+            }
+            Err(e) => run.fail(r.id.clone(), r.path.clone(), e.to_string()),
+        }
+    }
+    let states = pooled.first().map_or(0, |p| p.2);
+    if let Some((id, _, s)) = pooled.iter().find(|p| p.2 != states) {
+        return Err(SeparabilityError::Features(format!(
+            "clip {id} has {s} hidden states in the cache, others {states}"
+        )));
+    }
+    let mut layers = Vec::with_capacity(states);
+    let mut summary = Table::new([
+        "layer",
+        "train_domain",
+        "test_domain",
+        "setting",
+        "n_test",
+        "wa",
+        "ua",
+        "macro_f1",
+        "chance_ua",
+    ]);
+    for layer in 0..states {
+        let rows: Vec<(String, Vec<f64>)> = pooled
+            .iter()
+            .map(|(id, mean, _)| {
+                let dim = mean.len() / states;
+                let row = mean[layer * dim..(layer + 1) * dim]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                (id.clone(), row)
+            })
+            .collect();
+        let outcome = self::run(
+            config,
+            manifest,
+            &rows,
+            &format!("{tag} state {layer} (mean-pooled)"),
+            &run.path(&format!("layer{layer:02}")),
+        )?;
+        for s in &outcome.scores {
+            summary.push(vec![
+                layer.into(),
+                s.train_domain.clone().into(),
+                s.test_domain.clone().into(),
+                s.setting.clone().into(),
+                s.n_test.into(),
+                s.weighted_accuracy.into(),
+                s.unweighted_accuracy.into(),
+                s.macro_f1.into(),
+                s.chance_ua.into(),
+            ])?;
+        }
+        run.output(format!("layer{layer:02}/run.json"));
+        layers.push((layer, outcome));
+    }
+    summary.write_csv(&run.path("by_layer.csv"))?;
+    summary.write_markdown(&run.path("by_layer.md"), 3)?;
+    run.output("by_layer.csv");
+    run.output("by_layer.md");
+    if !layers.is_empty() {
+        write_ua_chart(&mut run, &layers, tag)?;
+    }
+    let run_dir = run.dir().to_path_buf();
+    run.finish()?;
+    Ok(LayerwiseOutcome { layers, run_dir })
+}
+
+/// UA per hidden state, one line per train → test setting.
+fn write_ua_chart(
+    run: &mut RunFolder,
+    layers: &[(usize, SeparabilityOutcome)],
+    tag: &str,
+) -> Result<(), SeparabilityError> {
+    let mut series: Vec<emobridge_report::Series> = Vec::new();
+    for (layer, outcome) in layers {
+        for s in &outcome.scores {
+            let label = format!("{} → {}", s.train_domain, s.test_domain);
+            let point = (*layer as f64, s.unweighted_accuracy);
+            match series.iter_mut().find(|x| x.label == label) {
+                Some(x) => x.points.push(point),
+                None => series.push(emobridge_report::Series {
+                    label,
+                    points: vec![point],
+                }),
+            }
+        }
+    }
+    let chart = emobridge_report::LineChart {
+        title: format!("Emotion probe by hidden state ({tag}, mean-pooled)"),
+        x_label: "hidden state".into(),
+        y_label: "unweighted accuracy".into(),
+        series,
+    };
+    emobridge_report::write_line_chart(
+        &chart,
+        &run.path("ua_by_layer.png"),
+        &run.path("ua_by_layer.svg"),
+    )?;
+    run.output("ua_by_layer.png");
+    run.output("ua_by_layer.svg");
+    Ok(())
+}

@@ -123,3 +123,64 @@ fn rows_of_unequal_length_are_refused_with_the_clip_named() {
     .to_string();
     assert!(err.contains(&features[5].0), "{err}");
 }
+
+#[test]
+fn every_cached_state_is_probed_and_missing_clips_are_recorded() {
+    use emobridge_store::{ClipEntry, EmbeddingCache, EntryMetadata, StoredDtype};
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, features) = corpus(tmp.path());
+    let cache_root = tmp.path().join("cache");
+    let cache = EmbeddingCache::open(&cache_root, "m").unwrap();
+    // State 0: the speaker offset only; state 1: the emotion features. Two frames per clip.
+    for (id, row) in features.iter().skip(1) {
+        let state0 = [row[2] as f32, row[3] as f32];
+        let state1 = [row[0] as f32, row[1] as f32];
+        let frames: Vec<f32> = [state0, state0, state1, state1].concat();
+        let meta = EntryMetadata {
+            model: "m".into(),
+            hidden_state_convention: "n/a".into(),
+            ..EntryMetadata::default()
+        };
+        let entry = ClipEntry::from_frames(frames, [2, 2, 2], StoredDtype::F32, meta).unwrap();
+        cache.write(id, &entry).unwrap();
+    }
+    let out = tmp.path().join("by-layer");
+    let outcome = emobridge_studies::separability::run_by_layer(
+        &SeparabilityConfig::default(),
+        &manifest,
+        &cache_root,
+        "m",
+        &out,
+    )
+    .unwrap();
+    assert_eq!(outcome.layers.len(), 2);
+    let speech_ua = |layer: usize| {
+        outcome.layers[layer]
+            .1
+            .scores
+            .iter()
+            .find(|s| s.setting == "within" && s.test_domain == "speech")
+            .unwrap()
+            .unweighted_accuracy
+    };
+    assert_eq!(speech_ua(1), 1.0);
+    assert!(
+        speech_ua(0) < 0.7,
+        "state 0 carries no emotion: {}",
+        speech_ua(0)
+    );
+    let record = std::fs::read_to_string(out.join("run.json")).unwrap();
+    assert!(
+        record.contains(&features[0].0),
+        "the uncached clip is listed: {record}"
+    );
+    for f in [
+        "by_layer.csv",
+        "by_layer.md",
+        "ua_by_layer.png",
+        "layer00/scores.csv",
+        "layer01/folds/speech.csv",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+}

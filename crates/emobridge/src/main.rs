@@ -39,6 +39,8 @@ enum Command {
     Extract(commands::extract::ExtractArgs),
     /// Fréchet audio distance: between two embedding sets, or the per-emotion study.
     Fad(commands::fad::FadArgs),
+    /// Linear emotion probe on every cached hidden state, within and across domains.
+    Probe(commands::probe::ProbeArgs),
 }
 
 fn main() {
@@ -52,6 +54,7 @@ fn main() {
         Command::Embed(a) => commands::embed::run(a),
         Command::Extract(a) => commands::extract::run(a),
         Command::Fad(a) => commands::fad::run(a),
+        Command::Probe(a) => commands::probe::run(a),
     };
     if let Err(e) = result {
         // One line: the context chain joined, so the bad input and the reason read together.

@@ -6,7 +6,7 @@
 //!    (speaker-independent folds) and across domains;
 //! 4. the per-emotion FAD study on the descriptor frames (speech vs music per emotion,
 //!    emotion × emotion and quadrant matrices, heatmaps);
-//! 5. with `--model`, the same study on every hidden state of an SSL encoder;
+//! 5. with `--model`, the probe and the FAD study on every hidden state of an SSL encoder;
 //! 6. `run.json` with the command, configuration, seed, version, hashes and failures.
 
 use std::path::{Path, PathBuf};
@@ -118,6 +118,19 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             dtype: StoredDtypeArg::F16,
         })
         .with_context(|| format!("extracting {model} embeddings"))?;
+        let probe = separability::run_by_layer(
+            &SeparabilityConfig {
+                seed: args.seed,
+                ..SeparabilityConfig::default()
+            },
+            manifest,
+            &cache_root,
+            SSL_TAG,
+            &args.out.join("probe-ssl"),
+        )
+        .context("emotion probe on every hidden state")?;
+        super::probe::log_best(&probe.layers);
+        studies.push(("probe_ssl", probe.run_dir));
         studies.push((
             "fad_ssl",
             fad_step(&args, manifest, &cache_root, SSL_TAG, "fad-ssl")?,

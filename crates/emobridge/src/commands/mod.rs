@@ -6,4 +6,5 @@ pub mod extract;
 pub mod fad;
 pub mod features;
 pub mod import;
+pub mod probe;
 pub mod synth;
