@@ -121,10 +121,27 @@ pub fn run(
             row.len()
         )));
     }
-    let by_id: HashMap<&str, &[f64]> = features
-        .iter()
-        .map(|(id, row)| (id.as_str(), row.as_slice()))
-        .collect();
+    // A clip with a NaN or infinite feature is left out and listed, not allowed to stop the study.
+    let mut by_id: HashMap<&str, &[f64]> = HashMap::new();
+    for (id, row) in features {
+        match row.iter().position(|v| !v.is_finite()) {
+            None => {
+                by_id.insert(id.as_str(), row.as_slice());
+            }
+            Some(col) => {
+                let path = manifest
+                    .records
+                    .iter()
+                    .find(|r| &r.id == id)
+                    .map_or(String::new(), |r| r.path.clone());
+                run.fail(
+                    id.clone(),
+                    path,
+                    format!("non-finite feature {} in column {col}", row[col]),
+                );
+            }
+        }
+    }
     let labels: Vec<Emotion> = manifest
         .records
         .iter()

@@ -184,3 +184,30 @@ fn every_cached_state_is_probed_and_missing_clips_are_recorded() {
         assert!(out.join(f).is_file(), "{f}");
     }
 }
+
+#[test]
+fn a_clip_with_nan_features_is_left_out_and_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, mut features) = corpus(tmp.path());
+    features[3].1[1] = f64::NAN;
+    let out = tmp.path().join("p");
+    let outcome = run(
+        &SeparabilityConfig::default(),
+        &manifest,
+        &features,
+        "test",
+        &out,
+    )
+    .unwrap();
+    let speech = outcome
+        .scores
+        .iter()
+        .find(|s| s.setting == "within")
+        .unwrap();
+    assert_eq!(speech.n_test, 35);
+    let record = std::fs::read_to_string(out.join("run.json")).unwrap();
+    assert!(
+        record.contains(&features[3].0) && record.contains("non-finite"),
+        "{record}"
+    );
+}
