@@ -19,7 +19,7 @@ pub struct ClassificationScores {
     /// UA: mean recall over the classes present in the truth.
     pub unweighted_accuracy: f64,
     pub macro_f1: f64,
-    /// [truth][prediction] counts over labels 0..n_labels.
+    /// Counts over labels 0..n_labels: `confusion[truth][prediction]`.
     pub confusion: Vec<Vec<u64>>,
 }
 
