@@ -365,11 +365,28 @@ where
             (y_lo - pad).min(0.0f64.max(y_lo - pad))..y_hi + pad,
         )
         .text()?;
+    // Layer indices and the like: whole-number ticks only, one per value when they fit.
+    let integer_x = points().all(|p| p.0.fract() == 0.0);
+    let x_ticks = if integer_x {
+        ((x_hi - x_lo) as usize + 1).min(25)
+    } else {
+        10
+    };
+    let x_format = |v: &f64| {
+        if !integer_x {
+            format_significant(*v, 3)
+        } else if (v - v.round()).abs() < 1e-9 {
+            format!("{}", v.round() as i64)
+        } else {
+            String::new()
+        }
+    };
     chart
         .configure_mesh()
         .x_desc(&c.x_label)
         .y_desc(&c.y_label)
-        .x_label_formatter(&|v| format_significant(*v, 3))
+        .x_labels(x_ticks)
+        .x_label_formatter(&x_format)
         .y_label_formatter(&|v| format_significant(*v, 3))
         .label_style((FAMILY, 13))
         .axis_desc_style((FAMILY, 15))
