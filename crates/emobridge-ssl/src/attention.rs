@@ -157,16 +157,7 @@ fn softmax_row_portable(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32
-                    / (1u32 << 24) as f32)
-                    - 0.5
-            })
-            .collect()
-    }
+    use crate::gemm::tests::data;
 
     /// The textbook computation in f64.
     fn reference(inp: &AttentionInputs) -> Vec<f32> {

@@ -227,20 +227,15 @@ impl PackedWeight {
                 }
             }
         }
-        let mut tile = [0f32; MR * NR];
-        for p in panels {
-            let bp = b[p * k * NR..].as_ptr();
-            for t in 0..tiles {
-                let a_tile = apack[t * k * MR..].as_ptr();
-                if self.is_full_tile(t, p, rows) {
-                    // Straight into C: full tiles need no bounds handling.
-                    kernel_f32(k, a_tile, bp, c.add(t * MR * self.n + p * NR), self.n);
-                } else {
-                    kernel_f32(k, a_tile, bp, tile.as_mut_ptr(), NR);
-                    self.store(&tile, c, t, p, rows);
-                }
-            }
-        }
+        self.for_each_tile(tiles, panels, rows, c, |t, p, out, ldc| {
+            kernel_f32(
+                k,
+                apack[t * k * MR..].as_ptr(),
+                b[p * k * NR..].as_ptr(),
+                out,
+                ldc,
+            )
+        });
     }
 
     /// bf16 path: A rows rounded to bf16 and packed as k-pairs [tile][k/2][MR] (u32 = two bf16).
@@ -270,15 +265,40 @@ impl PackedWeight {
                 }
             }
         }
+        self.for_each_tile(tiles, panels, rows, c, |t, p, out, ldc| {
+            kernel_bf16(
+                kp,
+                apack[t * kp * MR..].as_ptr(),
+                b[p * kp * NR * 2..].as_ptr(),
+                out,
+                ldc,
+            )
+        });
+    }
+
+    /// Runs `kernel(t, p, out, ldc)` for every micro-tile (t of the block's row tiles, p of
+    /// `panels`). Full tiles are written straight into C (row stride n); edge tiles go through a
+    /// scratch tile (stride NR) that is then copied in without its padding.
+    ///
+    /// # Safety
+    /// `c` must point at the block's first row of C with room for `rows` rows, and `kernel` must
+    /// write exactly one MR × NR tile at `out`.
+    #[inline(always)]
+    unsafe fn for_each_tile(
+        &self,
+        tiles: usize,
+        panels: std::ops::Range<usize>,
+        rows: usize,
+        c: *mut f32,
+        mut kernel: impl FnMut(usize, usize, *mut f32, usize),
+    ) {
         let mut tile = [0f32; MR * NR];
         for p in panels {
-            let bp = b[p * kp * NR * 2..].as_ptr();
             for t in 0..tiles {
-                let a_tile = apack[t * kp * MR..].as_ptr();
                 if self.is_full_tile(t, p, rows) {
-                    kernel_bf16(kp, a_tile, bp, c.add(t * MR * self.n + p * NR), self.n);
+                    kernel(t, p, c.add(t * MR * self.n + p * NR), self.n);
                 } else {
-                    kernel_bf16(kp, a_tile, bp, tile.as_mut_ptr(), NR);
+                    kernel(t, p, tile.as_mut_ptr(), NR);
                     self.store(&tile, c, t, p, rows);
                 }
             }
@@ -463,7 +483,7 @@ unsafe fn kernel_bf16(kcp: usize, a: *const u32, b: *const u16, out: *mut f32, l
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn reference(a: &[f32], m: usize, stride: usize, w: &[f32], n: usize, k: usize) -> Vec<f32> {
@@ -478,7 +498,8 @@ mod tests {
         c
     }
 
-    fn data(len: usize, seed: u32) -> Vec<f32> {
+    /// Deterministic values in [-0.5, 0.5) for kernel tests (also used by the attention tests).
+    pub(crate) fn data(len: usize, seed: u32) -> Vec<f32> {
         (0..len)
             .map(|i| {
                 (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32

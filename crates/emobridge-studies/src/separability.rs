@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use emobridge_corpus::folds::{FoldError, Folds};
 use emobridge_corpus::{Domain, Emotion, Manifest};
+use emobridge_fad::cache::{clip_path, CachedClip};
 use emobridge_learn::metrics::{self, ClassificationScores};
 use emobridge_learn::{LearnError, LogisticConfig, LogisticRegression, Standardizer};
 use emobridge_report::{ReportError, Table};
@@ -437,23 +438,24 @@ pub fn run_by_layer(
         &serde_json::json!({ "probe": config, "cache_tag": tag, "pooling": "mean" }),
         config.seed,
     );
-    let cache = emobridge_store::EmbeddingCache::open(cache_root, tag)
-        .map_err(|e| SeparabilityError::Features(e.to_string()))?;
-    // (clip id, [states × dim] means)
-    let mut pooled: Vec<(String, Vec<f32>, usize)> = Vec::new();
+    // Only each clip's pooled `mean` [states, dim] is decoded, not its frames.
+    let mut pooled: Vec<(String, Vec<Vec<f64>>)> = Vec::new();
     for r in manifest.records.iter().filter(|r| r.emotion.is_some()) {
-        match cache.read(&r.id) {
-            Ok(entry) => {
-                let [states, _, _] = entry.shape;
-                pooled.push((r.id.clone(), entry.mean, states));
-            }
+        let means = CachedClip::open(&clip_path(cache_root, tag, &r.id)).and_then(|clip| {
+            (0..clip.shape().states)
+                .map(|layer| clip.layer_mean(layer))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        match means {
+            Ok(means) => pooled.push((r.id.clone(), means)),
             Err(e) => run.fail(r.id.clone(), r.path.clone(), e.to_string()),
         }
     }
-    let states = pooled.first().map_or(0, |p| p.2);
-    if let Some((id, _, s)) = pooled.iter().find(|p| p.2 != states) {
+    let states = pooled.first().map_or(0, |p| p.1.len());
+    if let Some((id, means)) = pooled.iter().find(|p| p.1.len() != states) {
         return Err(SeparabilityError::Features(format!(
-            "clip {id} has {s} hidden states in the cache, others {states}"
+            "clip {id} has {} hidden states in the cache, others {states}",
+            means.len()
         )));
     }
     let mut layers = Vec::with_capacity(states);
@@ -471,14 +473,7 @@ pub fn run_by_layer(
     for layer in 0..states {
         let rows: Vec<(String, Vec<f64>)> = pooled
             .iter()
-            .map(|(id, mean, _)| {
-                let dim = mean.len() / states;
-                let row = mean[layer * dim..(layer + 1) * dim]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .collect();
-                (id.clone(), row)
-            })
+            .map(|(id, means)| (id.clone(), means[layer].clone()))
             .collect();
         let outcome = self::run(
             config,
