@@ -13,8 +13,8 @@
 //! floored at −100 dB, −100 dB when unvoiced.
 
 use super::Geometry;
-use crate::egemaps::frames::{frame_at, gauss, FrameGeometry, MagnitudeFft};
-use crate::pitch::{jitter::JitterConfig, shs, shs::quad_peak, viterbi, VoicingConfig};
+use crate::egemaps::frames::FrameGeometry;
+use crate::pitch::{jitter::JitterConfig, shs::quad_peak, viterbi, VoicingConfig};
 use crate::AcousticError;
 
 /// Floor of `logHNR` (dB), also its value in unvoiced frames.
@@ -71,27 +71,7 @@ fn pitch_track(
     cfg: &VoicingConfig,
 ) -> (Vec<f64>, Vec<f64>) {
     let geo = FrameGeometry::new(cfg.frame_s, cfg.hop_s, sample_rate);
-    let window = gauss(geo.frame, cfg.gauss_sigma);
-    let mut fft = MagnitudeFft::new(geo.nfft);
-    let mut detector = shs::ShsPitch::new(cfg.shs.clone(), geo.n_bins(), geo.bin_hz());
-    let (mut frame, mut mags) = (
-        Vec::with_capacity(geo.frame),
-        Vec::with_capacity(geo.n_bins()),
-    );
-    let mut candidates = Vec::with_capacity(rows);
-    let mut rms = Vec::with_capacity(rows);
-    for i in 0..rows {
-        frame_at(samples, i, &geo, &mut frame);
-        let energy: f64 = frame
-            .iter()
-            .zip(&window)
-            .map(|(x, w)| (x * w).powi(2))
-            .sum::<f64>()
-            / geo.frame as f64;
-        rms.push(energy.sqrt());
-        fft.magnitudes(&frame, &window, &mut mags);
-        candidates.push(detector.candidates(&mags));
-    }
+    let (candidates, rms) = crate::pitch::frame_candidates(samples, &geo, rows, cfg, |_| {});
     let smoothed = viterbi::smooth(&candidates, &cfg.viterbi);
     let gate = cfg.energy_gate.unwrap_or(f64::NEG_INFINITY);
     smoothed

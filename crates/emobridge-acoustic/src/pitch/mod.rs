@@ -77,19 +77,28 @@ pub fn semitones_from_27_5(f0: f64) -> f64 {
     }
 }
 
-/// Runs the voicing chain on `samples` at `sample_rate`.
-pub fn analyse(samples: &[f32], sample_rate: u32, cfg: &VoicingConfig) -> Voicing {
-    let geo = FrameGeometry::new(cfg.frame_s, cfg.hop_s, sample_rate);
-    let n_frames = lld_row_count(samples.len(), geo.frame, geo.hop);
+/// SHS pitch candidates and frame RMS (Gaussian-windowed, as the energy gate reads it) for
+/// `n_frames` frames; frames past the end of the signal are zero-padded. `each_spectrum` sees
+/// every frame's magnitude spectrum (for callers that keep them). Shared by the eGeMAPS voicing
+/// chain and ComParE's.
+pub(crate) fn frame_candidates(
+    samples: &[f32],
+    geo: &FrameGeometry,
+    n_frames: usize,
+    cfg: &VoicingConfig,
+    mut each_spectrum: impl FnMut(&[f64]),
+) -> (Vec<shs::Candidates>, Vec<f64>) {
     let window = gauss(geo.frame, cfg.gauss_sigma);
     let mut fft = MagnitudeFft::new(geo.nfft);
     let mut detector = shs::ShsPitch::new(cfg.shs.clone(), geo.n_bins(), geo.bin_hz());
-    let mut frame = Vec::with_capacity(geo.frame);
-    let mut spectra = Vec::with_capacity(n_frames);
+    let (mut frame, mut mags) = (
+        Vec::with_capacity(geo.frame),
+        Vec::with_capacity(geo.n_bins()),
+    );
     let mut candidates = Vec::with_capacity(n_frames);
     let mut rms = Vec::with_capacity(n_frames);
     for i in 0..n_frames {
-        frame_at(samples, i, &geo, &mut frame);
+        frame_at(samples, i, geo, &mut frame);
         let energy: f64 = frame
             .iter()
             .zip(&window)
@@ -97,11 +106,21 @@ pub fn analyse(samples: &[f32], sample_rate: u32, cfg: &VoicingConfig) -> Voicin
             .sum::<f64>()
             / geo.frame as f64;
         rms.push(energy.sqrt());
-        let mut mags = Vec::with_capacity(geo.n_bins());
         fft.magnitudes(&frame, &window, &mut mags);
         candidates.push(detector.candidates(&mags));
-        spectra.push(mags);
+        each_spectrum(&mags);
     }
+    (candidates, rms)
+}
+
+/// Runs the voicing chain on `samples` at `sample_rate`.
+pub fn analyse(samples: &[f32], sample_rate: u32, cfg: &VoicingConfig) -> Voicing {
+    let geo = FrameGeometry::new(cfg.frame_s, cfg.hop_s, sample_rate);
+    let n_frames = lld_row_count(samples.len(), geo.frame, geo.hop);
+    let mut spectra = Vec::with_capacity(n_frames);
+    let (candidates, rms) = frame_candidates(samples, &geo, n_frames, cfg, |mags| {
+        spectra.push(mags.to_vec())
+    });
     let (smoothed, pending_at_end) = viterbi::smooth_with_flush(&candidates, &cfg.viterbi);
     let f0_hz: Vec<f64> = smoothed
         .iter()
