@@ -1054,36 +1054,21 @@ mod tests {
                 (centre * (1 + i / (frames * dim)) as f64 + rng.random_range(-1.7..1.7)) as f32
             })
             .collect();
-        let hs: Vec<u8> = values
-            .iter()
-            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-            .collect();
-        let mut mean = vec![0f32; states * dim];
-        for s in 0..states {
-            for f in 0..frames {
-                for k in 0..dim {
-                    mean[s * dim + k] += values[(s * frames + f) * dim + k] / frames as f32;
-                }
-            }
-        }
-        let mean: Vec<u8> = mean.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let std = vec![0u8; states * dim * 4];
-        let tensors = [
-            (
-                "hidden_states",
-                TensorView::new(Dtype::F16, vec![states, frames, dim], &hs).unwrap(),
-            ),
-            (
-                "mean",
-                TensorView::new(Dtype::F32, vec![states, dim], &mean).unwrap(),
-            ),
-            (
-                "std",
-                TensorView::new(Dtype::F32, vec![states, dim], &std).unwrap(),
-            ),
-        ];
+        // Through the store's own writer, so the study reads exactly what `extract` writes.
+        let meta = emobridge_store::EntryMetadata {
+            model: "test".into(),
+            hidden_state_convention: "transformers4".into(),
+            ..Default::default()
+        };
+        let entry = emobridge_store::ClipEntry::from_frames(
+            values,
+            [states, frames, dim],
+            emobridge_store::StoredDtype::F16,
+            meta,
+        )
+        .unwrap();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        safetensors::serialize_to_file(tensors, None, path).unwrap();
+        entry.save(path).unwrap();
     }
 
     /// Speech and music clips of four emotions; music sits further from speech for high-arousal
