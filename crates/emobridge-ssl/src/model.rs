@@ -410,31 +410,37 @@ impl Attention {
         let (b, t, h) = x.dims3()?;
         let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
         let key_mask = additive_mask.map(to_f32_vec).transpose()?;
-        let relative = match (&self.gate, bias) {
-            (Some(gate), Some(bias)) => Some((
-                to_f32_vec(&self.relative_gate(gate, &self.split_heads(x)?)?)?,
-                to_f32_vec(bias)?,
-            )),
+        let gate = match (&self.gate, bias) {
+            (Some(gate), Some(_)) => Some(to_f32_vec(
+                &self.relative_gate(gate, &self.split_heads(x)?)?,
+            )?),
             _ => None,
         };
-        let ctx = with_f32(&q, |q| {
-            with_f32(&k, |k| {
-                with_f32(&v, |v| {
-                    multi_head_attention(&AttentionInputs {
-                        q,
-                        k,
-                        v,
-                        batch: b,
-                        frames: t,
-                        hidden: h,
-                        heads: self.heads,
-                        scale: ((h / self.heads) as f32).powf(-0.5),
-                        key_mask: key_mask.as_deref(),
-                        relative: relative.as_ref().map(|(g, bb)| (&g[..], &bb[..])),
+        let attend = |relative: Option<(&[f32], &[f32])>| {
+            with_f32(&q, |q| {
+                with_f32(&k, |k| {
+                    with_f32(&v, |v| {
+                        multi_head_attention(&AttentionInputs {
+                            q,
+                            k,
+                            v,
+                            batch: b,
+                            frames: t,
+                            hidden: h,
+                            heads: self.heads,
+                            scale: ((h / self.heads) as f32).powf(-0.5),
+                            key_mask: key_mask.as_deref(),
+                            relative,
+                        })
                     })
                 })
             })
-        })???;
+        };
+        // The bias [heads, T, T] is shared by every layer: read in place, not copied per layer.
+        let ctx = match (gate.as_deref(), bias) {
+            (Some(g), Some(bias)) => with_f32(bias, |bb| attend(Some((g, bb))))????,
+            _ => attend(None)???,
+        };
         self.out
             .forward(&Tensor::from_vec(ctx, (b, t, h), &Device::Cpu)?)
     }
