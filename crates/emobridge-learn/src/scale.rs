@@ -1,5 +1,6 @@
 //! Per-column standardisation fitted on training rows, as scikit-learn's `StandardScaler`:
-//! population standard deviation (ddof 0), and a scale of 1 for constant columns.
+//! population standard deviation (ddof 0), and a scale of 1 for constant columns (by its own
+//! test for a variance at rounding level).
 
 use serde::{Deserialize, Serialize};
 
@@ -33,16 +34,19 @@ impl Standardizer {
                 *s += (v - m) * (v - m);
             }
         }
+        let n = rows as f64;
         let scale = var
             .iter()
             .zip(&mean)
             .map(|(s, m)| {
-                let sd = (s / rows as f64).sqrt();
-                // scikit-learn treats variances at rounding level of the mean as zero.
-                if sd <= 10.0 * f64::EPSILON * m.abs().max(1.0) {
+                let v = s / n;
+                // scikit-learn's `_is_constant_feature`: a variance within rounding of the mean
+                // counts as zero, and such a column keeps scale 1.
+                let bound = n * f64::EPSILON * v + (n * m * f64::EPSILON).powi(2);
+                if v <= bound {
                     1.0
                 } else {
-                    sd
+                    v.sqrt()
                 }
             })
             .collect();
