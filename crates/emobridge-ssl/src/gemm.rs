@@ -129,13 +129,7 @@ impl PackedWeight {
             .for_each(|(block, c_block)| {
                 let rows = c_block.len() / n;
                 let a_block = &a[block * block_rows * row_stride..];
-                self.block(
-                    a_block,
-                    rows,
-                    row_stride,
-                    c_block.as_mut_ptr(),
-                    0..self.panels,
-                );
+                self.block(a_block, rows, row_stride, c_block);
                 for row in c_block.chunks_exact_mut(n) {
                     finish_row(row, bias, gelu);
                 }
@@ -152,52 +146,31 @@ impl PackedWeight {
         assert!(a.len() >= (m - 1) * row_stride + self.k, "A too short");
         for (block, c_block) in c.chunks_mut(MC * self.n).enumerate() {
             let rows = c_block.len() / self.n;
-            self.block(
-                &a[block * MC * row_stride..],
-                rows,
-                row_stride,
-                c_block.as_mut_ptr(),
-                0..self.panels,
-            );
+            self.block(&a[block * MC * row_stride..], rows, row_stride, c_block);
         }
         c
     }
 
-    /// C rows of one block (≤ MC rows, row stride n, starting at `c`) for the column panels in
-    /// `panels`.
-    fn block(
-        &self,
-        a: &[f32],
-        rows: usize,
-        row_stride: usize,
-        c: *mut f32,
-        panels: std::ops::Range<usize>,
-    ) {
+    /// C rows of one block (≤ MC rows of n columns).
+    fn block(&self, a: &[f32], rows: usize, row_stride: usize, c: &mut [f32]) {
+        assert!(c.len() >= rows * self.n, "C block too short");
         if !has_avx512() {
-            return self.block_portable(a, rows, row_stride, c, panels);
+            return self.block_portable(a, rows, row_stride, c);
         }
         #[cfg(target_arch = "x86_64")]
         match &self.packed {
-            Packed::F32(b) => unsafe { self.block_f32(b, a, rows, row_stride, c, panels) },
-            Packed::Bf16(b) => unsafe { self.block_bf16(b, a, rows, row_stride, c, panels) },
+            // SAFETY: AVX-512 checked above; `c` holds the block's rows (asserted).
+            Packed::F32(b) => unsafe { self.block_f32(b, a, rows, row_stride, c.as_mut_ptr()) },
+            Packed::Bf16(b) => unsafe { self.block_bf16(b, a, rows, row_stride, c.as_mut_ptr()) },
         }
     }
 
-    fn block_portable(
-        &self,
-        a: &[f32],
-        rows: usize,
-        row_stride: usize,
-        c: *mut f32,
-        panels: std::ops::Range<usize>,
-    ) {
-        let cols = panels.start * NR..(panels.end * NR).min(self.n);
+    fn block_portable(&self, a: &[f32], rows: usize, row_stride: usize, c: &mut [f32]) {
         for i in 0..rows {
             let ai = &a[i * row_stride..i * row_stride + self.k];
-            for j in cols.clone() {
+            for (j, out) in c[i * self.n..(i + 1) * self.n].iter_mut().enumerate() {
                 let wj = &self.plain[j * self.k..(j + 1) * self.k];
-                // SAFETY: (i, j) lies in the caller's rectangle of C.
-                unsafe { *c.add(i * self.n + j) = ai.iter().zip(wj).map(|(x, y)| x * y).sum() };
+                *out = ai.iter().zip(wj).map(|(x, y)| x * y).sum();
             }
         }
     }
@@ -206,15 +179,7 @@ impl PackedWeight {
     /// depth in registers and is stored once (no read-modify-write of C).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn block_f32(
-        &self,
-        b: &[f32],
-        a: &[f32],
-        rows: usize,
-        row_stride: usize,
-        c: *mut f32,
-        panels: std::ops::Range<usize>,
-    ) {
+    unsafe fn block_f32(&self, b: &[f32], a: &[f32], rows: usize, row_stride: usize, c: *mut f32) {
         let k = self.k;
         let tiles = rows.div_ceil(MR);
         let mut apack = vec![0f32; tiles * k * MR];
@@ -227,7 +192,7 @@ impl PackedWeight {
                 }
             }
         }
-        self.for_each_tile(tiles, panels, rows, c, |t, p, out, ldc| {
+        self.for_each_tile(tiles, rows, c, |t, p, out, ldc| {
             kernel_f32(
                 k,
                 apack[t * k * MR..].as_ptr(),
@@ -241,15 +206,7 @@ impl PackedWeight {
     /// bf16 path: A rows rounded to bf16 and packed as k-pairs [tile][k/2][MR] (u32 = two bf16).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bf16")]
-    unsafe fn block_bf16(
-        &self,
-        b: &[u16],
-        a: &[f32],
-        rows: usize,
-        row_stride: usize,
-        c: *mut f32,
-        panels: std::ops::Range<usize>,
-    ) {
+    unsafe fn block_bf16(&self, b: &[u16], a: &[f32], rows: usize, row_stride: usize, c: *mut f32) {
         let k = self.k;
         let kp = k.div_ceil(2);
         let tiles = rows.div_ceil(MR);
@@ -265,7 +222,7 @@ impl PackedWeight {
                 }
             }
         }
-        self.for_each_tile(tiles, panels, rows, c, |t, p, out, ldc| {
+        self.for_each_tile(tiles, rows, c, |t, p, out, ldc| {
             kernel_bf16(
                 kp,
                 apack[t * kp * MR..].as_ptr(),
@@ -276,8 +233,8 @@ impl PackedWeight {
         });
     }
 
-    /// Runs `kernel(t, p, out, ldc)` for every micro-tile (t of the block's row tiles, p of
-    /// `panels`). Full tiles are written straight into C (row stride n); edge tiles go through a
+    /// Runs `kernel(t, p, out, ldc)` for every micro-tile (t of the block's row tiles, p of the
+    /// weight's column panels). Full tiles are written straight into C (row stride n); edge tiles go through a
     /// scratch tile (stride NR) that is then copied in without its padding.
     ///
     /// # Safety
@@ -287,13 +244,12 @@ impl PackedWeight {
     unsafe fn for_each_tile(
         &self,
         tiles: usize,
-        panels: std::ops::Range<usize>,
         rows: usize,
         c: *mut f32,
         mut kernel: impl FnMut(usize, usize, *mut f32, usize),
     ) {
         let mut tile = [0f32; MR * NR];
-        for p in panels {
+        for p in 0..self.panels {
             for t in 0..tiles {
                 if self.is_full_tile(t, p, rows) {
                     kernel(t, p, c.add(t * MR * self.n + p * NR), self.n);
