@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use emobridge_fad::frechet::{frechet_distance, frechet_distance_with, FrechetOptions, TraceRoute};
+use emobridge_fad::frechet::{
+    frechet_distance, frechet_distance_with, Frechet, FrechetOptions, TraceRoute,
+};
 use emobridge_fad::infinity::{fit_line, sample_sizes};
 use emobridge_fad::io::read_stats_npz;
 use emobridge_fad::{Gaussian, RunningStats};
@@ -41,6 +43,19 @@ fn stats(reader: &mut ndarray_npy::NpzReader<std::fs::File>, prefix: &str) -> Ga
 
 const ROUTES: [TraceRoute; 2] = [TraceRoute::Auto, TraceRoute::Eigh];
 
+/// The distance by one trace route.
+fn with_route(a: &Gaussian, b: &Gaussian, route: TraceRoute) -> Frechet {
+    frechet_distance_with(
+        a,
+        b,
+        FrechetOptions {
+            route,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(f64::MIN_POSITIVE)
 }
@@ -53,15 +68,7 @@ fn reproduces_fadtk_on_its_published_fma_pop_statistics() {
         let a = stats(&mut reader, entry["a"].as_str().unwrap());
         let b = stats(&mut reader, entry["b"].as_str().unwrap());
         for route in ROUTES {
-            let ours = frechet_distance_with(
-                &a,
-                &b,
-                FrechetOptions {
-                    route,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+            let ours = with_route(&a, &b, route);
             let fadtk = entry["fadtk"].as_f64().unwrap();
             let sqrtm = entry["scipy_sqrtm"].as_f64().unwrap();
             assert!(
@@ -125,15 +132,7 @@ fn matches_scipy_and_fadtk_on_random_sets() {
             Gaussian::from_rows(b.view()).unwrap(),
         );
         for route in ROUTES {
-            let ours = frechet_distance_with(
-                &ga,
-                &gb,
-                FrechetOptions {
-                    route,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+            let ours = with_route(&ga, &gb, route);
             let sqrtm = entry["scipy_sqrtm"].as_f64().unwrap();
             let fadtk = entry["fadtk"].as_f64().unwrap();
             assert!(ours.distance >= 0.0);
@@ -260,15 +259,7 @@ fn reproduces_fadtk_on_full_fma_pop() {
         let ga = read_stats_npz(&path, Some(a)).unwrap();
         let gb = read_stats_npz(&path, Some(b)).unwrap();
         for route in ROUTES {
-            let ours = frechet_distance_with(
-                &ga,
-                &gb,
-                FrechetOptions {
-                    route,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+            let ours = with_route(&ga, &gb, route);
             let fadtk = entry["fadtk"].as_f64().unwrap();
             let sqrtm = entry["scipy_sqrtm"].as_f64().unwrap();
             println!(
