@@ -35,6 +35,41 @@ pub struct RunFailure {
     pub reason: String,
 }
 
+/// What a written file is, so a report can render any run without knowing the study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactKind {
+    /// A CSV (or Markdown/Parquet) table a reader should see.
+    Table,
+    /// A plot; `path` names the SVG (or PNG) file, the twin format sits beside it.
+    Figure,
+    /// Any other output (JSON detail, per-fold files, weights).
+    Data,
+}
+
+/// One typed output of a run: where it is, what it is, and how to read it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Artifact {
+    pub kind: ArtifactKind,
+    /// Relative to the run folder.
+    pub path: String,
+    /// A short title ("UA by layer, within and across domains").
+    pub title: String,
+    /// Two plain-language lines: what the artifact shows and how to read it.
+    pub caption: String,
+}
+
+/// One number that matters, with the sentence that states it (for the report and `summary.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Headline {
+    /// A stable machine key, e.g. `best_layer_speech` or `closest_emotion`.
+    pub key: String,
+    /// The value (number, string or small object).
+    pub value: serde_json::Value,
+    /// The sentence a reader sees, e.g. "Speech emotion peaks at layer 7 (UA 0.62, chance 0.17)."
+    pub text: String,
+}
+
 /// The content of `run.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
@@ -54,6 +89,10 @@ pub struct RunRecord {
     pub failures: Vec<RunFailure>,
     /// Files the run wrote, relative to the run folder.
     pub outputs: Vec<String>,
+    /// The outputs a reader should see, typed, titled and captioned (a subset of `outputs`).
+    pub artifacts: Vec<Artifact>,
+    /// The run's headline numbers, each with its sentence.
+    pub headlines: Vec<Headline>,
     pub started_unix_s: u64,
     pub elapsed_s: f64,
 }
@@ -84,6 +123,8 @@ impl RunFolder {
             notes: BTreeMap::new(),
             failures: Vec::new(),
             outputs: Vec::new(),
+            artifacts: Vec::new(),
+            headlines: Vec::new(),
             started_unix_s: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -168,6 +209,55 @@ impl RunFolder {
         self.record.outputs.push(relative.into());
     }
 
+    /// Lists a written file as a typed artifact (and in `outputs`).
+    pub fn artifact(
+        &mut self,
+        kind: ArtifactKind,
+        relative: impl Into<String>,
+        title: impl Into<String>,
+        caption: impl Into<String>,
+    ) {
+        let path = relative.into();
+        if !self.record.outputs.contains(&path) {
+            self.record.outputs.push(path.clone());
+        }
+        self.record.artifacts.push(Artifact {
+            kind,
+            path,
+            title: title.into(),
+            caption: caption.into(),
+        });
+    }
+
+    /// A table a reader should see (see [`RunFolder::artifact`]).
+    pub fn table(
+        &mut self,
+        relative: impl Into<String>,
+        title: impl Into<String>,
+        caption: impl Into<String>,
+    ) {
+        self.artifact(ArtifactKind::Table, relative, title, caption);
+    }
+
+    /// A figure a reader should see; `relative` names the SVG (see [`RunFolder::artifact`]).
+    pub fn figure(
+        &mut self,
+        relative: impl Into<String>,
+        title: impl Into<String>,
+        caption: impl Into<String>,
+    ) {
+        self.artifact(ArtifactKind::Figure, relative, title, caption);
+    }
+
+    /// Records a headline number with the sentence that states it.
+    pub fn headline<T: Serialize>(&mut self, key: &str, value: T, text: impl Into<String>) {
+        self.record.headlines.push(Headline {
+            key: key.to_string(),
+            value: serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
+            text: text.into(),
+        });
+    }
+
     /// Writes `run.json` atomically and returns the record.
     pub fn finish(mut self) -> Result<RunRecord, RunFolderError> {
         self.record.elapsed_s = self.started.elapsed().as_secs_f64();
@@ -235,6 +325,8 @@ mod tests {
         run.hash_bytes("manifest", b"abc");
         run.fail("clip-1", "a.wav", "unreadable");
         run.output("table.csv");
+        run.figure("plot.svg", "A plot", "What it shows.\nHow to read it.");
+        run.headline("best_layer", 3, "The best layer is 3.");
         let record = run.finish().unwrap();
         assert_eq!(
             record.hashes["manifest"],
@@ -248,5 +340,9 @@ mod tests {
         assert_eq!(json["config"]["k"], 1);
         assert_eq!(json["failures"][0]["item"], "clip-1");
         assert_eq!(json["crate_version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(json["artifacts"][0]["kind"], "figure");
+        assert_eq!(json["artifacts"][0]["path"], "plot.svg");
+        assert_eq!(json["outputs"][1], "plot.svg");
+        assert_eq!(json["headlines"][0]["value"], 3);
     }
 }
