@@ -1,7 +1,7 @@
 //! A small multilayer perceptron, classifier or regressor, trained with Adam on mini-batches:
 //! ReLU hidden layers (default 128 → 16, as the RAVDESS probing code of Sun et al. 2025), inverted
 //! dropout after each hidden layer, an L2 penalty on the weights with scikit-learn's
-//! `MLPClassifier` convention (α/2·‖W‖² per batch, divided by the batch size), Glorot-uniform
+//! `MLPClassifier` convention (α/2·‖W‖² per batch, divided by the batch's weight sum), Glorot-uniform
 //! initialisation, optional per-row weights (class weighting), and early stopping on a dev share
 //! held out of the training rows (best dev loss kept, `patience` epochs without improvement end
 //! the fit).
@@ -391,7 +391,7 @@ impl Mlp {
             let d = &self.dense[l];
             gemm(&mut g.w[l], &acts[l], &delta, d.fan_in, n, d.fan_out, true, false, false);
             for (gw, wv) in g.w[l].iter_mut().zip(&d.w) {
-                *gw += alpha * wv / n as f64;
+                *gw += alpha * wv / total;
                 reg += wv * wv;
             }
             g.b[l].iter_mut().for_each(|v| *v = 0.0);
@@ -444,7 +444,7 @@ impl Mlp {
             }
             delta = below;
         }
-        loss + 0.5 * alpha * reg / n as f64
+        loss + 0.5 * alpha * reg / total
     }
 
     /// One Adam step (β₁ 0.9, β₂ 0.999, ε 1e-8).
