@@ -27,7 +27,7 @@ echo "round rust_s sklearn_s"
 : >"$WORK/times"
 for r in $(seq 1 "$ROUNDS"); do
   t0=$(now); probe; t1=$(now); sk; t2=$(now)
-  echo "$r $(echo "$t1 - $t0" | bc) $(echo "$t2 - $t1" | bc)" | tee -a "$WORK/times"
+  awk -v r="$r" -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "%d %.2f %.2f\n", r, b - a, c - b }' | tee -a "$WORK/times"
 done
 "$PY" - "$WORK" <<'PY'
 import sys, statistics, pandas as pd

@@ -28,6 +28,8 @@ fn n(v: &Value) -> usize {
 
 fn close(a: &[f64], b: &[f64], tol: f64, what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    eprintln!("{what}: largest difference {worst:.1e}");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
         assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{what}[{i}]: {x} vs {y}");
     }
@@ -150,5 +152,6 @@ fn mlp_training_reaches_scikit_learns_accuracy() {
         ours.push(pred.iter().zip(&y[n_train..]).filter(|(a, b)| a == b).count() as f64 / (rows - n_train) as f64);
     }
     let mean = ours.iter().sum::<f64>() / ours.len() as f64;
+    eprintln!("test accuracy: emobridge {ours:?}, scikit-learn {sk:?}");
     assert!((mean - sk_mean).abs() < 0.04, "emobridge {ours:?} vs scikit-learn {sk:?}");
 }

@@ -39,7 +39,7 @@ enum Command {
     Extract(commands::extract::ExtractArgs),
     /// Fréchet audio distance: between two embedding sets, or the per-emotion study.
     Fad(commands::fad::FadArgs),
-    /// Linear emotion probe on every cached hidden state, within and across domains.
+    /// Layer-wise probing and speech ↔ music transfer (emotion, arousal or valence).
     Probe(commands::probe::ProbeArgs),
 }
 

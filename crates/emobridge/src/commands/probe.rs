@@ -90,7 +90,15 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("probing {tag} in {}", root.display()))?,
         (_, _, Some(set)) => {
             let set = if set == "compare" { ClipDescriptors::Compare } else { ClipDescriptors::Egemaps };
-            let records: Vec<_> = manifest.records.iter().collect();
+            let records: Vec<_> = manifest
+                .records
+                .iter()
+                .filter(|r| match config.target {
+                    Target::Emotion => r.emotion.is_some(),
+                    Target::Arousal => r.arousal.is_some(),
+                    Target::Valence => r.valence.is_some(),
+                })
+                .collect();
             let (rows, failures) = clip_descriptors(&manifest, &records, set, &tick);
             for f in &failures {
                 tracing::error!("{}: {}", f.path, f.error);
