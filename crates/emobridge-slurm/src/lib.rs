@@ -18,6 +18,7 @@
 //! `extract`, `OUT/slurm/` for the studies, `OUT.slurm/` beside a feature table): the script, the
 //! task logs, `jobs.json` (every submission) and `verify.json` (the last check).
 
+pub mod args;
 pub mod commands;
 pub mod script;
 pub mod workload;
@@ -61,8 +62,6 @@ pub enum SlurmError {
     Fad(#[from] emobridge_studies::fad::FadStudyError),
     #[error(transparent)]
     Store(#[from] emobridge_store::StoreError),
-    #[error(transparent)]
-    Manifest(#[from] emobridge_corpus::manifest::ManifestError),
 }
 
 pub type Result<T, E = SlurmError> = std::result::Result<T, E>;
@@ -200,6 +199,7 @@ impl ArrayJob {
                 "do not pass --shard: every array task adds its own --shard I/N".into(),
             ));
         }
+        self.workload.preflight()?;
         if !self.workload.shardable() && self.config.tasks != 1 {
             return Err(SlurmError::Invalid(format!(
                 "`{}` runs as one task (--tasks 1): {}",
@@ -347,6 +347,61 @@ pub fn verify(job: &ArrayJob) -> Result<Verification> {
     let text = serde_json::to_string_pretty(&report).expect("plain data");
     write_file(&dir.join("verify.json"), text.as_bytes())?;
     Ok(report)
+}
+
+/// What `emobridge slurm` does after writing the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Print the script, submit nothing.
+    DryRun,
+    /// Submit every task; with `wait`, wait for the array, then check and merge.
+    Submit { wait: bool },
+    /// Submit the incomplete shards only; with `wait`, as `Submit`.
+    Resubmit { wait: bool },
+    /// Submit nothing: check and merge what earlier tasks wrote.
+    Merge,
+}
+
+/// What [`run`] did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The script written (absent for `Merge`).
+    pub launch: Option<Launch>,
+    /// Final task states from `sacct`, when waited for and the cluster keeps accounting.
+    pub states: Option<Vec<TaskState>>,
+    /// The check (and merge), when waited for or asked for with `Merge`.
+    pub verification: Option<Verification>,
+}
+
+/// The whole step: write the script, submit (or not), wait (or not), check and merge.
+/// `progress` sees each `squeue` snapshot while waiting.
+pub fn run(job: &ArrayJob, action: Action, progress: &dyn Fn(&[TaskState])) -> Result<Outcome> {
+    job.validate()?;
+    let (mode, wait) = match action {
+        Action::Merge => {
+            return Ok(Outcome {
+                launch: None,
+                states: None,
+                verification: Some(verify(job)?),
+            })
+        }
+        Action::DryRun => (LaunchMode::DryRun, false),
+        Action::Submit { wait } => (LaunchMode::Submit, wait),
+        Action::Resubmit { wait } => (LaunchMode::Resubmit, wait),
+    };
+    let launch = launch(job, mode)?;
+    let job_id = launch.submission.as_ref().map(|s| s.job_id.clone());
+    let mut outcome = Outcome {
+        launch: Some(launch),
+        states: None,
+        verification: None,
+    };
+    if let (true, Some(id)) = (wait, job_id) {
+        let poll = Duration::from_secs_f64(job.config.poll_interval_s);
+        outcome.states = self::wait(&id, poll, progress)?;
+        outcome.verification = Some(verify(job)?);
+    }
+    Ok(outcome)
 }
 
 /// The task logs of a submission, as `script` names them.

@@ -125,6 +125,27 @@ impl Workload {
         }
     }
 
+    /// Checks what every task would otherwise fail on, before anything is submitted: the
+    /// manifest reads, and the settings can be sharded.
+    pub fn preflight(&self) -> Result<()> {
+        match self {
+            Workload::Extract { manifest, .. } | Workload::Features { manifest, .. } => {
+                read_manifest(manifest).map(|_| ())
+            }
+            Workload::Fad {
+                manifest, config, ..
+            } => {
+                if config.bootstrap >= 2 {
+                    return Err(SlurmError::Invalid(
+                        "--bootstrap resamples whole clips from every row and needs one process: run `emobridge fad` itself for intervals".into(),
+                    ));
+                }
+                read_manifest(manifest).map(|_| ())
+            }
+            Workload::Probe { .. } => Ok(()),
+        }
+    }
+
     /// The shards (of `count`) that must run again.
     pub fn incomplete(&self, count: usize) -> Result<Vec<usize>> {
         Ok(self.check(count)?.incomplete())
@@ -211,7 +232,8 @@ impl Workload {
 }
 
 fn read_manifest(path: &Path) -> Result<Manifest> {
-    Manifest::read(path).map_err(SlurmError::from)
+    // The manifest error names the file and its cause in its own message already.
+    Manifest::read(path).map_err(|e| SlurmError::Invalid(format!("cannot read the manifest: {e}")))
 }
 
 /// A shard's failure list, when its task got that far.

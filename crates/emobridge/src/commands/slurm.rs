@@ -1,11 +1,10 @@
 //! `emobridge slurm <extract|features|fad|probe> ARGS... --tasks N [...]`: the command as a Slurm
 //! job array, one task per shard (see `emobridge_slurm` and docs/cluster.md).
 
-use std::time::Duration;
-
 use anyhow::{bail, Context};
 use clap::{Args, FromArgMatches, Parser};
-use emobridge_slurm::{ArrayJob, LaunchMode, SlurmConfig, Workload};
+use emobridge_slurm::args::{shell_words, split_options};
+use emobridge_slurm::{Action, ArrayJob, SlurmConfig, Workload};
 
 #[derive(Args)]
 #[command(
@@ -53,36 +52,6 @@ struct SlurmOptions {
     poll_s: f64,
 }
 
-const VALUED: [&str; 8] = [
-    "--tasks",
-    "--partition",
-    "--time",
-    "--mem",
-    "--cpus-per-task",
-    "--gres",
-    "--sbatch-arg",
-    "--poll-s",
-];
-const SWITCHES: [&str; 4] = ["--wait", "--dry-run", "--resubmit", "--merge"];
-
-/// Splits the mixed list into (Slurm options, the command's own arguments).
-fn split(args: &[String]) -> (Vec<String>, Vec<String>) {
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let name = a.split('=').next().unwrap_or(a);
-        if SWITCHES.contains(&a.as_str()) || (VALUED.contains(&name) && a.contains('=')) {
-            ours.push(a.clone());
-        } else if VALUED.contains(&a.as_str()) {
-            ours.push(a.clone());
-            ours.extend(it.next().cloned());
-        } else {
-            theirs.push(a.clone());
-        }
-    }
-    (ours, theirs)
-}
-
 /// Parses the command's arguments with its own parser, as `emobridge <command>` would.
 fn parse<T: Args + FromArgMatches>(command: &str, args: &[String]) -> anyhow::Result<T> {
     let name = match command {
@@ -92,9 +61,9 @@ fn parse<T: Args + FromArgMatches>(command: &str, args: &[String]) -> anyhow::Re
         _ => "emobridge probe",
     };
     let cmd = T::augment_args(clap::Command::new(name).no_binary_name(true));
-    let matches = cmd
-        .try_get_matches_from(args)
-        .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
+    // The global -v flags are the top-level parser's; the tasks get them as they are.
+    let args: Vec<&String> = args.iter().filter(|a| !is_verbose(a)).collect();
+    let matches = cmd.try_get_matches_from(args).map_err(one_line)?;
     Ok(T::from_arg_matches(&matches)?)
 }
 
@@ -143,9 +112,8 @@ fn workload(command: &str, args: &[String]) -> anyhow::Result<Workload> {
 }
 
 pub fn run(args: SlurmArgs) -> anyhow::Result<()> {
-    let (ours, theirs) = split(&args.args);
-    let opts = SlurmOptions::try_parse_from(&ours)
-        .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
+    let (ours, theirs) = split_options(&args.args);
+    let opts = SlurmOptions::try_parse_from(&ours).map_err(one_line)?;
     let job = ArrayJob {
         program: std::env::current_exe().context("cannot locate the emobridge binary")?,
         args: std::iter::once(args.command.clone())
@@ -164,86 +132,98 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<()> {
             poll_interval_s: opts.poll_s,
         },
     };
-    job.validate()?;
-    let again = format!("emobridge slurm {} {}", args.command, shell_words(&theirs));
-    if !opts.merge {
-        let mode = match (opts.dry_run, opts.resubmit) {
-            (true, _) => LaunchMode::DryRun,
-            (_, true) => LaunchMode::Resubmit,
-            _ => LaunchMode::Submit,
-        };
-        let launch = emobridge_slurm::launch(&job, mode)?;
-        let Some(sub) = launch.submission else {
-            if mode == LaunchMode::DryRun {
+    let action = match (opts.dry_run, opts.resubmit, opts.merge) {
+        (true, ..) => Action::DryRun,
+        (_, true, _) => Action::Resubmit { wait: opts.wait },
+        (.., true) => Action::Merge,
+        _ => Action::Submit { wait: opts.wait },
+    };
+    let outcome = emobridge_slurm::run(&job, action, &|q| {
+        tracing::info!("{} element(s) queued or running", q.len())
+    })?;
+    let again = format!(
+        "emobridge slurm {} {} --tasks {}",
+        args.command,
+        shell_words(&theirs),
+        opts.tasks
+    );
+    if let Some(launch) = &outcome.launch {
+        match &launch.submission {
+            None if action == Action::DryRun => {
                 print!("{}", launch.script);
                 eprintln!(
                     "script written to {} (not submitted)",
                     launch.script_path.display()
                 );
-            } else {
-                println!("every shard is complete: nothing to resubmit");
             }
-            return Ok(());
-        };
-        println!("{}", sub.job_id);
-        eprintln!(
-            "submitted job {} (tasks {:?} of {}), logs in {}",
-            sub.job_id,
-            sub.tasks,
-            sub.shards,
-            job.slurm_dir().join("logs").display()
-        );
-        if !opts.wait {
-            eprintln!(
-                "when it has finished, check and merge with: {again} --tasks {} --merge",
-                opts.tasks
-            );
-            return Ok(());
-        }
-        let poll = Duration::from_secs_f64(opts.poll_s);
-        let states = emobridge_slurm::wait(&sub.job_id, poll, &|q| {
-            tracing::info!("{} element(s) queued or running", q.len())
-        })?;
-        for s in states.iter().flatten() {
-            eprintln!("{} {}", s.id, s.raw);
+            None => println!("every shard is complete: nothing to resubmit"),
+            Some(sub) => {
+                println!("{}", sub.job_id);
+                eprintln!(
+                    "submitted job {} (tasks {:?} of {}), logs in {}",
+                    sub.job_id,
+                    sub.tasks,
+                    sub.shards,
+                    job.slurm_dir().join("logs").display()
+                );
+            }
         }
     }
-    let report = emobridge_slurm::verify(&job)?;
+    for s in outcome.states.iter().flatten() {
+        eprintln!("{} {}", s.id, s.raw);
+    }
+    let Some(report) = outcome.verification else {
+        if outcome.launch.is_some_and(|l| l.submission.is_some()) {
+            eprintln!("when it has finished, check and merge with: {again} --merge");
+        }
+        return Ok(());
+    };
     for s in &report.shards {
+        let note = s.note.as_ref().map_or(String::new(), |n| format!(": {n}"));
         eprintln!(
-            "shard {}/{}: {} clips, {} done, {} failed{}",
-            s.shard,
-            opts.tasks,
-            s.clips,
-            s.done,
-            s.failed,
-            s.note.as_ref().map_or(String::new(), |n| format!(": {n}"))
+            "shard {}/{}: {} clips, {} done, {} failed{note}",
+            s.shard, opts.tasks, s.clips, s.done, s.failed
         );
     }
     if !report.complete() {
-        bail!("shards {:?} of {} are incomplete; submit them again with: {again} --tasks {} --resubmit", report.incomplete(), opts.tasks, opts.tasks);
+        bail!(
+            "shards {:?} of {} are incomplete; submit them again with: {again} --resubmit",
+            report.incomplete(),
+            opts.tasks
+        );
     }
     println!(
         "merged: {}",
         report
             .merged
-            .as_ref()
             .map_or(String::new(), |p| p.display().to_string())
     );
     Ok(())
 }
 
-fn shell_words(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c))
-            {
-                a.clone()
-            } else {
-                emobridge_slurm::script::quote(a)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+fn is_verbose(a: &str) -> bool {
+    a == "--verbose" || (a.len() > 1 && a.starts_with('-') && a[1..].chars().all(|c| c == 'v'))
+}
+
+/// A clap error on one line, without its usage block.
+fn one_line(e: clap::Error) -> anyhow::Error {
+    let text = e.to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    anyhow::anyhow!("{}", lines.join(" ").trim_start_matches("error: "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbose_flags_are_recognised() {
+        assert!(is_verbose("-v") && is_verbose("-vv") && is_verbose("--verbose"));
+        assert!(!is_verbose("-x") && !is_verbose("-"));
+    }
 }
