@@ -41,6 +41,8 @@ enum Command {
     Fad(commands::fad::FadArgs),
     /// Layer-wise probing and speech ↔ music transfer (emotion, arousal or valence).
     Probe(commands::probe::ProbeArgs),
+    /// Run extract, features, fad or probe on a Slurm cluster as a job array, one task per shard.
+    Slurm(commands::slurm::SlurmArgs),
 }
 
 fn main() {
@@ -55,6 +57,7 @@ fn main() {
         Command::Extract(a) => commands::extract::run(a),
         Command::Fad(a) => commands::fad::run(a),
         Command::Probe(a) => commands::probe::run(a),
+        Command::Slurm(a) => commands::slurm::run(a),
     };
     if let Err(e) = result {
         // One line: the context chain joined, so the bad input and the reason read together.
