@@ -175,7 +175,17 @@ impl Workload {
             }
             Workload::Fad { out, .. } => check_fad(out, count),
             Workload::Probe { out } => {
-                let done = out.join("run.json").is_file();
+                // A run.json older than the last submission is an earlier run's.
+                let run_json = out.join("run.json");
+                let last = crate::read_jobs(&self.slurm_dir())?
+                    .last()
+                    .map_or(0, |j| j.submitted_unix_s);
+                let written = std::fs::metadata(&run_json)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs());
+                let done = written.is_some_and(|t| t >= last);
                 let status = ShardStatus {
                     shard: 0,
                     complete: done,

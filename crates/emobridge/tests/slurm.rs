@@ -393,6 +393,11 @@ fn job_arrays_on_a_real_single_node_slurm() {
         job.chars().all(|c| c.is_ascii_digit()) && !job.is_empty(),
         "job id `{job}`"
     );
+    // While the array is queued, --resubmit is refused.
+    let early = slurm(&["--resubmit"]);
+    assert!(!early.status.success());
+    assert!(String::from_utf8_lossy(&early.stderr)
+        .contains(&format!("job {job} still has tasks queued or running")));
     run_ok(cluster.client("scancel").arg(format!("{job}_2"))).unwrap();
     run_ok(cluster.client("scontrol").args(["release", &job])).unwrap();
     std::env::set_var("SLURM_CONF", &cluster.conf);
