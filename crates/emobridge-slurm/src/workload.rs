@@ -4,7 +4,7 @@
 //! | command | a shard `I/N` writes | complete when | merge |
 //! |---|---|---|---|
 //! | `extract` | `CACHE/<tag>/<clip>.safetensors`, `failures.shard-I-of-N.json` | every clip of the shard is cached or listed as a failure | per-shard failure lists → `failures.json` |
-//! | `features` | `OUT.shard-I-of-N.csv`, `OUT.shard-I-of-N.failures.json` (written last) | the failure list exists and every clip of the shard is a row or a failure | tables concatenated in manifest order → `OUT`, failures → `OUT.failures.json` |
+//! | `features` (`--out f.csv`) | `f.shard-I-of-N.csv`, `f.shard-I-of-N.csv.failures.json` (written last) | the failure list exists and every clip of the shard is a row or a failure | tables concatenated in manifest order → `f.csv`, failures → `f.csv.failures.json` |
 //! | `fad` | `OUT/shards/shard-I-of-N/` (per-layer statistics, `done.json` last) | `done.json` exists | the study from the merged statistics → `OUT/` |
 //! | `probe` | `OUT/` | `OUT/run.json` exists | none: one task |
 //!

@@ -68,7 +68,7 @@ pub struct FeaturesArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Only the manifest clips of shard I of N (0-based, membership by clip id, as `extract`):
-    /// writes OUT.shard-I-of-N.csv and then OUT.shard-I-of-N.csv.failures.json;
+    /// `--out f.csv` writes f.shard-I-of-N.csv, then f.shard-I-of-N.csv.failures.json;
     /// `emobridge slurm features … --merge` joins the shards.
     #[arg(long)]
     pub shard: Option<String>,
