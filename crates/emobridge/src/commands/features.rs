@@ -221,6 +221,12 @@ fn shard_inputs(
     {
         bail!("--shard writes CSV tables (the merge joins CSV): give an OUT ending in .csv");
     }
+    // An earlier run's failure list must not mark this run finished if it stops early.
+    let marker = features_failures_path(&args.out, shard);
+    if marker.exists() {
+        std::fs::remove_file(&marker)
+            .with_context(|| format!("cannot remove {}", marker.display()))?;
+    }
     let mine = inputs
         .into_iter()
         .filter(|i| i.id.as_deref().is_some_and(|id| shard.owns(id)))
