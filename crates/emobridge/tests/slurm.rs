@@ -501,6 +501,15 @@ fn job_arrays_on_a_real_single_node_slurm() {
         );
         assert_eq!(a.len(), b.len(), "{file}");
         assert!(!a.is_empty(), "{file}");
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|((_, x), (_, y))| (x - y).abs())
+            .fold(0.0, f64::max);
+        eprintln!(
+            "{file}: {} distances, largest |single - array| {worst:e}",
+            a.len()
+        );
         for ((ka, va), (kb, vb)) in a.iter().zip(&b) {
             assert_eq!(ka, kb);
             assert!(
