@@ -324,12 +324,25 @@ pub fn wait(
     poll: Duration,
     progress: &dyn Fn(&[TaskState]),
 ) -> Result<Option<Vec<TaskState>>> {
+    // A busy controller times out now and then: give up only after several failures in a row.
+    const TRIES: usize = 5;
+    let mut failures = 0;
     loop {
-        let queued = commands::squeue(job_id)?;
-        if queued.is_empty() {
-            break;
+        match commands::squeue(job_id) {
+            Ok(queued) if queued.is_empty() => break,
+            Ok(queued) => {
+                failures = 0;
+                progress(&queued);
+            }
+            Err(e @ SlurmError::ToolMissing { .. }) => return Err(e),
+            Err(e) => {
+                failures += 1;
+                if failures >= TRIES {
+                    return Err(e);
+                }
+                tracing::warn!("{e} (try {failures} of {TRIES}; polling again)");
+            }
         }
-        progress(&queued);
         std::thread::sleep(poll);
     }
     commands::sacct(job_id)

@@ -4,7 +4,7 @@
 //! | command | a shard `I/N` writes | complete when | merge |
 //! |---|---|---|---|
 //! | `extract` | `CACHE/<tag>/<clip>.safetensors`, `failures.shard-I-of-N.json` | every clip of the shard is cached or listed as a failure | per-shard failure lists → `failures.json` |
-//! | `features` | `OUT.shard-I-of-N.csv`, `OUT.shard-I-of-N.failures.json` (written last) | the failure list exists and every clip of the shard is a row or a failure | tables concatenated in manifest order → `OUT`, failures → `OUT.failures.json` |
+//! | `features` (`--out f.csv`) | `f.shard-I-of-N.csv`, `f.shard-I-of-N.csv.failures.json` (written last) | the failure list exists and every clip of the shard is a row or a failure | tables concatenated in manifest order → `f.csv`, failures → `f.csv.failures.json` |
 //! | `fad` | `OUT/shards/shard-I-of-N/` (per-layer statistics, `done.json` last) | `done.json` exists | the study from the merged statistics → `OUT/` |
 //! | `probe` | `OUT/` | `OUT/run.json` exists | none: one task |
 //!
@@ -175,7 +175,17 @@ impl Workload {
             }
             Workload::Fad { out, .. } => check_fad(out, count),
             Workload::Probe { out } => {
-                let done = out.join("run.json").is_file();
+                // A run.json older than the last submission is an earlier run's.
+                let run_json = out.join("run.json");
+                let last = crate::read_jobs(&self.slurm_dir())?
+                    .last()
+                    .map_or(0, |j| j.submitted_unix_s);
+                let written = std::fs::metadata(&run_json)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs());
+                let done = written.is_some_and(|t| t >= last);
                 let status = ShardStatus {
                     shard: 0,
                     complete: done,

@@ -276,27 +276,22 @@ fn study(
     run.note("states_in_cache", plan.shape.states);
     run.note("statistics_level", config.level);
 
-    let shards = match source {
-        LayerSource::InProcess => None,
-        LayerSource::Shards { dir, count } => {
-            run.note("shards", count);
-            Some(shards::load_shard_records(dir, count, &plan.fingerprint)?)
-        }
-    };
-    if let Some(records) = &shards {
-        for f in records.iter().flat_map(|r| &r.failures) {
-            run.fail(&f.item, &f.path, &f.reason);
+    if let LayerSource::Shards { dir, count } = &source {
+        run.note("shards", count);
+        // Every shard must have planned what this merge plans; their read failures are listed.
+        for record in shards::load_shard_records(dir, *count, &plan.fingerprint)? {
+            for f in record.failures {
+                run.fail(f.item, f.path, f.reason);
+            }
         }
     }
     let mut speech_vs_music = Vec::new();
     let mut pairs = Vec::new();
     for &layer in &plan.layers {
         tracing::info!(layer, "FAD study: layer {layer}");
-        let accumulated = match (&source, &shards) {
-            (LayerSource::Shards { dir, count }, Some(_)) => {
-                shards::merge_layer(&plan, dir, *count, layer)?
-            }
-            _ => {
+        let accumulated = match &source {
+            LayerSource::Shards { dir, count } => shards::merge_layer(&plan, dir, *count, layer)?,
+            LayerSource::InProcess => {
                 let mut failures = Vec::new();
                 let acc = accumulate(config, &plan, layer, &|_| true, &mut failures)?;
                 for f in failures {

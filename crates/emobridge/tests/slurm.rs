@@ -72,6 +72,22 @@ impl LocalCluster {
             std::fs::create_dir_all(d.join(sub)).map_err(|e| e.to_string())?;
         }
         let (ctld_port, d_port) = (free_port()?, free_port()?);
+        // slurmd drains a node that has less memory than slurm.conf claims: claim 90 % of it.
+        let memory_mb = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                let kb: u64 = m
+                    .lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))?
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .ok()?;
+                Some(kb / 1024 * 9 / 10)
+            })
+            .unwrap_or(1000)
+            .min(20000);
         let conf = format!(
             "ClusterName=emobridge-test\nSlurmctldHost={host}\nSlurmUser=root\nSlurmdUser=root\n\
              AuthType=auth/munge\nProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n\
@@ -82,7 +98,7 @@ impl LocalCluster {
              SlurmctldPidFile={d}/slurmctld.pid\nSlurmdPidFile={d}/slurmd.pid\n\
              SlurmctldLogFile={d}/log/slurmctld.log\nSlurmdLogFile={d}/log/slurmd.log\n\
              SlurmctldPort={ctld_port}\nSlurmdPort={d_port}\n\
-             NodeName={host} CPUs={cpus} RealMemory=20000 State=UNKNOWN\n\
+             NodeName={host} CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN\n\
              PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP\n",
             d = d.display()
         );
@@ -191,10 +207,10 @@ impl Drop for LocalCluster {
     fn drop(&mut self) {
         // Stop by pid, the last started first; SIGTERM, then SIGKILL after 10 s.
         for (name, child) in self.daemons.iter_mut().rev() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
+            // SAFETY: kill(2) on the pid of a child this process spawned and has not reaped.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
             let started = Instant::now();
             loop {
                 match child.try_wait() {
@@ -393,6 +409,11 @@ fn job_arrays_on_a_real_single_node_slurm() {
         job.chars().all(|c| c.is_ascii_digit()) && !job.is_empty(),
         "job id `{job}`"
     );
+    // While the array is queued, --resubmit is refused.
+    let early = slurm(&["--resubmit"]);
+    assert!(!early.status.success());
+    assert!(String::from_utf8_lossy(&early.stderr)
+        .contains(&format!("job {job} still has tasks queued or running")));
     run_ok(cluster.client("scancel").arg(format!("{job}_2"))).unwrap();
     run_ok(cluster.client("scontrol").args(["release", &job])).unwrap();
     std::env::set_var("SLURM_CONF", &cluster.conf);
@@ -480,6 +501,15 @@ fn job_arrays_on_a_real_single_node_slurm() {
         );
         assert_eq!(a.len(), b.len(), "{file}");
         assert!(!a.is_empty(), "{file}");
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|((_, x), (_, y))| (x - y).abs())
+            .fold(0.0, f64::max);
+        eprintln!(
+            "{file}: {} distances, largest |single - array| {worst:e}",
+            a.len()
+        );
         for ((ka, va), (kb, vb)) in a.iter().zip(&b) {
             assert_eq!(ka, kb);
             assert!(

@@ -70,6 +70,17 @@ pub fn run_shard(
         path: dir.clone(),
         source,
     })?;
+    // An earlier run's record must not mark this run finished if it stops early.
+    let done = dir.join("done.json");
+    if let Err(e) = std::fs::remove_file(&done) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return Err(RunFolderError::Io {
+                path: done,
+                source: e,
+            }
+            .into());
+        }
+    }
     let owns = |id: &str| shard.owns(id);
     let clips = plan.clips.iter().filter(|c| owns(&c.record.id)).count();
     tracing::info!(

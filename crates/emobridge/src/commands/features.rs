@@ -68,7 +68,7 @@ pub struct FeaturesArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Only the manifest clips of shard I of N (0-based, membership by clip id, as `extract`):
-    /// writes OUT.shard-I-of-N.csv and then OUT.shard-I-of-N.csv.failures.json;
+    /// `--out f.csv` writes f.shard-I-of-N.csv, then f.shard-I-of-N.csv.failures.json;
     /// `emobridge slurm features … --merge` joins the shards.
     #[arg(long)]
     pub shard: Option<String>,
@@ -220,6 +220,12 @@ fn shard_inputs(
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
     {
         bail!("--shard writes CSV tables (the merge joins CSV): give an OUT ending in .csv");
+    }
+    // An earlier run's failure list must not mark this run finished if it stops early.
+    let marker = features_failures_path(&args.out, shard);
+    if marker.exists() {
+        std::fs::remove_file(&marker)
+            .with_context(|| format!("cannot remove {}", marker.display()))?;
     }
     let mine = inputs
         .into_iter()
