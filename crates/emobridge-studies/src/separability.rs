@@ -601,6 +601,7 @@ pub fn probe(
     }
 
     // Features per clip and state.
+    let started = std::time::Instant::now();
     let (ids, mut states) = match input {
         ProbeInput::Features { rows, .. } => {
             let dim = rows.first().map_or(0, |r| r.1.len());
@@ -626,6 +627,11 @@ pub fn probe(
     };
     let dim = states.first().map_or(0, |s| s.0);
     let mut rows = ids.len();
+    tracing::info!(
+        "probe: {rows} clips × {} state(s) × {dim} features read in {:.2} s",
+        states.len(),
+        started.elapsed().as_secs_f64()
+    );
 
     // Non-finite columns, then non-finite clips.
     let limit = config.nonfinite_column_share * rows as f64;
@@ -1080,11 +1086,7 @@ fn read_cache(
         .par_iter()
         .map(|r| {
             CachedClip::open(&clip_path(root, tag, &r.id))
-                .and_then(|clip| {
-                    (0..clip.shape().states)
-                        .map(|layer| clip.layer_mean(layer))
-                        .collect::<Result<Vec<_>, _>>()
-                })
+                .and_then(|clip| clip.layer_means())
                 .map_err(|e| e.to_string())
         })
         .collect();
@@ -1663,9 +1665,13 @@ fn write_outputs(
                 if best_states.get(&si) == Some(state) {
                     let heat = emobridge_report::Heatmap {
                         title: format!(
-                            "{}: confusion at {}",
+                            "{}: confusion, {}",
                             setting_title(si),
-                            state_name(*state)
+                            if single || state.is_none() {
+                                state_name(*state)
+                            } else {
+                                format!("hidden state {}", state_name(*state))
+                            }
                         ),
                         row_labels: names.iter().map(|s| s.to_string()).collect(),
                         col_labels: names.iter().map(|s| s.to_string()).collect(),
