@@ -697,18 +697,27 @@ pub fn probe(
     // Targets and the label set.
     let mut without_target = Vec::new();
     let mut picked: Vec<(usize, &emobridge_corpus::Record)> = Vec::new();
+    let mut without_features = Vec::new();
     for r in &manifest.records {
-        let Some(&row) = by_id.get(r.id.as_str()) else {
-            continue;
-        };
-        if !finite_row[row] {
-            continue;
-        }
-        if config.target.present(r) {
-            picked.push((row, r));
-        } else {
+        if !config.target.present(r) {
             without_target.push(r.id.clone());
+            continue;
         }
+        match by_id.get(r.id.as_str()) {
+            Some(&row) if finite_row[row] => picked.push((row, r)),
+            Some(_) => {} // listed under failures above
+            None => without_features.push(r.id.clone()),
+        }
+    }
+    if !without_features.is_empty() {
+        run.note(
+            "clips_without_features",
+            serde_json::json!({
+                "rule": "skipped: no feature row (or cache entry, listed under failures)",
+                "count": without_features.len(),
+                "first": without_features.iter().take(10).collect::<Vec<_>>(),
+            }),
+        );
     }
     if !without_target.is_empty() {
         run.note(
