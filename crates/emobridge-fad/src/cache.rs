@@ -187,6 +187,20 @@ impl CachedClip {
             .ok_or_else(|| format_err(&self.path, "clip has no frames"))
     }
 
+    /// Every hidden state's clip-level mean ([`CachedClip::layer_mean`] for each state), parsing
+    /// the file's header once: the probe's read path.
+    pub fn layer_means(&self) -> Result<Vec<Vec<f64>>> {
+        let ClipShape { states, dim, .. } = self.shape;
+        let st = self.tensors();
+        match st.tensor("mean") {
+            Ok(mean) if mean.shape() == [states, dim] => {
+                let all = tensor_values(&self.path, mean.dtype(), mean.data())?;
+                Ok(all.chunks_exact(dim.max(1)).map(<[f64]>::to_vec).collect())
+            }
+            _ => (0..states).map(|l| self.layer_mean(l)).collect(),
+        }
+    }
+
     /// The `__metadata__` map of the file (extractor, model, weights hash, …), if any.
     pub fn metadata(&self) -> Vec<(String, String)> {
         let Ok((_, meta)) = SafeTensors::read_metadata(&self.bytes) else {

@@ -236,7 +236,17 @@ impl Problem<'_> {
     fn loss_grad(&self, w: &[f64], grad: &mut [f64]) -> f64 {
         let (d, k_out, n) = (self.cols, self.outputs, self.rows);
         let mut scores = vec![0.0; n * k_out];
-        gemm(&mut scores, self.x, &w[..k_out * d], n, d, k_out, false, true, false);
+        gemm(
+            &mut scores,
+            self.x,
+            &w[..k_out * d],
+            n,
+            d,
+            k_out,
+            false,
+            true,
+            false,
+        );
         let mut loss = 0.0;
         for (i, (row, &target)) in scores.chunks_exact_mut(k_out).zip(self.targets).enumerate() {
             if self.fit_intercept {
@@ -260,7 +270,17 @@ impl Problem<'_> {
             }
         }
         // `scores` now holds the weighted residuals R [n, outputs].
-        gemm(&mut grad[..k_out * d], &scores, self.x, k_out, n, d, true, false, false);
+        gemm(
+            &mut grad[..k_out * d],
+            &scores,
+            self.x,
+            k_out,
+            n,
+            d,
+            true,
+            false,
+            false,
+        );
         if self.fit_intercept {
             let gb = &mut grad[k_out * d..];
             gb.iter_mut().for_each(|g| *g = 0.0);

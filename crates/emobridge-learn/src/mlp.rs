@@ -33,6 +33,10 @@ pub struct MlpConfig {
     pub dropout: f64,
     /// Adam step size (default 1e-3, scikit-learn's and PyTorch's).
     pub learning_rate: f64,
+    /// Adam step size of the layer-weight logits of a weighted sum (default 1e-2: their
+    /// gradients are averages over every feature, so at the network's step they hardly move
+    /// from uniform within an early-stopped fit).
+    pub layer_weight_learning_rate: f64,
     /// L2 penalty α on the weights (default 1e-4, scikit-learn's `alpha`).
     pub alpha: f64,
     /// Rows per mini-batch (default 32).
@@ -54,6 +58,7 @@ impl Default for MlpConfig {
             hidden: vec![128, 16],
             dropout: 0.2,
             learning_rate: 1e-3,
+            layer_weight_learning_rate: 1e-2,
             alpha: 1e-4,
             batch_size: 32,
             max_epochs: 200,
@@ -148,7 +153,11 @@ impl Mlp {
         Mlp {
             task,
             dense,
-            mix: if inputs > 1 { vec![0.0; inputs] } else { Vec::new() },
+            mix: if inputs > 1 {
+                vec![0.0; inputs]
+            } else {
+                Vec::new()
+            },
             dim,
             epochs: 0,
             best_epoch: 0,
@@ -211,7 +220,14 @@ impl Mlp {
                     &mut g,
                 ) * batch.len() as f64;
                 step += 1;
-                model.adam(&g, &mut m, &mut v, step, cfg.learning_rate);
+                model.adam(
+                    &g,
+                    &mut m,
+                    &mut v,
+                    step,
+                    cfg.learning_rate,
+                    cfg.layer_weight_learning_rate,
+                );
             }
             let loss = if dev.is_empty() {
                 train_loss / train.len() as f64
@@ -279,7 +295,10 @@ impl Mlp {
             .map(|row| {
                 row.iter()
                     .enumerate()
-                    .fold((0, f64::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+                    .fold(
+                        (0, f64::NEG_INFINITY),
+                        |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+                    )
                     .0
             })
             .collect())
@@ -320,7 +339,9 @@ impl Mlp {
         let mut masks = Vec::new();
         for (l, d) in self.dense.iter().enumerate() {
             let mut z = vec![0.0; n * d.fan_out];
-            gemm(&mut z, &acts[l], &d.w, n, d.fan_in, d.fan_out, false, false, false);
+            gemm(
+                &mut z, &acts[l], &d.w, n, d.fan_in, d.fan_out, false, false, false,
+            );
             for row in z.chunks_exact_mut(d.fan_out) {
                 for (v, b) in row.iter_mut().zip(&d.b) {
                     *v += b;
@@ -332,7 +353,13 @@ impl Mlp {
                     Some((rng, p)) if *p > 0.0 => {
                         let keep = 1.0 - *p;
                         let mask: Vec<f64> = (0..z.len())
-                            .map(|_| if rng.random::<f64>() < keep { 1.0 / keep } else { 0.0 })
+                            .map(|_| {
+                                if rng.random::<f64>() < keep {
+                                    1.0 / keep
+                                } else {
+                                    0.0
+                                }
+                            })
                             .collect();
                         z.iter_mut().zip(&mask).for_each(|(v, m)| *v *= m);
                         masks.push(Some(mask));
@@ -389,7 +416,17 @@ impl Mlp {
         let mut reg = 0.0;
         for l in (0..self.dense.len()).rev() {
             let d = &self.dense[l];
-            gemm(&mut g.w[l], &acts[l], &delta, d.fan_in, n, d.fan_out, true, false, false);
+            gemm(
+                &mut g.w[l],
+                &acts[l],
+                &delta,
+                d.fan_in,
+                n,
+                d.fan_out,
+                true,
+                false,
+                false,
+            );
             for (gw, wv) in g.w[l].iter_mut().zip(&d.w) {
                 *gw += alpha * wv / total;
                 reg += wv * wv;
@@ -404,7 +441,9 @@ impl Mlp {
                 break;
             }
             let mut below = vec![0.0; n * d.fan_in];
-            gemm(&mut below, &delta, &d.w, n, d.fan_out, d.fan_in, false, true, false);
+            gemm(
+                &mut below, &delta, &d.w, n, d.fan_out, d.fan_in, false, true, false,
+            );
             if l > 0 {
                 // Through ReLU (and dropout's scale) of the layer below.
                 let a = &acts[l];
@@ -447,11 +486,12 @@ impl Mlp {
         loss + 0.5 * alpha * reg / total
     }
 
-    /// One Adam step (β₁ 0.9, β₂ 0.999, ε 1e-8).
-    fn adam(&mut self, g: &Grads, m: &mut Grads, v: &mut Grads, t: i32, lr: f64) {
+    /// One Adam step (β₁ 0.9, β₂ 0.999, ε 1e-8); `mix_lr` for the layer-weight logits.
+    fn adam(&mut self, g: &Grads, m: &mut Grads, v: &mut Grads, t: i32, lr: f64, mix_lr: f64) {
         let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
-        let step = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
-        let update = |p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64]| {
+        let correction = (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+        let update = |p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64], lr: f64| {
+            let step = lr * correction;
             for i in 0..p.len() {
                 m[i] = b1 * m[i] + (1.0 - b1) * g[i];
                 v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
@@ -459,10 +499,10 @@ impl Mlp {
             }
         };
         for l in 0..self.dense.len() {
-            update(&mut self.dense[l].w, &g.w[l], &mut m.w[l], &mut v.w[l]);
-            update(&mut self.dense[l].b, &g.b[l], &mut m.b[l], &mut v.b[l]);
+            update(&mut self.dense[l].w, &g.w[l], &mut m.w[l], &mut v.w[l], lr);
+            update(&mut self.dense[l].b, &g.b[l], &mut m.b[l], &mut v.b[l], lr);
         }
-        update(&mut self.mix, &g.mix, &mut m.mix, &mut v.mix);
+        update(&mut self.mix, &g.mix, &mut m.mix, &mut v.mix, mix_lr);
     }
 
     /// Loss and flat gradient [W₀, b₀, W₁, b₁, …, mix] on all rows without dropout — the
@@ -503,6 +543,12 @@ fn check_config(cfg: &MlpConfig) -> Result<()> {
     if !(0.0..1.0).contains(&cfg.dropout) {
         return bad(format!("dropout must be in [0, 1), got {}", cfg.dropout));
     }
+    if !(cfg.layer_weight_learning_rate > 0.0 && cfg.layer_weight_learning_rate.is_finite()) {
+        return bad(format!(
+            "layer weight learning rate must be positive, got {}",
+            cfg.layer_weight_learning_rate
+        ));
+    }
     if !(cfg.learning_rate > 0.0 && cfg.learning_rate.is_finite()) {
         return bad(format!(
             "learning rate must be positive, got {}",
@@ -516,7 +562,10 @@ fn check_config(cfg: &MlpConfig) -> Result<()> {
         return bad("batch size, max epochs and patience must be ≥ 1".into());
     }
     if !(0.0..0.9).contains(&cfg.dev_share) {
-        return bad(format!("dev share must be in [0, 0.9), got {}", cfg.dev_share));
+        return bad(format!(
+            "dev share must be in [0, 0.9), got {}",
+            cfg.dev_share
+        ));
     }
     if cfg.hidden.contains(&0) {
         return bad("hidden layer widths must be ≥ 1".into());
@@ -541,10 +590,15 @@ fn check_targets(targets: Targets<'_>, rows: usize) -> Result<MlpTask> {
     match targets {
         Targets::Classes { y, n_labels } => {
             if y.len() != rows {
-                return Err(LearnError::Input(format!("{} labels for {rows} rows", y.len())));
+                return Err(LearnError::Input(format!(
+                    "{} labels for {rows} rows",
+                    y.len()
+                )));
             }
             if let Some(bad) = y.iter().find(|&&l| l >= n_labels) {
-                return Err(LearnError::Input(format!("label {bad} outside 0..{n_labels}")));
+                return Err(LearnError::Input(format!(
+                    "label {bad} outside 0..{n_labels}"
+                )));
             }
             Ok(MlpTask::Classify { n_labels })
         }
@@ -594,14 +648,22 @@ mod tests {
             let task = check_targets(targets, rows).unwrap();
             let mut model = Mlp::init(task, 3, dim, &[4, 3], 5);
             model.mix = vec![0.3, -0.2, 0.1];
-            let (_, g) = model.loss_and_gradient(&inputs, rows, targets, 0.01).unwrap();
+            let (_, g) = model
+                .loss_and_gradient(&inputs, rows, targets, 0.01)
+                .unwrap();
             let mut flat_index = 0;
             let mut check = |model: &mut Mlp, get: &dyn Fn(&mut Mlp) -> &mut f64| {
                 let orig = *get(model);
                 *get(model) = orig + 1e-6;
-                let hi = model.loss_and_gradient(&inputs, rows, targets, 0.01).unwrap().0;
+                let hi = model
+                    .loss_and_gradient(&inputs, rows, targets, 0.01)
+                    .unwrap()
+                    .0;
                 *get(model) = orig - 1e-6;
-                let lo = model.loss_and_gradient(&inputs, rows, targets, 0.01).unwrap().0;
+                let lo = model
+                    .loss_and_gradient(&inputs, rows, targets, 0.01)
+                    .unwrap()
+                    .0;
                 *get(model) = orig;
                 let num = (hi - lo) / 2e-6;
                 assert!(
@@ -636,7 +698,11 @@ mod tests {
             .map(|l| {
                 (0..rows * dim)
                     .map(|i| {
-                        let signal = if l == 1 && i % dim == y[i / dim] { 1.5 } else { 0.0 };
+                        let signal = if l == 1 && i % dim == y[i / dim] {
+                            1.5
+                        } else {
+                            0.0
+                        };
                         signal + noise(&mut rng)
                     })
                     .collect()
@@ -650,8 +716,15 @@ mod tests {
             max_epochs: 60,
             ..MlpConfig::default()
         };
-        let m = Mlp::fit(&inputs, rows, dim, Targets::Classes { y: &y, n_labels: 3 }, None, &cfg)
-            .unwrap();
+        let m = Mlp::fit(
+            &inputs,
+            rows,
+            dim,
+            Targets::Classes { y: &y, n_labels: 3 },
+            None,
+            &cfg,
+        )
+        .unwrap();
         let w = m.layer_weights();
         assert!(w[1] > 0.6, "{w:?}");
         let pred = m.predict(&inputs, rows).unwrap();

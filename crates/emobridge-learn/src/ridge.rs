@@ -64,11 +64,18 @@ impl Ridge {
             cholesky_solve(&mut kernel, &mut dual, rows, targets)
                 .map_err(|e| singular(alpha, e))?;
             let mut coef = vec![0.0; cols * targets];
-            gemm(&mut coef, &xc, &dual, cols, rows, targets, true, false, false);
+            gemm(
+                &mut coef, &xc, &dual, cols, rows, targets, true, false, false,
+            );
             coef
         };
         let intercept = (0..targets)
-            .map(|t| y_mean[t] - (0..cols).map(|j| x_mean[j] * coef[j * targets + t]).sum::<f64>())
+            .map(|t| {
+                y_mean[t]
+                    - (0..cols)
+                        .map(|j| x_mean[j] * coef[j * targets + t])
+                        .sum::<f64>()
+            })
             .collect();
         Ok(Ridge {
             coef,
@@ -145,7 +152,15 @@ mod tests {
         let x: Vec<f64> = (0..15).map(|i| (i as f64 * 0.7).sin()).collect();
         let y = vec![1.0, -1.0, 0.5];
         let k = Ridge::fit(&x, 3, 5, &y, 1, 0.3).unwrap();
-        let mut gram_form = Ridge::fit(&[x.clone(), x.clone()].concat(), 6, 5, &[y.clone(), y.clone()].concat(), 1, 0.6).unwrap();
+        let mut gram_form = Ridge::fit(
+            &[x.clone(), x.clone()].concat(),
+            6,
+            5,
+            &[y.clone(), y.clone()].concat(),
+            1,
+            0.6,
+        )
+        .unwrap();
         // Duplicating every row doubles XᵀX and Xᵀy: alpha 0.6 on the doubled data ≡ 0.3 here.
         gram_form.n_features = 5;
         for (a, b) in k.coef.iter().zip(&gram_form.coef) {

@@ -521,7 +521,10 @@ where
                 .chain(pts.iter().rev().map(|p| (p.0, p.1 - band(p))))
                 .collect();
             chart
-                .draw_series(std::iter::once(Polygon::new(outline, colour.mix(0.18).filled())))
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    colour.mix(0.18).filled(),
+                )))
                 .text()?;
         } else {
             chart
@@ -557,14 +560,16 @@ where
             .draw_series(dashes)
             .text()?
             .label(label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(1)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(1))
+            });
     }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(180, 180, 180))
         .label_font((FAMILY, 13))
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .draw()
         .text()?;
     Ok(())
@@ -596,7 +601,9 @@ mod tests {
         let (png, svg) = (dir.path().join("b.png"), dir.path().join("b.svg"));
         write_band_chart(&chart, &png, &svg).unwrap();
         let text = std::fs::read_to_string(&svg).unwrap();
-        assert!(text.contains("chance") && text.contains("speech → music") && text.contains("<polygon"));
+        assert!(
+            text.contains("chance") && text.contains("speech → music") && text.contains("<polygon")
+        );
         assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
     }
 

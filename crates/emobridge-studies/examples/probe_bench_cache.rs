@@ -26,13 +26,19 @@ fn gauss(rng: &mut ChaCha8Rng) -> f32 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = std::path::PathBuf::from(std::env::args().nth(1).ok_or("usage: probe_bench_cache OUT_DIR")?);
+    let out = std::path::PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .ok_or("usage: probe_bench_cache OUT_DIR")?,
+    );
     std::fs::create_dir_all(&out)?;
     let cache = EmbeddingCache::open(&out.join("cache"), "bench")?;
     let mut rng = ChaCha8Rng::seed_from_u64(20261129);
     // Emotion directions per state: speech's, and music's = 0.6·speech + 0.8·own.
     let mut dirs = |_: ()| -> Vec<Vec<f32>> {
-        (0..EMOTIONS.len() * STATES).map(|_| (0..DIM).map(|_| gauss(&mut rng)).collect()).collect()
+        (0..EMOTIONS.len() * STATES)
+            .map(|_| (0..DIM).map(|_| gauss(&mut rng)).collect())
+            .collect()
     };
     let speech_dirs = dirs(());
     let own = dirs(());
@@ -42,8 +48,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|(a, b)| a.iter().zip(b).map(|(x, y)| 0.6 * x + 0.8 * y).collect())
         .collect();
     let strength = |l: usize| 0.03 + 0.09 * (-((l as f32 - 7.0) / 3.5).powi(2)).exp();
-    let mut manifest = String::from("id,path,domain,corpus,speaker,emotion,arousal,valence,split,annotation\n");
-    for (domain, people, per_cell, dirs) in [("speech", 20, 10, &speech_dirs), ("music", 20, 11, &music_dirs)] {
+    let mut manifest =
+        String::from("id,path,domain,corpus,speaker,emotion,arousal,valence,split,annotation\n");
+    for (domain, people, per_cell, dirs) in [
+        ("speech", 20, 10, &speech_dirs),
+        ("music", 20, 11, &music_dirs),
+    ] {
         for p in 0..people {
             let offset: Vec<f32> = (0..STATES * DIM).map(|_| 0.3 * gauss(&mut rng)).collect();
             for (e, emotion) in EMOTIONS.iter().enumerate() {
@@ -64,9 +74,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         source_file: format!("{id}.wav"),
                         ..EntryMetadata::default()
                     };
-                    let entry = ClipEntry::from_frames(frames, [STATES, 1, DIM], StoredDtype::F16, meta)?;
+                    let entry =
+                        ClipEntry::from_frames(frames, [STATES, 1, DIM], StoredDtype::F16, meta)?;
                     cache.write(&id, &entry)?;
-                    manifest.push_str(&format!("{id},{id}.wav,{domain},bench,{domain}{p:02},{emotion},,,,\n"));
+                    manifest.push_str(&format!(
+                        "{id},{id}.wav,{domain},bench,{domain}{p:02},{emotion},,,,\n"
+                    ));
                 }
             }
         }

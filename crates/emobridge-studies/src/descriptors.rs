@@ -219,7 +219,12 @@ pub fn clip_descriptors(
                         *s += (v as f64 - m).powi(2) / n;
                     }
                 }
-                Ok((r.id.clone(), mean.into_iter().chain(var.into_iter().map(f64::sqrt)).collect()))
+                Ok((
+                    r.id.clone(),
+                    mean.into_iter()
+                        .chain(var.into_iter().map(f64::sqrt))
+                        .collect(),
+                ))
             })
             .map_err(|error| ClipFailure {
                 id: r.id.clone(),
