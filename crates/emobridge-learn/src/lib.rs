@@ -5,7 +5,10 @@
 //! linear probe of layer-wise studies, with scikit-learn's objective and L2 convention), its
 //! L-BFGS solver, and the metrics of both papers — weighted and unweighted accuracy, macro-F1 and
 //! the confusion matrix for categorical emotion; Pearson r, concordance correlation (CCC) and RMSE
-//! for arousal and valence.
+//! for arousal and valence; and the time-continuous models of Coutinho & Schuller (2017):
+//! stacked (bidirectional) LSTM regressors with hand-written back-propagation through time
+//! ([`lstm`]), their training with noise, early stopping and restart ensembles ([`seqtrain`]),
+//! SGD/Adam ([`optim`]) and the denoising autoencoder ([`dae`]).
 //!
 //! Every estimator is deterministic and works in f64. Parity with scikit-learn and scipy is
 //! tested against committed fixtures made by `tools/fixtures/learn_sklearn.py`.
@@ -23,10 +26,15 @@
 //! # Ok::<(), emobridge_learn::LearnError>(())
 //! ```
 
+pub mod dae;
 pub mod lbfgs;
+pub mod linalg;
 pub mod logistic;
+pub mod lstm;
 pub mod metrics;
+pub mod optim;
 pub mod scale;
+pub mod seqtrain;
 
 pub use logistic::{LogisticConfig, LogisticRegression};
 pub use scale::Standardizer;
