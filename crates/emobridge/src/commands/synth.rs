@@ -20,7 +20,7 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 6)]
     pub people: usize,
     /// Long drifting clips per domain in the continuous subset.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = SynthConfig::default().continuous_per_domain)]
     pub continuous: usize,
 }
 
