@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::linalg::{matmul, sigmoid, Scalar, View};
+use crate::linalg::{matmul, Scalar, View};
 use crate::{LearnError, Result};
 
 /// Shape of a stacked LSTM regressor.
@@ -406,7 +406,15 @@ impl<T: Scalar> LstmNet<T> {
             View::transposed(w_ih, i_dim),
         );
         let bias: Vec<T> = b_ih.iter().zip(b_hh).map(|(a, c)| *a + *c).collect();
+        // W_hhᵀ [h, 4h] row-major once, so the per-step product reads it contiguously.
+        let mut w_hh_t = vec![T::zero(); h * h4];
+        for g in 0..h4 {
+            for k in 0..h {
+                w_hh_t[k * h4 + g] = w_hh[g * h + k];
+            }
+        }
         let mut cell = vec![T::zero(); tm * b * h];
+        let mut c_prev = vec![T::zero(); h];
         for step in 0..tm {
             let t = if reverse { tm - 1 - step } else { step };
             let n = active[t];
@@ -430,28 +438,34 @@ impl<T: Scalar> LstmNet<T> {
                     h4,
                     true,
                     View::strided(hp, width),
-                    View::transposed(w_hh, h),
+                    View::rows(&w_hh_t, h4),
                 );
             }
             for slot in 0..n {
                 let r = row0 + slot;
                 let g = &mut gates[r * h4..(r + 1) * h4];
-                for j in 0..h4 {
-                    g[j] = g[j] + bias[j];
+                // Pre-activations → activations, gate block by gate block (vectorises).
+                for (v, bb) in g.iter_mut().zip(&bias) {
+                    *v = *v + *bb;
                 }
+                let (ifg, go) = g.split_at_mut(2 * h);
+                let (gg, og) = go.split_at_mut(h);
+                ifg.iter_mut().for_each(|v| *v = v.sigmoid_act());
+                gg.iter_mut().for_each(|v| *v = v.tanh_act());
+                og.iter_mut().for_each(|v| *v = v.sigmoid_act());
+                let (ig, fg) = ifg.split_at(h);
+                match prev {
+                    Some(tp) => {
+                        c_prev.copy_from_slice(&cell[(tp * b + slot) * h..(tp * b + slot + 1) * h])
+                    }
+                    None => c_prev.fill(T::zero()),
+                }
+                let c = &mut cell[r * h..(r + 1) * h];
+                let hout = &mut out[r * width + d * h..r * width + d * h + h];
                 for j in 0..h {
-                    let ig = sigmoid(g[j]);
-                    let fg = sigmoid(g[h + j]);
-                    let gg = g[2 * h + j].tanh();
-                    let og = sigmoid(g[3 * h + j]);
-                    g[j] = ig;
-                    g[h + j] = fg;
-                    g[2 * h + j] = gg;
-                    g[3 * h + j] = og;
-                    let c_prev = prev.map_or(T::zero(), |tp| cell[(tp * b + slot) * h + j]);
-                    let c = fg * c_prev + ig * gg;
-                    cell[r * h + j] = c;
-                    out[r * width + d * h + j] = og * c.tanh();
+                    let cj = fg[j] * c_prev[j] + ig[j] * gg[j];
+                    c[j] = cj;
+                    hout[j] = og[j] * cj.tanh_act();
                 }
             }
         }
@@ -624,22 +638,34 @@ impl<T: Scalar> LstmNet<T> {
                 t.checked_sub(1)
             };
             let row0 = t * b;
+            let zeros = vec![T::zero(); h];
             for slot in 0..n {
                 let r = row0 + slot;
                 let g = &gates[r * h4..(r + 1) * h4];
+                let (ig, rest) = g.split_at(h);
+                let (fg, rest) = rest.split_at(h);
+                let (gg, og) = rest.split_at(h);
                 let a = &mut da[r * h4..(r + 1) * h4];
+                let (ai, rest) = a.split_at_mut(h);
+                let (af, rest) = rest.split_at_mut(h);
+                let (ag, ao) = rest.split_at_mut(h);
+                let c = &cell[r * h..(r + 1) * h];
+                let c_prev = match prev {
+                    Some(tp) => &cell[(tp * b + slot) * h..(tp * b + slot + 1) * h],
+                    None => &zeros[..],
+                };
+                let dout = &d_out[r * width + d * h..r * width + d * h + h];
+                let dhr = &dh_rec[slot * h..(slot + 1) * h];
+                let dcn = &mut dc_next[slot * h..(slot + 1) * h];
                 for j in 0..h {
-                    let dh = d_out[r * width + d * h + j] + dh_rec[slot * h + j];
-                    let (ig, fg, gg, og) = (g[j], g[h + j], g[2 * h + j], g[3 * h + j]);
-                    let c = cell[r * h + j];
-                    let tc = c.tanh();
-                    let c_prev = prev.map_or(T::zero(), |tp| cell[(tp * b + slot) * h + j]);
-                    let dc = dh * og * (one - tc * tc) + dc_next[slot * h + j];
-                    dc_next[slot * h + j] = dc * fg;
-                    a[j] = dc * gg * ig * (one - ig);
-                    a[h + j] = dc * c_prev * fg * (one - fg);
-                    a[2 * h + j] = dc * ig * (one - gg * gg);
-                    a[3 * h + j] = dh * tc * og * (one - og);
+                    let dh = dout[j] + dhr[j];
+                    let tc = c[j].tanh_act();
+                    let dc = dh * og[j] * (one - tc * tc) + dcn[j];
+                    dcn[j] = dc * fg[j];
+                    ai[j] = dc * gg[j] * ig[j] * (one - ig[j]);
+                    af[j] = dc * c_prev[j] * fg[j] * (one - fg[j]);
+                    ag[j] = dc * ig[j] * (one - gg[j] * gg[j]);
+                    ao[j] = dh * tc * og[j] * (one - og[j]);
                 }
             }
             // Gradient into the previous step's hidden state.
