@@ -157,8 +157,8 @@ impl Default for ContinuousConfig {
 }
 
 impl ContinuousConfig {
-    /// A small configuration for the demo and tests: one hidden layer of 32 then 8 units,
-    /// 4 restarts keeping 2, 25 epochs.
+    /// A small configuration for the quick demo and tests: recurrent layers of 32 then 8
+    /// units, 4 restarts keeping 2, at most 25 epochs, 3 folds, a 64-unit DAE for 10 epochs.
     pub fn quick(seed: u64) -> Self {
         ContinuousConfig {
             lstm: SeqTrainConfig {
@@ -180,6 +180,21 @@ impl ContinuousConfig {
             seed,
             ..ContinuousConfig::default()
         }
+    }
+
+    /// The demo's settings: [`ContinuousConfig::quick`] with `quick`, else the paper's 150/10
+    /// network with 5 restarts keeping the best 3 and at most 30 epochs.
+    pub fn demo(seed: u64, quick: bool) -> Self {
+        if quick {
+            return ContinuousConfig::quick(seed);
+        }
+        let mut c = ContinuousConfig::quick(seed);
+        c.lstm.hidden = vec![150, 10];
+        c.lstm.restarts = 5;
+        c.lstm.keep_best = 3;
+        c.lstm.max_epochs = 30;
+        c.dae.hidden = vec![150];
+        c
     }
 
     /// Checks the knobs, naming the first bad one.

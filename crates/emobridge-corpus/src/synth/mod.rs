@@ -91,7 +91,8 @@ impl SynthConfig {
             clips_per_cell: 2,
             speakers: 4,
             performers: 4,
-            continuous_per_domain: 2,
+            // Enough groups for 3 group folds with a development group in the continuous study.
+            continuous_per_domain: 4,
             continuous_seconds: (30.0, 36.0),
             ..SynthConfig::default()
         }
