@@ -66,6 +66,7 @@ fn check(case: &str, spec: LstmSpec) {
     let mut grad = vec![0.0; params.len()];
     net.backward(&batch, &trace, &batch.pack(&dys, o), &mut grad)
         .unwrap();
+    let mut worst_grad: f64 = 0.0;
     for slot in spec.tensors() {
         let (g, _) = values(&st, &format!("{case}.grad.{}", slot.name));
         for (k, (a, e)) in grad[slot.offset..slot.offset + slot.len()]
@@ -78,6 +79,7 @@ fn check(case: &str, spec: LstmSpec) {
                 "{case} grad {}[{k}]: {a} vs {e}",
                 slot.name
             );
+            worst_grad = worst_grad.max((a - e).abs());
         }
     }
 
@@ -100,6 +102,9 @@ fn check(case: &str, spec: LstmSpec) {
     assert!(
         worst32 <= 1e-5,
         "{case}: f32 forward differs by {worst32:e}"
+    );
+    eprintln!(
+        "{case}: f64 forward {worst:.1e}, gradients {worst_grad:.1e}, f32 forward {worst32:.1e}"
     );
 }
 
