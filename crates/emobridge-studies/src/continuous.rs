@@ -356,6 +356,16 @@ pub fn run(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<ContinuousOutcome, ContinuousError> {
     config.validate()?;
+    if let (FeatureKind::Ssl, Some(root), Some(tag)) =
+        (config.features, &config.cache, &config.model)
+    {
+        if !root.join(tag).is_dir() {
+            return Err(ContinuousError::Config(format!(
+                "no cache folder {} (fill it with `emobridge extract` first)",
+                root.join(tag).display()
+            )));
+        }
+    }
     let mut run = RunFolder::create(out, "continuous")?;
     run.set_config(config, config.seed);
     let manifest_csv = manifest.to_csv();
