@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::linalg::{matmul, Scalar, View};
+use crate::kernels::{matmul, Scalar, View};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::{check_matrix, LearnError, Result};
 

@@ -28,7 +28,7 @@
 
 pub mod dae;
 pub mod lbfgs;
-pub mod linalg;
+pub mod kernels;
 pub mod logistic;
 pub mod lstm;
 pub mod metrics;

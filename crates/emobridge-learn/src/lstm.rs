@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::linalg::{matmul, Scalar, View};
+use crate::kernels::{matmul, Scalar, View};
 use crate::{LearnError, Result};
 
 /// Shape of a stacked LSTM regressor.

@@ -14,7 +14,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::linalg::Scalar;
+use crate::kernels::Scalar;
 use crate::lstm::{LstmNet, LstmSpec, SeqBatch};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::{LearnError, Result};

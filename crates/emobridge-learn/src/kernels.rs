@@ -1,5 +1,6 @@
-//! The numeric scalar of the sequence models (f32 for training, f64 for gradient checks) and a
-//! bounds-checked wrapper over the `gemm` crate's strided matrix product.
+//! Kernels of the sequence models: the numeric scalar (f32 for training, f64 for gradient
+//! checks) with fast f32 activations, and a bounds-checked wrapper over the `gemm` crate's
+//! strided matrix product.
 
 use num_traits::Float;
 
