@@ -18,14 +18,14 @@ use crate::{check_matrix, LearnError, Result};
 
 /// A stack of dense layers with tanh hidden units and a linear last layer.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Mlp<T> {
+pub struct DenseStack<T> {
     /// Layer widths, input first: `[d₀, d₁, …, d_L]`.
     pub dims: Vec<usize>,
     /// Per layer `W` [d_{k+1}, d_k] then `b` [d_{k+1}], concatenated.
     pub params: Vec<T>,
 }
 
-impl<T: Scalar> Mlp<T> {
+impl<T: Scalar> DenseStack<T> {
     /// Glorot-uniform weights, zero biases.
     pub fn new(dims: Vec<usize>, rng: &mut impl Rng) -> Result<Self> {
         if dims.len() < 2 || dims.contains(&0) {
@@ -43,7 +43,7 @@ impl<T: Scalar> Mlp<T> {
             }
             off += w[0] * w[1] + w[1];
         }
-        Ok(Mlp { dims, params })
+        Ok(DenseStack { dims, params })
     }
 
     fn offsets(&self) -> Vec<(usize, usize)> {
@@ -195,7 +195,7 @@ impl Default for DaeConfig {
 /// A trained denoising autoencoder.
 #[derive(Debug, Clone)]
 pub struct Dae {
-    pub net: Mlp<f32>,
+    pub net: DenseStack<f32>,
     pub output: DaeOutput,
     /// Mean reconstruction error of the clean input after each epoch.
     pub curve: Vec<f64>,
@@ -232,7 +232,7 @@ impl Dae {
         dims.extend(cfg.hidden.iter().rev().skip(1));
         dims.push(dim);
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let mut net = Mlp::<f32>::new(dims, &mut rng)?;
+        let mut net = DenseStack::<f32>::new(dims, &mut rng)?;
         let mut opt = Optimizer::new(cfg.optimizer, net.params.len())?;
         let mut order: Vec<usize> = (0..rows).collect();
         let mut curve = Vec::new();
@@ -301,13 +301,14 @@ mod tests {
     fn mlp_gradient_matches_finite_differences() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         for dims in [vec![4, 3, 4], vec![4, 3, 2, 3, 4]] {
-            let net = Mlp::<f64>::new(dims, &mut rng).unwrap();
+            let net = DenseStack::<f64>::new(dims, &mut rng).unwrap();
             let rows = 5;
             let x: Vec<f64> = (0..rows * 4)
                 .map(|i| ((i * 7) as f64 * 0.31).sin())
                 .collect();
             let target: Vec<f64> = (0..rows * 4).map(|i| (i as f64 * 0.17).cos()).collect();
-            let loss = |n: &Mlp<f64>| mse_and_grad(n.forward(&x, rows).last().unwrap(), &target).0;
+            let loss =
+                |n: &DenseStack<f64>| mse_and_grad(n.forward(&x, rows).last().unwrap(), &target).0;
             let acts = net.forward(&x, rows);
             let (_, d) = mse_and_grad(acts.last().unwrap(), &target);
             let mut grad = vec![0.0; net.params.len()];

@@ -12,7 +12,10 @@ pub mod table;
 
 use std::path::{Path, PathBuf};
 
-pub use plot::{write_heatmap, write_line_chart, Heatmap, LineChart, Series};
+pub use plot::{
+    write_band_chart, write_heatmap, write_line_chart, BandChart, BandSeries, Heatmap, LineChart,
+    Series,
+};
 pub use table::{Cell, Table};
 
 /// Why an output could not be written.

@@ -135,6 +135,7 @@ fn heatmap_size(h: &Heatmap) -> (u32, u32) {
 enum Figure<'a> {
     Heatmap(&'a Heatmap),
     Lines(&'a LineChart),
+    Bands(&'a BandChart),
 }
 
 impl Figure<'_> {
@@ -148,6 +149,7 @@ impl Figure<'_> {
         match self {
             Figure::Heatmap(h) => draw_heatmap(area, h),
             Figure::Lines(c) => draw_line_chart(area, c),
+            Figure::Bands(c) => draw_band_chart(area, c),
         }
     }
 }
@@ -423,9 +425,187 @@ where
     Ok(())
 }
 
+/// One line of a [`BandChart`]: (x, mean, half-width of the band) points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandSeries {
+    pub label: String,
+    /// (x, y, band): the line passes through y, the shaded band spans y ± band; NaN y is skipped.
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// Lines with shaded ±bands (e.g. mean ± std over folds) and an optional dashed reference line
+/// (e.g. chance level).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandChart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<BandSeries>,
+    /// (legend label, y) of a horizontal dashed line.
+    pub reference: Option<(String, f64)>,
+}
+
+/// Writes a band chart to `png` and `svg`.
+pub fn write_band_chart(c: &BandChart, png: &Path, svg: &Path) -> Result<()> {
+    render(png, svg, (900, 560), Figure::Bands(c))
+}
+
+fn draw_band_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &BandChart,
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).text()?;
+    let points = || {
+        c.series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.1.is_finite())
+    };
+    let (x_lo, x_hi) = finite_range(points().map(|p| p.0));
+    let band = |p: &(f64, f64, f64)| if p.2.is_finite() { p.2 } else { 0.0 };
+    let (y_lo, y_hi) = finite_range(
+        points()
+            .flat_map(|p| [p.1 - band(p), p.1 + band(p)])
+            .chain(c.reference.iter().map(|r| r.1)),
+    );
+    let pad = 0.05 * (y_hi - y_lo);
+    let mut chart = ChartBuilder::on(root)
+        .caption(&c.title, (FAMILY, 20))
+        .margin(15)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x_lo..x_hi, (y_lo - pad)..(y_hi + pad))
+        .text()?;
+    let integer_x = points().all(|p| p.0.fract() == 0.0);
+    let x_ticks = if integer_x {
+        ((x_hi - x_lo) as usize + 1).min(25)
+    } else {
+        10
+    };
+    let x_format = |v: &f64| {
+        if !integer_x {
+            format_significant(*v, 3)
+        } else if (v - v.round()).abs() < 1e-9 {
+            format!("{}", v.round() as i64)
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .x_desc(&c.x_label)
+        .y_desc(&c.y_label)
+        .x_labels(x_ticks)
+        .x_label_formatter(&x_format)
+        .y_label_formatter(&|v| format_significant(*v, 3))
+        .label_style((FAMILY, 13))
+        .axis_desc_style((FAMILY, 15))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .text()?;
+    for (i, s) in c.series.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let pts: Vec<(f64, f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|p| p.1.is_finite())
+            .collect();
+        if pts.len() > 1 {
+            let outline: Vec<(f64, f64)> = pts
+                .iter()
+                .map(|p| (p.0, p.1 + band(p)))
+                .chain(pts.iter().rev().map(|p| (p.0, p.1 - band(p))))
+                .collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    colour.mix(0.18).filled(),
+                )))
+                .text()?;
+        } else {
+            chart
+                .draw_series(pts.iter().map(|p| {
+                    PathElement::new(
+                        vec![(p.0, p.1 - band(p)), (p.0, p.1 + band(p))],
+                        colour.stroke_width(2),
+                    )
+                }))
+                .text()?;
+        }
+        let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
+        chart
+            .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))
+            .text()?
+            .label(s.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+            });
+        chart
+            .draw_series(line.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
+            .text()?;
+    }
+    if let Some((label, y)) = &c.reference {
+        let grey = RGBColor(90, 90, 90);
+        let (y, steps) = (*y, 40);
+        let dashes = (0..steps).step_by(2).map(move |i| {
+            let a = x_lo + (x_hi - x_lo) * i as f64 / steps as f64;
+            let b = x_lo + (x_hi - x_lo) * (i + 1) as f64 / steps as f64;
+            PathElement::new(vec![(a, y), (b, y)], grey.stroke_width(1))
+        });
+        chart
+            .draw_series(dashes)
+            .text()?
+            .label(label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(1))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .label_font((FAMILY, 13))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .text()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn band_chart_draws_bands_and_the_reference_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let chart = BandChart {
+            title: "UA by layer".into(),
+            x_label: "layer".into(),
+            y_label: "UA".into(),
+            series: vec![
+                BandSeries {
+                    label: "speech → music".into(),
+                    points: vec![(0.0, 0.3, 0.05), (1.0, 0.4, 0.02), (2.0, f64::NAN, 0.0)],
+                },
+                BandSeries {
+                    label: "within speech".into(),
+                    points: vec![(1.0, 0.6, f64::NAN)],
+                },
+            ],
+            reference: Some(("chance".into(), 1.0 / 6.0)),
+        };
+        let (png, svg) = (dir.path().join("b.png"), dir.path().join("b.svg"));
+        write_band_chart(&chart, &png, &svg).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(
+            text.contains("chance") && text.contains("speech → music") && text.contains("<polygon")
+        );
+        assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+    }
 
     fn heatmap() -> Heatmap {
         Heatmap {
