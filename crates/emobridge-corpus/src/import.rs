@@ -36,6 +36,7 @@ pub mod iemocap;
 pub mod msp_podcast;
 pub mod pmemo;
 pub mod ravdess;
+pub mod recola;
 pub mod savee;
 pub mod tess;
 mod util;
@@ -56,11 +57,12 @@ pub enum Corpus {
     EmoMusic,
     Pmemo,
     Deam,
+    Recola,
     FolderPerLabel,
 }
 
 impl Corpus {
-    pub const ALL: [Corpus; 12] = [
+    pub const ALL: [Corpus; 13] = [
         Corpus::Ravdess,
         Corpus::CremaD,
         Corpus::EmoDb,
@@ -72,6 +74,7 @@ impl Corpus {
         Corpus::EmoMusic,
         Corpus::Pmemo,
         Corpus::Deam,
+        Corpus::Recola,
         Corpus::FolderPerLabel,
     ];
 
@@ -89,6 +92,7 @@ impl Corpus {
             Corpus::EmoMusic => "emomusic",
             Corpus::Pmemo => "pmemo",
             Corpus::Deam => "deam",
+            Corpus::Recola => "recola",
             Corpus::FolderPerLabel => "folder-per-label",
         }
     }
@@ -128,6 +132,9 @@ pub enum Preset {
     /// Q4 calm (emobridge's convention, chosen so that `--shared-with` a RAVDESS manifest
     /// keeps four labels).
     Quadrant4,
+    /// RECOLA only: the gold-standard trace fuses the raters weighted by their agreement (CCC
+    /// with the other raters' mean, AVEC 2018 style) instead of the plain rater mean.
+    CccWeighted,
 }
 
 impl Preset {
@@ -136,6 +143,7 @@ impl Preset {
             Preset::Raw => "raw",
             Preset::Superb4 => "superb4",
             Preset::Quadrant4 => "quadrant4",
+            Preset::CccWeighted => "ccc-weighted",
         }
     }
 
@@ -144,6 +152,7 @@ impl Preset {
             "raw" | "none" => Some(Preset::Raw),
             "superb4" | "superb" => Some(Preset::Superb4),
             "quadrant4" | "quadrants" => Some(Preset::Quadrant4),
+            "ccc-weighted" | "ewe" => Some(Preset::CccWeighted),
             _ => None,
         }
     }
@@ -154,6 +163,7 @@ impl Preset {
             Preset::Raw => None,
             Preset::Superb4 => Some(Corpus::Iemocap),
             Preset::Quadrant4 => Some(Corpus::Emopia),
+            Preset::CccWeighted => Some(Corpus::Recola),
         }
     }
 }
@@ -371,6 +381,7 @@ pub fn import(
         Corpus::EmoMusic => emomusic::import(&root)?,
         Corpus::Pmemo => pmemo::import(&root)?,
         Corpus::Deam => deam::import(&root)?,
+        Corpus::Recola => recola::import(&root, options.preset)?,
         Corpus::FolderPerLabel => {
             let domain = options.domain.ok_or_else(|| {
                 ImportError::Options("folder-per-label needs a domain (speech or music)".into())

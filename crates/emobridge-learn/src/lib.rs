@@ -7,7 +7,10 @@
 //! MLP (classifier or regressor, Adam, dropout, early stopping) that can take a learned softmax
 //! weighting of all layers as input (SUPERB's featurizer), and the metrics of both papers — weighted and unweighted accuracy, macro-F1 and
 //! the confusion matrix for categorical emotion; Pearson r, concordance correlation (CCC) and RMSE
-//! for arousal and valence.
+//! for arousal and valence; and the time-continuous models of Coutinho & Schuller (2017):
+//! stacked (bidirectional) LSTM regressors with hand-written back-propagation through time
+//! ([`lstm`]), their training with noise, early stopping and restart ensembles ([`seqtrain`]),
+//! SGD/Adam ([`optim`]) and the denoising autoencoder ([`dae`]).
 //!
 //! Every estimator is deterministic and works in f64. Parity with scikit-learn and scipy is
 //! tested against committed fixtures made by `tools/fixtures/learn_sklearn.py`.
@@ -25,13 +28,18 @@
 //! # Ok::<(), emobridge_learn::LearnError>(())
 //! ```
 
+pub mod dae;
+pub mod kernels;
 pub mod lbfgs;
 pub mod linalg;
 pub mod logistic;
+pub mod lstm;
 pub mod metrics;
 pub mod mlp;
+pub mod optim;
 pub mod ridge;
 pub mod scale;
+pub mod seqtrain;
 
 pub use logistic::{LogisticConfig, LogisticRegression};
 pub use mlp::{Mlp, MlpConfig, MlpTask};

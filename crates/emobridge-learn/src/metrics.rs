@@ -135,6 +135,27 @@ pub fn regression(truth: &[f64], pred: &[f64]) -> Result<RegressionScores> {
     })
 }
 
+/// CCC as the AVEC 2018 scoring script (`scripts_CES/calc_scores.py`) computes it: the
+/// covariance with 1/N but the variances with 1/(N − 1). Slightly below the population-moment
+/// CCC of [`regression`] for short sequences; equal in the limit.
+pub fn ccc_avec(truth: &[f64], pred: &[f64]) -> Result<f64> {
+    regression(truth, pred)?;
+    let n = truth.len() as f64;
+    let (mt, mp) = (mean(truth), mean(pred));
+    let (mut vt, mut vp, mut cov) = (0.0, 0.0, 0.0);
+    for (&t, &p) in truth.iter().zip(pred) {
+        vt += (t - mt) * (t - mt);
+        vp += (p - mp) * (p - mp);
+        cov += (t - mt) * (p - mp);
+    }
+    let den = vt / (n - 1.0) + vp / (n - 1.0) + (mt - mp) * (mt - mp);
+    Ok(if den == 0.0 {
+        f64::NAN
+    } else {
+        2.0 * (cov / n) / den
+    })
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
@@ -162,6 +183,16 @@ mod tests {
         let r = regression(&t, &shifted).unwrap();
         assert!((r.pearson - 1.0).abs() < 1e-12 && r.ccc < 0.5 && (r.rmse - 0.5).abs() < 1e-12);
         assert!(regression(&t, &[1.0; 4]).unwrap().pearson.is_nan());
+        // Hand-computed: truth 1 2 3 4, pred 2 2 4 5 → means 2.5 / 3.25, Σdt² = 5, Σdp² = 6.75,
+        // Σdt·dp = 5.5, Σ(t−p)² = 3. Pearson 5.5/√(5·6.75); population CCC
+        // 2·1.375 / (1.25 + 1.6875 + 0.5625) = 0.785714…; AVEC CCC 2·1.375 / (5/3 + 2.25 + 0.5625).
+        let (t4, p4) = ([1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 4.0, 5.0]);
+        let s = regression(&t4, &p4).unwrap();
+        assert!((s.pearson - 5.5 / (5.0f64 * 6.75).sqrt()).abs() < 1e-12);
+        assert!((s.ccc - 2.75 / 3.5).abs() < 1e-12);
+        assert!((s.rmse - (3.0f64 / 4.0).sqrt()).abs() < 1e-12);
+        let avec = ccc_avec(&t4, &p4).unwrap();
+        assert!((avec - 2.75 / (5.0 / 3.0 + 2.25 + 0.5625)).abs() < 1e-12);
         assert!(regression(&t, &[0.0, f64::NAN, 0.0, 0.0])
             .unwrap_err()
             .to_string()

@@ -41,6 +41,8 @@ enum Command {
     Fad(commands::fad::FadArgs),
     /// Layer-wise probing and speech ↔ music transfer (emotion, arousal or valence).
     Probe(commands::probe::ProbeArgs),
+    /// Time-continuous arousal/valence with LSTMs: intra-domain, cross-domain, via a DAE.
+    Continuous(commands::continuous::ContinuousArgs),
     /// Run extract, features, fad or probe on a Slurm cluster as a job array, one task per shard.
     Slurm(commands::slurm::SlurmArgs),
 }
@@ -57,6 +59,7 @@ fn main() {
         Command::Extract(a) => commands::extract::run(a),
         Command::Fad(a) => commands::fad::run(a),
         Command::Probe(a) => commands::probe::run(a),
+        Command::Continuous(a) => commands::continuous::run(a),
         Command::Slurm(a) => commands::slurm::run(a),
     };
     if let Err(e) = result {

@@ -79,8 +79,9 @@ impl Default for SynthConfig {
             speech_rate: 16_000,
             music_rate: 24_000,
             clip_seconds: (2.5, 3.5),
-            continuous_per_domain: 3,
-            continuous_seconds: (40.0, 60.0),
+            // The continuous study needs ≥ 12 sequences per domain from all speakers/performers.
+            continuous_per_domain: 12,
+            continuous_seconds: (60.0, 120.0),
             cue_spread: 0.35,
             annotation_lag: (2.0, 4.0),
             annotation_noise: 0.08,
@@ -98,7 +99,8 @@ impl SynthConfig {
             clips_per_cell: 2,
             speakers: 4,
             performers: 4,
-            continuous_per_domain: 2,
+            // Enough groups for 3 group folds with a development group in the continuous study.
+            continuous_per_domain: 4,
             continuous_seconds: (30.0, 36.0),
             ..SynthConfig::default()
         }

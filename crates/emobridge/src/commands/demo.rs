@@ -6,8 +6,10 @@
 //!    (speaker-independent folds) and across domains;
 //! 4. the per-emotion FAD study on the descriptor frames (speech vs music per emotion,
 //!    emotion × emotion and quadrant matrices, heatmaps);
-//! 5. with `--model`, the probe and the FAD study on every hidden state of an SSL encoder;
-//! 6. `run.json` with the command, configuration, seed, version, hashes and failures.
+//! 5. time-continuous arousal/valence on the continuous subset (LSTMs intra-domain, cross-domain,
+//!    and via a denoising autoencoder; `emobridge_studies::continuous`);
+//! 6. with `--model`, the probe and the FAD study on every hidden state of an SSL encoder;
+//! 7. `run.json` with the command, configuration, seed, version, hashes and failures.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -101,6 +103,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             fad_step(&args, manifest, &cache_root, EGEMAPS_LLD_TAG, "fad-egemaps")?,
         ),
     ];
+    tracing::info!("continuous arousal/valence: LSTMs within, across and via a DAE");
+    let continuous = emobridge_studies::continuous::ContinuousConfig::demo(args.seed, args.quick);
+    let outcome =
+        super::continuous::run_study(&continuous, manifest, &args.out.join("continuous"))?;
+    studies.push(("continuous", outcome.run_dir));
     if let Some(model) = &args.model {
         tracing::info!("extra step: every layer of {model}");
         super::extract::run(ExtractArgs {

@@ -30,7 +30,8 @@ pub struct ImportArgs {
     #[arg(long, value_name = "OTHER_MANIFEST")]
     pub shared_with: Option<PathBuf>,
     /// Label preset: `superb4` (IEMOCAP: neutral, happy = hap + exc, angry, sad) or `quadrant4`
-    /// (EMOPIA: Q1 happy, Q2 angry, Q3 sad, Q4 calm). Default: the corpus's own categories.
+    /// (EMOPIA: Q1 happy, Q2 angry, Q3 sad, Q4 calm) or `ccc-weighted` (RECOLA: raters fused by
+    /// agreement instead of the plain mean). Default: the corpus's own categories.
     #[arg(long)]
     pub preset: Option<String>,
     /// Domain of a folder-per-label tree: speech or music.
@@ -102,8 +103,9 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
 fn parse_preset(s: Option<&str>) -> anyhow::Result<Preset> {
     match s {
         None => Ok(Preset::Raw),
-        Some(p) => Preset::parse(p)
-            .with_context(|| format!("unknown preset `{p}` (raw, superb4, quadrant4)")),
+        Some(p) => Preset::parse(p).with_context(|| {
+            format!("unknown preset `{p}` (raw, superb4, quadrant4, ccc-weighted)")
+        }),
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
+pub mod continuous;
 pub mod demo;
 pub mod embed;
 pub mod extract;

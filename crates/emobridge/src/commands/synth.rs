@@ -20,7 +20,7 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 6)]
     pub people: usize,
     /// Long drifting clips per domain in the continuous subset.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = SynthConfig::default().continuous_per_domain)]
     pub continuous: usize,
     /// How much of the acoustic code music shares with speech, in [0, 1]: 1 (the default, the
     /// corpus as it always was) = both domains use the same cue direction per emotion; 0 = music's
