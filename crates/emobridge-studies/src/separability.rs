@@ -102,13 +102,25 @@ struct Example<'a> {
     domain: Domain,
 }
 
-/// Runs the probe on `features` (clip id → row, all rows equally long) and writes `out`.
+/// Runs the probe on `features` (clip id → row, all rows equally long) and writes `out`, with
+/// the confusion heatmaps and the transfer matrix as figures.
 pub fn run(
     config: &SeparabilityConfig,
     manifest: &Manifest,
     features: &[(String, Vec<f64>)],
     feature_set: &str,
     out: &Path,
+) -> Result<SeparabilityOutcome, SeparabilityError> {
+    run_with(config, manifest, features, feature_set, out, true)
+}
+
+fn run_with(
+    config: &SeparabilityConfig,
+    manifest: &Manifest,
+    features: &[(String, Vec<f64>)],
+    feature_set: &str,
+    out: &Path,
+    figures: bool,
 ) -> Result<SeparabilityOutcome, SeparabilityError> {
     let mut run = RunFolder::create(out, "separability")?;
     run.set_config(
@@ -212,6 +224,10 @@ pub fn run(
         }
     }
     write_tables(&mut run, &scores, &labels)?;
+    score_headlines(&mut run, &scores, feature_set);
+    if figures {
+        write_probe_figures(&mut run, &scores, &labels, "", feature_set)?;
+    }
     let run_dir = run.dir().to_path_buf();
     run.finish()?;
     Ok(SeparabilityOutcome {
@@ -392,7 +408,14 @@ fn write_tables(
     t.write_csv(&run.path("scores.csv"))?;
     t.write_json(&run.path("scores.json"))?;
     t.write_markdown(&run.path("scores.md"), 3)?;
-    for name in ["scores.csv", "scores.json", "scores.md"] {
+    run.table(
+        "scores.csv",
+        "Probe scores by setting",
+        "One row per setting: within a domain (speaker-independent folds) or trained on one domain \
+         and tested on the other.\nUA is the mean per-emotion recall; compare it with chance_ua, one \
+         over the number of emotions.",
+    );
+    for name in ["scores.json", "scores.md"] {
         run.output(name);
     }
     let names: Vec<&str> = labels.iter().map(|l| l.as_str()).collect();
@@ -475,12 +498,13 @@ pub fn run_by_layer(
             .iter()
             .map(|(id, means)| (id.clone(), means[layer].clone()))
             .collect();
-        let outcome = self::run(
+        let outcome = run_with(
             config,
             manifest,
             &rows,
             &format!("{tag} state {layer} (mean-pooled)"),
             &run.path(&format!("layer{layer:02}")),
+            false,
         )?;
         for s in &outcome.scores {
             summary.push(vec![
@@ -503,45 +527,397 @@ pub fn run_by_layer(
     run.output("by_layer.csv");
     run.output("by_layer.md");
     if !layers.is_empty() {
-        write_ua_chart(&mut run, &layers, tag)?;
+        write_ua_chart(&mut run, &layers, tag, config.seed)?;
+        layer_headlines(&mut run, &layers, tag)?;
     }
     let run_dir = run.dir().to_path_buf();
     run.finish()?;
     Ok(LayerwiseOutcome { layers, run_dir })
 }
 
-/// UA per hidden state, one line per train → test setting.
+/// UA per hidden state, one line per train → test setting, with 95% bootstrap intervals over
+/// the test clips and chance as a dashed line; also the same numbers as a layer × setting table.
 fn write_ua_chart(
     run: &mut RunFolder,
     layers: &[(usize, SeparabilityOutcome)],
     tag: &str,
+    seed: u64,
 ) -> Result<(), SeparabilityError> {
     let mut series: Vec<emobridge_report::Series> = Vec::new();
+    let mut bands: Vec<emobridge_report::Band> = Vec::new();
     for (layer, outcome) in layers {
-        for s in &outcome.scores {
-            let label = format!("{} → {}", s.train_domain, s.test_domain);
+        for (i, s) in outcome.scores.iter().enumerate() {
+            let label = setting_label(s);
             let point = (*layer as f64, s.unweighted_accuracy);
-            match series.iter_mut().find(|x| x.label == label) {
-                Some(x) => x.points.push(point),
-                None => series.push(emobridge_report::Series {
-                    label,
-                    points: vec![point],
-                }),
+            let (lo, hi) = ua_interval(&s.confusion, 200, seed ^ ((*layer as u64) << 8) ^ i as u64)
+                .unwrap_or((f64::NAN, f64::NAN));
+            match series.iter_mut().position(|x| x.label == label) {
+                Some(k) => {
+                    series[k].points.push(point);
+                    bands[k].points.push((point.0, lo, hi));
+                }
+                None => {
+                    series.push(emobridge_report::Series {
+                        label: label.clone(),
+                        points: vec![point],
+                    });
+                    bands.push(emobridge_report::Band {
+                        label,
+                        points: vec![(point.0, lo, hi)],
+                    });
+                }
             }
         }
     }
+    let chance = layers
+        .first()
+        .and_then(|(_, o)| o.scores.first())
+        .map(|s| s.chance_ua);
     let chart = emobridge_report::LineChart {
-        title: format!("Emotion probe by hidden state ({tag}, mean-pooled)"),
-        x_label: "hidden state".into(),
-        y_label: "unweighted accuracy".into(),
-        series,
+        title: format!("Emotion probe by layer ({tag}, mean-pooled)"),
+        x_label: emobridge_report::plot::LAYER_AXIS.into(),
+        y_label: "unweighted accuracy (UA)".into(),
+        series: series.clone(),
     };
-    emobridge_report::write_line_chart(
+    let extras = emobridge_report::ChartExtras {
+        bands: bands.clone(),
+        reference: chance.map(|c| (c, format!("chance ({})", fmt3(c)))),
+        band_label: "95% bootstrap interval".into(),
+    };
+    emobridge_report::write_line_chart_with(
         &chart,
+        &extras,
         &run.path("ua_by_layer.png"),
         &run.path("ua_by_layer.svg"),
     )?;
+    run.figure(
+        "ua_by_layer.svg",
+        "UA by layer, within and across domains",
+        "Unweighted accuracy of a linear probe on each layer's mean-pooled output; shaded bands are \
+         95% bootstrap intervals over the test clips, the dashed line is chance.\nThe peak marks the \
+         layer whose output carries the most linearly decodable emotion; the cross-domain lines show \
+         how much of it transfers between speech and music.",
+    );
     run.output("ua_by_layer.png");
-    run.output("ua_by_layer.svg");
+    let mut t = Table::new(
+        std::iter::once("layer".to_string()).chain(series.iter().flat_map(|s| {
+            [
+                format!("{} UA", s.label),
+                format!("{} lower", s.label),
+                format!("{} upper", s.label),
+            ]
+        })),
+    );
+    for (layer, _) in layers {
+        let mut row: Vec<emobridge_report::Cell> = vec![(*layer).into()];
+        for (s, b) in series.iter().zip(&bands) {
+            let at = s.points.iter().position(|p| p.0 == *layer as f64);
+            row.push(at.map(|k| s.points[k].1).into());
+            row.push(at.map(|k| b.points[k].1).into());
+            row.push(at.map(|k| b.points[k].2).into());
+        }
+        t.push(row)?;
+    }
+    t.write_csv(&run.path("ua_by_layer.csv"))?;
+    run.table(
+        "ua_by_layer.csv",
+        "UA by layer",
+        "The numbers behind the chart: UA per layer and setting (train → test) with its 95% \
+         bootstrap interval.\nLayer 0 is the CNN feature encoder's output; higher layers are \
+         transformer blocks.",
+    );
     Ok(())
+}
+
+/// "speech → music" and the like.
+fn setting_label(s: &ProbeScore) -> String {
+    format!("{} → {}", s.train_domain, s.test_domain)
+}
+
+fn fmt3(v: f64) -> String {
+    emobridge_report::table::format_significant(v, 3)
+}
+
+/// UA of a confusion matrix (rows truth): the mean recall over the rows that have clips.
+fn ua_of(confusion: &[Vec<u64>]) -> f64 {
+    let recalls: Vec<f64> = confusion
+        .iter()
+        .enumerate()
+        .filter_map(|(r, row)| {
+            let n: u64 = row.iter().sum();
+            (n > 0).then(|| row.get(r).copied().unwrap_or(0) as f64 / n as f64)
+        })
+        .collect();
+    recalls.iter().sum::<f64>() / recalls.len().max(1) as f64
+}
+
+/// 95% percentile bootstrap interval of UA, resampling the test clips (the cells of the
+/// confusion matrix) with replacement; `None` without clips.
+fn ua_interval(confusion: &[Vec<u64>], replicates: usize, seed: u64) -> Option<(f64, f64)> {
+    use rand::{Rng, SeedableRng};
+    let k = confusion.len();
+    let cells: Vec<(usize, usize)> = (0..k)
+        .flat_map(|r| (0..confusion[r].len()).map(move |c| (r, c)))
+        .filter(|&(r, c)| confusion[r][c] > 0)
+        .collect();
+    let mut cumulative = Vec::with_capacity(cells.len());
+    let mut total = 0u64;
+    for &(r, c) in &cells {
+        total += confusion[r][c];
+        cumulative.push(total);
+    }
+    if total == 0 || replicates < 2 {
+        return None;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut uas = Vec::with_capacity(replicates);
+    let mut m = vec![vec![0u64; k]; k];
+    for _ in 0..replicates {
+        m.iter_mut()
+            .for_each(|row| row.iter_mut().for_each(|v| *v = 0));
+        for _ in 0..total {
+            let u = rng.random_range(0..total);
+            let (r, c) = cells[cumulative.partition_point(|&x| x <= u)];
+            m[r][c] += 1;
+        }
+        uas.push(ua_of(&m));
+    }
+    uas.sort_by(f64::total_cmp);
+    let at = |q: f64| uas[((q * (replicates - 1) as f64).round() as usize).min(replicates - 1)];
+    Some((at(0.025), at(0.975)))
+}
+
+/// One headline per setting: its UA against chance.
+fn score_headlines(run: &mut RunFolder, scores: &[ProbeScore], feature_set: &str) {
+    for s in scores {
+        let (key, text) = if s.setting == "within" {
+            (
+                format!("ua_within_{}", s.train_domain),
+                format!(
+                    "Within {}, a linear probe on {feature_set} recognises emotion with UA {} \
+                     (chance {}).",
+                    s.train_domain,
+                    fmt3(s.unweighted_accuracy),
+                    fmt3(s.chance_ua)
+                ),
+            )
+        } else {
+            (
+                format!("ua_{}_to_{}", s.train_domain, s.test_domain),
+                format!(
+                    "Trained on {} and tested on {}, the probe reaches UA {} (chance {}).",
+                    s.train_domain,
+                    s.test_domain,
+                    fmt3(s.unweighted_accuracy),
+                    fmt3(s.chance_ua)
+                ),
+            )
+        };
+        run.headline(
+            &key,
+            serde_json::json!({ "ua": s.unweighted_accuracy, "chance": s.chance_ua }),
+            text,
+        );
+    }
+}
+
+/// Per setting, the layer with the highest UA.
+fn layer_headlines(
+    run: &mut RunFolder,
+    layers: &[(usize, SeparabilityOutcome)],
+    tag: &str,
+) -> Result<(), SeparabilityError> {
+    let mut best: Vec<(&ProbeScore, usize)> = Vec::new();
+    for (layer, outcome) in layers {
+        for s in &outcome.scores {
+            match best
+                .iter_mut()
+                .find(|(b, _)| setting_label(b) == setting_label(s))
+            {
+                Some(b) if s.unweighted_accuracy > b.0.unweighted_accuracy => *b = (s, *layer),
+                Some(_) => {}
+                None => best.push((s, *layer)),
+            }
+        }
+    }
+    for (s, layer) in &best {
+        let name = emobridge_report::plot::layer_name(*layer);
+        let (key, text) = if s.setting == "within" {
+            (
+                format!("best_layer_{}", s.train_domain),
+                format!(
+                    "{} emotion is best decoded from {tag} at {name}: UA {} (chance {}).",
+                    capitalise(&s.train_domain),
+                    fmt3(s.unweighted_accuracy),
+                    fmt3(s.chance_ua)
+                ),
+            )
+        } else {
+            (
+                format!("best_layer_{}_to_{}", s.train_domain, s.test_domain),
+                format!(
+                    "{} → {} transfer peaks at {name}: UA {} (chance {}).",
+                    capitalise(&s.train_domain),
+                    s.test_domain,
+                    fmt3(s.unweighted_accuracy),
+                    fmt3(s.chance_ua)
+                ),
+            )
+        };
+        run.headline(
+            &key,
+            serde_json::json!({ "layer": layer, "ua": s.unweighted_accuracy, "chance": s.chance_ua }),
+            text,
+        );
+    }
+    // The figures of the layer best within speech (else the first setting's best).
+    let pick = best
+        .iter()
+        .find(|(s, _)| s.setting == "within" && s.train_domain == "speech")
+        .or(best.first())
+        .map(|b| b.1);
+    if let Some((layer, outcome)) = pick.and_then(|l| layers.iter().find(|(x, _)| *x == l)) {
+        write_probe_figures(
+            run,
+            &outcome.scores,
+            &outcome.labels,
+            "best_layer/",
+            &format!("{tag}, {}", emobridge_report::plot::layer_name(*layer)),
+        )?;
+    }
+    Ok(())
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// The transfer matrix (UA, train domain × test domain) and a confusion heatmap per setting
+/// (row-normalised: the share of each true emotion's clips given each prediction), registered
+/// as figures; `prefix` is prepended to the file names, `what` names the representation.
+fn write_probe_figures(
+    run: &mut RunFolder,
+    scores: &[ProbeScore],
+    labels: &[Emotion],
+    prefix: &str,
+    what: &str,
+) -> Result<(), SeparabilityError> {
+    let domains = ["speech", "music"];
+    let values: Vec<Vec<f64>> = domains
+        .iter()
+        .map(|train| {
+            domains
+                .iter()
+                .map(|test| {
+                    scores
+                        .iter()
+                        .find(|s| s.train_domain == *train && s.test_domain == *test)
+                        .map_or(f64::NAN, |s| s.unweighted_accuracy)
+                })
+                .collect()
+        })
+        .collect();
+    let chance = scores.first().map_or(f64::NAN, |s| s.chance_ua);
+    let stem = format!("{prefix}transfer_matrix");
+    create_parent(&run.path(&format!("{stem}.svg")))?;
+    emobridge_report::write_heatmap(
+        &emobridge_report::Heatmap {
+            title: format!("Transfer matrix ({what})"),
+            row_labels: domains.iter().map(|d| d.to_string()).collect(),
+            col_labels: domains.iter().map(|d| d.to_string()).collect(),
+            values,
+            row_axis: "trained on".into(),
+            col_axis: "tested on".into(),
+            value_label: "UA".into(),
+        },
+        &run.path(&format!("{stem}.png")),
+        &run.path(&format!("{stem}.svg")),
+    )?;
+    run.figure(
+        format!("{stem}.svg"),
+        format!("Transfer matrix ({what})"),
+        format!(
+            "UA of a probe trained on the row's domain and tested on the column's; the diagonal is \
+             within a domain (speaker-independent folds), chance is about {}.\nOff-diagonal cells \
+             close to the diagonal mean the emotion code transfers between speech and music.",
+            fmt3(chance)
+        ),
+    );
+    run.output(format!("{stem}.png"));
+    for s in scores {
+        let rows: Vec<usize> = (0..labels.len())
+            .filter(|&r| {
+                s.confusion
+                    .get(r)
+                    .is_some_and(|row| row.iter().sum::<u64>() > 0)
+            })
+            .collect();
+        let values = rows
+            .iter()
+            .map(|&r| {
+                let n: u64 = s.confusion[r].iter().sum();
+                s.confusion[r]
+                    .iter()
+                    .map(|&v| v as f64 / n as f64)
+                    .collect()
+            })
+            .collect();
+        let stem = format!("{prefix}confusion/{}_to_{}", s.train_domain, s.test_domain);
+        create_parent(&run.path(&format!("{stem}.svg")))?;
+        let title = format!("Confusion, {} ({what})", setting_label(s));
+        emobridge_report::write_heatmap(
+            &emobridge_report::Heatmap {
+                title: title.clone(),
+                row_labels: rows
+                    .iter()
+                    .map(|&r| labels[r].as_str().to_string())
+                    .collect(),
+                col_labels: labels.iter().map(|l| l.as_str().to_string()).collect(),
+                values,
+                row_axis: "true emotion".into(),
+                col_axis: "predicted emotion".into(),
+                value_label: "share of row".into(),
+            },
+            &run.path(&format!("{stem}.png")),
+            &run.path(&format!("{stem}.svg")),
+        )?;
+        run.figure(
+            format!("{stem}.svg"),
+            title,
+            format!(
+                "Rows are the true emotion of the {} test clips, columns the predicted one; each \
+                 cell is the share of its row (UA {}).\nA bright diagonal means the emotions are \
+                 recognised; bright cells off it are the confusions.",
+                s.test_domain,
+                fmt3(s.unweighted_accuracy)
+            ),
+        );
+        run.output(format!("{stem}.png"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+
+    #[test]
+    fn ua_and_its_bootstrap_interval() {
+        let confusion = vec![vec![8, 2, 0], vec![1, 9, 0], vec![0, 5, 5]];
+        assert!((ua_of(&confusion) - (0.8 + 0.9 + 0.5) / 3.0).abs() < 1e-12);
+        let (lo, hi) = ua_interval(&confusion, 300, 1).unwrap();
+        assert!(
+            lo < ua_of(&confusion) && ua_of(&confusion) < hi,
+            "{lo} {hi}"
+        );
+        assert!(lo > 0.4 && hi < 0.95, "{lo} {hi}");
+        assert_eq!(
+            ua_interval(&confusion, 300, 1),
+            ua_interval(&confusion, 300, 1)
+        );
+        assert_eq!(ua_interval(&[vec![0, 0], vec![0, 0]], 300, 1), None);
+    }
 }

@@ -41,6 +41,8 @@ enum Command {
     Fad(commands::fad::FadArgs),
     /// Linear emotion probe on every cached hidden state, within and across domains.
     Probe(commands::probe::ProbeArgs),
+    /// One self-contained HTML page (and summary.json/.md) from run folders.
+    Report(commands::report::ReportArgs),
 }
 
 fn main() {
@@ -55,6 +57,7 @@ fn main() {
         Command::Extract(a) => commands::extract::run(a),
         Command::Fad(a) => commands::fad::run(a),
         Command::Probe(a) => commands::probe::run(a),
+        Command::Report(a) => commands::report::run(a),
     };
     if let Err(e) = result {
         // One line: the context chain joined, so the bad input and the reason read together.

@@ -7,4 +7,5 @@ pub mod fad;
 pub mod features;
 pub mod import;
 pub mod probe;
+pub mod report;
 pub mod synth;
