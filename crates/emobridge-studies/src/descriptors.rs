@@ -411,35 +411,6 @@ pub fn summarise(
             .collect(),
         )?;
     }
-    t.write_csv(&run.path("profiles.csv"))?;
-    run.table(
-        "profiles.csv",
-        "Descriptor means by domain and emotion",
-        "Each row averages the clips of one emotion in one domain, in the descriptors' own units \
-         (semitones, sones, dB).\nRead down a column to see how an emotion moves that descriptor.",
-    );
-    let mut separation = Table::new(
-        std::iter::once("descriptor".to_string()).chain(
-            eta_by_domain
-                .iter()
-                .map(|(d, _)| format!("eta_squared_{d}")),
-        ),
-    );
-    for (d, name) in config.descriptors.iter().enumerate() {
-        separation.push(
-            std::iter::once(descriptor_label(name).into())
-                .chain(eta_by_domain.iter().map(|(_, e)| e[d].into()))
-                .collect(),
-        )?;
-    }
-    separation.write_csv(&run.path("separation.csv"))?;
-    run.table(
-        "separation.csv",
-        "How much each descriptor separates the emotions",
-        "η² is the share of a descriptor's variance that lies between the emotion means (0: none, \
-         1: all), one column per domain.\nHigh values mark the descriptors that carry emotion; \
-         high in both columns, a cue the two domains share.",
-    );
     // z-profile heatmap.
     let heatmap = Heatmap {
         title: "Emotion profiles of the descriptors (z-scores within each domain)".into(),
@@ -470,6 +441,35 @@ pub fn summarise(
          in music are the shared acoustic code.",
     );
     run.output("profiles.png");
+    t.write_csv(&run.path("profiles.csv"))?;
+    run.table(
+        "profiles.csv",
+        "Descriptor means by domain and emotion",
+        "Each row averages the clips of one emotion in one domain, in the descriptors' own units \
+         (semitones, sones, dB).\nRead down a column to see how an emotion moves that descriptor.",
+    );
+    let mut separation = Table::new(
+        std::iter::once("descriptor".to_string()).chain(
+            eta_by_domain
+                .iter()
+                .map(|(d, _)| format!("eta_squared_{d}")),
+        ),
+    );
+    for (d, name) in config.descriptors.iter().enumerate() {
+        separation.push(
+            std::iter::once(descriptor_label(name).into())
+                .chain(eta_by_domain.iter().map(|(_, e)| e[d].into()))
+                .collect(),
+        )?;
+    }
+    separation.write_csv(&run.path("separation.csv"))?;
+    run.table(
+        "separation.csv",
+        "How much each descriptor separates the emotions",
+        "η² is the share of a descriptor's variance that lies between the emotion means (0: none, \
+         1: all), one column per domain.\nHigh values mark the descriptors that carry emotion; \
+         high in both columns, a cue the two domains share.",
+    );
     // Speech vs music profile similarity over shared emotions.
     let mut pairs: Vec<(f64, f64)> = Vec::new();
     let mut shared = 0;
