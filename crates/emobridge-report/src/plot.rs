@@ -211,7 +211,7 @@ impl HeatmapGeometry {
         let width = (grid_x + cols * cell + bar_w + MARGIN)
             .max(text_width(&h.title, 20) as i32 + 2 * MARGIN)
             .max(grid_x + cols * cell / 2 + text_width(&h.col_axis, 15) as i32 / 2 + MARGIN);
-        let height = (grid_y + rows * cell).max(grid_y + 160) + col_area + 30 + MARGIN;
+        let height = grid_y + rows * cell + col_area + 30 + MARGIN;
         HeatmapGeometry {
             cell,
             grid_x,
@@ -405,9 +405,10 @@ where
             .text()?;
         }
     }
-    // Colour bar: as tall as the grid (at least 160 px), its label above, ticks to the right.
+    // Colour bar: as tall as the grid, its label above, ticks to the right.
     let bar_x = x0 + cols * g.cell + BAR_GAP;
-    let bar_h = (rows * g.cell).max(160);
+    let bar_h = rows * g.cell;
+    let ticks = if bar_h < 150 { 2 } else { 4 };
     root.draw(&Text::new(
         h.value_label.clone(),
         (bar_x, y0 - 14),
@@ -430,8 +431,8 @@ where
         RGBColor(80, 80, 80).stroke_width(1),
     ))
     .text()?;
-    for k in 0..=4 {
-        let f = k as f64 / 4.0;
+    for k in 0..=ticks {
+        let f = k as f64 / ticks as f64;
         let y = y0 + ((1.0 - f) * bar_h as f64).round() as i32;
         root.draw(&PathElement::new(
             vec![(bar_x + BAR_W, y), (bar_x + BAR_W + 4, y)],

@@ -974,6 +974,13 @@ fn write_plots(
                 };
                 let name = state_name(model_tag, layer);
                 let title = format!("FAD by {}, {name}: {what}", family.as_str());
+                let readable = |labels: Vec<String>| -> Vec<String> {
+                    labels.iter().map(|l| quadrant_label(l)).collect()
+                };
+                let (row_labels, col_labels) = match family {
+                    Family::Quadrant => (readable(row_labels), readable(col_labels)),
+                    Family::Emotion => (row_labels, col_labels),
+                };
                 let h = Heatmap {
                     title: title.clone(),
                     row_labels,
@@ -999,9 +1006,10 @@ fn write_plots(
                              means that emotion sounds alike in speech and music."
                         ),
                         Family::Quadrant => format!(
-                            "The same for the arousal/valence quadrants (high or low arousal × \
-                             positive or negative valence), in {name}; darker is closer.\nA dark \
-                             diagonal means speech and music of the same quadrant sit together."
+                            "The same for the arousal/valence quadrants (A+/A−: high or low \
+                             arousal, V+/V−: positive or negative valence), in {name}; darker is \
+                             closer.\nA dark diagonal means speech and music of the same quadrant \
+                             sit together."
                         ),
                     };
                     run.figure(format!("{stem}.svg"), title, caption);
@@ -1076,6 +1084,18 @@ fn write_plots(
         run.output("fad_by_layer.png");
     }
     Ok(())
+}
+
+/// "Q2 (A+ V−)": a quadrant with the signs of its arousal (A) and valence (V).
+fn quadrant_label(label: &str) -> String {
+    match Quadrant::parse(label) {
+        Some(q) => {
+            let sign = |v: f32| if v > 0.0 { '+' } else { '−' };
+            let (a, v) = q.signs();
+            format!("{} (A{} V{})", q.as_str(), sign(a), sign(v))
+        }
+        None => label.to_string(),
+    }
 }
 
 /// A hidden state in the field's terms: the descriptor set for descriptor caches, else the layer.
@@ -1385,6 +1405,25 @@ mod tests {
         let record: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
         assert_eq!(record["study"], "fad");
+        let keys: Vec<&str> = record["headlines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            ["closest_emotion", "farthest_emotion", "closest_layer"]
+        );
+        let figures: Vec<&str> = record["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["kind"] == "figure")
+            .map(|a| a["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(figures.len(), 3, "{figures:?}");
+        assert!(figures.contains(&"fad_by_layer.svg"));
         assert!(record["hashes"]["manifest"].as_str().unwrap().len() == 64);
         assert!(record["hashes"]["audio_list"].is_string());
         assert_eq!(record["failures"][0]["item"], "speech-happy-missing");

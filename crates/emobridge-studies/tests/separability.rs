@@ -180,9 +180,32 @@ fn every_cached_state_is_probed_and_missing_clips_are_recorded() {
         "ua_by_layer.png",
         "layer00/scores.csv",
         "layer01/folds/speech.csv",
+        "ua_by_layer.csv",
+        "best_layer/transfer_matrix.svg",
+        "best_layer/confusion/speech_to_speech.png",
     ] {
         assert!(out.join(f).is_file(), "{f}");
     }
+    // What the report shows: titled figures and tables, and the best layer as a headline.
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    let best = record["headlines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["key"] == "best_layer_speech")
+        .expect("a best-layer headline");
+    assert_eq!(best["value"]["layer"], 1);
+    assert!(best["text"].as_str().unwrap().contains("layer 1"));
+    let artifacts = record["artifacts"].as_array().unwrap();
+    assert!(artifacts
+        .iter()
+        .any(|a| a["kind"] == "figure" && a["path"] == "ua_by_layer.svg"));
+    assert!(artifacts
+        .iter()
+        .all(|a| !a["title"].as_str().unwrap().is_empty()
+            && a["caption"].as_str().unwrap().lines().count() == 2));
+    // Per-layer sub-runs skip the figures (only the best layer's are drawn).
+    assert!(!out.join("layer00/transfer_matrix.svg").exists());
 }
 
 #[test]
