@@ -237,19 +237,35 @@ pub fn render(runs: &[LoadedRun], base: &Path) -> String {
 
     body.push_str("<section id=\"findings\"><h2>Key findings</h2>\n");
     let mut any = false;
-    body.push_str("<ul class=\"findings\">");
-    for (id, run) in &l.shown {
-        for h in &run.record.headlines {
-            any = true;
-            let _ = write!(
-                body,
-                "<li>{} <a class=\"src\" href=\"#{id}\">{}</a></li>",
-                inline_text(&h.text),
-                esc(&run.name())
-            );
+    // Grouped by study, in the order of the sections below.
+    let group_of = |r: &LoadedRun| kind_of(&r.record.study).unwrap_or(STUDY_KINDS.len());
+    for group in 0..=STUDY_KINDS.len() {
+        let items: Vec<String> = l
+            .shown
+            .iter()
+            .filter(|(_, r)| group_of(r) == group)
+            .flat_map(|(id, run)| {
+                run.record.headlines.iter().map(move |h| {
+                    format!(
+                        "<li>{} <a class=\"src\" href=\"#{id}\">{}</a></li>",
+                        inline_text(&h.text),
+                        esc(&run.name())
+                    )
+                })
+            })
+            .collect();
+        if items.is_empty() {
+            continue;
         }
+        any = true;
+        let title = STUDY_KINDS.get(group).map_or("Other runs", |k| k.title);
+        let _ = write!(
+            body,
+            "<h3 class=\"group\">{}</h3><ul class=\"findings\">{}</ul>\n",
+            esc(title),
+            items.concat()
+        );
     }
-    body.push_str("</ul>\n");
     if !any {
         body.push_str(
             "<p>None of these runs states headline numbers; their tables and figures follow.</p>\n",
@@ -412,7 +428,14 @@ fn run_article(body: &mut String, ctx: &mut Ctx<'_>, id: &str, run: &LoadedRun) 
 
 /// A run without typed artifacts (an older run.json): its plots and first tables by file name.
 fn fallback_artifacts(body: &mut String, ctx: &mut Ctx<'_>, run: &LoadedRun) {
-    let outputs = &run.record.outputs;
+    let outputs: Vec<String> = run
+        .record
+        .outputs
+        .iter()
+        .filter(|o| inside_run(o))
+        .cloned()
+        .collect();
+    let outputs = &outputs;
     let svgs: Vec<&String> = outputs.iter().filter(|o| o.ends_with(".svg")).collect();
     let pngs: Vec<&String> = outputs
         .iter()
@@ -446,7 +469,31 @@ fn caption_html(a: &ArtifactView) -> String {
     out
 }
 
+/// An artifact path a report may read: relative and inside its run folder.
+fn inside_run(path: &str) -> bool {
+    let p = Path::new(path);
+    !path.is_empty()
+        && p.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+}
+
+fn outside_note(body: &mut String, a: &ArtifactView) {
+    let _ = writeln!(
+        body,
+        "<p class=\"missing\">“{}” is not shown: its path <code>{}</code> leaves the run folder.</p>",
+        esc(&a.title),
+        esc(&a.path)
+    );
+}
+
 fn figure(body: &mut String, ctx: &mut Ctx<'_>, run: &LoadedRun, a: &ArtifactView) {
+    if !inside_run(&a.path) {
+        return outside_note(body, a);
+    }
     let path = run.path(&a.path);
     let png = path.with_extension("png");
     let is_svg = a.path.ends_with(".svg");
@@ -513,6 +560,9 @@ fn figure(body: &mut String, ctx: &mut Ctx<'_>, run: &LoadedRun, a: &ArtifactVie
 }
 
 fn table(body: &mut String, ctx: &mut Ctx<'_>, run: &LoadedRun, a: &ArtifactView) {
+    if !inside_run(&a.path) {
+        return outside_note(body, a);
+    }
     let path = run.path(&a.path);
     let parsed = if a.path.ends_with(".csv") {
         read_csv(&path)
@@ -1215,6 +1265,8 @@ code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 0.88
 .absent { color: #555; font-style: italic; }
 .warn, .missing { border-left: 4px solid #000; background: #eee; padding: 6px 10px; }
 .findings li, .headlines li { margin: 2px 0; }
+h3.group { font-size: 1rem; margin: 14px 0 2px; color: #333; }
+.findings { margin-top: 2px; }
 .headlines { background: #f7f7f7; border-left: 4px solid #999; padding: 8px 12px 8px 30px; }
 a.src { font-size: 0.85em; color: #555; }
 figure { margin: 18px 0 26px; min-width: 0; }
@@ -1334,7 +1386,8 @@ mod tests {
             r#"{"study":"separability","config":{"features":"egemaps"},"seed":7,
                "artifacts":[{"kind":"figure","path":"p.svg","title":"UA by layer","caption":"What it shows.\nHow to read it."},
                             {"kind":"table","path":"t.csv","title":"Scores","caption":"One row per layer."},
-                            {"kind":"figure","path":"absent.svg","title":"Lost plot","caption":""}],
+                            {"kind":"figure","path":"absent.svg","title":"Lost plot","caption":""},
+                            {"kind":"table","path":"../../secret.csv","title":"Sneaky","caption":""}],
                "headlines":[{"key":"best_layer_speech","value":{"layer":3},"text":"Speech peaks at `layer 3`."}],
                "failures":[{"item":"clip-9","path":"x.wav","reason":"unreadable"}],
                "a_future_field":{"x":1}}"#,
@@ -1387,6 +1440,8 @@ mod tests {
         // What cannot be shown is said, not hidden.
         assert!(html.contains("class=\"missing\"") && html.contains("Lost plot"));
         assert!(html.contains("Sub-run not readable"));
+        assert!(html.contains("leaves the run folder"));
+        assert!(html.contains("<h3 class=\"group\">Layer-wise probing"));
         assert!(html.contains("clip-9") && html.contains("unreadable"));
         // The unknown study is rendered generically from its outputs.
         assert!(html.contains("brand-new") && html.contains("o.csv"));
