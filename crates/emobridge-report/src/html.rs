@@ -24,10 +24,31 @@ use crate::runs::{load_runs, ArtifactView, LoadedRun};
 use crate::table::format_significant;
 use crate::{write_atomic, Result};
 
-/// Rows of a table shown in the page; the rest are counted in a note.
-pub const MAX_TABLE_ROWS: usize = 25;
-/// Above this size an SVG is replaced by its PNG twin (when there is one).
-const MAX_INLINE_SVG: u64 = 2_000_000;
+/// Failures listed per run in the run record; the rest are counted.
+const MAX_FAILURE_ROWS: usize = 25;
+
+/// Settings of the page; `Default` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ReportConfig {
+    /// The page's title. Default "emobridge report".
+    pub title: String,
+    /// Rows of a table shown in the page; the rest are counted in a note. Default 25.
+    pub max_table_rows: usize,
+    /// Above this size (bytes) an SVG is replaced by its PNG twin when there is one, so the page
+    /// stays light. Default 2 000 000.
+    pub max_inline_svg_bytes: u64,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            title: "emobridge report".into(),
+            max_table_rows: 25,
+            max_inline_svg_bytes: 2_000_000,
+        }
+    }
+}
 
 /// A study the report knows: where its runs go and how to add it when it is missing.
 #[derive(Debug, Clone, Copy)]
@@ -172,14 +193,28 @@ pub struct ReportFiles {
 }
 
 /// Reads the run folders and writes `out` (the page) with `summary.json` and `summary.md`
-/// beside it.
+/// beside it, with the default [`ReportConfig`].
 pub fn write_report(dirs: &[PathBuf], out: &Path) -> Result<ReportFiles> {
+    write_report_with(&ReportConfig::default(), dirs, out)
+}
+
+/// [`write_report`] with explicit settings; refuses a zero row limit.
+pub fn write_report_with(
+    config: &ReportConfig,
+    dirs: &[PathBuf],
+    out: &Path,
+) -> Result<ReportFiles> {
+    if config.max_table_rows == 0 {
+        return Err(crate::ReportError::Input(
+            "max_table_rows must be at least 1".into(),
+        ));
+    }
     let runs = load_runs(dirs)?;
     let base = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let html = render(&runs, base);
+    let html = render_with(config, &runs, base);
     write_atomic(out, html.as_bytes())?;
     let summary_json = out.with_file_name("summary.json");
     let summary_md = out.with_file_name("summary.md");
@@ -199,8 +234,19 @@ pub fn write_report(dirs: &[PathBuf], out: &Path) -> Result<ReportFiles> {
 
 /// The page for `runs`; links to files are relative to `base` (the page's folder).
 pub fn render(runs: &[LoadedRun], base: &Path) -> String {
+    render_with(&ReportConfig::default(), runs, base)
+}
+
+/// [`render`] with explicit settings.
+pub fn render_with(config: &ReportConfig, runs: &[LoadedRun], base: &Path) -> String {
     let l = layout(runs);
-    let mut ctx = Ctx { figures: 0, base };
+    let max_rows = config.max_table_rows.max(1);
+    let mut ctx = Ctx {
+        figures: 0,
+        base,
+        max_rows,
+        max_svg: config.max_inline_svg_bytes,
+    };
     let mut body = String::new();
     let encoder = has_encoder(runs);
 
@@ -212,7 +258,8 @@ pub fn render(runs: &[LoadedRun], base: &Path) -> String {
         .collect();
     let _ = write!(
         body,
-        "<header><h1>emobridge report</h1><p class=\"lede\">{} run folder{} ({}), built by emobridge {}{}.</p></header>\n",
+        "<header><h1>{}</h1><p class=\"lede\">{} run folder{} ({}), built by emobridge {}{}.</p></header>\n",
+        esc(&config.title),
         l.shown.len(),
         if l.shown.len() == 1 { "" } else { "s" },
         esc(&studies.into_iter().collect::<Vec<_>>().join(", ")),
@@ -329,8 +376,9 @@ pub fn render(runs: &[LoadedRun], base: &Path) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; font-src data:; style-src 'unsafe-inline'\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"generator\" content=\"emobridge {}\">\n<title>emobridge report</title>\n<style>\n{}\n</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
+         <meta name=\"generator\" content=\"emobridge {}\">\n<title>{}</title>\n<style>\n{}\n</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
         esc(env!("CARGO_PKG_VERSION")),
+        esc(&config.title),
         style()
     )
 }
@@ -339,6 +387,8 @@ struct Ctx<'a> {
     /// Figures inlined so far (a prefix that keeps every SVG's ids unique in the page).
     figures: usize,
     base: &'a Path,
+    max_rows: usize,
+    max_svg: u64,
 }
 
 fn run_article(body: &mut String, ctx: &mut Ctx<'_>, id: &str, run: &LoadedRun) {
@@ -503,7 +553,7 @@ fn figure(body: &mut String, ctx: &mut Ctx<'_>, run: &LoadedRun, a: &ArtifactVie
         None
     };
     let inner = match svg_size {
-        Some(n) if n <= MAX_INLINE_SVG || !png.is_file() => {
+        Some(n) if n <= ctx.max_svg || !png.is_file() => {
             std::fs::read_to_string(&path).ok().map(|text| {
                 ctx.figures += 1;
                 sanitize_svg(&text, &format!("f{}", ctx.figures), &a.title)
@@ -602,7 +652,8 @@ fn table(body: &mut String, ctx: &mut Ctx<'_>, run: &LoadedRun, a: &ArtifactView
         let _ = write!(body, "<th{class}>{}</th>", esc(h));
     }
     body.push_str("</tr></thead><tbody>");
-    for row in rows.iter().take(MAX_TABLE_ROWS) {
+    let max_rows = ctx.max_rows;
+    for row in rows.iter().take(max_rows) {
         body.push_str("<tr>");
         for c in 0..header.len() {
             let cell = row.get(c).map(String::as_str).unwrap_or("");
@@ -616,10 +667,10 @@ fn table(body: &mut String, ctx: &mut Ctx<'_>, run: &LoadedRun, a: &ArtifactView
     }
     body.push_str("</tbody></table></div>");
     let link = file_link(ctx.base, &path, &a.path);
-    if rows.len() > MAX_TABLE_ROWS {
+    if rows.len() > max_rows {
         let _ = write!(
             body,
-            "<p class=\"note\">Showing the first {MAX_TABLE_ROWS} of {} rows; the full table is {link}.</p>",
+            "<p class=\"note\">Showing the first {max_rows} of {} rows; the full table is {link}.</p>",
             rows.len()
         );
     } else if rows.is_empty() {
@@ -724,7 +775,7 @@ fn record_article(body: &mut String, run: &LoadedRun, base: &Path) {
     body.push_str("</dl>");
     if !r.failures.is_empty() {
         body.push_str("<div class=\"table-wrap\"><table><thead><tr><th>item</th><th>file</th><th>reason</th></tr></thead><tbody>");
-        for f in r.failures.iter().take(MAX_TABLE_ROWS) {
+        for f in r.failures.iter().take(MAX_FAILURE_ROWS) {
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -734,10 +785,10 @@ fn record_article(body: &mut String, run: &LoadedRun, base: &Path) {
             );
         }
         body.push_str("</tbody></table></div>");
-        if r.failures.len() > MAX_TABLE_ROWS {
+        if r.failures.len() > MAX_FAILURE_ROWS {
             let _ = write!(
                 body,
-                "<p class=\"note\">Showing {MAX_TABLE_ROWS} of {} failures; all are in <code>run.json</code>.</p>",
+                "<p class=\"note\">Showing {MAX_FAILURE_ROWS} of {} failures; all are in <code>run.json</code>.</p>",
                 r.failures.len()
             );
         }
@@ -1478,6 +1529,29 @@ mod tests {
             "{err}"
         );
         assert!(!out.exists());
+        let zero = ReportConfig {
+            max_table_rows: 0,
+            ..ReportConfig::default()
+        };
+        let err = write_report_with(&zero, &[dir.path().to_path_buf()], &out)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_table_rows"), "{err}");
+    }
+
+    #[test]
+    fn settings_reach_the_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = sample_runs(dir.path());
+        let config = ReportConfig {
+            title: "Pilot <study>".into(),
+            max_table_rows: 10,
+            ..ReportConfig::default()
+        };
+        let files = write_report_with(&config, &dirs, &dir.path().join("r.html")).unwrap();
+        let html = std::fs::read_to_string(files.html).unwrap();
+        assert!(html.contains("<title>Pilot &lt;study&gt;</title>"));
+        assert!(html.contains("Showing the first 10 of 40 rows"));
     }
 
     #[test]

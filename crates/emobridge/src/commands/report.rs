@@ -1,7 +1,7 @@
 //! `emobridge report`: one self-contained HTML page from run folders.
 //!
 //! ```text
-//! emobridge report RUN_DIR... [--out report.html]
+//! emobridge report RUN_DIR... [--out report.html] [--title T] [--max-rows 25]
 //! ```
 //!
 //! Reads each folder's `run.json` (a demo folder brings its sub-runs along), renders a section
@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use emobridge_report::html::ReportConfig;
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
@@ -20,10 +21,21 @@ pub struct ReportArgs {
     /// The page to write; summary.json and summary.md go beside it.
     #[arg(long, default_value = "report.html")]
     pub out: PathBuf,
+    /// The page's title.
+    #[arg(long, default_value_t = ReportConfig::default().title)]
+    pub title: String,
+    /// Rows of each table shown in the page (the full tables stay in the run folders).
+    #[arg(long, default_value_t = ReportConfig::default().max_table_rows)]
+    pub max_rows: usize,
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
-    let files = emobridge_report::html::write_report(&args.runs, &args.out)
+    let config = ReportConfig {
+        title: args.title,
+        max_table_rows: args.max_rows,
+        ..ReportConfig::default()
+    };
+    let files = emobridge_report::html::write_report_with(&config, &args.runs, &args.out)
         .with_context(|| format!("writing the report {}", args.out.display()))?;
     tracing::info!(
         "report: {} runs, {} headline numbers → {} (and {}, {})",
