@@ -893,6 +893,75 @@ mod tests {
     }
 
     #[test]
+    fn label_areas_grow_with_their_labels() {
+        let short = heatmap();
+        let mut long = heatmap();
+        long.row_labels[0] = "speech · a much longer emotion label".into();
+        long.col_labels[1] = "a long descriptor name (semitones)".into();
+        let (a, b) = (HeatmapGeometry::of(&short), HeatmapGeometry::of(&long));
+        assert!(b.grid_x > a.grid_x + 100, "{} vs {}", b.grid_x, a.grid_x);
+        assert!(b.rotate_cols && !a.rotate_cols);
+        assert!(b.col_area >= text_width(&long.col_labels[1], 13) as i32);
+        assert!(b.height > a.height);
+        // The title always fits.
+        long.title = "t".repeat(120);
+        assert!(HeatmapGeometry::of(&long).width >= text_width(&long.title, 20));
+    }
+
+    #[test]
+    fn series_shades_differ_in_greyscale() {
+        let luma = |c: RGBColor| 0.299 * c.0 as f64 + 0.587 * c.1 as f64 + 0.114 * c.2 as f64;
+        for n in [2, 4, 6, 8] {
+            let l: Vec<f64> = (0..n).map(|i| luma(series_colour(i, n))).collect();
+            assert!(
+                l.windows(2).all(|w| w[1] > w[0] + 8.0),
+                "{n} series: luma {l:?}"
+            );
+        }
+        assert_eq!(format_cell(-0.001, 2.0), "0.00");
+        assert_eq!(format_cell(25.36, 15.0), "25.4");
+        assert_eq!(format_cell(0.4166, 0.3), "0.417");
+    }
+
+    #[test]
+    fn intervals_and_reference_line_are_drawn_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = |label: &str, y: f64| Series {
+            label: label.into(),
+            points: (0..4).map(|x| (x as f64, y + x as f64 * 0.01)).collect(),
+        };
+        let band = |label: &str, y: f64| Band {
+            label: label.into(),
+            points: (0..4).map(|x| (x as f64, y - 0.9, y + 0.05)).collect(),
+        };
+        for n in [2usize, 6] {
+            let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+            let chart = LineChart {
+                title: "UA by layer".into(),
+                x_label: LAYER_AXIS.into(),
+                y_label: "UA".into(),
+                series: names.iter().map(|l| series(l, 0.5)).collect(),
+            };
+            let extras = ChartExtras {
+                bands: names.iter().map(|l| band(l, 0.5)).collect(),
+                reference: Some((0.125, "chance (0.125)".into())),
+                band_label: "95% bootstrap interval".into(),
+            };
+            let svg = dir.path().join(format!("c{n}.svg"));
+            write_line_chart_with(&chart, &extras, &dir.path().join(format!("c{n}.png")), &svg)
+                .unwrap();
+            let text = std::fs::read_to_string(&svg).unwrap();
+            assert!(text.contains("chance (0.125)") && text.contains("95% bootstrap interval"));
+            assert!(text.contains("hidden state 0 = CNN features"));
+            // The lower ends of the intervals (0.5 - 0.9 < 0) widen the y axis below zero.
+            assert!(
+                text.contains("-0.4") || text.contains("−0.4"),
+                "y axis: {text:.300}"
+            );
+        }
+    }
+
+    #[test]
     fn ragged_values_are_refused() {
         let mut h = heatmap();
         h.values[1].pop();

@@ -973,7 +973,11 @@ fn write_plots(
                     _ => ("speech", "music", "speech × music"),
                 };
                 let name = state_name(model_tag, layer);
-                let title = format!("FAD by {}, {name}: {what}", family.as_str());
+                let title = format!(
+                    "FAD by {}, {}: {what}",
+                    family.as_str(),
+                    name.trim_start_matches("the ")
+                );
                 let readable = |labels: Vec<String>| -> Vec<String> {
                     labels.iter().map(|l| quadrant_label(l)).collect()
                 };
