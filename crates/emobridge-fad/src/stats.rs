@@ -78,6 +78,48 @@ impl RunningStats {
         s
     }
 
+    /// Statistics saved earlier by [`RunningStats::to_parts`] (count, mean, co-moment matrix in
+    /// row-major order), e.g. by one shard of a sharded run, so that they can be
+    /// [merged](RunningStats::merge) with the other shards'.
+    pub fn from_parts(n: u64, mean: Vec<f64>, scatter: &[f64]) -> Result<RunningStats> {
+        let dim = mean.len();
+        if scatter.len() != dim * dim {
+            return Err(FadError::Invalid {
+                what: "saved statistics".into(),
+                message: format!(
+                    "a {dim}-dimensional mean needs a {dim}×{dim} co-moment matrix, got {} values",
+                    scatter.len()
+                ),
+            });
+        }
+        if mean.iter().chain(scatter).any(|v| !v.is_finite()) {
+            return Err(FadError::NotFinite {
+                what: "saved statistics".into(),
+            });
+        }
+        if n == 0 && mean.iter().chain(scatter).any(|v| *v != 0.0) {
+            return Err(FadError::Invalid {
+                what: "saved statistics".into(),
+                message: "a count of 0 with non-zero moments".into(),
+            });
+        }
+        let scatter = Mat::from_fn(dim, dim, |i, j| scatter[i * dim + j]);
+        Ok(RunningStats { n, mean, scatter })
+    }
+
+    /// Count, mean and co-moment matrix (row-major), exactly as kept; [`RunningStats::from_parts`]
+    /// restores them bit for bit.
+    pub fn to_parts(&self) -> (u64, Vec<f64>, Vec<f64>) {
+        let dim = self.dim();
+        let mut scatter = Vec::with_capacity(dim * dim);
+        for i in 0..dim {
+            for j in 0..dim {
+                scatter.push(self.scatter[(i, j)]);
+            }
+        }
+        (self.n, self.mean.clone(), scatter)
+    }
+
     pub fn dim(&self) -> usize {
         self.mean.len()
     }
@@ -364,6 +406,24 @@ mod tests {
                 assert!((whole.cov[(i, j)] - merged.cov[(i, j)]).abs() < 1e-12);
             }
         }
+    }
+
+    #[test]
+    fn saved_parts_round_trip_and_bad_parts_are_refused() {
+        let x = random_rows(40, 3, 4, 1.0);
+        let s = RunningStats::from_rows(x.view());
+        let (n, mean, scatter) = s.to_parts();
+        let back = RunningStats::from_parts(n, mean, &scatter).unwrap();
+        assert_eq!(back.to_parts(), s.to_parts());
+        assert!(matches!(
+            RunningStats::from_parts(2, vec![0.0; 3], &[0.0; 4]),
+            Err(FadError::Invalid { .. })
+        ));
+        assert!(matches!(
+            RunningStats::from_parts(2, vec![f64::NAN, 0.0], &[0.0; 4]),
+            Err(FadError::NotFinite { .. })
+        ));
+        assert!(RunningStats::from_parts(0, vec![1.0], &[0.0]).is_err());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! # emobridge-learn
 //!
 //! Owns what is learned on top of the cached representations and how it is scored: feature
-//! standardisation fitted on training data, the multinomial logistic-regression probe (the
-//! linear probe of layer-wise studies, with scikit-learn's objective and L2 convention), its
-//! L-BFGS solver, and the metrics of both papers — weighted and unweighted accuracy, macro-F1 and
+//! standardisation fitted on training data (or per group: domain, speaker, corpus), the
+//! multinomial logistic-regression probe (the linear probe of layer-wise studies, with
+//! scikit-learn's objective and L2 convention) and its L-BFGS solver, ridge regression, a small
+//! MLP (classifier or regressor, Adam, dropout, early stopping) that can take a learned softmax
+//! weighting of all layers as input (SUPERB's featurizer), and the metrics of both papers — weighted and unweighted accuracy, macro-F1 and
 //! the confusion matrix for categorical emotion; Pearson r, concordance correlation (CCC) and RMSE
 //! for arousal and valence.
 //!
@@ -24,12 +26,28 @@
 //! ```
 
 pub mod lbfgs;
+pub mod linalg;
 pub mod logistic;
 pub mod metrics;
+pub mod mlp;
+pub mod ridge;
 pub mod scale;
 
 pub use logistic::{LogisticConfig, LogisticRegression};
-pub use scale::Standardizer;
+pub use mlp::{Mlp, MlpConfig, MlpTask};
+pub use ridge::Ridge;
+pub use scale::{GroupStandardizer, Standardizer};
+
+/// scikit-learn's `class_weight="balanced"` as per-row weights: n / (classes · nᶜ) for a row of
+/// class c, over the classes present in `y`.
+pub fn balanced_weights(y: &[usize]) -> Vec<f64> {
+    let mut counts = std::collections::BTreeMap::<usize, usize>::new();
+    for &l in y {
+        *counts.entry(l).or_default() += 1;
+    }
+    let (n, k) = (y.len() as f64, counts.len() as f64);
+    y.iter().map(|l| n / (k * counts[l] as f64)).collect()
+}
 
 /// Why a model could not be fitted or scored; the message names the offending input.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,9 @@
 //!
 //! minimise (1/n)·Σᵢ cross-entropyᵢ + 1/(2·C·n)·‖W‖², intercepts not penalised.
 //!
+//! With sample weights wᵢ (e.g. balanced class weights) n becomes Σᵢ wᵢ and each cross-entropy
+//! term is weighted, as scikit-learn does for `class_weight` / `sample_weight`.
+//!
 //! The objective is strictly convex in W, so the coefficients are unique and comparable with
 //! scikit-learn's; multinomial intercepts are unique up to a common shift and are returned
 //! centred (summing to zero), which is also what scikit-learn's zero start leaves them at.
@@ -11,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::lbfgs::{minimize, LbfgsConfig};
+use crate::linalg::gemm;
 use crate::{check_matrix, LearnError, Result};
 
 /// Fitting settings; defaults are scikit-learn's except the tighter tolerance and larger
@@ -65,7 +69,31 @@ impl LogisticRegression {
         n_labels: usize,
         cfg: &LogisticConfig,
     ) -> Result<Self> {
+        Self::fit_weighted(x, rows, cols, y, n_labels, None, cfg)
+    }
+
+    /// [`LogisticRegression::fit`] with one non-negative weight per row.
+    pub fn fit_weighted(
+        x: &[f64],
+        rows: usize,
+        cols: usize,
+        y: &[usize],
+        n_labels: usize,
+        sample_weight: Option<&[f64]>,
+        cfg: &LogisticConfig,
+    ) -> Result<Self> {
         check_matrix(x, rows, cols, "training features")?;
+        if let Some(w) = sample_weight {
+            if w.len() != rows || w.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
+                return Err(LearnError::Input(format!(
+                    "sample weights: need {rows} finite non-negative values"
+                )));
+            }
+        }
+        let weight_sum = sample_weight.map_or(rows as f64, |w| w.iter().sum());
+        if !(weight_sum > 0.0) {
+            return Err(LearnError::Input("sample weights sum to zero".into()));
+        }
         if y.len() != rows {
             return Err(LearnError::Input(format!(
                 "{} labels for {rows} rows",
@@ -103,8 +131,10 @@ impl LogisticRegression {
             rows,
             cols,
             targets: &targets,
+            weights: sample_weight,
+            weight_sum,
             outputs,
-            penalty: 1.0 / (cfg.c * rows as f64),
+            penalty: 1.0 / (cfg.c * weight_sum),
             fit_intercept: cfg.fit_intercept,
         };
         let params = outputs * cols + if cfg.fit_intercept { outputs } else { 0 };
@@ -189,68 +219,87 @@ struct Problem<'a> {
     cols: usize,
     /// Output index of each row's class.
     targets: &'a [usize],
+    /// Per-row weights (None: all 1).
+    weights: Option<&'a [f64]>,
+    /// Σ weights (n when unweighted).
+    weight_sum: f64,
     /// 1 (binomial) or the class count (multinomial).
     outputs: usize,
-    /// 1/(C·n).
+    /// 1/(C·Σw).
     penalty: f64,
     fit_intercept: bool,
 }
 
 impl Problem<'_> {
-    /// Objective and gradient at `w` = [coef (outputs × cols), intercepts].
+    /// Objective and gradient at `w` = [coef (outputs × cols), intercepts]: scores = X·Wᵀ and
+    /// the coefficient gradient Rᵀ·X as two matrix products (the cost of the fit).
     fn loss_grad(&self, w: &[f64], grad: &mut [f64]) -> f64 {
-        let (d, k_out) = (self.cols, self.outputs);
-        grad.iter_mut().for_each(|g| *g = 0.0);
+        let (d, k_out, n) = (self.cols, self.outputs, self.rows);
+        let mut scores = vec![0.0; n * k_out];
+        gemm(
+            &mut scores,
+            self.x,
+            &w[..k_out * d],
+            n,
+            d,
+            k_out,
+            false,
+            true,
+            false,
+        );
         let mut loss = 0.0;
-        let mut scores = vec![0.0; k_out];
-        let mut residual = vec![0.0; k_out];
-        for (row, &target) in self
-            .x
-            .chunks_exact(d.max(1))
-            .take(self.rows)
-            .zip(self.targets)
-        {
-            for (k, s) in scores.iter_mut().enumerate() {
-                let b = if self.fit_intercept {
-                    w[k_out * d + k]
-                } else {
-                    0.0
-                };
-                *s = b + dot(&w[k * d..(k + 1) * d], row);
+        for (i, (row, &target)) in scores.chunks_exact_mut(k_out).zip(self.targets).enumerate() {
+            if self.fit_intercept {
+                for (s, b) in row.iter_mut().zip(&w[k_out * d..]) {
+                    *s += b;
+                }
             }
+            let sw = self.weights.map_or(1.0, |v| v[i]);
             if k_out == 1 {
                 // log(1 + e^z) − y·z, written to stay finite for large |z|.
-                let z = scores[0];
+                let z = row[0];
                 let y = target as f64; // output 0 ↔ class index 1
-                loss += softplus(z) - y * z;
-                residual[0] = sigmoid(z) - y;
+                loss += sw * (softplus(z) - y * z);
+                row[0] = sw * (sigmoid(z) - y);
             } else {
-                let lse = log_sum_exp(&scores);
-                loss += lse - scores[target];
-                for k in 0..k_out {
-                    residual[k] = (scores[k] - lse).exp() - if k == target { 1.0 } else { 0.0 };
-                }
-            }
-            for k in 0..k_out {
-                let r = residual[k];
-                for (g, v) in grad[k * d..(k + 1) * d].iter_mut().zip(row) {
-                    *g += r * v;
-                }
-                if self.fit_intercept {
-                    grad[k_out * d + k] += r;
+                let lse = log_sum_exp(row);
+                loss += sw * (lse - row[target]);
+                for (k, s) in row.iter_mut().enumerate() {
+                    *s = sw * ((*s - lse).exp() - if k == target { 1.0 } else { 0.0 });
                 }
             }
         }
-        let n = self.rows as f64;
+        // `scores` now holds the weighted residuals R [n, outputs].
+        gemm(
+            &mut grad[..k_out * d],
+            &scores,
+            self.x,
+            k_out,
+            n,
+            d,
+            true,
+            false,
+            false,
+        );
+        if self.fit_intercept {
+            let gb = &mut grad[k_out * d..];
+            gb.iter_mut().for_each(|g| *g = 0.0);
+            for row in scores.chunks_exact(k_out) {
+                for (g, r) in gb.iter_mut().zip(row) {
+                    *g += r;
+                }
+            }
+        }
+        let total = self.weight_sum;
         let mut reg = 0.0;
         for (i, g) in grad.iter_mut().enumerate() {
-            *g /= n;
+            *g /= total;
             if i < k_out * d {
                 *g += self.penalty * w[i];
                 reg += w[i] * w[i];
             }
         }
-        loss / n + 0.5 * self.penalty * reg
+        loss / total + 0.5 * self.penalty * reg
     }
 }
 
@@ -295,6 +344,8 @@ mod tests {
                 rows: 10,
                 cols: 4,
                 targets: &targets,
+                weights: Some(&[1.0, 0.5, 2.0, 1.0, 1.0, 0.3, 1.0, 1.0, 1.5, 1.0]),
+                weight_sum: 10.3,
                 outputs,
                 penalty: 0.3,
                 fit_intercept: true,

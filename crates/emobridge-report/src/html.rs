@@ -172,12 +172,19 @@ fn layout(runs: &[LoadedRun]) -> Layout<'_> {
     out
 }
 
-/// Whether any run used a self-supervised encoder (a layer-wise study or model weights).
+/// Whether any run used a self-supervised encoder: model weights hashed, a layer-wise study, a
+/// model in the configuration, or an input that is not a hand-crafted descriptor set.
 fn has_encoder(runs: &[LoadedRun]) -> bool {
     runs.iter().flat_map(LoadedRun::flatten).any(|r| {
+        let descriptor_input = |label: &str| {
+            let l = label.to_ascii_lowercase();
+            l.starts_with("egemaps") || l.starts_with("compare")
+        };
         r.record.hashes.contains_key("model_weights")
             || r.record.study.ends_with("by-layer")
             || r.record.config.get("model").is_some_and(|m| !m.is_null())
+            || (kind_of(&r.record.study).is_some_and(|k| STUDY_KINDS[k].id != "descriptors")
+                && r.input_label().is_some_and(|l| !descriptor_input(&l)))
     })
 }
 

@@ -16,8 +16,8 @@ pub mod table;
 use std::path::{Path, PathBuf};
 
 pub use plot::{
-    write_heatmap, write_line_chart, write_line_chart_with, Band, ChartExtras, Heatmap, LineChart,
-    Series,
+    write_band_chart, write_heatmap, write_line_chart, write_line_chart_with, Band, BandChart,
+    BandSeries, ChartExtras, Heatmap, LineChart, Series,
 };
 pub use runs::{load_run, load_runs, LoadedRun};
 pub use table::{Cell, Table};

@@ -828,9 +828,95 @@ where
     Ok(())
 }
 
+/// One line of a [`BandChart`]: (x, mean, half-width of the band) points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandSeries {
+    pub label: String,
+    /// (x, y, band): the line passes through y, the shaded band spans y ± band; NaN y is skipped.
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// Lines with shaded ±bands (e.g. mean ± std over folds) and an optional dashed reference line
+/// (e.g. chance level).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandChart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<BandSeries>,
+    /// (legend label, y) of a horizontal dashed line.
+    pub reference: Option<(String, f64)>,
+}
+
+/// Writes a band chart to `png` and `svg`: drawn as a line chart whose series carry their
+/// y ± band intervals (shaded, or whiskers beyond four series) and the dashed reference line,
+/// so it shares the line chart's greyscale-safe shades, markers and side legend.
+pub fn write_band_chart(c: &BandChart, png: &Path, svg: &Path) -> Result<()> {
+    let band = |p: &(f64, f64, f64)| if p.2.is_finite() { p.2 } else { 0.0 };
+    let chart = LineChart {
+        title: c.title.clone(),
+        x_label: c.x_label.clone(),
+        y_label: c.y_label.clone(),
+        series: c
+            .series
+            .iter()
+            .map(|s| Series {
+                label: s.label.clone(),
+                points: s.points.iter().map(|p| (p.0, p.1)).collect(),
+            })
+            .collect(),
+    };
+    let extras = ChartExtras {
+        bands: c
+            .series
+            .iter()
+            .map(|s| Band {
+                label: s.label.clone(),
+                points: s
+                    .points
+                    .iter()
+                    .filter(|p| p.1.is_finite())
+                    .map(|p| (p.0, p.1 - band(p), p.1 + band(p)))
+                    .collect(),
+            })
+            .collect(),
+        reference: c.reference.as_ref().map(|(label, y)| (*y, label.clone())),
+        band_label: "± std (shaded)".into(),
+    };
+    write_line_chart_with(&chart, &extras, png, svg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn band_chart_draws_bands_and_the_reference_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let chart = BandChart {
+            title: "UA by layer".into(),
+            x_label: "layer".into(),
+            y_label: "UA".into(),
+            series: vec![
+                BandSeries {
+                    label: "speech → music".into(),
+                    points: vec![(0.0, 0.3, 0.05), (1.0, 0.4, 0.02), (2.0, f64::NAN, 0.0)],
+                },
+                BandSeries {
+                    label: "within speech".into(),
+                    points: vec![(1.0, 0.6, f64::NAN)],
+                },
+            ],
+            reference: Some(("chance".into(), 1.0 / 6.0)),
+        };
+        let (png, svg) = (dir.path().join("b.png"), dir.path().join("b.svg"));
+        write_band_chart(&chart, &png, &svg).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(
+            text.contains("chance") && text.contains("speech → music") && text.contains("<polygon")
+        );
+        assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+    }
 
     fn heatmap() -> Heatmap {
         Heatmap {

@@ -28,6 +28,8 @@ pub mod model;
 pub mod pretrained;
 pub mod weights;
 
+/// The tensor crate of this API (`LoadOptions::device`), re-exported.
+pub use candle_core;
 pub use config::{
     Activation, ConvNorm, EncoderConfig, ModelFamily, PositionalEmbedding, PreprocessConfig,
     RelativeBias,

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 pub use entry::{ClipEntry, EntryMetadata, StoredDtype};
 pub use failures::{Failure, FailureLog};
-pub use shard::Shard;
+pub use shard::{sharded_path, Shard};
 
 /// Why a cache operation failed; every variant names the file.
 #[derive(Debug, thiserror::Error)]

@@ -55,8 +55,48 @@ impl Shard {
     }
 }
 
+/// The file one shard writes in place of `path`: `feats.csv` → `feats.shard-1-of-4.csv` (the
+/// shard tag goes before the last extension; a name without one gets it appended). One shard
+/// (`0/1`) writes `path` itself.
+pub fn sharded_path(path: &std::path::Path, shard: Shard) -> std::path::PathBuf {
+    if shard.count == 1 {
+        return path.to_path_buf();
+    }
+    let tag = format!("shard-{}-of-{}", shard.index, shard.count);
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let name = match (stem, path.extension()) {
+        (Some(stem), Some(ext)) => format!("{stem}.{tag}.{}", ext.to_string_lossy()),
+        (Some(stem), None) => format!("{stem}.{tag}"),
+        (None, _) => tag,
+    };
+    path.with_file_name(name)
+}
+
 impl std::fmt::Display for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn sharded_paths_keep_the_extension() {
+        let s = Shard { index: 1, count: 4 };
+        assert_eq!(
+            sharded_path(Path::new("out/feats.csv"), s),
+            Path::new("out/feats.shard-1-of-4.csv")
+        );
+        assert_eq!(
+            sharded_path(Path::new("feats"), s),
+            Path::new("feats.shard-1-of-4")
+        );
+        assert_eq!(
+            sharded_path(Path::new("a/f.csv"), Shard::ALL),
+            Path::new("a/f.csv")
+        );
     }
 }

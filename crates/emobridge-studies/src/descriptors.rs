@@ -147,6 +147,105 @@ pub fn write_functionals_csv(
     w.flush().map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// A clip-level descriptor set for the probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClipDescriptors {
+    /// eGeMAPS v02 functionals (88).
+    Egemaps,
+    /// ComParE-2016: mean and population std over the clip of the 65 LLDs and their 65 deltas
+    /// (260), the clip-level form of the continuous-emotion paper's window summary.
+    Compare,
+}
+
+impl ClipDescriptors {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClipDescriptors::Egemaps => "egemaps-functionals",
+            ClipDescriptors::Compare => "compare-lld-mean-std",
+        }
+    }
+}
+
+/// One feature row per record (in `records` order, failures left out and returned):
+/// `progress(done, total)` is called as clips finish.
+pub fn clip_descriptors(
+    manifest: &Manifest,
+    records: &[&Record],
+    set: ClipDescriptors,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> (Vec<(String, Vec<f64>)>, Vec<ClipFailure>) {
+    if set == ClipDescriptors::Egemaps {
+        let run = egemaps_over_manifest(manifest, records, None, progress);
+        let rows = run
+            .functionals
+            .into_iter()
+            .map(|(id, f)| (id, f.values.iter().map(|&v| v as f64).collect()))
+            .collect();
+        return (rows, run.failures);
+    }
+    let done = AtomicUsize::new(0);
+    let results: Vec<Result<(String, Vec<f64>), ClipFailure>> = records
+        .par_iter()
+        .map(|r| {
+            let path = manifest.audio_path(r);
+            let out = load(
+                &path,
+                &DecodeOptions {
+                    int_scaling: IntScaling::OpenSmile,
+                    ..DecodeOptions::mono()
+                },
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|audio| {
+                let rate = audio.sample_rate;
+                emobridge_acoustic::compare::lld_with_deltas(&audio.into_mono(), rate)
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|frames| {
+                if frames.values.is_empty() {
+                    return Err("clip shorter than one analysis frame".to_string());
+                }
+                let n = frames.values.len() as f64;
+                let cols = frames.names.len();
+                let mut mean = vec![0.0f64; cols];
+                for row in &frames.values {
+                    for (m, &v) in mean.iter_mut().zip(row) {
+                        *m += v as f64 / n;
+                    }
+                }
+                let mut var = vec![0.0f64; cols];
+                for row in &frames.values {
+                    for ((s, &v), m) in var.iter_mut().zip(row).zip(&mean) {
+                        *s += (v as f64 - m).powi(2) / n;
+                    }
+                }
+                Ok((
+                    r.id.clone(),
+                    mean.into_iter()
+                        .chain(var.into_iter().map(f64::sqrt))
+                        .collect(),
+                ))
+            })
+            .map_err(|error| ClipFailure {
+                id: r.id.clone(),
+                path: path.display().to_string(),
+                error,
+            });
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1, records.len());
+            out
+        })
+        .collect();
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for r in results {
+        match r {
+            Ok(row) => rows.push(row),
+            Err(f) => failures.push(f),
+        }
+    }
+    (rows, failures)
+}
+
 /// Settings of [`summarise`]; `Default` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescriptorSummaryConfig {

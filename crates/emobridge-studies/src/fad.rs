@@ -49,6 +49,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{RunFolder, RunFolderError};
 
+mod shards;
+pub use shards::{
+    incomplete_shards, merge_shards, run_shard, shard_dir, shard_record, ShardRecord,
+};
+
 /// What one sample is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -230,38 +235,80 @@ pub fn run(
     model_tag: &str,
     out_dir: &Path,
 ) -> Result<FadStudyOutcome, FadStudyError> {
+    study(
+        config,
+        manifest,
+        cache_dir,
+        model_tag,
+        out_dir,
+        LayerSource::InProcess,
+    )
+}
+
+/// Where each layer's per-group statistics come from.
+enum LayerSource<'a> {
+    /// Read every selected clip here.
+    InProcess,
+    /// Merge the statistics the shards of a sharded run saved (see [`run_shard`]).
+    Shards { dir: &'a Path, count: usize },
+}
+
+fn study(
+    config: &FadStudyConfig,
+    manifest: &Manifest,
+    cache_dir: &Path,
+    model_tag: &str,
+    out_dir: &Path,
+    source: LayerSource<'_>,
+) -> Result<FadStudyOutcome, FadStudyError> {
     validate(config)?;
     let mut run = RunFolder::create(out_dir, "fad")?;
     run.set_config(config, config.seed);
     run.note("model_tag", model_tag);
     run.hash_bytes("manifest", &manifest.to_csv());
 
-    let (clips, shape) = usable_clips(config, manifest, cache_dir, model_tag, &mut run)?;
-    record_inputs(&clips, &mut run);
-    let layers = chosen_layers(config, shape)?;
-    let groups = group_members(&clips);
-    let selections = select_samples(config, &clips, &groups);
-    let group_sizes: BTreeMap<String, u64> = selections
-        .iter()
-        .map(|(k, s)| (group_name(k), sample_count(config, s)))
-        .collect();
-    run.note("group_sizes", &group_sizes);
-    run.note("dim", shape.dim);
-    run.note("states_in_cache", shape.states);
+    let plan = plan(config, manifest, cache_dir, model_tag)?;
+    for f in &plan.header_failures {
+        run.fail(&f.item, &f.path, &f.reason);
+    }
+    record_inputs(&plan.clips, &mut run);
+    run.note("group_sizes", &plan.group_sizes);
+    run.note("dim", plan.shape.dim);
+    run.note("states_in_cache", plan.shape.states);
     run.note("statistics_level", config.level);
 
+    if let LayerSource::Shards { dir, count } = &source {
+        run.note("shards", count);
+        // Every shard must have planned what this merge plans; their read failures are listed.
+        for record in shards::load_shard_records(dir, *count, &plan.fingerprint)? {
+            for f in record.failures {
+                run.fail(f.item, f.path, f.reason);
+            }
+        }
+    }
     let mut speech_vs_music = Vec::new();
     let mut pairs = Vec::new();
-    for &layer in &layers {
+    for &layer in &plan.layers {
         tracing::info!(layer, "FAD study: layer {layer}");
-        let data = layer_data(config, &clips, &selections, layer, &mut run)?;
-        speech_vs_music.extend(speech_music_rows(config, layer, &data, &selections)?);
+        let accumulated = match &source {
+            LayerSource::Shards { dir, count } => shards::merge_layer(&plan, dir, *count, layer)?,
+            LayerSource::InProcess => {
+                let mut failures = Vec::new();
+                let acc = accumulate(config, &plan, layer, &|_| true, &mut failures)?;
+                for f in failures {
+                    run.fail(f.item, f.path, f.reason);
+                }
+                acc
+            }
+        };
+        let data = finish_layer(config, layer, accumulated);
+        speech_vs_music.extend(speech_music_rows(config, layer, &data, &plan.selections)?);
         pairs.extend(matrix_rows(config, layer, &data)?);
     }
     write_outputs(
         config,
         &mut run,
-        &layers,
+        &plan.layers,
         &speech_vs_music,
         &pairs,
         model_tag,
@@ -271,11 +318,75 @@ pub fn run(
     run.finish()?;
     Ok(FadStudyOutcome {
         run_dir,
-        layers,
+        layers: plan.layers,
         speech_vs_music,
         pairs,
-        group_sizes,
+        group_sizes: plan.group_sizes,
         failures,
+    })
+}
+
+/// Everything decided before a single frame is read, identical in every shard of a sharded run:
+/// the usable clips, the layers, and each group's sample selection.
+struct Plan<'m> {
+    clips: Vec<UsableClip<'m>>,
+    shape: ClipShape,
+    layers: Vec<usize>,
+    selections: BTreeMap<GroupKey, Selection>,
+    group_sizes: BTreeMap<String, u64>,
+    /// Clips left out because their cache header did not read or did not fit.
+    header_failures: Vec<crate::RunFailure>,
+    /// SHA-256 of the settings and the clip list: shards computed from different caches or
+    /// settings refuse to merge.
+    fingerprint: String,
+}
+
+fn plan<'m>(
+    config: &FadStudyConfig,
+    manifest: &'m Manifest,
+    cache_dir: &Path,
+    model_tag: &str,
+) -> Result<Plan<'m>, FadStudyError> {
+    let mut header_failures = Vec::new();
+    let (clips, shape) =
+        usable_clips(config, manifest, cache_dir, model_tag, &mut header_failures)?;
+    let layers = chosen_layers(config, shape)?;
+    let groups = group_members(&clips);
+    let selections = select_samples(config, &clips, &groups);
+    let group_sizes: BTreeMap<String, u64> = selections
+        .iter()
+        .map(|(k, s)| (group_name(k), sample_count(config, s)))
+        .collect();
+    // Plots are drawn by the merging step only; every other setting changes the statistics.
+    let settings = FadStudyConfig {
+        plots: true,
+        ..config.clone()
+    };
+    let clip_list: Vec<(&str, usize)> = clips
+        .iter()
+        .map(|c| (c.record.id.as_str(), c.frames))
+        .collect();
+    let fingerprint = crate::sha256_hex(
+        serde_json::json!({
+            "config": settings,
+            "model_tag": model_tag,
+            "states": shape.states,
+            "dim": shape.dim,
+            "layers": layers,
+            "clips": clip_list,
+            "group_sizes": group_sizes,
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    Ok(Plan {
+        clips,
+        shape,
+        layers,
+        selections,
+        group_sizes,
+        header_failures,
+        fingerprint,
     })
 }
 
@@ -307,7 +418,7 @@ fn usable_clips<'m>(
     manifest: &'m Manifest,
     cache_dir: &Path,
     model_tag: &str,
-    run: &mut RunFolder,
+    failures: &mut Vec<crate::RunFailure>,
 ) -> Result<(Vec<UsableClip<'m>>, ClipShape), FadStudyError> {
     let mut clips = Vec::new();
     let mut shape: Option<ClipShape> = None;
@@ -323,7 +434,7 @@ fn usable_clips<'m>(
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("skipping {}: {e}", record.id);
-                run.fail(&record.id, path.display().to_string(), e.to_string());
+                failures.push(failure(&record.id, &path, e.to_string()));
                 continue;
             }
         };
@@ -339,7 +450,7 @@ fn usable_clips<'m>(
                 reference.states,
                 reference.dim
             );
-            run.fail(&record.id, path.display().to_string(), reason);
+            failures.push(failure(&record.id, &path, reason));
             continue;
         }
         clips.push(UsableClip {
@@ -580,38 +691,52 @@ struct LayerData {
     rows: BTreeMap<GroupKey, (Array2<f64>, Vec<std::ops::Range<usize>>)>,
 }
 
-fn layer_data(
+/// One layer's running statistics per selected group (before standardising), and the kept rows
+/// of the emotion groups when bootstrapping.
+struct Accumulated {
+    dim: usize,
+    running: BTreeMap<GroupKey, RunningStats>,
+    kept: BTreeMap<GroupKey, (Vec<f64>, Vec<std::ops::Range<usize>>)>,
+}
+
+/// Reads the selected samples of `layer` from every clip `owns` accepts and folds them into each
+/// group's running statistics. A clip whose data does not read is pushed onto `failures`.
+fn accumulate(
     config: &FadStudyConfig,
-    clips: &[UsableClip<'_>],
-    selections: &BTreeMap<GroupKey, Selection>,
+    plan: &Plan<'_>,
     layer: usize,
-    run: &mut RunFolder,
-) -> Result<LayerData, FadStudyError> {
+    owns: &dyn Fn(&str) -> bool,
+    failures: &mut Vec<crate::RunFailure>,
+) -> Result<Accumulated, FadStudyError> {
     // Which groups use each clip, and which frames.
     let mut uses: BTreeMap<usize, Vec<(&GroupKey, &Vec<usize>)>> = BTreeMap::new();
-    for (key, selection) in selections {
+    for (key, selection) in &plan.selections {
         for (clip, frames) in selection {
             uses.entry(*clip).or_default().push((key, frames));
         }
     }
-    let dim = read_clip_shape(&clips[0].path)?.dim;
-    let mut running: BTreeMap<&GroupKey, RunningStats> = selections
+    let dim = plan.shape.dim;
+    let mut running: BTreeMap<GroupKey, RunningStats> = plan
+        .selections
         .keys()
-        .map(|k| (k, RunningStats::new(dim)))
+        .map(|k| (k.clone(), RunningStats::new(dim)))
         .collect();
     let keep_rows = config.bootstrap >= 2;
-    let mut kept: BTreeMap<&GroupKey, (Vec<f64>, Vec<std::ops::Range<usize>>)> = BTreeMap::new();
+    let mut kept: BTreeMap<GroupKey, (Vec<f64>, Vec<std::ops::Range<usize>>)> = BTreeMap::new();
     for (clip_index, users) in uses {
-        let clip = &clips[clip_index];
+        let clip = &plan.clips[clip_index];
+        if !owns(&clip.record.id) {
+            continue;
+        }
         let samples = match read_samples(config, clip, layer) {
             Ok(s) => s,
             Err(e) => {
                 // The header read earlier; the data did not (truncated or corrupt file).
-                run.fail(
+                failures.push(failure(
                     &clip.record.id,
-                    clip.path.display().to_string(),
+                    &clip.path,
                     format!("layer {layer}: {e}"),
-                );
+                ));
                 continue;
             }
         };
@@ -625,13 +750,19 @@ fn layer_data(
                 .expect("every selected group has statistics")
                 .push_rows(rows.view());
             if keep_rows && key.family == Family::Emotion {
-                let (buf, units) = kept.entry(key).or_default();
+                let (buf, units) = kept.entry(key.clone()).or_default();
                 let start = buf.len() / dim;
                 buf.extend(rows.iter());
                 units.push(start..start + rows.nrows());
             }
         }
     }
+    Ok(Accumulated { dim, running, kept })
+}
+
+/// Gaussians (standardised on request) and bootstrap rows of one layer.
+fn finish_layer(config: &FadStudyConfig, layer: usize, acc: Accumulated) -> LayerData {
+    let Accumulated { dim, running, kept } = acc;
     let scaling = if config.standardize {
         Some(pooled_moments(&running, dim))
     } else {
@@ -644,9 +775,9 @@ fn layer_data(
                 if let Some((centre, scale)) = &scaling {
                     standardize_gaussian(&mut g, centre, scale);
                 }
-                stats.insert(key.clone(), g);
+                stats.insert(key, g);
             }
-            Err(e) => tracing::warn!("layer {layer}, group {}: {e}", group_name(key)),
+            Err(e) => tracing::warn!("layer {layer}, group {}: {e}", group_name(&key)),
         }
     }
     let rows = kept
@@ -661,15 +792,23 @@ fn layer_data(
                     }
                 }
             }
-            (k.clone(), (rows, units))
+            (k, (rows, units))
         })
         .collect();
-    Ok(LayerData { stats, rows })
+    LayerData { stats, rows }
+}
+
+fn failure(item: &str, path: &Path, reason: impl Into<String>) -> crate::RunFailure {
+    crate::RunFailure {
+        item: item.to_string(),
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Pooled per-dimension mean and standard deviation of the emotion-family groups (which
 /// partition the selected clips within each domain). A constant column keeps scale 1.
-fn pooled_moments(running: &BTreeMap<&GroupKey, RunningStats>, dim: usize) -> (Vec<f64>, Vec<f64>) {
+fn pooled_moments(running: &BTreeMap<GroupKey, RunningStats>, dim: usize) -> (Vec<f64>, Vec<f64>) {
     let mut pooled = RunningStats::new(dim);
     for (key, s) in running {
         if key.family == Family::Emotion {
@@ -1243,6 +1382,7 @@ fn summary_markdown(config: &FadStudyConfig, layers: &[usize], table: &Table) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use emobridge_store::Shard;
     use safetensors::tensor::TensorView;
     use safetensors::Dtype;
 
@@ -1441,6 +1581,128 @@ mod tests {
         )
         .unwrap();
         assert_eq!(again.speech_vs_music, outcome.speech_vs_music);
+    }
+
+    #[test]
+    fn shards_merge_to_the_single_process_study() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = corpus(dir.path());
+        for config in [
+            FadStudyConfig {
+                plots: false,
+                ..Default::default()
+            },
+            FadStudyConfig {
+                plots: false,
+                standardize: true,
+                level: StatisticsLevel::ClipMeans,
+                ..Default::default()
+            },
+        ] {
+            let single = run(
+                &config,
+                &manifest,
+                dir.path(),
+                "tiny",
+                &dir.path().join("one"),
+            )
+            .unwrap();
+            let out = dir.path().join("sharded");
+            let _ = std::fs::remove_dir_all(&out);
+            assert_eq!(incomplete_shards(&out, 3), vec![0, 1, 2]);
+            let mut owned = 0;
+            for index in [2, 0] {
+                owned += run_shard(
+                    &config,
+                    &manifest,
+                    dir.path(),
+                    "tiny",
+                    &out,
+                    Shard { index, count: 3 },
+                )
+                .unwrap()
+                .clips;
+            }
+            assert_eq!(incomplete_shards(&out, 3), vec![1]);
+            let err = merge_shards(&config, &manifest, dir.path(), "tiny", &out, 3).unwrap_err();
+            assert!(err.to_string().contains("[1]"), "{err}");
+            owned += run_shard(
+                &config,
+                &manifest,
+                dir.path(),
+                "tiny",
+                &out,
+                Shard { index: 1, count: 3 },
+            )
+            .unwrap()
+            .clips;
+            assert_eq!(owned, 40, "every usable clip in exactly one shard");
+            let merged = merge_shards(&config, &manifest, dir.path(), "tiny", &out, 3).unwrap();
+            assert_eq!(merged.group_sizes, single.group_sizes);
+            assert_eq!(merged.speech_vs_music.len(), single.speech_vs_music.len());
+            for (m, s) in merged.speech_vs_music.iter().zip(&single.speech_vs_music) {
+                assert_eq!(
+                    (m.layer, &m.emotion, m.n_speech),
+                    (s.layer, &s.emotion, s.n_speech)
+                );
+                assert!(
+                    (m.fad - s.fad).abs() <= 1e-12 * s.fad.max(1.0),
+                    "{} vs {}",
+                    m.fad,
+                    s.fad
+                );
+            }
+            for (m, s) in merged.pairs.iter().zip(&single.pairs) {
+                assert!(
+                    (m.fad - s.fad).abs() <= 1e-12 * s.fad.max(1.0),
+                    "{m:?} vs {s:?}"
+                );
+            }
+            assert_eq!(merged.failures.len(), 1);
+            assert!(out.join("run.json").is_file());
+        }
+        // A shard computed with other settings refuses to merge; bootstrap needs one process.
+        let out = dir.path().join("mixed");
+        let a = FadStudyConfig::default();
+        let b = FadStudyConfig {
+            seed: 9,
+            ..Default::default()
+        };
+        run_shard(
+            &a,
+            &manifest,
+            dir.path(),
+            "tiny",
+            &out,
+            Shard { index: 0, count: 2 },
+        )
+        .unwrap();
+        run_shard(
+            &b,
+            &manifest,
+            dir.path(),
+            "tiny",
+            &out,
+            Shard { index: 1, count: 2 },
+        )
+        .unwrap();
+        let err = merge_shards(&a, &manifest, dir.path(), "tiny", &out, 2).unwrap_err();
+        assert!(err.to_string().contains("shard 1/2"), "{err}");
+        let boot = FadStudyConfig {
+            bootstrap: 10,
+            ..Default::default()
+        };
+        assert!(matches!(
+            run_shard(
+                &boot,
+                &manifest,
+                dir.path(),
+                "tiny",
+                &out,
+                Shard { index: 0, count: 2 }
+            ),
+            Err(FadStudyError::Invalid(_))
+        ));
     }
 
     #[test]

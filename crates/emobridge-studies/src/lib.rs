@@ -26,7 +26,7 @@ pub enum RunFolderError {
 }
 
 /// One item a batch study skipped, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct RunFailure {
     /// The clip id (or other unit) that failed.
     pub item: String,

@@ -39,10 +39,12 @@ enum Command {
     Extract(commands::extract::ExtractArgs),
     /// Fréchet audio distance: between two embedding sets, or the per-emotion study.
     Fad(commands::fad::FadArgs),
-    /// Linear emotion probe on every cached hidden state, within and across domains.
+    /// Layer-wise probing and speech ↔ music transfer (emotion, arousal or valence).
     Probe(commands::probe::ProbeArgs),
     /// One self-contained HTML page (and summary.json/.md) from run folders.
     Report(commands::report::ReportArgs),
+    /// Run extract, features, fad or probe on a Slurm cluster as a job array, one task per shard.
+    Slurm(commands::slurm::SlurmArgs),
 }
 
 fn main() {
@@ -58,6 +60,7 @@ fn main() {
         Command::Fad(a) => commands::fad::run(a),
         Command::Probe(a) => commands::probe::run(a),
         Command::Report(a) => commands::report::run(a),
+        Command::Slurm(a) => commands::slurm::run(a),
     };
     if let Err(e) = result {
         // One line: the context chain joined, so the bad input and the reason read together.

@@ -286,6 +286,9 @@ fn the_demo_report_passes_the_browser_check() {
     // Every headline of summary.json is stated in the page.
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    // With --model the page does not ask for an encoder.
+    assert_eq!(summary["encoder"], true);
+    assert!(!html.contains("No self-supervised encoder was run"));
     let runs = summary["runs"].as_array().unwrap();
     assert!(runs.len() >= 5, "{runs:?}");
     let mut headlines = 0;
@@ -302,7 +305,7 @@ fn the_demo_report_passes_the_browser_check() {
     assert!(headlines >= 10, "{headlines} headlines");
     assert!(std::fs::read_to_string(out.join("summary.md"))
         .unwrap()
-        .contains("best_layer_speech"));
+        .contains("closest_emotion"));
     for width in [1280, 760] {
         let problems = check_page(&browser, &page, width, &SECTIONS);
         assert!(

@@ -78,7 +78,7 @@ impl Cues {
         }
     }
 
-    fn fields(&self) -> [f32; 10] {
+    pub(crate) fn fields(&self) -> [f32; 10] {
         [
             self.rate,
             self.loudness,
@@ -93,7 +93,7 @@ impl Cues {
         ]
     }
 
-    fn from_fields(f: [f32; 10]) -> Cues {
+    pub(crate) fn from_fields(f: [f32; 10]) -> Cues {
         Cues {
             rate: f[0],
             loudness: f[1],

@@ -60,6 +60,13 @@ pub struct SynthConfig {
     pub annotation_noise: f32,
     /// Rate of the annotation traces (Hz).
     pub annotation_rate: f32,
+    /// How much of the acoustic code the two domains share, in [0, 1] (default 1, the corpus as
+    /// it always was: music uses speech's cue profile for every emotion). Music's profile for an
+    /// emotion is `S·speech + √(1−S²)·own`, where `own` is a cue vector drawn per emotion from
+    /// the seed, independently of speech, with the speech profiles' spread; so S is the expected
+    /// cosine between the two domains' cue directions. At 0 nothing transfers while each domain
+    /// stays internally consistent (within-domain accuracy stays). See [`profile`].
+    pub shared_code: f32,
 }
 
 impl Default for SynthConfig {
@@ -78,6 +85,7 @@ impl Default for SynthConfig {
             annotation_lag: (2.0, 4.0),
             annotation_noise: 0.08,
             annotation_rate: 2.0,
+            shared_code: 1.0,
         }
     }
 }
@@ -247,6 +255,12 @@ pub fn generate(
             "speakers, performers and clips-per-cell must be ≥ 1".into(),
         ));
     }
+    if !(0.0..=1.0).contains(&cfg.shared_code) {
+        return Err(SynthError::Config(format!(
+            "shared-code must be in [0, 1], got {}",
+            cfg.shared_code
+        )));
+    }
     for dir in ["speech", "music", "annotations"] {
         let d = out.join(dir);
         std::fs::create_dir_all(&d).map_err(|e| SynthError::Write {
@@ -318,7 +332,7 @@ fn clip<R: Rng>(
     let (rel, record) = match p.domain {
         Domain::Speech => {
             let s = &spk[p.who];
-            let cues = Cues::of(emotion)
+            let cues = profile(cfg, Domain::Speech, emotion)
                 .scaled(k)
                 .plus(&s.habit)
                 .plus(&spread(rng, cfg.cue_spread));
@@ -336,7 +350,7 @@ fn clip<R: Rng>(
             let pf = &perf[p.who];
             // Performers differ more among themselves (instrument, register) than speakers do, so
             // the per-clip scatter is smaller to keep music's classes about as separable as speech's.
-            let cues = Cues::of(emotion)
+            let cues = profile(cfg, Domain::Music, emotion)
                 .scaled(k)
                 .plus(&pf.habit)
                 .plus(&spread(rng, 0.7 * cfg.cue_spread));
@@ -394,7 +408,7 @@ fn continuous_clip<R: Rng>(
     let drift = Drift {
         segments: segments
             .iter()
-            .map(|(s, e, k)| (*s, Cues::of(*e).scaled(*k).plus(&habit)))
+            .map(|(s, e, k)| (*s, profile(cfg, p.domain, *e).scaled(*k).plus(&habit)))
             .collect(),
         fade,
     };
@@ -480,6 +494,33 @@ fn continuous_clip<R: Rng>(
         .collect();
     r.set_extra("emotion_path", path.join(" "));
     Ok((r, seconds as f64))
+}
+
+/// The cue profile `domain` uses for `emotion`, the one place where the shared code is set:
+/// speech always uses [`Cues::of`]; music uses `S·Cues::of(e) + √(1−S²)·own(e)` with
+/// S = `cfg.shared_code` and `own(e)` a Gaussian cue vector drawn from `cfg.seed` and the emotion
+/// alone (never from speech), with the per-cue spread of the nominal profiles. At S = 1 this is
+/// exactly `Cues::of(e)`, so the default corpus is unchanged.
+pub fn profile(cfg: &SynthConfig, domain: Domain, emotion: Emotion) -> Cues {
+    let shared = Cues::of(emotion);
+    let s = cfg.shared_code.clamp(0.0, 1.0);
+    if domain == Domain::Speech || s >= 1.0 {
+        return shared;
+    }
+    // Spread of the nominal profiles: RMS over every cue of the six emotions.
+    let all: Vec<f32> = EMOTIONS
+        .iter()
+        .flat_map(|&e| Cues::of(e).fields())
+        .collect();
+    let rms = (all.iter().map(|v| v * v).sum::<f32>() / all.len() as f32).sqrt();
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        cfg.seed ^ 0x4F57_4E5F_4355_4553 ^ (emotion as u64).wrapping_mul(0x9E37_79B9),
+    );
+    let own = Cues::from_fields(std::array::from_fn(|_| rms * gauss(&mut rng)));
+    let own_weight = (1.0 - s * s).sqrt();
+    Cues::from_fields(std::array::from_fn(|i| {
+        s * shared.fields()[i] + own_weight * own.fields()[i]
+    }))
 }
 
 /// Packs an emotion's scaled (arousal, valence) into a `Cues` (rate = arousal, loudness =
@@ -571,6 +612,46 @@ mod tests {
             std::fs::read(c.manifest_path).unwrap(),
             std::fs::read(&s.manifest_path).unwrap()
         );
+    }
+
+    #[test]
+    fn shared_code_sets_the_cosine_between_the_domains_cue_profiles() {
+        let cos = |a: Cues, b: Cues| {
+            let (a, b) = (a.fields(), b.fields());
+            let dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            let n = |v: &[f32; 10]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            dot / (n(&a) * n(&b))
+        };
+        let at = |s: f32| SynthConfig {
+            shared_code: s,
+            ..SynthConfig::default()
+        };
+        for e in EMOTIONS {
+            assert_eq!(profile(&at(1.0), Domain::Music, e), Cues::of(e));
+            assert_eq!(profile(&at(0.0), Domain::Speech, e), Cues::of(e));
+        }
+        // Mean cosine over the five non-neutral emotions (neutral's speech profile is zero).
+        let mean_cos = |s: f32| {
+            let cfg = at(s);
+            let v: Vec<f32> = EMOTIONS[1..]
+                .iter()
+                .map(|&e| cos(profile(&cfg, Domain::Music, e), Cues::of(e)))
+                .collect();
+            v.iter().sum::<f32>() / v.len() as f32
+        };
+        let (c0, c5) = (mean_cos(0.0), mean_cos(0.5));
+        assert!(c0.abs() < 0.45, "S = 0: mean cosine {c0}");
+        assert!(c5 > c0 + 0.2 && c5 < 0.95, "S = 0.5: {c5}, S = 0: {c0}");
+        let err = generate(
+            tempfile::tempdir().unwrap().path(),
+            &SynthConfig {
+                shared_code: 1.5,
+                ..tiny()
+            },
+            &|_, _| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("shared-code"), "{err}");
     }
 
     #[test]

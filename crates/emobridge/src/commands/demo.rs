@@ -118,6 +118,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 precision: PrecisionArg::F32,
                 window_s: 30.0,
                 convention: ConventionArg::Transformers4,
+                device: super::extract::DeviceArg::Auto,
             },
             cache: cache_root.clone(),
             tag: Some(SSL_TAG.into()),

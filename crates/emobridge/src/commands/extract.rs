@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use emobridge_corpus::Manifest;
+use emobridge_ssl::candle_core::Device;
 use emobridge_ssl::{
     EmbedOptions, HiddenStateConvention, LoadOptions, Precision, PretrainedEncoder,
 };
@@ -202,6 +203,17 @@ pub struct EncoderArgs {
     /// Index L of pre-LN models: after the final LayerNorm (transformers4) or before it (transformers5).
     #[arg(long, value_enum, default_value = "transformers4")]
     pub convention: ConventionArg,
+    /// Where the encoder runs: `auto` (GPU 0 of those visible, e.g. the one Slurm's `--gres gpu:1`
+    /// allocates, when the binary was built with the `cuda` feature; else the CPU), `cpu`, `cuda`.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceArg {
+    Auto,
+    Cpu,
+    Cuda,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +253,7 @@ impl EncoderArgs {
             &self.model,
             LoadOptions {
                 precision,
+                device: self.device()?,
                 ..LoadOptions::default()
             },
         )
@@ -256,6 +269,23 @@ impl EncoderArgs {
             model.frame_rate_hz()
         );
         Ok(model)
+    }
+
+    /// The compute device; `auto` falls back to the CPU (with a warning) when CUDA is absent.
+    pub fn device(&self) -> anyhow::Result<Device> {
+        Ok(match self.device {
+            DeviceArg::Cpu => Device::Cpu,
+            DeviceArg::Cuda => Device::new_cuda(0).context(
+                "--device cuda (build with `--features cuda`, and run where a GPU is visible)",
+            )?,
+            DeviceArg::Auto => match Device::cuda_if_available(0) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!("no usable CUDA device ({e}); running on the CPU");
+                    Device::Cpu
+                }
+            },
+        })
     }
 
     pub fn embed_options(&self) -> EmbedOptions {

@@ -99,6 +99,10 @@ pub struct FadArgs {
     /// eGeMAPS, whose columns have unrelated units).
     #[arg(long)]
     pub standardize: bool,
+    /// Study: only the clips of shard I of N (membership by clip id, as `extract`): saves per-layer
+    /// streaming statistics under OUT/shards/; `emobridge slurm fad … --merge` merges the shards.
+    #[arg(long)]
+    pub shard: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -279,22 +283,19 @@ fn run_study(args: &FadArgs) -> anyhow::Result<()> {
     };
     let manifest = Manifest::read(manifest_path)
         .with_context(|| format!("{}: cannot read manifest", manifest_path.display()))?;
-    let config = FadStudyConfig {
-        level: match args.level {
-            LevelArg::Frames => StatisticsLevel::Frames,
-            LevelArg::ClipMeans => StatisticsLevel::ClipMeans,
-        },
-        layers: parse_layers(&args.layers).with_context(|| format!("--layers {}", args.layers))?,
-        matching: parse_matching(&args.matching)?,
-        min_samples: args.min_samples,
-        corpora: args.corpora.clone(),
-        bootstrap: args.bootstrap,
-        confidence: args.confidence,
-        seed: args.seed,
-        options: options(args),
-        plots: !args.no_plots,
-        standardize: args.standardize,
-    };
+    let config = study_config(args)?;
+    if let Some(spec) = &args.shard {
+        let shard = emobridge_store::Shard::parse(spec)?;
+        let done = emobridge_studies::fad::run_shard(&config, &manifest, cache, model, out, shard)
+            .with_context(|| format!("FAD study shard {shard} on {}", manifest_path.display()))?;
+        println!(
+            "shard {shard}: statistics of {} clips in {} ({} failures)",
+            done.clips,
+            emobridge_studies::fad::shard_dir(out, shard).display(),
+            done.failures.len()
+        );
+        return Ok(());
+    }
     let outcome = emobridge_studies::fad::run(&config, &manifest, cache, model, out)
         .with_context(|| format!("FAD study on {}", manifest_path.display()))?;
     for f in &outcome.failures {
@@ -322,6 +323,26 @@ fn run_study(args: &FadArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The study's settings from the command line (shared with `emobridge slurm fad`).
+pub fn study_config(args: &FadArgs) -> anyhow::Result<FadStudyConfig> {
+    Ok(FadStudyConfig {
+        level: match args.level {
+            LevelArg::Frames => StatisticsLevel::Frames,
+            LevelArg::ClipMeans => StatisticsLevel::ClipMeans,
+        },
+        layers: parse_layers(&args.layers).with_context(|| format!("--layers {}", args.layers))?,
+        matching: parse_matching(&args.matching)?,
+        min_samples: args.min_samples,
+        corpora: args.corpora.clone(),
+        bootstrap: args.bootstrap,
+        confidence: args.confidence,
+        seed: args.seed,
+        options: options(args),
+        plots: !args.no_plots,
+        standardize: args.standardize,
+    })
 }
 
 /// `all` → None; `0,6,12`, `4-8` or mixtures → the listed states.

@@ -13,6 +13,8 @@ use anyhow::{bail, Context};
 use emobridge_acoustic::compare::{self, WindowConfig};
 use emobridge_acoustic::{egemaps, FeatureFrames, FeatureVector};
 use emobridge_audio::{DecodeOptions, IntScaling, Mixdown};
+use emobridge_slurm::workload::features_failures_path;
+use emobridge_store::{sharded_path, FailureLog, Shard};
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,12 +67,19 @@ pub struct FeaturesArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Only the manifest clips of shard I of N (0-based, membership by clip id, as `extract`):
+    /// `--out f.csv` writes f.shard-I-of-N.csv, then f.shard-I-of-N.csv.failures.json;
+    /// `emobridge slurm features … --merge` joins the shards.
+    #[arg(long)]
+    pub shard: Option<String>,
 }
 
 /// One input: how it is shown in the `file` column and where it is read from.
 struct Input {
     label: String,
     path: PathBuf,
+    /// The manifest's clip id (None for FILE arguments).
+    id: Option<String>,
 }
 
 /// Descriptors of one file.
@@ -97,7 +106,12 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
         hop_s: args.hop_s,
         drop_partial: args.drop_partial,
     };
-    let inputs = collect_inputs(&args)?;
+    let (inputs, shard) = shard_inputs(&args, collect_inputs(&args)?)?;
+    let out = shard.map_or_else(|| args.out.clone(), |s| sharded_path(&args.out, s));
+    if inputs.is_empty() && shard.is_some() {
+        tracing::info!("shard owns no clip of the manifest: nothing to do");
+        return save_shard_failures(&args.out, shard, &[]);
+    }
     if inputs.is_empty() {
         bail!("no input files: give FILE arguments or --manifest");
     }
@@ -127,7 +141,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
                         failures
                             .lock()
                             .expect("no panics while holding the lock")
-                            .push(line);
+                            .push((input, line));
                         None
                     }
                 }
@@ -142,20 +156,22 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
         .filter_map(|(i, r)| r.map(|r| (i, r)))
         .collect();
     if done.is_empty() {
+        save_shard_failures(&args.out, shard, &failures)?;
         bail!("all {} input file(s) failed; nothing written", inputs.len());
     }
     let table = Table::build(&done, args.level)?;
-    write_table(&table, &args.out)?;
+    write_table(&table, &out)?;
+    save_shard_failures(&args.out, shard, &failures)?;
     tracing::info!(
         "wrote {} rows × {} columns for {} file(s) to {}",
         table.rows.len(),
         table.columns.len(),
         done.len(),
-        args.out.display()
+        out.display()
     );
     if !failures.is_empty() {
         eprintln!("{} of {} file(s) failed:", failures.len(), inputs.len());
-        for f in &failures {
+        for (_, f) in &failures {
             eprintln!("  {f}");
         }
     }
@@ -169,6 +185,7 @@ fn collect_inputs(args: &FeaturesArgs) -> anyhow::Result<Vec<Input>> {
         .map(|p| Input {
             label: p.display().to_string(),
             path: p.clone(),
+            id: None,
         })
         .collect();
     if let Some(m) = &args.manifest {
@@ -178,10 +195,62 @@ fn collect_inputs(args: &FeaturesArgs) -> anyhow::Result<Vec<Input>> {
             inputs.push(Input {
                 label: record.path.clone(),
                 path: manifest.audio_path(record),
+                id: Some(record.id.clone()),
             });
         }
     }
     Ok(inputs)
+}
+
+/// With `--shard I/N`: the manifest clips of the shard (CSV output only: the merge joins CSV).
+fn shard_inputs(
+    args: &FeaturesArgs,
+    inputs: Vec<Input>,
+) -> anyhow::Result<(Vec<Input>, Option<Shard>)> {
+    let Some(spec) = &args.shard else {
+        return Ok((inputs, None));
+    };
+    let shard = Shard::parse(spec)?;
+    if args.manifest.is_none() || !args.files.is_empty() {
+        bail!("--shard splits a manifest by clip id: give --manifest and no FILE arguments");
+    }
+    if args
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+    {
+        bail!("--shard writes CSV tables (the merge joins CSV): give an OUT ending in .csv");
+    }
+    // An earlier run's failure list must not mark this run finished if it stops early.
+    let marker = features_failures_path(&args.out, shard);
+    if marker.exists() {
+        std::fs::remove_file(&marker)
+            .with_context(|| format!("cannot remove {}", marker.display()))?;
+    }
+    let mine = inputs
+        .into_iter()
+        .filter(|i| i.id.as_deref().is_some_and(|id| shard.owns(id)))
+        .collect();
+    Ok((mine, Some(shard)))
+}
+
+/// A shard's failure list, written after its table: its presence marks the shard finished.
+fn save_shard_failures(
+    out: &Path,
+    shard: Option<Shard>,
+    failures: &[(&Input, String)],
+) -> anyhow::Result<()> {
+    let Some(shard) = shard else { return Ok(()) };
+    let mut log = FailureLog::default();
+    for (input, line) in failures {
+        log.push(
+            input.id.as_deref().unwrap_or(&input.label),
+            &input.label,
+            line,
+        );
+    }
+    log.save(&features_failures_path(out, shard))?;
+    Ok(())
 }
 
 /// Decode one file the way SMILExtract reads it and compute the requested descriptors.
@@ -393,6 +462,7 @@ mod tests {
             hop_s: 0.5,
             drop_partial: false,
             threads: Some(2),
+            shard: None,
         }
     }
 

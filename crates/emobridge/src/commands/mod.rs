@@ -8,4 +8,5 @@ pub mod features;
 pub mod import;
 pub mod probe;
 pub mod report;
+pub mod slurm;
 pub mod synth;

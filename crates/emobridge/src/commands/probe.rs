@@ -1,73 +1,150 @@
-//! `emobridge probe`: how separable the emotions are, hidden state by hidden state, with a linear
-//! probe on mean-pooled cached embeddings (or on any cached descriptor set).
+//! `emobridge probe`: layer-wise probing and speech ↔ music transfer.
 //!
 //! ```text
-//! emobridge probe --manifest M --cache DIR --model TAG --out DIR [--folds 4] [--c 1] [--seed 7]
+//! emobridge probe --manifest M (--cache DIR --model TAG | --features egemaps|compare) --out DIR
+//!     [--config C.toml] [--normalize train|per-domain|per-speaker|per-corpus]
+//!     [--head logreg|ridge|mlp|weighted-sum] [--target emotion|arousal|valence]
+//!     [--folds N] [--seeds N] [--seed N] [--c C] [--class-weight none|balanced]
 //! ```
 //!
-//! Within each domain over speaker-independent group folds, and across domains; see
-//! `emobridge_studies::separability` for the protocol and the outputs.
+//! Flags override the config file, which overrides the defaults of
+//! `emobridge_studies::separability::SeparabilityConfig` (see there for the protocol).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use emobridge_corpus::Manifest;
-use emobridge_studies::separability::{run_by_layer, SeparabilityConfig};
+use emobridge_studies::descriptors::{clip_descriptors, ClipDescriptors};
+use emobridge_studies::separability::{
+    probe, ClassWeight, Head, Normalize, ProbeInput, SeparabilityConfig, Target,
+};
 
 #[derive(clap::Args)]
 pub struct ProbeArgs {
-    /// Corpus manifest (CSV or JSON Lines); clips need an emotion.
+    /// Corpus manifest (CSV or JSON Lines).
     #[arg(long)]
     pub manifest: PathBuf,
     /// Embedding cache root (CACHE/<model>/<clip-id>.safetensors), as `extract` fills it.
-    #[arg(long)]
-    pub cache: PathBuf,
+    #[arg(long, requires = "model", conflicts_with = "features")]
+    pub cache: Option<PathBuf>,
     /// Cache tag of the model (the folder name under the cache root).
-    #[arg(long)]
-    pub model: String,
+    #[arg(long, requires = "cache")]
+    pub model: Option<String>,
+    /// Compute a clip-level descriptor set instead: eGeMAPS functionals (88) or ComParE-2016 LLD
+    /// and delta means and stds (260).
+    #[arg(long, value_parser = ["egemaps", "compare"], required_unless_present = "cache")]
+    pub features: Option<String>,
     /// Run folder to write.
     #[arg(long)]
     pub out: PathBuf,
-    /// Speaker-independent folds within a domain.
-    #[arg(long, default_value_t = 4)]
-    pub folds: usize,
-    /// Inverse L2 strength of the logistic regression.
-    #[arg(long, default_value_t = 1.0)]
-    pub c: f64,
-    /// Seed of the fold assignment.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
+    /// TOML file with any of the probe's settings (the run folder gets the effective one).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Normalisation [config default: per-domain].
+    #[arg(long)]
+    pub normalize: Option<Normalize>,
+    /// Head [config default: logreg for emotion, ridge for arousal/valence].
+    #[arg(long)]
+    pub head: Option<Head>,
+    /// What to predict [config default: emotion].
+    #[arg(long)]
+    pub target: Option<Target>,
+    /// Speaker-independent folds within a domain [config default: 4].
+    #[arg(long)]
+    pub folds: Option<usize>,
+    /// Repetitions with different seeds [config default: 3].
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// Base seed of folds and MLP [config default: 7].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Inverse L2 strength of the logistic regression [config default: 1].
+    #[arg(long)]
+    pub c: Option<f64>,
+    /// Class weighting [config default: none].
+    #[arg(long)]
+    pub class_weight: Option<ClassWeight>,
 }
 
 pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => SeparabilityConfig::from_toml(path)?,
+        None => SeparabilityConfig::default(),
+    };
+    macro_rules! set {
+        ($($f:ident),+) => { $(if let Some(v) = args.$f { config.$f = v; })+ };
+    }
+    set!(normalize, target, folds, seeds, seed, c, class_weight);
+    if args.head.is_some() {
+        config.head = args.head;
+    }
     let manifest = Manifest::read(&args.manifest)
         .with_context(|| format!("reading {}", args.manifest.display()))?;
-    let config = SeparabilityConfig {
-        folds: args.folds,
-        c: args.c,
-        seed: args.seed,
+    let bar = crate::progress::bar(0, "probe");
+    let tick = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
     };
-    let outcome = run_by_layer(&config, &manifest, &args.cache, &args.model, &args.out)
-        .with_context(|| format!("probing {} in {}", args.model, args.cache.display()))?;
+    let outcome = match (&args.cache, &args.model, args.features.as_deref()) {
+        (Some(root), Some(tag), _) => probe(
+            &config,
+            &manifest,
+            ProbeInput::Cache { root, tag },
+            &args.out,
+            &tick,
+        )
+        .with_context(|| format!("probing {tag} in {}", root.display()))?,
+        (_, _, Some(set)) => {
+            let set = if set == "compare" {
+                ClipDescriptors::Compare
+            } else {
+                ClipDescriptors::Egemaps
+            };
+            let records: Vec<_> = manifest
+                .records
+                .iter()
+                .filter(|r| match config.target {
+                    Target::Emotion => r.emotion.is_some(),
+                    Target::Arousal => r.arousal.is_some(),
+                    Target::Valence => r.valence.is_some(),
+                })
+                .collect();
+            let (rows, failures) = clip_descriptors(&manifest, &records, set, &tick);
+            for f in &failures {
+                tracing::error!("{}: {}", f.path, f.error);
+            }
+            bar.set_position(0);
+            let input = ProbeInput::Features {
+                name: set.as_str(),
+                rows: &rows,
+            };
+            probe(&config, &manifest, input, &args.out, &tick).context("probing the descriptors")?
+        }
+        _ => anyhow::bail!("give --cache DIR --model TAG, or --features egemaps|compare"),
+    };
+    bar.finish_and_clear();
     log_best(&outcome.layers);
+    if let Some(w) = &outcome.weighted {
+        log_best(&[(0, w.clone())]);
+    }
     println!("{}", outcome.run_dir.join("run.json").display());
     Ok(())
 }
 
-/// Logs, per setting, the hidden state with the highest UA.
+/// Logs, per setting, the hidden state with the best score (UA, or Pearson r).
 pub fn log_best(layers: &[(usize, emobridge_studies::separability::SeparabilityOutcome)]) {
     let mut best: Vec<(String, usize, f64)> = Vec::new();
     for (layer, outcome) in layers {
         for s in &outcome.scores {
-            let key = format!("{} -> {} ({})", s.train_domain, s.test_domain, s.setting);
+            let (key, v) = (s.key(), s.primary().0);
             match best.iter_mut().find(|b| b.0 == key) {
-                Some(b) if s.unweighted_accuracy > b.2 => *b = (key, *layer, s.unweighted_accuracy),
+                Some(b) if v > b.2 => *b = (key, *layer, v),
                 Some(_) => {}
-                None => best.push((key, *layer, s.unweighted_accuracy)),
+                None => best.push((key, *layer, v)),
             }
         }
     }
-    for (key, layer, ua) in best {
-        tracing::info!("probe {key}: best UA {ua:.3} at hidden state {layer}");
+    for (key, layer, v) in best {
+        tracing::info!("probe {key}: best score {v:.3} at state {layer}");
     }
 }

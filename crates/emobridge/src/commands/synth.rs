@@ -22,6 +22,11 @@ pub struct SynthArgs {
     /// Long drifting clips per domain in the continuous subset.
     #[arg(long, default_value_t = 3)]
     pub continuous: usize,
+    /// How much of the acoustic code music shares with speech, in [0, 1]: 1 (the default, the
+    /// corpus as it always was) = both domains use the same cue direction per emotion; 0 = music's
+    /// cue direction per emotion is drawn independently of speech, so nothing transfers.
+    #[arg(long, default_value_t = SynthConfig::default().shared_code)]
+    pub shared_code: f32,
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
@@ -31,6 +36,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         speakers: args.people,
         performers: args.people,
         continuous_per_domain: args.continuous,
+        shared_code: args.shared_code,
         ..SynthConfig::default()
     };
     let summary = synthesise(&args.out, &cfg)?;
