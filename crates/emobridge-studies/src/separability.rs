@@ -1622,7 +1622,7 @@ fn write_outputs(
             x_label: if single || per_state.keys().all(Option::is_none) {
                 "representation".into()
             } else {
-                "hidden state".into()
+                emobridge_report::plot::LAYER_AXIS.into()
             },
             y_label: format!("{metric} (mean ± std over folds × seeds)"),
             series,

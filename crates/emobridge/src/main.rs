@@ -43,6 +43,8 @@ enum Command {
     Probe(commands::probe::ProbeArgs),
     /// Time-continuous arousal/valence with LSTMs: intra-domain, cross-domain, via a DAE.
     Continuous(commands::continuous::ContinuousArgs),
+    /// One self-contained HTML page (and summary.json/.md) from run folders.
+    Report(commands::report::ReportArgs),
     /// Run extract, features, fad or probe on a Slurm cluster as a job array, one task per shard.
     Slurm(commands::slurm::SlurmArgs),
 }
@@ -60,6 +62,7 @@ fn main() {
         Command::Fad(a) => commands::fad::run(a),
         Command::Probe(a) => commands::probe::run(a),
         Command::Continuous(a) => commands::continuous::run(a),
+        Command::Report(a) => commands::report::run(a),
         Command::Slurm(a) => commands::slurm::run(a),
     };
     if let Err(e) = result {
