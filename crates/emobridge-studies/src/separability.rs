@@ -441,11 +441,13 @@ pub fn run_by_layer(
     // Only each clip's pooled `mean` [states, dim] is decoded, not its frames.
     let mut pooled: Vec<(String, Vec<Vec<f64>>)> = Vec::new();
     for r in manifest.records.iter().filter(|r| r.emotion.is_some()) {
-        let means = CachedClip::open(&clip_path(cache_root, tag, &r.id)).and_then(|clip| {
-            (0..clip.shape().states)
-                .map(|layer| clip.layer_mean(layer))
-                .collect::<Result<Vec<_>, _>>()
-        });
+        let means = clip_path(cache_root, tag, &r.id)
+            .and_then(|path| CachedClip::open(&path))
+            .and_then(|clip| {
+                (0..clip.shape().states)
+                    .map(|layer| clip.layer_mean(layer))
+                    .collect::<Result<Vec<_>, _>>()
+            });
         match means {
             Ok(means) => pooled.push((r.id.clone(), means)),
             Err(e) => run.fail(r.id.clone(), r.path.clone(), e.to_string()),
