@@ -97,6 +97,11 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
         hop_s: args.hop_s,
         drop_partial: args.drop_partial,
     };
+    if args.level == Level::Windows {
+        window
+            .validate()
+            .map_err(|e| anyhow::anyhow!("--window-s/--hop-s: {e}"))?;
+    }
     let inputs = collect_inputs(&args)?;
     if inputs.is_empty() {
         bail!("no input files: give FILE arguments or --manifest");
