@@ -72,15 +72,24 @@ fn a_failed_import_writes_the_issues_file_it_names() {
     assert!(!o.status.success());
     let e = stderr(&o);
     let last = e.trim().lines().last().unwrap();
-    assert!(last.contains("no crema-d clips found") && last.contains("m_issues.csv"), "{e}");
+    assert!(
+        last.contains("no crema-d clips found") && last.contains("m_issues.csv"),
+        "{e}"
+    );
     let issues = std::fs::read_to_string(d.join("out/m_issues.csv")).unwrap();
-    assert!(issues.contains("Git LFS pointer") && issues.contains("empty file"), "{issues}");
+    assert!(
+        issues.contains("Git LFS pointer") && issues.contains("empty file"),
+        "{issues}"
+    );
 }
 
 #[test]
 fn an_error_says_each_thing_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (o, _) = run(&["import", "ravdess", "nowhere", "--out", "m.csv"], dir.path());
+    let (o, _) = run(
+        &["import", "ravdess", "nowhere", "--out", "m.csv"],
+        dir.path(),
+    );
     let e = stderr(&o);
     assert!(!o.status.success());
     assert_eq!(e.matches("os error 2").count(), 1, "{e}");
@@ -96,8 +105,15 @@ fn decoder_log_lines_stay_out_of_default_stderr() {
     tone(&d.join("ok.wav"), 1.0);
     let (o, _) = run(
         &[
-            "features", "--set", "egemaps", "--level", "functionals", "notes.mp3", "ok.wav",
-            "--out", "f.csv",
+            "features",
+            "--set",
+            "egemaps",
+            "--level",
+            "functionals",
+            "notes.mp3",
+            "ok.wav",
+            "--out",
+            "f.csv",
         ],
         d,
     );
