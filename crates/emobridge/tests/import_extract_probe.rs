@@ -105,6 +105,86 @@ fn folder_per_label_ids_with_separators_go_through_extract_and_probe() {
     assert_eq!(failures, 0, "{run}");
 }
 
+/// `import` → `extract` → `probe` for a corpus tree; returns the number of clips imported.
+fn pipeline(corpus: &str, root: &Path, d: &Path) -> usize {
+    let manifest = d.join(format!("{corpus}.csv"));
+    ok(bin()
+        .args(["import", corpus])
+        .arg(root)
+        .arg("--out")
+        .arg(&manifest));
+    let m = emobridge_corpus::Manifest::read(&manifest).unwrap();
+    let cache = d.join("cache");
+    ok(bin()
+        .args(["extract", "--manifest"])
+        .arg(&manifest)
+        .arg("--model")
+        .arg(model())
+        .arg("--cache")
+        .arg(&cache)
+        .args(["--tag", corpus]));
+    let store = emobridge_store::EmbeddingCache::open(&cache, corpus).unwrap();
+    assert_eq!(store.ids().unwrap().len(), m.records.len(), "{corpus}");
+    let out = d.join(format!("probe-{corpus}"));
+    ok(bin()
+        .args(["probe", "--manifest"])
+        .arg(&manifest)
+        .arg("--cache")
+        .arg(&cache)
+        .args(["--model", corpus, "--folds", "2", "--out"])
+        .arg(&out));
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let failures = run
+        .get("failures")
+        .and_then(|f| f.as_array())
+        .map_or(0, Vec::len);
+    assert_eq!(failures, 0, "{corpus}: {run}");
+    assert!(out.join("by_layer.csv").is_file(), "{corpus}");
+    m.records.len()
+}
+
+#[test]
+fn ravdess_speech_and_song_go_through_extract_and_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("RAVDESS");
+    for (channel, folder) in [
+        (1, "Audio_Speech_Actors_01-24"),
+        (2, "Audio_Song_Actors_01-24"),
+    ] {
+        for actor in 1..=4u32 {
+            for (l, emotion) in [3u32, 4].into_iter().enumerate() {
+                for statement in 1..=2u32 {
+                    clip(
+                        &root.join(format!("{folder}/Actor_{actor:02}/03-{channel:02}-{emotion:02}-01-{statement:02}-01-{actor:02}.wav")),
+                        l,
+                        statement as usize + actor as usize,
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(pipeline("ravdess", &root, dir.path()), 32);
+}
+
+#[test]
+fn crema_d_one_level_up_goes_through_extract_and_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    for actor in 1001..=1004 {
+        for (l, emo) in ["ANG", "SAD"].into_iter().enumerate() {
+            for sentence in ["DFA", "TSI"] {
+                clip(
+                    &root.join(format!("CREMA-D/AudioWAV/{actor}_{sentence}_{emo}_XX.wav")),
+                    l,
+                    actor - 1000 + sentence.len(),
+                );
+            }
+        }
+    }
+    assert_eq!(pipeline("crema-d", &root, dir.path()), 16);
+}
+
 #[test]
 fn every_importer_writes_ids_that_are_cache_keys() {
     // The ids each importer forms (from their module docs and the layout tests), including the
