@@ -21,11 +21,15 @@ use safetensors::SafeTensors;
 use crate::io::tensor_values;
 use crate::{FadError, Result};
 
-/// `CACHE/<model-tag>/<clip-id>.safetensors`.
-pub fn clip_path(cache_dir: &Path, model_tag: &str, clip_id: &str) -> PathBuf {
-    cache_dir
-        .join(model_tag)
-        .join(format!("{clip_id}.safetensors"))
+/// `CACHE/<model-tag>/<key(clip-id)>.safetensors`, the file name the store writes for the id
+/// (ids with `/`, `:`, … are percent-encoded; see `emobridge_store::key`). An id that cannot be a
+/// cache key (empty, a `..` segment) is an error naming it.
+pub fn clip_path(cache_dir: &Path, model_tag: &str, clip_id: &str) -> Result<PathBuf> {
+    let key = emobridge_store::key_for_id(clip_id).map_err(|message| FadError::Invalid {
+        what: format!("clip id `{clip_id}`"),
+        message,
+    })?;
+    Ok(cache_dir.join(model_tag).join(format!("{key}.safetensors")))
 }
 
 /// The shape of a cached clip's `hidden_states`.
@@ -259,7 +263,7 @@ mod tests {
     #[test]
     fn reads_shape_frames_and_means_of_a_cached_clip() {
         let dir = tempfile::tempdir().unwrap();
-        let path = clip_path(dir.path(), "tiny", "clip-1");
+        let path = clip_path(dir.path(), "tiny", "clip-1").unwrap();
         write_clip(&path, 3, 4, 2);
         assert_eq!(
             read_clip_shape(&path).unwrap(),

@@ -429,7 +429,14 @@ fn usable_clips<'m>(
         if record.emotion.is_none() && quadrant_of(record).is_none() {
             continue;
         }
-        let path = clip_path(cache_dir, model_tag, &record.id);
+        let path = match clip_path(cache_dir, model_tag, &record.id) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("skipping {}: {e}", record.id);
+                run.fail(&record.id, record.path.clone(), e.to_string());
+                continue;
+            }
+        };
         let clip_shape = match read_clip_shape(&path) {
             Ok(s) => s,
             Err(e) => {
@@ -1438,7 +1445,7 @@ mod tests {
                     );
                     r.emotion = Emotion::parse(label);
                     write_clip(
-                        &clip_path(dir, "tiny", &id),
+                        &clip_path(dir, "tiny", &id).unwrap(),
                         3,
                         12 + k,
                         4,
@@ -1756,7 +1763,7 @@ mod tests {
         let manifest_a = corpus(a.path());
         let manifest_b = corpus(b.path());
         for r in &manifest_b.records {
-            let path = clip_path(b.path(), "tiny", &r.id);
+            let path = clip_path(b.path(), "tiny", &r.id).unwrap();
             let Ok(bytes) = std::fs::read(&path) else {
                 continue;
             };
