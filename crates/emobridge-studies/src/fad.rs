@@ -433,7 +433,11 @@ fn usable_clips<'m>(
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!("skipping {}: {e}", record.id);
-                run.fail(&record.id, record.path.clone(), e.to_string());
+                failures.push(crate::RunFailure {
+                    item: record.id.clone(),
+                    path: record.path.clone(),
+                    reason: e.to_string(),
+                });
                 continue;
             }
         };

@@ -1094,7 +1094,8 @@ fn read_cache(
     let read: Vec<Result<Vec<Vec<f64>>, String>> = wanted
         .par_iter()
         .map(|r| {
-            CachedClip::open(&clip_path(root, tag, &r.id))
+            clip_path(root, tag, &r.id)
+                .and_then(|path| CachedClip::open(&path))
                 .and_then(|clip| clip.layer_means())
                 .map_err(|e| e.to_string())
         })
