@@ -4,7 +4,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{Result, StoreError};
 
-/// Shard `index` of `count` (0-based: `0/4` … `3/4`).
+/// Shard `index` of `count` (0-based: `0/4` … `3/4`); serialised as its text form `I/N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     pub index: usize,
@@ -52,6 +52,19 @@ impl Shard {
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
         (u64::from_be_bytes(first) % self.count as u64) as usize == self.index
+    }
+}
+
+impl serde::Serialize for Shard {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Shard {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Shard::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

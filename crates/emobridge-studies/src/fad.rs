@@ -11,8 +11,8 @@
 //!    arousal/valence when both are given, else from the emotion's nominal circumplex point
 //!    (neutral has no quadrant).
 //!
-//! Embeddings come from the cache `CACHE/<model-tag>/<clip-id>.safetensors` (see
-//! `emobridge_fad::cache`), clips from the manifest. A clip whose cache file is missing or
+//! Embeddings come from the cache `CACHE/<model-tag>/<clip-id>.safetensors` (read through
+//! `emobridge_store::EmbeddingCache`), clips from the manifest. A clip whose cache file is missing or
 //! unreadable is listed in `run.json` and left out; the study goes on.
 //!
 //! **Statistics level**: `frames` (default) treats every frame as a sample, as fadtk does;
@@ -35,12 +35,12 @@ use std::path::{Path, PathBuf};
 
 use emobridge_corpus::{Domain, Emotion, Manifest, Quadrant, Record};
 use emobridge_fad::bootstrap::{bootstrap_frechet, BootstrapConfig, BootstrapSet};
-use emobridge_fad::cache::{clip_path, read_clip_shape, CachedClip, ClipShape};
 use emobridge_fad::frechet::{FrechetOptions, PreparedGaussian};
 use emobridge_fad::{FadError, Gaussian, RunningStats};
 use emobridge_report::{
     write_heatmap, write_line_chart, Heatmap, LineChart, ReportError, Series, Table,
 };
+use emobridge_store::{read_clip_shape, CachedClip, ClipShape, EmbeddingCache, StoreError};
 use ndarray::Array2;
 use rand::seq::index::sample as sample_indices;
 use rand::SeedableRng;
@@ -70,6 +70,32 @@ pub enum SampleMatching {
     Fixed(usize),
     /// Use every sample.
     Off,
+}
+
+impl std::str::FromStr for SampleMatching {
+    type Err = String;
+
+    /// `equal`, `off` (or `none`), or a sample count.
+    fn from_str(spec: &str) -> Result<Self, String> {
+        Ok(match spec.trim() {
+            "equal" => SampleMatching::Equal,
+            "off" | "none" => SampleMatching::Off,
+            n => SampleMatching::Fixed(
+                n.parse()
+                    .map_err(|_| format!("`{n}`: expected equal, off or a sample count"))?,
+            ),
+        })
+    }
+}
+
+impl std::fmt::Display for SampleMatching {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SampleMatching::Equal => f.write_str("equal"),
+            SampleMatching::Off => f.write_str("off"),
+            SampleMatching::Fixed(n) => write!(f, "{n}"),
+        }
+    }
 }
 
 /// Settings of the FAD study; `Default` gives the documented defaults.
@@ -134,6 +160,8 @@ pub enum FadStudyError {
     Fad(#[from] FadError),
     #[error(transparent)]
     Report(#[from] ReportError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("{0}")]
     Invalid(String),
     #[error("no usable clips: {0}")]
@@ -198,7 +226,7 @@ pub struct PairRow {
 }
 
 /// What [`run`] produced.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FadStudyOutcome {
     pub run_dir: PathBuf,
     pub layers: Vec<usize>,
@@ -220,22 +248,21 @@ struct UsableClip<'m> {
 /// (all frames for clip means, where the clip is one sample).
 type Selection = Vec<(usize, Vec<usize>)>;
 
-/// Runs the study on the cached embeddings of `model_tag` under `cache_dir` for the clips of
-/// `manifest`, writing everything into `out_dir`.
+/// Runs the study on the cached embeddings of one model (`cache`) for the clips of `manifest`,
+/// writing everything into `out_dir`.
 pub fn run(
     config: &FadStudyConfig,
     manifest: &Manifest,
-    cache_dir: &Path,
-    model_tag: &str,
+    cache: &EmbeddingCache,
     out_dir: &Path,
 ) -> Result<FadStudyOutcome, FadStudyError> {
     validate(config)?;
     let mut run = RunFolder::create(out_dir, "fad")?;
     run.set_config(config, config.seed);
-    run.note("model_tag", model_tag);
+    run.note("model_tag", cache.tag());
     run.hash_bytes("manifest", &manifest.to_csv());
 
-    let (clips, shape) = usable_clips(config, manifest, cache_dir, model_tag, &mut run)?;
+    let (clips, shape) = usable_clips(config, manifest, cache, &mut run)?;
     record_inputs(&clips, &mut run);
     let layers = chosen_layers(config, shape)?;
     let groups = group_members(&clips);
@@ -297,8 +324,7 @@ fn validate(config: &FadStudyConfig) -> Result<(), FadStudyError> {
 fn usable_clips<'m>(
     config: &FadStudyConfig,
     manifest: &'m Manifest,
-    cache_dir: &Path,
-    model_tag: &str,
+    cache: &EmbeddingCache,
     run: &mut RunFolder,
 ) -> Result<(Vec<UsableClip<'m>>, ClipShape), FadStudyError> {
     let mut clips = Vec::new();
@@ -310,7 +336,13 @@ fn usable_clips<'m>(
         if record.emotion.is_none() && quadrant_of(record).is_none() {
             continue;
         }
-        let path = clip_path(cache_dir, model_tag, &record.id);
+        let path = match cache.path_for(&record.id) {
+            Ok(p) => p,
+            Err(e) => {
+                run.fail(&record.id, &record.path, e.to_string());
+                continue;
+            }
+        };
         let clip_shape = match read_clip_shape(&path) {
             Ok(s) => s,
             Err(e) => {
@@ -344,7 +376,7 @@ fn usable_clips<'m>(
         Some(s) if !clips.is_empty() => Ok((clips, s)),
         _ => Err(FadStudyError::NoData(format!(
             "no labelled clip of the manifest has a readable cache file under {}",
-            cache_dir.join(model_tag).display()
+            cache.dir().display()
         ))),
     }
 }
@@ -367,22 +399,20 @@ fn record_inputs(clips: &[UsableClip<'_>], run: &mut RunFolder) {
         })
         .collect();
     run.hash_bytes("cache_index", cache_index.as_bytes());
-    if let Ok(first) = CachedClip::open(&clips[0].path) {
-        let meta: BTreeMap<String, String> = first
-            .metadata()
-            .into_iter()
-            .filter(|(k, _)| k != "source_file" && k != "audio_sha256")
-            .collect();
-        if let Some(w) = meta
-            .iter()
-            .find(|(k, _)| k.contains("weights") && k.contains("sha256"))
-            .map(|(_, v)| v.clone())
-        {
-            run.set_hash("model_weights", w);
-        } else {
-            run.note("model_weights", "not recorded in the cache metadata");
+    match CachedClip::open(&clips[0].path).and_then(|c| c.metadata()) {
+        Ok(meta) => {
+            match meta.model_weights_sha256() {
+                Some(w) => run.set_hash("model_weights", w),
+                None => run.note("model_weights", "not recorded in the cache metadata"),
+            }
+            let pairs: BTreeMap<String, String> = meta
+                .to_pairs()
+                .into_iter()
+                .filter(|(k, _)| k != "source_file" && k != "audio_sha256")
+                .collect();
+            run.note("cache_metadata", pairs);
         }
-        run.note("cache_metadata", meta);
+        Err(e) => run.note("model_weights", format!("cache metadata unreadable: {e}")),
     }
 }
 
@@ -701,10 +731,13 @@ fn read_samples(
     config: &FadStudyConfig,
     clip: &UsableClip<'_>,
     layer: usize,
-) -> Result<Array2<f64>, FadError> {
+) -> Result<Array2<f64>, StoreError> {
     let cached = CachedClip::open(&clip.path)?;
     match config.level {
-        StatisticsLevel::Frames => cached.layer_frames(layer),
+        StatisticsLevel::Frames => {
+            let f = cached.layer_frames(layer)?;
+            Ok(Array2::from_shape_vec((f.rows, f.dim), f.values).expect("rows × dim values"))
+        }
         StatisticsLevel::ClipMeans => {
             let mean = cached.layer_mean(layer)?;
             let d = mean.len();
@@ -1045,6 +1078,15 @@ mod tests {
     use safetensors::tensor::TensorView;
     use safetensors::Dtype;
 
+    /// Where the cache puts a clip (the layout other tools read).
+    fn clip_path(root: &Path, tag: &str, id: &str) -> PathBuf {
+        root.join(tag).join(format!("{id}.safetensors"))
+    }
+
+    fn cache(root: &Path, tag: &str) -> EmbeddingCache {
+        EmbeddingCache::open(root, tag).unwrap()
+    }
+
     /// Writes one cached clip whose frames are N(centre, 1) in every dimension, per state.
     fn write_clip(path: &Path, states: usize, frames: usize, dim: usize, centre: f64, seed: u64) {
         use rand::Rng;
@@ -1129,7 +1171,7 @@ mod tests {
             bootstrap: 20,
             ..Default::default()
         };
-        let outcome = run(&config, &manifest, dir.path(), "tiny", &out).unwrap();
+        let outcome = run(&config, &manifest, &cache(dir.path(), "tiny"), &out).unwrap();
         assert_eq!(outcome.layers, vec![0, 1, 2]);
         assert_eq!(outcome.failures.len(), 1);
         assert_eq!(outcome.failures[0].item, "speech-happy-missing");
@@ -1215,8 +1257,7 @@ mod tests {
         let again = run(
             &config,
             &manifest,
-            dir.path(),
-            "tiny",
+            &cache(dir.path(), "tiny"),
             &dir.path().join("run2"),
         )
         .unwrap();
@@ -1236,8 +1277,7 @@ mod tests {
         let outcome = run(
             &config,
             &manifest,
-            dir.path(),
-            "tiny",
+            &cache(dir.path(), "tiny"),
             &dir.path().join("run"),
         )
         .unwrap();
@@ -1251,15 +1291,19 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            run(&bad, &manifest, dir.path(), "tiny", &dir.path().join("bad")),
+            run(
+                &bad,
+                &manifest,
+                &cache(dir.path(), "tiny"),
+                &dir.path().join("bad")
+            ),
             Err(FadStudyError::Invalid(_))
         ));
         assert!(matches!(
             run(
                 &FadStudyConfig::default(),
                 &manifest,
-                dir.path(),
-                "nope",
+                &cache(dir.path(), "nope"),
                 &dir.path().join("none")
             ),
             Err(FadStudyError::NoData(_))
@@ -1319,10 +1363,34 @@ mod tests {
             plots: false,
             ..Default::default()
         };
-        let za = run(&z, &manifest_a, a.path(), "tiny", &a.path().join("z")).unwrap();
-        let zb = run(&z, &manifest_b, b.path(), "tiny", &b.path().join("z")).unwrap();
-        let ra = run(&raw, &manifest_a, a.path(), "tiny", &a.path().join("raw")).unwrap();
-        let rb = run(&raw, &manifest_b, b.path(), "tiny", &b.path().join("raw")).unwrap();
+        let za = run(
+            &z,
+            &manifest_a,
+            &cache(a.path(), "tiny"),
+            &a.path().join("z"),
+        )
+        .unwrap();
+        let zb = run(
+            &z,
+            &manifest_b,
+            &cache(b.path(), "tiny"),
+            &b.path().join("z"),
+        )
+        .unwrap();
+        let ra = run(
+            &raw,
+            &manifest_a,
+            &cache(a.path(), "tiny"),
+            &a.path().join("raw"),
+        )
+        .unwrap();
+        let rb = run(
+            &raw,
+            &manifest_b,
+            &cache(b.path(), "tiny"),
+            &b.path().join("raw"),
+        )
+        .unwrap();
         for (x, y) in za.speech_vs_music.iter().zip(&zb.speech_vs_music) {
             assert!(
                 (x.fad - y.fad).abs() <= 1e-7 * x.fad.max(1.0),

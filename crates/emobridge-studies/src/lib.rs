@@ -3,6 +3,8 @@
 //! Owns the experiments of the two papers, each a readable pipeline over the lower crates that
 //! writes a run folder (`run.json`, tables, plots). [`RunFolder`] is the shared run record.
 
+pub mod demo;
+pub mod descriptor_table;
 pub mod descriptors;
 pub mod fad;
 pub mod separability;

@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 
 use emobridge_corpus::folds::{FoldError, Folds};
 use emobridge_corpus::{Domain, Emotion, Manifest};
-use emobridge_fad::cache::{clip_path, CachedClip};
 use emobridge_learn::metrics::{self, ClassificationScores};
 use emobridge_learn::{LearnError, LogisticConfig, LogisticRegression, Standardizer};
 use emobridge_report::{ReportError, Table};
+use emobridge_store::EmbeddingCache;
 use serde::{Deserialize, Serialize};
 
 use crate::{RunFolder, RunFolderError};
@@ -429,10 +429,10 @@ pub struct LayerwiseOutcome {
 pub fn run_by_layer(
     config: &SeparabilityConfig,
     manifest: &Manifest,
-    cache_root: &Path,
-    tag: &str,
+    cache: &EmbeddingCache,
     out: &Path,
 ) -> Result<LayerwiseOutcome, SeparabilityError> {
+    let tag = cache.tag();
     let mut run = RunFolder::create(out, "separability-by-layer")?;
     run.set_config(
         &serde_json::json!({ "probe": config, "cache_tag": tag, "pooling": "mean" }),
@@ -441,11 +441,9 @@ pub fn run_by_layer(
     // Only each clip's pooled `mean` [states, dim] is decoded, not its frames.
     let mut pooled: Vec<(String, Vec<Vec<f64>>)> = Vec::new();
     for r in manifest.records.iter().filter(|r| r.emotion.is_some()) {
-        let means = CachedClip::open(&clip_path(cache_root, tag, &r.id)).and_then(|clip| {
-            (0..clip.shape().states)
-                .map(|layer| clip.layer_mean(layer))
-                .collect::<Result<Vec<_>, _>>()
-        });
+        let means = cache
+            .read_means(&r.id)
+            .map(|m| (0..m.rows).map(|layer| m.row(layer).to_vec()).collect());
         match means {
             Ok(means) => pooled.push((r.id.clone(), means)),
             Err(e) => run.fail(r.id.clone(), r.path.clone(), e.to_string()),
@@ -544,4 +542,20 @@ fn write_ua_chart(
     run.output("ua_by_layer.png");
     run.output("ua_by_layer.svg");
     Ok(())
+}
+
+/// Per setting (`train -> test (setting)`), the hidden state with the highest UA and that UA.
+pub fn best_layers(layers: &[(usize, SeparabilityOutcome)]) -> Vec<(String, usize, f64)> {
+    let mut best: Vec<(String, usize, f64)> = Vec::new();
+    for (layer, outcome) in layers {
+        for s in &outcome.scores {
+            let key = format!("{} -> {} ({})", s.train_domain, s.test_domain, s.setting);
+            match best.iter_mut().find(|b| b.0 == key) {
+                Some(b) if s.unweighted_accuracy > b.2 => *b = (key, *layer, s.unweighted_accuracy),
+                Some(_) => {}
+                None => best.push((key, *layer, s.unweighted_accuracy)),
+            }
+        }
+    }
+    best
 }

@@ -148,8 +148,7 @@ fn every_cached_state_is_probed_and_missing_clips_are_recorded() {
     let outcome = emobridge_studies::separability::run_by_layer(
         &SeparabilityConfig::default(),
         &manifest,
-        &cache_root,
-        "m",
+        &cache,
         &out,
     )
     .unwrap();

@@ -2,8 +2,10 @@
 
 pub mod demo;
 pub mod embed;
+pub mod encoder;
 pub mod extract;
 pub mod fad;
+pub mod fad_study;
 pub mod features;
 pub mod import;
 pub mod probe;

@@ -47,7 +47,8 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         c: args.c,
         seed: args.seed,
     };
-    let outcome = run_by_layer(&config, &manifest, &args.cache, &args.model, &args.out)
+    let cache = emobridge_store::EmbeddingCache::open_existing(&args.cache, &args.model)?;
+    let outcome = run_by_layer(&config, &manifest, &cache, &args.out)
         .with_context(|| format!("probing {} in {}", args.model, args.cache.display()))?;
     log_best(&outcome.layers);
     println!("{}", outcome.run_dir.join("run.json").display());
@@ -56,18 +57,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
 
 /// Logs, per setting, the hidden state with the highest UA.
 pub fn log_best(layers: &[(usize, emobridge_studies::separability::SeparabilityOutcome)]) {
-    let mut best: Vec<(String, usize, f64)> = Vec::new();
-    for (layer, outcome) in layers {
-        for s in &outcome.scores {
-            let key = format!("{} -> {} ({})", s.train_domain, s.test_domain, s.setting);
-            match best.iter_mut().find(|b| b.0 == key) {
-                Some(b) if s.unweighted_accuracy > b.2 => *b = (key, *layer, s.unweighted_accuracy),
-                Some(_) => {}
-                None => best.push((key, *layer, s.unweighted_accuracy)),
-            }
-        }
-    }
-    for (key, layer, ua) in best {
+    for (key, layer, ua) in emobridge_studies::separability::best_layers(layers) {
         tracing::info!("probe {key}: best UA {ua:.3} at hidden state {layer}");
     }
 }
