@@ -185,6 +185,56 @@ impl Family {
     }
 }
 
+/// Which pair of domains a matrix compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Comparison {
+    /// Within speech (rows and columns speech groups): symmetric, zero diagonal.
+    Speech,
+    /// Within music: symmetric, zero diagonal.
+    Music,
+    /// Across domains: rows speech, columns music.
+    Cross,
+}
+
+impl Comparison {
+    pub const ALL: [Comparison; 3] = [Comparison::Speech, Comparison::Music, Comparison::Cross];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Comparison::Speech => "speech",
+            Comparison::Music => "music",
+            Comparison::Cross => "cross",
+        }
+    }
+
+    /// Within one domain (a symmetric matrix with a zero diagonal).
+    pub fn is_within(self) -> bool {
+        self != Comparison::Cross
+    }
+
+    /// (row axis, column axis, phrase) for plot labels.
+    fn axes(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Comparison::Speech => ("speech", "speech", "within speech"),
+            Comparison::Music => ("music", "music", "within music"),
+            Comparison::Cross => ("speech", "music", "speech × music"),
+        }
+    }
+}
+
+impl std::fmt::Display for Comparison {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Comparison {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A set of samples: one domain, one label of one family.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct GroupKey {
@@ -215,8 +265,8 @@ pub struct SpeechMusicRow {
 pub struct PairRow {
     pub layer: usize,
     pub family: Family,
-    /// `speech`, `music` (within a domain) or `cross` (rows speech, columns music).
-    pub comparison: String,
+    /// Within speech, within music, or across (rows speech, columns music).
+    pub comparison: Comparison,
     pub row: String,
     pub col: String,
     pub fad: f64,
@@ -816,14 +866,14 @@ fn matrix_rows(
         let speech = labels_of(data, family, Domain::Speech);
         let music = labels_of(data, family, Domain::Music);
         for (comparison, rows, cols) in [
-            ("speech", &speech, &speech),
-            ("music", &music, &music),
-            ("cross", &speech, &music),
+            (Comparison::Speech, &speech, &speech),
+            (Comparison::Music, &music, &music),
+            (Comparison::Cross, &speech, &music),
         ] {
             for (i, r) in rows.iter().enumerate() {
                 let prepared = PreparedGaussian::new(&data.stats[*r], config.options)?;
                 for (j, c) in cols.iter().enumerate() {
-                    let fad = if comparison != "cross" && j < i {
+                    let fad = if comparison.is_within() && j < i {
                         // Symmetric: reuse the cell computed from the other side.
                         out.iter()
                             .find(|p: &&PairRow| {
@@ -835,7 +885,7 @@ fn matrix_rows(
                             })
                             .map(|p| p.fad)
                             .expect("upper triangle first")
-                    } else if comparison != "cross" && i == j {
+                    } else if comparison.is_within() && i == j {
                         0.0
                     } else {
                         prepared.distance_to(&data.stats[*c])?.distance
@@ -844,7 +894,7 @@ fn matrix_rows(
                     out.push(PairRow {
                         layer,
                         family,
-                        comparison: comparison.to_string(),
+                        comparison,
                         row: r.label.clone(),
                         col: c.label.clone(),
                         fad,
@@ -870,79 +920,43 @@ fn write_outputs(
     svm: &[SpeechMusicRow],
     pairs: &[PairRow],
 ) -> Result<(), FadStudyError> {
-    let mut t = Table::new([
-        "layer",
-        "emotion",
-        "fad",
-        "ci_lower",
-        "ci_upper",
-        "n_speech",
-        "n_music",
-        "clips_speech",
-        "clips_music",
-        "rank_deficient",
-    ]);
-    for r in svm {
-        t.push(vec![
-            r.layer.into(),
-            r.emotion.clone().into(),
-            r.fad.into(),
-            r.ci_lower.into(),
-            r.ci_upper.into(),
-            r.n_speech.into(),
-            r.n_music.into(),
-            r.clips_speech.into(),
-            r.clips_music.into(),
-            r.rank_deficient.into(),
-        ])?;
-    }
-    for (name, write) in [
-        ("speech_vs_music.csv", 0),
-        ("speech_vs_music.json", 1),
-        ("speech_vs_music.md", 2),
-    ] {
-        let path = run.path(name);
-        match write {
-            0 => t.write_csv(&path)?,
-            1 => t.write_json(&path)?,
-            _ => t.write_markdown(&path, 4)?,
-        }
-        run.output(name);
-    }
-    let mut p = Table::new([
-        "layer",
-        "family",
-        "comparison",
-        "row",
-        "col",
-        "fad",
-        "n_row",
-        "n_col",
-        "rank_deficient",
-    ]);
-    for r in pairs {
-        p.push(vec![
-            r.layer.into(),
-            r.family.as_str().into(),
-            r.comparison.clone().into(),
-            r.row.clone().into(),
-            r.col.clone().into(),
-            r.fad.into(),
-            r.n_row.into(),
-            r.n_col.into(),
-            r.rank_deficient.into(),
-        ])?;
-    }
+    let t = Table::from_rows(svm)?;
+    t.write_csv(&run.path("speech_vs_music.csv"))?;
+    t.write_json(&run.path("speech_vs_music.json"))?;
+    t.write_markdown(&run.path("speech_vs_music.md"), 4)?;
+    run.table(
+        "speech_vs_music.csv",
+        "FAD between speech and music, per emotion and hidden state",
+        "One row per hidden state and emotion: the Fréchet distance between the speech and the \
+         music clips of that emotion, with its bootstrap interval and sample sizes.\nLower means \
+         the two domains express the emotion more alike in this representation; compare rows \
+         with the same n only.",
+    );
+    run.output("speech_vs_music.json");
+    run.output("speech_vs_music.md");
+    let p = Table::from_rows(pairs)?;
     p.write_csv(&run.path("pairs.csv"))?;
     p.write_json(&run.path("pairs.json"))?;
-    run.output("pairs.csv");
+    run.table(
+        "pairs.csv",
+        "Every cell of the emotion and quadrant FAD matrices",
+        "One row per hidden state, group family, comparison (within speech, within music, \
+         across) and pair of groups.\nSmall distances mark groups the representation puts \
+         close together; the heatmaps draw the same numbers.",
+    );
     run.output("pairs.json");
     if config.plots {
         write_plots(run, layers, svm, pairs)?;
     }
     let summary = summary_markdown(config, layers, &t);
     emobridge_report::write_atomic(&run.path("summary.md"), summary.as_bytes())?;
-    run.output("summary.md");
+    run.artifact(
+        crate::ArtifactKind::Data,
+        "summary.md",
+        "Protocol and speech-vs-music table",
+        "The study's settings (statistics level, matching, seed, states) and the \
+         speech-vs-music table in Markdown.\nRead it first for what was compared and how.",
+    );
     Ok(())
 }
 
@@ -954,7 +968,7 @@ fn write_plots(
 ) -> Result<(), FadStudyError> {
     for &layer in layers {
         for family in [Family::Emotion, Family::Quadrant] {
-            for comparison in ["speech", "music", "cross"] {
+            for comparison in Comparison::ALL {
                 let cells: Vec<&PairRow> = pairs
                     .iter()
                     .filter(|p| {
@@ -988,11 +1002,7 @@ fn write_plots(
                             .collect()
                     })
                     .collect();
-                let (row_axis, col_axis, what) = match comparison {
-                    "speech" => ("speech", "speech", "within speech"),
-                    "music" => ("music", "music", "within music"),
-                    _ => ("speech", "music", "speech × music"),
-                };
+                let (row_axis, col_axis, what) = comparison.axes();
                 let h = Heatmap {
                     title: format!("FAD by {}, state {layer}: {what}", family.as_str()),
                     row_labels,
@@ -1009,7 +1019,16 @@ fn write_plots(
                     &run.path(&format!("{stem}.svg")),
                 )?;
                 run.output(format!("{stem}.png"));
-                run.output(format!("{stem}.svg"));
+                run.figure(
+                    format!("{stem}.svg"),
+                    format!("FAD by {}, state {layer}: {what}", family.as_str()),
+                    format!(
+                        "Fréchet distance between every pair of {} groups ({what}) at hidden \
+                         state {layer}.\nDarker cells are closer pairs; the diagonal of a \
+                         within-domain matrix is 0 by definition.",
+                        family.as_str()
+                    ),
+                );
             }
         }
     }
@@ -1043,7 +1062,12 @@ fn write_plots(
             &run.path("fad_by_layer.svg"),
         )?;
         run.output("fad_by_layer.png");
-        run.output("fad_by_layer.svg");
+        run.figure(
+            "fad_by_layer.svg",
+            "FAD between speech and music per emotion, by hidden state",
+            "One line per emotion: the speech-vs-music distance at each hidden state.\nWhere \
+             a line dips, that layer represents the emotion alike in both domains.",
+        );
     }
     Ok(())
 }
@@ -1205,7 +1229,8 @@ mod tests {
             at(1, "angry"),
             at(1, "sad")
         );
-        // Within-domain matrices are symmetric with a zero diagonal.
+        // (Symmetry and the zero diagonal are checked against directly computed distances in
+        // `matrix_cells_equal_distances_computed_from_the_cache_directly`.)
         let cell = |c: &str, r: &str, col: &str| {
             outcome
                 .pairs
@@ -1220,11 +1245,6 @@ mod tests {
                 .unwrap()
                 .fad
         };
-        assert_eq!(
-            cell("speech", "happy", "angry"),
-            cell("speech", "angry", "happy")
-        );
-        assert_eq!(cell("music", "sad", "sad"), 0.0);
         assert!(cell("cross", "angry", "angry") > 0.0);
         // Quadrant matrices exist (happy Q1, angry Q2, sad Q3, calm Q4).
         assert_eq!(
@@ -1405,5 +1425,78 @@ mod tests {
             .zip(&rb.speech_vs_music)
             .any(|(x, y)| (x.fad - y.fad).abs() > 0.5 * x.fad.max(1e-3));
         assert!(differs, "raw distances should change with the units");
+    }
+
+    #[test]
+    fn matrix_cells_equal_distances_computed_from_the_cache_directly() {
+        // Clip means, every clip (no matching): each group's Gaussian is the mean and covariance
+        // of its clips' cached `mean` rows, computed here without the study's code.
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = corpus(dir.path());
+        let config = FadStudyConfig {
+            level: StatisticsLevel::ClipMeans,
+            matching: SampleMatching::Off,
+            layers: Some(vec![1]),
+            plots: false,
+            ..Default::default()
+        };
+        let store = cache(dir.path(), "tiny");
+        let outcome = run(&config, &manifest, &store, &dir.path().join("run")).unwrap();
+        let gaussian = |domain: &str, emotion: &str| {
+            let rows: Vec<f64> = (0..5)
+                .flat_map(|k| {
+                    let id = format!("{domain}-{emotion}-{k}");
+                    store.read_means(&id).unwrap().row(1).to_vec()
+                })
+                .collect();
+            let rows = Array2::from_shape_vec((5, 4), rows).unwrap();
+            Gaussian::from_rows(rows.view()).unwrap()
+        };
+        let cell = |c: Comparison, r: &str, col: &str| {
+            outcome
+                .pairs
+                .iter()
+                .find(|p| {
+                    p.family == Family::Emotion && p.comparison == c && p.row == r && p.col == col
+                })
+                .unwrap()
+                .fad
+        };
+        let direct =
+            |a: &Gaussian, b: &Gaussian| emobridge_fad::frechet_distance(a, b).unwrap().distance;
+        let close = |got: f64, want: f64| (got - want).abs() <= 1e-8 * want.abs().max(1.0);
+        let (happy, angry) = (gaussian("speech", "happy"), gaussian("speech", "angry"));
+        // Both triangles of a within-domain matrix, each against its own direct distance.
+        for (r, c, want) in [
+            ("happy", "angry", direct(&happy, &angry)),
+            ("angry", "happy", direct(&angry, &happy)),
+        ] {
+            let got = cell(Comparison::Speech, r, c);
+            assert!(want > 0.1 && close(got, want), "{r}/{c}: {got} vs {want}");
+        }
+        // The diagonal: the distance of a group to itself, computed directly, is 0 up to rounding.
+        let sad_music = gaussian("music", "sad");
+        let self_distance = direct(&sad_music, &sad_music);
+        assert!(self_distance.abs() < 1e-9, "{self_distance}");
+        assert!(close(cell(Comparison::Music, "sad", "sad"), self_distance));
+        // Across domains: rows speech, columns music.
+        let want = direct(&gaussian("speech", "angry"), &gaussian("music", "angry"));
+        assert!(close(cell(Comparison::Cross, "angry", "angry"), want));
+        // The speech-vs-music table holds the same cross distance per emotion.
+        let row = outcome
+            .speech_vs_music
+            .iter()
+            .find(|r| r.emotion == "angry")
+            .unwrap();
+        assert!(close(row.fad, want));
+    }
+
+    #[test]
+    fn sample_matching_parses_and_prints() {
+        assert_eq!("equal".parse(), Ok(SampleMatching::Equal));
+        assert_eq!("500".parse(), Ok(SampleMatching::Fixed(500)));
+        assert_eq!("off".parse(), Ok(SampleMatching::Off));
+        assert!("most".parse::<SampleMatching>().is_err());
+        assert_eq!(SampleMatching::Fixed(12).to_string(), "12");
     }
 }
