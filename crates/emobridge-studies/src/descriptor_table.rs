@@ -156,14 +156,10 @@ pub fn extract_table(
         inputs
             .par_iter()
             .map(|input| {
-                let out = extract_one(&input.path, config).map_err(|e| {
+                let out = extract_one(&input.path, config).map_err(|e| match e {
                     // Audio errors already name the file; prefix the others with it.
-                    let msg = e.to_string();
-                    if msg.contains(&input.path.display().to_string()) {
-                        msg
-                    } else {
-                        format!("{}: {msg}", input.label)
-                    }
+                    DescriptorError::Audio(_) => e.to_string(),
+                    other => format!("{}: {other}", input.label),
                 });
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, inputs.len());
                 out
