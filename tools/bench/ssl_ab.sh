@@ -18,11 +18,21 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 # The old side: BASE's sources built against the same target folder (dependencies are reused).
+# Cargo identifies workspace crates by their path relative to the workspace root, so both trees
+# map to the same artifacts: the extracted files get a fresh mtime (git archive stamps them with
+# the commit time, which cargo would take for "unchanged"), and the working tree's crate roots
+# are touched afterwards so that the new side is rebuilt from its own sources.
 git -C "$ROOT" archive "$BASE" | tar -x -C "$WORK" --one-top-level=base
+find "$WORK/base" -type f -exec touch {} +
 (cd "$WORK/base" && CARGO_TARGET_DIR=$TARGET cargo build --release --locked -p emobridge-ssl --example bench)
 cp "$TARGET/release/examples/bench" "$WORK/bench-old"
+touch "$ROOT"/crates/*/src/lib.rs "$ROOT"/crates/emobridge-ssl/examples/bench.rs
 (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -p emobridge-ssl --example bench)
 cp "$TARGET/release/examples/bench" "$WORK/bench-new"
+if cmp -s "$WORK/bench-old" "$WORK/bench-new"; then
+  echo "the old and new bench binaries are identical: nothing to compare" >&2
+  exit 1
+fi
 
 LOG="$WORK/log"
 for round in $(seq 1 "$ROUNDS"); do

@@ -194,7 +194,8 @@ fn group_sizes<S: AsRef<str>>(groups: &[S]) -> BTreeMap<&str, usize> {
     m
 }
 
-/// The 4 actor folds of the Edinburgh group's RAVDESS protocol (REFERENCES §1.1), actor → fold.
+/// The 4 actor folds of the Edinburgh group's RAVDESS protocol (github.com/yc-li20/temporary,
+/// `ravdess_process.py`), actor → fold.
 pub fn ravdess_actor_folds() -> BTreeMap<String, usize> {
     let folds: [&[u32]; 4] = [
         &[2, 8, 10, 16, 18, 24],

@@ -11,7 +11,6 @@
 //!   reads an embedding folder), or one mean row per file when pooling.
 
 use std::fs;
-use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -219,26 +218,17 @@ pub fn read_safetensors_rows(path: &Path, select: &SafetensorsSelect) -> Result<
     }
 }
 
-/// Decodes little-endian float tensor data to `f64`.
-pub(crate) fn tensor_values(path: &Path, dtype: Dtype, data: &[u8]) -> Result<Vec<f64>> {
-    Ok(match dtype {
-        Dtype::F16 => data
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
-            .collect(),
-        Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
-            .collect(),
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        Dtype::F64 => data
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect(),
-        other => return Err(format_err(path, format!("dtype {other:?} is not a float"))),
+/// Float tensor bytes as f64 (the cache's reader, [`emobridge_store::float_values`]).
+fn tensor_values(path: &Path, dtype: Dtype, data: &[u8]) -> Result<Vec<f64>> {
+    emobridge_store::float_values(path, dtype, data).map_err(|e| match e {
+        emobridge_store::StoreError::Format { path, reason } => FadError::Format {
+            path,
+            message: reason,
+        },
+        other => FadError::Format {
+            path: path.to_path_buf(),
+            message: other.to_string(),
+        },
     })
 }
 
@@ -485,14 +475,6 @@ fn load_files(files: &[PathBuf], options: &LoadOptions) -> Result<Loaded> {
 fn mean_row(rows: &Array2<f64>) -> Array2<f64> {
     let mean = rows.mean_axis(ndarray::Axis(0)).expect("at least one row");
     mean.insert_axis(ndarray::Axis(0))
-}
-
-/// Reads a whole file, naming it in the error.
-pub(crate) fn read_all(path: &Path) -> Result<Vec<u8>> {
-    let mut f = fs::File::open(path).map_err(io_err(path))?;
-    let mut v = Vec::new();
-    f.read_to_end(&mut v).map_err(io_err(path))?;
-    Ok(v)
 }
 
 #[cfg(test)]

@@ -11,17 +11,20 @@
 //! * [`infinity`]: FAD-∞ as fadtk defines it (FAD at growing sample sizes drawn with
 //!   replacement, least-squares line against 1/n, intercept and R²) with a seeded generator.
 //! * [`bootstrap`]: percentile bootstrap confidence intervals, resampling rows or whole clips.
+//! * [`pair`]: [`compare_sets`], one distance between two sets read from files, with FAD-∞
+//!   and a bootstrap interval on request (`emobridge fad A B`).
 //! * [`io`]: `.npy` matrices (f16/f32/f64), safetensors embeddings (frame-level, layered or
 //!   pooled), precomputed statistics (`mu.npy` + `cov.npy`, or fadtk-style `.npz`).
-//! * [`cache`]: the per-clip embedding cache (`CACHE/<model-tag>/<clip-id>.safetensors`).
+//!
+//! The per-clip embedding cache is read through `emobridge_store::EmbeddingCache`.
 //!
 //! All linear algebra runs on faer in `f64`.
 
 pub mod bootstrap;
-pub mod cache;
 pub mod frechet;
 pub mod infinity;
 pub mod io;
+pub mod pair;
 pub mod stats;
 
 use std::path::PathBuf;
@@ -31,6 +34,7 @@ pub use frechet::{frechet_distance, Frechet, FrechetOptions, PreparedGaussian};
 pub use infinity::{fad_infinity, FadInfinity, FadInfinityConfig};
 /// The array crate of this API (`io::Loaded`, `RunningStats::push_rows`), re-exported.
 pub use ndarray;
+pub use pair::{compare_sets, PairConfig, PairReport};
 pub use stats::{Gaussian, RunningStats};
 
 /// Why a distance could not be computed or an input could not be read.

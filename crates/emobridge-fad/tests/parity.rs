@@ -86,7 +86,8 @@ fn reproduces_fadtk_on_its_published_fma_pop_statistics() {
             assert_eq!(ours.negative_eigenvalues_a, 0);
         }
     }
-    // The D = 128 EnCodec pair is one of the published golden values (REFERENCES §6.3).
+    // The D = 128 EnCodec pair is one of the golden values computed from the statistics in the
+    // fadtk 1.1.0 wheel (`fadtk/stats/fma_pop.npz`, github.com/microsoft/fadtk).
     let enc = &g["fma_pop_small"][0];
     assert!(rel(enc["fadtk"].as_f64().unwrap(), 4545.6091434006) < 1e-12);
 }
@@ -243,7 +244,7 @@ fn fad_infinity_grid_and_fit_match_numpy() {
     assert!(rel(r2, pf["r2"].as_f64().unwrap()) < 1e-10);
 }
 
-/// The full-size golden values of REFERENCES §6.3, on fadtk's 82 MB `fma_pop.npz`, which is not
+/// The full-size golden values (computed from the fadtk 1.1.0 wheel's `fadtk/stats/fma_pop.npz`), on fadtk's 82 MB `fma_pop.npz`, which is not
 /// committed. Run with `EMOBRIDGE_FMA_POP_NPZ=path/to/fma_pop.npz cargo test --release -p
 /// emobridge-fad -- --ignored`.
 #[test]

@@ -121,6 +121,46 @@ impl Table {
         }
     }
 
+    /// A table from any rows that serialise as flat structs (or maps): one column per field in
+    /// declaration order, one row per item. Numbers, strings, booleans and `None` become cells;
+    /// enums with `#[serde(rename_all)]` give their serialised names. A nested field is refused;
+    /// no rows give an empty table without columns.
+    pub fn from_rows<T: serde::Serialize>(rows: &[T]) -> Result<Table> {
+        let mut table: Option<Table> = None;
+        for (i, row) in rows.iter().enumerate() {
+            let text = serde_json::to_string(row)
+                .map_err(|e| ReportError::Table(format!("row {i}: {e}")))?;
+            let fields: OrderedFields = serde_json::from_str(&text)
+                .map_err(|e| ReportError::Table(format!("row {i}: {e}")))?;
+            let t =
+                table.get_or_insert_with(|| Table::new(fields.0.iter().map(|(k, _)| k.clone())));
+            if fields.0.iter().map(|(k, _)| k).ne(t.columns.iter()) {
+                return Err(ReportError::Table(format!(
+                    "row {i} has fields that differ from the first row's"
+                )));
+            }
+            let cells = fields
+                .0
+                .into_iter()
+                .map(|(k, v)| match v {
+                    Value::Null => Ok(Cell::Empty),
+                    Value::Bool(b) => Ok(Cell::Bool(b)),
+                    Value::String(s) => Ok(Cell::Text(s)),
+                    Value::Number(n) => Ok(match n.as_i64() {
+                        Some(i) => Cell::Int(i),
+                        None => Cell::from(n.as_f64().unwrap_or(f64::NAN)),
+                    }),
+                    _ => Err(ReportError::Table(format!(
+                        "row {i}: field `{k}` is not a scalar"
+                    ))),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            t.push(cells)?;
+        }
+        // No rows: no columns to take either.
+        Ok(table.unwrap_or_else(|| Table::new(Vec::<String>::new())))
+    }
+
     /// Appends a row; it must have one cell per column.
     pub fn push(&mut self, row: Vec<Cell>) -> Result<()> {
         if row.len() != self.columns.len() {
@@ -187,6 +227,32 @@ impl Table {
 
     pub fn write_markdown(&self, path: &Path, digits: usize) -> Result<()> {
         write_atomic(path, self.to_markdown(digits).as_bytes())
+    }
+}
+
+/// A JSON object's fields in the order they appear in the text.
+struct OrderedFields(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for OrderedFields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = OrderedFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a struct or map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<OrderedFields, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    out.push((k, v));
+                }
+                Ok(OrderedFields(out))
+            }
+        }
+        d.deserialize_map(Fields)
     }
 }
 
@@ -262,5 +328,61 @@ mod tests {
             1,
             "no temporary file left behind"
         );
+    }
+
+    #[test]
+    fn from_rows_takes_fields_in_declaration_order() {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Kind {
+            Cross,
+        }
+        #[derive(serde::Serialize)]
+        struct Row {
+            zeta: usize,
+            alpha: &'static str,
+            fad: f64,
+            ci: Option<f64>,
+            kind: Kind,
+            ok: bool,
+        }
+        let rows = [
+            Row {
+                zeta: 3,
+                alpha: "happy",
+                fad: 0.0,
+                ci: None,
+                kind: Kind::Cross,
+                ok: true,
+            },
+            Row {
+                zeta: 4,
+                alpha: "sad",
+                fad: 1.5,
+                ci: Some(2.0),
+                kind: Kind::Cross,
+                ok: false,
+            },
+        ];
+        let t = Table::from_rows(&rows).unwrap();
+        assert_eq!(t.columns, ["zeta", "alpha", "fad", "ci", "kind", "ok"]);
+        assert_eq!(
+            t.rows[0],
+            vec![
+                Cell::Int(3),
+                Cell::Text("happy".into()),
+                Cell::Float(0.0),
+                Cell::Empty,
+                Cell::Text("cross".into()),
+                Cell::Bool(true)
+            ]
+        );
+        assert_eq!(t.rows[1][3], Cell::Float(2.0));
+        assert!(Table::from_rows::<Row>(&[]).unwrap().columns.is_empty());
+        #[derive(serde::Serialize)]
+        struct Nested {
+            v: Vec<u8>,
+        }
+        assert!(Table::from_rows(&[Nested { v: vec![1] }]).is_err());
     }
 }

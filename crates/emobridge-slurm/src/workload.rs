@@ -231,9 +231,9 @@ impl Workload {
                 config,
             } => {
                 let manifest = read_manifest(manifest)?;
-                let outcome = emobridge_studies::fad::merge_shards(
-                    config, &manifest, cache_root, tag, out, count,
-                )?;
+                let cache = EmbeddingCache::open_existing(cache_root, tag)?;
+                let outcome =
+                    emobridge_studies::fad::merge_shards(config, &manifest, &cache, out, count)?;
                 Ok(outcome.run_dir.join("run.json"))
             }
             Workload::Probe { out } => Ok(out.join("run.json")),

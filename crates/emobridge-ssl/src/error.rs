@@ -35,6 +35,10 @@ pub enum SslError {
     Audio(#[from] emobridge_audio::AudioError),
     #[error("tensor computation failed: {0}")]
     Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Store(#[from] emobridge_store::StoreError),
+    #[error("layers: {0}")]
+    Layers(#[from] emobridge_store::LayerSelectionError),
 }
 
 pub type Result<T, E = SslError> = std::result::Result<T, E>;

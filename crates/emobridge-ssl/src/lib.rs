@@ -21,6 +21,7 @@ pub mod config;
 pub mod dense;
 pub mod embedding;
 pub mod error;
+pub mod extract;
 mod features;
 mod gemm;
 pub mod hub;
@@ -37,6 +38,7 @@ pub use config::{
 pub use dense::{Kernels, Linear, PackedLinear};
 pub use embedding::ClipEmbedding;
 pub use error::{Result, SslError};
+pub use extract::{extract_manifest, ExtractConfig, ExtractReport};
 pub use model::{Encoder, HiddenStateConvention};
 pub use pretrained::{
     normalize_utterance, EmbedOptions, LoadOptions, Precision, PretrainedEncoder,

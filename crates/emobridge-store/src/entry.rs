@@ -9,7 +9,8 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use crate::{Result, StoreError};
 
 /// Storage precision of `hidden_states` (pooled statistics are always F32).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StoredDtype {
     /// Half precision: half the size; ~3 significant digits, enough for probing and FAD.
     #[default]
@@ -36,6 +37,9 @@ pub struct EntryMetadata {
     pub extra: BTreeMap<String, String>,
 }
 
+/// The `extra` key under which writers record the hex SHA-256 of the model weights.
+pub const MODEL_WEIGHTS_SHA256: &str = "model_weights_sha256";
+
 const REQUIRED: [&str; 6] = [
     "model",
     "sample_rate",
@@ -46,6 +50,22 @@ const REQUIRED: [&str; 6] = [
 ];
 
 impl EntryMetadata {
+    /// The hex SHA-256 of the model weights, when the writer recorded it.
+    pub fn model_weights_sha256(&self) -> Option<&str> {
+        self.extra.get(MODEL_WEIGHTS_SHA256).map(String::as_str)
+    }
+
+    /// Records the hex SHA-256 of the model weights.
+    pub fn set_model_weights_sha256(&mut self, hex_digest: impl Into<String>) {
+        self.extra
+            .insert(MODEL_WEIGHTS_SHA256.to_string(), hex_digest.into());
+    }
+
+    /// Every key and value, as written into the file's `__metadata__`, sorted by key.
+    pub fn to_pairs(&self) -> BTreeMap<String, String> {
+        self.to_map().into_iter().collect()
+    }
+
     fn to_map(&self) -> HashMap<String, String> {
         let mut m: HashMap<String, String> = self
             .extra
@@ -64,7 +84,7 @@ impl EntryMetadata {
         m
     }
 
-    fn from_map(map: &HashMap<String, String>, path: &Path) -> Result<Self> {
+    pub(crate) fn from_map(map: &HashMap<String, String>, path: &Path) -> Result<Self> {
         let bad = |reason: String| StoreError::Format {
             path: path.to_path_buf(),
             reason,

@@ -12,24 +12,33 @@
 //!     mean           F32 [states, dim]                    per-state mean over frames
 //!     std            F32 [states, dim]                    per-state population std over frames
 //!     __metadata__   model, sample_rate, frame_rate_hz, hidden_state_convention, source_file,
-//!                    audio_sha256 (+ any extra keys)
+//!                    audio_sha256 (+ any extra keys, e.g. model_weights_sha256)
 //! CACHE/<model-tag>/failures.json                         clips that failed in the last run
 //! ```
 //!
 //! A file appears only complete (written to a temporary name in the same folder, synced, then
 //! renamed), so a clip whose file exists is done and a killed run resumes by skipping it.
+//!
+//! [`EmbeddingCache`] is the one API over this layout: extractors write through it, studies read
+//! through it ([`EmbeddingCache::shape`], [`EmbeddingCache::read_layer`],
+//! [`EmbeddingCache::read_means`], [`EmbeddingCache::metadata`]).
 
 mod entry;
 mod failures;
 pub mod key;
+mod layers;
+mod read;
 mod shard;
 
 use std::path::{Path, PathBuf};
 
-pub use entry::{ClipEntry, EntryMetadata, StoredDtype};
+pub use entry::{ClipEntry, EntryMetadata, StoredDtype, MODEL_WEIGHTS_SHA256};
 pub use failures::{Failure, FailureLog};
 pub use key::{id_from_key, key_for_id};
 pub use shard::{sharded_path, Shard};
+pub use layers::{LayerSelection, LayerSelectionError};
+pub use read::{float_values, read_clip_shape, CachedClip, ClipShape, Rows};
+
 
 /// Why a cache operation failed; every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +58,8 @@ pub enum StoreError {
     BadShard { spec: String, reason: String },
     #[error("invalid entry: {0}")]
     BadEntry(String),
+    #[error("{path}: no such cache folder")]
+    NoCache { path: PathBuf },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -75,11 +86,57 @@ impl EmbeddingCache {
         Ok(EmbeddingCache { dir })
     }
 
+    /// Opens `root/<tag>` for reading: an error naming the folder when it does not exist.
+    pub fn open_existing(root: &Path, tag: &str) -> Result<Self> {
+        check_tag(tag).map_err(|reason| StoreError::BadId {
+            id: tag.to_string(),
+            reason,
+        })?;
+        let dir = root.join(tag);
+        if !dir.is_dir() {
+            return Err(StoreError::NoCache { path: dir });
+        }
+        Ok(EmbeddingCache { dir })
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Where a clip's entry lives: `<dir>/<key(clip_id)>.safetensors` (see [`key`]).
+    /// The model tag (the folder's name).
+    pub fn tag(&self) -> &str {
+        self.dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+    }
+
+    /// The shape of a clip's `hidden_states`, from the file header alone.
+    pub fn shape(&self, clip_id: &str) -> Result<ClipShape> {
+        read_clip_shape(&self.path_for(clip_id)?)
+    }
+
+    /// A clip's entry read whole, for several reads (layers, means, metadata) of one file.
+    pub fn clip(&self, clip_id: &str) -> Result<CachedClip> {
+        CachedClip::open(&self.path_for(clip_id)?)
+    }
+
+    /// Frames [frames, hidden] of one hidden state of a clip (0 = input to the first layer).
+    pub fn read_layer(&self, clip_id: &str, layer: usize) -> Result<Rows> {
+        self.clip(clip_id)?.layer_frames(layer)
+    }
+
+    /// The pooled means [states, hidden] of a clip (the writer's `mean` tensor).
+    pub fn read_means(&self, clip_id: &str) -> Result<Rows> {
+        self.clip(clip_id)?.means()
+    }
+
+    /// The typed provenance of a clip's entry.
+    pub fn metadata(&self, clip_id: &str) -> Result<EntryMetadata> {
+        self.clip(clip_id)?.metadata()
+    }
+
+    /// Where a clip's entry lives.
     pub fn path_for(&self, clip_id: &str) -> Result<PathBuf> {
         let key = key_for_id(clip_id).map_err(|reason| StoreError::BadId {
             id: clip_id.to_string(),
@@ -179,6 +236,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             source,
         }
     })
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Hex SHA-256 of a file's bytes (recorded so that a changed audio file is noticed).

@@ -4,7 +4,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{Result, StoreError};
 
-/// Shard `index` of `count` (0-based: `0/4` … `3/4`).
+/// Shard `index` of `count` (0-based: `0/4` … `3/4`); serialised as its text form `I/N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     pub index: usize,
@@ -70,6 +70,19 @@ pub fn sharded_path(path: &std::path::Path, shard: Shard) -> std::path::PathBuf 
         (None, _) => tag,
     };
     path.with_file_name(name)
+}
+
+impl serde::Serialize for Shard {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Shard {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Shard::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl std::fmt::Display for Shard {

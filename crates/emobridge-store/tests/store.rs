@@ -166,3 +166,24 @@ fn ids_with_separators_are_stored_under_reversible_keys() {
         .join("happy%2Factor01%2Ftake1.safetensors")
         .is_file());
 }
+
+#[test]
+fn the_reader_gives_layers_means_and_typed_metadata_with_the_weights_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let writer = EmbeddingCache::open(tmp.path(), "tiny-model").unwrap();
+    let mut e = entry(StoredDtype::F32);
+    assert_eq!(e.metadata.model_weights_sha256(), None);
+    e.metadata.set_model_weights_sha256("ab".repeat(32));
+    writer.write("clip-1", &e).unwrap();
+
+    let cache = EmbeddingCache::open_existing(tmp.path(), "tiny-model").unwrap();
+    assert_eq!(cache.shape("clip-1").unwrap().frames, 3);
+    let layer1 = cache.read_layer("clip-1", 1).unwrap();
+    assert_eq!(layer1.values, vec![0.5, 0.25, 0.5, 0.25, 0.5, 0.25]);
+    let means = cache.read_means("clip-1").unwrap();
+    assert_eq!(means.values, vec![2.0, -2.0, 0.5, 0.25]);
+    let meta = cache.metadata("clip-1").unwrap();
+    assert_eq!(meta.model_weights_sha256(), Some("ab".repeat(32).as_str()));
+    assert_eq!(meta.model, "tiny");
+    assert_eq!(meta.to_pairs()["layers"], "all");
+}

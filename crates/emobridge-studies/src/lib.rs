@@ -4,17 +4,17 @@
 //! writes a run folder (`run.json`, tables, plots). [`RunFolder`] is the shared run record.
 
 pub mod continuous;
+pub mod demo;
+pub mod descriptor_table;
 pub mod descriptors;
 pub mod fad;
 pub mod separability;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// Why a run folder could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -279,24 +279,15 @@ impl RunFolder {
     }
 }
 
-/// Hex SHA-256 of bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+/// Hex SHA-256 of bytes (the store's helper: one SHA-256 implementation in the workspace).
+pub use emobridge_store::sha256_hex;
 
-/// Hex SHA-256 of a file, streamed.
+/// Hex SHA-256 of a file, streamed (the store's helper).
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    emobridge_store::sha256_file(path).map_err(|e| match e {
+        emobridge_store::StoreError::Io { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
+    })
 }
 
 /// The commit being run: `EMOBRIDGE_GIT_COMMIT` if set, else `git rev-parse HEAD` in the

@@ -46,7 +46,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use emobridge_corpus::folds::{FoldError, Folds};
 use emobridge_corpus::{Domain, Emotion, Manifest};
-use emobridge_fad::cache::{clip_path, CachedClip};
 use emobridge_learn::metrics::{self, ClassificationScores};
 use emobridge_learn::mlp::Targets;
 use emobridge_learn::{
@@ -55,6 +54,7 @@ use emobridge_learn::{
 };
 use emobridge_report::{ReportError, Table};
 use rayon::prelude::*;
+use emobridge_store::EmbeddingCache;
 use serde::{Deserialize, Serialize};
 
 use crate::{RunFolder, RunFolderError};
@@ -444,7 +444,7 @@ pub enum ProbeInput<'a> {
         rows: &'a [(String, Vec<f64>)],
     },
     /// Every hidden state's mean-pooled vector from an embedding cache.
-    Cache { root: &'a Path, tag: &'a str },
+    Cache { cache: &'a EmbeddingCache },
 }
 
 /// The probe on one feature set (e.g. eGeMAPS functionals); see the module docs.
@@ -478,17 +478,13 @@ pub fn run(
 pub fn run_by_layer(
     config: &SeparabilityConfig,
     manifest: &Manifest,
-    cache_root: &Path,
-    tag: &str,
+    cache: &EmbeddingCache,
     out: &Path,
 ) -> Result<LayerwiseOutcome, SeparabilityError> {
     probe(
         config,
         manifest,
-        ProbeInput::Cache {
-            root: cache_root,
-            tag,
-        },
+        ProbeInput::Cache { cache },
         out,
         &|_, _| {},
     )
@@ -572,7 +568,10 @@ pub fn probe(
     let mut run = RunFolder::create(out, "probe")?;
     let (feature_name, single) = match &input {
         ProbeInput::Features { name, .. } => (name.to_string(), true),
-        ProbeInput::Cache { tag, .. } => (format!("{tag} (mean-pooled hidden states)"), false),
+        ProbeInput::Cache { cache } => (
+            format!("{} (mean-pooled hidden states)", cache.tag()),
+            false,
+        ),
     };
     run.set_config(
         &serde_json::json!({ "probe": effective, "features": feature_name }),
@@ -623,7 +622,7 @@ pub fn probe(
             let matrix: Vec<f64> = kept.iter().flat_map(|r| r.1.iter().copied()).collect();
             (ids, vec![(dim, matrix)])
         }
-        ProbeInput::Cache { root, tag } => read_cache(manifest, root, tag, config, &mut run)?,
+        ProbeInput::Cache { cache } => read_cache(manifest, cache, config, &mut run)?,
     };
     let dim = states.first().map_or(0, |s| s.0);
     let mut rows = ids.len();
@@ -1081,8 +1080,7 @@ pub fn probe(
 #[allow(clippy::type_complexity)]
 fn read_cache(
     manifest: &Manifest,
-    root: &Path,
-    tag: &str,
+    cache: &EmbeddingCache,
     config: &SeparabilityConfig,
     run: &mut RunFolder,
 ) -> Result<(Vec<String>, Vec<(usize, Vec<f64>)>), SeparabilityError> {
@@ -1094,9 +1092,9 @@ fn read_cache(
     let read: Vec<Result<Vec<Vec<f64>>, String>> = wanted
         .par_iter()
         .map(|r| {
-            clip_path(root, tag, &r.id)
-                .and_then(|path| CachedClip::open(&path))
-                .and_then(|clip| clip.layer_means())
+            cache
+                .read_means(&r.id)
+                .map(|m| (0..m.rows).map(|layer| m.row(layer).to_vec()).collect())
                 .map_err(|e| e.to_string())
         })
         .collect();
@@ -1123,8 +1121,9 @@ fn read_cache(
     }
     let Some(first) = per_clip.first() else {
         return Err(SeparabilityError::Features(format!(
-            "no readable cache entry for model `{tag}` under {}",
-            root.display()
+            "no readable cache entry for model `{}` in {}",
+            cache.tag(),
+            cache.dir().display()
         )));
     };
     let (n_states, dim) = (first.len(), first.first().map_or(0, Vec::len));

@@ -163,8 +163,7 @@ fn every_cached_state_is_probed_and_missing_clips_are_recorded() {
     let outcome = emobridge_studies::separability::run_by_layer(
         &SeparabilityConfig::default(),
         &manifest,
-        &cache_root,
-        "m",
+        &cache,
         &out,
     )
     .unwrap();
@@ -218,8 +217,7 @@ fn every_cached_state_is_probed_and_missing_clips_are_recorded() {
     let ws = emobridge_studies::separability::run_by_layer(
         &config,
         &manifest,
-        &cache_root,
-        "m",
+        &cache,
         &tmp.path().join("ws"),
     )
     .unwrap();

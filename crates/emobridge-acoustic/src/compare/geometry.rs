@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn row_counts_follow_opensmile() {
-        // Counts measured with SMILExtract 3.0 (REFERENCES §5).
+        // Counts measured with SMILExtract 3.0.0 (PyPI `opensmile` 1.0.1 wheel, ComParE-2016 config).
         assert_eq!(Geometry::new(16_000, 16_000).rows(), 96);
         assert_eq!(Geometry::new(22_050, 22_050).rows(), 95);
         assert_eq!(Geometry::new(40_000, 16_000).rows(), 246);

@@ -20,7 +20,7 @@ use super::lld_with_deltas;
 use crate::{AcousticError, FeatureFrames};
 
 /// Window geometry of the summary.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WindowConfig {
     /// Window length in seconds (default 1.0).
     pub window_s: f64,

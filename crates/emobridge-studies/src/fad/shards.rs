@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use emobridge_corpus::Manifest;
 use emobridge_fad::RunningStats;
-use emobridge_store::Shard;
+use emobridge_store::{EmbeddingCache, Shard};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -53,8 +53,7 @@ pub fn shard_dir(out_dir: &Path, shard: Shard) -> PathBuf {
 pub fn run_shard(
     config: &FadStudyConfig,
     manifest: &Manifest,
-    cache_dir: &Path,
-    model_tag: &str,
+    cache: &EmbeddingCache,
     out_dir: &Path,
     shard: Shard,
 ) -> Result<ShardRecord, FadStudyError> {
@@ -64,7 +63,7 @@ pub fn run_shard(
             "bootstrap intervals resample whole clips from every row and need one process: run the study without --shard, or without --bootstrap".into(),
         ));
     }
-    let plan = plan(config, manifest, cache_dir, model_tag)?;
+    let plan = plan(config, manifest, cache)?;
     let dir = shard_dir(out_dir, shard);
     std::fs::create_dir_all(&dir).map_err(|source| RunFolderError::Io {
         path: dir.clone(),
@@ -143,8 +142,7 @@ pub fn shard_record(out_dir: &Path, shard: Shard) -> Result<ShardRecord, FadStud
 pub fn merge_shards(
     config: &FadStudyConfig,
     manifest: &Manifest,
-    cache_dir: &Path,
-    model_tag: &str,
+    cache: &EmbeddingCache,
     out_dir: &Path,
     count: usize,
 ) -> Result<FadStudyOutcome, FadStudyError> {
@@ -163,8 +161,7 @@ pub fn merge_shards(
     study(
         config,
         manifest,
-        cache_dir,
-        model_tag,
+        cache,
         out_dir,
         LayerSource::Shards {
             dir: out_dir,

@@ -1,6 +1,7 @@
-//! # emobridge
+//! # emobridge (package `emobridge-cli`)
 //!
-//! The command-line tool: each subcommand is a thin clap layer over a study or a lower crate.
+//! The command-line tool: each subcommand parses its arguments, calls one library function of
+//! the `emobridge` crates and prints the result.
 //! Logs go to stderr through tracing (`-v` for debug); a failure ends with one line naming the
 //! bad input and a non-zero exit status.
 
@@ -13,7 +14,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "emobridge",
     version,
-    about = "Emotion in speech and music, side by side: descriptors, SSL layers, probes, transfer, FAD, continuous A/V"
+    about = "Emotion in speech and music, side by side: descriptors, SSL layers, emotion probes, Fréchet audio distance"
 )]
 struct Cli {
     /// More logging (-v debug, -vv trace).

@@ -86,14 +86,17 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         bar.set_position(done as u64);
     };
     let outcome = match (&args.cache, &args.model, args.features.as_deref()) {
-        (Some(root), Some(tag), _) => probe(
-            &config,
-            &manifest,
-            ProbeInput::Cache { root, tag },
-            &args.out,
-            &tick,
-        )
-        .with_context(|| format!("probing {tag} in {}", root.display()))?,
+        (Some(root), Some(tag), _) => {
+            let cache = emobridge_store::EmbeddingCache::open_existing(root, tag)?;
+            probe(
+                &config,
+                &manifest,
+                ProbeInput::Cache { cache: &cache },
+                &args.out,
+                &tick,
+            )
+            .with_context(|| format!("probing {tag} in {}", root.display()))?
+        }
         (_, _, Some(set)) => {
             let set =
                 [ClipDescriptors::Egemaps, ClipDescriptors::Compare][(set == "compare") as usize];

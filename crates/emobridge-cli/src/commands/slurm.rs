@@ -71,7 +71,10 @@ fn workload(command: &str, args: &[String]) -> anyhow::Result<Workload> {
     Ok(match command {
         "extract" => {
             let a: super::extract::ExtractArgs = parse(command, args)?;
-            let tag = a.tag.clone().unwrap_or_else(|| a.encoder.default_tag());
+            let tag = a
+                .tag
+                .clone()
+                .unwrap_or_else(|| emobridge_ssl::extract::cache_tag(&a.encoder.model));
             Workload::Extract {
                 manifest: a.manifest,
                 cache_root: a.cache,
@@ -92,7 +95,7 @@ fn workload(command: &str, args: &[String]) -> anyhow::Result<Workload> {
             let a: super::fad::FadArgs = parse(command, args)?;
             let config = Box::new(super::fad::study_config(&a)?);
             let (Some(manifest), Some(cache_root), Some(tag), Some(out)) =
-                (a.manifest, a.cache, a.model, a.out)
+                (a.study.manifest, a.study.cache, a.study.model, a.study.out)
             else {
                 bail!("slurm fad runs the study: give --manifest, --cache, --model and --out")
             };

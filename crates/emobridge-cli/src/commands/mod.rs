@@ -3,8 +3,10 @@
 pub mod continuous;
 pub mod demo;
 pub mod embed;
+pub mod encoder;
 pub mod extract;
 pub mod fad;
+pub mod fad_study;
 pub mod features;
 pub mod import;
 pub mod probe;

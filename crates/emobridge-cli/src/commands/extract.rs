@@ -1,0 +1,84 @@
+//! `emobridge extract`: fill the embedding cache for a manifest (`emobridge_ssl::extract_manifest`),
+//! one atomic file per clip, resumable, shardable.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use emobridge_corpus::Manifest;
+use emobridge_ssl::ExtractConfig;
+use emobridge_store::{EmbeddingCache, LayerSelection, Shard};
+
+pub use super::encoder::{EncoderArgs, StoredDtypeArg};
+
+#[derive(clap::Args)]
+pub struct ExtractArgs {
+    /// Corpus manifest (CSV or JSON Lines).
+    #[arg(long)]
+    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+    /// Cache root; entries go to CACHE/<tag>/<clip-id>.safetensors.
+    #[arg(long)]
+    pub cache: PathBuf,
+    /// Cache folder name for this model (default: the model folder name, or org--name).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Hidden states to keep: `all`, or indices and ranges such as `0,6,12` or `4-8`
+    /// (0 = transformer input, L = last layer).
+    #[arg(long, default_value_t = ExtractConfig::default().layers)]
+    pub layers: LayerSelection,
+    /// Process only shard I of N (0-based, e.g. 0/4); membership depends on the clip id only.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    /// Precision of the cached frame-level `hidden_states`.
+    #[arg(long, value_enum, default_value_t = ExtractConfig::default().dtype.into())]
+    pub dtype: StoredDtypeArg,
+}
+
+fn parse_shard(spec: &str) -> Result<Shard, String> {
+    Shard::parse(spec).map_err(|e| e.to_string())
+}
+
+pub fn run(args: ExtractArgs) -> anyhow::Result<()> {
+    let manifest = Manifest::read(&args.manifest)
+        .with_context(|| format!("{}: cannot read manifest", args.manifest.display()))?;
+    let model = args.encoder.load()?;
+    let config = ExtractConfig {
+        layers: args.layers.clone(),
+        dtype: args.dtype.into(),
+        shard: args.shard.unwrap_or(Shard::ALL),
+        ..args.encoder.config()
+    };
+    let tag = args
+        .tag
+        .clone()
+        .unwrap_or_else(|| emobridge_ssl::extract::cache_tag(&args.encoder.model));
+    let cache = EmbeddingCache::open(&args.cache, &tag)?;
+    let bar = crate::progress::bar(0, "extract");
+    let report = emobridge_ssl::extract_manifest(
+        &model,
+        &args.encoder.model,
+        &manifest,
+        &cache,
+        &config,
+        &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )
+    .with_context(|| format!("extracting into {}", cache.dir().display()))?;
+    bar.finish_and_clear();
+    tracing::info!(
+        "extracted {:.1} s of audio in {:.1} s: {:.2} audio-seconds per second; peak RSS {}; {} failures (listed in {})",
+        report.audio_seconds,
+        report.wall_s,
+        report.audio_seconds / report.wall_s.max(1e-9),
+        crate::progress::peak_rss(),
+        report.failures.len(),
+        report.failures_path.display()
+    );
+    if report.all_failed() {
+        anyhow::bail!("every clip failed (see {})", report.failures_path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! The descriptor-table pipeline behind `emobridge features` (tests moved from the command).
+
+use std::path::{Path, PathBuf};
+
+use emobridge_corpus::{Domain, Manifest, Record};
+use emobridge_studies::descriptor_table::{extract_table, inputs, FeatureSet, Level, TableConfig};
+
+/// The command's arguments, as the pipeline takes them.
+struct Args {
+    set: FeatureSet,
+    level: Level,
+    files: Vec<PathBuf>,
+    manifest: Option<PathBuf>,
+    out: PathBuf,
+}
+
+/// Runs the pipeline as `emobridge features` does: extract, then write the table.
+fn run(a: Args) -> Result<(), emobridge_studies::descriptors::DescriptorError> {
+    let manifest = a.manifest.map(|m| Manifest::read(m).unwrap());
+    let config = TableConfig {
+        set: a.set,
+        level: a.level,
+        threads: Some(2),
+        ..TableConfig::default()
+    };
+    let outcome = extract_table(&config, &inputs(&a.files, manifest.as_ref()), &|_, _| {})?;
+    outcome.table.write(&a.out)
+}
+
+fn tone(path: &Path, seconds: f64, rate: u32) {
+    let n = (seconds * rate as f64) as usize;
+    let x: Vec<f32> = (0..n)
+        .map(|i| 0.3 * (2.0 * std::f64::consts::PI * 180.0 * i as f64 / rate as f64).sin() as f32)
+        .collect();
+    emobridge_audio::wav::write_wav_mono16(path, &x, rate).unwrap();
+}
+
+fn args(set: FeatureSet, level: Level, files: Vec<PathBuf>, out: PathBuf) -> Args {
+    Args {
+        set,
+        level,
+        files,
+        manifest: None,
+        out,
+    }
+}
+
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r
+        .records()
+        .map(|x| x.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn compare_windows_skip_a_bad_file_and_keep_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.wav");
+    tone(&good, 1.2, 16_000);
+    let bad = dir.path().join("bad.wav");
+    std::fs::write(&bad, b"not audio").unwrap();
+    let out = dir.path().join("w.csv");
+    run(args(
+        FeatureSet::Compare,
+        Level::Windows,
+        vec![good.clone(), bad],
+        out.clone(),
+    ))
+    .unwrap();
+    let (header, rows) = read_csv(&out);
+    assert_eq!(header.len(), 2 + 260);
+    assert_eq!(&header[..3], ["file", "frameTime", "F0final_sma_amean"]);
+    // 1.2 s → LLD rows 0.00..1.15 s → windows starting at 0.0, 0.5, 1.0.
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r[0] == good.display().to_string()));
+    assert_eq!(rows[1][1], "0.5");
+}
+
+#[test]
+fn all_files_failing_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.csv");
+    let err = run(args(
+        FeatureSet::Compare,
+        Level::Lld,
+        vec![dir.path().join("missing.wav")],
+        out.clone(),
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("all 1 input file(s) failed"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn compare_functionals_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = run(args(
+        FeatureSet::Compare,
+        Level::Functionals,
+        vec![],
+        dir.path().join("f.csv"),
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("not provided"), "{err}");
+}
+
+#[test]
+fn manifest_lld_to_parquet_at_the_files_own_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    tone(&dir.path().join("a.wav"), 0.5, 22_050);
+    tone(&dir.path().join("b.wav"), 0.5, 16_000);
+    let records = vec![
+        Record::new("a", "a.wav", Domain::Speech, "test", "s1"),
+        Record::new("b", "b.wav", Domain::Music, "test", "s2"),
+    ];
+    let manifest = dir.path().join("m.csv");
+    Manifest::new(dir.path(), records).write(&manifest).unwrap();
+    let out = dir.path().join("lld.parquet");
+    let mut a = args(FeatureSet::Compare, Level::Lld, vec![], out.clone());
+    a.manifest = Some(manifest);
+    run(a).unwrap();
+    let file = std::fs::File::open(&out).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    // 0.5 s: ⌊(N − W60)/H⌋ + 2 rows = 46 at 16 kHz (H 160, W 960) and 45 at 22.05 kHz (H 221, W 1323).
+    assert_eq!(rows, 45 + 46);
+    assert_eq!(batches[0].num_columns(), 2 + 130);
+    assert_eq!(batches[0].schema().field(2).name(), "F0final_sma");
+}
