@@ -85,6 +85,19 @@ pub enum AcousticError {
     /// A configuration value is out of its valid range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// The analysis window is longer than the file's descriptor contour.
+    #[error("the {window_s} s window is longer than the file's {length_s:.3} s of descriptor frames; use a shorter --window-s")]
+    WindowTooLong { window_s: f64, length_s: f64 },
+    /// The signal is shorter than one analysis frame, so no descriptor frame exists and its
+    /// functionals would only be the empty-input placeholders (0, −120 dB).
+    #[error("too short to analyse: {samples} sample(s) = {seconds:.4} s; {set} functionals need at least one {frame_ms} ms frame ({needed} samples at this rate)")]
+    TooShort {
+        set: &'static str,
+        samples: usize,
+        seconds: f64,
+        frame_ms: u32,
+        needed: usize,
+    },
 }
 
 /// Checks that every sample is finite.

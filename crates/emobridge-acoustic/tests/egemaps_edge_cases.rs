@@ -1,23 +1,32 @@
-//! Empty-statistics conventions: clips shorter than one 60 ms frame, digital silence and
-//! unvoiced noise give openSMILE's values (0 / no rows), never NaN or a panic.
+//! Empty-statistics conventions: clips shorter than one 60 ms frame have no LLD rows and no
+//! functionals (an error, not openSMILE's row of placeholders); digital silence and unvoiced
+//! noise give openSMILE's values, never NaN or a panic.
 
-use emobridge_acoustic::egemaps::{functionals, lld, FUNCTIONAL_NAMES, LLD_NAMES};
+use emobridge_acoustic::egemaps::{
+    functionals, lld, lld_and_functionals, FUNCTIONAL_NAMES, LLD_NAMES,
+};
+use emobridge_acoustic::AcousticError;
 
 #[test]
-fn too_short_clip_has_no_lld_rows_and_zero_functionals() {
+fn too_short_clip_has_no_lld_rows_and_no_functionals() {
     let x = vec![0.1f32; 959]; // one sample short of a 60 ms frame at 16 kHz
     let l = lld(&x, 16000).unwrap();
     assert!(l.is_empty());
     assert_eq!(l.names.len(), LLD_NAMES.len());
-    let f = functionals(&x, 16000).unwrap();
+    assert!(lld(&[], 16000).unwrap().is_empty());
+    // 1 sample, 10 ms and 59.9 ms: a stated error, not a silent row of 0 / -120 (issue 17).
+    for n in [0usize, 1, 160, 959] {
+        let e = functionals(&vec![0.1f32; n], 16000).unwrap_err();
+        assert!(
+            matches!(e, AcousticError::TooShort { needed: 960, .. }),
+            "{n}: {e}"
+        );
+        assert!(e.to_string().contains("too short to analyse"), "{e}");
+        assert!(lld_and_functionals(&vec![0.1f32; n], 16000).is_err());
+    }
+    let f = functionals(&vec![0.1f32; 960], 16000).unwrap();
     assert_eq!(f.values.len(), FUNCTIONAL_NAMES.len());
     assert!(f.values.iter().all(|v| v.is_finite()));
-    assert!(lld(&[], 16000).unwrap().is_empty());
-    assert!(functionals(&[], 16000)
-        .unwrap()
-        .values
-        .iter()
-        .all(|v| v.is_finite()));
 }
 
 #[test]

@@ -78,6 +78,11 @@ fn open(path: &Path) -> Result<Box<dyn symphonia::core::formats::FormatReader>, 
             source,
         },
     })?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(AudioError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
     if file.metadata().map(|m| m.len() == 0).unwrap_or(false) {
         return Err(AudioError::Empty {
             path: path.to_path_buf(),
@@ -138,7 +143,7 @@ pub fn probe_info(path: impl AsRef<Path>) -> Result<AudioInfo, AudioError> {
             reason: "track has no audio codec parameters".into(),
         })?;
     let rate = params.sample_rate.unwrap_or(0);
-    if rate == 0 {
+    if !plausible_rate(rate) {
         return Err(AudioError::BadRate {
             path: path.to_path_buf(),
             rate,
@@ -177,10 +182,10 @@ pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, Audio
         })?
         .clone();
     let declared_rate = params.sample_rate.unwrap_or(0);
-    if declared_rate == 0 {
+    if !plausible_rate(declared_rate) {
         return Err(AudioError::BadRate {
             path: path.to_path_buf(),
-            rate: 0,
+            rate: declared_rate,
         });
     }
     let mut decoder = symphonia::default::get_codecs()
@@ -227,21 +232,44 @@ pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, Audio
             Err(e) => return Err(classify(path, e)),
         }
     }
-    if rate == 0 {
+    if !plausible_rate(rate) {
         return Err(AudioError::BadRate {
             path: path.to_path_buf(),
             rate,
         });
     }
-    // Lossless containers state their exact length: fewer frames means the file was cut short,
-    // and silently analysing a fragment would lose data without anyone noticing.
+    // One truncation rule for every format (silently analysing a fragment would lose data
+    // without anyone noticing): the file is cut short when its container says there is more
+    // than it holds, i.e.
+    // (a) a stated length is not reached — the PCM WAV/AIFF data size and FLAC's STREAMINFO
+    //     sample count exactly, an MP3 Xing/Info/VBRI frame count within one MPEG frame
+    //     (1152 samples: encoder delay and padding); or
+    // (b) the last frame or page stops mid-way — MP3 by the frame walk of [`crate::mpeg`],
+    //     Ogg pages by symphonia's Ogg reader (an error already).
+    // A stream without a stated length that ends on a frame boundary is complete: nothing in
+    // the file says otherwise.
     let decoded = planes.first().map_or(0, Vec::len) as u64;
+    let truncated = |declared: u64| AudioError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("truncated: {decoded} of {declared} frames present"),
+    };
     if let Some(declared) = declared_frames.filter(|_| exact_length_container(path)) {
         if decoded < declared {
+            return Err(truncated(declared));
+        }
+    }
+    if is_mp3(path) {
+        let facts = crate::mpeg::walk(path);
+        if let Some(reason) = facts.cut {
             return Err(AudioError::Corrupt {
                 path: path.to_path_buf(),
-                reason: format!("truncated: {decoded} of {declared} frames present"),
+                reason,
             });
+        }
+        if let Some(declared) = declared_frames.filter(|_| facts.length_tag) {
+            if decoded + MP3_FRAME_SAMPLES < declared {
+                return Err(truncated(declared));
+            }
         }
     }
     if planes.first().is_none_or(|p| p.is_empty()) {
@@ -318,6 +346,20 @@ fn buffer_format(buf: &GenericAudioBufferRef<'_>) -> SampleFormat {
         GenericAudioBufferRef::F64(_) => SampleFormat::F64,
         _ => SampleFormat::F32,
     }
+}
+
+/// A rate a real file can have (see [`crate::MIN_SOURCE_RATE`], [`crate::MAX_SOURCE_RATE`]).
+fn plausible_rate(rate: u32) -> bool {
+    (crate::MIN_SOURCE_RATE..=crate::MAX_SOURCE_RATE).contains(&rate)
+}
+
+/// Samples per channel of one MPEG-1 Layer III frame: the slack of rule (a) for MP3.
+const MP3_FRAME_SAMPLES: u64 = 1152;
+
+fn is_mp3(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("mp3"))
 }
 
 /// Containers whose headers give the exact number of frames (PCM WAV/AIFF, FLAC).

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 pub enum AudioError {
     #[error("{path}: file not found")]
     NotFound { path: PathBuf },
+    #[error("{path}: is a directory, not an audio file")]
+    IsDirectory { path: PathBuf },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -22,7 +24,7 @@ pub enum AudioError {
         count: usize,
         first: usize,
     },
-    #[error("{path}: invalid sample rate {rate} Hz")]
+    #[error("{path}: invalid sample rate {rate} Hz (files must declare 1000..=768000 Hz)")]
     BadRate { path: PathBuf, rate: u32 },
     #[error("{path}: target rate {rate} Hz is outside {min}..={max} Hz")]
     BadTargetRate {
@@ -42,6 +44,7 @@ impl AudioError {
     pub fn path(&self) -> &std::path::Path {
         match self {
             AudioError::NotFound { path }
+            | AudioError::IsDirectory { path }
             | AudioError::Io { path, .. }
             | AudioError::Unsupported { path, .. }
             | AudioError::Corrupt { path, .. }

@@ -10,12 +10,13 @@
 mod decode;
 mod error;
 pub mod frames;
+mod mpeg;
 mod resample;
 pub mod wav;
 
 pub use decode::{load, probe_info, AudioInfo, DecodeOptions, IntScaling, Mixdown};
 pub use error::AudioError;
-pub use resample::{resample, MAX_RATE, MIN_RATE};
+pub use resample::{resample, MAX_RATE, MAX_SOURCE_RATE, MIN_RATE, MIN_SOURCE_RATE};
 
 /// A decoded clip: one `Vec<f32>` per channel (a single one after a mono down-mix).
 #[derive(Debug, Clone, PartialEq)]

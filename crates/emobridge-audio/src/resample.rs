@@ -17,10 +17,17 @@ pub const MIN_RATE: u32 = 8_000;
 /// Highest target rate accepted.
 pub const MAX_RATE: u32 = 48_000;
 
-/// Resamples one channel from `from` Hz to `to` Hz (`to` within [`MIN_RATE`], [`MAX_RATE`]).
+/// Lowest rate a file may declare (below it nothing audible is left to analyse).
+pub const MIN_SOURCE_RATE: u32 = 1_000;
+/// Highest rate a file may declare (768 kHz, the top of studio PCM). A mutated header once
+/// declared ~4.3 GHz, and the resampler's FFT of that size ran for minutes (found by fuzzing).
+pub const MAX_SOURCE_RATE: u32 = 768_000;
+
+/// Resamples one channel from `from` Hz (within [`MIN_SOURCE_RATE`], [`MAX_SOURCE_RATE`]) to
+/// `to` Hz (within [`MIN_RATE`], [`MAX_RATE`]).
 pub fn resample(signal: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
     let nowhere = PathBuf::from("<signal>");
-    if from == 0 {
+    if !(MIN_SOURCE_RATE..=MAX_SOURCE_RATE).contains(&from) {
         return Err(AudioError::BadRate {
             path: nowhere,
             rate: from,

@@ -321,3 +321,94 @@ fn bad_files_give_typed_errors_naming_the_file() {
             .contains(p.file_name().unwrap().to_str().unwrap()));
     }
 }
+
+/// Issue 17: a truncated MP3 used to decode to its first part silently while a truncated
+/// WAV/FLAC/OGG was an error. One rule now (see `decode.rs`): every format cut short is an error.
+#[test]
+fn a_file_cut_short_is_an_error_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["sine440.wav", "sine440.flac", "sine440.ogg", "sine440.mp3"] {
+        let bytes = std::fs::read(fixture(name)).unwrap();
+        for fraction in [0.5, 0.9] {
+            let cut = dir.path().join(format!("cut-{fraction}-{name}"));
+            std::fs::write(&cut, &bytes[..(bytes.len() as f64 * fraction) as usize]).unwrap();
+            match load(&cut, &DecodeOptions::mono()) {
+                Err(AudioError::Corrupt { reason, .. }) => {
+                    assert!(
+                        reason.contains("truncated") || reason.contains("end of file"),
+                        "{name}: {reason}"
+                    )
+                }
+                other => panic!("{name} cut at {fraction}: {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn an_mp3_cut_on_a_frame_boundary_is_caught_by_its_info_frame_count() {
+    // The fixture starts with an ID3v2 tag and a LAME Info frame; cut after whole frames so that
+    // only the stated frame count can tell.
+    let bytes = std::fs::read(fixture("sine440.mp3")).unwrap();
+    let id3 = 10
+        + bytes[6..10]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 7) | (b & 0x7F) as usize);
+    assert_eq!(
+        &bytes[id3..id3 + 2],
+        &[0xFF, 0xFB],
+        "an MPEG-1 Layer III frame follows the tag"
+    );
+    // 128 kbit/s at 44.1 kHz: 417 or 418 bytes a frame; walk the headers to a frame boundary.
+    let mut pos = id3;
+    for _ in 0..20 {
+        let pad = ((bytes[pos + 2] >> 1) & 1) as usize;
+        let kbps = [
+            0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0,
+        ][(bytes[pos + 2] >> 4) as usize];
+        pos += 144 * kbps * 1000 / 44_100 + pad;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("boundary.mp3");
+    std::fs::write(&cut, &bytes[..pos]).unwrap();
+    let e = load(&cut, &DecodeOptions::mono()).unwrap_err();
+    assert!(e.to_string().contains("truncated"), "{e}");
+    // The whole file is fine.
+    assert!(load(fixture("sine440.mp3"), &DecodeOptions::mono()).is_ok());
+}
+
+#[test]
+fn a_directory_is_named_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("clips.wav");
+    std::fs::create_dir(&d).unwrap();
+    let e = load(&d, &DecodeOptions::mono()).unwrap_err();
+    assert!(matches!(e, AudioError::IsDirectory { .. }), "{e}");
+    assert!(
+        e.to_string().ends_with("is a directory, not an audio file"),
+        "{e}"
+    );
+    assert!(emobridge_audio::probe_info(&d).is_err());
+}
+
+#[test]
+fn an_absurd_declared_rate_is_an_error_not_a_minutes_long_resample() {
+    // Found by the fuzz tests: a WAV header mutated to declare ~4.3 GHz sent the resampler into
+    // an FFT of that size.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("fast.wav");
+    write_hound(&p, &sine(440.0, 16_000, 0.1, 0.5), 16_000, 1, 16, false);
+    let mut b = std::fs::read(&p).unwrap();
+    b[25..29].copy_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
+    std::fs::write(&p, &b).unwrap();
+    let started = std::time::Instant::now();
+    for opts in [DecodeOptions::mono(), DecodeOptions::mono_at(16_000)] {
+        let e = load(&p, &opts).unwrap_err();
+        assert!(matches!(e, AudioError::BadRate { .. }), "{e}");
+    }
+    assert!(started.elapsed().as_secs() < 5);
+    assert!(matches!(
+        resample(&[0.0; 10], 4_000_000_000, 16_000),
+        Err(AudioError::BadRate { .. })
+    ));
+}

@@ -175,6 +175,9 @@ pub struct ImportOptions {
     pub preset: Preset,
     /// Domain of a `folder-per-label` tree (required there, ignored elsewhere); default none.
     pub domain: Option<Domain>,
+    /// Follow symbolic links that lead out of ROOT (`--follow-links`); default false. Links
+    /// inside ROOT to folders are never followed (loops, second names); see [`IssueKind::Link`].
+    pub follow_links: bool,
 }
 
 /// Why an import could not run at all (bad items are [`Issue`]s instead).
@@ -197,6 +200,13 @@ pub enum ImportError {
     },
     #[error("invalid options: {0}")]
     Options(String),
+    /// Nothing could be imported; the issues say why for each file met.
+    #[error("{path}: no {corpus} clips found ({} file(s) reported)", issues.len())]
+    NoClips {
+        path: PathBuf,
+        corpus: Corpus,
+        issues: Vec<Issue>,
+    },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
 }
@@ -216,6 +226,12 @@ pub enum IssueKind {
     Conflict,
     /// A second item with an id already seen.
     Duplicate,
+    /// A file that is not audio although its name says so: empty, a Git LFS pointer stub, or a
+    /// header no decoder recognises.
+    BadAudio,
+    /// A symbolic link passed over: a loop, a folder inside ROOT, or a link out of ROOT without
+    /// `--follow-links`.
+    Link,
 }
 
 impl IssueKind {
@@ -227,6 +243,8 @@ impl IssueKind {
             IssueKind::BadAnnotation => "bad-annotation",
             IssueKind::Conflict => "conflict",
             IssueKind::Duplicate => "duplicate",
+            IssueKind::BadAudio => "bad-audio",
+            IssueKind::Link => "link",
         }
     }
 }
@@ -369,7 +387,8 @@ pub fn import(
         path: root.to_path_buf(),
         source,
     })?;
-    let mut out = match corpus {
+    let walk = util::WalkScope::enter(&root, options.follow_links);
+    let out = match corpus {
         Corpus::Ravdess => ravdess::import(&root)?,
         Corpus::CremaD => crema_d::import(&root)?,
         Corpus::EmoDb => emodb::import(&root)?,
@@ -389,17 +408,96 @@ pub fn import(
             folder_per_label::import(&root, domain)?
         }
     };
+    let mut out = out;
+    for (path, why) in walk.finish() {
+        out.issue(IssueKind::Link, path, why);
+    }
+    out.check_audio_headers();
     out.dedupe();
     if out.records.is_empty() {
-        return Err(ImportError::Layout {
+        return Err(ImportError::NoClips {
             path: root.clone(),
-            message: format!(
-                "no {corpus} clips found ({} file(s) reported; see the issues)",
-                out.issues.len()
-            ),
+            corpus,
+            issues: out.issues,
         });
     }
     Ok(out)
+}
+
+/// Why `path` is not an audio file (cheap: the header only), or `None` when a decoder
+/// recognises it.
+pub fn audio_header_problem(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 64];
+    let n = match fs::File::open(path).and_then(|mut f| f.read(&mut head)) {
+        Ok(n) => n,
+        Err(e) => return Some(format!("cannot be read: {e}")),
+    };
+    if n == 0 {
+        return Some("empty file (0 bytes)".into());
+    }
+    if head[..n].starts_with(b"version https://git-lfs") {
+        return Some(
+            "a Git LFS pointer stub, not audio (fetch the audio with `git lfs pull`)".into(),
+        );
+    }
+    match emobridge_audio::probe_info(path) {
+        Ok(_) => None,
+        Err(e) => Some(audio_reason(&e)),
+    }
+}
+
+/// The reason of an audio error without its leading path (the issue names the file already).
+fn audio_reason(e: &emobridge_audio::AudioError) -> String {
+    let text = e.to_string();
+    let prefix = format!("{}: ", e.path().display());
+    text.strip_prefix(&prefix)
+        .map(str::to_string)
+        .unwrap_or(text)
+}
+
+impl Imported {
+    /// Drops records whose audio is not audio (empty files, Git LFS pointer stubs, unrecognised
+    /// headers), reporting each as [`IssueKind::BadAudio`].
+    fn check_audio_headers(&mut self) {
+        let mut kept = Vec::with_capacity(self.records.len());
+        for r in std::mem::take(&mut self.records) {
+            match audio_header_problem(Path::new(&r.path)) {
+                None => kept.push(r),
+                Some(why) => {
+                    let path = PathBuf::from(&r.path);
+                    self.issue(IssueKind::BadAudio, path, format!("{why}; skipped"));
+                    self.dynamics.remove(&r.id);
+                }
+            }
+        }
+        self.records = kept;
+    }
+}
+
+impl ImportError {
+    /// The per-file issues of an import that found nothing, to be written like a successful
+    /// import's issues file.
+    pub fn issues(&self) -> Option<&[Issue]> {
+        match self {
+            ImportError::NoClips { issues, .. } => Some(issues),
+            _ => None,
+        }
+    }
+}
+
+/// Writes `M_issues.csv` beside the manifest path `M` (also after an import that found nothing,
+/// so the message pointing at it is true); returns its path.
+pub fn write_issues_file(issues: &[Issue], manifest_path: &Path) -> Result<PathBuf, ImportError> {
+    let path = sibling(manifest_path, "_issues.csv");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|source| ImportError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    write_issues(&path, issues)?;
+    Ok(path)
 }
 
 /// One line of the counts table.

@@ -140,6 +140,83 @@ pub enum ManifestError {
     },
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
+    /// Several invalid rows: the first [`MAX_REPORTED`] are listed, the rest counted.
+    #[error("{path}: {} invalid row(s): {}{}", .problems.len() + .more, .problems.join("; "), if *.more > 0 { format!("; … and {} more", .more) } else { String::new() })]
+    ManyInvalid {
+        path: PathBuf,
+        /// `line N, column `c`: message` for each listed problem.
+        problems: Vec<String>,
+        more: usize,
+    },
+}
+
+/// How many invalid rows a manifest error lists (the rest are counted).
+pub const MAX_REPORTED: usize = 20;
+
+/// Collects row errors so that one read reports them all (up to [`MAX_REPORTED`]).
+struct Problems {
+    path: PathBuf,
+    errors: Vec<ManifestError>,
+    count: usize,
+    ids: HashSet<String>,
+}
+
+impl Problems {
+    fn new(path: &Path) -> Problems {
+        Problems {
+            path: path.to_path_buf(),
+            errors: Vec::new(),
+            count: 0,
+            ids: HashSet::new(),
+        }
+    }
+
+    /// Keeps a valid record unless its id was seen on an earlier row.
+    fn keep(&mut self, out: &mut Vec<Record>, line: usize, record: Record) {
+        if self.ids.insert(record.id.clone()) {
+            out.push(record);
+        } else {
+            let path = self.path.clone();
+            self.push(ManifestError::Invalid {
+                path,
+                line,
+                column: "id".into(),
+                message: format!("duplicate id `{}`", record.id),
+            });
+        }
+    }
+
+    fn push(&mut self, e: ManifestError) {
+        self.count += 1;
+        if self.errors.len() < MAX_REPORTED {
+            self.errors.push(e);
+        }
+    }
+
+    /// `Ok` when nothing was collected; the error itself when one was; else the list.
+    fn finish(mut self) -> Result<(), ManifestError> {
+        match self.count {
+            0 => Ok(()),
+            1 => Err(self.errors.remove(0)),
+            n => Err(ManifestError::ManyInvalid {
+                path: self.path,
+                more: n - self.errors.len(),
+                problems: self
+                    .errors
+                    .into_iter()
+                    .map(|e| match e {
+                        ManifestError::Invalid {
+                            line,
+                            column,
+                            message,
+                            ..
+                        } => format!("line {line}, column `{column}`: {message}"),
+                        other => other.to_string(),
+                    })
+                    .collect(),
+            }),
+        }
+    }
 }
 
 /// A manifest and the folder its relative paths hang from.
@@ -162,12 +239,20 @@ impl Manifest {
     pub fn read(path: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
         let path = path.as_ref();
         let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut problems = Problems::new(path);
         let records = if is_jsonl(path) {
-            read_jsonl(path)?
+            read_jsonl(path, &mut problems)?
         } else {
-            read_csv(path)?
+            read_csv(path, &mut problems)?
         };
-        check_unique_ids(path, &records)?;
+        problems.finish()?;
+        if records.is_empty() {
+            // One rule for a 0-byte file, a header-only CSV and a JSON Lines file of blank lines.
+            return Err(ManifestError::Format {
+                path: path.to_path_buf(),
+                message: "no clips: a manifest needs a header row and at least one clip row".into(),
+            });
+        }
         Ok(Manifest { records, root })
     }
 
@@ -391,11 +476,14 @@ fn record_from_fields(
     })
 }
 
-fn read_csv(path: &Path) -> Result<Vec<Record>, ManifestError> {
+fn read_csv(path: &Path, problems: &mut Problems) -> Result<Vec<Record>, ManifestError> {
     let file = fs::File::open(path).map_err(|source| ManifestError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    if file.metadata().is_ok_and(|m| m.len() == 0) {
+        return Ok(Vec::new());
+    }
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(file);
     let header: Vec<String> = rdr
         .headers()
@@ -417,23 +505,32 @@ fn read_csv(path: &Path) -> Result<Vec<Record>, ManifestError> {
     let mut out = Vec::new();
     for (i, row) in rdr.records().enumerate() {
         let line = i + 2;
-        let row = row.map_err(|e| ManifestError::Invalid {
-            path: path.to_path_buf(),
-            line,
-            column: "*".into(),
-            message: e.to_string(),
-        })?;
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                problems.push(ManifestError::Invalid {
+                    path: path.to_path_buf(),
+                    line,
+                    column: "*".into(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
         let fields = header
             .iter()
             .cloned()
             .zip(row.iter().map(str::to_string))
             .collect();
-        out.push(record_from_fields(path, line, fields)?);
+        match record_from_fields(path, line, fields) {
+            Ok(r) => problems.keep(&mut out, line, r),
+            Err(e) => problems.push(e),
+        }
     }
     Ok(out)
 }
 
-fn read_jsonl(path: &Path) -> Result<Vec<Record>, ManifestError> {
+fn read_jsonl(path: &Path, problems: &mut Problems) -> Result<Vec<Record>, ManifestError> {
     let file = fs::File::open(path).map_err(|source| ManifestError::Io {
         path: path.to_path_buf(),
         source,
@@ -448,19 +545,23 @@ fn read_jsonl(path: &Path) -> Result<Vec<Record>, ManifestError> {
         if text.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| ManifestError::Invalid {
-                path: path.to_path_buf(),
-                line: line_no,
-                column: "*".into(),
-                message: e.to_string(),
-            })?;
-        let obj = value.as_object().ok_or_else(|| ManifestError::Invalid {
+        let invalid = |message: String| ManifestError::Invalid {
             path: path.to_path_buf(),
             line: line_no,
             column: "*".into(),
-            message: "not a JSON object".into(),
-        })?;
+            message,
+        };
+        let value: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(invalid(e.to_string()));
+                continue;
+            }
+        };
+        let Some(obj) = value.as_object() else {
+            problems.push(invalid("not a JSON object".into()));
+            continue;
+        };
         let fields = obj
             .iter()
             .map(|(k, v)| {
@@ -472,24 +573,12 @@ fn read_jsonl(path: &Path) -> Result<Vec<Record>, ManifestError> {
                 (k.clone(), s)
             })
             .collect();
-        out.push(record_from_fields(path, line_no, fields)?);
-    }
-    Ok(out)
-}
-
-fn check_unique_ids(path: &Path, records: &[Record]) -> Result<(), ManifestError> {
-    let mut seen = HashSet::new();
-    for (i, r) in records.iter().enumerate() {
-        if !seen.insert(r.id.as_str()) {
-            return Err(ManifestError::Invalid {
-                path: path.to_path_buf(),
-                line: i + 2,
-                column: "id".into(),
-                message: format!("duplicate id `{}`", r.id),
-            });
+        match record_from_fields(path, line_no, fields) {
+            Ok(r) => problems.keep(&mut out, line_no, r),
+            Err(e) => problems.push(e),
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -565,5 +654,54 @@ mod tests {
         let p = write(dir.path(), "j.jsonl", "{\"id\":\"a\",\"path\":\"a.wav\",\"domain\":\"speech\"}\n{\"id\":\"b\",\"path\":\"b.wav\",\"domain\":\"music\",\"valence\":\"x\"}\n");
         let e = Manifest::read(&p).unwrap_err().to_string();
         assert!(e.contains(":2:") && e.contains("`valence`"), "{e}");
+    }
+
+    #[test]
+    fn every_invalid_row_is_reported_up_to_a_limit() {
+        // Issue 17: validation used to stop at the first bad row.
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "m.csv",
+            "id,path,domain,emotion\na,a.wav,speech,happy\nb,b.wav,video,\nc,,speech,\na,d.wav,music,\ne,e.wav,music,elated\n",
+        );
+        let e = Manifest::read(&p).unwrap_err().to_string();
+        assert!(!e.contains('\n'), "{e}");
+        for part in [
+            "4 invalid row(s)",
+            "line 3, column `domain`",
+            "line 4, column `path`",
+            "line 5, column `id`: duplicate id `a`",
+            "line 6, column `emotion`",
+        ] {
+            assert!(e.contains(part), "{part}: {e}");
+        }
+        let mut text = String::from("id,path,domain\n");
+        for i in 0..(MAX_REPORTED + 7) {
+            text.push_str(&format!("c{i},c{i}.wav,radio\n"));
+        }
+        let p = write(dir.path(), "many.csv", &text);
+        let e = Manifest::read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("27 invalid row(s)") && e.ends_with("… and 7 more"),
+            "{e}"
+        );
+        assert_eq!(e.matches("column `domain`").count(), MAX_REPORTED);
+    }
+
+    #[test]
+    fn empty_and_header_only_manifests_give_one_message() {
+        // Issue 17: a 0-byte manifest said "header lacks `id`", a header-only one read as empty.
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            ("zero.csv", ""),
+            ("header.csv", "id,path,domain\n"),
+            ("blank.jsonl", "\n\n"),
+            ("zero.jsonl", ""),
+        ] {
+            let p = write(dir.path(), name, text);
+            let e = Manifest::read(&p).unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains("no clips"), "{name}: {e}");
+        }
     }
 }

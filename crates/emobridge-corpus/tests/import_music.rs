@@ -12,10 +12,14 @@ fn tone(path: &Path) {
     emobridge_audio::wav::write_wav_mono16(path, &samples, 8000).unwrap();
 }
 
-/// A stand-in for an MP3 clip: the importers only check that the file exists.
+/// A real (1 s) MP3 clip: imports check each audio header.
 fn clip(path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, b"ID3").unwrap();
+    std::fs::write(
+        path,
+        include_bytes!("../../emobridge-audio/tests/fixtures/sine440.mp3"),
+    )
+    .unwrap();
 }
 
 fn write(path: &Path, text: &str) {

@@ -29,6 +29,30 @@ pub struct BootstrapConfig {
     pub options: FrechetOptions,
 }
 
+/// Most replicates accepted: far beyond what a percentile interval needs (a few thousand), and
+/// small enough that the replicate values fit in memory (`--bootstrap 1e11` once aborted on an
+/// 800 GB allocation).
+pub const MAX_REPLICATES: usize = 1_000_000;
+
+impl BootstrapConfig {
+    /// Checks the ranges: 2 ≤ replicates ≤ [`MAX_REPLICATES`], 0 < confidence < 1. The CLI calls
+    /// it when parsing its options.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.confidence > 0.0 && self.confidence < 1.0)
+            || !(2..=MAX_REPLICATES).contains(&self.replicates)
+        {
+            return Err(FadError::Invalid {
+                what: "bootstrap".into(),
+                message: format!(
+                    "needs 0 < confidence < 1 and 2..={MAX_REPLICATES} replicates (got {} and {})",
+                    self.confidence, self.replicates
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Default for BootstrapConfig {
     fn default() -> Self {
         BootstrapConfig {
@@ -104,15 +128,7 @@ pub fn bootstrap_frechet<'a, T: Element>(
     b: &BootstrapSet<'a, T>,
     config: &BootstrapConfig,
 ) -> Result<ConfidenceInterval> {
-    if !(config.confidence > 0.0 && config.confidence < 1.0) || config.replicates < 2 {
-        return Err(FadError::Invalid {
-            what: "bootstrap".into(),
-            message: format!(
-                "needs 0 < confidence < 1 and ≥ 2 replicates (got {} and {})",
-                config.confidence, config.replicates
-            ),
-        });
-    }
+    config.validate()?;
     for set in [a, b] {
         if let Some(units) = &set.units {
             if units

@@ -21,11 +21,15 @@ use safetensors::SafeTensors;
 use crate::io::tensor_values;
 use crate::{FadError, Result};
 
-/// `CACHE/<model-tag>/<clip-id>.safetensors`.
-pub fn clip_path(cache_dir: &Path, model_tag: &str, clip_id: &str) -> PathBuf {
-    cache_dir
-        .join(model_tag)
-        .join(format!("{clip_id}.safetensors"))
+/// `CACHE/<model-tag>/<key(clip-id)>.safetensors`, the file name the store writes for the id
+/// (ids with `/`, `:`, … are percent-encoded; see `emobridge_store::key`). An id that cannot be a
+/// cache key (empty, a `..` segment) is an error naming it.
+pub fn clip_path(cache_dir: &Path, model_tag: &str, clip_id: &str) -> Result<PathBuf> {
+    let key = emobridge_store::key_for_id(clip_id).map_err(|message| FadError::Invalid {
+        what: format!("clip id `{clip_id}`"),
+        message,
+    })?;
+    Ok(cache_dir.join(model_tag).join(format!("{key}.safetensors")))
 }
 
 /// The shape of a cached clip's `hidden_states`.
@@ -187,6 +191,20 @@ impl CachedClip {
             .ok_or_else(|| format_err(&self.path, "clip has no frames"))
     }
 
+    /// Every hidden state's clip-level mean ([`CachedClip::layer_mean`] for each state), parsing
+    /// the file's header once: the probe's read path.
+    pub fn layer_means(&self) -> Result<Vec<Vec<f64>>> {
+        let ClipShape { states, dim, .. } = self.shape;
+        let st = self.tensors();
+        match st.tensor("mean") {
+            Ok(mean) if mean.shape() == [states, dim] => {
+                let all = tensor_values(&self.path, mean.dtype(), mean.data())?;
+                Ok(all.chunks_exact(dim.max(1)).map(<[f64]>::to_vec).collect())
+            }
+            _ => (0..states).map(|l| self.layer_mean(l)).collect(),
+        }
+    }
+
     /// The `__metadata__` map of the file (extractor, model, weights hash, …), if any.
     pub fn metadata(&self) -> Vec<(String, String)> {
         let Ok((_, meta)) = SafeTensors::read_metadata(&self.bytes) else {
@@ -245,7 +263,7 @@ mod tests {
     #[test]
     fn reads_shape_frames_and_means_of_a_cached_clip() {
         let dir = tempfile::tempdir().unwrap();
-        let path = clip_path(dir.path(), "tiny", "clip-1");
+        let path = clip_path(dir.path(), "tiny", "clip-1").unwrap();
         write_clip(&path, 3, 4, 2);
         assert_eq!(
             read_clip_shape(&path).unwrap(),

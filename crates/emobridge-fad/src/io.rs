@@ -73,7 +73,12 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<ArrayD<f64>, String> {
         ">f8" => (true, 8),
         other => return Err(format!("dtype {other} is not a float (f2/f4/f8 expected)")),
     };
-    let count: usize = shape.iter().product();
+    // Checked: a mutated header can claim a shape whose size overflows `usize` (see docs/fuzzing.md).
+    let count = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .and_then(|c| c.checked_mul(width).map(|_| c))
+        .ok_or_else(|| format!("shape {shape:?} is too large"))?;
     let data = &bytes[start + header_len..];
     if data.len() < count * width {
         return Err(format!(
@@ -399,7 +404,21 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded> {
             path,
             options.stats_name.as_deref(),
         )?)),
-        "npy" | "safetensors" => load_files(&[path.to_path_buf()], options),
+        "npy" | "safetensors" => {
+            if extension(path) == "npy" {
+                let a = read_npy(path)?;
+                if a.ndim() == 1 {
+                    return Err(format_err(
+                        path,
+                        format!(
+                            "shape {:?} is one vector, not a set of embeddings: give an [N, D] matrix (N ≥ 2 rows) or a folder of files",
+                            a.shape()
+                        ),
+                    ));
+                }
+            }
+            load_files(&[path.to_path_buf()], options)
+        }
         "" if !path.exists() => Err(FadError::Io {
             path: path.to_path_buf(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
@@ -426,6 +445,12 @@ fn load_files(files: &[PathBuf], options: &LoadOptions) -> Result<Loaded> {
         } else {
             read_safetensors_rows(f, &options.select)?
         };
+        if rows.nrows() == 0 || rows.ncols() == 0 {
+            return Err(format_err(
+                f,
+                format!("empty array {:?}: no embedding rows", rows.shape()),
+            ));
+        }
         let rows = if options.pool { mean_row(&rows) } else { rows };
         blocks.push(rows);
     }

@@ -33,6 +33,10 @@ pub struct MlpConfig {
     pub dropout: f64,
     /// Adam step size (default 1e-3, scikit-learn's and PyTorch's).
     pub learning_rate: f64,
+    /// Adam step size of the layer-weight logits of a weighted sum (default 1e-2: their
+    /// gradients are averages over every feature, so at the network's step they hardly move
+    /// from uniform within an early-stopped fit).
+    pub layer_weight_learning_rate: f64,
     /// L2 penalty α on the weights (default 1e-4, scikit-learn's `alpha`).
     pub alpha: f64,
     /// Rows per mini-batch (default 32).
@@ -54,6 +58,7 @@ impl Default for MlpConfig {
             hidden: vec![128, 16],
             dropout: 0.2,
             learning_rate: 1e-3,
+            layer_weight_learning_rate: 1e-2,
             alpha: 1e-4,
             batch_size: 32,
             max_epochs: 200,
@@ -215,7 +220,14 @@ impl Mlp {
                     &mut g,
                 ) * batch.len() as f64;
                 step += 1;
-                model.adam(&g, &mut m, &mut v, step, cfg.learning_rate);
+                model.adam(
+                    &g,
+                    &mut m,
+                    &mut v,
+                    step,
+                    cfg.learning_rate,
+                    cfg.layer_weight_learning_rate,
+                );
             }
             let loss = if dev.is_empty() {
                 train_loss / train.len() as f64
@@ -474,11 +486,12 @@ impl Mlp {
         loss + 0.5 * alpha * reg / total
     }
 
-    /// One Adam step (β₁ 0.9, β₂ 0.999, ε 1e-8).
-    fn adam(&mut self, g: &Grads, m: &mut Grads, v: &mut Grads, t: i32, lr: f64) {
+    /// One Adam step (β₁ 0.9, β₂ 0.999, ε 1e-8); `mix_lr` for the layer-weight logits.
+    fn adam(&mut self, g: &Grads, m: &mut Grads, v: &mut Grads, t: i32, lr: f64, mix_lr: f64) {
         let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
-        let step = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
-        let update = |p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64]| {
+        let correction = (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+        let update = |p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64], lr: f64| {
+            let step = lr * correction;
             for i in 0..p.len() {
                 m[i] = b1 * m[i] + (1.0 - b1) * g[i];
                 v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
@@ -486,10 +499,10 @@ impl Mlp {
             }
         };
         for l in 0..self.dense.len() {
-            update(&mut self.dense[l].w, &g.w[l], &mut m.w[l], &mut v.w[l]);
-            update(&mut self.dense[l].b, &g.b[l], &mut m.b[l], &mut v.b[l]);
+            update(&mut self.dense[l].w, &g.w[l], &mut m.w[l], &mut v.w[l], lr);
+            update(&mut self.dense[l].b, &g.b[l], &mut m.b[l], &mut v.b[l], lr);
         }
-        update(&mut self.mix, &g.mix, &mut m.mix, &mut v.mix);
+        update(&mut self.mix, &g.mix, &mut m.mix, &mut v.mix, mix_lr);
     }
 
     /// Loss and flat gradient [W₀, b₀, W₁, b₁, …, mix] on all rows without dropout — the
@@ -529,6 +542,12 @@ fn check_config(cfg: &MlpConfig) -> Result<()> {
     let bad = |what: String| Err(LearnError::Input(format!("MLP config: {what}")));
     if !(0.0..1.0).contains(&cfg.dropout) {
         return bad(format!("dropout must be in [0, 1), got {}", cfg.dropout));
+    }
+    if !(cfg.layer_weight_learning_rate > 0.0 && cfg.layer_weight_learning_rate.is_finite()) {
+        return bad(format!(
+            "layer weight learning rate must be positive, got {}",
+            cfg.layer_weight_learning_rate
+        ));
     }
     if !(cfg.learning_rate > 0.0 && cfg.learning_rate.is_finite()) {
         return bad(format!(

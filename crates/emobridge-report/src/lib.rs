@@ -1,21 +1,25 @@
 //! # emobridge-report
 //!
-//! Owns the outputs people read: tables (CSV/JSON/Markdown) and plots (heatmaps and line charts
-//! as PNG and SVG, drawn with plotters). Text in plots is rendered with a bundled subset of
+//! Owns the outputs people read: tables (CSV/JSON/Markdown), plots (heatmaps and line charts
+//! as PNG and SVG, drawn with plotters) and the self-contained HTML report built from run folders
+//! ([`html::write_report`], with `summary.json` / `summary.md` beside it). Text in plots is rendered with a bundled subset of
 //! DejaVu Sans through plotters' `ab_glyph` backend, so plots look the same on every machine and
 //! need no system fonts (licence in `fonts/LICENSE-DejaVu.txt`).
 //!
 //! All files are written atomically (temporary file in the same folder, then rename).
 
+pub mod html;
 pub mod plot;
+pub mod runs;
 pub mod table;
 
 use std::path::{Path, PathBuf};
 
 pub use plot::{
-    write_band_chart, write_heatmap, write_line_chart, BandChart, BandSeries, Heatmap, LineChart,
-    Series,
+    write_band_chart, write_heatmap, write_line_chart, write_line_chart_with, Band, BandChart,
+    BandSeries, ChartExtras, Heatmap, LineChart, Series,
 };
+pub use runs::{load_run, load_runs, LoadedRun};
 pub use table::{Cell, Table};
 
 /// Why an output could not be written.
@@ -30,6 +34,9 @@ pub enum ReportError {
     Draw { path: PathBuf, message: String },
     #[error("table: {0}")]
     Table(String),
+    /// A run folder or record the report cannot read (the message names it).
+    #[error("{0}")]
+    Input(String),
 }
 
 pub type Result<T, E = ReportError> = std::result::Result<T, E>;

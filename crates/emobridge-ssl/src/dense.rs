@@ -1,21 +1,37 @@
-//! Linear layers with two kernels: packed CPU GEMM (default on CPU) or candle's matmul
-//! (any device), plus helpers to move f32 data between candle tensors and slices.
+//! The encoder's one linear-layer type, [`Linear`], with a packed CPU GEMM variant (inference)
+//! and a candle variant (any device; trainable with autograd, and the layer LoRA wraps), plus
+//! helpers to move f32 data between candle tensors and slices.
 
 use candle_core::{Device, Module, Tensor};
-use candle_nn::Linear;
+use candle_nn::VarBuilder;
 
 use crate::gemm::{GemmPrecision, PackedWeight};
-use crate::weights::WeightSource;
+use crate::pretrained::Precision;
 
 type CResult<T> = candle_core::Result<T>;
 
-/// Which code computes the matrix products.
+/// Which code computes the encoder's products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernels {
-    /// Weights packed at load, AVX-512 micro-kernels (portable fallback without AVX-512).
-    Packed(GemmPrecision),
-    /// candle's own ops throughout (reference path; the one a GPU device would use).
+    /// Weights packed at load, AVX-512 micro-kernels (portable fallback without AVX-512); CPU
+    /// inference only. The checkpoint's tensors are not kept once packed.
+    Packed(Precision),
+    /// candle's ops with its fused inference kernels (layer norm, softmax): the reference path,
+    /// and the one a GPU device uses.
     Candle,
+    /// candle's differentiable ops only, so that gradients reach every weight handed out by the
+    /// `VarBuilder` (e.g. a `VarMap` for fine-tuning). Same arithmetic as [`Kernels::Candle`].
+    Autograd,
+}
+
+impl Kernels {
+    pub(crate) fn packed(self) -> Option<GemmPrecision> {
+        match self {
+            Kernels::Packed(Precision::F32) => Some(GemmPrecision::F32),
+            Kernels::Packed(Precision::Bf16) => Some(GemmPrecision::Bf16),
+            Kernels::Candle | Kernels::Autograd => None,
+        }
+    }
 }
 
 /// Runs `f` on the contiguous f32 data of a CPU tensor without copying it.
@@ -36,60 +52,94 @@ pub(crate) fn to_f32_vec(x: &Tensor) -> CResult<Vec<f32>> {
     x.flatten_all()?.to_vec1::<f32>()
 }
 
-/// y = x·Wᵀ + b over the last dimension.
-pub(crate) struct Dense {
-    linear: Linear,
-    packed: Option<(PackedWeight, Vec<f32>)>,
+/// A weight packed for the CPU kernels with its bias: the inference-only form of a linear layer.
+pub struct PackedLinear {
+    weight: PackedWeight,
+    bias: Vec<f32>,
 }
 
-impl Dense {
-    pub(crate) fn load(
-        w: &mut WeightSource,
-        prefix: &str,
-        inp: usize,
-        out: usize,
-        kernels: Kernels,
-    ) -> CResult<Self> {
-        let weight = w.get(&format!("{prefix}.weight"), &[out, inp]);
-        let bias = w.get(&format!("{prefix}.bias"), &[out]);
-        let packed = match kernels {
-            Kernels::Packed(p) => Some((
-                PackedWeight::new(&to_f32_vec(&weight)?, out, inp, p),
-                to_f32_vec(&bias)?,
-            )),
-            Kernels::Candle => None,
-        };
-        Ok(Dense {
-            linear: Linear::new(weight, Some(bias)),
-            packed,
+/// y = x·Wᵀ + b over the last dimension, with the weight held once in one of two forms.
+pub enum Linear {
+    /// Packed CPU GEMM (inference).
+    Packed(PackedLinear),
+    /// candle's matmul on the tensors the `VarBuilder` handed out (any device; trainable).
+    Candle(candle_nn::Linear),
+}
+
+impl Linear {
+    /// `weight` [out, inp] and `bias` [out] under `vb`, in the form `kernels` asks for.
+    pub fn new(vb: VarBuilder, inp: usize, out: usize, kernels: Kernels) -> CResult<Self> {
+        let linear = candle_nn::linear(inp, out, vb)?;
+        Ok(match kernels.packed() {
+            Some(precision) => Linear::Packed(PackedLinear {
+                weight: PackedWeight::new(&to_f32_vec(linear.weight())?, out, inp, precision),
+                bias: match linear.bias() {
+                    Some(b) => to_f32_vec(b)?,
+                    None => vec![0.0; out],
+                },
+            }),
+            None => Linear::Candle(linear),
         })
     }
 
-    pub(crate) fn forward(&self, x: &Tensor) -> CResult<Tensor> {
-        self.run(x, false)
+    /// Whether products run on the packed CPU kernels.
+    pub fn is_packed(&self) -> bool {
+        matches!(self, Linear::Packed(_))
     }
 
-    /// Whether products run on the packed CPU kernels.
-    pub(crate) fn is_packed(&self) -> bool {
-        self.packed.is_some()
+    /// The candle layer (weight and bias tensors) of the candle variant.
+    pub fn as_candle(&self) -> Option<&candle_nn::Linear> {
+        match self {
+            Linear::Candle(l) => Some(l),
+            Linear::Packed(_) => None,
+        }
     }
 
     /// x·Wᵀ + b followed by the exact GELU (fused into the packed kernel's epilogue).
-    pub(crate) fn forward_gelu(&self, x: &Tensor) -> CResult<Tensor> {
+    pub fn forward_gelu(&self, x: &Tensor) -> CResult<Tensor> {
         self.run(x, true)
     }
 
     fn run(&self, x: &Tensor, gelu: bool) -> CResult<Tensor> {
-        let Some((w, b)) = &self.packed else {
-            let y = self.linear.forward(x)?;
-            return if gelu { y.gelu_erf() } else { Ok(y) };
+        let packed = match self {
+            Linear::Candle(linear) => {
+                let y = linear.forward(x)?;
+                return if gelu { y.gelu_erf() } else { Ok(y) };
+            }
+            Linear::Packed(p) => p,
         };
         let dims = x.dims().to_vec();
-        let k = *dims.last().expect("rank ≥ 1");
-        let m = x.elem_count() / k;
-        let y = with_f32(x, |a| w.matmul(a, m, k, Some(b), gelu))?;
+        let Some(&k) = dims.last() else {
+            candle_core::bail!("a linear layer needs an input of rank ≥ 1");
+        };
+        let m = x.elem_count() / k.max(1);
+        let y = with_f32(x, |a| {
+            packed.weight.matmul(a, m, k, Some(&packed.bias), gelu)
+        })?;
         let mut out_dims = dims;
-        *out_dims.last_mut().expect("rank ≥ 1") = w.n();
+        *out_dims.last_mut().expect("rank ≥ 1 checked above") = packed.weight.n();
         Tensor::from_vec(y, out_dims, &Device::Cpu)
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        self.run(x, false)
+    }
+}
+
+/// LayerNorm over the last dimension: candle's fused kernel, or (for [`Kernels::Autograd`]) the
+/// same formula from differentiable ops.
+pub(crate) fn layer_norm_last_dim(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f32,
+    kernels: Kernels,
+) -> CResult<Tensor> {
+    if kernels == Kernels::Autograd {
+        candle_nn::ops::layer_norm_slow(x, weight, bias, eps)
+    } else {
+        candle_nn::ops::layer_norm(&x.contiguous()?, weight, bias, eps)
     }
 }

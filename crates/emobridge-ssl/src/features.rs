@@ -9,9 +9,10 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::config::{Activation, ConvNorm, EncoderConfig};
-use crate::dense::{to_f32_vec, with_f32, Kernels};
+use candle_nn::VarBuilder;
+
+use crate::dense::{layer_norm_last_dim, to_f32_vec, with_f32, Kernels};
 use crate::gemm::{gelu_in_place, PackedWeight};
-use crate::weights::WeightSource;
 
 type CResult<T> = candle_core::Result<T>;
 
@@ -41,21 +42,32 @@ fn activate_slice(x: &mut [f32], act: Activation) {
     }
 }
 
-/// One conv layer's parameters, in both layouts.
+/// A conv weight in the layout of the path that uses it (held once).
+enum ConvWeight {
+    /// [C_out, C_in, k] for candle's conv1d.
+    Candle(Tensor),
+    /// [C_out, k·C_in] (taps major) packed for the CPU kernels.
+    Packed(PackedWeight),
+}
+
+/// One conv layer's parameters.
 struct ConvLayer {
-    weight: Tensor,
+    weight: ConvWeight,
     bias: Option<Tensor>,
     kernel: usize,
     stride: usize,
     c_in: usize,
     norm: Option<(ConvNorm, Tensor, Tensor)>,
-    packed: Option<PackedWeight>,
+    kernels: Kernels,
 }
 
 impl ConvLayer {
     /// Candle path. x: [B, C_in, L] → [B, C_out, L'].
     fn forward_candle(&self, x: &Tensor, act: Activation) -> CResult<Tensor> {
-        let mut y = x.conv1d(&self.weight, 0, self.stride, 1, 1)?;
+        let ConvWeight::Candle(weight) = &self.weight else {
+            candle_core::bail!("conv layer was built for the packed kernels");
+        };
+        let mut y = x.conv1d(weight, 0, self.stride, 1, 1)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(&b.reshape((1, (), 1))?)?;
         }
@@ -72,7 +84,8 @@ impl ConvLayer {
             }
             Some((ConvNorm::Layer, g, b)) => {
                 let t = y.transpose(1, 2)?.contiguous()?;
-                candle_nn::ops::layer_norm(&t, g, b, TORCH_NORM_EPS as f32)?.transpose(1, 2)?
+                layer_norm_last_dim(&t, g, b, TORCH_NORM_EPS as f32, self.kernels)?
+                    .transpose(1, 2)?
             }
         };
         activate(&y, act)
@@ -80,7 +93,9 @@ impl ConvLayer {
 
     /// Packed path. x: [L, C_in] rows → [L', C_out] rows.
     fn forward_rows(&self, x: &[f32], len: usize, act: Activation) -> CResult<(Vec<f32>, usize)> {
-        let packed = self.packed.as_ref().expect("packed kernels");
+        let ConvWeight::Packed(packed) = &self.weight else {
+            candle_core::bail!("conv layer was built for candle's kernels");
+        };
         if len < self.kernel {
             candle_core::bail!(
                 "input of {len} frames is shorter than the conv kernel {}",
@@ -197,11 +212,7 @@ pub(crate) struct FeatureEncoder {
 }
 
 impl FeatureEncoder {
-    pub(crate) fn load(
-        w: &mut WeightSource,
-        cfg: &EncoderConfig,
-        kernels: Kernels,
-    ) -> CResult<Self> {
+    pub(crate) fn new(vb: VarBuilder, cfg: &EncoderConfig, kernels: Kernels) -> CResult<Self> {
         let mut layers = Vec::new();
         let mut c_in = 1;
         for (i, ((&c_out, &k), &stride)) in cfg
@@ -211,26 +222,36 @@ impl FeatureEncoder {
             .zip(&cfg.conv_stride)
             .enumerate()
         {
-            let p = format!("feature_extractor.conv_layers.{i}");
-            let weight = w.get(&format!("{p}.conv.weight"), &[c_out, c_in, k]);
-            let bias = cfg
-                .conv_bias
-                .then(|| w.get(&format!("{p}.conv.bias"), &[c_out]));
+            let vb = vb.pp(format!("feature_extractor.conv_layers.{i}"));
+            let conv = vb.pp("conv");
+            let weight = conv.get_with_hints(
+                (c_out, c_in, k),
+                "weight",
+                candle_nn::init::DEFAULT_KAIMING_NORMAL,
+            )?;
+            let bias = if cfg.conv_bias {
+                Some(conv.get(c_out, "bias")?)
+            } else {
+                None
+            };
             let has_norm = cfg.conv_norm == ConvNorm::Layer || i == 0;
-            let norm = has_norm.then(|| {
-                (
+            let norm = if has_norm {
+                let n = vb.pp("layer_norm");
+                Some((
                     cfg.conv_norm,
-                    w.get(&format!("{p}.layer_norm.weight"), &[c_out]),
-                    w.get(&format!("{p}.layer_norm.bias"), &[c_out]),
-                )
-            });
-            let packed = match kernels {
+                    n.get_with_hints(c_out, "weight", candle_nn::Init::Const(1.0))?,
+                    n.get(c_out, "bias")?,
+                ))
+            } else {
+                None
+            };
+            let weight = match kernels.packed() {
                 // [C_out, C_in, k] → [C_out, k, C_in] so that one GEMM row reads k·C_in contiguous values.
-                Kernels::Packed(precision) => {
+                Some(precision) => {
                     let taps_last = to_f32_vec(&weight.permute((0, 2, 1))?.contiguous()?)?;
-                    Some(PackedWeight::new(&taps_last, c_out, k * c_in, precision))
+                    ConvWeight::Packed(PackedWeight::new(&taps_last, c_out, k * c_in, precision))
                 }
-                Kernels::Candle => None,
+                None => ConvWeight::Candle(weight),
             };
             layers.push(ConvLayer {
                 weight,
@@ -239,7 +260,7 @@ impl FeatureEncoder {
                 stride,
                 c_in,
                 norm,
-                packed,
+                kernels,
             });
             c_in = c_out;
         }
@@ -251,7 +272,11 @@ impl FeatureEncoder {
 
     /// samples [B, N] → frames [B, T, C].
     pub(crate) fn forward(&self, samples: &Tensor) -> CResult<Tensor> {
-        if self.layers.first().is_some_and(|l| l.packed.is_some()) {
+        if self
+            .layers
+            .first()
+            .is_some_and(|l| matches!(l.weight, ConvWeight::Packed(_)))
+        {
             return self.forward_packed(samples);
         }
         let mut x = samples.unsqueeze(1)?;

@@ -18,7 +18,7 @@
 
 mod attention;
 pub mod config;
-mod dense;
+pub mod dense;
 pub mod embedding;
 pub mod error;
 mod features;
@@ -34,9 +34,11 @@ pub use config::{
     Activation, ConvNorm, EncoderConfig, ModelFamily, PositionalEmbedding, PreprocessConfig,
     RelativeBias,
 };
+pub use dense::{Kernels, Linear, PackedLinear};
 pub use embedding::ClipEmbedding;
 pub use error::{Result, SslError};
 pub use model::{Encoder, HiddenStateConvention};
 pub use pretrained::{
     normalize_utterance, EmbedOptions, LoadOptions, Precision, PretrainedEncoder,
 };
+pub use weights::WeightSource;

@@ -3,19 +3,20 @@
 //! hidden state the way transformers' `output_hidden_states=True` does.
 
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::Linear;
+use candle_nn::{Init, VarBuilder};
 
 use crate::attention::{multi_head_attention, AttentionInputs};
 use crate::config::{Activation, EncoderConfig, PositionalEmbedding, RelativeBias};
-use crate::dense::{to_f32_vec, with_f32, Dense, Kernels};
+use crate::dense::{layer_norm_last_dim, to_f32_vec, with_f32, Kernels, Linear};
 use crate::features::{activate, FeatureEncoder, TORCH_NORM_EPS};
 use crate::gemm::PackedWeight;
-use crate::weights::WeightSource;
+use crate::weights::{weight_normed_conv, ConvKernel};
 
 type CResult<T> = candle_core::Result<T>;
 
 /// Which tensor sits at index L (the last entry) of a pre-LN model's hidden states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum HiddenStateConvention {
     /// transformers ≤ 4.57: index L is the output of the final LayerNorm (= `last_hidden_state`).
     #[default]
@@ -33,56 +34,68 @@ impl HiddenStateConvention {
     }
 }
 
-/// LayerNorm over the last dimension; `None` weights mean a non-affine norm.
+/// LayerNorm over the last dimension (a non-affine one has unit weight and zero bias).
 struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
     eps: f32,
+    kernels: Kernels,
 }
 
 impl LayerNorm {
-    fn load(w: &mut WeightSource, prefix: &str, dim: usize, eps: f64) -> Self {
-        LayerNorm {
-            weight: w.get(&format!("{prefix}.weight"), &[dim]),
-            bias: w.get(&format!("{prefix}.bias"), &[dim]),
+    fn new(vb: VarBuilder, dim: usize, eps: f64, kernels: Kernels) -> CResult<Self> {
+        Ok(LayerNorm {
+            weight: vb.get_with_hints(dim, "weight", Init::Const(1.0))?,
+            bias: vb.get_with_hints(dim, "bias", Init::Const(0.0))?,
             eps: eps as f32,
-        }
+            kernels,
+        })
     }
 
-    fn non_affine(dim: usize, dtype: DType, device: &Device, eps: f64) -> CResult<Self> {
+    fn non_affine(
+        dim: usize,
+        dtype: DType,
+        device: &Device,
+        eps: f64,
+        kernels: Kernels,
+    ) -> CResult<Self> {
         Ok(LayerNorm {
             weight: Tensor::ones(dim, dtype, device)?,
             bias: Tensor::zeros(dim, dtype, device)?,
             eps: eps as f32,
+            kernels,
         })
     }
 
     fn forward(&self, x: &Tensor) -> CResult<Tensor> {
-        candle_nn::ops::layer_norm(&x.contiguous()?, &self.weight, &self.bias, self.eps)
+        layer_norm_last_dim(x, &self.weight, &self.bias, self.eps, self.kernels)
     }
 }
 
 /// (LayerNorm) → Linear from conv channels to the model width.
 struct FeatureProjection {
     norm: Option<LayerNorm>,
-    proj: Dense,
+    proj: Linear,
 }
 
 impl FeatureProjection {
-    fn load(w: &mut WeightSource, cfg: &EncoderConfig, kernels: Kernels) -> CResult<Self> {
-        let c = *cfg.conv_dim.last().expect("validated non-empty");
-        let norm = cfg
-            .feat_proj_layer_norm
-            .then(|| LayerNorm::load(w, "feature_projection.layer_norm", c, cfg.layer_norm_eps));
+    fn new(vb: VarBuilder, cfg: &EncoderConfig, kernels: Kernels) -> CResult<Self> {
+        let Some(&c) = cfg.conv_dim.last() else {
+            candle_core::bail!("config has no conv layers");
+        };
+        let norm = if cfg.feat_proj_layer_norm {
+            Some(LayerNorm::new(
+                vb.pp("layer_norm"),
+                c,
+                cfg.layer_norm_eps,
+                kernels,
+            )?)
+        } else {
+            None
+        };
         Ok(FeatureProjection {
             norm,
-            proj: Dense::load(
-                w,
-                "feature_projection.projection",
-                c,
-                cfg.hidden_size,
-                kernels,
-            )?,
+            proj: Linear::new(vb.pp("projection"), c, cfg.hidden_size, kernels)?,
         })
     }
 
@@ -95,27 +108,38 @@ impl FeatureProjection {
     }
 }
 
+/// A grouped "same" conv's weights in the layout of the path that uses them (held once).
+enum SameConvWeights {
+    /// weight [H, H/groups, k] and bias [H] for candle's conv1d.
+    Candle { weight: ConvKernel, bias: Tensor },
+    /// Per group: weight [C_g out, k·C_g in] (taps major) and bias, for the packed kernels.
+    Packed(Vec<(PackedWeight, Vec<f32>)>),
+}
+
 /// A grouped "same" conv along time; even kernels drop the last output frame (SamePad).
 struct SameConv {
-    weight: Tensor,
-    bias: Tensor,
+    weights: SameConvWeights,
     kernel: usize,
     groups: usize,
-    /// Per group: weight [C_g out, k·C_g in] (taps major) and bias, for the packed kernels.
-    packed: Option<Vec<(PackedWeight, Vec<f32>)>>,
 }
 
 impl SameConv {
     fn new(
-        weight: Tensor,
+        weight: ConvKernel,
         bias: Tensor,
         kernel: usize,
         groups: usize,
         kernels: Kernels,
     ) -> CResult<Self> {
-        let packed = match kernels {
-            Kernels::Candle => None,
-            Kernels::Packed(precision) => {
+        let weights = match kernels.packed() {
+            // Autograd keeps weight norm's g and v; the inference paths form the weight once.
+            None if kernels == Kernels::Autograd => SameConvWeights::Candle { weight, bias },
+            None => SameConvWeights::Candle {
+                weight: ConvKernel::Plain(weight.weight()?),
+                bias,
+            },
+            Some(precision) => {
+                let weight = weight.weight()?;
                 let (h, cg, _) = weight.dims3()?;
                 let per_group = h / groups;
                 let taps_major = weight.permute((0, 2, 1))?.contiguous()?;
@@ -127,29 +151,23 @@ impl SameConv {
                         Ok((PackedWeight::new(&w, per_group, kernel * cg, precision), b))
                     })
                     .collect::<CResult<Vec<_>>>()?;
-                Some(packs)
+                SameConvWeights::Packed(packs)
             }
         };
         Ok(SameConv {
-            weight,
-            bias,
+            weights,
             kernel,
             groups,
-            packed,
         })
     }
 
     /// x: [B, T, H] → [B, T, H] ("same" padding, even kernels trimmed), optionally GELU.
     fn forward(&self, x: &Tensor, gelu: bool) -> CResult<Tensor> {
-        let Some(packs) = &self.packed else {
-            let (_, t, _) = x.dims3()?;
-            let xt = x.transpose(1, 2)?.contiguous()?;
-            let y = xt.conv1d(&self.weight, self.kernel / 2, 1, 1, self.groups)?;
-            let y = y
-                .broadcast_add(&self.bias.reshape((1, (), 1))?)?
-                .narrow(2, 0, t)?;
-            let y = y.transpose(1, 2)?.contiguous()?;
-            return if gelu { y.gelu_erf() } else { Ok(y) };
+        let packs = match &self.weights {
+            SameConvWeights::Packed(packs) => packs,
+            SameConvWeights::Candle { weight, bias } => {
+                return self.forward_candle(x, weight, bias, gelu)
+            }
         };
         let (b, t, h) = x.dims3()?;
         let cg = h / self.groups;
@@ -175,30 +193,60 @@ impl SameConv {
         }
         Tensor::from_vec(out, (b, t, h), &Device::Cpu)
     }
+
+    fn forward_candle(
+        &self,
+        x: &Tensor,
+        weight: &ConvKernel,
+        bias: &Tensor,
+        gelu: bool,
+    ) -> CResult<Tensor> {
+        let weight = weight.weight()?;
+        let (_, t, _) = x.dims3()?;
+        let xt = x.transpose(1, 2)?.contiguous()?;
+        let y = xt.conv1d(&weight, self.kernel / 2, 1, 1, self.groups)?;
+        let y = y
+            .broadcast_add(&bias.reshape((1, (), 1))?)?
+            .narrow(2, 0, t)?;
+        let y = y.transpose(1, 2)?.contiguous()?;
+        if gelu {
+            y.gelu_erf()
+        } else {
+            Ok(y)
+        }
+    }
 }
 
 /// Inference-mode BatchNorm1d with running statistics (HuBERT `conv_pos_batch_norm`).
 struct BatchNorm {
-    scale: Tensor,
-    shift: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    mean: Tensor,
+    var: Tensor,
 }
 
 impl BatchNorm {
-    fn load(w: &mut WeightSource, prefix: &str, dim: usize) -> CResult<Self> {
-        let g = w.get(&format!("{prefix}.weight"), &[dim]);
-        let b = w.get(&format!("{prefix}.bias"), &[dim]);
-        let mean = w.get(&format!("{prefix}.running_mean"), &[dim]);
-        let var = w.get(&format!("{prefix}.running_var"), &[dim]);
-        let scale = g.div(&(var + TORCH_NORM_EPS)?.sqrt()?)?;
-        let shift = b.sub(&mean.mul(&scale)?)?;
+    fn new(vb: VarBuilder, dim: usize) -> CResult<Self> {
+        let g = vb.get_with_hints(dim, "weight", Init::Const(1.0))?;
+        let b = vb.get(dim, "bias")?;
+        let mean = vb.get(dim, "running_mean")?;
+        let var = vb.get_with_hints(dim, "running_var", Init::Const(1.0))?;
         Ok(BatchNorm {
-            scale: scale.reshape((1, 1, dim))?,
-            shift: shift.reshape((1, 1, dim))?,
+            weight: g,
+            bias: b,
+            mean,
+            var,
         })
     }
 
+    /// x·scale + shift with scale = g/√(var + eps), shift = b − mean·scale (formed here, from
+    /// the current parameters).
     fn forward(&self, x: &Tensor) -> CResult<Tensor> {
-        x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
+        let dim = self.weight.dim(0)?;
+        let scale = self.weight.div(&(&self.var + TORCH_NORM_EPS)?.sqrt()?)?;
+        let shift = self.bias.sub(&self.mean.mul(&scale)?)?;
+        x.broadcast_mul(&scale.reshape((1, 1, dim))?)?
+            .broadcast_add(&shift.reshape((1, 1, dim))?)
     }
 }
 
@@ -220,13 +268,7 @@ struct PositionalConv {
 }
 
 impl PositionalConv {
-    fn load(
-        w: &mut WeightSource,
-        cfg: &EncoderConfig,
-        dtype: DType,
-        device: &Device,
-        kernels: Kernels,
-    ) -> CResult<Self> {
+    fn new(vb: VarBuilder, cfg: &EncoderConfig, kernels: Kernels) -> CResult<Self> {
         let h = cfg.hidden_size;
         let kind = match cfg.positional {
             PositionalEmbedding::Conv {
@@ -235,13 +277,13 @@ impl PositionalConv {
                 batch_norm,
             } => {
                 let batch_norm = if batch_norm {
-                    Some(BatchNorm::load(w, "encoder.pos_conv_embed.batch_norm", h)?)
+                    Some(BatchNorm::new(vb.pp("batch_norm"), h)?)
                 } else {
                     None
                 };
-                let weight =
-                    w.weight_normed_conv("encoder.pos_conv_embed.conv", &[h, h / groups, kernel]);
-                let bias = w.get("encoder.pos_conv_embed.conv.bias", &[h]);
+                let conv = vb.pp("conv");
+                let weight = weight_normed_conv(&conv, [h, h / groups, kernel])?;
+                let bias = conv.get(h, "bias")?;
                 Positional::Conv {
                     batch_norm,
                     conv: SameConv::new(weight, bias, kernel, groups, kernels)?,
@@ -254,15 +296,25 @@ impl PositionalConv {
             } => {
                 let convs = (0..layers)
                     .map(|i| {
-                        let p = format!("encoder.pos_conv_embed.layers.{i}.conv");
-                        let weight = w.get(&format!("{p}.weight"), &[h, h / groups, kernel]);
-                        let bias = w.get(&format!("{p}.bias"), &[h]);
-                        SameConv::new(weight, bias, kernel, groups, kernels)
+                        let conv = vb.pp(format!("layers.{i}.conv"));
+                        let weight = conv.get_with_hints(
+                            (h, h / groups, kernel),
+                            "weight",
+                            candle_nn::init::DEFAULT_KAIMING_NORMAL,
+                        )?;
+                        let bias = conv.get(h, "bias")?;
+                        SameConv::new(ConvKernel::Plain(weight), bias, kernel, groups, kernels)
                     })
                     .collect::<CResult<Vec<_>>>()?;
                 Positional::Stack {
                     convs,
-                    norm: LayerNorm::non_affine(h, dtype, device, TORCH_NORM_EPS)?,
+                    norm: LayerNorm::non_affine(
+                        h,
+                        DType::F32,
+                        vb.device(),
+                        TORCH_NORM_EPS,
+                        kernels,
+                    )?,
                 }
             }
         };
@@ -299,52 +351,61 @@ impl PositionalConv {
 
 /// WavLM's gate parameters and (layer 0 only) its bucket embedding.
 struct RelativeGate {
-    linear: Linear,
+    linear: candle_nn::Linear,
     constant: Tensor,
     embedding: Option<Tensor>,
 }
 
 /// Multi-head self-attention with separate q/k/v/out projections.
 struct Attention {
-    q: Dense,
-    k: Dense,
-    v: Dense,
-    out: Dense,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
     heads: usize,
     gate: Option<RelativeGate>,
+    kernels: Kernels,
 }
 
 impl Attention {
-    fn load(
-        w: &mut WeightSource,
-        p: &str,
+    fn new(
+        vb: VarBuilder,
         cfg: &EncoderConfig,
         first_layer: bool,
         kernels: Kernels,
     ) -> CResult<Self> {
         let h = cfg.hidden_size;
-        let gate = cfg.relative_bias.map(|rb| {
-            let dh = h / cfg.num_heads;
-            let lw = w.get(&format!("{p}.gru_rel_pos_linear.weight"), &[8, dh]);
-            let lb = w.get(&format!("{p}.gru_rel_pos_linear.bias"), &[8]);
-            RelativeGate {
-                linear: Linear::new(lw, Some(lb)),
-                constant: w.get(&format!("{p}.gru_rel_pos_const"), &[1, cfg.num_heads, 1, 1]),
-                embedding: first_layer.then(|| {
-                    w.get(
-                        &format!("{p}.rel_attn_embed.weight"),
-                        &[rb.num_buckets, cfg.num_heads],
-                    )
-                }),
-            }
-        });
+        let gate = match cfg.relative_bias {
+            None => None,
+            Some(rb) => Some(RelativeGate {
+                linear: candle_nn::linear(h / cfg.num_heads, 8, vb.pp("gru_rel_pos_linear"))?,
+                constant: vb.get_with_hints(
+                    (1, cfg.num_heads, 1, 1),
+                    "gru_rel_pos_const",
+                    Init::Const(1.0),
+                )?,
+                embedding: if first_layer {
+                    Some(vb.get_with_hints(
+                        (rb.num_buckets, cfg.num_heads),
+                        "rel_attn_embed.weight",
+                        Init::Randn {
+                            mean: 0.0,
+                            stdev: 1.0,
+                        },
+                    )?)
+                } else {
+                    None
+                },
+            }),
+        };
         Ok(Attention {
-            q: Dense::load(w, &format!("{p}.q_proj"), h, h, kernels)?,
-            k: Dense::load(w, &format!("{p}.k_proj"), h, h, kernels)?,
-            v: Dense::load(w, &format!("{p}.v_proj"), h, h, kernels)?,
-            out: Dense::load(w, &format!("{p}.out_proj"), h, h, kernels)?,
+            q: Linear::new(vb.pp("q_proj"), h, h, kernels)?,
+            k: Linear::new(vb.pp("k_proj"), h, h, kernels)?,
+            v: Linear::new(vb.pp("v_proj"), h, h, kernels)?,
+            out: Linear::new(vb.pp("out_proj"), h, h, kernels)?,
             heads: cfg.num_heads,
             gate,
+            kernels,
         })
     }
 
@@ -392,7 +453,11 @@ impl Attention {
         if let Some(m) = additive_mask {
             scores = scores.broadcast_add(m)?;
         }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = if self.kernels == Kernels::Autograd {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
         self.out.forward(&ctx)
     }
@@ -450,34 +515,23 @@ impl Attention {
 struct Layer {
     attention: Attention,
     norm1: LayerNorm,
-    ff_in: Dense,
-    ff_out: Dense,
+    ff_in: Linear,
+    ff_out: Linear,
     norm2: LayerNorm,
     act: Activation,
     pre_ln: bool,
 }
 
 impl Layer {
-    fn load(
-        w: &mut WeightSource,
-        cfg: &EncoderConfig,
-        i: usize,
-        kernels: Kernels,
-    ) -> CResult<Self> {
-        let p = format!("encoder.layers.{i}");
+    fn new(vb: VarBuilder, cfg: &EncoderConfig, i: usize, kernels: Kernels) -> CResult<Self> {
         let (h, f, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.layer_norm_eps);
+        let ff = vb.pp("feed_forward");
         Ok(Layer {
-            attention: Attention::load(w, &format!("{p}.attention"), cfg, i == 0, kernels)?,
-            norm1: LayerNorm::load(w, &format!("{p}.layer_norm"), h, eps),
-            ff_in: Dense::load(
-                w,
-                &format!("{p}.feed_forward.intermediate_dense"),
-                h,
-                f,
-                kernels,
-            )?,
-            ff_out: Dense::load(w, &format!("{p}.feed_forward.output_dense"), f, h, kernels)?,
-            norm2: LayerNorm::load(w, &format!("{p}.final_layer_norm"), h, eps),
+            attention: Attention::new(vb.pp("attention"), cfg, i == 0, kernels)?,
+            norm1: LayerNorm::new(vb.pp("layer_norm"), h, eps, kernels)?,
+            ff_in: Linear::new(ff.pp("intermediate_dense"), h, f, kernels)?,
+            ff_out: Linear::new(ff.pp("output_dense"), f, h, kernels)?,
+            norm2: LayerNorm::new(vb.pp("final_layer_norm"), h, eps, kernels)?,
             act: cfg.hidden_act,
             pre_ln: cfg.pre_ln,
         })
@@ -538,7 +592,7 @@ fn relative_bias(embedding: &Tensor, t: usize, rb: RelativeBias) -> CResult<Tens
         .contiguous()
 }
 
-/// A loaded encoder: the whole forward pass of one checkpoint.
+/// A built encoder: the whole forward pass of one checkpoint.
 pub struct Encoder {
     pub(crate) cfg: EncoderConfig,
     features: FeatureEncoder,
@@ -550,26 +604,31 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Builds the encoder pulling every tensor from `w` (problems are collected there).
-    pub(crate) fn load(
-        cfg: &EncoderConfig,
-        w: &mut WeightSource,
-        kernels: Kernels,
-        device: &Device,
-    ) -> CResult<Self> {
+    /// Builds the encoder from the tensors `vb` hands out under transformers' names (without the
+    /// `wav2vec2.`-style base prefix), in f32 on `vb`'s device.
+    ///
+    /// `vb` may read a checkpoint ([`crate::weights::WeightSource::var_builder`], which records
+    /// every missing, mis-shaped and unused tensor) or create trainable variables
+    /// (`VarBuilder::from_varmap`, with [`Kernels::Autograd`] so that gradients reach them).
+    /// [`Kernels::Packed`] needs a CPU device and keeps only the packed weights.
+    pub fn new(cfg: &EncoderConfig, vb: VarBuilder, kernels: Kernels) -> CResult<Self> {
+        if kernels.packed().is_some() && !vb.device().is_cpu() {
+            candle_core::bail!("the packed kernels run on the CPU only");
+        }
+        let enc = vb.pp("encoder");
         Ok(Encoder {
-            device: device.clone(),
-            features: FeatureEncoder::load(w, cfg, kernels)?,
-            projection: FeatureProjection::load(w, cfg, kernels)?,
-            positional: PositionalConv::load(w, cfg, DType::F32, device, kernels)?,
-            encoder_norm: LayerNorm::load(
-                w,
-                "encoder.layer_norm",
+            device: vb.device().clone(),
+            features: FeatureEncoder::new(vb.clone(), cfg, kernels)?,
+            projection: FeatureProjection::new(vb.pp("feature_projection"), cfg, kernels)?,
+            positional: PositionalConv::new(enc.pp("pos_conv_embed"), cfg, kernels)?,
+            encoder_norm: LayerNorm::new(
+                enc.pp("layer_norm"),
                 cfg.hidden_size,
                 cfg.layer_norm_eps,
-            ),
+                kernels,
+            )?,
             layers: (0..cfg.num_layers)
-                .map(|i| Layer::load(w, cfg, i, kernels))
+                .map(|i| Layer::new(enc.pp(format!("layers.{i}")), cfg, i, kernels))
                 .collect::<CResult<_>>()?,
             cfg: cfg.clone(),
         })

@@ -9,12 +9,12 @@ use crate::config::{ConvNorm, EncoderConfig, PreprocessConfig};
 use crate::dense::Kernels;
 use crate::embedding::ClipEmbedding;
 use crate::error::{Result, SslError};
-use crate::gemm::GemmPrecision;
 use crate::model::{Encoder, HiddenStateConvention};
 use crate::weights::{read_tensors, weight_files, WeightSource};
 
 /// Precision of the matrix products (everything else runs in f32).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// f32 throughout: the parity path (≤ 1e-4 from transformers on the fixtures).
     #[default]
@@ -49,14 +49,12 @@ impl Default for LoadOptions {
 }
 
 impl LoadOptions {
-    fn kernels(&self) -> Kernels {
+    /// The kernels these options select: candle's on request or off the CPU, packed otherwise.
+    pub fn kernels(&self) -> Kernels {
         if self.candle_kernels || !self.device.is_cpu() {
             return Kernels::Candle;
         }
-        Kernels::Packed(match self.precision {
-            Precision::F32 => GemmPrecision::F32,
-            Precision::Bf16 => GemmPrecision::Bf16,
-        })
+        Kernels::Packed(self.precision)
     }
 }
 
@@ -119,9 +117,16 @@ impl PretrainedEncoder {
             PreprocessConfig::default_for(cfg.family)
         };
         let tensors = read_tensors(&weight_files(dir)?)?;
-        let mut source = WeightSource::new(tensors, DType::F32, opts.device.clone());
-        let encoder = Encoder::load(&cfg, &mut source, opts.kernels(), &opts.device)?;
+        let source = WeightSource::new(tensors);
+        let built = Encoder::new(
+            &cfg,
+            source.var_builder(DType::F32, &opts.device),
+            opts.kernels(),
+        );
+        // Every missing or mis-shaped tensor first (the build went on past them), then any
+        // error of the build itself.
         let unused = source.finish(dir)?;
+        let encoder = built?;
         if !unused.is_empty() {
             tracing::debug!(
                 "{}: {} checkpoint tensors not used by the encoder (heads, quantizer, …): {:?}",

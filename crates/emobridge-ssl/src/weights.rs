@@ -3,8 +3,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::VarBuilder;
 
 use crate::error::{Result, SslError};
 
@@ -93,115 +96,176 @@ fn strip_prefix(name: &str) -> &str {
         .unwrap_or(name)
 }
 
-/// Hands tensors to the model builder by name, converting them to the compute dtype, and
-/// records every missing or mis-shaped tensor instead of stopping at the first.
+/// The tensors of one checkpoint as a candle [`SimpleBackend`]: hands tensors to the model
+/// builder by name (converted to the requested dtype and device) and records every missing or
+/// mis-shaped tensor instead of stopping at the first, returning a zero placeholder so that the
+/// build goes on; [`WeightSource::finish`] then reports them all at once, or lists the tensors
+/// present but never asked for.
+///
+/// Cloning shares the tensors and the record (the [`VarBuilder`] holds one clone).
+#[derive(Clone)]
 pub struct WeightSource {
+    inner: Arc<SourceInner>,
+}
+
+struct SourceInner {
     tensors: HashMap<String, Tensor>,
-    dtype: DType,
-    device: Device,
+    record: Mutex<Record>,
+}
+
+#[derive(Default)]
+struct Record {
     problems: Vec<String>,
     used: BTreeSet<String>,
 }
 
 impl WeightSource {
-    /// Tensors are handed out in `dtype` on `device`.
-    pub fn new(tensors: HashMap<String, Tensor>, dtype: DType, device: Device) -> Self {
+    pub fn new(tensors: HashMap<String, Tensor>) -> Self {
         WeightSource {
-            tensors,
-            dtype,
-            device,
-            problems: Vec::new(),
-            used: BTreeSet::new(),
+            inner: Arc::new(SourceInner {
+                tensors,
+                record: Mutex::new(Record::default()),
+            }),
         }
     }
 
-    pub fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
+    /// A [`VarBuilder`] over these tensors, handing them out in `dtype` on `device`.
+    pub fn var_builder(&self, dtype: DType, device: &Device) -> VarBuilder<'static> {
+        VarBuilder::from_backend(Box::new(self.clone()), dtype, device.clone())
     }
 
-    /// The tensor `name` with the expected `shape`; on a problem a zero placeholder is returned
-    /// and the problem recorded, so that [`WeightSource::finish`] can list them all.
-    pub fn get(&mut self, name: &str, shape: &[usize]) -> Tensor {
-        match self.fetch(name, shape) {
-            Some(t) => t,
-            None => Tensor::zeros(shape, self.dtype, &self.device).expect("zeros"),
-        }
+    fn record(&self) -> std::sync::MutexGuard<'_, Record> {
+        // A panic while the lock was held leaves a record that is still a valid list.
+        self.inner.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn fetch(&mut self, name: &str, shape: &[usize]) -> Option<Tensor> {
-        let Some(t) = self.tensors.get(name) else {
-            self.problems.push(format!(
-                "missing tensor `{name}` (expected shape {shape:?})"
+    fn fetch(&self, name: &str, shape: &Shape, dtype: DType, device: &Device) -> Option<Tensor> {
+        let Some(t) = self.inner.tensors.get(name) else {
+            self.record().problems.push(format!(
+                "missing tensor `{name}` (expected shape {:?})",
+                shape.dims()
             ));
             return None;
         };
-        self.used.insert(name.to_string());
-        if t.dims() != shape {
-            self.problems.push(format!(
-                "tensor `{name}` has shape {:?}, expected {shape:?}",
-                t.dims()
+        self.record().used.insert(name.to_string());
+        if t.shape() != shape {
+            self.record().problems.push(format!(
+                "tensor `{name}` has shape {:?}, expected {:?}",
+                t.dims(),
+                shape.dims()
             ));
             return None;
         }
-        match t
-            .to_dtype(self.dtype)
-            .and_then(|t| t.to_device(&self.device))
-        {
+        match t.to_dtype(dtype).and_then(|t| t.to_device(device)) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.problems.push(format!(
-                    "tensor `{name}`: cannot convert to {:?}: {e}",
-                    self.dtype
-                ));
+                self.record()
+                    .problems
+                    .push(format!("tensor `{name}`: cannot convert to {dtype:?}: {e}"));
                 None
             }
         }
     }
 
-    /// A conv weight stored plainly (`.weight`) or with weight norm over `dim = 2`: legacy
-    /// `.weight_g`/`.weight_v` or `.parametrizations.weight.original0`/`original1`.
-    /// The normalised weight g·v/‖v‖ (norm over output and input channels per tap) is built once.
-    pub fn weight_normed_conv(&mut self, prefix: &str, shape: &[usize; 3]) -> Tensor {
-        let plain = format!("{prefix}.weight");
-        if self.contains(&plain) {
-            return self.get(&plain, shape);
-        }
-        let legacy = (format!("{prefix}.weight_g"), format!("{prefix}.weight_v"));
-        let param = (
-            format!("{prefix}.parametrizations.weight.original0"),
-            format!("{prefix}.parametrizations.weight.original1"),
-        );
-        let (g_name, v_name) = if self.contains(&legacy.0) || self.contains(&legacy.1) {
-            legacy
-        } else {
-            param
-        };
-        let g = self.get(&g_name, &[1, 1, shape[2]]);
-        let v = self.get(&v_name, shape);
-        materialise_weight_norm(&g, &v).unwrap_or_else(|e| {
-            self.problems
-                .push(format!("`{prefix}`: weight norm failed: {e}"));
-            v
-        })
-    }
-
     /// Ends loading: an error listing every problem, or the names present but never used
     /// (task heads, quantizers, `masked_spec_embed`), which the caller may log.
-    pub fn finish(self, dir: &Path) -> Result<Vec<String>> {
-        if !self.problems.is_empty() {
+    pub fn finish(&self, dir: &Path) -> Result<Vec<String>> {
+        let record = self.record();
+        if !record.problems.is_empty() {
             return Err(SslError::Checkpoint {
                 dir: dir.to_path_buf(),
-                problems: self.problems,
+                problems: record.problems.clone(),
             });
         }
         let mut unused: Vec<String> = self
+            .inner
             .tensors
-            .into_keys()
-            .filter(|k| !self.used.contains(k))
+            .keys()
+            .filter(|k| !record.used.contains(*k))
+            .cloned()
             .collect();
         unused.sort();
         Ok(unused)
     }
+}
+
+impl SimpleBackend for WeightSource {
+    /// The tensor `name` with shape `s`; on a problem a zero placeholder (recorded, see
+    /// [`WeightSource::finish`]).
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _init: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        match self.fetch(name, &s, dtype, dev) {
+            Some(t) => Ok(t),
+            None => Tensor::zeros(s, dtype, dev),
+        }
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let Some(t) = self.inner.tensors.get(name) else {
+            self.record()
+                .problems
+                .push(format!("missing tensor `{name}`"));
+            candle_core::bail!("missing tensor `{name}`");
+        };
+        self.record().used.insert(name.to_string());
+        t.to_dtype(dtype)?.to_device(dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.inner.tensors.contains_key(name)
+    }
+}
+
+/// A conv weight stored plainly or as weight norm's two parameters.
+#[derive(Clone)]
+pub enum ConvKernel {
+    Plain(Tensor),
+    /// g [1, 1, k] and v [out, in, k]: the weight is g·v/‖v‖ (norm over dims 0 and 1 per tap).
+    WeightNorm {
+        g: Tensor,
+        v: Tensor,
+    },
+}
+
+impl ConvKernel {
+    /// The weight itself (computed from g and v each call for the weight-norm form, so that a
+    /// trainable g and v get gradients and updates to them are seen).
+    pub fn weight(&self) -> candle_core::Result<Tensor> {
+        match self {
+            ConvKernel::Plain(w) => Ok(w.clone()),
+            ConvKernel::WeightNorm { g, v } => materialise_weight_norm(g, v),
+        }
+    }
+}
+
+/// A conv weight under `vb` stored plainly (`weight`) or with weight norm over `dim = 2`: legacy
+/// `weight_g`/`weight_v` or `parametrizations.weight.original0`/`original1`. A fresh `VarMap`
+/// holds no names yet and gets the `parametrizations` pair (as recent transformers save it).
+pub fn weight_normed_conv(vb: &VarBuilder, shape: [usize; 3]) -> candle_core::Result<ConvKernel> {
+    if vb.contains_tensor("weight") {
+        return Ok(ConvKernel::Plain(vb.get(shape.to_vec(), "weight")?));
+    }
+    let (g_name, v_name) = if vb.contains_tensor("weight_g") || vb.contains_tensor("weight_v") {
+        ("weight_g", "weight_v")
+    } else {
+        (
+            "parametrizations.weight.original0",
+            "parametrizations.weight.original1",
+        )
+    };
+    let g = vb.get_with_hints((1, 1, shape[2]), g_name, candle_nn::Init::Const(1.0))?;
+    let v = vb.get_with_hints(
+        shape.to_vec(),
+        v_name,
+        candle_nn::init::DEFAULT_KAIMING_NORMAL,
+    )?;
+    Ok(ConvKernel::WeightNorm { g, v })
 }
 
 /// w = g · v / ‖v‖ with the norm over dims 0 and 1 for each kernel tap (weight norm, dim = 2),

@@ -6,7 +6,8 @@
 //! Layout (other tools read it; keep it stable):
 //!
 //! ```text
-//! CACHE/<model-tag>/<clip-id>.safetensors
+//! CACHE/<model-tag>/<key(clip-id)>.safetensors         key: see [`key`] (ids with `/`, `:`,
+//!                                                        … are percent-encoded, reversibly)
 //!     hidden_states  F16 (or F32) [states, frames, dim]   states = layers+1 for encoders, 1 for descriptors
 //!     mean           F32 [states, dim]                    per-state mean over frames
 //!     std            F32 [states, dim]                    per-state population std over frames
@@ -20,12 +21,14 @@
 
 mod entry;
 mod failures;
+pub mod key;
 mod shard;
 
 use std::path::{Path, PathBuf};
 
 pub use entry::{ClipEntry, EntryMetadata, StoredDtype};
 pub use failures::{Failure, FailureLog};
+pub use key::{id_from_key, key_for_id};
 pub use shard::{sharded_path, Shard};
 
 /// Why a cache operation failed; every variant names the file.
@@ -40,6 +43,8 @@ pub enum StoreError {
     Format { path: PathBuf, reason: String },
     #[error("invalid clip id `{id}`: {reason}")]
     BadId { id: String, reason: String },
+    #[error("invalid cache tag `{tag}`: {reason}")]
+    BadTag { tag: String, reason: String },
     #[error("invalid shard `{spec}`: {reason}")]
     BadShard { spec: String, reason: String },
     #[error("invalid entry: {0}")]
@@ -58,8 +63,8 @@ impl EmbeddingCache {
     /// Opens (creating it when absent) `root/<tag>`. The tag names the model and must be a plain
     /// file name, e.g. `wav2vec2-base` or `compare-lld`.
     pub fn open(root: &Path, tag: &str) -> Result<Self> {
-        check_name(tag).map_err(|reason| StoreError::BadId {
-            id: tag.to_string(),
+        check_tag(tag).map_err(|reason| StoreError::BadTag {
+            tag: tag.to_string(),
             reason,
         })?;
         let dir = root.join(tag);
@@ -74,13 +79,13 @@ impl EmbeddingCache {
         &self.dir
     }
 
-    /// Where a clip's entry lives.
+    /// Where a clip's entry lives: `<dir>/<key(clip_id)>.safetensors` (see [`key`]).
     pub fn path_for(&self, clip_id: &str) -> Result<PathBuf> {
-        check_name(clip_id).map_err(|reason| StoreError::BadId {
+        let key = key_for_id(clip_id).map_err(|reason| StoreError::BadId {
             id: clip_id.to_string(),
             reason,
         })?;
-        Ok(self.dir.join(format!("{clip_id}.safetensors")))
+        Ok(self.dir.join(format!("{key}.safetensors")))
     }
 
     /// True when the clip's entry is already written (entries appear only complete).
@@ -101,7 +106,8 @@ impl EmbeddingCache {
         ClipEntry::read(&self.path_for(clip_id)?)
     }
 
-    /// Ids of every complete entry, sorted.
+    /// Ids of every complete entry (file names decoded back to ids, see [`key`]), sorted;
+    /// files whose name is not a key are passed over.
     pub fn ids(&self) -> Result<Vec<String>> {
         let read = std::fs::read_dir(&self.dir).map_err(|source| StoreError::Io {
             path: self.dir.clone(),
@@ -113,9 +119,8 @@ impl EmbeddingCache {
                 e.file_name()
                     .to_str()
                     .and_then(|n| n.strip_suffix(".safetensors"))
-                    .map(str::to_string)
+                    .and_then(id_from_key)
             })
-            .filter(|n| !n.starts_with('.'))
             .collect();
         ids.sort();
         Ok(ids)
@@ -133,8 +138,8 @@ impl EmbeddingCache {
     }
 }
 
-/// A clip id or tag must be usable as one file name on every platform.
-fn check_name(name: &str) -> std::result::Result<(), String> {
+/// A cache tag must be one plain file name on every platform (it is not encoded: users type it).
+fn check_tag(name: &str) -> std::result::Result<(), String> {
     if name.is_empty() {
         return Err("empty".into());
     }

@@ -83,7 +83,7 @@ fn stored_layout_is_what_other_tools_read() {
 fn bad_ids_and_bad_files_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = EmbeddingCache::open(tmp.path(), "m").unwrap();
-    for id in ["", "../x", "a/b", ".hidden"] {
+    for id in ["", "..", "../x", "a/../b"] {
         assert!(
             matches!(
                 cache.write(id, &entry(StoredDtype::F16)),
@@ -92,6 +92,10 @@ fn bad_ids_and_bad_files_are_named() {
             "{id}"
         );
     }
+    let e = EmbeddingCache::open(tmp.path(), "../x")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("invalid cache tag `../x`"), "{e}");
     std::fs::write(cache.dir().join("junk.safetensors"), b"not safetensors").unwrap();
     let err = cache.read("junk").unwrap_err().to_string();
     assert!(err.contains("junk.safetensors"), "{err}");
@@ -130,4 +134,35 @@ fn failure_log_round_trips_and_shards_use_their_own_file() {
     assert!(cache
         .failures_path(Some(Shard { index: 1, count: 3 }))
         .ends_with("failures.shard-1-of-3.json"));
+}
+
+#[test]
+fn ids_with_separators_are_stored_under_reversible_keys() {
+    // The ids folder-per-label and other importers write (issue 17 item 1: `extract` used to
+    // reject them with "invalid clip id ... contains '/'").
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = EmbeddingCache::open(tmp.path(), "m").unwrap();
+    let ids = [
+        "happy/actor01/take1",
+        "sad\\win\\path",
+        "c:colon",
+        ".hidden",
+        "50% louder",
+        "plain-id",
+    ];
+    for id in ids {
+        let path = cache.write(id, &entry(StoredDtype::F16)).unwrap();
+        assert_eq!(path.parent().unwrap(), cache.dir(), "{id}: one flat folder");
+        assert!(cache.contains(id), "{id}");
+        assert_eq!(cache.read(id).unwrap().shape, [2, 3, 2]);
+    }
+    let mut want: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    // A stray file that is no key is not listed.
+    std::fs::write(cache.dir().join("%zz.safetensors"), b"x").unwrap();
+    assert_eq!(cache.ids().unwrap(), want);
+    assert!(cache
+        .dir()
+        .join("happy%2Factor01%2Ftake1.safetensors")
+        .is_file());
 }

@@ -39,7 +39,8 @@ use emobridge_fad::cache::{clip_path, read_clip_shape, CachedClip, ClipShape};
 use emobridge_fad::frechet::{FrechetOptions, PreparedGaussian};
 use emobridge_fad::{FadError, Gaussian, RunningStats};
 use emobridge_report::{
-    write_heatmap, write_line_chart, Heatmap, LineChart, ReportError, Series, Table,
+    write_heatmap, write_line_chart_with, Band, ChartExtras, Heatmap, LineChart, ReportError,
+    Series, Table,
 };
 use ndarray::Array2;
 use rand::seq::index::sample as sample_indices;
@@ -304,7 +305,14 @@ fn study(
         speech_vs_music.extend(speech_music_rows(config, layer, &data, &plan.selections)?);
         pairs.extend(matrix_rows(config, layer, &data)?);
     }
-    write_outputs(config, &mut run, &plan.layers, &speech_vs_music, &pairs)?;
+    write_outputs(
+        config,
+        &mut run,
+        &plan.layers,
+        &speech_vs_music,
+        &pairs,
+        model_tag,
+    )?;
     let failures = run.failures().to_vec();
     let run_dir = run.dir().to_path_buf();
     run.finish()?;
@@ -421,7 +429,18 @@ fn usable_clips<'m>(
         if record.emotion.is_none() && quadrant_of(record).is_none() {
             continue;
         }
-        let path = clip_path(cache_dir, model_tag, &record.id);
+        let path = match clip_path(cache_dir, model_tag, &record.id) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("skipping {}: {e}", record.id);
+                failures.push(crate::RunFailure {
+                    item: record.id.clone(),
+                    path: record.path.clone(),
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
         let clip_shape = match read_clip_shape(&path) {
             Ok(s) => s,
             Err(e) => {
@@ -975,6 +994,7 @@ fn write_outputs(
     layers: &[usize],
     svm: &[SpeechMusicRow],
     pairs: &[PairRow],
+    model_tag: &str,
 ) -> Result<(), FadStudyError> {
     let mut t = Table::new([
         "layer",
@@ -1043,8 +1063,9 @@ fn write_outputs(
     p.write_json(&run.path("pairs.json"))?;
     run.output("pairs.csv");
     run.output("pairs.json");
+    let closest = report_headlines(run, layers, svm, model_tag)?;
     if config.plots {
-        write_plots(run, layers, svm, pairs)?;
+        write_plots(run, layers, svm, pairs, model_tag, closest)?;
     }
     let summary = summary_markdown(config, layers, &t);
     emobridge_report::write_atomic(&run.path("summary.md"), summary.as_bytes())?;
@@ -1057,6 +1078,8 @@ fn write_plots(
     layers: &[usize],
     svm: &[SpeechMusicRow],
     pairs: &[PairRow],
+    model_tag: &str,
+    shown_layer: Option<usize>,
 ) -> Result<(), FadStudyError> {
     for &layer in layers {
         for family in [Family::Emotion, Family::Quadrant] {
@@ -1099,13 +1122,26 @@ fn write_plots(
                     "music" => ("music", "music", "within music"),
                     _ => ("speech", "music", "speech × music"),
                 };
+                let name = state_name(model_tag, layer);
+                let title = format!(
+                    "FAD by {}, {}: {what}",
+                    family.as_str(),
+                    name.trim_start_matches("the ")
+                );
+                let readable = |labels: Vec<String>| -> Vec<String> {
+                    labels.iter().map(|l| quadrant_label(l)).collect()
+                };
+                let (row_labels, col_labels) = match family {
+                    Family::Quadrant => (readable(row_labels), readable(col_labels)),
+                    Family::Emotion => (row_labels, col_labels),
+                };
                 let h = Heatmap {
-                    title: format!("FAD by {}, state {layer}: {what}", family.as_str()),
+                    title: title.clone(),
                     row_labels,
                     col_labels,
                     values,
-                    row_axis: row_axis.into(),
-                    col_axis: col_axis.into(),
+                    row_axis: format!("{row_axis} {}", family.as_str()),
+                    col_axis: format!("{col_axis} {}", family.as_str()),
                     value_label: "FAD".into(),
                 };
                 let stem = format!("heatmaps/layer{layer:02}_{}_{comparison}", family.as_str());
@@ -1115,7 +1151,25 @@ fn write_plots(
                     &run.path(&format!("{stem}.svg")),
                 )?;
                 run.output(format!("{stem}.png"));
-                run.output(format!("{stem}.svg"));
+                if shown_layer == Some(layer) && comparison == "cross" {
+                    let caption = match family {
+                        Family::Emotion => format!(
+                            "FAD between the speech clips of each row's emotion and the music clips \
+                             of each column's, in {name}; darker is closer.\nThe diagonal pairs the \
+                             same emotion across domains: a diagonal darker than the rest of its row \
+                             means that emotion sounds alike in speech and music."
+                        ),
+                        Family::Quadrant => format!(
+                            "The same for the arousal/valence quadrants (A+/A−: high or low \
+                             arousal, V+/V−: positive or negative valence), in {name}; darker is \
+                             closer.\nA dark diagonal means speech and music of the same quadrant \
+                             sit together."
+                        ),
+                    };
+                    run.figure(format!("{stem}.svg"), title, caption);
+                } else {
+                    run.output(format!("{stem}.svg"));
+                }
             }
         }
     }
@@ -1136,22 +1190,180 @@ fn write_plots(
                 .collect(),
         })
         .collect();
+    let bands: Vec<Band> = emotions
+        .iter()
+        .map(|e| Band {
+            label: e.clone(),
+            points: svm
+                .iter()
+                .filter(|r| &r.emotion == e)
+                .filter_map(|r| Some((r.layer as f64, r.ci_lower?, r.ci_upper?)))
+                .collect(),
+        })
+        .filter(|b| !b.points.is_empty())
+        .collect();
     let chart = LineChart {
-        title: "FAD between speech and music per emotion".into(),
-        x_label: "hidden state (layer)".into(),
-        y_label: "FAD".into(),
+        title: format!("FAD between speech and music per emotion ({model_tag})"),
+        x_label: emobridge_report::plot::LAYER_AXIS.into(),
+        y_label: "FAD (lower = closer)".into(),
         series,
     };
-    if !svm.is_empty() {
-        write_line_chart(
+    // One layer (a descriptor set) has no curve: its numbers are in the table.
+    if layers.len() > 1 && !svm.is_empty() {
+        let with_bands = !bands.is_empty();
+        write_line_chart_with(
             &chart,
+            &ChartExtras {
+                bands,
+                reference: None,
+                band_label: "95% bootstrap interval".into(),
+            },
             &run.path("fad_by_layer.png"),
             &run.path("fad_by_layer.svg"),
         )?;
+        run.figure(
+            "fad_by_layer.svg",
+            "FAD between speech and music, layer by layer",
+            format!(
+                "FAD between the speech and the music of each emotion at every layer{}.\nLower \
+                 is closer: the dips show the layers at which the encoder represents an emotion \
+                 alike in both domains.",
+                match (with_bands, emotions.len() > 4) {
+                    (true, true) => "; whiskers are 95% bootstrap intervals over clips",
+                    (true, false) => "; shaded bands are 95% bootstrap intervals over clips",
+                    _ => "",
+                }
+            ),
+        );
         run.output("fad_by_layer.png");
-        run.output("fad_by_layer.svg");
     }
     Ok(())
+}
+
+/// "Q2 (A+ V−)": a quadrant with the signs of its arousal (A) and valence (V).
+fn quadrant_label(label: &str) -> String {
+    match Quadrant::parse(label) {
+        Some(q) => {
+            let sign = |v: f32| if v > 0.0 { '+' } else { '−' };
+            let (a, v) = q.signs();
+            format!("{} (A{} V{})", q.as_str(), sign(a), sign(v))
+        }
+        None => label.to_string(),
+    }
+}
+
+/// A hidden state in the field's terms: the descriptor set for descriptor caches, else the layer.
+fn state_name(model_tag: &str, layer: usize) -> String {
+    let tag = model_tag.to_ascii_lowercase();
+    if tag.starts_with("egemaps") {
+        "the eGeMAPS descriptors".into()
+    } else if tag.starts_with("compare") {
+        "the ComParE descriptors".into()
+    } else {
+        emobridge_report::plot::layer_name(layer)
+    }
+}
+
+/// The layer × emotion table of speech-vs-music FAD, the closest and farthest emotions as
+/// headlines (at the layer where speech and music are closest on average), and that layer.
+fn report_headlines(
+    run: &mut RunFolder,
+    layers: &[usize],
+    svm: &[SpeechMusicRow],
+    model_tag: &str,
+) -> Result<Option<usize>, FadStudyError> {
+    let mut emotions: Vec<&str> = Vec::new();
+    for r in svm {
+        if !emotions.contains(&r.emotion.as_str()) {
+            emotions.push(&r.emotion);
+        }
+    }
+    let mut t = Table::new(std::iter::once("layer").chain(emotions.iter().copied()));
+    let mut best: Option<(usize, f64)> = None;
+    for &layer in layers {
+        let row: Vec<Option<f64>> = emotions
+            .iter()
+            .map(|e| {
+                svm.iter()
+                    .find(|r| r.layer == layer && r.emotion == *e)
+                    .map(|r| r.fad)
+            })
+            .collect();
+        let present: Vec<f64> = row.iter().flatten().copied().collect();
+        if !present.is_empty() {
+            let mean = present.iter().sum::<f64>() / present.len() as f64;
+            if best.is_none_or(|(_, m)| mean < m) {
+                best = Some((layer, mean));
+            }
+        }
+        t.push(
+            std::iter::once(layer.into())
+                .chain(row.into_iter().map(Into::into))
+                .collect(),
+        )?;
+    }
+    t.write_csv(&run.path("fad_by_layer.csv"))?;
+    run.table(
+        "fad_by_layer.csv",
+        "FAD between speech and music per emotion",
+        "One row per layer, one column per emotion: the Fréchet distance between that emotion's \
+         speech and its music.\nSmaller is closer; values compare across the table because every \
+         group is subsampled to the same size.",
+    );
+    let Some((layer, mean)) = best else {
+        return Ok(None);
+    };
+    let name = state_name(model_tag, layer);
+    let place = if name.starts_with("the ") {
+        format!("In {name} ({model_tag})")
+    } else {
+        format!("At {name} of {model_tag}")
+    };
+    let at: Vec<&SpeechMusicRow> = svm.iter().filter(|r| r.layer == layer).collect();
+    let closest = at.iter().min_by(|a, b| a.fad.total_cmp(&b.fad));
+    let farthest = at.iter().max_by(|a, b| a.fad.total_cmp(&b.fad));
+    if let (Some(c), Some(f)) = (closest, farthest) {
+        let ci = |r: &SpeechMusicRow| match (r.ci_lower, r.ci_upper) {
+            (Some(lo), Some(hi)) => format!(", 95% interval {}–{}", fmt3(lo), fmt3(hi)),
+            _ => String::new(),
+        };
+        run.headline(
+            "closest_emotion",
+            serde_json::json!({ "emotion": c.emotion, "fad": c.fad, "layer": layer }),
+            format!(
+                "{place}, speech and music are closest for {} (FAD {}{}).",
+                c.emotion,
+                fmt3(c.fad),
+                ci(c)
+            ),
+        );
+        run.headline(
+            "farthest_emotion",
+            serde_json::json!({ "emotion": f.emotion, "fad": f.fad, "layer": layer }),
+            format!(
+                "{place}, speech and music are farthest apart for {} (FAD {}{}).",
+                f.emotion,
+                fmt3(f.fad),
+                ci(f)
+            ),
+        );
+    }
+    if layers.len() > 1 {
+        run.headline(
+            "closest_layer",
+            serde_json::json!({ "layer": layer, "mean_fad": mean }),
+            format!(
+                "Averaged over emotions, speech and music of {model_tag} are closest at {name}: \
+                 mean FAD {}.",
+                fmt3(mean)
+            ),
+        );
+    }
+    Ok(Some(layer))
+}
+
+fn fmt3(v: f64) -> String {
+    emobridge_report::table::format_significant(v, 3)
 }
 
 fn summary_markdown(config: &FadStudyConfig, layers: &[usize], table: &Table) -> String {
@@ -1237,7 +1449,7 @@ mod tests {
                     );
                     r.emotion = Emotion::parse(label);
                     write_clip(
-                        &clip_path(dir, "tiny", &id),
+                        &clip_path(dir, "tiny", &id).unwrap(),
                         3,
                         12 + k,
                         4,
@@ -1348,6 +1560,25 @@ mod tests {
         let record: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
         assert_eq!(record["study"], "fad");
+        let keys: Vec<&str> = record["headlines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            ["closest_emotion", "farthest_emotion", "closest_layer"]
+        );
+        let figures: Vec<&str> = record["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["kind"] == "figure")
+            .map(|a| a["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(figures.len(), 3, "{figures:?}");
+        assert!(figures.contains(&"fad_by_layer.svg"));
         assert!(record["hashes"]["manifest"].as_str().unwrap().len() == 64);
         assert!(record["hashes"]["audio_list"].is_string());
         assert_eq!(record["failures"][0]["item"], "speech-happy-missing");
@@ -1536,7 +1767,7 @@ mod tests {
         let manifest_a = corpus(a.path());
         let manifest_b = corpus(b.path());
         for r in &manifest_b.records {
-            let path = clip_path(b.path(), "tiny", &r.id);
+            let path = clip_path(b.path(), "tiny", &r.id).unwrap();
             let Ok(bytes) = std::fs::read(&path) else {
                 continue;
             };

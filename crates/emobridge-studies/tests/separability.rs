@@ -258,6 +258,8 @@ fn arousal_is_regressed_with_ridge_and_scored_with_r_ccc_rmse() {
     let manifest = Manifest::read(tmp.path().join("av.csv")).unwrap();
     let config = SeparabilityConfig {
         target: Target::Arousal,
+        // 27 training rows: the default α = 30 shrinks the predictions (CCC 0.75).
+        ridge_alpha: 1.0,
         ..SeparabilityConfig::default()
     };
     assert_eq!(config.effective_head(), Head::Ridge);
@@ -309,6 +311,7 @@ fn bad_columns_and_one_domain_labels_are_handled_by_rule_and_named() {
         .filter(|l| !(l.starts_with("music_") && l.contains(",angry,")))
         .map(|l| format!("{l}\n"))
         .collect();
+    text.push_str("unlabelled,u.wav,speech,t,speech0,,,,,\n");
     std::fs::write(tmp.path().join("m2.csv"), text).unwrap();
     let manifest2 = Manifest::read(tmp.path().join("m2.csv")).unwrap();
     let _ = manifest;
@@ -326,6 +329,11 @@ fn bad_columns_and_one_domain_labels_are_handled_by_rule_and_named() {
         serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
     let notes = &record["notes"];
     assert_eq!(notes["labels_only_in_speech"][0], "angry", "{notes}");
+    assert_eq!(notes["clips_without_target"]["count"], 1, "{notes}");
+    assert_eq!(
+        notes["clips_without_target"]["first"][0], "unlabelled",
+        "{notes}"
+    );
     assert_eq!(notes["clips_outside_shared_labels"]["count"], 12, "{notes}");
     assert!(
         notes["dropped_nonfinite_columns"][0]

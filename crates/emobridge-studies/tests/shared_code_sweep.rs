@@ -41,9 +41,6 @@ fn sweep_point(dir: &std::path::Path, shared_code: f32) -> Point {
         let config = SeparabilityConfig {
             target,
             seeds: 1,
-            // 72 clips per domain and 88 features: ridge needs more than scikit-learn's α = 1
-            // to generalise across domains (α = 1 gives arousal r 0.19 at S = 1, α = 30 0.66).
-            ridge_alpha: 30.0,
             ..SeparabilityConfig::default()
         };
         run(

@@ -43,6 +43,8 @@ enum Command {
     Probe(commands::probe::ProbeArgs),
     /// Time-continuous arousal/valence with LSTMs: intra-domain, cross-domain, via a DAE.
     Continuous(commands::continuous::ContinuousArgs),
+    /// One self-contained HTML page (and summary.json/.md) from run folders.
+    Report(commands::report::ReportArgs),
     /// Run extract, features, fad or probe on a Slurm cluster as a job array, one task per shard.
     Slurm(commands::slurm::SlurmArgs),
 }
@@ -60,20 +62,47 @@ fn main() {
         Command::Fad(a) => commands::fad::run(a),
         Command::Probe(a) => commands::probe::run(a),
         Command::Continuous(a) => commands::continuous::run(a),
+        Command::Report(a) => commands::report::run(a),
         Command::Slurm(a) => commands::slurm::run(a),
     };
     if let Err(e) = result {
         // One line: the context chain joined, so the bad input and the reason read together.
         let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-        eprintln!("error: {}", chain.join(": "));
+        eprintln!("error: {}", one_line(&chain));
         std::process::exit(1);
     }
 }
 
+/// The context chain as one line, each message once: a typed error whose text already ends
+/// with its source's text (`x.wav: No such file (os error 2)` over `No such file (os error 2)`)
+/// does not repeat it, nor does a context already at the start of the next message.
+fn one_line(chain: &[String]) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for msg in chain {
+        let msg = msg.as_str();
+        if msg.is_empty() {
+            continue;
+        }
+        if let Some(prev) = parts.last_mut() {
+            if prev.ends_with(msg) {
+                continue;
+            }
+            if msg.starts_with(*prev) {
+                *prev = msg;
+                continue;
+            }
+        }
+        parts.push(msg);
+    }
+    parts.join(": ")
+}
+
 fn init_logging(verbose: u8) {
+    // The decoders' own log lines (symphonia's `probe reached EOF`, `skipping junk`) are noise
+    // at default verbosity: every failure that matters comes back as a typed error naming the file.
     let default = match verbose {
-        0 => "info",
-        1 => "debug",
+        0 => "info,symphonia=off,symphonia_core=off,symphonia_bundle_mp3=off,symphonia_format_ogg=off,symphonia_format_riff=off,symphonia_bundle_flac=off,symphonia_codec_vorbis=off,symphonia_codec_pcm=off",
+        1 => "debug,symphonia=warn,symphonia_core=warn,symphonia_bundle_mp3=warn,symphonia_format_ogg=warn,symphonia_format_riff=warn",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("EMOBRIDGE_LOG")
@@ -83,4 +112,27 @@ fn init_logging(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn repeated_text_in_a_chain_is_printed_once() {
+        let chain = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            one_line(&chain(&[
+                "importing ravdess from /x",
+                "/x: No such file or directory (os error 2)",
+                "No such file or directory (os error 2)",
+            ])),
+            "importing ravdess from /x: /x: No such file or directory (os error 2)"
+        );
+        assert_eq!(
+            one_line(&chain(&["FAD-∞", "FAD-∞: too few samples"])),
+            "FAD-∞: too few samples"
+        );
+        assert_eq!(one_line(&chain(&["a", "b", "c"])), "a: b: c");
+    }
 }

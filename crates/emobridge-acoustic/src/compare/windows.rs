@@ -9,6 +9,11 @@
 //!   plus one 10 ms step); the last ones are partial and are summarised over the rows they hold,
 //!   unless [`WindowConfig::drop_partial`] asks to keep complete windows only;
 //! - the standard deviation is the population one (divide by n), as openSMILE's `stddev`;
+//! - ranges (issue 17: `--hop-s 1e-9` once ran forever): window and hop lie in
+//!   [0.010 s, 86 400 s] — below the 10 ms LLD step a window holds no frame of its own and the
+//!   number of windows explodes — checked by [`WindowConfig::validate`] before any file is read;
+//!   a file whose contour (LLD rows × 10 ms) is shorter than the window is an error for that
+//!   file ([`AcousticError::WindowTooLong`]), and so is a clip too short for any LLD row;
 //! - columns are per input column `<name>_amean`, `<name>_stddev`, in LLD order then delta order.
 
 use super::lld_with_deltas;
@@ -23,6 +28,25 @@ pub struct WindowConfig {
     pub hop_s: f64,
     /// Keep only windows that are complete (default false: trailing partial windows are kept).
     pub drop_partial: bool,
+}
+
+/// Smallest window or hop: one LLD step.
+pub const MIN_WINDOW_S: f64 = LLD_STEP_S;
+/// Largest window or hop: one day.
+pub const MAX_WINDOW_S: f64 = 86_400.0;
+
+impl WindowConfig {
+    /// Checks the ranges (see the module docs); the CLI calls it when parsing its options.
+    pub fn validate(&self) -> Result<(), AcousticError> {
+        for (name, v) in [("window length", self.window_s), ("hop", self.hop_s)] {
+            if !v.is_finite() || !(MIN_WINDOW_S - TIME_EPS..=MAX_WINDOW_S).contains(&v) {
+                return Err(AcousticError::InvalidConfig(format!(
+                    "{name} {v} s is outside [{MIN_WINDOW_S}, {MAX_WINDOW_S}] s (at least one 10 ms LLD step, at most a day)"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for WindowConfig {
@@ -55,7 +79,7 @@ pub fn summarise_windows(
     frames: &FeatureFrames,
     config: &WindowConfig,
 ) -> Result<FeatureFrames, AcousticError> {
-    validate(config)?;
+    config.validate()?;
     let names = frames
         .names
         .iter()
@@ -66,10 +90,14 @@ pub fn summarise_windows(
         frame_times: Vec::new(),
         values: Vec::new(),
     };
-    let Some(&last_time) = frames.frame_times.last() else {
-        return Ok(out);
-    };
-    let end = last_time + LLD_STEP_S;
+    let length_s = frames.frame_times.last().map_or(0.0, |&t| t + LLD_STEP_S);
+    if config.window_s > length_s + TIME_EPS {
+        return Err(AcousticError::WindowTooLong {
+            window_s: config.window_s,
+            length_s,
+        });
+    }
+    let end = length_s;
     let mut first_row = 0usize;
     for k in 0.. {
         let start = k as f64 * config.hop_s;
@@ -97,17 +125,6 @@ pub fn summarise_windows(
             .push(mean_and_std(&frames.values[first_row..first_row + rows]));
     }
     Ok(out)
-}
-
-fn validate(config: &WindowConfig) -> Result<(), AcousticError> {
-    let ok = |v: f64| v.is_finite() && v > 0.0;
-    if !ok(config.window_s) || !ok(config.hop_s) {
-        return Err(AcousticError::InvalidConfig(format!(
-            "window length ({} s) and hop ({} s) must be positive",
-            config.window_s, config.hop_s
-        )));
-    }
-    Ok(())
 }
 
 /// Per column: mean, population standard deviation (interleaved).
@@ -164,13 +181,47 @@ mod tests {
 
     #[test]
     fn bad_geometry_is_rejected() {
-        let cfg = WindowConfig {
-            hop_s: 0.0,
+        for (window_s, hop_s) in [
+            (1.0, 0.0),
+            (1.0, 1e-9), // once an endless loop growing memory (issue 17)
+            (1.0, -0.5),
+            (1.0, f64::NAN),
+            (0.005, 0.5),
+            (1e9, 0.5),
+            (1.0, f64::INFINITY),
+        ] {
+            let cfg = WindowConfig {
+                window_s,
+                hop_s,
+                ..WindowConfig::default()
+            };
+            assert!(cfg.validate().is_err(), "{window_s} {hop_s}");
+            assert!(matches!(
+                summarise_windows(&ramp(300), &cfg),
+                Err(AcousticError::InvalidConfig(_))
+            ));
+        }
+        let ok = WindowConfig {
+            window_s: 0.01,
+            hop_s: 0.01,
             ..WindowConfig::default()
         };
-        assert!(matches!(
-            summarise_windows(&ramp(10), &cfg),
-            Err(AcousticError::InvalidConfig(_))
-        ));
+        assert!(ok.validate().is_ok());
+        assert_eq!(summarise_windows(&ramp(300), &ok).unwrap().len(), 300);
+    }
+
+    #[test]
+    fn a_window_longer_than_the_file_is_an_error_for_that_file() {
+        // 0.5 s of contour, 1 s window.
+        let e = summarise_windows(&ramp(50), &WindowConfig::default()).unwrap_err();
+        assert!(matches!(e, AcousticError::WindowTooLong { .. }), "{e}");
+        assert!(e.to_string().contains("longer than the file"), "{e}");
+        // exactly one window's worth is fine
+        assert_eq!(
+            summarise_windows(&ramp(100), &WindowConfig::default())
+                .unwrap()
+                .frame_times[0],
+            0.0
+        );
     }
 }

@@ -268,9 +268,33 @@ pub fn lld(samples: &[f32], sample_rate: u32) -> Result<FeatureFrames, AcousticE
     Ok(lld_of(&analyse(samples, sample_rate)))
 }
 
-/// The 88 eGeMAPS v02 functionals of `samples` at `sample_rate`.
+/// Shortest clip whose functionals are computed: one 60 ms pitch frame.
+const MIN_FRAME_S: f64 = 0.060;
+
+/// The length rule for functionals: a clip shorter than one 60 ms frame (the pitch frame, the
+/// longest of the set) has no LLD frame at all. SMILExtract then writes placeholders (0, and
+/// −120 dB for the sound level) as if they were measurements; emobridge refuses instead with
+/// [`AcousticError::TooShort`], so a batch lists the clip as failed rather than writing a row
+/// that looks real. [`lld`] of such a clip is an empty table (no rows), as SMILExtract's.
+pub fn check_length(samples: &[f32], sample_rate: u32) -> Result<(), AcousticError> {
+    let needed = (MIN_FRAME_S * sample_rate as f64).round() as usize;
+    if samples.len() < needed {
+        return Err(AcousticError::TooShort {
+            set: "eGeMAPS",
+            samples: samples.len(),
+            seconds: samples.len() as f64 / sample_rate.max(1) as f64,
+            frame_ms: (MIN_FRAME_S * 1000.0).round() as u32,
+            needed,
+        });
+    }
+    Ok(())
+}
+
+/// The 88 eGeMAPS v02 functionals of `samples` at `sample_rate`; a clip shorter than one 60 ms
+/// frame is an error (see [`check_length`]).
 pub fn functionals(samples: &[f32], sample_rate: u32) -> Result<FeatureVector, AcousticError> {
     validate(samples, sample_rate)?;
+    check_length(samples, sample_rate)?;
     Ok(functionals_vector(&analyse(samples, sample_rate)))
 }
 
@@ -281,6 +305,7 @@ pub fn lld_and_functionals(
     sample_rate: u32,
 ) -> Result<(FeatureFrames, FeatureVector), AcousticError> {
     validate(samples, sample_rate)?;
+    check_length(samples, sample_rate)?;
     let a = analyse(samples, sample_rate);
     Ok((lld_of(&a), functionals_vector(&a)))
 }

@@ -17,6 +17,12 @@
 //! (`low`/`medium`/`high`/`unspecified`). Extra columns: `source_label`, `sentence`,
 //! `intensity`, and when the tables exist `voice_vote` (the voice-only crowd majority, `:`-joined
 //! on ties, codes A D F H N S), `voice_level` (its mean rated intensity), `gender`, `age`.
+//!
+//! ROOT may be the repository folder itself or a folder up to two levels above it (e.g. the
+//! folder holding `CREMA-D/`): the corpus's home is the first folder with `AudioWAV/` or
+//! `AudioMP3/`, and the tables are read there. Only one audio folder is read (WAV first), so
+//! the MP3 copies never shadow the WAVs as duplicates. A git clone without `git lfs pull`
+//! holds pointer stubs instead of audio: each is reported (`bad-audio`) and skipped.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -76,6 +82,11 @@ pub fn parse_name(stem: &str) -> Result<(u32, &str, &str, &'static str), String>
 
 pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
     let mut out = Imported::new(Corpus::CremaD);
+    let home = util::locate_home(root, 2, &|d| {
+        d.join("AudioWAV").is_dir() || d.join("AudioMP3").is_dir()
+    })
+    .unwrap_or_else(|| root.to_path_buf());
+    let root = home.as_path();
     let audio_dir =
         util::first_dir(root, &["AudioWAV", "AudioMP3"]).unwrap_or_else(|| root.to_path_buf());
     let votes = read_votes(root)?;

@@ -14,7 +14,6 @@
 //! (`arousal_std`, `valence_std`). Dynamic traces written as-is. Group = song id. Id =
 //! `deam_<song_id>`. Extra columns: `arousal_std`, `valence_std`, `av_scale`.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::emomusic::{joined, map_pair, static_av_record};
@@ -59,7 +58,7 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         }
         _ => Default::default(),
     };
-    let mut annotated = HashSet::new();
+    let mut annotated = std::collections::HashMap::new();
     for path in &statics {
         let t = Table::read(path)?;
         let id = t.require(&["song_id"])?;
@@ -67,10 +66,18 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         let sds = [t.column(&["arousal_std"]), t.column(&["valence_std"])];
         for (line, row) in &t.rows {
             let song = cell(row, id).to_string();
-            if !annotated.insert(song.clone()) {
-                continue; // the two static files overlap on song 2000 in some releases
-            }
             let at = format!("{}:{line}", path.display());
+            if let Some(first) = annotated.get(&song) {
+                // The two static files overlap (on song 2000 in some releases): the first
+                // line wins, and the repeat is reported.
+                out.issue(
+                    IssueKind::Duplicate,
+                    &at,
+                    format!("song `{song}` is already annotated at {first}; this line is ignored"),
+                );
+                continue;
+            }
+            annotated.insert(song.clone(), at.clone());
             let Some([a, v]) = map_pair(row, cols, Scale::ONE_TO_NINE) else {
                 out.issue(
                     IssueKind::BadAnnotation,
@@ -102,7 +109,7 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         }
     }
     for audio in list_audio(&audio_dir)? {
-        if !annotated.contains(&util::stem(&audio)) {
+        if !annotated.contains_key(&util::stem(&audio)) {
             out.issue(
                 IssueKind::NoAnnotation,
                 &audio,

@@ -1,6 +1,7 @@
 //! emoMusic, the "1000 songs" database (Soleymani et al. 2013; MediaEval 2013 Emotion in Music).
 //!
-//! Layout: `clips_45seconds/<song_id>.mp3`; `annotations/static_annotations.csv`
+//! Layout: `clips_45seconds/<song_id>.mp3` (as unpacked from `clips_45sec.zip`, also
+//! `clips_45sec/clips_45seconds/`); `annotations/static_annotations.csv`
 //! (`song_id, mean_arousal, std_arousal, mean_valence, std_valence`, 1–9 SAM ratings);
 //! optional `annotations/arousal_cont_average.csv` and `valence_cont_average.csv`
 //! (`song_id, sample_15000ms … sample_44500ms`, 2 Hz, already in [−1, 1]); optional
@@ -36,8 +37,17 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         path: root.to_path_buf(),
         message: "no annotations/static_annotations.csv".into(),
     })?;
-    let audio_dir =
-        util::first_dir(root, &["clips_45seconds", "clips"]).unwrap_or_else(|| root.to_path_buf());
+    let audio_dir = util::first_dir(
+        root,
+        &[
+            "clips_45seconds",
+            "clips_45sec/clips_45seconds",
+            "clips_45sec",
+            "clips",
+        ],
+    )
+    .or_else(|| util::find_dir_named(root, "clips_45seconds", 2))
+    .unwrap_or_else(|| root.to_path_buf());
     let info = read_info(root)?;
     let dynamics = read_dynamics(root, &mut out)?;
     let t = Table::read(&static_path)?;

@@ -7,6 +7,9 @@
 //! (`ID, 4Q, annotator`) is checked against the names; optional split tables under `split/`
 //! whose names start with `train`, `val` or `test` give `split`: clip tables (first column the
 //! clip name, e.g. `fname,label`) or song tables (a `songID` column, e.g. `train_SL.csv`).
+//! `label.csv` and `split/` are read from the release folder, which may lie up to two levels
+//! below ROOT (ROOT above `EMOPIA_1.0/`); without them the import warns that quadrants come from
+//! the file names alone and no split is known.
 //!
 //! | quadrant | arousal, valence | canonical (raw) | `quadrant4` preset |
 //! |---|---|---|---|
@@ -57,8 +60,18 @@ pub fn parse_name(stem: &str) -> Result<(Quadrant, &str, u32), String> {
 
 pub(crate) fn import(root: &Path, preset: Preset) -> Result<Imported, ImportError> {
     let mut out = Imported::new(Corpus::Emopia);
-    let labels = read_labels(root)?;
-    let (clip_split, song_split) = read_splits(root)?;
+    let home = util::locate_home(root, 2, &|d| {
+        d.join("label.csv").is_file() || d.join("split").is_dir()
+    });
+    if home.is_none() {
+        tracing::warn!(
+            "{}: no label.csv or split/ found (up to two levels down): quadrants come from the file names alone and no split is set",
+            root.display()
+        );
+    }
+    let home = home.unwrap_or_else(|| root.to_path_buf());
+    let labels = read_labels(&home)?;
+    let (clip_split, song_split) = read_splits(&home)?;
     let mut found = std::collections::HashSet::new();
     for path in list_audio(root)? {
         let stem = util::stem(&path);
@@ -110,7 +123,7 @@ pub(crate) fn import(root: &Path, preset: Preset) -> Result<Imported, ImportErro
     for clip in missing {
         out.issue(
             IssueKind::MissingAudio,
-            root.join("label.csv"),
+            home.join("label.csv"),
             format!(
                 "`{clip}` is labelled but has no audio under {}",
                 root.display()

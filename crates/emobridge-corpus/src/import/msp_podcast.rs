@@ -1,9 +1,15 @@
 //! MSP-Podcast (Lotfian & Busso 2019), and any label CSV in its style.
 //!
-//! Layout: `Labels/labels_consensus.csv` (else `labels_consensus.csv` at ROOT) with columns
+//! Layout: `Labels/labels_consensus.csv` (releases 1.6 and 1.8 spell it
+//! `labels_concensus.csv`; both are read; else either name at ROOT) with columns
 //! `FileName, EmoClass, EmoAct, EmoVal, EmoDom, SpkrID, Gender, Split_Set` (only `FileName` and
 //! `EmoClass` are required), audio in `Audios/` (else `Audio/`, else ROOT). File names read
 //! `MSP-PODCAST_<podcast>_<segment>.wav`.
+//!
+//! Older releases ship `Labels/labels.txt` instead: one block per file, the consensus line
+//! `MSP-PODCAST_0001_0008.wav; N; A:2.400000; V:4.000000; D:2.800000;` followed by one line per
+//! rater (`WORKER…; …`, ignored) and an empty line. Those carry no speaker, gender or split
+//! (the group is then the podcast).
 //!
 //! | EmoClass | canonical |
 //! |---|---|
@@ -69,15 +75,26 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
     let mut out = Imported::new(Corpus::MspPodcast);
     let labels = util::first_file(
         root,
-        &["Labels/labels_consensus.csv", "labels_consensus.csv"],
+        &[
+            "Labels/labels_consensus.csv",
+            "Labels/labels_concensus.csv",
+            "labels_consensus.csv",
+            "labels_concensus.csv",
+            "Labels/labels.txt",
+            "labels.txt",
+        ],
     )
     .ok_or_else(|| ImportError::Layout {
         path: root.to_path_buf(),
-        message: "no Labels/labels_consensus.csv".into(),
+        message: "no Labels/labels_consensus.csv (nor the 1.6/1.8 spelling labels_concensus.csv, nor the older labels.txt)".into(),
     })?;
     let audio_dir =
         util::first_dir(root, &["Audios", "Audio"]).unwrap_or_else(|| root.to_path_buf());
-    let t = Table::read(&labels)?;
+    let t = if util::extension(&labels).as_deref() == Some("txt") {
+        read_labels_txt(&labels)?
+    } else {
+        Table::read(&labels)?
+    };
     let file = t.require(&["FileName"])?;
     let class = t.require(&["EmoClass"])?;
     let (act, val, dom) = (
@@ -173,4 +190,54 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         }
     }
     Ok(out)
+}
+
+/// The consensus lines of an old-style `labels.txt` as a table with the CSV's column names.
+fn read_labels_txt(path: &Path) -> Result<Table, ImportError> {
+    let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = line.trim().trim_start_matches('\u{feff}');
+        if !line
+            .get(..11)
+            .is_some_and(|p| p.eq_ignore_ascii_case("MSP-PODCAST"))
+        {
+            continue; // rater lines, blank lines, headers
+        }
+        let parts: Vec<&str> = line
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        let value = |key: &str| {
+            parts
+                .iter()
+                .find_map(|p| p.strip_prefix(key))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        rows.push((
+            line_no,
+            vec![
+                parts[0].to_string(),
+                parts.get(1).map(|c| c.to_string()).unwrap_or_default(),
+                value("A:"),
+                value("V:"),
+                value("D:"),
+            ],
+        ));
+    }
+    Ok(Table {
+        path: path.to_path_buf(),
+        header: ["FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+        lossy_lines: Vec::new(),
+    })
 }

@@ -10,6 +10,17 @@
 //! Emotion: none. Arousal/valence mapped by 2x − 1 (static and dynamic); standard deviations by
 //! ×2. Group = musicId. Id = `pmemo_<musicId>`. Extra columns: `arousal_std`, `valence_std`,
 //! `title`, `artist`, `av_scale`.
+//!
+//! The 2018 release (`PMEmo Dataset - 2018/01` README) is read too: `Chorus/<id>.mp3`,
+//! `A_static.csv` / `V_static.csv` (song id, mean and standard deviation of the static ratings)
+//! and, when they are wide 2 Hz tables (`sample_<ms>ms` columns), `A_dynamic_mean.csv` /
+//! `V_dynamic_mean.csv`; the per-rater `Annotations/Arousal/<id>-A.csv` files are not needed.
+//! That README lists the files but not their headers, so the id column is `musicId` (or
+//! `song_id`, `id`, else the first), the mean the first column whose name contains `mean` (else
+//! the second) and the spread the first containing `std` (else the third).
+//!
+//! `metadata.csv` is optional: a line with bytes that are not UTF-8 is read with U+FFFD in their
+//! place and reported, never fatal.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -18,18 +29,22 @@ use super::emomusic::{map_pair, static_av_record};
 use super::util::{self, cell, list_audio, number, opt_cell, Scale, Table};
 use super::{AvPoint, Corpus, ImportError, Imported, IssueKind};
 
+/// The release folder: ROOT or a folder up to two levels below it with the annotations.
 fn base(root: &Path) -> PathBuf {
-    let nested = root.join("PMEmo2019");
-    if !root.join("annotations").is_dir() && nested.is_dir() {
-        nested
-    } else {
-        root.to_path_buf()
-    }
+    util::locate_home(root, 2, &|d| {
+        d.join("annotations").is_dir()
+            || d.join("static_annotations.csv").is_file()
+            || d.join("A_static.csv").is_file()
+    })
+    .unwrap_or_else(|| root.to_path_buf())
 }
 
 pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
     let mut out = Imported::new(Corpus::Pmemo);
     let root = base(root);
+    if root.join("A_static.csv").is_file() && !root.join("annotations").is_dir() {
+        return import_2018(&root, out);
+    }
     let static_path = util::first_file(
         &root,
         &[
@@ -42,7 +57,7 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         message: "no annotations/static_annotations.csv".into(),
     })?;
     let audio_dir = util::first_dir(&root, &["chorus"]).unwrap_or_else(|| root.clone());
-    let meta = read_metadata(&root)?;
+    let meta = read_metadata(&root, &mut out)?;
     let spreads = read_spreads(&root)?;
     let traces = read_dynamic(&root, &mut out)?;
     let t = Table::read(&static_path)?;
@@ -105,11 +120,21 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
 }
 
 /// musicId → (fileName, title, artist) from `metadata.csv`, if present.
-fn read_metadata(root: &Path) -> Result<HashMap<String, (String, String, String)>, ImportError> {
+fn read_metadata(
+    root: &Path,
+    out: &mut Imported,
+) -> Result<HashMap<String, (String, String, String)>, ImportError> {
     let Some(path) = util::first_file(root, &["metadata.csv"]) else {
         return Ok(HashMap::new());
     };
     let t = Table::read(&path)?;
+    for line in &t.lossy_lines {
+        out.issue(
+            IssueKind::BadAnnotation,
+            format!("{}:{line}", path.display()),
+            "bytes that are not UTF-8 (read as U+FFFD; the line is kept)",
+        );
+    }
     let id = t.require(&["musicId"])?;
     let (file, title, artist) = (
         t.column(&["fileName"]),
@@ -202,4 +227,149 @@ fn read_dynamic(
             (k, v)
         })
         .collect())
+}
+
+/// One dimension of the 2018 static table: id → (mean, std) on the [0, 1] scale.
+fn read_static_2018(
+    path: &Path,
+    out: &mut Imported,
+) -> Result<HashMap<String, (Option<f32>, Option<f32>)>, ImportError> {
+    let t = Table::read(path)?;
+    let id = t
+        .column(&["musicId", "music_id", "song_id", "id"])
+        .unwrap_or(0);
+    let find = |needle: &str, fallback: usize| {
+        t.header
+            .iter()
+            .position(|h| h.to_ascii_lowercase().contains(needle))
+            .unwrap_or(fallback)
+    };
+    let (mean, std) = (find("mean", 1), find("std", 2));
+    let mut map = HashMap::new();
+    for (line, row) in &t.rows {
+        let key = cell(row, id).to_string();
+        if map.contains_key(&key) {
+            out.issue(
+                IssueKind::Duplicate,
+                format!("{}:{line}", path.display()),
+                format!("song `{key}` is listed twice; this line is ignored"),
+            );
+            continue;
+        }
+        map.insert(key, (number(cell(row, mean)), number(cell(row, std))));
+    }
+    Ok(map)
+}
+
+/// The 2018 release layout (see the module docs).
+fn import_2018(root: &Path, mut out: Imported) -> Result<Imported, ImportError> {
+    let a_path = root.join("A_static.csv");
+    let v_path = root.join("V_static.csv");
+    if !v_path.is_file() {
+        return Err(ImportError::Layout {
+            path: root.to_path_buf(),
+            message: "A_static.csv without V_static.csv (PMEmo 2018 layout)".into(),
+        });
+    }
+    let arousal = read_static_2018(&a_path, &mut out)?;
+    let valence = read_static_2018(&v_path, &mut out)?;
+    let audio_dir =
+        util::first_dir(root, &["Chorus", "chorus"]).unwrap_or_else(|| root.to_path_buf());
+    let meta = read_metadata(root, &mut out)?;
+    let traces = match (
+        util::first_file(root, &["A_dynamic_mean.csv"]),
+        util::first_file(root, &["V_dynamic_mean.csv"]),
+    ) {
+        (Some(ap), Some(vp)) => {
+            let wide = |p: &Path| {
+                Table::read(p).map(|t| {
+                    t.header
+                        .iter()
+                        .any(|h| util::sample_column_seconds(h).is_some())
+                })
+            };
+            if wide(&ap)? && wide(&vp)? {
+                let a = util::read_wide_trace_any_id(&ap, &mut out.issues)?;
+                let v = util::read_wide_trace_any_id(&vp, &mut out.issues)?;
+                super::emomusic::joined(a, v, Scale::UNIT, &vp, &mut out)
+            } else {
+                tracing::warn!(
+                    "{}: not a wide sample_<ms>ms table; dynamic traces not imported",
+                    ap.display()
+                );
+                HashMap::new()
+            }
+        }
+        _ => HashMap::new(),
+    };
+    let mut ids: Vec<&String> = arousal.keys().collect();
+    ids.sort_by_key(|k| (k.parse::<u64>().unwrap_or(u64::MAX), k.to_string()));
+    let mut annotated = HashSet::new();
+    for music in ids {
+        annotated.insert(music.clone());
+        let at = format!("{}", a_path.display());
+        let (a, sa) = arousal[music];
+        let Some((v, sv)) = valence.get(music).copied() else {
+            out.issue(
+                IssueKind::BadAnnotation,
+                &v_path,
+                format!("song `{music}` has a static arousal but no static valence; skipped"),
+            );
+            continue;
+        };
+        let (Some(a), Some(v)) = (
+            a.and_then(|x| Scale::UNIT.map(x)),
+            v.and_then(|x| Scale::UNIT.map(x)),
+        ) else {
+            out.issue(
+                IssueKind::BadAnnotation,
+                &at,
+                format!("song `{music}`: static mean missing or outside [0, 1]; skipped"),
+            );
+            continue;
+        };
+        let (file_name, title, artist) = meta.get(music).cloned().unwrap_or_default();
+        let audio = audio_dir.join(if file_name.is_empty() {
+            format!("{music}.mp3")
+        } else {
+            file_name
+        });
+        let Some(mut r) = static_av_record(
+            &mut out,
+            Corpus::Pmemo,
+            music,
+            &audio,
+            &at,
+            [a, v],
+            [sa, sv],
+            Scale::UNIT,
+        ) else {
+            continue;
+        };
+        let rid = r.id.clone();
+        r.set_extra("title", title);
+        r.set_extra("artist", artist);
+        r.set_extra("av_scale", Scale::UNIT.describe());
+        if let Some(points) = traces.get(music) {
+            out.dynamics.insert(rid, points.clone());
+        }
+        out.records.push(r);
+    }
+    for music in valence.keys().filter(|k| !arousal.contains_key(*k)) {
+        out.issue(
+            IssueKind::BadAnnotation,
+            &a_path,
+            format!("song `{music}` has a static valence but no static arousal; skipped"),
+        );
+    }
+    for audio in list_audio(&audio_dir)? {
+        if !annotated.contains(&util::stem(&audio)) {
+            out.issue(
+                IssueKind::NoAnnotation,
+                &audio,
+                format!("no row in {}", a_path.display()),
+            );
+        }
+    }
+    Ok(out)
 }

@@ -9,10 +9,116 @@ use super::ImportError;
 /// Audio extensions the importers accept (what `emobridge-audio` decodes).
 const AUDIO_EXTENSIONS: [&str; 7] = ["wav", "mp3", "flac", "ogg", "oga", "aif", "aiff"];
 
+/// How the walk treats symbolic links, for the duration of one import (see [`WalkScope`]).
+struct WalkPolicy {
+    /// The import root, canonical: links that resolve inside it are "inside".
+    root: PathBuf,
+    follow_links: bool,
+    /// Skipped links, reported once each (several importers list a folder twice).
+    skipped: std::collections::BTreeMap<PathBuf, String>,
+}
+
+thread_local! {
+    static POLICY: std::cell::RefCell<Option<WalkPolicy>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sets the link policy of every [`list_files`] call on this thread until dropped; `finish`
+/// returns the links that were passed over, with the reason.
+pub(crate) struct WalkScope(());
+
+impl WalkScope {
+    pub fn enter(root: &Path, follow_links: bool) -> WalkScope {
+        POLICY.with(|p| {
+            *p.borrow_mut() = Some(WalkPolicy {
+                root: root.to_path_buf(),
+                follow_links,
+                skipped: Default::default(),
+            })
+        });
+        WalkScope(())
+    }
+
+    pub fn finish(self) -> Vec<(PathBuf, String)> {
+        POLICY
+            .with(|p| p.borrow_mut().take())
+            .map(|p| p.skipped.into_iter().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for WalkScope {
+    fn drop(&mut self) {
+        POLICY.with(|p| p.borrow_mut().take());
+    }
+}
+
+/// What to do with a symbolic link met during a walk.
+enum LinkAction {
+    /// List the target as a file (under the link's own path).
+    File,
+    /// Walk the target folder (under the link's own path).
+    Dir(PathBuf),
+    Skip(String),
+}
+
+/// The link rule (issue 17): a link to a file inside the import root is listed; a link to a
+/// folder inside the root is passed over — it is either a loop (a link to an ancestor, which
+/// once turned 10 clips into 490 rows) or a second name for files the walk lists under their real
+/// path. A link that leaves the root is followed only with `follow_links`
+/// (`--follow-links`), and then a folder already walked is never walked again. A dangling link
+/// is reported. Every link passed over is reported as an issue.
+fn link_action(link: &Path, visited: &std::collections::HashSet<PathBuf>) -> LinkAction {
+    let target = match fs::canonicalize(link) {
+        Ok(t) => t,
+        Err(e) => return LinkAction::Skip(format!("symbolic link cannot be resolved: {e}")),
+    };
+    let (root, follow) = POLICY.with(|p| {
+        p.borrow()
+            .as_ref()
+            .map(|p| (Some(p.root.clone()), p.follow_links))
+            .unwrap_or((None, false))
+    });
+    let inside = root.as_ref().is_none_or(|r| target.starts_with(r));
+    let is_dir = target.is_dir();
+    if !inside && !follow {
+        return LinkAction::Skip(format!(
+            "symbolic link to {} leaves the import root; not followed (use --follow-links)",
+            target.display()
+        ));
+    }
+    if !is_dir {
+        return LinkAction::File;
+    }
+    if visited.contains(&target)
+        || link
+            .parent()
+            .and_then(|p| fs::canonicalize(p).ok())
+            .is_some_and(|parent| parent.starts_with(&target))
+    {
+        return LinkAction::Skip(format!(
+            "symbolic link to {} makes a loop; not followed",
+            target.display()
+        ));
+    }
+    if inside {
+        return LinkAction::Skip(format!(
+            "symbolic link to the folder {} inside the root; its files are listed under their own path",
+            target.display()
+        ));
+    }
+    LinkAction::Dir(target)
+}
+
 /// Every file under `dir`, recursively, sorted; hidden entries (names starting with `.`, such
-/// as macOS `._*` resource forks) are not corpus files and are passed over.
+/// as macOS `._*` resource forks) are not corpus files and are passed over. Symbolic links follow
+/// the rule of [`link_action`]; within an import (see [`WalkScope`]) the links passed over are
+/// collected for the issues file.
 pub(crate) fn list_files(dir: &Path) -> Result<Vec<PathBuf>, ImportError> {
     let mut out = Vec::new();
+    let mut visited = std::collections::HashSet::new();
+    if let Ok(real) = fs::canonicalize(dir) {
+        visited.insert(real);
+    }
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let entries = fs::read_dir(&d).map_err(|source| ImportError::Io {
@@ -32,8 +138,26 @@ pub(crate) fn list_files(dir: &Path) -> Result<Vec<PathBuf>, ImportError> {
                 path: path.clone(),
                 source,
             })?;
-            // Follow symlinked folders too: corpora are often linked in from a data disk.
-            if kind.is_dir() || (kind.is_symlink() && path.is_dir()) {
+            if kind.is_symlink() {
+                match link_action(&path, &visited) {
+                    LinkAction::File => out.push(path),
+                    LinkAction::Dir(real) => {
+                        visited.insert(real);
+                        stack.push(path);
+                    }
+                    LinkAction::Skip(why) => {
+                        tracing::debug!("{}: {why}", path.display());
+                        POLICY.with(|p| {
+                            if let Some(p) = p.borrow_mut().as_mut() {
+                                p.skipped.entry(path.clone()).or_insert(why);
+                            }
+                        });
+                    }
+                }
+            } else if kind.is_dir() {
+                if let Ok(real) = fs::canonicalize(&path) {
+                    visited.insert(real);
+                }
                 stack.push(path);
             } else {
                 out.push(path);
@@ -120,6 +244,41 @@ pub(crate) fn find_dir_named(root: &Path, name: &str, max_depth: usize) -> Optio
     None
 }
 
+/// The corpus's own folder: `root` itself or the first folder below it (breadth-first, sorted,
+/// at most `max_depth` levels down) for which `is_home` holds — users often point ROOT one level
+/// above the unpacked folder (`ROOT/CREMA-D/AudioWAV`, `ROOT/EMOPIA_1.0/label.csv`). Links to
+/// folders are not followed here.
+pub(crate) fn locate_home(
+    root: &Path,
+    max_depth: usize,
+    is_home: &dyn Fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    let mut level = vec![root.to_path_buf()];
+    for depth in 0..=max_depth {
+        let mut next = Vec::new();
+        for d in &level {
+            if is_home(d) {
+                return Some(d.clone());
+            }
+            if depth == max_depth {
+                continue;
+            }
+            if let Ok(entries) = fs::read_dir(d) {
+                let mut subs: Vec<PathBuf> = entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .map(|e| e.path())
+                    .collect();
+                subs.sort();
+                next.extend(subs);
+            }
+        }
+        level = next;
+    }
+    None
+}
+
 /// Writes a file atomically (temporary sibling, then rename).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImportError> {
     let io = |source| ImportError::Io {
@@ -151,6 +310,8 @@ pub(crate) struct Table {
     pub header: Vec<String>,
     /// (1-based line number, trimmed cells).
     pub rows: Vec<(usize, Vec<String>)>,
+    /// Lines with bytes that are not UTF-8 (read with U+FFFD in their place).
+    pub lossy_lines: Vec<usize>,
 }
 
 impl Table {
@@ -173,27 +334,46 @@ impl Table {
             .flexible(true)
             .has_headers(true)
             .from_reader(file);
-        let header: Vec<String> = rdr
-            .headers()
+        // Byte records, decoded leniently: one stray Latin-1 byte in an optional column must not
+        // abort an import (the line is listed in `lossy_lines` for the importer to report).
+        let mut lossy_lines = Vec::new();
+        let mut decode = |line: usize, record: &csv::ByteRecord| -> Vec<String> {
+            let mut lossy = false;
+            let cells = record
+                .iter()
+                .map(|c| {
+                    let text = String::from_utf8_lossy(c);
+                    lossy |= matches!(text, std::borrow::Cow::Owned(_));
+                    text.trim().to_string()
+                })
+                .collect();
+            if lossy {
+                lossy_lines.push(line);
+            }
+            cells
+        };
+        let header_record = rdr
+            .byte_headers()
             .map_err(|e| bad(1, format!("header: {e}")))?
-            .iter()
+            .clone();
+        let header: Vec<String> = decode(1, &header_record)
+            .into_iter()
             .map(|h| {
-                h.trim()
-                    .trim_start_matches('\u{feff}')
+                h.trim_start_matches('\u{feff}')
                     .trim_matches('"')
                     .trim()
                     .to_string()
             })
             .collect();
         let mut rows = Vec::new();
-        for (i, row) in rdr.records().enumerate() {
+        for (i, row) in rdr.byte_records().enumerate() {
             let line = row
                 .as_ref()
                 .ok()
                 .and_then(|r| r.position())
                 .map_or(i + 2, |p| p.line() as usize);
             let row = row.map_err(|e| bad(i + 2, e.to_string()))?;
-            let cells: Vec<String> = row.iter().map(|c| c.trim().to_string()).collect();
+            let cells = decode(line, &row);
             if cells.iter().all(String::is_empty) {
                 continue;
             }
@@ -203,6 +383,7 @@ impl Table {
             path: path.to_path_buf(),
             header,
             rows,
+            lossy_lines,
         })
     }
 
@@ -307,8 +488,29 @@ pub(crate) fn read_wide_trace(
     path: &Path,
     issues: &mut Vec<super::Issue>,
 ) -> Result<HashMap<String, Vec<(f32, f32)>>, ImportError> {
+    read_wide_trace_with(path, issues, false)
+}
+
+/// Like [`read_wide_trace`], but the id column may be any (`song_id`, `musicId`, `id`, else
+/// the first column).
+pub(crate) fn read_wide_trace_any_id(
+    path: &Path,
+    issues: &mut Vec<super::Issue>,
+) -> Result<HashMap<String, Vec<(f32, f32)>>, ImportError> {
+    read_wide_trace_with(path, issues, true)
+}
+
+fn read_wide_trace_with(
+    path: &Path,
+    issues: &mut Vec<super::Issue>,
+    any_id: bool,
+) -> Result<HashMap<String, Vec<(f32, f32)>>, ImportError> {
     let t = Table::read(path)?;
-    let id = t.require(&["song_id", "musicId"])?;
+    let id = match t.column(&["song_id", "musicId", "music_id", "id"]) {
+        Some(i) => i,
+        None if any_id => 0,
+        None => t.require(&["song_id", "musicId"])?,
+    };
     let times: Vec<(usize, f32)> = t
         .header
         .iter()

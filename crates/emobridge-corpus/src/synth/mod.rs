@@ -91,7 +91,96 @@ impl Default for SynthConfig {
     }
 }
 
+/// Most clips the people × clips-per-cell product of one domain may ask for (the default corpus
+/// has 18 per domain and emotion; `--clips-per-cell 100000000` once started writing for ever).
+pub const MAX_CELL_CLIPS: usize = 20_000;
+
 impl SynthConfig {
+    /// Checks every numeric setting against its range (issue 17: absurd values end with a
+    /// message naming the setting, before anything is written).
+    pub fn validate(&self) -> Result<(), SynthError> {
+        let bad = |m: String| Err(SynthError::Config(m));
+        for (name, n) in [
+            ("speakers", self.speakers),
+            ("performers", self.performers),
+            ("clips-per-cell", self.clips_per_cell),
+        ] {
+            if n == 0 {
+                return bad("speakers, performers and clips-per-cell must be ≥ 1".into());
+            }
+            if n > MAX_CELL_CLIPS {
+                return bad(format!("{name} {n} is above {MAX_CELL_CLIPS}"));
+            }
+        }
+        for (name, people) in [("speakers", self.speakers), ("performers", self.performers)] {
+            if people * self.clips_per_cell > MAX_CELL_CLIPS {
+                return bad(format!(
+                    "{name} × clips-per-cell = {} is above {MAX_CELL_CLIPS} clips per emotion",
+                    people * self.clips_per_cell
+                ));
+            }
+        }
+        if self.continuous_per_domain > 1000 {
+            return bad(format!(
+                "continuous clips per domain {} is above 1000",
+                self.continuous_per_domain
+            ));
+        }
+        for (name, rate) in [
+            ("speech rate", self.speech_rate),
+            ("music rate", self.music_rate),
+        ] {
+            if !(8_000..=48_000).contains(&rate) {
+                return bad(format!("{name} {rate} Hz is outside 8000..=48000"));
+            }
+        }
+        for (name, (lo, hi), max) in [
+            ("clip seconds", self.clip_seconds, 600.0),
+            ("continuous seconds", self.continuous_seconds, 3600.0),
+        ] {
+            if !(lo.is_finite() && hi.is_finite() && lo >= 0.1 && lo <= hi && hi <= max) {
+                return bad(format!(
+                    "{name} ({lo}, {hi}) must satisfy 0.1 ≤ min ≤ max ≤ {max}"
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.shared_code) {
+            return bad(format!(
+                "shared-code must be in [0, 1], got {}",
+                self.shared_code
+            ));
+        }
+        let (lag_lo, lag_hi) = self.annotation_lag;
+        if !(lag_lo.is_finite()
+            && lag_hi.is_finite()
+            && 0.0 <= lag_lo
+            && lag_lo <= lag_hi
+            && lag_hi <= 30.0)
+        {
+            return bad(format!(
+                "annotation lag ({lag_lo}, {lag_hi}) must satisfy 0 ≤ min ≤ max ≤ 30 s"
+            ));
+        }
+        for (name, v) in [
+            ("cue spread", self.cue_spread),
+            ("annotation noise", self.annotation_noise),
+        ] {
+            if !(v.is_finite() && (0.0..=10.0).contains(&v)) {
+                return bad(format!("{name} {v} is outside [0, 10]"));
+            }
+        }
+        if !(self.annotation_rate.is_finite()
+            && self.annotation_rate > 0.0
+            && self.annotation_rate <= 100.0)
+        {
+            return bad(format!(
+                "annotation rate {} Hz is outside (0, 100]",
+                self.annotation_rate
+            ));
+        }
+        Ok(())
+    }
+
     /// A small corpus for `demo --quick`.
     pub fn quick(seed: u64) -> Self {
         SynthConfig {
@@ -252,17 +341,7 @@ pub fn generate(
     cfg: &SynthConfig,
     progress: &dyn Fn(usize, usize),
 ) -> Result<SynthSummary, SynthError> {
-    if cfg.speakers == 0 || cfg.performers == 0 || cfg.clips_per_cell == 0 {
-        return Err(SynthError::Config(
-            "speakers, performers and clips-per-cell must be ≥ 1".into(),
-        ));
-    }
-    if !(0.0..=1.0).contains(&cfg.shared_code) {
-        return Err(SynthError::Config(format!(
-            "shared-code must be in [0, 1], got {}",
-            cfg.shared_code
-        )));
-    }
+    cfg.validate()?;
     for dir in ["speech", "music", "annotations"] {
         let d = out.join(dir);
         std::fs::create_dir_all(&d).map_err(|e| SynthError::Write {
@@ -678,5 +757,84 @@ mod tests {
         for x in angry.iter().chain(&loud) {
             assert!(x.is_finite() && x.abs() <= 1.0);
         }
+    }
+
+    #[test]
+    fn absurd_settings_are_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        for (what, cfg) in [
+            (
+                "clips-per-cell",
+                SynthConfig {
+                    clips_per_cell: 100_000_000,
+                    ..tiny()
+                },
+            ),
+            (
+                "speakers",
+                SynthConfig {
+                    speakers: 0,
+                    ..tiny()
+                },
+            ),
+            (
+                "clips per emotion",
+                SynthConfig {
+                    speakers: 1000,
+                    clips_per_cell: 100,
+                    ..tiny()
+                },
+            ),
+            (
+                "speech rate",
+                SynthConfig {
+                    speech_rate: 0,
+                    ..tiny()
+                },
+            ),
+            (
+                "clip seconds",
+                SynthConfig {
+                    clip_seconds: (f32::NAN, 1.0),
+                    ..tiny()
+                },
+            ),
+            (
+                "continuous seconds",
+                SynthConfig {
+                    continuous_seconds: (40.0, 1e9),
+                    ..tiny()
+                },
+            ),
+            (
+                "annotation rate",
+                SynthConfig {
+                    annotation_rate: 0.0,
+                    ..tiny()
+                },
+            ),
+            (
+                "annotation lag",
+                SynthConfig {
+                    annotation_lag: (3.0, 1.0),
+                    ..tiny()
+                },
+            ),
+            (
+                "cue spread",
+                SynthConfig {
+                    cue_spread: -1.0,
+                    ..tiny()
+                },
+            ),
+        ] {
+            let out = dir.path().join(what.replace(' ', "_"));
+            let e = generate(&out, &cfg, &|_, _| {}).unwrap_err().to_string();
+            assert!(e.contains("invalid synth config"), "{what}: {e}");
+            assert!(!out.exists(), "{what}: nothing is written");
+        }
+        assert!(tiny().validate().is_ok());
+        assert!(SynthConfig::default().validate().is_ok());
+        assert!(SynthConfig::quick(1).validate().is_ok());
     }
 }

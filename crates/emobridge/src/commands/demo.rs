@@ -9,7 +9,8 @@
 //! 5. time-continuous arousal/valence on the continuous subset (LSTMs intra-domain, cross-domain,
 //!    and via a denoising autoencoder; `emobridge_studies::continuous`);
 //! 6. with `--model`, the probe and the FAD study on every hidden state of an SSL encoder;
-//! 7. `run.json` with the command, configuration, seed, version, hashes and failures.
+//! 7. `run.json` with the command, configuration, seed, version, hashes and failures;
+//! 8. `report.html` (with `summary.json` and `summary.md`) over every study's folder.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -92,11 +93,18 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
 
+    let profile = emobridge_studies::descriptors::summarise(
+        &Default::default(),
+        manifest,
+        &descriptors,
+        &args.out.join("descriptors"),
+    )?;
     tracing::info!("step 3/4: emotion probe on the eGeMAPS functionals");
     let probe_dir = probe_step(&args, manifest, &descriptors.functionals)?;
 
     tracing::info!("step 4/4: per-emotion Fréchet distances");
     let mut studies = vec![
+        ("descriptors", profile.run_dir),
         ("probe_egemaps", probe_dir),
         (
             "fad_egemaps",
@@ -152,12 +160,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         &descriptors.failures,
         &studies,
     )?;
+    emobridge_report::html::write_report(&[args.out.clone()], &args.out.join("report.html"))?;
     tracing::info!(
         "demo finished in {:.0} s → {}",
         started.elapsed().as_secs_f64(),
         args.out.display()
     );
-    println!("{}", args.out.join("run.json").display());
+    println!("{}", args.out.join("report.html").display());
     Ok(())
 }
 

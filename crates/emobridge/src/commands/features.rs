@@ -106,6 +106,11 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
         hop_s: args.hop_s,
         drop_partial: args.drop_partial,
     };
+    if args.level == Level::Windows {
+        window
+            .validate()
+            .map_err(|e| anyhow::anyhow!("--window-s/--hop-s: {e}"))?;
+    }
     let (inputs, shard) = shard_inputs(&args, collect_inputs(&args)?)?;
     let out = shard.map_or_else(|| args.out.clone(), |s| sharded_path(&args.out, s));
     if inputs.is_empty() && shard.is_some() {

@@ -37,6 +37,9 @@ pub struct ImportArgs {
     /// Domain of a folder-per-label tree: speech or music.
     #[arg(long)]
     pub domain: Option<String>,
+    /// Follow symbolic links that lead out of ROOT (links to folders inside ROOT never are).
+    #[arg(long)]
+    pub follow_links: bool,
 }
 
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
@@ -50,6 +53,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let options = ImportOptions {
         preset: parse_preset(args.preset.as_deref())?,
         domain: parse_domain(args.domain.as_deref())?,
+        follow_links: args.follow_links,
     };
     let other = args
         .shared_with
@@ -61,8 +65,17 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         .transpose()?;
 
     tracing::info!("importing {corpus} from {}", args.root.display());
-    let mut imported = import::import(corpus, &args.root, &options)
-        .with_context(|| format!("importing {corpus} from {}", args.root.display()))?;
+    let mut imported = match import::import(corpus, &args.root, &options) {
+        Ok(i) => i,
+        Err(e) => {
+            if let Some(issues) = e.issues() {
+                let written = import::write_issues_file(issues, &args.out)?;
+                bail!("{e}; each is listed in {}", written.display());
+            }
+            return Err(e)
+                .with_context(|| format!("importing {corpus} from {}", args.root.display()));
+        }
+    };
     for issue in &imported.issues {
         tracing::warn!("skipped {issue}");
     }
@@ -133,6 +146,7 @@ mod tests {
             shared_with: None,
             preset: None,
             domain: None,
+            follow_links: false,
         }
     }
 

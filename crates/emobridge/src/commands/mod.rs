@@ -8,5 +8,6 @@ pub mod fad;
 pub mod features;
 pub mod import;
 pub mod probe;
+pub mod report;
 pub mod slurm;
 pub mod synth;

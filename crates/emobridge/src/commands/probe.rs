@@ -95,19 +95,12 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         )
         .with_context(|| format!("probing {tag} in {}", root.display()))?,
         (_, _, Some(set)) => {
-            let set = if set == "compare" {
-                ClipDescriptors::Compare
-            } else {
-                ClipDescriptors::Egemaps
-            };
+            let set =
+                [ClipDescriptors::Egemaps, ClipDescriptors::Compare][(set == "compare") as usize];
             let records: Vec<_> = manifest
                 .records
                 .iter()
-                .filter(|r| match config.target {
-                    Target::Emotion => r.emotion.is_some(),
-                    Target::Arousal => r.arousal.is_some(),
-                    Target::Valence => r.valence.is_some(),
-                })
+                .filter(|r| config.target.present(r))
                 .collect();
             let (rows, failures) = clip_descriptors(&manifest, &records, set, &tick);
             for f in &failures {
@@ -124,8 +117,12 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
     };
     bar.finish_and_clear();
     log_best(&outcome.layers);
-    if let Some(w) = &outcome.weighted {
-        log_best(&[(0, w.clone())]);
+    for s in outcome.weighted.iter().flat_map(|w| &w.scores) {
+        tracing::info!(
+            "probe {} (weighted sum of all states): {:.3}",
+            s.key(),
+            s.primary().0
+        );
     }
     println!("{}", outcome.run_dir.join("run.json").display());
     Ok(())
@@ -133,18 +130,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
 
 /// Logs, per setting, the hidden state with the best score (UA, or Pearson r).
 pub fn log_best(layers: &[(usize, emobridge_studies::separability::SeparabilityOutcome)]) {
-    let mut best: Vec<(String, usize, f64)> = Vec::new();
-    for (layer, outcome) in layers {
-        for s in &outcome.scores {
-            let (key, v) = (s.key(), s.primary().0);
-            match best.iter_mut().find(|b| b.0 == key) {
-                Some(b) if v > b.2 => *b = (key, *layer, v),
-                Some(_) => {}
-                None => best.push((key, *layer, v)),
-            }
-        }
-    }
-    for (key, layer, v) in best {
+    for (key, layer, v) in emobridge_studies::separability::best_per_setting(layers) {
         tracing::info!("probe {key}: best score {v:.3} at state {layer}");
     }
 }
