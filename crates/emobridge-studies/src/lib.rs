@@ -5,6 +5,7 @@
 
 pub mod descriptors;
 pub mod fad;
+pub mod finetune;
 pub mod separability;
 
 use std::collections::BTreeMap;
