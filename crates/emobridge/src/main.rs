@@ -41,6 +41,8 @@ enum Command {
     Fad(commands::fad::FadArgs),
     /// Linear emotion probe on every cached hidden state, within and across domains.
     Probe(commands::probe::ProbeArgs),
+    /// Two-stage cross-domain fine-tuning (frozen, weighted-sum, full, LoRA, adapter, BitFit).
+    Finetune(commands::finetune::FinetuneArgs),
 }
 
 fn main() {
@@ -55,6 +57,7 @@ fn main() {
         Command::Extract(a) => commands::extract::run(a),
         Command::Fad(a) => commands::fad::run(a),
         Command::Probe(a) => commands::probe::run(a),
+        Command::Finetune(a) => commands::finetune::run(a),
     };
     if let Err(e) = result {
         // One line: the context chain joined, so the bad input and the reason read together.
