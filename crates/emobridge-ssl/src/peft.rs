@@ -671,3 +671,84 @@ fn placeholder(device: &Device) -> CResult<Linear> {
         None,
     )))
 }
+
+/// Folds a checkpoint written by `FineTuner::save_checkpoint` (folder with
+/// `adapter_model.safetensors` and `adapter_config.json`) into a model's tensors: LoRA pairs are
+/// merged into their layer's weight with the config's α/r, other tensors replace the model's
+/// tensor of the same name; adapter tensors are refused (they add layers).
+pub fn fold_checkpoint(tensors: &mut HashMap<String, Tensor>, dir: &std::path::Path) -> Result<()> {
+    let cfg_path = dir.join("adapter_config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| SslError::Io {
+        path: cfg_path.clone(),
+        source: e,
+    })?;
+    let cfg: serde_json::Value = serde_json::from_str(&text).map_err(|e| SslError::Json {
+        path: cfg_path.clone(),
+        source: e,
+    })?;
+    let st = dir.join("adapter_model.safetensors");
+    let saved =
+        candle_core::safetensors::load(&st, &Device::Cpu).map_err(|e| SslError::Weights {
+            path: st.clone(),
+            reason: e.to_string(),
+        })?;
+    let scale = match (cfg["lora_alpha"].as_f64(), cfg["r"].as_f64()) {
+        (Some(a), Some(r)) if r > 0.0 => Some(a / r),
+        _ => None,
+    };
+    let bad = |reason: String| SslError::Weights {
+        path: st.clone(),
+        reason,
+    };
+    for (name, t) in &saved {
+        if name.contains(".adapter_") {
+            return Err(bad(format!(
+                "`{name}` is a bottleneck adapter, which adds layers and cannot be folded into the encoder's weights"
+            )));
+        }
+        if name.contains(".lora_B.") {
+            continue;
+        }
+        if let Some(path) = name
+            .strip_prefix(PEFT_PREFIX)
+            .and_then(|n| n.strip_suffix(".lora_A.weight"))
+        {
+            let scale = scale.ok_or_else(|| {
+                bad("LoRA tensors but adapter_config.json has no r / lora_alpha".into())
+            })?;
+            let b_name = format!("{PEFT_PREFIX}{path}.lora_B.weight");
+            let b = saved
+                .get(&b_name)
+                .ok_or_else(|| bad(format!("`{b_name}` missing")))?;
+            let w_name = format!("{path}.weight");
+            let w = tensors
+                .get(&w_name)
+                .ok_or_else(|| bad(format!("the model has no `{w_name}` for `{name}`")))?;
+            let delta = (b.matmul(t)? * scale)?;
+            if delta.dims() != w.dims() {
+                return Err(bad(format!(
+                    "`{name}`: update {:?} does not fit `{w_name}` {:?}",
+                    delta.dims(),
+                    w.dims()
+                )));
+            }
+            let merged = (w.to_dtype(DType::F32)? + delta)?;
+            tensors.insert(w_name, merged);
+            continue;
+        }
+        match tensors.get(name) {
+            Some(old) if old.dims() == t.dims() => {
+                tensors.insert(name.clone(), t.clone());
+            }
+            Some(old) => {
+                return Err(bad(format!(
+                    "`{name}` has shape {:?}, the model's {:?}",
+                    t.dims(),
+                    old.dims()
+                )))
+            }
+            None => return Err(bad(format!("the model has no tensor `{name}`"))),
+        }
+    }
+    Ok(())
+}

@@ -267,3 +267,58 @@ fn lora_merge_gives_the_same_outputs_and_checkpoints_round_trip() {
         .to_string();
     assert!(err.contains("missing"), "{err}");
 }
+
+/// A LoRA / BitFit checkpoint folded into the weights of the packed inference encoder gives the
+/// fine-tuned encoder's outputs; an adapter checkpoint is refused with the reason.
+#[test]
+fn fine_tuned_checkpoints_fold_into_the_inference_encoder() {
+    use emobridge_ssl::train::{FineTuner, Task, TrainConfig};
+    use emobridge_ssl::{EmbedOptions, LoadOptions, PretrainedEncoder};
+    let name = "wav2vec2_layer_preln";
+    for method in [Method::Lora, Method::BitFit, Method::Adapter] {
+        let enc = trainable(name, &PeftConfig::with_method(method));
+        for (n, v) in enc.named_vars() {
+            if n.contains("lora_B") || method == Method::BitFit {
+                let shape = v.as_tensor().shape().clone();
+                let noise = Tensor::randn(0f32, 0.05, shape, &Device::Cpu).unwrap();
+                v.set(&(v.as_tensor() + noise).unwrap()).unwrap();
+            }
+        }
+        let tuner = FineTuner::new(
+            enc,
+            Task::Classification {
+                classes: 2,
+                class_weights: None,
+            },
+            TrainConfig::default(),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        tuner.save_checkpoint(dir.path(), name).unwrap();
+        let loaded = PretrainedEncoder::from_dir_with_adapter(
+            &fixture(name),
+            Some(dir.path()),
+            LoadOptions::default(),
+        );
+        if method == Method::Adapter {
+            let err = loaded.err().expect("adapters cannot fold").to_string();
+            assert!(err.contains("cannot be folded"), "{err}");
+            continue;
+        }
+        let loaded = loaded.unwrap();
+        let samples: Vec<f32> = (0..1600).map(|i| (i as f32 * 0.21).sin() * 0.4).collect();
+        let emb = loaded
+            .embed(&samples, 16_000, &EmbedOptions::default())
+            .unwrap();
+        let mut prepared = samples.clone();
+        if loaded.preprocess().do_normalize {
+            emobridge_ssl::normalize_utterance(&mut prepared);
+        }
+        let x = Tensor::from_vec(prepared, (1, 1600), &Device::Cpu).unwrap();
+        let want = tuner.encoder.forward(&x, None).unwrap();
+        let last = want.len() - 1;
+        let got = emb.hidden_states().get(last).unwrap();
+        let d = max_abs_diff(&got, &want[last].squeeze(0).unwrap());
+        assert!(d <= 1e-4, "{method:?}: folded encoder differs by {d:e}");
+    }
+}
