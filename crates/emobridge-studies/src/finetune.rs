@@ -132,7 +132,7 @@ pub enum FinetuneError {
         method: &'static str,
         direction: &'static str,
         stage: String,
-        source: TrainError,
+        source: Box<TrainError>,
     },
     #[error(transparent)]
     Folds(#[from] FoldError),
@@ -425,7 +425,7 @@ pub fn run(
                     method: method.as_str(),
                     direction: direction.as_str(),
                     stage,
-                    source,
+                    source: Box::new(source),
                 }
             };
             // Stage 1 on every source clip.
@@ -600,8 +600,8 @@ fn write_outputs(
             &run.path(&format!("{name}.svg")),
         )?;
         run.figure(
-            &format!("{name}.svg"),
-            &format!("Learning curves, {}", direction.as_str()),
+            format!("{name}.svg"),
+            format!("Learning curves, {}", direction.as_str()),
             "Cross-entropy on the held-out dev speakers after each epoch: stage 1 on the source domain, and fold 1 of target-only and two-stage training.\nLower is better; the kept parameters are those of each curve's minimum.",
         );
     }
