@@ -25,7 +25,9 @@ mod features;
 mod gemm;
 pub mod hub;
 pub mod model;
+pub mod peft;
 pub mod pretrained;
+pub mod train;
 pub mod weights;
 
 /// The tensor crate of this API (`LoadOptions::device`), re-exported.
@@ -38,6 +40,7 @@ pub use dense::{Kernels, Linear, PackedLinear};
 pub use embedding::ClipEmbedding;
 pub use error::{Result, SslError};
 pub use model::{Encoder, HiddenStateConvention};
+pub use peft::{AdapterConfig, AdapterKind, LoraConfig, Method, PeftConfig, TrainableEncoder};
 pub use pretrained::{
     normalize_utterance, EmbedOptions, LoadOptions, Precision, PretrainedEncoder,
 };

@@ -6,6 +6,7 @@
 pub mod continuous;
 pub mod descriptors;
 pub mod fad;
+pub mod finetune;
 pub mod separability;
 
 use std::collections::BTreeMap;

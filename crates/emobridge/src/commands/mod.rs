@@ -6,6 +6,7 @@ pub mod embed;
 pub mod extract;
 pub mod fad;
 pub mod features;
+pub mod finetune;
 pub mod import;
 pub mod probe;
 pub mod report;
