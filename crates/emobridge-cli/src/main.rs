@@ -48,6 +48,8 @@ enum Command {
     Report(commands::report::ReportArgs),
     /// Run extract, features, fad or probe on a Slurm cluster as a job array, one task per shard.
     Slurm(commands::slurm::SlurmArgs),
+    /// Two-stage cross-domain fine-tuning (frozen, weighted-sum, full, LoRA, adapter, BitFit).
+    Finetune(commands::finetune::FinetuneArgs),
 }
 
 fn main() {
@@ -65,6 +67,7 @@ fn main() {
         Command::Continuous(a) => commands::continuous::run(a),
         Command::Report(a) => commands::report::run(a),
         Command::Slurm(a) => commands::slurm::run(a),
+        Command::Finetune(a) => commands::finetune::run(a),
     };
     if let Err(e) = result {
         // One line: the context chain joined, so the bad input and the reason read together.

@@ -92,7 +92,7 @@ fn folder_per_label_ids_with_separators_go_through_extract_and_probe() {
         .arg(&cache)
         .args(["--model", "tiny", "--folds", "2", "--out"])
         .arg(&out));
-    let by_layer = std::fs::read_to_string(out.join("by_layer.csv")).unwrap();
+    let by_layer = std::fs::read_to_string(out.join("transfer_matrix.csv")).unwrap();
     let states = store.read("sad/spk4/take2").unwrap().shape[0];
     assert_eq!(by_layer.lines().count(), 1 + states, "{by_layer}");
     // Every clip was found in the cache: the run lists no failure.
@@ -140,7 +140,7 @@ fn pipeline(corpus: &str, root: &Path, d: &Path) -> usize {
         .and_then(|f| f.as_array())
         .map_or(0, Vec::len);
     assert_eq!(failures, 0, "{corpus}: {run}");
-    assert!(out.join("by_layer.csv").is_file(), "{corpus}");
+    assert!(out.join("transfer_matrix.csv").is_file(), "{corpus}");
     m.records.len()
 }
 

@@ -575,6 +575,6 @@ fn job_arrays_on_a_real_single_node_slurm() {
     let mut one = probe.to_vec();
     one.extend(["--tasks", "1", "--wait", "--poll-s", "0.5"]);
     ok(&cluster.emobridge(w, &one));
-    assert!(w.join("probe/by_layer.csv").is_file());
+    assert!(w.join("probe/transfer_matrix.csv").is_file());
     drop(cluster);
 }

@@ -64,6 +64,10 @@ pub enum Linear {
     Packed(PackedLinear),
     /// candle's matmul on the tensors the `VarBuilder` handed out (any device; trainable).
     Candle(candle_nn::Linear),
+    /// A LoRA-wrapped layer (see [`crate::peft`]).
+    Lora(Box<crate::peft::LoraLinear>),
+    /// A layer followed by a bottleneck adapter (see [`crate::peft`]).
+    Adapter(Box<crate::peft::AdapterLinear>),
 }
 
 impl Linear {
@@ -91,7 +95,7 @@ impl Linear {
     pub fn as_candle(&self) -> Option<&candle_nn::Linear> {
         match self {
             Linear::Candle(l) => Some(l),
-            Linear::Packed(_) => None,
+            Linear::Packed(_) | Linear::Lora(_) | Linear::Adapter(_) => None,
         }
     }
 
@@ -104,6 +108,14 @@ impl Linear {
         let packed = match self {
             Linear::Candle(linear) => {
                 let y = linear.forward(x)?;
+                return if gelu { y.gelu_erf() } else { Ok(y) };
+            }
+            Linear::Lora(l) => {
+                let y = l.forward(x)?;
+                return if gelu { y.gelu_erf() } else { Ok(y) };
+            }
+            Linear::Adapter(a) => {
+                let y = a.forward(x)?;
                 return if gelu { y.gelu_erf() } else { Ok(y) };
             }
             Linear::Packed(p) => p,

@@ -26,7 +26,9 @@ mod features;
 mod gemm;
 pub mod hub;
 pub mod model;
+pub mod peft;
 pub mod pretrained;
+pub mod train;
 pub mod weights;
 
 /// The tensor crate of this API (`LoadOptions::device`), re-exported.
@@ -40,6 +42,7 @@ pub use embedding::ClipEmbedding;
 pub use error::{Result, SslError};
 pub use extract::{extract_manifest, ExtractConfig, ExtractReport};
 pub use model::{Encoder, HiddenStateConvention};
+pub use peft::{AdapterConfig, AdapterKind, LoraConfig, Method, PeftConfig, TrainableEncoder};
 pub use pretrained::{
     normalize_utterance, EmbedOptions, LoadOptions, Precision, PretrainedEncoder,
 };

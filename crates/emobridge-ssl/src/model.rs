@@ -638,6 +638,30 @@ impl Encoder {
         &self.cfg
     }
 
+    /// Every [`Linear`] of the encoder under its module path (transformers' names), in model
+    /// order: the feature projection, then per layer q/k/v/out projections and the two
+    /// feed-forward layers. This is what LoRA and adapters target by name.
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let mut out: Vec<(String, &mut Linear)> = vec![(
+            "feature_projection.projection".to_string(),
+            &mut self.projection.proj,
+        )];
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let p = format!("encoder.layers.{i}");
+            let a = &mut layer.attention;
+            out.push((format!("{p}.attention.q_proj"), &mut a.q));
+            out.push((format!("{p}.attention.k_proj"), &mut a.k));
+            out.push((format!("{p}.attention.v_proj"), &mut a.v));
+            out.push((format!("{p}.attention.out_proj"), &mut a.out));
+            out.push((
+                format!("{p}.feed_forward.intermediate_dense"),
+                &mut layer.ff_in,
+            ));
+            out.push((format!("{p}.feed_forward.output_dense"), &mut layer.ff_out));
+        }
+        out
+    }
+
     /// Runs the encoder on prepared samples [B, N] (already normalised when the checkpoint asks
     /// for it). `lengths` gives each item's valid samples for a zero-padded batch; it builds the
     /// attention mask transformers derives from `attention_mask`. Returns L+1 tensors [B, T, H].

@@ -104,6 +104,18 @@ impl PretrainedEncoder {
 
     /// Loads a HuggingFace model folder as saved by `save_pretrained` (or downloaded from the hub).
     pub fn from_dir(dir: &Path, opts: LoadOptions) -> Result<Self> {
+        Self::from_dir_with_adapter(dir, None, opts)
+    }
+
+    /// [`Self::from_dir`] with a fine-tuned checkpoint of `emobridge finetune` folded into the
+    /// weights before they are packed: LoRA updates merged (`W + (α/r)·B·A`), trained base
+    /// tensors (full, BitFit) replacing the checkpoint's. Bottleneck adapters add layers and
+    /// cannot be folded; they are refused with that reason.
+    pub fn from_dir_with_adapter(
+        dir: &Path,
+        adapter: Option<&Path>,
+        opts: LoadOptions,
+    ) -> Result<Self> {
         let cfg = EncoderConfig::from_file(&dir.join("config.json"))?;
         let pre_path = dir.join("preprocessor_config.json");
         let preprocess = if pre_path.is_file() {
@@ -116,7 +128,10 @@ impl PretrainedEncoder {
             );
             PreprocessConfig::default_for(cfg.family)
         };
-        let tensors = read_tensors(&weight_files(dir)?)?;
+        let mut tensors = read_tensors(&weight_files(dir)?)?;
+        if let Some(adapter) = adapter {
+            crate::peft::fold_checkpoint(&mut tensors, adapter)?;
+        }
         let source = WeightSource::new(tensors);
         let built = Encoder::new(
             &cfg,

@@ -1561,7 +1561,10 @@ fn write_outputs(
         let at = if single || st.is_none() {
             format!("with {}", state_name(st))
         } else {
-            format!("at hidden state {}", state_name(st))
+            format!(
+                "at {}",
+                emobridge_report::plot::layer_name(st.unwrap_or_default())
+            )
         };
         let text = if regression {
             format!(
@@ -1730,7 +1733,7 @@ fn write_outputs(
         );
         let chart = emobridge_report::BandChart {
             title: "Learned layer weights".into(),
-            x_label: "hidden state".into(),
+            x_label: emobridge_report::plot::LAYER_AXIS.into(),
             y_label: "softmax weight".into(),
             series: layer_weights
                 .iter()

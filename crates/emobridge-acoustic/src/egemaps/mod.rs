@@ -272,10 +272,11 @@ pub fn lld(samples: &[f32], sample_rate: u32) -> Result<FeatureFrames, AcousticE
 const MIN_FRAME_S: f64 = 0.060;
 
 /// The length rule for functionals: a clip shorter than one 60 ms frame (the pitch frame, the
-/// longest of the set) has no LLD frame at all. SMILExtract then writes placeholders (0, and
-/// −120 dB for the sound level) as if they were measurements; emobridge refuses instead with
-/// [`AcousticError::TooShort`], so a batch lists the clip as failed rather than writing a row
-/// that looks real. [`lld`] of such a clip is an empty table (no rows), as SMILExtract's.
+/// longest of the set) has no LLD frame at all. SMILExtract writes no functionals row for it
+/// (the `synth_too_short` parity fixture); emobridge used to write a row of placeholders (0, and
+/// −120 dB for the sound level) that looked like measurements, and now refuses with
+/// [`AcousticError::TooShort`], so a batch lists the clip as failed with its reason. [`lld`] of
+/// such a clip is an empty table (no rows), as SMILExtract's.
 pub fn check_length(samples: &[f32], sample_rate: u32) -> Result<(), AcousticError> {
     let needed = (MIN_FRAME_S * sample_rate as f64).round() as usize;
     if samples.len() < needed {

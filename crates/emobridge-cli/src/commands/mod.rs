@@ -8,6 +8,7 @@ pub mod extract;
 pub mod fad;
 pub mod fad_study;
 pub mod features;
+pub mod finetune;
 pub mod import;
 pub mod probe;
 pub mod report;

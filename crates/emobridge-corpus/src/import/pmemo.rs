@@ -229,11 +229,9 @@ fn read_dynamic(
         .collect())
 }
 
-/// One dimension of the 2018 static table: id → (mean, std) on the [0, 1] scale.
-fn read_static_2018(
-    path: &Path,
-    out: &mut Imported,
-) -> Result<HashMap<String, (Option<f32>, Option<f32>)>, ImportError> {
+/// One dimension of the 2018 static table: id → (mean, std) on the [0, 1] scale (the
+/// [`Spreads`] shape).
+fn read_static_2018(path: &Path, out: &mut Imported) -> Result<Spreads, ImportError> {
     let t = Table::read(path)?;
     let id = t
         .column(&["musicId", "music_id", "song_id", "id"])

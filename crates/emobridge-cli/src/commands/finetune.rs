@@ -1,0 +1,92 @@
+//! `emobridge finetune`: two-stage cross-domain fine-tuning of an SSL encoder (frozen,
+//! weighted-sum, full, LoRA, adapters, BitFit) against target-only training.
+//!
+//! ```text
+//! emobridge finetune --manifest M --model DIR_OR_ID --method lora|all|frozen,full
+//!     --direction music-to-speech|speech-to-music|both [--config C.toml] --out DIR
+//! ```
+//!
+//! See `emobridge_studies::finetune` for the protocol and the outputs; `--config` holds a
+//! `FinetuneConfig` in TOML (LoRA rank, adapter kind, epochs, learning rates, folds, …).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use emobridge_corpus::Manifest;
+use emobridge_ssl::Method;
+use emobridge_studies::finetune::{run as finetune, Direction, FinetuneConfig};
+
+#[derive(clap::Args)]
+pub struct FinetuneArgs {
+    /// Corpus manifest with speech and music clips that carry an emotion.
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// Model folder or HuggingFace id (ORG/NAME).
+    #[arg(long)]
+    pub model: String,
+    /// Comma-separated methods, or `all`: frozen, weighted-sum, full, lora, adapter, bitfit.
+    #[arg(long, default_value = "lora")]
+    pub method: String,
+    /// Comma-separated directions, or `both`: music-to-speech, speech-to-music.
+    #[arg(long, default_value = "both")]
+    pub direction: String,
+    /// TOML file with a FinetuneConfig; --method/--direction override its lists.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run folder to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn parse_list<T>(s: &str, all: &[T], parse: impl Fn(&str) -> Option<T>) -> anyhow::Result<Vec<T>>
+where
+    T: Copy,
+{
+    if s == "all" || s == "both" {
+        return Ok(all.to_vec());
+    }
+    s.split(',')
+        .map(|p| parse(p.trim()).with_context(|| format!("unknown value `{p}`")))
+        .collect()
+}
+
+pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(p) => FinetuneConfig::from_toml_file(p)?,
+        None => FinetuneConfig::default(),
+    };
+    config.methods = parse_list(&args.method, &Method::ALL, Method::parse)
+        .context("--method takes frozen, weighted-sum, full, lora, adapter, bitfit or all")?;
+    config.directions = parse_list(&args.direction, &Direction::ALL, Direction::parse)
+        .context("--direction takes music-to-speech, speech-to-music or both")?;
+    if config.methods.is_empty() || config.directions.is_empty() {
+        bail!("--method and --direction need at least one value");
+    }
+    let manifest = Manifest::read(&args.manifest)
+        .with_context(|| format!("reading {}", args.manifest.display()))?;
+    let model_dir = emobridge_ssl::hub::resolve_model_dir(
+        &args.model,
+        &emobridge_ssl::hub::HubOptions::from_env(),
+    )?;
+    let bar = crate::progress::bar(0, "finetune");
+    let outcome = finetune(&config, &manifest, &model_dir, &args.out, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .with_context(|| format!("fine-tuning {}", args.model))?;
+    bar.finish_and_clear();
+    for r in &outcome.rows {
+        tracing::info!(
+            "{} {} {}: UA {:.3}, WA {:.3}, macro-F1 {:.3} ({} trainable encoder parameters)",
+            r.method.as_str(),
+            r.direction.as_str(),
+            r.setting,
+            r.unweighted_accuracy,
+            r.weighted_accuracy,
+            r.macro_f1,
+            r.trainable_encoder
+        );
+    }
+    println!("{}", outcome.run_dir.join("run.json").display());
+    Ok(())
+}

@@ -1,0 +1,855 @@
+//! Fine-tuning an encoder with a pooling + head on top: losses, AdamW with separate learning
+//! rates for the encoder side and the head, warm-up with linear or cosine decay, gradient
+//! accumulation, global-norm clipping, length-bucketed batches with attention masks (per-length
+//! batches for group-norm models), early stopping on a dev share, and checkpoints holding only
+//! the trainable parameters.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use candle_nn::{AdamW, Module, Optimizer, ParamsAdamW, VarMap};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConvNorm;
+use crate::error::{Result, SslError};
+use crate::peft::{Method, TrainableEncoder};
+
+type CResult<T> = candle_core::Result<T>;
+
+/// How frames become one vector per clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// Mean over valid frames.
+    Mean,
+    /// Softmax-weighted mean with a learned score per frame (a linear layer H → 1).
+    Attentive,
+}
+
+/// The classifier / regressor on the pooled vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadKind {
+    Linear,
+    /// Linear → ReLU → Linear.
+    Mlp,
+}
+
+/// Learning-rate decay after warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Constant,
+    Linear,
+    Cosine,
+}
+
+/// Loss for continuous targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegressionLoss {
+    Mse,
+    /// 1 − concordance correlation coefficient, averaged over outputs.
+    Ccc,
+}
+
+/// What the head predicts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Task {
+    /// Cross-entropy over `classes`, optionally class-weighted (torch's weighted mean).
+    Classification {
+        classes: usize,
+        class_weights: Option<Vec<f32>>,
+    },
+    /// `outputs` continuous values (e.g. arousal, valence).
+    Regression {
+        outputs: usize,
+        loss: RegressionLoss,
+    },
+}
+
+impl Task {
+    fn outputs(&self) -> usize {
+        match self {
+            Task::Classification { classes, .. } => *classes,
+            Task::Regression { outputs, .. } => *outputs,
+        }
+    }
+}
+
+/// Head and optimisation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub pooling: Pooling,
+    pub head: HeadKind,
+    /// Hidden width of the MLP head.
+    pub mlp_hidden: usize,
+    /// `frozen` / full-model methods: which hidden state feeds the head (None = the last).
+    pub layer: Option<usize>,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step.
+    pub grad_accum: usize,
+    /// Learning rate of the encoder-side parameters (LoRA, adapters, biases, weights).
+    pub lr_encoder: f64,
+    /// Learning rate of the head (and the layer weights of `weighted-sum`).
+    pub lr_head: f64,
+    pub weight_decay: f64,
+    /// Share of the optimiser steps spent warming up linearly from 0.
+    pub warmup_share: f64,
+    pub schedule: Schedule,
+    /// Global gradient-norm clip (0 = none).
+    pub clip_norm: f64,
+    /// Epochs without dev-loss improvement before stopping (0 = never stop early).
+    pub patience: usize,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            pooling: Pooling::Mean,
+            head: HeadKind::Linear,
+            mlp_hidden: 256,
+            layer: None,
+            epochs: 20,
+            batch_size: 8,
+            grad_accum: 1,
+            lr_encoder: 5e-5,
+            lr_head: 1e-3,
+            weight_decay: 0.01,
+            warmup_share: 0.1,
+            schedule: Schedule::Linear,
+            clip_norm: 1.0,
+            patience: 5,
+            seed: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Rejects absurd values with a one-line reason.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(SslError::Input(m.to_string()));
+        if self.epochs == 0 {
+            return bad("epochs must be ≥ 1");
+        }
+        if self.batch_size == 0 || self.grad_accum == 0 {
+            return bad("batch_size and grad_accum must be ≥ 1");
+        }
+        if self.head == HeadKind::Mlp && self.mlp_hidden == 0 {
+            return bad("mlp_hidden must be ≥ 1");
+        }
+        for (name, lr) in [("lr_encoder", self.lr_encoder), ("lr_head", self.lr_head)] {
+            if !(lr.is_finite() && lr >= 0.0) {
+                return Err(SslError::Input(format!("{name} must be ≥ 0, got {lr}")));
+            }
+        }
+        if !(0.0..1.0).contains(&self.warmup_share) {
+            return bad("warmup_share must be in [0, 1)");
+        }
+        if !(self.clip_norm.is_finite() && self.clip_norm >= 0.0) {
+            return bad("clip_norm must be ≥ 0");
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("weight_decay must be ≥ 0");
+        }
+        Ok(())
+    }
+}
+
+/// Learning-rate multiplier at optimiser step `step` (0-based) of `total`.
+pub fn lr_factor(step: usize, total: usize, warmup: usize, schedule: Schedule) -> f64 {
+    if step < warmup {
+        return (step + 1) as f64 / warmup as f64;
+    }
+    let rest = total.saturating_sub(warmup).max(1) as f64;
+    let progress = ((step - warmup) as f64 / rest).min(1.0);
+    match schedule {
+        Schedule::Constant => 1.0,
+        Schedule::Linear => 1.0 - progress,
+        Schedule::Cosine => 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+    }
+}
+
+/// A prepared clip (samples already normalised as the checkpoint asks) and its target.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub samples: Vec<f32>,
+    /// Class index (classification).
+    pub label: usize,
+    /// Continuous targets (regression).
+    pub values: Vec<f32>,
+}
+
+/// Pooling and head parameters, all trainable (in their own `VarMap`, names `head.*`).
+pub struct Head {
+    vars: VarMap,
+    layer_weights: Option<Tensor>,
+    layer: usize,
+    attention: Option<candle_nn::Linear>,
+    hidden: Option<candle_nn::Linear>,
+    out: candle_nn::Linear,
+}
+
+fn seeded_linear(
+    vars: &VarMap,
+    name: &str,
+    inp: usize,
+    out: usize,
+    rng: &mut ChaCha8Rng,
+) -> CResult<candle_nn::Linear> {
+    use rand::Rng;
+    let bound = 1.0 / (inp as f64).sqrt();
+    let w: Vec<f32> = (0..inp * out)
+        .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32)
+        .collect();
+    let b: Vec<f32> = (0..out)
+        .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32)
+        .collect();
+    let mut data = vars.data().lock().unwrap_or_else(|e| e.into_inner());
+    let w = Var::from_tensor(&Tensor::from_vec(w, (out, inp), &Device::Cpu)?)?;
+    let b = Var::from_tensor(&Tensor::from_vec(b, out, &Device::Cpu)?)?;
+    data.insert(format!("{name}.weight"), w.clone());
+    data.insert(format!("{name}.bias"), b.clone());
+    Ok(candle_nn::Linear::new(
+        w.as_tensor().clone(),
+        Some(b.as_tensor().clone()),
+    ))
+}
+
+impl Head {
+    /// A head for `states` hidden states of width `hidden`, initialised like torch's
+    /// `nn.Linear` from `seed`.
+    pub fn new(
+        method: Method,
+        states: usize,
+        hidden: usize,
+        task: &Task,
+        cfg: &TrainConfig,
+    ) -> Result<Self> {
+        let vars = VarMap::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x4ead);
+        let layer = cfg.layer.unwrap_or(states - 1);
+        if layer >= states {
+            return Err(SslError::Input(format!(
+                "layer {layer} does not exist (the encoder has hidden states 0..={})",
+                states - 1
+            )));
+        }
+        let layer_weights = if method == Method::WeightedSum {
+            let v = Var::from_tensor(&Tensor::zeros(states, DType::F32, &Device::Cpu)?)?;
+            vars.data()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert("head.layer_weights".into(), v.clone());
+            Some(v.as_tensor().clone())
+        } else {
+            None
+        };
+        let attention = match cfg.pooling {
+            Pooling::Attentive => {
+                Some(seeded_linear(&vars, "head.attention", hidden, 1, &mut rng)?)
+            }
+            Pooling::Mean => None,
+        };
+        let (hidden_layer, width) = match cfg.head {
+            HeadKind::Mlp => (
+                Some(seeded_linear(
+                    &vars,
+                    "head.dense",
+                    hidden,
+                    cfg.mlp_hidden,
+                    &mut rng,
+                )?),
+                cfg.mlp_hidden,
+            ),
+            HeadKind::Linear => (None, hidden),
+        };
+        let out = seeded_linear(&vars, "head.out", width, task.outputs(), &mut rng)?;
+        Ok(Head {
+            vars,
+            layer_weights,
+            layer,
+            attention,
+            hidden: hidden_layer,
+            out,
+        })
+    }
+
+    pub fn vars(&self) -> &VarMap {
+        &self.vars
+    }
+
+    /// The softmax layer weights of `weighted-sum`.
+    pub fn layer_weights(&self) -> Result<Option<Vec<f32>>> {
+        match &self.layer_weights {
+            Some(w) => Ok(Some(candle_nn::ops::softmax(w, 0)?.to_vec1()?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `states`: L+1 tensors [B, T, H]; `mask`: [B, T] (1 valid, 0 padding) → [B, outputs].
+    pub fn forward(&self, states: &[Tensor], mask: &Tensor) -> CResult<Tensor> {
+        let x = match &self.layer_weights {
+            Some(w) => {
+                let w = candle_nn::ops::softmax(w, 0)?;
+                let stacked = Tensor::stack(states, 0)?;
+                let n = states.len();
+                stacked.broadcast_mul(&w.reshape((n, 1, 1, 1))?)?.sum(0)?
+            }
+            None => states[self.layer].clone(),
+        };
+        let m = mask.unsqueeze(2)?;
+        let pooled = match &self.attention {
+            None => {
+                let sum = x.broadcast_mul(&m)?.sum(1)?;
+                sum.broadcast_div(&m.sum(1)?)?
+            }
+            Some(att) => {
+                let scores = att.forward(&x)?;
+                let neg = ((m.ones_like()? - &m)? * -1e9)?;
+                let p = candle_nn::ops::softmax(&(scores + neg)?, 1)?;
+                x.broadcast_mul(&p)?.sum(1)?
+            }
+        };
+        let z = match &self.hidden {
+            Some(h) => h.forward(&pooled)?.relu()?,
+            None => pooled,
+        };
+        self.out.forward(&z)
+    }
+}
+
+/// The loss of `out` [B, outputs] against a batch's targets.
+pub fn loss(task: &Task, out: &Tensor, batch: &[&Example]) -> CResult<Tensor> {
+    let dev = out.device();
+    match task {
+        Task::Classification { class_weights, .. } => {
+            let labels: Vec<u32> = batch.iter().map(|e| e.label as u32).collect();
+            let n = labels.len();
+            let logp = candle_nn::ops::log_softmax(out, D::Minus1)?;
+            let picked = logp
+                .gather(&Tensor::from_vec(labels.clone(), (n, 1), dev)?, 1)?
+                .squeeze(1)?;
+            let w: Vec<f32> = match class_weights {
+                Some(cw) => labels.iter().map(|&l| cw[l as usize]).collect(),
+                None => vec![1.0; n],
+            };
+            let total: f32 = w.iter().sum();
+            let w = Tensor::from_vec(w, n, dev)?;
+            (picked.mul(&w)?.sum_all()? * (-1.0 / total as f64))?.reshape(())
+        }
+        Task::Regression { outputs, loss } => {
+            let vals: Vec<f32> = batch.iter().flat_map(|e| e.values.clone()).collect();
+            let y = Tensor::from_vec(vals, (batch.len(), *outputs), dev)?;
+            match loss {
+                RegressionLoss::Mse => out.sub(&y)?.sqr()?.mean_all(),
+                RegressionLoss::Ccc => {
+                    let mx = out.mean_keepdim(0)?;
+                    let my = y.mean_keepdim(0)?;
+                    let dx = out.broadcast_sub(&mx)?;
+                    let dy = y.broadcast_sub(&my)?;
+                    let vx = dx.sqr()?.mean(0)?;
+                    let vy = dy.sqr()?.mean(0)?;
+                    let cov = dx.mul(&dy)?.mean(0)?;
+                    let diff = mx.sub(&my)?.sqr()?.squeeze(0)?;
+                    let ccc = ((cov * 2.0)? / (vx + vy + diff)?)?;
+                    (1.0 - ccc.mean_all()?)?.reshape(())
+                }
+            }
+        }
+    }
+}
+
+/// One epoch's record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub dev_loss: f64,
+    /// Learning-rate multiplier at the end of the epoch.
+    pub lr_factor: f64,
+}
+
+/// What a training run did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub curve: Vec<EpochLog>,
+    /// The epoch whose parameters were kept (lowest dev loss).
+    pub best_epoch: usize,
+    pub best_dev_loss: f64,
+    pub stopped_early: bool,
+    pub optimizer_steps: usize,
+    pub trainable_encoder: usize,
+    pub trainable_head: usize,
+}
+
+/// Why training stopped without a result.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("training diverged: loss is {loss} at epoch {epoch}, step {step} (lower the learning rates or enable clipping); no checkpoint was written")]
+    Diverged {
+        epoch: usize,
+        step: usize,
+        loss: f32,
+    },
+    #[error(transparent)]
+    Ssl(#[from] SslError),
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("{path}: {reason}")]
+    Checkpoint { path: PathBuf, reason: String },
+}
+
+/// An encoder with its head, ready to train.
+pub struct FineTuner {
+    pub encoder: TrainableEncoder,
+    pub head: Head,
+    pub task: Task,
+    pub cfg: TrainConfig,
+    /// Per-clip hidden states of a frozen encoder, computed once.
+    cache: HashMap<usize, Vec<Tensor>>,
+}
+
+fn snapshot(vars: &[(String, Var)]) -> CResult<Vec<Tensor>> {
+    vars.iter()
+        .map(|(_, v)| v.as_tensor().copy().map(|t| t.detach()))
+        .collect()
+}
+
+fn restore(vars: &[(String, Var)], values: &[Tensor]) -> CResult<()> {
+    for ((_, v), t) in vars.iter().zip(values) {
+        v.set(t)?;
+    }
+    Ok(())
+}
+
+fn named(map: &VarMap) -> Vec<(String, Var)> {
+    let data = map.data().lock().unwrap_or_else(|e| e.into_inner());
+    let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+impl FineTuner {
+    pub fn new(encoder: TrainableEncoder, task: Task, cfg: TrainConfig) -> Result<Self> {
+        cfg.validate()?;
+        if let Task::Classification {
+            classes,
+            class_weights: Some(w),
+        } = &task
+        {
+            if w.len() != *classes || w.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
+                return Err(SslError::Input(format!(
+                    "class_weights needs {classes} finite values ≥ 0, got {w:?}"
+                )));
+            }
+        }
+        if task.outputs() == 0 {
+            return Err(SslError::Input("the task has no outputs".into()));
+        }
+        let ecfg = encoder.encoder().config();
+        let head = Head::new(
+            encoder.peft().method,
+            ecfg.num_layers + 1,
+            ecfg.hidden_size,
+            &task,
+            &cfg,
+        )?;
+        Ok(FineTuner {
+            encoder,
+            head,
+            task,
+            cfg,
+            cache: HashMap::new(),
+        })
+    }
+
+    fn group_norm(&self) -> bool {
+        self.encoder.encoder().config().conv_norm == ConvNorm::Group
+    }
+
+    /// Index batches: sorted by length and cut into `batch_size` runs (group-norm models: only
+    /// equal lengths share a batch, since their first conv normalises over time).
+    pub fn batches(&self, examples: &[Example], order: &[usize]) -> Vec<Vec<usize>> {
+        let mut idx: Vec<usize> = order.to_vec();
+        idx.sort_by_key(|&i| (examples[i].samples.len(), i));
+        let mut out: Vec<Vec<usize>> = Vec::new();
+        for i in idx {
+            let fits = out.last().is_some_and(|b: &Vec<usize>| {
+                b.len() < self.cfg.batch_size
+                    && (!self.group_norm()
+                        || examples[b[0]].samples.len() == examples[i].samples.len())
+            });
+            if fits {
+                out.last_mut().expect("checked").push(i);
+            } else {
+                out.push(vec![i]);
+            }
+        }
+        out
+    }
+
+    /// Hidden states and frame mask of a batch.
+    fn states(&mut self, examples: &[Example], batch: &[usize]) -> CResult<(Vec<Tensor>, Tensor)> {
+        let ecfg = self.encoder.encoder().config().clone();
+        let frames: Vec<usize> = batch
+            .iter()
+            .map(|&i| ecfg.frames_for(examples[i].samples.len()))
+            .collect();
+        let t_max = *frames.iter().max().unwrap_or(&0);
+        let mut mask = vec![0f32; batch.len() * t_max];
+        for (r, &f) in frames.iter().enumerate() {
+            mask[r * t_max..r * t_max + f].fill(1.0);
+        }
+        let dev = Device::Cpu;
+        let mask = Tensor::from_vec(mask, (batch.len(), t_max), &dev)?;
+        if self.encoder.peft().method.trains_encoder() {
+            let n = batch
+                .iter()
+                .map(|&i| examples[i].samples.len())
+                .max()
+                .unwrap_or(0);
+            let mut x = vec![0f32; batch.len() * n];
+            let lengths: Vec<usize> = batch.iter().map(|&i| examples[i].samples.len()).collect();
+            for (r, &i) in batch.iter().enumerate() {
+                x[r * n..r * n + lengths[r]].copy_from_slice(&examples[i].samples);
+            }
+            let x = Tensor::from_vec(x, (batch.len(), n), &dev)?;
+            let same = lengths.iter().all(|&l| l == n);
+            let states = self
+                .encoder
+                .forward(&x, if same { None } else { Some(&lengths) })?;
+            return Ok((states, mask));
+        }
+        // Frozen encoder: each clip's states once, alone (no padding), then padded here.
+        for &i in batch {
+            if !self.cache.contains_key(&i) {
+                let s = &examples[i].samples;
+                let x = Tensor::from_slice(s, (1, s.len()), &dev)?;
+                let states = self
+                    .encoder
+                    .forward(&x, None)?
+                    .into_iter()
+                    .map(|t| t.detach())
+                    .collect();
+                self.cache.insert(i, states);
+            }
+        }
+        let layers = ecfg.num_layers + 1;
+        let mut out = Vec::with_capacity(layers);
+        for l in 0..layers {
+            let rows = batch
+                .iter()
+                .map(|i| {
+                    let t = &self.cache[i][l];
+                    let have = t.dim(1)?;
+                    if have < t_max {
+                        t.pad_with_zeros(1, 0, t_max - have)
+                    } else {
+                        Ok(t.clone())
+                    }
+                })
+                .collect::<CResult<Vec<_>>>()?;
+            out.push(Tensor::cat(&rows, 0)?);
+        }
+        Ok((out, mask))
+    }
+
+    /// Outputs [B, outputs] for a batch (no dropout).
+    fn forward_batch(&mut self, examples: &[Example], batch: &[usize]) -> CResult<Tensor> {
+        let (states, mask) = self.states(examples, batch)?;
+        self.head.forward(&states, &mask)
+    }
+
+    /// Predictions for every example (rows in `examples` order), evaluation mode.
+    pub fn predict(&mut self, examples: &[Example]) -> Result<Vec<Vec<f32>>> {
+        self.encoder.set_training(false);
+        let all: Vec<usize> = (0..examples.len()).collect();
+        let mut out = vec![Vec::new(); examples.len()];
+        for batch in self.batches(examples, &all) {
+            let y = self.forward_batch(examples, &batch)?.detach();
+            for (r, &i) in batch.iter().enumerate() {
+                out[i] = y.get(r)?.to_vec1()?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn mean_loss(&mut self, examples: &[Example]) -> Result<f64> {
+        self.encoder.set_training(false);
+        let all: Vec<usize> = (0..examples.len()).collect();
+        let (mut sum, mut n) = (0.0, 0usize);
+        for batch in self.batches(examples, &all) {
+            let y = self.forward_batch(examples, &batch)?;
+            let refs: Vec<&Example> = batch.iter().map(|&i| &examples[i]).collect();
+            let l = loss(&self.task, &y, &refs)?.to_scalar::<f32>()? as f64;
+            sum += l * batch.len() as f64;
+            n += batch.len();
+        }
+        Ok(sum / n.max(1) as f64)
+    }
+
+    /// Trains on `train`, keeping the parameters of the epoch with the lowest loss on `dev`
+    /// (or the last epoch when `dev` is empty). `progress(epoch, epochs)`.
+    pub fn train(
+        &mut self,
+        train: &[Example],
+        dev: &[Example],
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<TrainReport, TrainError> {
+        if train.is_empty() {
+            return Err(SslError::Input("no training examples".into()).into());
+        }
+        let enc_vars = self.encoder.named_vars();
+        let head_vars = named(self.head.vars());
+        let params = |lr| ParamsAdamW {
+            lr,
+            weight_decay: self.cfg.weight_decay,
+            ..Default::default()
+        };
+        let mut opt_enc = AdamW::new(
+            enc_vars.iter().map(|(_, v)| v.clone()).collect(),
+            params(self.cfg.lr_encoder),
+        )?;
+        let mut opt_head = AdamW::new(
+            head_vars.iter().map(|(_, v)| v.clone()).collect(),
+            params(self.cfg.lr_head),
+        )?;
+        let all_vars: Vec<(String, Var)> = enc_vars.iter().chain(&head_vars).cloned().collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
+        let order: Vec<usize> = (0..train.len()).collect();
+        let per_epoch = self
+            .batches(train, &order)
+            .len()
+            .div_ceil(self.cfg.grad_accum);
+        let total = per_epoch * self.cfg.epochs;
+        let warmup = (self.cfg.warmup_share * total as f64).round() as usize;
+        let mut step = 0usize;
+        let mut curve = Vec::new();
+        let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
+        let mut since_best = 0usize;
+        let mut stopped_early = false;
+        for epoch in 0..self.cfg.epochs {
+            progress(epoch, self.cfg.epochs);
+            let mut batches = self.batches(train, &order);
+            batches.shuffle(&mut rng);
+            let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+            for group in batches.chunks(self.cfg.grad_accum) {
+                self.encoder.set_training(true);
+                let mut acc: Option<candle_core::backprop::GradStore> = None;
+                let items: usize = group.iter().map(|b| b.len()).sum();
+                for batch in group {
+                    let y = self.forward_batch(train, batch)?;
+                    let refs: Vec<&Example> = batch.iter().map(|&i| &train[i]).collect();
+                    let l = loss(&self.task, &y, &refs)?;
+                    let value = l.to_scalar::<f32>()?;
+                    if !value.is_finite() {
+                        return Err(TrainError::Diverged {
+                            epoch,
+                            step,
+                            loss: value,
+                        });
+                    }
+                    loss_sum += value as f64 * batch.len() as f64;
+                    seen += batch.len();
+                    // Each micro-batch weighs by its share of the step's items.
+                    let scaled = (l * (batch.len() as f64 / items as f64))?;
+                    let grads = scaled.backward()?;
+                    acc = Some(match acc {
+                        None => grads,
+                        Some(mut a) => {
+                            for (_, v) in &all_vars {
+                                if let Some(g) = grads.get(v.as_tensor()) {
+                                    let sum = match a.get(v.as_tensor()) {
+                                        Some(prev) => (prev + g)?,
+                                        None => g.clone(),
+                                    };
+                                    a.insert(v.as_tensor(), sum);
+                                }
+                            }
+                            a
+                        }
+                    });
+                }
+                let mut grads = acc.expect("a group holds ≥ 1 batch");
+                let mut sq = 0f64;
+                for (_, v) in &all_vars {
+                    if let Some(g) = grads.get(v.as_tensor()) {
+                        sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+                    }
+                }
+                let norm = sq.sqrt();
+                if !norm.is_finite() {
+                    return Err(TrainError::Diverged {
+                        epoch,
+                        step,
+                        loss: norm as f32,
+                    });
+                }
+                if self.cfg.clip_norm > 0.0 && norm > self.cfg.clip_norm {
+                    // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6).
+                    let coef = self.cfg.clip_norm / (norm + 1e-6);
+                    for (_, v) in &all_vars {
+                        if let Some(g) = grads.get(v.as_tensor()) {
+                            let g = (g * coef)?;
+                            grads.insert(v.as_tensor(), g);
+                        }
+                    }
+                }
+                let f = lr_factor(step, total, warmup, self.cfg.schedule);
+                opt_enc.set_learning_rate(self.cfg.lr_encoder * f);
+                opt_head.set_learning_rate(self.cfg.lr_head * f);
+                if !enc_vars.is_empty() {
+                    opt_enc.step(&grads)?;
+                }
+                opt_head.step(&grads)?;
+                step += 1;
+            }
+            let train_loss = loss_sum / seen.max(1) as f64;
+            let dev_loss = if dev.is_empty() {
+                train_loss
+            } else {
+                self.mean_loss(dev)?
+            };
+            if !dev_loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch,
+                    step,
+                    loss: dev_loss as f32,
+                });
+            }
+            curve.push(EpochLog {
+                epoch: epoch + 1,
+                train_loss,
+                dev_loss,
+                lr_factor: lr_factor(step.saturating_sub(1), total, warmup, self.cfg.schedule),
+            });
+            let improved = best.as_ref().is_none_or(|(b, _, _)| dev_loss < *b);
+            if improved || dev.is_empty() {
+                best = Some((dev_loss, epoch + 1, snapshot(&all_vars)?));
+                since_best = 0;
+            } else {
+                since_best += 1;
+                if self.cfg.patience > 0 && since_best >= self.cfg.patience {
+                    stopped_early = true;
+                    break;
+                }
+            }
+        }
+        progress(self.cfg.epochs, self.cfg.epochs);
+        let (best_dev_loss, best_epoch, values) = best.expect("≥ 1 epoch ran");
+        restore(&all_vars, &values)?;
+        self.encoder.set_training(false);
+        Ok(TrainReport {
+            curve,
+            best_epoch,
+            best_dev_loss,
+            stopped_early,
+            optimizer_steps: step,
+            trainable_encoder: self.encoder.trainable_parameters(),
+            trainable_head: self.trainable_head(),
+        })
+    }
+
+    pub fn trainable_head(&self) -> usize {
+        named(self.head.vars())
+            .iter()
+            .map(|(_, v)| v.as_tensor().elem_count())
+            .sum()
+    }
+
+    /// Writes the trainable parameters to `dir`: `adapter_model.safetensors` (encoder side:
+    /// LoRA under `peft`'s names, adapters as `<path>.adapter_*`, trained base tensors under their
+    /// own names), `head.safetensors`, `adapter_config.json` (`peft`'s for LoRA). Every tensor
+    /// must be finite; files are written beside and renamed, so an existing checkpoint is only
+    /// replaced by a complete, finite one.
+    pub fn save_checkpoint(&self, dir: &Path, base_model: &str) -> Result<(), TrainError> {
+        let err = |reason: String| TrainError::Checkpoint {
+            path: dir.to_path_buf(),
+            reason,
+        };
+        let enc = self.encoder.checkpoint_tensors();
+        let head: Vec<(String, Tensor)> = named(self.head.vars())
+            .into_iter()
+            .map(|(k, v)| (k, v.as_tensor().detach()))
+            .collect();
+        for (name, t) in enc.iter().chain(&head) {
+            let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(err(format!(
+                    "`{name}` holds NaN/Inf; the checkpoint was not written"
+                )));
+            }
+        }
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        let config = match self.encoder.peft().method {
+            Method::Lora => self.encoder.peft_adapter_config(base_model),
+            _ => serde_json::json!({
+                "emobridge_method": self.encoder.peft().method.as_str(),
+                "peft": self.encoder.peft(),
+                "base_model_name_or_path": base_model,
+            }),
+        };
+        let write = |name: &str, f: &dyn Fn(&Path) -> Result<(), TrainError>| {
+            let tmp = dir.join(format!(".{name}.partial"));
+            f(&tmp)?;
+            std::fs::rename(&tmp, dir.join(name)).map_err(|e| err(e.to_string()))
+        };
+        let st = |tensors: &[(String, Tensor)], p: &Path| -> Result<(), TrainError> {
+            let map: HashMap<String, Tensor> = tensors.iter().cloned().collect();
+            candle_core::safetensors::save(&map, p).map_err(|e| err(e.to_string()))
+        };
+        write("adapter_model.safetensors", &|p| st(&enc, p))?;
+        write("head.safetensors", &|p| st(&head, p))?;
+        write("adapter_config.json", &|p| {
+            std::fs::write(
+                p,
+                serde_json::to_vec_pretty(&config).map_err(|e| err(e.to_string()))?,
+            )
+            .map_err(|e| err(e.to_string()))
+        })?;
+        Ok(())
+    }
+
+    /// Loads a checkpoint written by [`Self::save_checkpoint`] into this (same-shaped) model.
+    pub fn load_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
+        let read = |name: &str| {
+            candle_core::safetensors::load(dir.join(name), &Device::Cpu).map_err(|e| {
+                TrainError::Checkpoint {
+                    path: dir.join(name),
+                    reason: e.to_string(),
+                }
+            })
+        };
+        self.encoder
+            .load_checkpoint_tensors(&read("adapter_model.safetensors")?)?;
+        let head = read("head.safetensors")?;
+        for (name, var) in named(self.head.vars()) {
+            let Some(t) = head.get(&name) else {
+                return Err(TrainError::Checkpoint {
+                    path: dir.join("head.safetensors"),
+                    reason: format!("missing `{name}`"),
+                });
+            };
+            if t.dims() != var.dims() {
+                return Err(TrainError::Checkpoint {
+                    path: dir.join("head.safetensors"),
+                    reason: format!(
+                        "`{name}` has shape {:?}, expected {:?}",
+                        t.dims(),
+                        var.dims()
+                    ),
+                });
+            }
+            var.set(t)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,626 @@
+//! Two-stage cross-domain fine-tuning of an SSL encoder (the first paper's adaptation
+//! experiment): stage 1 trains on the source domain (music for speech emotion recognition,
+//! speech for music emotion recognition), stage 2 continues on the target domain; compared with
+//! training on the target domain only.
+//!
+//! Protocol: the emotion labels both domains share; on the target domain, speaker-independent
+//! group folds over the manifest's `speaker` column (as the probe), a dev share of the training
+//! speakers for early stopping, predictions of all folds pooled and scored with WA, UA and
+//! macro-F1. Stage 1 uses every source clip (with its own speaker-held-out dev share). What
+//! stage 2 inherits is configurable: the encoder-side trainable parameters alone, or with the
+//! head.
+//!
+//! Outputs: `comparison.{csv,md,json}` (method × direction × single/two-stage), learning curves
+//! `curves_<direction>.svg` (+ PNG), `curves.json`, stage-1 checkpoints (trainable parameters
+//! only) under `checkpoints/<direction>/<method>/`, `run.json` with the trainable-parameter counts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use emobridge_audio::{load as load_audio, DecodeOptions};
+use emobridge_corpus::folds::{dev_split, FoldError, Folds};
+use emobridge_corpus::taxonomy::{label_set, shared_labels};
+use emobridge_corpus::{Domain, Emotion, Manifest, Record};
+use emobridge_learn::metrics;
+use emobridge_report::{write_line_chart, LineChart, ReportError, Series, Table};
+use emobridge_ssl::train::{EpochLog, Example, FineTuner, Task, TrainConfig, TrainError};
+use emobridge_ssl::weights::{read_tensors, weight_files};
+use emobridge_ssl::{
+    normalize_utterance, EncoderConfig, Method, PeftConfig, PreprocessConfig, SslError,
+    TrainableEncoder, WeightSource,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{RunFolder, RunFolderError};
+
+/// Which domain teaches which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Source music, target speech (SER helped by MER).
+    MusicToSpeech,
+    /// Source speech, target music.
+    SpeechToMusic,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::MusicToSpeech, Direction::SpeechToMusic];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::MusicToSpeech => "music-to-speech",
+            Direction::SpeechToMusic => "speech-to-music",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Direction> {
+        Direction::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+
+    /// (source, target)
+    pub fn domains(self) -> (Domain, Domain) {
+        match self {
+            Direction::MusicToSpeech => (Domain::Music, Domain::Speech),
+            Direction::SpeechToMusic => (Domain::Speech, Domain::Music),
+        }
+    }
+}
+
+/// What stage 2 starts from besides the pretrained encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Carry {
+    /// The stage-1 encoder-side parameters (adapters, LoRA, biases, weights); a fresh head.
+    Adapters,
+    /// The stage-1 encoder-side parameters and head.
+    AdaptersAndHead,
+}
+
+/// Settings of the study; `Default` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FinetuneConfig {
+    /// Methods to compare (each one row pair per direction).
+    pub methods: Vec<Method>,
+    pub directions: Vec<Direction>,
+    /// Method settings (LoRA rank, adapter kind, …); `method` inside is ignored.
+    pub peft: PeftConfig,
+    pub train: TrainConfig,
+    /// Speaker-independent folds on the target domain (default 4).
+    pub folds: usize,
+    /// Share of the training clips (whole speakers) held out for early stopping (default 0.2).
+    pub dev_share: f64,
+    pub carry: Carry,
+    /// Clips are cut to their first `max_seconds` (default 4 s, the cost benchmark's length).
+    pub max_seconds: f32,
+    pub seed: u64,
+}
+
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        FinetuneConfig {
+            methods: Method::ALL.to_vec(),
+            directions: Direction::ALL.to_vec(),
+            peft: PeftConfig::default(),
+            train: TrainConfig::default(),
+            folds: 4,
+            dev_share: 0.2,
+            carry: Carry::AdaptersAndHead,
+            max_seconds: 4.0,
+            seed: 7,
+        }
+    }
+}
+
+impl FinetuneConfig {
+    /// Reads a config written in TOML (missing keys keep their defaults; unknown keys are an
+    /// error naming them).
+    pub fn from_toml_file(path: &Path) -> Result<Self, FinetuneError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| FinetuneError::Config(format!("{}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| FinetuneError::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+/// Why the study could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum FinetuneError {
+    #[error(transparent)]
+    Ssl(#[from] SslError),
+    #[error("{method} {direction} ({stage}): {source}")]
+    Train {
+        method: &'static str,
+        direction: &'static str,
+        stage: String,
+        source: Box<TrainError>,
+    },
+    #[error(transparent)]
+    Folds(#[from] FoldError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Run(#[from] RunFolderError),
+    #[error(transparent)]
+    Learn(#[from] emobridge_learn::LearnError),
+    #[error("{path}: {reason}")]
+    Audio { path: PathBuf, reason: String },
+    #[error("config: {0}")]
+    Config(String),
+    #[error("corpus: {0}")]
+    Corpus(String),
+}
+
+/// One line of the comparison table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComparisonRow {
+    pub method: Method,
+    pub direction: Direction,
+    /// `target-only` or `two-stage`.
+    pub setting: String,
+    pub n_test: usize,
+    pub weighted_accuracy: f64,
+    pub unweighted_accuracy: f64,
+    pub macro_f1: f64,
+    pub trainable_encoder: usize,
+    pub trainable_head: usize,
+}
+
+/// What [`run`] produced.
+#[derive(Debug)]
+pub struct FinetuneOutcome {
+    pub rows: Vec<ComparisonRow>,
+    pub labels: Vec<Emotion>,
+    pub run_dir: PathBuf,
+}
+
+struct Clip {
+    example: Example,
+    speaker: String,
+}
+
+fn load_clips(
+    manifest: &Manifest,
+    records: &[&Record],
+    labels: &[Emotion],
+    pre: &PreprocessConfig,
+    max_seconds: f32,
+) -> Result<Vec<Clip>, FinetuneError> {
+    let max = (max_seconds * pre.sampling_rate as f32).round() as usize;
+    records
+        .iter()
+        .map(|r| {
+            let path = manifest.audio_path(r);
+            let audio =
+                load_audio(&path, &DecodeOptions::mono_at(pre.sampling_rate)).map_err(|e| {
+                    FinetuneError::Audio {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+            let mut samples = audio.channels.into_iter().next().unwrap_or_default();
+            samples.truncate(max);
+            if samples.len() < 400 {
+                return Err(FinetuneError::Audio {
+                    path,
+                    reason: format!(
+                        "{} samples is shorter than one encoder frame",
+                        samples.len()
+                    ),
+                });
+            }
+            if pre.do_normalize {
+                normalize_utterance(&mut samples);
+            }
+            let emotion = r.emotion.expect("records were filtered to labelled ones");
+            Ok(Clip {
+                example: Example {
+                    samples,
+                    label: labels.iter().position(|l| *l == emotion).expect("shared"),
+                    values: Vec::new(),
+                },
+                speaker: r.speaker.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The model's parts loaded once.
+struct Model {
+    cfg: EncoderConfig,
+    source: WeightSource,
+    name: String,
+}
+
+impl Model {
+    fn tuner(
+        &self,
+        method: Method,
+        config: &FinetuneConfig,
+        classes: usize,
+        class_weights: Vec<f32>,
+    ) -> Result<FineTuner, FinetuneError> {
+        let mut peft = config.peft.clone();
+        peft.method = method;
+        let encoder = TrainableEncoder::new(
+            &self.cfg,
+            &self.source,
+            &peft,
+            &candle_core::Device::Cpu,
+            config.seed,
+        )?;
+        let mut train = config.train.clone();
+        train.seed = config.seed;
+        Ok(FineTuner::new(
+            encoder,
+            Task::Classification {
+                classes,
+                class_weights: Some(class_weights),
+            },
+            train,
+        )?)
+    }
+}
+
+/// Inverse-frequency class weights (sklearn's "balanced"), 0 for an absent class.
+fn balanced_weights(labels: &[usize], classes: usize) -> Vec<f32> {
+    let mut counts = vec![0usize; classes];
+    for &l in labels {
+        counts[l] += 1;
+    }
+    let present = counts.iter().filter(|&&c| c > 0).count().max(1);
+    counts
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                0.0
+            } else {
+                labels.len() as f32 / (present as f32 * c as f32)
+            }
+        })
+        .collect()
+}
+
+fn pick(clips: &[Clip], idx: &[usize]) -> Vec<Example> {
+    idx.iter().map(|&i| clips[i].example.clone()).collect()
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+        )
+        .0
+}
+
+/// Trains `tuner` on `idx` of `clips` with a speaker-held-out dev share.
+fn fit(
+    tuner: &mut FineTuner,
+    clips: &[Clip],
+    idx: &[usize],
+    config: &FinetuneConfig,
+    seed: u64,
+) -> Result<Vec<EpochLog>, TrainError> {
+    let speakers: Vec<&str> = clips.iter().map(|c| c.speaker.as_str()).collect();
+    let (train, dev) = dev_split(idx, &speakers, config.dev_share, seed);
+    let report = tuner.train(&pick(clips, &train), &pick(clips, &dev), &|_, _| {})?;
+    Ok(report.curve)
+}
+
+/// Runs the study for `model_dir` (a HuggingFace model folder) on `manifest`, writing `out`.
+/// `progress(done, total)` counts training runs.
+pub fn run(
+    config: &FinetuneConfig,
+    manifest: &Manifest,
+    model_dir: &Path,
+    out: &Path,
+    progress: &dyn Fn(usize, usize),
+) -> Result<FinetuneOutcome, FinetuneError> {
+    if config.methods.is_empty() || config.directions.is_empty() {
+        return Err(FinetuneError::Config(
+            "at least one method and one direction".into(),
+        ));
+    }
+    if !(0.0..0.9).contains(&config.dev_share) {
+        return Err(FinetuneError::Config(format!(
+            "dev_share must be in [0, 0.9), got {}",
+            config.dev_share
+        )));
+    }
+    if !(config.max_seconds.is_finite() && config.max_seconds > 0.0) {
+        return Err(FinetuneError::Config(format!(
+            "max_seconds must be > 0, got {}",
+            config.max_seconds
+        )));
+    }
+    config.train.validate()?;
+    config.peft.validate()?;
+    let mut run = RunFolder::create(out, "finetune")?;
+    run.set_config(config, config.seed);
+    let cfg = EncoderConfig::from_file(&model_dir.join("config.json"))?;
+    let pre_path = model_dir.join("preprocessor_config.json");
+    let pre = if pre_path.is_file() {
+        PreprocessConfig::from_file(&pre_path, cfg.family)?
+    } else {
+        PreprocessConfig::default_for(cfg.family)
+    };
+    let source = WeightSource::new(read_tensors(&weight_files(model_dir)?)?);
+    let model = Model {
+        cfg,
+        source,
+        name: model_dir.display().to_string(),
+    };
+    run.note("model", &model.name);
+
+    // The label set both domains share; every clip outside it is left out.
+    let of = |d: Domain| -> Vec<&Record> {
+        manifest
+            .of_domain(d)
+            .filter(|r| r.emotion.is_some())
+            .collect()
+    };
+    let (speech, music) = (of(Domain::Speech), of(Domain::Music));
+    let labels = shared_labels(
+        &label_set(speech.iter().map(|r| r.emotion)),
+        &label_set(music.iter().map(|r| r.emotion)),
+    );
+    if labels.len() < 2 {
+        return Err(FinetuneError::Corpus(format!(
+            "speech and music share {} emotion label(s) ({}); two or more are needed",
+            labels.len(),
+            labels
+                .iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    run.note(
+        "labels",
+        labels.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+    );
+    fn keep<'a>(v: Vec<&'a Record>, labels: &[Emotion]) -> Vec<&'a Record> {
+        v.into_iter()
+            .filter(|r| r.emotion.is_some_and(|e| labels.contains(&e)))
+            .collect()
+    }
+    let mut clips: BTreeMap<Domain, Vec<Clip>> = BTreeMap::new();
+    for (domain, recs) in [
+        (Domain::Speech, keep(speech, &labels)),
+        (Domain::Music, keep(music, &labels)),
+    ] {
+        let c = load_clips(manifest, &recs, &labels, &pre, config.max_seconds)?;
+        // Rule: every shared label needs at least `folds` clips in each domain, so that each
+        // fold's training data can contain it.
+        for (k, label) in labels.iter().enumerate() {
+            let n = c.iter().filter(|x| x.example.label == k).count();
+            if n < config.folds.max(2) {
+                return Err(FinetuneError::Corpus(format!(
+                    "{} has {n} clip(s) of `{label}`; the {}-fold protocol needs at least {} per label",
+                    domain.as_str(),
+                    config.folds,
+                    config.folds.max(2)
+                )));
+            }
+        }
+        clips.insert(domain, c);
+    }
+
+    let classes = labels.len();
+    let total = config.methods.len() * config.directions.len() * (1 + 2 * config.folds);
+    let mut done = 0usize;
+    let mut rows = Vec::new();
+    let mut curves: BTreeMap<String, Vec<EpochLog>> = BTreeMap::new();
+    let mut counts = BTreeMap::new();
+    for &direction in &config.directions {
+        let (src_domain, tgt_domain) = direction.domains();
+        let (src, tgt) = (&clips[&src_domain], &clips[&tgt_domain]);
+        let tgt_speakers: Vec<&str> = tgt.iter().map(|c| c.speaker.as_str()).collect();
+        let folds = Folds::group_kfold(&tgt_speakers, config.folds, config.seed)?;
+        for &method in &config.methods {
+            let err = |stage: &str| {
+                let stage = stage.to_string();
+                move |source| FinetuneError::Train {
+                    method: method.as_str(),
+                    direction: direction.as_str(),
+                    stage,
+                    source: Box::new(source),
+                }
+            };
+            // Stage 1 on every source clip.
+            let src_labels: Vec<usize> = src.iter().map(|c| c.example.label).collect();
+            let mut stage1 = model.tuner(
+                method,
+                config,
+                classes,
+                balanced_weights(&src_labels, classes),
+            )?;
+            let all: Vec<usize> = (0..src.len()).collect();
+            let curve = fit(&mut stage1, src, &all, config, config.seed).map_err(err("stage 1"))?;
+            curves.insert(
+                format!("{} {} stage 1", direction.as_str(), method.as_str()),
+                curve,
+            );
+            let ckpt = run.path(&format!(
+                "checkpoints/{}/{}",
+                direction.as_str(),
+                method.as_str()
+            ));
+            stage1
+                .save_checkpoint(&ckpt, &model.name)
+                .map_err(err("stage 1 checkpoint"))?;
+            done += 1;
+            progress(done, total);
+            let enc_state = stage1.encoder.checkpoint_tensors();
+            counts.insert(
+                method.as_str(),
+                serde_json::json!({
+                    "encoder": stage1.encoder.trainable_parameters(),
+                    "head": stage1.trainable_head(),
+                    "encoder_linear_layers": stage1.encoder.base_parameters(),
+                }),
+            );
+
+            for two_stage in [false, true] {
+                let setting = if two_stage {
+                    "two-stage"
+                } else {
+                    "target-only"
+                };
+                let mut pred = vec![usize::MAX; tgt.len()];
+                let (mut enc_n, mut head_n) = (0, 0);
+                for fold in 0..folds.k {
+                    let (train_idx, test_idx) = folds.split(fold);
+                    let tl: Vec<usize> = train_idx.iter().map(|&i| tgt[i].example.label).collect();
+                    let mut tuner =
+                        model.tuner(method, config, classes, balanced_weights(&tl, classes))?;
+                    if two_stage {
+                        let map = enc_state.iter().cloned().collect();
+                        tuner.encoder.load_checkpoint_tensors(&map)?;
+                        if config.carry == Carry::AdaptersAndHead {
+                            tuner.load_checkpoint(&ckpt).map_err(err("stage 2 start"))?;
+                        }
+                    }
+                    let stage = format!("{setting} fold {}", fold + 1);
+                    let curve = fit(
+                        &mut tuner,
+                        tgt,
+                        &train_idx,
+                        config,
+                        config.seed + fold as u64,
+                    )
+                    .map_err(err(&stage))?;
+                    curves.insert(
+                        format!("{} {} {stage}", direction.as_str(), method.as_str()),
+                        curve,
+                    );
+                    let test = pick(tgt, &test_idx);
+                    let out = tuner.predict(&test)?;
+                    for (&i, o) in test_idx.iter().zip(&out) {
+                        pred[i] = argmax(o);
+                    }
+                    enc_n = tuner.encoder.trainable_parameters();
+                    head_n = tuner.trainable_head();
+                    done += 1;
+                    progress(done, total);
+                }
+                let truth: Vec<usize> = tgt.iter().map(|c| c.example.label).collect();
+                let s = metrics::classification(&truth, &pred, classes)?;
+                rows.push(ComparisonRow {
+                    method,
+                    direction,
+                    setting: setting.into(),
+                    n_test: truth.len(),
+                    weighted_accuracy: s.weighted_accuracy,
+                    unweighted_accuracy: s.unweighted_accuracy,
+                    macro_f1: s.macro_f1,
+                    trainable_encoder: enc_n,
+                    trainable_head: head_n,
+                });
+            }
+        }
+    }
+    run.note("trainable_parameters", &counts);
+    write_outputs(&mut run, &rows, &curves, config)?;
+    let run_dir = run.dir().to_path_buf();
+    run.finish()?;
+    Ok(FinetuneOutcome {
+        rows,
+        labels,
+        run_dir,
+    })
+}
+
+fn write_outputs(
+    run: &mut RunFolder,
+    rows: &[ComparisonRow],
+    curves: &BTreeMap<String, Vec<EpochLog>>,
+    config: &FinetuneConfig,
+) -> Result<(), FinetuneError> {
+    let mut table = Table::new([
+        "method",
+        "direction",
+        "setting",
+        "UA",
+        "WA",
+        "macro_F1",
+        "n_test",
+        "trainable_encoder",
+        "trainable_head",
+    ]);
+    for r in rows {
+        table.push(vec![
+            r.method.as_str().into(),
+            r.direction.as_str().into(),
+            r.setting.clone().into(),
+            r.unweighted_accuracy.into(),
+            r.weighted_accuracy.into(),
+            r.macro_f1.into(),
+            r.n_test.into(),
+            r.trainable_encoder.into(),
+            r.trainable_head.into(),
+        ])?;
+    }
+    table.write_csv(&run.path("comparison.csv"))?;
+    table.write_json(&run.path("comparison.json"))?;
+    table.write_markdown(&run.path("comparison.md"), 3)?;
+    run.table(
+        "comparison.csv",
+        "Fine-tuning methods, single- vs two-stage",
+        "Target-domain UA, WA and macro-F1 (pooled over speaker-independent folds) per method and direction, trained on the target only or after a first stage on the other domain.\nA two-stage row above its target-only row means the other domain helped; compare trainable-parameter counts for the cost.",
+    );
+    std::fs::write(
+        run.path("curves.json"),
+        serde_json::to_vec_pretty(curves).map_err(|e| FinetuneError::Config(e.to_string()))?,
+    )
+    .map_err(|e| FinetuneError::Corpus(e.to_string()))?;
+    run.output("curves.json");
+    for &direction in &config.directions {
+        let series: Vec<Series> = curves
+            .iter()
+            .filter(|(k, _)| {
+                k.starts_with(direction.as_str())
+                    && (k.ends_with("stage 1") || k.ends_with("fold 1"))
+            })
+            .map(|(k, c)| Series {
+                label: k.trim_start_matches(direction.as_str()).trim().to_string(),
+                points: c.iter().map(|e| (e.epoch as f64, e.dev_loss)).collect(),
+            })
+            .collect();
+        let name = format!("curves_{}", direction.as_str());
+        write_line_chart(
+            &LineChart {
+                title: format!("Dev loss per epoch, {}", direction.as_str()),
+                x_label: "epoch".into(),
+                y_label: "dev cross-entropy".into(),
+                series,
+            },
+            &run.path(&format!("{name}.png")),
+            &run.path(&format!("{name}.svg")),
+        )?;
+        run.figure(
+            format!("{name}.svg"),
+            format!("Learning curves, {}", direction.as_str()),
+            "Cross-entropy on the held-out dev speakers after each epoch: stage 1 on the source domain, and fold 1 of target-only and two-stage training.\nLower is better; the kept parameters are those of each curve's minimum.",
+        );
+    }
+    for r in rows.iter().filter(|r| r.setting == "two-stage") {
+        if let Some(single) = rows.iter().find(|s| {
+            s.method == r.method && s.direction == r.direction && s.setting == "target-only"
+        }) {
+            run.headline(
+                &format!("gain_ua_{}_{}", r.direction.as_str(), r.method.as_str()),
+                r.unweighted_accuracy - single.unweighted_accuracy,
+                format!(
+                    "{} {}: two-stage UA {:.3} vs target-only {:.3}.",
+                    r.method.as_str(),
+                    r.direction.as_str(),
+                    r.unweighted_accuracy,
+                    single.unweighted_accuracy
+                ),
+            );
+        }
+    }
+    Ok(())
+}
