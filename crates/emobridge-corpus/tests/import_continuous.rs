@@ -120,7 +120,12 @@ fn pmemo_dynamic_labels_become_usable_traces() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("PMEmo2019");
     std::fs::create_dir_all(root.join("chorus")).unwrap();
-    std::fs::write(root.join("chorus/1.mp3"), b"ID3").unwrap();
+    // A real MP3: the importer checks every clip's audio header.
+    std::fs::write(
+        root.join("chorus/1.mp3"),
+        include_bytes!("../../emobridge-audio/tests/fixtures/sine440.mp3"),
+    )
+    .unwrap();
     write(
         &root.join("annotations/static_annotations.csv"),
         "musicId,Arousal(mean),Valence(mean)\n1,0.4,0.575\n",
