@@ -7,8 +7,8 @@ mod mutate;
 
 use std::path::Path;
 
-use emobridge_store::{read_clip_shape, CachedClip};
 use emobridge_fad::io::{load, read_npy_rows, LoadOptions, SafetensorsSelect};
+use emobridge_store::{read_clip_shape, CachedClip};
 use mutate::{apply, bounded, config, mutations, Mutation};
 use proptest::prelude::*;
 

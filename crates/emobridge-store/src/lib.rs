@@ -35,10 +35,9 @@ use std::path::{Path, PathBuf};
 pub use entry::{ClipEntry, EntryMetadata, StoredDtype, MODEL_WEIGHTS_SHA256};
 pub use failures::{Failure, FailureLog};
 pub use key::{id_from_key, key_for_id};
-pub use shard::{sharded_path, Shard};
 pub use layers::{LayerSelection, LayerSelectionError};
 pub use read::{float_values, read_clip_shape, CachedClip, ClipShape, Rows};
-
+pub use shard::{sharded_path, Shard};
 
 /// Why a cache operation failed; every variant names the file.
 #[derive(Debug, thiserror::Error)]

@@ -246,12 +246,8 @@ pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoE
         if report.all_failed() {
             return Err(DemoError::ExtractionFailed(report.failures_path));
         }
-        let by_layer = separability::run_by_layer(
-            &probe_cfg,
-            manifest,
-            &ssl_cache,
-            &out.join("probe-ssl"),
-        )?;
+        let by_layer =
+            separability::run_by_layer(&probe_cfg, manifest, &ssl_cache, &out.join("probe-ssl"))?;
         for (key, layer, v) in separability::best_per_setting(&by_layer.layers) {
             tracing::info!("probe {key}: best score {v:.3} at state {layer}");
         }

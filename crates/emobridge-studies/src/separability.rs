@@ -53,8 +53,8 @@ use emobridge_learn::{
     MlpConfig, Ridge, Standardizer,
 };
 use emobridge_report::{ReportError, Table};
-use rayon::prelude::*;
 use emobridge_store::EmbeddingCache;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{RunFolder, RunFolderError};

@@ -117,7 +117,10 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
-            if matches!(e, emobridge_studies::descriptors::DescriptorError::AllFailed { .. }) {
+            if matches!(
+                e,
+                emobridge_studies::descriptors::DescriptorError::AllFailed { .. }
+            ) {
                 let all: Vec<(&Input, String)> = inputs
                     .iter()
                     .map(|i| (i, format!("{}: {e}", i.label)))

@@ -619,7 +619,8 @@ mod tests {
                 .clips;
             }
             assert_eq!(incomplete_shards(&out, 3), vec![1]);
-            let err = merge_shards(&config, &manifest, &cache(dir.path(), "tiny"), &out, 3).unwrap_err();
+            let err =
+                merge_shards(&config, &manifest, &cache(dir.path(), "tiny"), &out, 3).unwrap_err();
             assert!(err.to_string().contains("[1]"), "{err}");
             owned += run_shard(
                 &config,
@@ -631,7 +632,8 @@ mod tests {
             .unwrap()
             .clips;
             assert_eq!(owned, 40, "every usable clip in exactly one shard");
-            let merged = merge_shards(&config, &manifest, &cache(dir.path(), "tiny"), &out, 3).unwrap();
+            let merged =
+                merge_shards(&config, &manifest, &cache(dir.path(), "tiny"), &out, 3).unwrap();
             assert_eq!(merged.group_sizes, single.group_sizes);
             assert_eq!(merged.speech_vs_music.len(), single.speech_vs_music.len());
             for (m, s) in merged.speech_vs_music.iter().zip(&single.speech_vs_music) {
