@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 repeats="${1:-3}"
 shift || true
 extra=("$@")
-cargo build --release --locked -p emobridge >/dev/null
+cargo build --release --locked -p emobridge-cli >/dev/null
 bin=target/release/emobridge
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 WORK=${1:-target/probe-bench}
 ROUNDS=${2:-3}
 PY=${PYTHON:-python3}
-cargo build --release -q -p emobridge -p emobridge-studies --example probe_bench_cache
+cargo build --release -q -p emobridge-cli && cargo build --release -q -p emobridge-studies --example probe_bench_cache
 BIN=target/release/emobridge
 if [ ! -f "$WORK/manifest.csv" ]; then
   target/release/examples/probe_bench_cache "$WORK" >/dev/null
