@@ -15,6 +15,9 @@ use emobridge_ssl::{
     AdapterKind, EncoderConfig, Method, PeftConfig, TrainableEncoder, WeightSource,
 };
 
+mod common;
+use common::max_abs_diff;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
@@ -114,20 +117,6 @@ fn tuner(method: &str, state: &HashMap<String, Tensor>) -> FineTuner {
     candle_core::safetensors::save(&head, tmp.path().join("head.safetensors")).unwrap();
     t.load_checkpoint(tmp.path()).unwrap();
     t
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    a.sub(b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 #[test]

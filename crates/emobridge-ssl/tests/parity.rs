@@ -10,6 +10,9 @@ use emobridge_ssl::{
     SslError,
 };
 
+mod common;
+use common::max_abs_diff;
+
 /// Largest absolute difference allowed per element, every layer (f32).
 const TOL: f32 = 1e-4;
 
@@ -22,20 +25,6 @@ fn fixture(name: &str) -> PathBuf {
 
 fn expected(name: &str) -> HashMap<String, Tensor> {
     candle_core::safetensors::load(fixture(name).join("expected.safetensors"), &Device::Cpu)
-        .unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims(), "shapes differ");
-    a.sub(b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
         .unwrap()
 }
 

@@ -13,6 +13,9 @@ use emobridge_ssl::{
     Precision, TrainableEncoder, WeightSource,
 };
 
+mod common;
+use common::max_abs_diff;
+
 const FIXTURES: [&str; 9] = [
     "data2vec_audio",
     "hubert_group_postln",
@@ -43,20 +46,6 @@ fn input(b: usize, n: usize, seed: u32) -> Tensor {
         .map(|i| (i as f32 * 0.37 + seed as f32).sin() * 0.5)
         .collect();
     Tensor::from_vec(x, (b, n), &Device::Cpu).unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    a.sub(b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 fn trainable(name: &str, peft: &PeftConfig) -> TrainableEncoder {

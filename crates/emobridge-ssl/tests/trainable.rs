@@ -13,6 +13,9 @@ use emobridge_ssl::{
     WeightSource,
 };
 
+mod common;
+use common::max_abs_diff;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
@@ -39,20 +42,6 @@ fn prepared_input(name: &str, input: &Tensor) -> Tensor {
     }
     let n = x.len();
     Tensor::from_vec(x, (1, n), &Device::Cpu).unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    a.sub(b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 fn build(name: &str, kernels: Kernels) -> (Encoder, WeightSource) {
