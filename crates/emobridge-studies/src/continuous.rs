@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use emobridge_acoustic::compare::{self, WindowConfig};
 use emobridge_acoustic::{egemaps, FeatureFrames};
 use emobridge_audio::{load, DecodeOptions, IntScaling};
-use emobridge_corpus::folds::{dev_split, FoldError, Folds};
+use emobridge_corpus::folds::{dev_split, FoldError};
 use emobridge_corpus::trace::{align, read_trace, Trace, TraceReport};
 use emobridge_corpus::{Domain, Manifest, Record};
 use emobridge_learn::dae::{Dae, DaeConfig};
@@ -51,6 +51,7 @@ use emobridge_store::EmbeddingCache;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::{group_folds, row_splits, FoldPlan};
 use crate::{RunFolder, RunFolderError};
 
 /// Which windowed features feed the models.
@@ -541,11 +542,11 @@ pub fn run(
     // 5. The settings.
     let per_setting = if config.joint { 1 } else { 2 };
     let fold_count = |set: &[usize]| -> usize {
-        let groups: BTreeSet<&str> = set
+        let groups: Vec<&str> = set
             .iter()
             .map(|&i| clips[seqs[i].clip].group.as_str())
             .collect();
-        config.folds.min(groups.len())
+        FoldPlan::new(&groups, config.folds).k
     };
     let sweep_trainings: usize =
         config.lag_sweep.len() * (fold_count(&music) + fold_count(&speech));
@@ -955,10 +956,7 @@ impl Ctx<'_> {
         seed: u64,
         transform: Option<&Dae>,
     ) -> Result<SettingOutcome, ContinuousError> {
-        let groups = self.groups(seqs, set);
-        let distinct: BTreeSet<&String> = groups.iter().collect();
-        let k = self.config.folds.min(distinct.len());
-        let folds = Folds::group_kfold(&groups, k, seed)?;
+        let folds = group_folds(&self.groups(seqs, set), self.config.folds, seed)?;
         let mut acc = SettingOutcome {
             tests: Vec::new(),
             ensemble: Vec::new(),
@@ -966,10 +964,7 @@ impl Ctx<'_> {
             curves: Vec::new(),
             first_model: None,
         };
-        for f in 0..k {
-            let (train, test) = folds.split(f);
-            let train: Vec<usize> = train.iter().map(|&i| set[i]).collect();
-            let test: Vec<usize> = test.iter().map(|&i| set[i]).collect();
+        for (f, (train, test)) in row_splits(&folds, set).into_iter().enumerate() {
             self.one(
                 seqs,
                 &train,

@@ -116,9 +116,7 @@ impl FinetuneConfig {
     /// Reads a config written in TOML (missing keys keep their defaults; unknown keys are an
     /// error naming them).
     pub fn from_toml_file(path: &Path) -> Result<Self, FinetuneError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| FinetuneError::Config(format!("{}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| FinetuneError::Config(format!("{}: {e}", path.display())))
+        crate::protocol::read_toml_config(path).map_err(|e| FinetuneError::Config(e.to_string()))
     }
 }
 

@@ -9,6 +9,7 @@ pub mod descriptor_table;
 pub mod descriptors;
 pub mod fad;
 pub mod finetune;
+pub mod protocol;
 pub mod separability;
 
 use std::collections::BTreeMap;

@@ -57,6 +57,7 @@ use emobridge_store::EmbeddingCache;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::{group_folds, read_toml_config, row_splits, FoldPlan};
 use crate::{RunFolder, RunFolderError};
 
 /// How features are z-scored before the head sees them.
@@ -240,11 +241,8 @@ impl Default for SeparabilityConfig {
 impl SeparabilityConfig {
     /// Reads a TOML file; fields it omits keep their defaults, unknown fields are an error.
     pub fn from_toml(path: &Path) -> Result<Self, SeparabilityError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| SeparabilityError::Config(format!("{}: {e}", path.display())))?;
-        let cfg: SeparabilityConfig = toml::from_str(&text).map_err(|e| {
-            SeparabilityError::Config(format!("{}: {}", path.display(), e.message()))
-        })?;
+        let cfg: SeparabilityConfig =
+            read_toml_config(path).map_err(|e| SeparabilityError::Config(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -871,29 +869,28 @@ pub fn probe(
     }
     let mut folds: BTreeMap<(&str, usize), Folds> = BTreeMap::new();
     for (d, idx) in &domain_rows {
-        let speakers: BTreeSet<&str> = idx.iter().map(|&i| clips[i].speaker.as_str()).collect();
-        let k = config.folds.min(speakers.len());
-        if k < config.folds {
+        let group_names: Vec<&str> = idx.iter().map(|&i| clips[i].speaker.as_str()).collect();
+        let plan = FoldPlan::new(&group_names, config.folds);
+        if plan.is_capped(config.folds) {
             run.note(
                 &format!("folds_{d}"),
                 format!(
                     "{} speaker(s) for {} folds: {}",
-                    speakers.len(),
+                    plan.groups,
                     config.folds,
-                    if k >= 2 {
-                        format!("{k} folds, one speaker each")
+                    if plan.is_usable() {
+                        format!("{} folds, one speaker each", plan.k)
                     } else {
                         "no within-domain score; cross-domain training uses every clip".into()
                     }
                 ),
             );
         }
-        if k < 2 {
+        if !plan.is_usable() {
             continue;
         }
-        let group_names: Vec<&str> = idx.iter().map(|&i| clips[i].speaker.as_str()).collect();
         for s in 0..config.seeds {
-            let f = Folds::group_kfold(&group_names, k, config.seed + s as u64)?;
+            let f = group_folds(&group_names, config.folds, config.seed + s as u64)?;
             let rel = format!("folds/{d}_seed{s}.csv");
             let path = run.path(&rel);
             create_parent(&path)?;
@@ -931,18 +928,12 @@ pub fn probe(
             |i: &usize| regression || src == dst || shared_idx.contains(&clips[*i].label);
         for s in 0..config.seeds {
             let splits: Vec<(Vec<usize>, Vec<usize>)> = match folds.get(&(src.as_str(), s)) {
-                Some(f) => (0..f.k)
-                    .map(|k| {
-                        let (tr, te) = f.split(k);
-                        let tr: Vec<usize> = tr.iter().map(|&i| src_rows[i]).collect();
-                        let te: Vec<usize> = if src == dst {
-                            te.iter().map(|&i| src_rows[i]).collect()
-                        } else {
-                            dst_rows.clone()
-                        };
-                        (tr, te)
-                    })
+                // Cross-domain: train on the source's training folds, test on every target clip.
+                Some(f) if src != dst => row_splits(f, src_rows)
+                    .into_iter()
+                    .map(|(tr, _)| (tr, dst_rows.clone()))
                     .collect(),
+                Some(f) => row_splits(f, src_rows),
                 None if src != dst => vec![(src_rows.clone(), dst_rows.clone())],
                 None => {
                     skipped.insert(setting_key(si), "fewer than two speakers".to_string());
