@@ -630,6 +630,107 @@ fn materialise_weight_norm(g: &Tensor, v: &Tensor) -> candle_core::Result<Tensor
 mod tests {
     use super::*;
 
+    fn save(dir: &Path, tensors: &[(&str, Tensor)]) -> PathBuf {
+        let path = dir.join("model.safetensors");
+        let map: HashMap<String, Tensor> = tensors
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.clone()))
+            .collect();
+        candle_core::safetensors::save(&map, &path).unwrap();
+        path
+    }
+
+    #[test]
+    fn tensors_read_on_demand_equal_the_whole_file_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let cpu = Device::Cpu;
+        let a = Tensor::new(&[[1f32, -2.5, 3.0], [4.0, 5.0, 6.5]], &cpu).unwrap();
+        let path = save(
+            dir.path(),
+            &[
+                ("wav2vec2.a", a.clone()),
+                ("h", a.to_dtype(DType::F16).unwrap()),
+                ("b", a.to_dtype(DType::BF16).unwrap()),
+                ("d", a.to_dtype(DType::F64).unwrap()),
+                ("ids", Tensor::new(&[1i64, 2, 3], &cpu).unwrap()),
+            ],
+        );
+        let eager = read_tensors(std::slice::from_ref(&path)).unwrap();
+        let lazy = WeightSource::open(std::slice::from_ref(&path)).unwrap();
+        assert!(lazy.contains_tensor("a") && lazy.contains_tensor("ids"));
+        for name in ["a", "h", "b", "d"] {
+            let got = lazy
+                .get(
+                    (2, 3).into(),
+                    name,
+                    candle_nn::Init::Const(0.0),
+                    DType::F32,
+                    &cpu,
+                )
+                .unwrap();
+            let want = eager[name].to_dtype(DType::F32).unwrap();
+            let diff = got.sub(&want).unwrap().abs().unwrap().sum_all().unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{name}");
+        }
+        // Unused and unusable tensors are only reported when asked for.
+        assert_eq!(lazy.finish(dir.path()).unwrap(), vec!["ids".to_string()]);
+        let _ = lazy.get(
+            (3,).into(),
+            "ids",
+            candle_nn::Init::Const(0.0),
+            DType::F32,
+            &cpu,
+        );
+        let _ = lazy.get(
+            (3, 2).into(),
+            "a",
+            candle_nn::Init::Const(0.0),
+            DType::F32,
+            &cpu,
+        );
+        let err = lazy.finish(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("`ids` has element type I64"), "{err}");
+        assert!(
+            err.contains("`a` has shape [2, 3], expected [3, 2]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn damaged_safetensors_are_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Tensor::new(&[1f32, 2.0, 3.0, 4.0], &Device::Cpu).unwrap();
+        let path = save(dir.path(), &[("a", a)]);
+        let good = std::fs::read(&path).unwrap();
+        let header_len = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+        let mut huge = good.clone();
+        huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let mut not_json = good.clone();
+        not_json[8] = b'#';
+        let mut wrong_size = good.clone();
+        let text = String::from_utf8(good[8..8 + header_len].to_vec()).unwrap();
+        let shrunk = text.replace("[4]", "[3]");
+        assert_ne!(shrunk, text);
+        wrong_size.splice(8..8 + header_len, shrunk.bytes());
+        for (bytes, reason) in [
+            (good[..5].to_vec(), "too short"),
+            (huge, "does not fit"),
+            (not_json, "not a JSON object"),
+            (good[..good.len() - 4].to_vec(), "data ends at byte"),
+            (wrong_size, "bytes for shape [3]"),
+        ] {
+            std::fs::write(&path, &bytes).unwrap();
+            let err = WeightSource::open(std::slice::from_ref(&path))
+                .err()
+                .expect(reason)
+                .to_string();
+            assert!(
+                err.contains(reason) && err.contains("model.safetensors"),
+                "{reason}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn strips_known_prefixes_only() {
         assert_eq!(
