@@ -207,7 +207,7 @@ impl TensorIndex {
 }
 
 /// `count` values of `T` from byte `offset` of `file`, read straight into the vector's memory
-/// (no zero-fill first).
+/// (no zero-fill first; pages mapped in one call, see [`crate::gemm::populate`]).
 #[cfg(unix)]
 fn read_values<T: PlainNumber>(
     file: &std::fs::File,
@@ -218,6 +218,7 @@ fn read_values<T: PlainNumber>(
     let bytes = count * std::mem::size_of::<T>();
     let mut v: Vec<T> = Vec::with_capacity(count);
     let base = v.as_mut_ptr().cast::<u8>();
+    crate::gemm::populate(base, bytes);
     let mut done = 0usize;
     while done < bytes {
         let at = libc::off_t::try_from(offset + done as u64)
