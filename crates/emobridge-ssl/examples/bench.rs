@@ -51,6 +51,7 @@ fn parse_args() -> Args {
         !args.model.as_os_str().is_empty(),
         "--model DIR is required"
     );
+    assert!(args.runs > 0, "--runs must be at least 1");
     args
 }
 

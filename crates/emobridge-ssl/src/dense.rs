@@ -75,8 +75,11 @@ impl Linear {
     pub fn new(vb: VarBuilder, inp: usize, out: usize, kernels: Kernels) -> CResult<Self> {
         let linear = candle_nn::linear(inp, out, vb)?;
         Ok(match kernels.packed() {
+            // Packed straight from the tensor's buffer, which is dropped with `linear`.
             Some(precision) => Linear::Packed(PackedLinear {
-                weight: PackedWeight::new(&to_f32_vec(linear.weight())?, out, inp, precision),
+                weight: with_f32(linear.weight(), |w| {
+                    PackedWeight::new(w, out, inp, precision)
+                })?,
                 bias: match linear.bias() {
                     Some(b) => to_f32_vec(b)?,
                     None => vec![0.0; out],

@@ -47,12 +47,52 @@ fn has_avx512_bf16() -> bool {
     }
 }
 
-/// Packed weights: panels of NR output columns, k-major within a panel.
+/// `n` zeros, with the pages of a fresh allocation mapped in one system call
+/// ([`populate`]) rather than one page fault per 4 KiB page as they are first written.
+pub(crate) fn zeroed_buffer<T: Copy + Default>(n: usize) -> Vec<T> {
+    let mut v = vec![T::default(); n];
+    populate(v.as_mut_ptr().cast(), std::mem::size_of_val(v.as_slice()));
+    v
+}
+
+/// Maps the pages of `len` bytes at `ptr` (one live allocation of ours) ahead of their first
+/// write with `MADV_POPULATE_WRITE` (Linux ≥ 5.14): a model's weights are hundreds of MB, and
+/// faulting them in page by page cost about as much system time as reading and packing them took
+/// user time (perf, wav2vec2-base load). Advisory: where refused or unsupported, the pages fault
+/// in as usual. Small buffers are left alone.
+pub(crate) fn populate(ptr: *mut u8, len: usize) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        const PAGE: usize = 4096;
+        if len < 64 * PAGE {
+            return;
+        }
+        let start = (ptr as usize).next_multiple_of(PAGE);
+        let end = (ptr as usize).saturating_add(len) / PAGE * PAGE;
+        if end > start {
+            // SAFETY: the range lies inside one live allocation; populating for write maps
+            // pages (zero-filled where none was mapped) and changes no byte already there.
+            unsafe {
+                libc::madvise(
+                    start as *mut libc::c_void,
+                    end - start,
+                    libc::MADV_POPULATE_WRITE,
+                );
+            }
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (ptr, len);
+}
+
+/// The weights in the layout of the kernels that use them (held once).
 enum Packed {
     /// [N/NR][K][NR]
     F32(Vec<f32>),
     /// [N/NR][K/2][NR][2] (k padded to even)
     Bf16(Vec<u16>),
+    /// W as given [N, K], for the portable path (CPUs without AVX-512).
+    Plain(Vec<f32>),
 }
 
 /// A weight matrix W [N, K] ready for C = A·Wᵀ.
@@ -61,34 +101,62 @@ pub struct PackedWeight {
     k: usize,
     panels: usize,
     packed: Packed,
-    /// W as given, for the portable path.
-    plain: Vec<f32>,
 }
 
 impl PackedWeight {
-    /// Packs W [n, k] (row-major). Bf16 falls back to f32 where the CPU lacks AVX-512 BF16.
+    /// Packs W [n, k] (row-major). Bf16 falls back to f32 where the CPU lacks AVX-512 BF16, and
+    /// both to W as given where it lacks AVX-512. Panels are packed in parallel.
     pub fn new(w: &[f32], n: usize, k: usize, precision: GemmPrecision) -> Self {
+        Self::pack(w, n, k, precision, true)
+    }
+
+    /// [`Self::new`] on the calling thread (for callers that already run one task per core).
+    pub fn new_serial(w: &[f32], n: usize, k: usize, precision: GemmPrecision) -> Self {
+        Self::pack(w, n, k, precision, false)
+    }
+
+    fn pack(w: &[f32], n: usize, k: usize, precision: GemmPrecision, parallel: bool) -> Self {
         assert_eq!(w.len(), n * k, "weight size");
-        let panels = n.div_ceil(NR);
-        let packed = if precision == GemmPrecision::Bf16 && has_avx512_bf16() {
-            let kp = k.div_ceil(2);
-            let mut p = vec![0u16; panels * kp * NR * 2];
-            for col in 0..n {
-                let (panel, c) = (col / NR, col % NR);
-                for kk in 0..k {
-                    p[((panel * kp + kk / 2) * NR + c) * 2 + kk % 2] =
-                        bf16::from_f32(w[col * k + kk]).to_bits();
-                }
+        // Rows of W per panel task; a serial pack runs the same tasks in order.
+        fn for_panels<T: Send>(
+            p: &mut [T],
+            chunk: usize,
+            parallel: bool,
+            f: impl Fn(usize, &mut [T]) + Sync + Send,
+        ) {
+            if parallel {
+                p.par_chunks_mut(chunk)
+                    .enumerate()
+                    .for_each(|(i, d)| f(i, d));
+            } else {
+                p.chunks_mut(chunk).enumerate().for_each(|(i, d)| f(i, d));
             }
+        }
+        let panels = n.div_ceil(NR);
+        let packed = if !has_avx512() {
+            Packed::Plain(w.to_vec())
+        } else if precision == GemmPrecision::Bf16 && has_avx512_bf16() {
+            let kp = k.div_ceil(2);
+            let mut p = zeroed_buffer::<u16>(panels * kp * NR * 2);
+            for_panels(&mut p, kp * NR * 2, parallel, |panel, dst| {
+                for c in 0..NR.min(n - panel * NR) {
+                    let col = panel * NR + c;
+                    for (kk, &x) in w[col * k..(col + 1) * k].iter().enumerate() {
+                        dst[((kk / 2) * NR + c) * 2 + kk % 2] = bf16::from_f32(x).to_bits();
+                    }
+                }
+            });
             Packed::Bf16(p)
         } else {
-            let mut p = vec![0f32; panels * k * NR];
-            for col in 0..n {
-                let (panel, c) = (col / NR, col % NR);
-                for kk in 0..k {
-                    p[(panel * k + kk) * NR + c] = w[col * k + kk];
+            let mut p = zeroed_buffer::<f32>(panels * k * NR);
+            for_panels(&mut p, k * NR, parallel, |panel, dst| {
+                for c in 0..NR.min(n - panel * NR) {
+                    let col = panel * NR + c;
+                    for (kk, &x) in w[col * k..(col + 1) * k].iter().enumerate() {
+                        dst[kk * NR + c] = x;
+                    }
                 }
-            }
+            });
             Packed::F32(p)
         };
         PackedWeight {
@@ -96,7 +164,6 @@ impl PackedWeight {
             k,
             panels,
             packed,
-            plain: if has_avx512() { Vec::new() } else { w.to_vec() },
         }
     }
 
@@ -154,22 +221,31 @@ impl PackedWeight {
     /// C rows of one block (≤ MC rows of n columns).
     fn block(&self, a: &[f32], rows: usize, row_stride: usize, c: &mut [f32]) {
         assert!(c.len() >= rows * self.n, "C block too short");
-        if !has_avx512() {
-            return self.block_portable(a, rows, row_stride, c);
-        }
-        #[cfg(target_arch = "x86_64")]
         match &self.packed {
-            // SAFETY: AVX-512 checked above; `c` holds the block's rows (asserted).
+            Packed::Plain(w) => self.block_portable(w, a, rows, row_stride, c),
+            // SAFETY: the packed forms exist only on CPUs with AVX-512 (and AVX-512 BF16 for
+            // the bf16 one), see `new`; `c` holds the block's rows (asserted).
+            #[cfg(target_arch = "x86_64")]
             Packed::F32(b) => unsafe { self.block_f32(b, a, rows, row_stride, c.as_mut_ptr()) },
+            #[cfg(target_arch = "x86_64")]
             Packed::Bf16(b) => unsafe { self.block_bf16(b, a, rows, row_stride, c.as_mut_ptr()) },
+            #[cfg(not(target_arch = "x86_64"))]
+            Packed::F32(_) | Packed::Bf16(_) => unreachable!("packed only with AVX-512"),
         }
     }
 
-    fn block_portable(&self, a: &[f32], rows: usize, row_stride: usize, c: &mut [f32]) {
+    fn block_portable(
+        &self,
+        plain: &[f32],
+        a: &[f32],
+        rows: usize,
+        row_stride: usize,
+        c: &mut [f32],
+    ) {
         for i in 0..rows {
             let ai = &a[i * row_stride..i * row_stride + self.k];
             for (j, out) in c[i * self.n..(i + 1) * self.n].iter_mut().enumerate() {
-                let wj = &self.plain[j * self.k..(j + 1) * self.k];
+                let wj = &plain[j * self.k..(j + 1) * self.k];
                 *out = ai.iter().zip(wj).map(|(x, y)| x * y).sum();
             }
         }
@@ -592,6 +668,26 @@ pub(crate) mod tests {
 #[cfg(test)]
 mod speed {
     use super::*;
+
+    /// Allocating and packing the largest wav2vec2-base weight (run with --ignored --nocapture).
+    #[test]
+    #[ignore]
+    fn pack_throughput() {
+        let (n, k) = (3072, 768);
+        let w: Vec<f32> = (0..n * k).map(|i| ((i % 89) as f32) * 0.01).collect();
+        for precision in [GemmPrecision::F32, GemmPrecision::Bf16] {
+            let mut best = f64::INFINITY;
+            for _ in 0..7 {
+                let start = std::time::Instant::now();
+                std::hint::black_box(PackedWeight::new_serial(&w, n, k, precision));
+                best = best.min(start.elapsed().as_secs_f64());
+            }
+            eprintln!(
+                "pack {n}x{k} {precision:?}: {:.2} ms (best of 7, one thread)",
+                best * 1e3
+            );
+        }
+    }
 
     /// Throughput of the shapes wav2vec2-base uses on 10 s of audio (run with --ignored --nocapture).
     #[test]

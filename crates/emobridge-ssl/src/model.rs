@@ -4,12 +4,13 @@
 
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{Init, VarBuilder};
+use rayon::prelude::*;
 
 use crate::attention::{multi_head_attention, AttentionInputs};
 use crate::config::{Activation, EncoderConfig, PositionalEmbedding, RelativeBias};
 use crate::dense::{layer_norm_last_dim, to_f32_vec, with_f32, Kernels, Linear};
 use crate::features::{activate, FeatureEncoder, TORCH_NORM_EPS};
-use crate::gemm::PackedWeight;
+use crate::gemm::{GemmPrecision, PackedWeight};
 use crate::weights::{weight_normed_conv, ConvKernel};
 
 type CResult<T> = candle_core::Result<T>;
@@ -474,6 +475,7 @@ impl Attention {
     ) -> CResult<Tensor> {
         let (b, t, h) = x.dims3()?;
         let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        let precision = self.kernels.packed().unwrap_or(GemmPrecision::F32);
         let key_mask = additive_mask.map(to_f32_vec).transpose()?;
         let gate = match (&self.gate, bias) {
             (Some(gate), Some(_)) => Some(to_f32_vec(
@@ -485,18 +487,21 @@ impl Attention {
             with_f32(&q, |q| {
                 with_f32(&k, |k| {
                     with_f32(&v, |v| {
-                        multi_head_attention(&AttentionInputs {
-                            q,
-                            k,
-                            v,
-                            batch: b,
-                            frames: t,
-                            hidden: h,
-                            heads: self.heads,
-                            scale: ((h / self.heads) as f32).powf(-0.5),
-                            key_mask: key_mask.as_deref(),
-                            relative,
-                        })
+                        multi_head_attention(
+                            &AttentionInputs {
+                                q,
+                                k,
+                                v,
+                                batch: b,
+                                frames: t,
+                                hidden: h,
+                                heads: self.heads,
+                                scale: ((h / self.heads) as f32).powf(-0.5),
+                                key_mask: key_mask.as_deref(),
+                                relative,
+                            },
+                            precision,
+                        )
                     })
                 })
             })
@@ -616,20 +621,44 @@ impl Encoder {
             candle_core::bail!("the packed kernels run on the CPU only");
         }
         let enc = vb.pp("encoder");
+        let layer = |i: usize| Layer::new(enc.pp(format!("layers.{i}")), cfg, i, kernels);
+        let front = || -> CResult<_> {
+            Ok((
+                FeatureEncoder::new(vb.clone(), cfg, kernels)?,
+                FeatureProjection::new(vb.pp("feature_projection"), cfg, kernels)?,
+                PositionalConv::new(enc.pp("pos_conv_embed"), cfg, kernels)?,
+            ))
+        };
+        // Packed layers are read and packed on every core (each drops its checkpoint tensors
+        // once packed, so at most a few layers' worth are unpacked at a time). Other kernels
+        // build in model order: a VarMap draws its random initial values in that order.
+        let ((features, projection, positional), layers) = if kernels.packed().is_some() {
+            let (front, layers) = rayon::join(front, || {
+                (0..cfg.num_layers)
+                    .into_par_iter()
+                    .map(layer)
+                    .collect::<CResult<Vec<_>>>()
+            });
+            (front?, layers?)
+        } else {
+            let front = front()?;
+            (
+                front,
+                (0..cfg.num_layers).map(layer).collect::<CResult<_>>()?,
+            )
+        };
         Ok(Encoder {
             device: vb.device().clone(),
-            features: FeatureEncoder::new(vb.clone(), cfg, kernels)?,
-            projection: FeatureProjection::new(vb.pp("feature_projection"), cfg, kernels)?,
-            positional: PositionalConv::new(enc.pp("pos_conv_embed"), cfg, kernels)?,
+            features,
+            projection,
+            positional,
             encoder_norm: LayerNorm::new(
                 enc.pp("layer_norm"),
                 cfg.hidden_size,
                 cfg.layer_norm_eps,
                 kernels,
             )?,
-            layers: (0..cfg.num_layers)
-                .map(|i| Layer::new(enc.pp(format!("layers.{i}")), cfg, i, kernels))
-                .collect::<CResult<_>>()?,
+            layers,
             cfg: cfg.clone(),
         })
     }

@@ -128,11 +128,17 @@ impl PretrainedEncoder {
             );
             PreprocessConfig::default_for(cfg.family)
         };
-        let mut tensors = read_tensors(&weight_files(dir)?)?;
-        if let Some(adapter) = adapter {
-            crate::peft::fold_checkpoint(&mut tensors, adapter)?;
-        }
-        let source = WeightSource::new(tensors);
+        let files = weight_files(dir)?;
+        // Without an adapter each tensor is read when the builder asks for it and packed layers
+        // drop theirs at once: one copy of the weights in memory. Folding needs them all first.
+        let source = match adapter {
+            None => WeightSource::open(&files)?,
+            Some(adapter) => {
+                let mut tensors = read_tensors(&files)?;
+                crate::peft::fold_checkpoint(&mut tensors, adapter)?;
+                WeightSource::new(tensors)
+            }
+        };
         let built = Encoder::new(
             &cfg,
             source.var_builder(DType::F32, &opts.device),
