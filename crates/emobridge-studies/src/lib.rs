@@ -126,6 +126,17 @@ impl RunFolder {
             path: dir.to_path_buf(),
             source,
         })?;
+        // An earlier run's failure list must not describe this one.
+        let stale = dir.join(FAILURES_JSON);
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(RunFolderError::Io {
+                    path: stale,
+                    source: e,
+                })
+            }
+            _ => {}
+        }
         let record = RunRecord {
             study: study.to_string(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -325,24 +336,50 @@ impl RunFolder {
         });
     }
 
-    /// Writes `run.json` atomically and returns the record.
+    /// Writes `run.json` (and, when an item failed, `failures.json`) atomically and returns the
+    /// record.
     pub fn finish(mut self) -> Result<RunRecord, RunFolderError> {
+        if !self.record.failures.is_empty() {
+            let path = self.dir.join(FAILURES_JSON);
+            let text =
+                serde_json::to_string_pretty(&self.record.failures).expect("failures serialise");
+            write_file_atomic(&path, format!("{text}\n").as_bytes())?;
+            self.output(FAILURES_JSON);
+        }
         self.record.elapsed_s = self.started.elapsed().as_secs_f64();
         let path = self.dir.join("run.json");
         let text = serde_json::to_string_pretty(&self.record).expect("run record serialises");
-        emobridge_report::write_atomic(&path, format!("{text}\n").as_bytes()).map_err(
-            |e| match e {
-                emobridge_report::ReportError::Io { path, source } => {
-                    RunFolderError::Io { path, source }
-                }
-                other => RunFolderError::Io {
-                    path: path.clone(),
-                    source: std::io::Error::other(other.to_string()),
-                },
-            },
-        )?;
+        write_file_atomic(&path, format!("{text}\n").as_bytes())?;
         Ok(self.record)
     }
+}
+
+/// The file a run folder lists its failed items in (absent when none failed).
+pub const FAILURES_JSON: &str = "failures.json";
+
+/// The items a finished run in `dir` could not process (empty when it lists none).
+pub fn read_failures(dir: &Path) -> Result<Vec<RunFailure>, RunFolderError> {
+    let path = dir.join(FAILURES_JSON);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(RunFolderError::Io { path, source }),
+    };
+    serde_json::from_str(&text).map_err(|e| RunFolderError::Io {
+        path,
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })
+}
+
+/// The workspace's one atomic write (the store's), with this crate's error.
+fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunFolderError> {
+    emobridge_store::write_atomic(path, bytes).map_err(|e| match e {
+        emobridge_store::StoreError::Io { path, source } => RunFolderError::Io { path, source },
+        other => RunFolderError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
 }
 
 /// Hex SHA-256 of bytes (the store's helper: one SHA-256 implementation in the workspace).
@@ -395,6 +432,15 @@ mod tests {
         assert_eq!(json["artifacts"][0]["path"], "plot.svg");
         assert_eq!(json["outputs"][1], "plot.svg");
         assert_eq!(json["headlines"][0]["value"], 3);
+        let failures = read_failures(&dir.path().join("run")).unwrap();
+        assert_eq!(failures, record.failures);
+        assert_eq!(failures[0].reason, "unreadable");
+        // A clean rerun in the same folder drops the old list.
+        RunFolder::create(&dir.path().join("run"), "unit")
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert!(read_failures(&dir.path().join("run")).unwrap().is_empty());
     }
 
     #[test]
