@@ -7,6 +7,18 @@
 
 mod commands;
 mod progress;
+mod status;
+
+use status::Status;
+
+const EXIT_STATUS: &str = "\
+Exit status of batch commands (extract, features, fad --manifest, probe, continuous, finetune,
+import, demo):
+  0  everything done
+  3  partial success: some items failed, listed in failures.json (the run folder's; for extract
+     the cache tag folder's; for features OUT.failures.json; for import the *_issues.csv)
+  1  nothing usable, or --strict and an item failed (what was written stays, written atomically)
+  2  usage error (bad or missing arguments)";
 
 use clap::{Parser, Subcommand};
 
@@ -14,12 +26,16 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "emobridge",
     version,
-    about = "Emotion in speech and music, side by side: descriptors, SSL layers, emotion probes, Fréchet audio distance"
+    about = "Emotion in speech and music, side by side: descriptors, SSL layers, emotion probes, Fréchet audio distance",
+    after_help = EXIT_STATUS
 )]
 struct Cli {
     /// More logging (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Treat any failed item of a batch as an error (exit 1); `features` stops at the first.
+    #[arg(long, global = true)]
+    strict: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,25 +71,30 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    let strict = cli.strict;
+    let done = |r: anyhow::Result<()>| r.map(|()| Status::Done);
     let result = match cli.command {
         Command::Demo(a) => commands::demo::run(a),
-        Command::Synth(a) => commands::synth::run(a),
+        Command::Synth(a) => done(commands::synth::run(a)),
         Command::Import(a) => commands::import::run(a),
-        Command::Features(a) => commands::features::run(a),
-        Command::Embed(a) => commands::embed::run(a),
+        Command::Features(a) => commands::features::run(a, strict),
+        Command::Embed(a) => done(commands::embed::run(a)),
         Command::Extract(a) => commands::extract::run(a),
         Command::Fad(a) => commands::fad::run(a),
         Command::Probe(a) => commands::probe::run(a),
         Command::Continuous(a) => commands::continuous::run(a),
-        Command::Report(a) => commands::report::run(a),
-        Command::Slurm(a) => commands::slurm::run(a),
+        Command::Report(a) => done(commands::report::run(a)),
+        Command::Slurm(a) => done(commands::slurm::run(a)),
         Command::Finetune(a) => commands::finetune::run(a),
     };
-    if let Err(e) = result {
-        // One line: the context chain joined, so the bad input and the reason read together.
-        let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-        eprintln!("error: {}", one_line(&chain));
-        std::process::exit(1);
+    match result {
+        Ok(status) => std::process::exit(status.exit_code(strict)),
+        Err(e) => {
+            // One line: the context chain joined, so the bad input and the reason read together.
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("error: {}", one_line(&chain));
+            std::process::exit(1);
+        }
     }
 }
 

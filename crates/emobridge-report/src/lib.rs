@@ -41,20 +41,25 @@ pub enum ReportError {
 
 pub type Result<T, E = ReportError> = std::result::Result<T, E>;
 
-/// Writes `bytes` to `path` through a temporary sibling and a rename; creates parent folders.
+/// Writes `bytes` to `path` atomically (the store's one atomic write: a synced temporary
+/// sibling, then a rename); creates parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| ReportError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
-    let tmp = tmp_sibling(path);
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    emobridge_store::write_atomic(path, bytes).map_err(|e| match e {
+        emobridge_store::StoreError::Io { path, source } => ReportError::Io { path, source },
+        other => ReportError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
 }
 
+/// The temporary sibling a renderer that writes its own file (plotters' PNG) writes first.
 pub(crate) fn tmp_sibling(path: &Path) -> PathBuf {
     let name = path
         .file_name()

@@ -179,20 +179,7 @@ impl PretrainedEncoder {
     /// checkpoint the digest of the lines `<file name>\t<file digest>` in file order. Recorded
     /// in every cache entry so that a run can tell which weights made its embeddings.
     pub fn weights_sha256(&self) -> Result<String> {
-        let files = weight_files(&self.dir)?;
-        if let [one] = files.as_slice() {
-            return Ok(emobridge_store::sha256_file(one)?);
-        }
-        let mut lines = String::new();
-        for f in &files {
-            let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
-            lines.push_str(&format!(
-                "{}\t{}\n",
-                name.unwrap_or_default(),
-                emobridge_store::sha256_file(f)?
-            ));
-        }
-        Ok(emobridge_store::sha256_hex(lines.as_bytes()))
+        crate::weights::weights_sha256(&self.dir)
     }
 
     pub fn encoder(&self) -> &Encoder {

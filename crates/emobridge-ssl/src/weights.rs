@@ -34,6 +34,25 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     })
 }
 
+/// Hex SHA-256 of a model folder's weights: the weight file's digest, or for a sharded
+/// checkpoint the digest of the lines `<file name>\t<file digest>` in file order.
+pub fn weights_sha256(dir: &Path) -> Result<String> {
+    let files = weight_files(dir)?;
+    if let [one] = files.as_slice() {
+        return Ok(emobridge_store::sha256_file(one)?);
+    }
+    let mut lines = String::new();
+    for f in &files {
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+        lines.push_str(&format!(
+            "{}\t{}\n",
+            name.unwrap_or_default(),
+            emobridge_store::sha256_file(f)?
+        ));
+    }
+    Ok(emobridge_store::sha256_hex(lines.as_bytes()))
+}
+
 /// The distinct shard files named by a sharded checkpoint's `weight_map`.
 fn shard_files(dir: &Path, index: &Path) -> Result<Vec<PathBuf>> {
     let obj = crate::config::read_json_object(index)?;

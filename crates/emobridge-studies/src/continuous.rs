@@ -369,8 +369,7 @@ pub fn run(
     }
     let mut run = RunFolder::create(out, "continuous")?;
     run.set_config(config, config.seed);
-    let manifest_csv = manifest.to_csv();
-    run.hash_bytes("manifest", &manifest_csv);
+    run.hash_manifest(manifest);
 
     // 1. Features for every row the study needs.
     let labelled: Vec<&Record> = manifest
@@ -378,6 +377,12 @@ pub fn run(
         .iter()
         .filter(|r| !r.annotation.trim().is_empty())
         .collect();
+    if let (Some(root), Some(tag)) = (&config.cache, &config.model) {
+        if let (FeatureKind::Ssl, Ok(cache)) = (config.features, EmbeddingCache::open(root, tag)) {
+            let ids: Vec<&str> = labelled.iter().map(|r| r.id.as_str()).collect();
+            run.hash_cache(&cache, &ids);
+        }
+    }
     if labelled.is_empty() {
         return Err(ContinuousError::Data(
             "no manifest row names an annotation CSV (`annotation` column): nothing to learn"

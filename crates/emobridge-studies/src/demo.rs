@@ -265,6 +265,7 @@ pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoE
         manifest,
         &descriptors.failures,
         &studies,
+        started,
     )?;
     let report = out.join("report.html");
     emobridge_report::html::write_report(std::slice::from_ref(out), &report)?;
@@ -318,9 +319,10 @@ fn write_run_json(
     manifest: &Manifest,
     failures: &[crate::descriptors::ClipFailure],
     studies: &[(String, PathBuf)],
+    started: Instant,
 ) -> Result<PathBuf, DemoError> {
     let out = &config.out;
-    let mut run = RunFolder::create(out, "demo")?;
+    let mut run = RunFolder::create_started(out, "demo", started)?;
     run.set_config(
         &serde_json::json!({ "demo": config, "corpus": corpus }),
         config.seed,

@@ -6,7 +6,7 @@
 //! gets one failure line and is left out; the others go on.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use emobridge_acoustic::compare::{self, WindowConfig};
 use emobridge_acoustic::{egemaps, FeatureFrames, FeatureVector};
@@ -50,6 +50,8 @@ pub struct TableConfig {
     pub window: WindowConfig,
     /// Worker threads (default none: all cores).
     pub threads: Option<usize>,
+    /// Stop at the first file that fails (default false: skip it, list it, go on).
+    pub strict: bool,
 }
 
 impl Default for TableConfig {
@@ -59,6 +61,7 @@ impl Default for TableConfig {
             level: Level::Functionals,
             window: WindowConfig::default(),
             threads: None,
+            strict: false,
         }
     }
 }
@@ -158,20 +161,36 @@ pub fn extract_table(
         .build()
         .map_err(|e| DescriptorError::Refused(format!("cannot start worker threads: {e}")))?;
     let done = AtomicUsize::new(0);
-    let results: Vec<Result<Extracted, String>> = pool.install(|| {
+    let stop = AtomicBool::new(false);
+    let results: Vec<Option<Result<Extracted, String>>> = pool.install(|| {
         inputs
             .par_iter()
             .map(|input| {
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
                 let out = extract_one(&input.path, config).map_err(|e| match e {
                     // Audio errors already name the file; prefix the others with it.
                     DescriptorError::Audio(_) => e.to_string(),
                     other => format!("{}: {other}", input.label),
                 });
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, inputs.len());
-                out
+                if out.is_err() && config.strict {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                Some(out)
             })
             .collect()
     });
+    if config.strict {
+        // The first failure in input order among those that ran.
+        if let Some(Err(first)) = results.iter().flatten().find(|r| r.is_err()) {
+            return Err(DescriptorError::Strict {
+                first: first.clone(),
+            });
+        }
+    }
+    let results: Vec<Result<Extracted, String>> = results.into_iter().flatten().collect();
     let mut failures = Vec::new();
     let mut failed_inputs = Vec::new();
     let mut ok: Vec<(&Input, Extracted)> = Vec::new();

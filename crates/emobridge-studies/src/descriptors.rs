@@ -40,6 +40,8 @@ pub enum DescriptorError {
     Refused(String),
     #[error("all {count} input file(s) failed; nothing written")]
     AllFailed { count: usize },
+    #[error("{first} (strict: stopped at the first failure; nothing written)")]
+    Strict { first: String },
 }
 
 /// The cache tag under which eGeMAPS LLD frames are stored.

@@ -336,6 +336,11 @@ pub fn run(
     config.peft.validate()?;
     let mut run = RunFolder::create(out, "finetune")?;
     run.set_config(config, config.seed);
+    run.hash_manifest(manifest);
+    run.set_hash(
+        "model_weights",
+        emobridge_ssl::weights::weights_sha256(model_dir)?,
+    );
     let cfg = EncoderConfig::from_file(&model_dir.join("config.json"))?;
     let pre_path = model_dir.join("preprocessor_config.json");
     let pre = if pre_path.is_file() {

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use emobridge_store::EmbeddingCache;
 use serde::Serialize;
 
 /// Why a run folder could not be written.
@@ -83,7 +84,7 @@ pub struct RunRecord {
     pub seed: u64,
     /// Version of the emobridge crates.
     pub crate_version: String,
-    /// `git rev-parse HEAD` of the working folder, or `EMOBRIDGE_GIT_COMMIT`, when known.
+    /// The commit emobridge was built from (embedded at build time), when known.
     pub git_commit: Option<String>,
     /// SHA-256 (hex) of the inputs: `manifest`, `audio_list`, `model_weights`, …
     pub hashes: BTreeMap<String, String>,
@@ -111,10 +112,31 @@ pub struct RunFolder {
 impl RunFolder {
     /// Creates `dir` (and parents). The command defaults to this process's command line.
     pub fn create(dir: &Path, study: &str) -> Result<RunFolder, RunFolderError> {
+        Self::create_started(dir, study, Instant::now())
+    }
+
+    /// As [`RunFolder::create`] for a run that began at `started` (a pipeline that opens its run
+    /// folder last still records its true elapsed time).
+    pub fn create_started(
+        dir: &Path,
+        study: &str,
+        started: Instant,
+    ) -> Result<RunFolder, RunFolderError> {
         std::fs::create_dir_all(dir).map_err(|source| RunFolderError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
+        // An earlier run's failure list must not describe this one.
+        let stale = dir.join(FAILURES_JSON);
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(RunFolderError::Io {
+                    path: stale,
+                    source: e,
+                })
+            }
+            _ => {}
+        }
         let record = RunRecord {
             study: study.to_string(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -129,6 +151,8 @@ impl RunFolder {
             artifacts: Vec::new(),
             headlines: Vec::new(),
             started_unix_s: SystemTime::now()
+                .checked_sub(started.elapsed())
+                .unwrap_or_else(SystemTime::now)
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
@@ -136,7 +160,7 @@ impl RunFolder {
         };
         Ok(RunFolder {
             dir: dir.to_path_buf(),
-            started: Instant::now(),
+            started,
             record,
         })
     }
@@ -174,6 +198,57 @@ impl RunFolder {
         })?;
         self.record.hashes.insert(label.to_string(), digest);
         Ok(())
+    }
+
+    /// Records the SHA-256 of the manifest (as CSV) under `manifest` and of its audio list (one
+    /// `id<TAB>path` line per record) under `audio_list`.
+    pub fn hash_manifest(&mut self, manifest: &emobridge_corpus::Manifest) {
+        self.hash_bytes("manifest", &manifest.to_csv());
+        let list: String = manifest
+            .records
+            .iter()
+            .map(|r| format!("{}\t{}\n", r.id, r.path))
+            .collect();
+        self.hash_bytes("audio_list", list.as_bytes());
+    }
+
+    /// Records what identifies an embedding cache a run read: `cache_fingerprint`, the SHA-256
+    /// of the tag folder's `cache.json` (the extraction fingerprint the store writes) when there
+    /// is one; `cache_index`, the SHA-256 of the name and size of every entry of `clip_ids`; and
+    /// `model_weights`, from the first entry's metadata when the extractor recorded it.
+    pub fn hash_cache(&mut self, cache: &EmbeddingCache, clip_ids: &[&str]) {
+        let record = cache.dir().join("cache.json");
+        if record.is_file() {
+            if let Ok(digest) = sha256_file(&record) {
+                self.set_hash("cache_fingerprint", digest);
+            }
+        }
+        let mut index = String::new();
+        let mut weights = None;
+        for id in clip_ids {
+            let Ok(path) = cache.path_for(id) else {
+                continue;
+            };
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            index.push_str(&format!(
+                "{}\t{}\n",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                meta.len()
+            ));
+            if weights.is_none() {
+                weights = cache
+                    .metadata(id)
+                    .ok()
+                    .and_then(|m| m.model_weights_sha256().map(str::to_string));
+            }
+        }
+        self.hash_bytes("cache_index", index.as_bytes());
+        match weights {
+            Some(w) => self.set_hash("model_weights", w),
+            None => self.note("model_weights", "not recorded in the cache metadata"),
+        }
     }
 
     /// Records a precomputed hash (e.g. a weights hash found in cache metadata).
@@ -261,24 +336,50 @@ impl RunFolder {
         });
     }
 
-    /// Writes `run.json` atomically and returns the record.
+    /// Writes `run.json` (and, when an item failed, `failures.json`) atomically and returns the
+    /// record.
     pub fn finish(mut self) -> Result<RunRecord, RunFolderError> {
+        if !self.record.failures.is_empty() {
+            let path = self.dir.join(FAILURES_JSON);
+            let text =
+                serde_json::to_string_pretty(&self.record.failures).expect("failures serialise");
+            write_file_atomic(&path, format!("{text}\n").as_bytes())?;
+            self.output(FAILURES_JSON);
+        }
         self.record.elapsed_s = self.started.elapsed().as_secs_f64();
         let path = self.dir.join("run.json");
         let text = serde_json::to_string_pretty(&self.record).expect("run record serialises");
-        emobridge_report::write_atomic(&path, format!("{text}\n").as_bytes()).map_err(
-            |e| match e {
-                emobridge_report::ReportError::Io { path, source } => {
-                    RunFolderError::Io { path, source }
-                }
-                other => RunFolderError::Io {
-                    path: path.clone(),
-                    source: std::io::Error::other(other.to_string()),
-                },
-            },
-        )?;
+        write_file_atomic(&path, format!("{text}\n").as_bytes())?;
         Ok(self.record)
     }
+}
+
+/// The file a run folder lists its failed items in (absent when none failed).
+pub const FAILURES_JSON: &str = "failures.json";
+
+/// The items a finished run in `dir` could not process (empty when it lists none).
+pub fn read_failures(dir: &Path) -> Result<Vec<RunFailure>, RunFolderError> {
+    let path = dir.join(FAILURES_JSON);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(RunFolderError::Io { path, source }),
+    };
+    serde_json::from_str(&text).map_err(|e| RunFolderError::Io {
+        path,
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })
+}
+
+/// The workspace's one atomic write (the store's), with this crate's error.
+fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunFolderError> {
+    emobridge_store::write_atomic(path, bytes).map_err(|e| match e {
+        emobridge_store::StoreError::Io { path, source } => RunFolderError::Io { path, source },
+        other => RunFolderError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
 }
 
 /// Hex SHA-256 of bytes (the store's helper: one SHA-256 implementation in the workspace).
@@ -292,19 +393,12 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     })
 }
 
-/// The commit being run: `EMOBRIDGE_GIT_COMMIT` if set, else `git rev-parse HEAD` in the
-/// current folder (None outside a repository or without git).
+/// The commit this build of emobridge was made from, embedded at build time (see the crate's
+/// `build.rs`): `None` when it was built outside a git checkout. Never read from the folder a run
+/// happens to start in.
 pub fn git_commit() -> Option<String> {
-    if let Ok(c) = std::env::var("EMOBRIDGE_GIT_COMMIT") {
-        return Some(c);
-    }
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8(out.stdout).ok()?;
-    (out.status.success() && !text.trim().is_empty()).then(|| text.trim().to_string())
+    let c = env!("EMOBRIDGE_BUILD_COMMIT");
+    (!c.is_empty()).then(|| c.to_string())
 }
 
 #[cfg(test)]
@@ -338,5 +432,49 @@ mod tests {
         assert_eq!(json["artifacts"][0]["path"], "plot.svg");
         assert_eq!(json["outputs"][1], "plot.svg");
         assert_eq!(json["headlines"][0]["value"], 3);
+        let failures = read_failures(&dir.path().join("run")).unwrap();
+        assert_eq!(failures, record.failures);
+        assert_eq!(failures[0].reason, "unreadable");
+        // A clean rerun in the same folder drops the old list.
+        RunFolder::create(&dir.path().join("run"), "unit")
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert!(read_failures(&dir.path().join("run")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_commit_is_the_one_this_crate_was_built_from() {
+        // Built in a checkout: the commit of the repository holding this crate.
+        let head = std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        assert_eq!(git_commit(), head);
+    }
+
+    #[test]
+    fn a_run_opened_late_records_its_true_elapsed_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = Instant::now() - std::time::Duration::from_secs(3);
+        let run = RunFolder::create_started(&dir.path().join("run"), "unit", started).unwrap();
+        let record = run.finish().unwrap();
+        assert!(
+            record.elapsed_s >= 3.0 && record.elapsed_s < 60.0,
+            "{}",
+            record.elapsed_s
+        );
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(
+            now - record.started_unix_s >= 3,
+            "{}",
+            record.started_unix_s
+        );
     }
 }

@@ -587,6 +587,16 @@ pub fn probe(
         "Effective configuration",
         "Every knob of this run, defaults filled in.\nPass it back with --config to repeat the run.",
     );
+    run.hash_manifest(manifest);
+    if let ProbeInput::Features { rows, .. } = &input {
+        let mut bytes = Vec::new();
+        for (id, row) in rows.iter() {
+            bytes.extend_from_slice(id.as_bytes());
+            bytes.push(0);
+            bytes.extend(row.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        run.hash_bytes("features", &bytes);
+    }
     run.note("normalize", config.normalize.as_str());
     run.note("head", head.as_str());
     run.note("target", config.target.as_str());
@@ -1117,6 +1127,8 @@ fn read_cache(
             cache.dir().display()
         )));
     };
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    run.hash_cache(cache, &id_refs);
     let (n_states, dim) = (first.len(), first.first().map_or(0, Vec::len));
     for (id, means) in ids.iter().zip(&per_clip) {
         if means.len() != n_states || means.iter().any(|m| m.len() != dim) {

@@ -46,7 +46,7 @@ pub struct ContinuousArgs {
     pub seed: Option<u64>,
 }
 
-pub fn run(args: ContinuousArgs) -> anyhow::Result<()> {
+pub fn run(args: ContinuousArgs) -> anyhow::Result<crate::status::Status> {
     let mut config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -80,7 +80,7 @@ pub fn run(args: ContinuousArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", args.manifest.display()))?;
     let outcome = run_study(&config, &manifest, &args.out)?;
     println!("{}", outcome.run_dir.join("run.json").display());
-    Ok(())
+    crate::status::Status::of_run(&outcome.run_dir)
 }
 
 /// Runs the study with a progress bar and logs the results table (also used by the demo).

@@ -23,7 +23,7 @@ pub struct DemoArgs {
     pub model: Option<String>,
 }
 
-pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+pub fn run(args: DemoArgs) -> anyhow::Result<crate::status::Status> {
     let config = DemoConfig {
         out: args.out,
         quick: args.quick,
@@ -44,5 +44,5 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         config.out.display()
     );
     println!("{}", outcome.report.display());
-    Ok(())
+    crate::status::Status::of_run(&config.out)
 }

@@ -39,7 +39,7 @@ fn parse_shard(spec: &str) -> Result<Shard, String> {
     Shard::parse(spec).map_err(|e| e.to_string())
 }
 
-pub fn run(args: ExtractArgs) -> anyhow::Result<()> {
+pub fn run(args: ExtractArgs) -> anyhow::Result<crate::status::Status> {
     let manifest = Manifest::read(&args.manifest)
         .with_context(|| format!("{}: cannot read manifest", args.manifest.display()))?;
     let model = args.encoder.load()?;
@@ -80,5 +80,8 @@ pub fn run(args: ExtractArgs) -> anyhow::Result<()> {
     if report.all_failed() {
         anyhow::bail!("every clip failed (see {})", report.failures_path.display());
     }
-    Ok(())
+    Ok(crate::status::Status::from_count(
+        report.failures.len(),
+        &report.failures_path,
+    ))
 }

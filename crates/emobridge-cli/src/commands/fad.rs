@@ -88,7 +88,7 @@ pub fn study_config(args: &FadArgs) -> anyhow::Result<emobridge_studies::fad::Fa
     Ok(args.study.config(args, options(args)))
 }
 
-pub fn run(args: FadArgs) -> anyhow::Result<()> {
+pub fn run(args: FadArgs) -> anyhow::Result<crate::status::Status> {
     let options = options(&args);
     match (&args.study.manifest, args.inputs.as_slice()) {
         (Some(_), []) => super::fad_study::run(&args, options),
@@ -109,7 +109,8 @@ pub fn run(args: FadArgs) -> anyhow::Result<()> {
             };
             let report = emobridge_fad::compare_sets(a, b, &config)
                 .with_context(|| format!("{} vs {}", a.display(), b.display()))?;
-            super::fad_study::print_pair(&report, &config, args.json)
+            super::fad_study::print_pair(&report, &config, args.json)?;
+            Ok(crate::status::Status::Done)
         }
         (None, inputs) => bail!(
             "expected two inputs A B (got {}), or --manifest M --cache DIR --model TAG --out DIR",

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+
+use crate::status::Status;
 use emobridge_corpus::Manifest;
 use emobridge_fad::frechet::FrechetOptions;
 use emobridge_fad::{PairConfig, PairReport};
@@ -82,7 +84,7 @@ impl StudyArgs {
     }
 }
 
-pub fn run(args: &FadArgs, options: FrechetOptions) -> anyhow::Result<()> {
+pub fn run(args: &FadArgs, options: FrechetOptions) -> anyhow::Result<Status> {
     let s = &args.study;
     let (Some(manifest_path), Some(cache), Some(model), Some(out)) =
         (&s.manifest, &s.cache, &s.model, &s.out)
@@ -103,7 +105,8 @@ pub fn run(args: &FadArgs, options: FrechetOptions) -> anyhow::Result<()> {
             emobridge_studies::fad::shard_dir(out, shard).display(),
             done.failures.len()
         );
-        return Ok(());
+        let listed_in = emobridge_studies::fad::shard_dir(out, shard).join("done.json");
+        return Ok(Status::from_count(done.failures.len(), &listed_in));
     }
     let outcome = emobridge_studies::fad::run(&config, &manifest, &cache, out)
         .with_context(|| format!("FAD study on {}", manifest_path.display()))?;
@@ -112,7 +115,7 @@ pub fn run(args: &FadArgs, options: FrechetOptions) -> anyhow::Result<()> {
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
-        return Ok(());
+        return Status::of_run(&outcome.run_dir);
     }
     println!("layer\temotion\tfad\tn_speech\tn_music");
     for r in &outcome.speech_vs_music {
@@ -126,7 +129,7 @@ pub fn run(args: &FadArgs, options: FrechetOptions) -> anyhow::Result<()> {
         outcome.run_dir.display(),
         outcome.failures.len()
     );
-    Ok(())
+    Status::of_run(&outcome.run_dir)
 }
 
 /// One line with the distance, then FAD-∞ and the interval when computed (or the JSON report).

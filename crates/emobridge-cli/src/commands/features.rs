@@ -13,6 +13,8 @@ use emobridge_slurm::workload::features_failures_path;
 use emobridge_store::{sharded_path, FailureLog, Shard};
 use emobridge_studies::descriptor_table::{self, FeatureSet, Input, Level, TableConfig};
 
+use crate::status::Status;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FeatureSetArg {
     /// eGeMAPS v02: 25 LLDs, 88 functionals.
@@ -70,7 +72,7 @@ pub struct FeaturesArgs {
     pub shard: Option<String>,
 }
 
-pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
+pub fn run(args: FeaturesArgs, strict: bool) -> anyhow::Result<crate::status::Status> {
     let config = TableConfig {
         set: match args.set {
             FeatureSetArg::Egemaps => FeatureSet::Egemaps,
@@ -87,6 +89,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
             drop_partial: args.drop_partial,
         },
         threads: args.threads,
+        strict,
     };
     let manifest = match &args.manifest {
         Some(m) => Some(
@@ -108,7 +111,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     let out = shard.map_or_else(|| args.out.clone(), |s| sharded_path(&args.out, s));
     if inputs.is_empty() && shard.is_some() {
         tracing::info!("shard owns no clip of the manifest: nothing to do");
-        return save_shard_failures(&args.out, shard, &[]);
+        return save_failures(&args.out, shard, &[]);
     }
     let bar = crate::progress::bar(inputs.len() as u64, "features");
     let outcome =
@@ -125,7 +128,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
                     .iter()
                     .map(|i| (i, format!("{}: {e}", i.label)))
                     .collect();
-                save_shard_failures(&args.out, shard, &all)?;
+                save_failures(&args.out, shard, &all)?;
             }
             return Err(e.into());
         }
@@ -137,7 +140,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
         .zip(&outcome.failures)
         .map(|(&i, line)| (&inputs[i], line.clone()))
         .collect();
-    save_shard_failures(&args.out, shard, &failed)?;
+    let status = save_failures(&args.out, shard, &failed)?;
     tracing::info!(
         "wrote {} rows × {} columns for {} file(s) to {}",
         outcome.table.rows.len(),
@@ -155,7 +158,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
             eprintln!("  {f}");
         }
     }
-    Ok(())
+    Ok(status)
 }
 
 /// With `--shard I/N`: the manifest clips of the shard (CSV output only: the merge joins CSV).
@@ -190,13 +193,28 @@ fn shard_inputs(
     Ok((mine, Some(shard)))
 }
 
-/// A shard's failure list, written after its table: its presence marks the shard finished.
-fn save_shard_failures(
+/// The failure list, written after the table: `OUT.failures.json` when a file failed (a stale
+/// one removed when none did); a shard's list always, its presence marking the shard finished.
+fn save_failures(
     out: &Path,
     shard: Option<Shard>,
     failures: &[(&Input, String)],
-) -> anyhow::Result<()> {
-    let Some(shard) = shard else { return Ok(()) };
+) -> anyhow::Result<Status> {
+    let path = match shard {
+        Some(shard) => features_failures_path(out, shard),
+        None => {
+            let name = out.file_name().unwrap_or_default().to_string_lossy();
+            out.with_file_name(format!("{name}.failures.json"))
+        }
+    };
+    if shard.is_none() && failures.is_empty() {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", path.display()))
+            }
+            _ => return Ok(Status::Done),
+        }
+    }
     let mut log = FailureLog::default();
     for (input, line) in failures {
         log.push(
@@ -205,6 +223,6 @@ fn save_shard_failures(
             line,
         );
     }
-    log.save(&features_failures_path(out, shard))?;
-    Ok(())
+    log.save(&path)?;
+    Ok(Status::from_count(failures.len(), &path))
 }

@@ -50,7 +50,7 @@ where
         .collect()
 }
 
-pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
+pub fn run(args: FinetuneArgs) -> anyhow::Result<crate::status::Status> {
     let mut config = match &args.config {
         Some(p) => FinetuneConfig::from_toml_file(p)?,
         None => FinetuneConfig::default(),
@@ -88,5 +88,5 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
         );
     }
     println!("{}", outcome.run_dir.join("run.json").display());
-    Ok(())
+    crate::status::Status::of_run(&outcome.run_dir)
 }

@@ -42,7 +42,7 @@ pub struct ImportArgs {
     pub follow_links: bool,
 }
 
-pub fn run(args: ImportArgs) -> anyhow::Result<()> {
+pub fn run(args: ImportArgs) -> anyhow::Result<crate::status::Status> {
     let corpus = Corpus::parse(&args.corpus).with_context(|| {
         format!(
             "unknown corpus `{}` (one of: {})",
@@ -110,7 +110,10 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
             .map(|d| format!("; {} traces in {}", imported.dynamics.len(), d.display()))
             .unwrap_or_default(),
     );
-    Ok(())
+    Ok(crate::status::Status::from_count(
+        imported.issues.len(),
+        &written.issues,
+    ))
 }
 
 fn parse_preset(s: Option<&str>) -> anyhow::Result<Preset> {

@@ -66,7 +66,7 @@ pub struct ProbeArgs {
     pub class_weight: Option<ClassWeight>,
 }
 
-pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
+pub fn run(args: ProbeArgs) -> anyhow::Result<crate::status::Status> {
     let mut config = match &args.config {
         Some(path) => SeparabilityConfig::from_toml(path)?,
         None => SeparabilityConfig::default(),
@@ -128,7 +128,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         );
     }
     println!("{}", outcome.run_dir.join("run.json").display());
-    Ok(())
+    crate::status::Status::of_run(&outcome.run_dir)
 }
 
 /// Logs, per setting, the hidden state with the best score (UA, or Pearson r).

@@ -279,15 +279,15 @@ pub(crate) fn locate_home(
     None
 }
 
-/// Writes a file atomically (temporary sibling, then rename).
+/// Writes a file atomically (the store's one atomic write).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImportError> {
-    let io = |source| ImportError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension("tmp-write");
-    fs::write(&tmp, bytes).map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)
+    emobridge_store::write_atomic(path, bytes).map_err(|e| match e {
+        emobridge_store::StoreError::Io { path, source } => ImportError::Io { path, source },
+        other => ImportError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
 }
 
 /// An id made safe to be a file name.

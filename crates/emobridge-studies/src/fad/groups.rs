@@ -68,30 +68,18 @@ pub(super) fn usable_clips<'m>(
     }
 }
 
-/// Hashes of the audio list and, when the cache records it, the model weights.
-pub(super) fn record_inputs(clips: &[UsableClip<'_>], run: &mut RunFolder) {
+/// Hashes of the audio list and of the cache (fingerprint, entry index, model weights), and the
+/// cache's extraction metadata.
+pub(super) fn record_inputs(clips: &[UsableClip<'_>], cache: &EmbeddingCache, run: &mut RunFolder) {
     let list: String = clips
         .iter()
         .map(|c| format!("{}\t{}\n", c.record.id, c.record.path))
         .collect();
     run.hash_bytes("audio_list", list.as_bytes());
-    let cache_index: String = clips
-        .iter()
-        .map(|c| {
-            format!(
-                "{}\t{}\n",
-                c.path.file_name().unwrap_or_default().to_string_lossy(),
-                std::fs::metadata(&c.path).map(|m| m.len()).unwrap_or(0)
-            )
-        })
-        .collect();
-    run.hash_bytes("cache_index", cache_index.as_bytes());
+    let ids: Vec<&str> = clips.iter().map(|c| c.record.id.as_str()).collect();
+    run.hash_cache(cache, &ids);
     match CachedClip::open(&clips[0].path).and_then(|c| c.metadata()) {
         Ok(meta) => {
-            match meta.model_weights_sha256() {
-                Some(w) => run.set_hash("model_weights", w),
-                None => run.note("model_weights", "not recorded in the cache metadata"),
-            }
             let pairs: BTreeMap<String, String> = meta
                 .to_pairs()
                 .into_iter()
@@ -99,7 +87,7 @@ pub(super) fn record_inputs(clips: &[UsableClip<'_>], run: &mut RunFolder) {
                 .collect();
             run.note("cache_metadata", pairs);
         }
-        Err(e) => run.note("model_weights", format!("cache metadata unreadable: {e}")),
+        Err(e) => run.note("cache_metadata", format!("unreadable: {e}")),
     }
 }
 

@@ -249,7 +249,7 @@ fn study(
     for f in &plan.header_failures {
         run.fail(&f.item, &f.path, &f.reason);
     }
-    record_inputs(&plan.clips, &mut run);
+    record_inputs(&plan.clips, cache, &mut run);
     run.note("group_sizes", &plan.group_sizes);
     run.note("dim", plan.shape.dim);
     run.note("states_in_cache", plan.shape.states);
