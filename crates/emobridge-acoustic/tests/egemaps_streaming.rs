@@ -1,6 +1,8 @@
 //! The streaming eGeMAPS path (`EgemapsStream`, blocks of any size) against the whole-signal
 //! path on a long input: bit-identical LLDs and functionals, and a sample buffer bounded by the
-//! analysis windows.
+//! analysis windows. The whole-signal side feeds one-second blocks, whose 60 ms candidates are
+//! computed on the thread pool; blocks of 1, 7, 160 and 333 samples take the one-thread path, so
+//! the test also checks that the parallel split equals the sequential order exactly.
 
 use emobridge_acoustic::egemaps::{self, EgemapsStream};
 

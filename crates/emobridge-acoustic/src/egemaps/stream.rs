@@ -17,6 +17,14 @@
 //! sizes: every frame sees the same samples, and every stateful part (spectral flux, formant
 //! root search, Viterbi trellis, period matcher) runs in frame order exactly as on the whole
 //! signal — the blocks only decide when a frame is computed, not what it sees.
+//!
+//! Both cores on one long file: when a block completes at least [`PARALLEL_MIN_FRAMES`] 60 ms
+//! frames, their SHS candidates, RMS and spectra (about half the work at 44.1 kHz) are computed
+//! on rayon's pool, split over frames, while the 20 ms chain runs beside them. The split rule is
+//! that only work depending on nothing but the frame's own samples is split; every part that
+//! carries state from frame to frame runs afterwards, in frame order, on the joined per-frame
+//! values, so the output equals the one-thread output exactly (no overlap or state hand-over is
+//! needed). On a one-thread pool (`--threads 1`) the same code runs on one thread.
 
 use std::collections::VecDeque;
 
@@ -26,6 +34,7 @@ use super::{Analysis, N_SPECTRAL};
 use crate::formants::{FormantConfig, FormantTracker, Formants};
 use crate::pitch::harmonics::HarmonicsAnalyser;
 use crate::pitch::jitter::PeriodMatcher;
+use crate::pitch::shs::Candidates;
 use crate::pitch::viterbi::{SmoothedPitch, ViterbiStream};
 use crate::pitch::{self, CandidateAnalyser, VoicingConfig};
 use crate::AcousticError;
@@ -44,16 +53,7 @@ pub struct EgemapsStream {
     /// A non-finite sample seen (absolute index), reported by [`EgemapsStream::finish`].
     non_finite: Option<usize>,
     frame: Vec<f64>,
-    // 20 ms chain
-    next20: usize,
-    window20: Vec<f64>,
-    fft20: MagnitudeFft,
-    mags20: Vec<f64>,
-    spectral_llds: SpectralLlds,
-    formant_tracker: FormantTracker,
-    /// Formants of 20 ms frames `formants_start..`, until their voicing frame is released.
-    formants: VecDeque<Formants>,
-    formants_start: usize,
+    chain20: Chain20,
     // 60 ms chain
     next60: usize,
     candidates: CandidateAnalyser,
@@ -65,11 +65,97 @@ pub struct EgemapsStream {
     next_release: usize,
     matcher: PeriodMatcher,
     harmonics: HarmonicsAnalyser,
-    // results
+    voicing: Vec<[f32; 15]>,
+}
+
+/// The 20 ms chain: spectral LLDs, frame power and formants, frame by frame in order.
+struct Chain20 {
+    geo: FrameGeometry,
+    next: usize,
+    frame: Vec<f64>,
+    window: Vec<f64>,
+    fft: MagnitudeFft,
+    mags: Vec<f64>,
+    spectral_llds: SpectralLlds,
+    formant_tracker: FormantTracker,
+    /// Formants of 20 ms frames `formants_start..`, until their voicing frame is released.
+    formants: VecDeque<Formants>,
+    formants_start: usize,
     spectral: Vec<[f32; N_SPECTRAL]>,
     power_sum: f64,
     power_frames: usize,
-    voicing: Vec<[f32; 15]>,
+}
+
+/// Fewest complete 60 ms frames for which candidates are computed on the thread pool (below it
+/// the stream's own analyser is cheaper than one per worker).
+const PARALLEL_MIN_FRAMES: usize = 32;
+
+/// Copies frame `index` of `geo` from `buf` (holding the signal from sample `base` on) into
+/// `out`, zero-padded past the end of the input.
+fn copy_frame(buf: &[f32], base: usize, index: usize, geo: &FrameGeometry, out: &mut Vec<f64>) {
+    let start = index * geo.hop;
+    out.clear();
+    out.extend(
+        (start..start + geo.frame).map(|i| buf.get(i - base).copied().unwrap_or(0.0) as f64),
+    );
+}
+
+impl Chain20 {
+    /// Analyses frames up to (not including) `until`.
+    fn run(&mut self, buf: &[f32], base: usize, until: usize) {
+        while self.next < until {
+            copy_frame(buf, base, self.next, &self.geo, &mut self.frame);
+            self.power_sum += mean_power(&self.frame);
+            self.power_frames += 1;
+            self.fft
+                .magnitudes(&self.frame, &self.window, &mut self.mags);
+            let s = self.spectral_llds.frame(&self.mags);
+            self.spectral.push([
+                s.loudness as f32,
+                s.alpha_ratio as f32,
+                s.hammarberg as f32,
+                s.slope_0_500 as f32,
+                s.slope_500_1500 as f32,
+                s.flux as f32,
+                s.mfcc[0] as f32,
+                s.mfcc[1] as f32,
+                s.mfcc[2] as f32,
+                s.mfcc[3] as f32,
+            ]);
+            self.formants
+                .push_back(self.formant_tracker.frame(self.fft.last_complex()));
+            self.next += 1;
+        }
+    }
+}
+
+/// SHS candidates, windowed RMS and magnitude spectrum of 60 ms frames `range`, computed on the
+/// thread pool: they depend on the frame's samples only, so any split gives the same values.
+fn candidates_parallel(
+    buf: &[f32],
+    base: usize,
+    geo: &FrameGeometry,
+    cfg: &VoicingConfig,
+    range: std::ops::Range<usize>,
+) -> Vec<(Candidates, f64, Vec<f64>)> {
+    use rayon::prelude::*;
+    range
+        .into_par_iter()
+        .with_min_len(PARALLEL_MIN_FRAMES / 2)
+        .map_init(
+            || {
+                (
+                    CandidateAnalyser::new(geo, cfg),
+                    Vec::with_capacity(geo.frame),
+                )
+            },
+            |(analyser, frame), i| {
+                copy_frame(buf, base, i, geo, frame);
+                let (c, rms) = analyser.frame(frame);
+                (c, rms, analyser.mags.clone())
+            },
+        )
+        .collect()
 }
 
 impl EgemapsStream {
@@ -88,19 +174,26 @@ impl EgemapsStream {
             seen: 0,
             non_finite: None,
             frame: Vec::with_capacity(geo60.frame),
-            next20: 0,
-            window20: hamming(geo20.frame),
-            fft20: MagnitudeFft::new(geo20.nfft),
-            mags20: Vec::new(),
-            spectral_llds: SpectralLlds::new(geo20.n_bins(), geo20.bin_hz()),
-            formant_tracker: FormantTracker::new(
-                FormantConfig::default(),
-                geo20.frame,
-                geo20.nfft,
-                sample_rate,
-            ),
-            formants: VecDeque::new(),
-            formants_start: 0,
+            chain20: Chain20 {
+                geo: geo20,
+                next: 0,
+                frame: Vec::with_capacity(geo20.frame),
+                window: hamming(geo20.frame),
+                fft: MagnitudeFft::new(geo20.nfft),
+                mags: Vec::new(),
+                spectral_llds: SpectralLlds::new(geo20.n_bins(), geo20.bin_hz()),
+                formant_tracker: FormantTracker::new(
+                    FormantConfig::default(),
+                    geo20.frame,
+                    geo20.nfft,
+                    sample_rate,
+                ),
+                formants: VecDeque::new(),
+                formants_start: 0,
+                spectral: Vec::new(),
+                power_sum: 0.0,
+                power_frames: 0,
+            },
             next60: 0,
             candidates: CandidateAnalyser::new(&geo60, &cfg),
             viterbi: ViterbiStream::new(&cfg.viterbi),
@@ -110,9 +203,6 @@ impl EgemapsStream {
             next_release: 0,
             matcher: PeriodMatcher::new(sample_rate as f64, &cfg.jitter),
             harmonics: HarmonicsAnalyser::new(geo60.n_bins(), geo60.bin_hz()),
-            spectral: Vec::new(),
-            power_sum: 0.0,
-            power_frames: 0,
             voicing: Vec::new(),
             cfg,
         })
@@ -146,12 +236,33 @@ impl EgemapsStream {
             return;
         }
         self.buf.extend_from_slice(block);
-        let hop = self.geo20.hop;
-        while self.next20 * hop + self.geo20.frame <= self.seen {
-            self.frame20();
-        }
-        while self.next60 * hop + self.geo60.frame <= self.seen {
-            self.frame60();
+        let ready = |frame: usize, hop: usize, seen: usize| {
+            if seen < frame {
+                0
+            } else {
+                (seen - frame) / hop + 1
+            }
+        };
+        let n20 = ready(self.geo20.frame, self.geo20.hop, self.seen);
+        let n60 = ready(self.geo60.frame, self.geo60.hop, self.seen);
+        if n60 - self.next60 >= PARALLEL_MIN_FRAMES {
+            // the 20 ms chain and the 60 ms candidates run side by side; everything stateful
+            // stays in frame order
+            let (buf, base, chain20) = (&self.buf, self.buf_start, &mut self.chain20);
+            let (geo60, cfg, from) = (&self.geo60, &self.cfg, self.next60);
+            let ((), frames) = rayon::join(
+                || chain20.run(buf, base, n20),
+                || candidates_parallel(buf, base, geo60, cfg, from..n60),
+            );
+            for (candidates, rms, mags) in frames {
+                self.next60 += 1;
+                self.smooth(candidates, rms, mags);
+            }
+        } else {
+            self.chain20.run(&self.buf, self.buf_start, n20);
+            while self.next60 < n60 {
+                self.frame60();
+            }
         }
         self.trim();
     }
@@ -175,59 +286,34 @@ impl EgemapsStream {
             period_s: 0.010,
             hop: self.geo20.hop,
             sample_rate: self.sample_rate,
-            spectral: self.spectral,
-            power_sum: self.power_sum,
-            power_frames: self.power_frames,
+            spectral: self.chain20.spectral,
+            power_sum: self.chain20.power_sum,
+            power_frames: self.chain20.power_frames,
             voicing: self.voicing,
             pending_at_end,
         })
     }
 
-    /// Copies frame `index` of geometry `geo` (zero-padded past the end of the input).
-    fn load_frame(&mut self, index: usize, geo: &FrameGeometry) {
-        let start = index * geo.hop;
-        self.frame.clear();
-        let buf = &self.buf;
-        let base = self.buf_start;
-        self.frame.extend(
-            (start..start + geo.frame).map(|i| buf.get(i - base).copied().unwrap_or(0.0) as f64),
-        );
-    }
-
-    fn frame20(&mut self) {
-        let geo = self.geo20;
-        self.load_frame(self.next20, &geo);
-        self.power_sum += mean_power(&self.frame);
-        self.power_frames += 1;
-        self.fft20
-            .magnitudes(&self.frame, &self.window20, &mut self.mags20);
-        let s = self.spectral_llds.frame(&self.mags20);
-        self.spectral.push([
-            s.loudness as f32,
-            s.alpha_ratio as f32,
-            s.hammarberg as f32,
-            s.slope_0_500 as f32,
-            s.slope_500_1500 as f32,
-            s.flux as f32,
-            s.mfcc[0] as f32,
-            s.mfcc[1] as f32,
-            s.mfcc[2] as f32,
-            s.mfcc[3] as f32,
-        ]);
-        self.formants
-            .push_back(self.formant_tracker.frame(self.fft20.last_complex()));
-        self.next20 += 1;
-    }
-
+    /// One 60 ms frame on this thread.
     fn frame60(&mut self) {
-        let geo = self.geo60;
-        self.load_frame(self.next60, &geo);
+        copy_frame(
+            &self.buf,
+            self.buf_start,
+            self.next60,
+            &self.geo60,
+            &mut self.frame,
+        );
         let (candidates, rms) = self.candidates.frame(&self.frame);
         let mut spectrum = self.spare_spectra.pop().unwrap_or_default();
         spectrum.clear();
         spectrum.extend_from_slice(&self.candidates.mags);
-        self.pending.push_back((rms, spectrum));
         self.next60 += 1;
+        self.smooth(candidates, rms, spectrum);
+    }
+
+    /// Hands the next 60 ms frame to the smoother and analyses the frames it releases.
+    fn smooth(&mut self, candidates: Candidates, rms: f64, spectrum: Vec<f64>) {
+        self.pending.push_back((rms, spectrum));
         self.viterbi.push(candidates, &mut self.released);
         self.release_all();
     }
@@ -258,12 +344,13 @@ impl EgemapsStream {
                 .frame(x, from, i * hop, f0, hop, self.geo60.frame)
         };
         // formants of 20 ms frame i, if that frame exists
-        while self.formants_start < i && !self.formants.is_empty() {
-            self.formants.pop_front();
-            self.formants_start += 1;
+        let c20 = &mut self.chain20;
+        while c20.formants_start < i && !c20.formants.is_empty() {
+            c20.formants.pop_front();
+            c20.formants_start += 1;
         }
-        let fm = if self.formants_start == i {
-            self.formants.front()
+        let fm = if c20.formants_start == i {
+            c20.formants.front()
         } else {
             None
         };
@@ -296,7 +383,7 @@ impl EgemapsStream {
     /// Drops the samples no pending frame or the period matcher can read any more.
     fn trim(&mut self) {
         let hop = self.geo20.hop;
-        let keep_from = (self.next20 * hop)
+        let keep_from = (self.chain20.next * hop)
             .min(self.next60 * hop)
             .min(self.next_release * hop)
             .min(self.matcher.oldest_needed(self.next_release * hop));
