@@ -28,9 +28,9 @@
 
 use std::collections::VecDeque;
 
-use super::frames::{hamming, FrameGeometry, MagnitudeFft};
 use super::spectral::{mean_power, SpectralLlds};
 use super::{Analysis, N_SPECTRAL};
+use crate::dsp::{frame_count, hamming, FrameGeometry, MagnitudeFft};
 use crate::formants::{FormantConfig, FormantTracker, Formants};
 use crate::pitch::harmonics::HarmonicsAnalyser;
 use crate::pitch::jitter::PeriodMatcher;
@@ -236,15 +236,8 @@ impl EgemapsStream {
             return;
         }
         self.buf.extend_from_slice(block);
-        let ready = |frame: usize, hop: usize, seen: usize| {
-            if seen < frame {
-                0
-            } else {
-                (seen - frame) / hop + 1
-            }
-        };
-        let n20 = ready(self.geo20.frame, self.geo20.hop, self.seen);
-        let n60 = ready(self.geo60.frame, self.geo60.hop, self.seen);
+        let n20 = frame_count(self.seen, self.geo20.frame, self.geo20.hop);
+        let n60 = frame_count(self.seen, self.geo60.frame, self.geo60.hop);
         if n60 - self.next60 >= PARALLEL_MIN_FRAMES {
             // the 20 ms chain and the 60 ms candidates run side by side; everything stateful
             // stays in frame order
