@@ -65,7 +65,7 @@ fn pitch_track(
     cfg: &VoicingConfig,
 ) -> (Vec<f64>, Vec<f64>) {
     let geo = FrameGeometry::new(cfg.frame_s, cfg.hop_s, sample_rate);
-    let (candidates, rms) = crate::pitch::frame_candidates(samples, &geo, rows, cfg, |_| {});
+    let (candidates, rms) = crate::pitch::frame_candidates_parallel(samples, &geo, rows, cfg);
     let smoothed = viterbi::smooth(&candidates, &cfg.viterbi);
     let gate = cfg.energy_gate.unwrap_or(f64::NEG_INFINITY);
     smoothed

@@ -137,6 +137,33 @@ pub(crate) fn frame_candidates(
     (candidates, rms)
 }
 
+/// [`frame_candidates`] on rayon's pool, split over frames: a frame's candidates and RMS depend
+/// on its own samples only, so the result equals the one-thread result exactly.
+pub(crate) fn frame_candidates_parallel(
+    samples: &[f32],
+    geo: &FrameGeometry,
+    n_frames: usize,
+    cfg: &VoicingConfig,
+) -> (Vec<shs::Candidates>, Vec<f64>) {
+    use rayon::prelude::*;
+    (0..n_frames)
+        .into_par_iter()
+        .with_min_len(64)
+        .map_init(
+            || {
+                (
+                    CandidateAnalyser::new(geo, cfg),
+                    Vec::with_capacity(geo.frame),
+                )
+            },
+            |(analyser, frame), i| {
+                frame_at(samples, i, geo, frame);
+                analyser.frame(frame)
+            },
+        )
+        .unzip()
+}
+
 /// Runs the voicing chain on `samples` at `sample_rate`.
 pub fn analyse(samples: &[f32], sample_rate: u32, cfg: &VoicingConfig) -> Voicing {
     let geo = FrameGeometry::new(cfg.frame_s, cfg.hop_s, sample_rate);
