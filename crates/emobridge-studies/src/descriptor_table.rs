@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use emobridge_acoustic::compare::{self, WindowConfig};
 use emobridge_acoustic::{egemaps, FeatureFrames, FeatureVector};
-use emobridge_audio::{DecodeOptions, IntScaling, Mixdown};
+use emobridge_audio::IntScaling;
 use emobridge_corpus::Manifest;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -201,15 +201,14 @@ pub fn extract_table(
 
 /// Decodes one file the way SMILExtract reads it and computes the requested descriptors.
 fn extract_one(path: &Path, config: &TableConfig) -> Result<Extracted, DescriptorError> {
+    // Mono straight from the decoder, block by block: the same samples as `load` with
+    // `Mixdown::Mono`, without holding every channel of a long file first.
     let decode = || -> Result<(Vec<f32>, u32), DescriptorError> {
-        let opts = DecodeOptions {
-            target_rate: None,
-            mixdown: Mixdown::Mono,
-            int_scaling: IntScaling::OpenSmile,
-        };
-        let audio = emobridge_audio::load(path, &opts)?;
-        let rate = audio.sample_rate;
-        Ok((audio.into_mono(), rate))
+        let mut samples = Vec::new();
+        let info = emobridge_audio::stream_mono(path, IntScaling::OpenSmile, |block, _| {
+            samples.extend_from_slice(block)
+        })?;
+        Ok((samples, info.sample_rate))
     };
     let window = &config.window;
     let out = match (config.set, config.level) {
