@@ -19,6 +19,7 @@
 //! with `emobridge_audio::DecodeOptions { int_scaling: IntScaling::OpenSmile, .. }`).
 
 pub mod compare;
+pub mod dsp;
 pub mod egemaps;
 pub mod formants;
 pub mod functionals;

@@ -157,12 +157,19 @@ pub fn probe_info(path: impl AsRef<Path>) -> Result<AudioInfo, AudioError> {
     })
 }
 
-/// Decodes a file into planar `f32` samples, down-mixed and resampled as `opts` asks.
-///
-/// Errors name the file: missing file, unsupported or corrupt container, zero-length audio,
-/// NaN/Inf samples, a zero or absurd sample rate.
-pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, AudioError> {
-    let path = path.as_ref();
+/// What [`decode_each`] saw of a stream.
+struct Decoded {
+    rate: u32,
+    format: Option<SampleFormat>,
+}
+
+/// Decodes `path` packet by packet, handing each decoded buffer (planar, one `Vec` per channel)
+/// and its rate to `each`, and applies the container checks every decode shares: a plausible
+/// rate, a constant channel count, the truncation rule and a non-empty stream.
+fn decode_each(
+    path: &Path,
+    mut each: impl FnMut(&mut Vec<Vec<f32>>, u32, Option<SampleFormat>) -> Result<(), AudioError>,
+) -> Result<Decoded, AudioError> {
     let mut format = open(path)?;
     let track = format
         .default_track(TrackType::Audio)
@@ -192,8 +199,9 @@ pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, Audio
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
         .map_err(|e| classify(path, e))?;
 
-    let mut planes: Vec<Vec<f32>> = Vec::new();
     let mut scratch: Vec<Vec<f32>> = Vec::new();
+    let mut channels: Option<usize> = None;
+    let mut decoded = 0u64;
     let mut rate = declared_rate;
     let mut format_seen: Option<SampleFormat> = params.sample_format;
     loop {
@@ -212,18 +220,20 @@ pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, Audio
                     format_seen = Some(buffer_format(&buf));
                 }
                 buf.copy_to_vecs_planar::<f32>(&mut scratch);
-                if planes.is_empty() {
-                    planes = vec![Vec::new(); scratch.len()];
-                }
-                if scratch.len() != planes.len() {
+                if *channels.get_or_insert(scratch.len()) != scratch.len() {
                     return Err(AudioError::Corrupt {
                         path: path.to_path_buf(),
                         reason: "channel count changes mid-stream".into(),
                     });
                 }
-                for (dst, src) in planes.iter_mut().zip(&scratch) {
-                    dst.extend_from_slice(src);
+                decoded += scratch.first().map_or(0, Vec::len) as u64;
+                if !plausible_rate(rate) {
+                    return Err(AudioError::BadRate {
+                        path: path.to_path_buf(),
+                        rate,
+                    });
                 }
+                each(&mut scratch, rate, format_seen)?;
             }
             // A damaged packet: skip it (symphonia's advice), the stream may recover.
             Err(SymErr::DecodeError(e)) => {
@@ -248,7 +258,6 @@ pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, Audio
     //     Ogg pages by symphonia's Ogg reader (an error already).
     // A stream without a stated length that ends on a frame boundary is complete: nothing in
     // the file says otherwise.
-    let decoded = planes.first().map_or(0, Vec::len) as u64;
     let truncated = |declared: u64| AudioError::Corrupt {
         path: path.to_path_buf(),
         reason: format!("truncated: {decoded} of {declared} frames present"),
@@ -272,20 +281,47 @@ pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, Audio
             }
         }
     }
-    if planes.first().is_none_or(|p| p.is_empty()) {
+    if decoded == 0 {
         return Err(AudioError::Empty {
             path: path.to_path_buf(),
         });
     }
+    Ok(Decoded {
+        rate,
+        format: format_seen,
+    })
+}
+
+/// openSMILE's integer scaling factor for a decoded sample format (none for float formats).
+fn opensmile_factor(format: Option<SampleFormat>) -> Option<f32> {
+    let f = match format {
+        Some(SampleFormat::S16) => 32768.0_f64 / 32767.0,
+        Some(SampleFormat::S24) => 8_388_608.0_f64 / (32767.0 * 256.0),
+        _ => return None,
+    };
+    Some(f as f32)
+}
+
+/// Decodes a file into planar `f32` samples, down-mixed and resampled as `opts` asks.
+///
+/// Errors name the file: missing file, unsupported or corrupt container, zero-length audio,
+/// NaN/Inf samples, a zero or absurd sample rate.
+pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, AudioError> {
+    let path = path.as_ref();
+    let mut planes: Vec<Vec<f32>> = Vec::new();
+    let decoded = decode_each(path, |scratch, _, _| {
+        if planes.is_empty() {
+            planes = vec![Vec::new(); scratch.len()];
+        }
+        for (dst, src) in planes.iter_mut().zip(scratch.iter()) {
+            dst.extend_from_slice(src);
+        }
+        Ok(())
+    })?;
+    let rate = decoded.rate;
     check_finite(path, &planes)?;
     if opts.int_scaling == IntScaling::OpenSmile {
-        let factor = match format_seen {
-            Some(SampleFormat::S16) => Some(32768.0_f64 / 32767.0),
-            Some(SampleFormat::S24) => Some(8_388_608.0_f64 / (32767.0 * 256.0)),
-            _ => None,
-        };
-        if let Some(f) = factor {
-            let f = f as f32;
+        if let Some(f) = opensmile_factor(decoded.format) {
             planes.iter_mut().flatten().for_each(|x| *x *= f);
         }
     }
@@ -314,6 +350,80 @@ pub fn load(path: impl AsRef<Path>, opts: &DecodeOptions) -> Result<Audio, Audio
         sample_rate,
         source_rate: rate,
         source_channels,
+    })
+}
+
+/// What [`stream_mono`] decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The file's sample rate (the blocks are at this rate).
+    pub sample_rate: u32,
+    /// Channels in the file (averaged into the blocks).
+    pub source_channels: usize,
+    /// Mono samples delivered.
+    pub frames: u64,
+}
+
+/// Decodes a file block by block (one decoded packet at a time) as mono at its own rate, the
+/// samples scaled as `int_scaling` says and channels averaged exactly as [`load`] does with
+/// [`Mixdown::Mono`]: `each(block, rate)` sees the same samples, in order, that `load` returns,
+/// while memory stays at one packet. The checks are [`load`]'s; those that need the whole
+/// stream (truncation, non-finite samples, emptiness) are decided at the end, so on an error
+/// the caller discards what it computed from the blocks. A rate that changes mid-stream is an
+/// error (a block consumer cannot follow it).
+pub fn stream_mono(
+    path: impl AsRef<Path>,
+    int_scaling: IntScaling,
+    mut each: impl FnMut(&[f32], u32),
+) -> Result<StreamInfo, AudioError> {
+    let path = path.as_ref();
+    let (mut first_rate, mut channels, mut frames) = (None::<u32>, 0usize, 0u64);
+    let (mut bad, mut first_bad) = (0usize, usize::MAX);
+    let mut mono: Vec<f32> = Vec::new();
+    let decoded = decode_each(path, |scratch, rate, format| {
+        if *first_rate.get_or_insert(rate) != rate {
+            return Err(AudioError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "sample rate changes mid-stream".into(),
+            });
+        }
+        channels = scratch.len();
+        for p in scratch.iter() {
+            if let Some(i) = p.iter().position(|x| !x.is_finite()) {
+                first_bad = first_bad.min(frames as usize + i);
+                bad += p.iter().filter(|x| !x.is_finite()).count();
+            }
+        }
+        if int_scaling == IntScaling::OpenSmile {
+            if let Some(f) = opensmile_factor(format) {
+                scratch.iter_mut().flatten().for_each(|x| *x *= f);
+            }
+        }
+        let block: &[f32] = if scratch.len() == 1 {
+            &scratch[0]
+        } else {
+            let n = scratch.len() as f32;
+            mono.clear();
+            mono.extend(
+                (0..scratch[0].len()).map(|i| scratch.iter().map(|p| p[i]).sum::<f32>() / n),
+            );
+            &mono
+        };
+        frames += block.len() as u64;
+        each(block, rate);
+        Ok(())
+    })?;
+    if bad > 0 {
+        return Err(AudioError::NonFinite {
+            path: path.to_path_buf(),
+            count: bad,
+            first: first_bad,
+        });
+    }
+    Ok(StreamInfo {
+        sample_rate: decoded.rate,
+        source_channels: channels,
+        frames,
     })
 }
 

@@ -14,7 +14,9 @@ mod mpeg;
 mod resample;
 pub mod wav;
 
-pub use decode::{load, probe_info, AudioInfo, DecodeOptions, IntScaling, Mixdown};
+pub use decode::{
+    load, probe_info, stream_mono, AudioInfo, DecodeOptions, IntScaling, Mixdown, StreamInfo,
+};
 pub use error::AudioError;
 pub use resample::{resample, MAX_RATE, MAX_SOURCE_RATE, MIN_RATE, MIN_SOURCE_RATE};
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use emobridge_acoustic::compare::{self, WindowConfig};
 use emobridge_acoustic::{egemaps, FeatureFrames, FeatureVector};
-use emobridge_audio::{DecodeOptions, IntScaling, Mixdown};
+use emobridge_audio::IntScaling;
 use emobridge_corpus::Manifest;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -220,20 +220,23 @@ pub fn extract_table(
 
 /// Decodes one file the way SMILExtract reads it and computes the requested descriptors.
 fn extract_one(path: &Path, config: &TableConfig) -> Result<Extracted, DescriptorError> {
-    let opts = DecodeOptions {
-        target_rate: None,
-        mixdown: Mixdown::Mono,
-        int_scaling: IntScaling::OpenSmile,
+    // Mono straight from the decoder, block by block: the same samples as `load` with
+    // `Mixdown::Mono`, without holding every channel of a long file first.
+    let decode = || -> Result<(Vec<f32>, u32), DescriptorError> {
+        let mut samples = Vec::new();
+        let info = emobridge_audio::stream_mono(path, IntScaling::OpenSmile, |block, _| {
+            samples.extend_from_slice(block)
+        })?;
+        Ok((samples, info.sample_rate))
     };
-    let audio = emobridge_audio::load(path, &opts)?;
-    let rate = audio.sample_rate;
-    let samples = audio.into_mono();
     let window = &config.window;
     let out = match (config.set, config.level) {
         (FeatureSet::Compare, Level::Lld) => {
+            let (samples, rate) = decode()?;
             Extracted::Frames(compare::lld_with_deltas(&samples, rate)?)
         }
         (FeatureSet::Compare, Level::Windows) => {
+            let (samples, rate) = decode()?;
             Extracted::Frames(compare::windows(&samples, rate, window)?)
         }
         (FeatureSet::Compare, Level::Functionals) => {
@@ -241,14 +244,21 @@ fn extract_one(path: &Path, config: &TableConfig) -> Result<Extracted, Descripto
                 "ComParE functionals are not provided".into(),
             ))
         }
-        (FeatureSet::Egemaps, Level::Lld) => Extracted::Frames(egemaps::lld(&samples, rate)?),
-        (FeatureSet::Egemaps, Level::Functionals) => {
-            Extracted::Vector(egemaps::functionals(&samples, rate)?)
+        (FeatureSet::Egemaps, Level::Lld) => {
+            let (samples, rate) = decode()?;
+            Extracted::Frames(egemaps::lld(&samples, rate)?)
         }
-        (FeatureSet::Egemaps, Level::Windows) => Extracted::Frames(compare::summarise_windows(
-            &egemaps::lld(&samples, rate)?,
-            window,
-        )?),
+        // one streaming pass: memory bounded by the analysis windows, not the file length
+        (FeatureSet::Egemaps, Level::Functionals) => {
+            Extracted::Vector(crate::descriptors::egemaps_functionals_of_file(path)?.0)
+        }
+        (FeatureSet::Egemaps, Level::Windows) => {
+            let (samples, rate) = decode()?;
+            Extracted::Frames(compare::summarise_windows(
+                &egemaps::lld(&samples, rate)?,
+                window,
+            )?)
+        }
     };
     if let Extracted::Frames(f) = &out {
         if f.is_empty() {

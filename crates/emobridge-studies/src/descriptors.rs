@@ -108,6 +108,10 @@ fn one_clip(
     cache: Option<&EmbeddingCache>,
 ) -> Result<(String, FeatureVector, f64), DescriptorError> {
     let path = manifest.audio_path(r);
+    if cache.is_none_or(|c| c.contains(&r.id)) {
+        let (functionals, seconds) = egemaps_functionals_of_file(&path)?;
+        return Ok((r.id.clone(), functionals, seconds));
+    }
     // openSMILE analyses at the file's own rate with its own integer scaling.
     let audio = load(
         &path,
@@ -142,6 +146,23 @@ fn one_clip(
     let entry = ClipEntry::from_frames(flat, [1, lld.len(), dim], StoredDtype::F32, meta)?;
     cache.write(&r.id, &entry)?;
     Ok((r.id.clone(), functionals, seconds))
+}
+
+/// eGeMAPS functionals of an audio file in one streaming pass (decoded block by block at the
+/// file's own rate with openSMILE's integer scaling, mono), so memory does not grow with the
+/// file's length; also returns the file's duration in seconds. Equal to decoding the whole
+/// file and calling `egemaps::functionals`.
+pub fn egemaps_functionals_of_file(path: &Path) -> Result<(FeatureVector, f64), DescriptorError> {
+    let mut stream: Option<Result<egemaps::EgemapsStream, AcousticError>> = None;
+    let info = emobridge_audio::stream_mono(path, IntScaling::OpenSmile, |block, rate| {
+        if let Ok(s) = stream.get_or_insert_with(|| egemaps::EgemapsStream::new(rate)) {
+            s.push(block);
+        }
+    })?;
+    // stream_mono succeeds only after delivering at least one sample
+    let stream = stream.ok_or(DescriptorError::NoFrames)??;
+    let seconds = info.frames as f64 / info.sample_rate as f64;
+    Ok((stream.finish_functionals()?, seconds))
 }
 
 /// Writes the functionals table: first column `file` (as the manifest names it), then `id`,

@@ -48,8 +48,8 @@ impl Geometry {
             long_len,
             short_fft,
             short_bin_hz,
-            n_short: complete_frames(n_samples, short_len, hop),
-            n_long: complete_frames(n_samples, long_len, hop),
+            n_short: crate::dsp::frame_count(n_samples, short_len, hop),
+            n_long: crate::dsp::frame_count(n_samples, long_len, hop),
         }
     }
 
@@ -66,14 +66,6 @@ impl Geometry {
     /// Start time of row `i` in seconds (openSMILE's `frameTime`: `i · hop / sr`).
     pub fn frame_time(&self, i: usize) -> f64 {
         (i * self.hop) as f64 / self.sample_rate as f64
-    }
-}
-
-fn complete_frames(len: usize, frame: usize, hop: usize) -> usize {
-    if len < frame {
-        0
-    } else {
-        (len - frame) / hop + 1
     }
 }
 

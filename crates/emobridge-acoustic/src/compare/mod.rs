@@ -160,9 +160,20 @@ impl Contours {
                 deltas,
             });
         }
-        let raw_short = short_frame_streams(samples, &geometry);
-        let zcr = long_frame_zcr(samples, &geometry);
-        let voicing = voicing::voicing_streams(samples, &geometry)?;
+        // Both cores on one file: the short-frame chain and the voicing chain share no state, so
+        // they run side by side (and the voicing chain splits its per-frame candidates over the
+        // pool); every stateful part (RASTA filter, flux, Viterbi, period matcher, smoothing)
+        // still runs in frame order, so the output equals the one-thread output exactly.
+        let ((raw_short, zcr), voicing) = rayon::join(
+            || {
+                (
+                    short_frame_streams(samples, &geometry),
+                    long_frame_zcr(samples, &geometry),
+                )
+            },
+            || voicing::voicing_streams(samples, &geometry),
+        );
+        let voicing = voicing?;
 
         // Voicing group: openSMILE smooths only over voiced frames (zeros stay zero) and takes
         // deltas only inside voiced segments.

@@ -46,10 +46,9 @@ impl FrameGeometry {
 /// Number of LLD rows openSMILE writes for `n` samples: `⌊(n − W)/H⌋ + 2` for `n ≥ W`, else 0,
 /// with `W` the longest (60 ms) analysis frame and `H` the hop.
 pub fn lld_row_count(n: usize, longest_frame: usize, hop: usize) -> usize {
-    if n < longest_frame || hop == 0 {
-        0
-    } else {
-        (n - longest_frame) / hop + 2
+    match emobridge_audio::frames::frame_count(n, longest_frame, hop) {
+        0 => 0,
+        complete => complete + 1,
     }
 }
 

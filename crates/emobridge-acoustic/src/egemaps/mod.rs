@@ -14,14 +14,13 @@
 
 pub mod frames;
 pub mod spectral;
+mod stream;
 
-use crate::formants::{FormantConfig, FormantTracker};
+pub use stream::EgemapsStream;
+
 use crate::functionals as fx;
-use crate::pitch::{self, harmonics::HarmonicsAnalyser, VoicingConfig};
 use crate::smooth::{sma, sma_nonzero};
 use crate::{check_finite, AcousticError, FeatureFrames, FeatureVector};
-use frames::{frame_at, hamming, FrameGeometry, MagnitudeFft};
-use spectral::{mean_power, SpectralLlds};
 
 /// The 25 LLD column names, in openSMILE's order.
 pub const LLD_NAMES: [&str; 25] = [
@@ -156,106 +155,41 @@ struct Analysis {
     sample_rate: u32,
     /// 20 ms-frame columns: loudness, alpha, hammarberg, slope0-500, slope500-1500, flux, mfcc1-4.
     spectral: Vec<[f32; N_SPECTRAL]>,
-    /// Mean power of each un-windowed 20 ms frame (for the equivalent sound level).
-    frame_power: Vec<f64>,
+    /// Sum of the mean powers of the un-windowed 20 ms frames, and their number (for the
+    /// equivalent sound level).
+    power_sum: f64,
+    power_frames: usize,
     /// Voicing-level rows: F0 (semitones), jitter, shimmer dB, HNR, H1-H2, H1-A3, F1..F3 freq/bw/amp.
     voicing: Vec<[f32; 15]>,
     /// Frames the Viterbi smoother released only at the end of input.
     pending_at_end: usize,
 }
 
-fn validate(samples: &[f32], sample_rate: u32) -> Result<(), AcousticError> {
+fn validate_rate(sample_rate: u32) -> Result<(), AcousticError> {
     if sample_rate < 1000 {
         return Err(AcousticError::UnsupportedRate {
             rate: sample_rate,
             reason: "eGeMAPS needs at least 1 kHz",
         });
     }
+    Ok(())
+}
+
+fn validate(samples: &[f32], sample_rate: u32) -> Result<(), AcousticError> {
+    validate_rate(sample_rate)?;
     check_finite(samples)
 }
 
-fn analyse(samples: &[f32], sample_rate: u32) -> Analysis {
-    let geo20 = FrameGeometry::new(0.020, 0.010, sample_rate);
-    let n20 = frames::lld_row_count(samples.len(), geo20.frame, geo20.hop).saturating_sub(1);
-    let window = hamming(geo20.frame);
-    let mut fft = MagnitudeFft::new(geo20.nfft);
-    let mut spec = SpectralLlds::new(geo20.n_bins(), geo20.bin_hz());
-    let (mut frame, mut mags) = (Vec::new(), Vec::new());
-    let mut spectral = Vec::with_capacity(n20);
-    let mut frame_power = Vec::with_capacity(n20);
-    let mut formant_tracks = Vec::with_capacity(n20);
-    let mut formant_tracker = FormantTracker::new(
-        FormantConfig::default(),
-        geo20.frame,
-        geo20.nfft,
-        sample_rate,
-    );
-    for i in 0..n20 {
-        frame_at(samples, i, &geo20, &mut frame);
-        frame_power.push(mean_power(&frame));
-        fft.magnitudes(&frame, &window, &mut mags);
-        let s = spec.frame(&mags);
-        spectral.push([
-            s.loudness as f32,
-            s.alpha_ratio as f32,
-            s.hammarberg as f32,
-            s.slope_0_500 as f32,
-            s.slope_500_1500 as f32,
-            s.flux as f32,
-            s.mfcc[0] as f32,
-            s.mfcc[1] as f32,
-            s.mfcc[2] as f32,
-            s.mfcc[3] as f32,
-        ]);
-        formant_tracks.push(formant_tracker.frame(fft.last_complex()));
-    }
-    let voicing_result = pitch::analyse(samples, sample_rate, &VoicingConfig::default());
-    let voicing = voicing_rows(&voicing_result, &formant_tracks);
-    Analysis {
-        // openSMILE normalises times by the configured frame step, not by hop/sample rate
-        period_s: 0.010,
-        hop: geo20.hop,
-        sample_rate,
-        spectral,
-        frame_power,
-        voicing,
-        pending_at_end: voicing_result.pending_at_end,
-    }
-}
+/// Block size in which a whole signal is fed to [`EgemapsStream`] (one second at 48 kHz), so
+/// the stream's sample buffer stays small.
+const WHOLE_SIGNAL_BLOCK: usize = 48_000;
 
-/// Combines pitch, jitter, harmonics and formants into the voicing-level rows.
-fn voicing_rows(v: &pitch::Voicing, formants: &[crate::formants::Formants]) -> Vec<[f32; 15]> {
-    let Some(geo) = v.geometry else {
-        return Vec::new();
-    };
-    let mut harm = HarmonicsAnalyser::new(geo.n_bins(), geo.bin_hz());
-    (0..v.f0_hz.len())
-        .map(|i| {
-            let f0 = v.f0_hz[i];
-            let fm = formants.get(i);
-            let freq = |k: usize| fm.map_or(0.0, |f| f.frequency[k]);
-            let bw = |k: usize| fm.map_or(0.0, |f| f.bandwidth[k]);
-            let h = harm.frame(&v.spectra[i], f0, &[freq(0), freq(1), freq(2)]);
-            let j = v.jitter[i];
-            [
-                pitch::semitones_from_27_5(f0) as f32,
-                j.jitter_local as f32,
-                j.shimmer_local_db as f32,
-                h.hnr_acf_db as f32,
-                h.h1_h2_db as f32,
-                h.h1_a3_db as f32,
-                freq(0) as f32,
-                bw(0) as f32,
-                h.formant_amplitude_db[0] as f32,
-                freq(1) as f32,
-                bw(1) as f32,
-                h.formant_amplitude_db[1] as f32,
-                freq(2) as f32,
-                bw(2) as f32,
-                h.formant_amplitude_db[2] as f32,
-            ]
-        })
-        .collect()
+fn analyse(samples: &[f32], sample_rate: u32) -> Result<Analysis, AcousticError> {
+    let mut stream = EgemapsStream::new(sample_rate)?;
+    for block in samples.chunks(WHOLE_SIGNAL_BLOCK) {
+        stream.push(block);
+    }
+    stream.finish_analysis()
 }
 
 fn column<const N: usize>(rows: &[[f32; N]], k: usize) -> Vec<f32> {
@@ -265,7 +199,7 @@ fn column<const N: usize>(rows: &[[f32; N]], k: usize) -> Vec<f32> {
 /// The 25 eGeMAPS v02 LLDs of `samples` at `sample_rate` (openSMILE scaling, mono).
 pub fn lld(samples: &[f32], sample_rate: u32) -> Result<FeatureFrames, AcousticError> {
     validate(samples, sample_rate)?;
-    Ok(lld_of(&analyse(samples, sample_rate)))
+    Ok(lld_of(&analyse(samples, sample_rate)?))
 }
 
 /// Shortest clip whose functionals are computed: one 60 ms pitch frame.
@@ -278,12 +212,16 @@ const MIN_FRAME_S: f64 = 0.060;
 /// [`AcousticError::TooShort`], so a batch lists the clip as failed with its reason. [`lld`] of
 /// such a clip is an empty table (no rows), as SMILExtract's.
 pub fn check_length(samples: &[f32], sample_rate: u32) -> Result<(), AcousticError> {
+    check_length_n(samples.len(), sample_rate)
+}
+
+fn check_length_n(n: usize, sample_rate: u32) -> Result<(), AcousticError> {
     let needed = (MIN_FRAME_S * sample_rate as f64).round() as usize;
-    if samples.len() < needed {
+    if n < needed {
         return Err(AcousticError::TooShort {
             set: "eGeMAPS",
-            samples: samples.len(),
-            seconds: samples.len() as f64 / sample_rate.max(1) as f64,
+            samples: n,
+            seconds: n as f64 / sample_rate.max(1) as f64,
             frame_ms: (MIN_FRAME_S * 1000.0).round() as u32,
             needed,
         });
@@ -296,7 +234,7 @@ pub fn check_length(samples: &[f32], sample_rate: u32) -> Result<(), AcousticErr
 pub fn functionals(samples: &[f32], sample_rate: u32) -> Result<FeatureVector, AcousticError> {
     validate(samples, sample_rate)?;
     check_length(samples, sample_rate)?;
-    Ok(functionals_vector(&analyse(samples, sample_rate)))
+    Ok(functionals_vector(&analyse(samples, sample_rate)?))
 }
 
 /// Both the LLDs and the functionals from one analysis pass (half the work of calling
@@ -307,8 +245,30 @@ pub fn lld_and_functionals(
 ) -> Result<(FeatureFrames, FeatureVector), AcousticError> {
     validate(samples, sample_rate)?;
     check_length(samples, sample_rate)?;
-    let a = analyse(samples, sample_rate);
+    let a = analyse(samples, sample_rate)?;
     Ok((lld_of(&a), functionals_vector(&a)))
+}
+
+impl EgemapsStream {
+    /// Ends the input and returns the 88 functionals (an input shorter than one 60 ms frame is
+    /// [`AcousticError::TooShort`], as [`functionals`]).
+    pub fn finish_functionals(self) -> Result<FeatureVector, AcousticError> {
+        let (rate, seen) = (self.sample_rate(), self.samples_seen());
+        let a = self.finish_analysis()?;
+        check_length_n(seen, rate)?;
+        Ok(functionals_vector(&a))
+    }
+
+    /// Ends the input and returns the 25 LLDs and the 88 functionals (as
+    /// [`lld_and_functionals`]).
+    pub fn finish_lld_and_functionals(
+        self,
+    ) -> Result<(FeatureFrames, FeatureVector), AcousticError> {
+        let (rate, seen) = (self.sample_rate(), self.samples_seen());
+        let a = self.finish_analysis()?;
+        check_length_n(seen, rate)?;
+        Ok((lld_of(&a), functionals_vector(&a)))
+    }
 }
 
 fn lld_of(a: &Analysis) -> FeatureFrames {
@@ -409,10 +369,10 @@ fn functionals_of(a: &Analysis) -> Vec<f64> {
     ]);
     let pauses = fx::segments(&f0, t, 3, 2, |v| v == 0.0);
     out.extend([pauses.mean_length_s, pauses.stddev_length_s]);
-    let leq = if a.frame_power.is_empty() {
+    let leq = if a.power_frames == 0 {
         0.0
     } else {
-        a.frame_power.iter().sum::<f64>() / a.frame_power.len() as f64
+        a.power_sum / a.power_frames as f64
     };
     out.push(10.0 * leq.max(1e-12).log10());
     out

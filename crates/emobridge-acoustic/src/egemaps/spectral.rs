@@ -158,40 +158,13 @@ struct SlopeBand {
 
 impl SlopeBand {
     fn new(lo_hz: f64, hi_hz: f64, n_bins: usize, bin_hz: f64) -> SlopeBand {
-        let frq = |i: usize| i as f64 * bin_hz;
-        // lower edge: last bin at or below lo_hz, weighted by the share of the next bin interval
-        let mut ii = (0..n_bins).find(|&i| frq(i) > lo_hz).unwrap_or(n_bins);
-        let mut w_lo = if ii < n_bins && ii > 0 {
-            (frq(ii) - lo_hz) / bin_hz
-        } else {
-            1.0
-        };
-        let lo = ii.saturating_sub(1).min(n_bins);
-        // upper edge: the bin at hi_hz if one lies exactly there, else the last bin below it
-        ii = (0..n_bins).find(|&i| frq(i) >= hi_hz).unwrap_or(n_bins);
-        let mut w_hi = if ii < n_bins && ii > 0 {
-            (hi_hz - frq(ii - 1)) / bin_hz
-        } else {
-            1.0
-        };
-        let hi = if ii < n_bins && frq(ii) == hi_hz {
-            ii
-        } else {
-            ii.saturating_sub(1)
-        }
-        .min(n_bins - 1);
-        if w_lo == 0.0 {
-            w_lo = 1.0;
-        }
-        if w_hi == 0.0 {
-            w_hi = 1.0;
-        }
+        let e = crate::dsp::BandEdges::new(lo_hz, hi_hz, n_bins, bin_hz);
         SlopeBand {
-            lo,
-            hi,
-            w_lo,
-            w_hi,
-            n_ind: hi as f64 - lo as f64,
+            lo: e.first,
+            hi: e.last,
+            w_lo: e.first_weight,
+            w_hi: e.last_weight,
+            n_ind: e.last as f64 - e.first as f64,
         }
     }
 

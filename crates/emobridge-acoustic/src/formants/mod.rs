@@ -59,8 +59,6 @@ pub struct FormantTracker {
     cfg: FormantConfig,
     /// Effective target rate after openSMILE's rounding to a whole number of output samples.
     rate: f64,
-    /// Left zero padding of the frame inside the FFT buffer.
-    pad: usize,
     nfft: usize,
     n_out: usize,
     /// Highest bin used (exclusive).
@@ -70,6 +68,10 @@ pub struct FormantTracker {
     /// Inverse FFT of length `nd` when `nd` is a whole number (then used instead of the tables).
     ifft: Option<std::sync::Arc<dyn rustfft::Fft<f64>>>,
     ifft_buf: Vec<Complex<f64>>,
+    /// `e^{-2πi k·pad/N}` for k < `k_max`: moves the frame from buffer offset 0 to `pad`.
+    shift: Vec<Complex<f64>>,
+    /// The frame spectrum times [`FormantTracker::shift`] (reused between frames).
+    shifted: Vec<Complex<f64>>,
     resampled: Vec<f64>,
     /// Roots of the previous frame, the starting point of the next root search.
     last_roots: Option<Vec<Complex<f64>>>,
@@ -107,9 +109,15 @@ impl FormantTracker {
             None
         };
         let ifft_buf = vec![Complex::new(0.0, 0.0); if ifft.is_some() { nd_int } else { 0 }];
+        let pad = (nfft - frame_len) / 2;
+        let shift = (0..k_max)
+            .map(|k| {
+                let ph = -2.0 * std::f64::consts::PI * (k * pad % nfft) as f64 / nfft as f64;
+                Complex::new(ph.cos(), ph.sin())
+            })
+            .collect();
         FormantTracker {
             rate: sample_rate as f64 * new_ratio,
-            pad: (nfft - frame_len) / 2,
             nfft,
             n_out,
             k_max,
@@ -117,6 +125,8 @@ impl FormantTracker {
             sin,
             ifft,
             ifft_buf,
+            shift,
+            shifted: Vec::with_capacity(k_max),
             resampled: vec![0.0; n_out],
             last_roots: None,
             cfg,
@@ -170,13 +180,10 @@ impl FormantTracker {
     /// Inverse DFT of the (symmetrically padded) frame spectrum onto the target-rate grid.
     fn resample(&mut self, spectrum: &[Complex<f64>]) {
         // shifting the frame from buffer offset 0 to offset `pad` multiplies bin k by e^{-2πi k pad/N}
-        let shifted: Vec<Complex<f64>> = (0..self.k_max)
-            .map(|k| {
-                let ph = -2.0 * std::f64::consts::PI * (k * self.pad % self.nfft) as f64
-                    / self.nfft as f64;
-                spectrum[k] * Complex::new(ph.cos(), ph.sin())
-            })
-            .collect();
+        self.shifted.clear();
+        self.shifted
+            .extend(spectrum.iter().zip(&self.shift).map(|(&c, &w)| c * w));
+        let shifted = &self.shifted;
         let norm = (self.nfft / 2) as f64;
         if let Some(ifft) = &self.ifft {
             // Σ_k c_k e^{+2πi k i/nd}: the real part is the same synthesis as the table path
@@ -191,12 +198,17 @@ impl FormantTracker {
             }
             return;
         }
+        let k_max = self.k_max;
         for i in 0..self.n_out {
-            let row = i * self.k_max;
+            let row = i * k_max;
+            let (cos, sin) = (
+                &self.cos[row + 1..row + k_max],
+                &self.sin[row + 1..row + k_max],
+            );
             let mut acc = shifted[0].re;
-            for k in 1..self.k_max {
-                // openSMILE's real FFT stores +sin terms, i.e. the negated imaginary part
-                acc += shifted[k].re * self.cos[row + k] - shifted[k].im * self.sin[row + k];
+            // openSMILE's real FFT stores +sin terms, i.e. the negated imaginary part
+            for ((c, &co), &si) in shifted[1..k_max].iter().zip(cos).zip(sin) {
+                acc += c.re * co - c.im * si;
             }
             self.resampled[i] = acc / norm;
         }

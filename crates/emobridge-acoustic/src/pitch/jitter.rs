@@ -1,21 +1,28 @@
-//! Jitter and shimmer from waveform-matched pitch periods (openSMILE `cPitchJitter`).
+//! Jitter, shimmer and the waveform HNR from waveform-matched pitch periods (openSMILE
+//! `cPitchJitter`): the one period matcher of the crate, used by the eGeMAPS voicing chain
+//! ([`jitter_shimmer`]) and by ComParE's voice-quality LLDs (with the HNR).
 //!
 //! For each voiced frame the waveform following the last matched period boundary is cut into
 //! periods: the next period length is the lag in `[(1 − r) T0, (1 + r) T0]` (T0 = 1/F0 in
 //! samples, r = `search_range_rel`) whose normalised cross-correlation between two adjacent
 //! windows peaks highest. Periods with a correlation peak above `min_cc` count: local jitter is
-//! the mean absolute difference of consecutive periods over the mean period, local shimmer the
-//! mean absolute difference of peak-to-peak amplitudes over their mean (reported in dB as
+//! the mean absolute difference of consecutive periods over the mean period, jitter DDP the mean
+//! absolute difference of consecutive differences over the mean period, local shimmer the mean
+//! absolute difference of peak-to-peak amplitudes over their mean (also reported in dB as
 //! 20·log10(1 + shimmer)). The matching position carries over between frames exactly as in
-//! openSMILE (`lastIdx` / `lastMis` bookkeeping), and the previous value is held when a voiced
-//! frame yields no period.
+//! openSMILE (`lastIdx` / `lastMis` bookkeeping); values are held through voiced frames that
+//! yield no period and reset in unvoiced ones.
+//!
+//! With [`PeriodMatcher::with_hnr`] the matcher also reports the waveform HNR: 20·log10(RMS of
+//! the average period waveform / RMS of each period's deviation from it) over the period without
+//! its first and last two samples, floored at −100 dB (−100 dB when unvoiced).
 
 use super::shs::quad_peak;
 
 /// Settings of the period matcher (defaults: eGeMAPS `cPitchJitter` settings).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JitterConfig {
-    /// Relative search range around the expected period (default 0.1).
+    /// Relative search range around the expected period (default 0.1; ComParE 0.25).
     pub search_range_rel: f64,
     /// Periods needed before a frame is analysed (default 2).
     pub min_num_periods: usize,
@@ -33,8 +40,11 @@ impl Default for JitterConfig {
     }
 }
 
-/// Jitter and shimmer of one frame.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// Floor of the waveform HNR (dB), also its value in unvoiced frames.
+pub const LOG_HNR_FLOOR: f64 = -100.0;
+
+/// Voice quality of one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct JitterFrame {
     /// Local jitter (ratio, ≤ 1), 0 when unvoiced.
     pub jitter_local: f64,
@@ -44,38 +54,21 @@ pub struct JitterFrame {
     pub shimmer_local: f64,
     /// Local shimmer in dB, 0 when unvoiced.
     pub shimmer_local_db: f64,
+    /// Waveform HNR in dB (only computed by a matcher made [`PeriodMatcher::with_hnr`];
+    /// [`LOG_HNR_FLOOR`] otherwise and when unvoiced).
+    pub log_hnr: f64,
 }
 
-/// Pearson correlation of two equally long windows (single pass over the samples).
-fn cross_corr(x: &[f64], y: &[f64]) -> f64 {
-    let n = x.len().min(y.len());
-    if n == 0 {
-        return 0.0;
+impl Default for JitterFrame {
+    fn default() -> Self {
+        JitterFrame {
+            jitter_local: 0.0,
+            jitter_ddp: 0.0,
+            shimmer_local: 0.0,
+            shimmer_local_db: 0.0,
+            log_hnr: LOG_HNR_FLOOR,
+        }
     }
-    let (mut sx, mut sy, mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for (&a, &b) in x[..n].iter().zip(&y[..n]) {
-        sx += a;
-        sy += b;
-        sxy += a * b;
-        sxx += a * a;
-        syy += b * b;
-    }
-    let nf = n as f64;
-    let (mx, my) = (sx / nf, sy / nf);
-    let cc = sxy - nf * mx * my;
-    let (nx, ny) = ((sxx - nf * mx * mx).max(0.0), (syy - nf * my * my).max(0.0));
-    cc / (nx.sqrt() * ny.sqrt())
-}
-
-/// Peak-to-peak amplitudes of two periods (max and min over samples 1..n−1).
-fn peak_to_peak(x: &[f64]) -> f64 {
-    if x.len() < 3 {
-        return 0.0;
-    }
-    let inner = &x[1..x.len() - 1];
-    let max = inner.iter().cloned().fold(x[1], f64::max);
-    let min = inner.iter().cloned().fold(x[1], f64::min);
-    max - min
 }
 
 /// Computes jitter/shimmer for every frame; `f0[i]` is the (energy-gated) F0 of frame `i` in Hz,
@@ -88,20 +81,32 @@ pub fn jitter_shimmer(
     frame_len: usize,
     cfg: &JitterConfig,
 ) -> Vec<JitterFrame> {
-    let x: Vec<f64> = signal.iter().map(|&v| v as f64).collect();
-    let mut state = MatcherState {
-        rate: sample_rate as f64,
-        ..Default::default()
-    };
+    let mut matcher = PeriodMatcher::new(sample_rate as f64, cfg);
     f0.iter()
         .enumerate()
-        .map(|(i, &f)| state.frame(&x, i * hop, f, hop, frame_len, cfg))
+        .map(|(i, &f)| matcher.frame(signal, 0, i * hop, f, hop, frame_len))
         .collect()
 }
 
-#[derive(Default)]
-struct MatcherState {
+/// Period statistics gathered over one frame's waveform.
+#[derive(Debug, Default)]
+struct PeriodStats {
+    n_periods: f64,
+    n_local: f64,
+    n_ddp: f64,
+    sum_period: f64,
+    sum_local: f64,
+    sum_ddp: f64,
+    sum_amp: f64,
+    sum_amp_diff: f64,
+}
+
+/// Waveform period matcher with the state openSMILE carries from frame to frame.
+#[derive(Debug, Clone)]
+pub struct PeriodMatcher {
     rate: f64,
+    cfg: JitterConfig,
+    hnr: bool,
     last_idx: usize,
     last_mis: usize,
     last_t0: f64,
@@ -109,72 +114,146 @@ struct MatcherState {
     last_jitter_local: f64,
     last_jitter_ddp: f64,
     last_shimmer: f64,
+    mat: Vec<f64>,
+    cc: Vec<f64>,
 }
 
-impl MatcherState {
-    fn frame(
+impl PeriodMatcher {
+    /// A matcher for a signal at `rate` Hz (jitter and shimmer only).
+    pub fn new(rate: f64, cfg: &JitterConfig) -> PeriodMatcher {
+        PeriodMatcher {
+            rate,
+            cfg: cfg.clone(),
+            hnr: false,
+            last_idx: 0,
+            last_mis: 0,
+            last_t0: 0.0,
+            last_diff: 0.0,
+            last_jitter_local: 0.0,
+            last_jitter_ddp: 0.0,
+            last_shimmer: 0.0,
+            mat: Vec::new(),
+            cc: Vec::new(),
+        }
+    }
+
+    /// A matcher that also computes the waveform HNR.
+    pub fn with_hnr(rate: f64, cfg: &JitterConfig) -> PeriodMatcher {
+        PeriodMatcher {
+            hnr: true,
+            ..PeriodMatcher::new(rate, cfg)
+        }
+    }
+
+    /// Earliest sample the next call may read, given that frame `frame_start` comes next: a
+    /// streaming caller keeps its signal from here on.
+    pub fn oldest_needed(&self, frame_start: usize) -> usize {
+        self.last_idx.min(frame_start.saturating_sub(self.last_mis))
+    }
+
+    /// Analyses the frame starting at sample `frame_start` with (gated) F0 `f0` Hz; `x` holds
+    /// the signal from sample `x_start` on (up to its end, or at least to the frame's end).
+    pub fn frame(
         &mut self,
-        x: &[f64],
-        start_sample: usize,
+        x: &[f32],
+        x_start: usize,
+        frame_start: usize,
         f0: f64,
         hop: usize,
         frame_len: usize,
-        cfg: &JitterConfig,
     ) -> JitterFrame {
         let to_read0 = hop + self.last_mis;
         let mut to_read = to_read0;
-        let (mut t0f, mut t0min_f, mut t0max_f) = (0usize, 0usize, 0usize);
-        let rate = self.rate;
+        let tf = if f0 > 0.0 { self.rate / f0 } else { 0.0 };
+        let t0f = tf.round() as usize;
+        let t0min = ((1.0 - self.cfg.search_range_rel) * tf).floor() as usize;
+        let t0max = ((1.0 + self.cfg.search_range_rel) * tf).ceil() as usize;
         if f0 > 0.0 {
-            let tf = rate / f0;
-            t0f = tf.round() as usize;
-            t0min_f = ((1.0 - cfg.search_range_rel) * tf).floor() as usize;
-            t0max_f = ((1.0 + cfg.search_range_rel) * tf).ceil() as usize;
-            let two_pp = cfg.min_num_periods * t0max_f + cfg.min_num_periods;
-            to_read = to_read.max(two_pp);
+            to_read = to_read.max(self.cfg.min_num_periods * t0max + self.cfg.min_num_periods);
         }
-        let mut max_read = self.last_mis + frame_len;
-        to_read = to_read.min(max_read);
-        if start_sample as isize - self.last_mis as isize != self.last_idx as isize {
-            self.last_idx = start_sample;
+        to_read = to_read.min(self.last_mis + frame_len);
+        if frame_start as isize - self.last_mis as isize != self.last_idx as isize {
+            self.last_idx = frame_start;
             to_read = to_read.min(frame_len);
-            max_read = max_read.min(frame_len);
         }
-        let _ = max_read;
-        let begin = self.last_idx.min(x.len());
-        let end = (self.last_idx + to_read).min(x.len());
-        let mat = &x[begin..end];
+        if f0 <= 0.0 || t0min == 0 {
+            self.last_mis = 0;
+            self.last_t0 = 0.0;
+            self.last_diff = 0.0;
+            self.last_jitter_local = 0.0;
+            self.last_jitter_ddp = 0.0;
+            self.last_shimmer = 0.0;
+            self.last_idx += to_read0;
+            let log_hnr = if f0 > 0.0 && self.hnr {
+                0.0
+            } else {
+                LOG_HNR_FLOOR
+            };
+            return JitterFrame {
+                log_hnr,
+                ..JitterFrame::default()
+            };
+        }
+        let end_abs = x_start + x.len();
+        let begin = self.last_idx.clamp(x_start, end_abs) - x_start;
+        let end = (self.last_idx + to_read).clamp(x_start, end_abs) - x_start;
+        let mut mat = std::mem::take(&mut self.mat);
+        mat.clear();
+        mat.extend(x[begin..end.max(begin)].iter().map(|&v| v as f64));
+        let (stats, log_hnr, last_period) = self.match_periods(&mat, t0f, t0min, t0max, to_read0);
+        self.mat = mat;
+        self.last_mis = to_read0 - last_period;
+        self.last_idx += last_period;
+        self.finish(stats, log_hnr)
+    }
 
-        let (mut n_periods, mut n_local, mut n_ddp) = (0.0f64, 0.0f64, 0.0f64);
-        let (mut avg_period, mut jit_local, mut jit_ddp, mut avg_amp, mut avg_amp_diff) =
-            (0.0, 0.0, 0.0, 0.0, 0.0);
-        let last_period;
-        if f0 > 0.0 && t0min_f > 0 {
-            let mut start = 0usize;
-            let mut lp = 0usize;
-            let n_lags = t0max_f - t0min_f + 1;
-            let mut cc = vec![0.0; n_lags];
-            while (start as isize) < mat.len() as isize - 2 * t0max_f as isize - 1 {
-                for lag in t0min_f..=t0max_f {
-                    cc[lag - t0min_f] =
-                        cross_corr(&mat[start..start + lag], &mat[start + lag..start + 2 * lag]);
+    /// Cuts `mat` into periods; returns the statistics, the log HNR and the last period start
+    /// before the hop (where the next frame resumes).
+    fn match_periods(
+        &mut self,
+        mat: &[f64],
+        t0f: usize,
+        t0min: usize,
+        t0max: usize,
+        to_read0: usize,
+    ) -> (PeriodStats, f64, usize) {
+        let mut s = PeriodStats::default();
+        let sums = PrefixSums::new(mat);
+        let n_lags = t0max - t0min + 1;
+        let mut cc = std::mem::take(&mut self.cc);
+        cc.clear();
+        cc.resize(n_lags, 0.0);
+        let mut starts: Vec<usize> = Vec::new();
+        let mut average = if self.hnr {
+            vec![0.0f64; t0f + 1]
+        } else {
+            Vec::new()
+        };
+        let (mut start, mut last_period, mut pp) = (0usize, 0usize, 0usize);
+        while (start as isize) < mat.len() as isize - 2 * t0max as isize - 1 {
+            for lag in t0min..=t0max {
+                cc[lag - t0min] = sums.cross_corr(mat, start, lag);
+            }
+            let os = start;
+            match best_peak(&cc) {
+                None => {
+                    pp = t0f;
+                    start += t0f;
                 }
-                let mut max_i: isize = -1;
-                let mut max = 0.0;
-                for i in 1..n_lags.saturating_sub(2) {
-                    if cc[i - 1] < cc[i] && cc[i] > cc[i + 1] && (max_i == -1 || cc[i] > max) {
-                        max_i = i as isize;
-                        max = cc[i];
-                    }
-                }
-                if max_i >= 0 {
-                    let mi = max_i as usize;
-                    let pp = t0min_f + mi;
-                    let os = start;
+                Some(mi) => {
+                    pp = t0min + mi;
                     start += pp;
-                    let a0 = peak_to_peak(&mat[os..os + pp]);
-                    let a1 = peak_to_peak(&mat[start..(start + pp).min(mat.len())]);
-                    let (vertex, cc_i) = quad_peak(
+                    let (a0, a1) = (
+                        peak_to_peak(&mat[os..os + pp]),
+                        peak_to_peak(&mat[start..start + pp]),
+                    );
+                    if self.hnr {
+                        starts.push(os);
+                        for (acc, &v) in average.iter_mut().zip(&mat[os..]).take(t0f) {
+                            *acc += v;
+                        }
+                    }
+                    let (vertex, cc_peak) = quad_peak(
                         mi as f64 - 1.0,
                         cc[mi - 1],
                         mi as f64,
@@ -182,109 +261,259 @@ impl MatcherState {
                         mi as f64 + 1.0,
                         cc[mi + 1],
                     );
-                    let period = (t0min_f as f64 + vertex).abs() / rate;
-                    if cc_i > cfg.min_cc {
-                        avg_period += period;
-                        n_periods += 1.0;
-                        if self.last_t0 > 0.0 {
-                            let diff = (self.last_t0 - period).abs();
-                            jit_local += diff;
-                            n_local += 1.0;
-                            if self.last_diff > 0.0 {
-                                jit_ddp += (self.last_diff - diff).abs();
-                                n_ddp += 1.0;
-                            }
-                            self.last_diff = diff;
-                        }
-                        self.last_t0 = period;
-                        avg_amp += (a0 + a1) / 2.0;
-                        avg_amp_diff += (a0 - a1).abs();
+                    if cc_peak > self.cfg.min_cc {
+                        let period = (t0min as f64 + vertex).abs() / self.rate;
+                        self.accept_period(&mut s, period, a0, a1);
                     }
-                } else {
-                    start += t0f;
-                }
-                if start + 1 < to_read0 {
-                    lp = start;
                 }
             }
-            last_period = lp;
-            self.last_mis = to_read0 - lp;
-        } else {
-            last_period = to_read0;
-            self.last_mis = 0;
-            self.last_t0 = 0.0;
-            self.last_diff = 0.0;
-            self.last_jitter_local = 0.0;
-            self.last_jitter_ddp = 0.0;
-            self.last_shimmer = 0.0;
+            if start + 1 < to_read0 {
+                last_period = start;
+            }
         }
-        self.last_idx += last_period;
-        self.output(
-            f0,
-            n_periods,
-            n_local,
-            n_ddp,
-            avg_period,
-            jit_local,
-            jit_ddp,
-            avg_amp,
-            avg_amp_diff,
-        )
+        self.cc = cc;
+        let log_hnr = if self.hnr {
+            starts.push(start);
+            log_hnr(mat, &mut average, &starts, start, pp, t0f)
+        } else {
+            LOG_HNR_FLOOR
+        };
+        (s, log_hnr, last_period)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn output(
-        &mut self,
-        f0: f64,
-        n_periods: f64,
-        n_local: f64,
-        n_ddp: f64,
-        avg_period: f64,
-        jit_local: f64,
-        jit_ddp: f64,
-        avg_amp: f64,
-        avg_amp_diff: f64,
-    ) -> JitterFrame {
-        if f0 <= 0.0 {
-            return JitterFrame::default();
+    fn accept_period(&mut self, s: &mut PeriodStats, period: f64, a0: f64, a1: f64) {
+        s.sum_period += period;
+        s.n_periods += 1.0;
+        if self.last_t0 > 0.0 {
+            let diff = (self.last_t0 - period).abs();
+            s.sum_local += diff;
+            s.n_local += 1.0;
+            if self.last_diff > 0.0 {
+                s.sum_ddp += (self.last_diff - diff).abs();
+                s.n_ddp += 1.0;
+            }
+            self.last_diff = diff;
         }
-        let mean_period = if n_periods > 0.0 {
-            avg_period / n_periods
+        self.last_t0 = period;
+        s.sum_amp += (a0 + a1) / 2.0;
+        s.sum_amp_diff += (a0 - a1).abs();
+    }
+
+    /// Frame values; a voiced frame without any accepted period repeats the last values.
+    fn finish(&mut self, s: PeriodStats, log_hnr: f64) -> JitterFrame {
+        let held = s.n_periods == 0.0;
+        let mean_period = if s.n_periods > 0.0 {
+            s.sum_period / s.n_periods
         } else {
             0.0
         };
-        if n_periods > 0.0 && n_local > 0.0 {
-            self.last_jitter_local = jit_local / n_local / mean_period;
+        if s.n_periods > 0.0 && s.n_local > 0.0 {
+            self.last_jitter_local = s.sum_local / s.n_local / mean_period;
         }
-        if n_periods > 0.0 && n_ddp > 0.0 {
-            self.last_jitter_ddp = jit_ddp / n_ddp / mean_period;
+        if s.n_periods > 0.0 && s.n_ddp > 0.0 {
+            self.last_jitter_ddp = s.sum_ddp / s.n_ddp / mean_period;
         }
-        if n_periods > 0.0 {
-            self.last_shimmer = if avg_amp > 0.0 {
-                avg_amp_diff / avg_amp
+        if s.n_periods > 0.0 {
+            self.last_shimmer = if s.sum_amp > 0.0 {
+                s.sum_amp_diff / s.sum_amp
             } else {
                 0.0
             };
         }
-        let held = n_periods == 0.0;
-        let jitter_local = if n_local > 0.0 || held {
-            self.last_jitter_local.min(1.0)
-        } else {
-            0.0
-        };
-        let jitter_ddp = if n_ddp > 0.0 || held {
-            self.last_jitter_ddp.min(1.0)
-        } else {
-            0.0
-        };
         self.last_jitter_local = self.last_jitter_local.min(1.0);
+        self.last_jitter_ddp = self.last_jitter_ddp.min(1.0);
         self.last_shimmer = self.last_shimmer.min(1.0);
         let shimmer = self.last_shimmer;
         JitterFrame {
-            jitter_local,
-            jitter_ddp,
+            jitter_local: if s.n_local > 0.0 || held {
+                self.last_jitter_local
+            } else {
+                0.0
+            },
+            jitter_ddp: if s.n_ddp > 0.0 || held {
+                self.last_jitter_ddp
+            } else {
+                0.0
+            },
             shimmer_local: shimmer,
             shimmer_local_db: 20.0 * (1.0 + shimmer).log10(),
+            log_hnr: log_hnr.max(LOG_HNR_FLOOR),
         }
+    }
+}
+
+/// Highest interior local maximum of the correlation curve (`None` when there is none).
+fn best_peak(cc: &[f64]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for i in 1..cc.len().saturating_sub(2) {
+        if cc[i - 1] < cc[i] && cc[i] > cc[i + 1] && best.is_none_or(|b| cc[i] > cc[b]) {
+            best = Some(i);
+        }
+    }
+    best
+}
+
+/// Waveform HNR in dB: the average period (over the matched periods and the one after the last)
+/// is the harmonic part, each period's deviation from it the noise; both as RMS over the period
+/// without its first and last two samples.
+fn log_hnr(
+    mat: &[f64],
+    average: &mut [f64],
+    starts: &[usize],
+    last_start: usize,
+    last_len: usize,
+    t0f: usize,
+) -> f64 {
+    let n_periods = starts.len() as f64;
+    let mut harmonic = 0.0;
+    for i in 0..t0f {
+        if last_start + i >= mat.len() {
+            break;
+        }
+        average[i] = (average[i] + mat[last_start + i]) / n_periods;
+        if i > 2 && i + 2 < t0f {
+            harmonic += average[i] * average[i];
+        }
+    }
+    if t0f > 4 {
+        harmonic /= (t0f - 4) as f64;
+    }
+    let harmonic = harmonic.sqrt();
+    let mut bounds = starts.to_vec();
+    bounds.push(if last_len > 0 {
+        last_start + last_len
+    } else {
+        0
+    });
+    let (mut noise, mut count) = (0.0, 0usize);
+    for w in bounds.windows(2) {
+        let stop = w[1].min(w[0] + t0f).saturating_sub(2).min(mat.len());
+        for (k, j) in (w[0] + 2..stop).enumerate() {
+            let d = mat[j] - average[2 + k];
+            noise += d * d;
+            count += 1;
+        }
+    }
+    if count > 0 {
+        noise /= count as f64;
+    }
+    let noise = noise.sqrt();
+    if noise > 0.0 {
+        let ratio = harmonic / noise;
+        if ratio > 0.0 {
+            20.0 * ratio.log10()
+        } else {
+            LOG_HNR_FLOOR
+        }
+    } else {
+        0.0
+    }
+}
+
+/// Running sums of a frame's samples and squares, so that the means and energies of any two
+/// adjacent windows cost O(1) and only the cross products are summed per lag.
+struct PrefixSums {
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+}
+
+impl PrefixSums {
+    fn new(x: &[f64]) -> PrefixSums {
+        let (mut sum, mut sum_sq) = (
+            Vec::with_capacity(x.len() + 1),
+            Vec::with_capacity(x.len() + 1),
+        );
+        let (mut a, mut b) = (0.0, 0.0);
+        sum.push(0.0);
+        sum_sq.push(0.0);
+        for &v in x {
+            a += v;
+            b += v * v;
+            sum.push(a);
+            sum_sq.push(b);
+        }
+        PrefixSums { sum, sum_sq }
+    }
+
+    /// Normalised cross-correlation of `x[start..start+lag]` with `x[start+lag..start+2·lag]`
+    /// (each window centred on its own mean).
+    fn cross_corr(&self, x: &[f64], start: usize, lag: usize) -> f64 {
+        let n = lag as f64;
+        let (a, b, c) = (start, start + lag, start + 2 * lag);
+        let (sx, sy) = (self.sum[b] - self.sum[a], self.sum[c] - self.sum[b]);
+        let (mx, my) = (sx / n, sy / n);
+        let nx = (self.sum_sq[b] - self.sum_sq[a]) - sx * mx;
+        let ny = (self.sum_sq[c] - self.sum_sq[b]) - sy * my;
+        let sxy: f64 = x[a..b].iter().zip(&x[b..c]).map(|(p, q)| p * q).sum();
+        (sxy - n * mx * my) / (nx.max(0.0).sqrt() * ny.max(0.0).sqrt())
+    }
+}
+
+/// Peak-to-peak amplitude over the interior samples of a period.
+fn peak_to_peak(x: &[f64]) -> f64 {
+    if x.len() < 3 {
+        return 0.0;
+    }
+    let inner = &x[1..x.len() - 1];
+    let max = inner.iter().cloned().fold(f64::MIN, f64::max);
+    let min = inner.iter().cloned().fold(f64::MAX, f64::min);
+    max - min
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(sr: f64, f0: f64, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let t = i as f64 / sr;
+                (0.5 * (2.0 * std::f64::consts::PI * f0 * t).sin()
+                    + 0.2 * (2.0 * std::f64::consts::PI * 2.0 * f0 * t).sin())
+                    as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_periodic_signal_has_low_jitter_and_high_hnr() {
+        let x = tone(16_000.0, 125.0, 16_000);
+        let cfg = JitterConfig {
+            search_range_rel: 0.25,
+            ..JitterConfig::default()
+        };
+        let mut m = PeriodMatcher::with_hnr(16_000.0, &cfg);
+        let q: Vec<JitterFrame> = (0..60)
+            .map(|i| m.frame(&x, 0, i * 160, 125.0, 160, 960))
+            .collect();
+        let late = &q[10..];
+        assert!(late.iter().all(|v| v.jitter_local < 0.01), "{:?}", late[0]);
+        assert!(late.iter().all(|v| v.log_hnr > 20.0), "{:?}", late[0]);
+    }
+
+    #[test]
+    fn a_window_of_the_signal_gives_the_same_frames_as_the_whole_signal() {
+        let x = tone(16_000.0, 140.0, 16_000);
+        let cfg = JitterConfig::default();
+        let (mut whole, mut part) = (
+            PeriodMatcher::with_hnr(16_000.0, &cfg),
+            PeriodMatcher::with_hnr(16_000.0, &cfg),
+        );
+        for i in 0..80 {
+            let start = i * 160;
+            let a = whole.frame(&x, 0, start, 140.0, 160, 960);
+            let from = part.oldest_needed(start);
+            let b = part.frame(&x[from..start + 960], from, start, 140.0, 160, 960);
+            assert_eq!(a, b, "frame {i}");
+        }
+    }
+
+    #[test]
+    fn unvoiced_frames_reset_and_report_the_floor() {
+        let x = tone(16_000.0, 125.0, 4_000);
+        let mut m = PeriodMatcher::with_hnr(16_000.0, &JitterConfig::default());
+        let q = m.frame(&x, 0, 0, 0.0, 160, 960);
+        assert_eq!(q, JitterFrame::default());
+        assert_eq!(q.log_hnr, LOG_HNR_FLOOR);
     }
 }

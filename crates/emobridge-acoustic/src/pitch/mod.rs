@@ -77,10 +77,45 @@ pub fn semitones_from_27_5(f0: f64) -> f64 {
     }
 }
 
+/// One voicing frame's analysis up to the Viterbi smoother: Gaussian window, FFT magnitudes,
+/// SHS candidates and the windowed RMS the energy gate reads. Shared by the whole-signal chain
+/// ([`analyse`]), ComParE's and the streaming eGeMAPS extractor.
+pub(crate) struct CandidateAnalyser {
+    window: Vec<f64>,
+    fft: MagnitudeFft,
+    detector: shs::ShsPitch,
+    frame_len: usize,
+    /// Magnitude spectrum of the last frame.
+    pub(crate) mags: Vec<f64>,
+}
+
+impl CandidateAnalyser {
+    pub(crate) fn new(geo: &FrameGeometry, cfg: &VoicingConfig) -> CandidateAnalyser {
+        CandidateAnalyser {
+            window: gauss(geo.frame, cfg.gauss_sigma),
+            fft: MagnitudeFft::new(geo.nfft),
+            detector: shs::ShsPitch::new(cfg.shs.clone(), geo.n_bins(), geo.bin_hz()),
+            frame_len: geo.frame,
+            mags: Vec::with_capacity(geo.n_bins()),
+        }
+    }
+
+    /// Candidates and windowed RMS of one frame (`frame_len` samples, zero-padded by the caller).
+    pub(crate) fn frame(&mut self, frame: &[f64]) -> (shs::Candidates, f64) {
+        let energy: f64 = frame
+            .iter()
+            .zip(&self.window)
+            .map(|(x, w)| (x * w).powi(2))
+            .sum::<f64>()
+            / self.frame_len as f64;
+        self.fft.magnitudes(frame, &self.window, &mut self.mags);
+        (self.detector.candidates(&self.mags), energy.sqrt())
+    }
+}
+
 /// SHS pitch candidates and frame RMS (Gaussian-windowed, as the energy gate reads it) for
 /// `n_frames` frames; frames past the end of the signal are zero-padded. `each_spectrum` sees
-/// every frame's magnitude spectrum (for callers that keep them). Shared by the eGeMAPS voicing
-/// chain and ComParE's.
+/// every frame's magnitude spectrum (for callers that keep them).
 pub(crate) fn frame_candidates(
     samples: &[f32],
     geo: &FrameGeometry,
@@ -88,29 +123,45 @@ pub(crate) fn frame_candidates(
     cfg: &VoicingConfig,
     mut each_spectrum: impl FnMut(&[f64]),
 ) -> (Vec<shs::Candidates>, Vec<f64>) {
-    let window = gauss(geo.frame, cfg.gauss_sigma);
-    let mut fft = MagnitudeFft::new(geo.nfft);
-    let mut detector = shs::ShsPitch::new(cfg.shs.clone(), geo.n_bins(), geo.bin_hz());
-    let (mut frame, mut mags) = (
-        Vec::with_capacity(geo.frame),
-        Vec::with_capacity(geo.n_bins()),
-    );
+    let mut analyser = CandidateAnalyser::new(geo, cfg);
+    let mut frame = Vec::with_capacity(geo.frame);
     let mut candidates = Vec::with_capacity(n_frames);
     let mut rms = Vec::with_capacity(n_frames);
     for i in 0..n_frames {
         frame_at(samples, i, geo, &mut frame);
-        let energy: f64 = frame
-            .iter()
-            .zip(&window)
-            .map(|(x, w)| (x * w).powi(2))
-            .sum::<f64>()
-            / geo.frame as f64;
-        rms.push(energy.sqrt());
-        fft.magnitudes(&frame, &window, &mut mags);
-        candidates.push(detector.candidates(&mags));
-        each_spectrum(&mags);
+        let (c, r) = analyser.frame(&frame);
+        candidates.push(c);
+        rms.push(r);
+        each_spectrum(&analyser.mags);
     }
     (candidates, rms)
+}
+
+/// [`frame_candidates`] on rayon's pool, split over frames: a frame's candidates and RMS depend
+/// on its own samples only, so the result equals the one-thread result exactly.
+pub(crate) fn frame_candidates_parallel(
+    samples: &[f32],
+    geo: &FrameGeometry,
+    n_frames: usize,
+    cfg: &VoicingConfig,
+) -> (Vec<shs::Candidates>, Vec<f64>) {
+    use rayon::prelude::*;
+    (0..n_frames)
+        .into_par_iter()
+        .with_min_len(64)
+        .map_init(
+            || {
+                (
+                    CandidateAnalyser::new(geo, cfg),
+                    Vec::with_capacity(geo.frame),
+                )
+            },
+            |(analyser, frame), i| {
+                frame_at(samples, i, geo, frame);
+                analyser.frame(frame)
+            },
+        )
+        .unzip()
 }
 
 /// Runs the voicing chain on `samples` at `sample_rate`.

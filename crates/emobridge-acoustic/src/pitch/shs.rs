@@ -149,8 +149,10 @@ impl ShsPitch {
         let mut scale = self.cfg.compression;
         for h in 2..=self.cfg.n_harmonics {
             let shift = (self.points_per_octave * (h as f64).log2()).floor() as usize;
-            for j in shift..n {
-                self.sum[j - shift] += self.octave[j] * scale;
+            if shift < n {
+                for (acc, &v) in self.sum.iter_mut().zip(&self.octave[shift..]) {
+                    *acc += v * scale;
+                }
             }
             scale *= self.cfg.compression;
         }

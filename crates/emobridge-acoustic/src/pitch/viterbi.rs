@@ -73,45 +73,169 @@ fn range_weight(f: f64) -> f64 {
     }
 }
 
-struct Trellis<'a> {
-    cfg: &'a ViterbiConfig,
-    frames: &'a [Candidates],
-    n_states: usize,
-    last_change: f64,
+/// Local cost of `state` in a frame with candidates `c` (`n_states − 1` is "unvoiced").
+fn local_cost(cfg: &ViterbiConfig, c: &Candidates, n_states: usize, state: usize) -> f64 {
+    let thr = cfg.voicing_threshold;
+    if state < n_states - 1 {
+        let pv = c.voicing[state].clamp(0.01, 1.0);
+        let penalty = if pv < thr { cfg.w_thr } else { 0.0 };
+        (-pv.ln() + penalty) * cfg.w_local + range_weight(c.f0[state]) * cfg.w_range
+    } else {
+        let any_voiced = c.voicing.iter().any(|&v| v >= thr);
+        cfg.w_local * if any_voiced { cfg.w_thr } else { 0.0 }
+    }
 }
 
-impl Trellis<'_> {
-    fn local_cost(&self, state: usize, t: usize) -> f64 {
-        let c = &self.frames[t];
-        let thr = self.cfg.voicing_threshold;
-        if state < self.n_states - 1 {
-            let pv = c.voicing[state].clamp(0.01, 1.0);
-            let penalty = if pv < thr { self.cfg.w_thr } else { 0.0 };
-            (-pv.ln() + penalty) * self.cfg.w_local + range_weight(c.f0[state]) * self.cfg.w_range
-        } else {
-            let any_voiced = c.voicing.iter().any(|&v| v >= thr);
-            self.cfg.w_local * if any_voiced { self.cfg.w_thr } else { 0.0 }
+/// The incremental smoother: [`ViterbiStream::push`] one frame of candidates at a time and
+/// collect the frames it releases (in order, at most `buffer_len` frames behind the input);
+/// [`ViterbiStream::finish`] flushes the rest. Memory is bounded by the buffer length.
+#[derive(Debug, Clone)]
+pub struct ViterbiStream {
+    cfg: ViterbiConfig,
+    buflen: usize,
+    n_states: usize,
+    costs: Vec<f64>,
+    new_costs: Vec<f64>,
+    paths: Vec<Vec<usize>>,
+    new_paths: Vec<Vec<usize>>,
+    /// Candidates of the frames not yet released, oldest (frame `conv`) first.
+    pending: std::collections::VecDeque<Candidates>,
+    /// A single running value of the last pitch change, as openSMILE keeps it.
+    last_change: f64,
+    /// Frames in the trellis.
+    path_idx: usize,
+    /// Frames already released.
+    conv: usize,
+}
+
+impl ViterbiStream {
+    /// A smoother with the given weights.
+    pub fn new(cfg: &ViterbiConfig) -> ViterbiStream {
+        ViterbiStream {
+            cfg: cfg.clone(),
+            buflen: cfg.buffer_len.max(1),
+            n_states: 0,
+            costs: Vec::new(),
+            new_costs: Vec::new(),
+            paths: Vec::new(),
+            new_paths: Vec::new(),
+            pending: std::collections::VecDeque::new(),
+            last_change: 1.0,
+            path_idx: 0,
+            conv: 0,
         }
     }
 
-    /// Cost of moving from state `from` at t−1 to state `to` at t.
-    fn transition_cost(&mut self, to: usize, from: usize, t: usize) -> f64 {
-        let unvoiced = self.n_states - 1;
-        if to < unvoiced && from < unvoiced {
-            let f_prev = self.frames[t - 1].f0[from];
-            let f_now = self.frames[t].f0[to];
-            if f_prev == 0.0 || f_now == 0.0 {
-                return 999.0;
+    /// Frames pushed so far.
+    pub fn frames_in(&self) -> usize {
+        self.path_idx
+    }
+
+    /// Adds the next frame; the frames this decides are appended to `out`.
+    pub fn push(&mut self, frame: Candidates, out: &mut Vec<SmoothedPitch>) {
+        if self.path_idx == 0 {
+            self.n_states = frame.f0.len() + 1;
+            let n = self.n_states;
+            self.costs = (0..n)
+                .map(|s| local_cost(&self.cfg, &frame, n, s))
+                .collect();
+            self.new_costs = vec![0.0; n];
+            self.paths = vec![vec![0usize; self.buflen]; n];
+            self.new_paths = vec![vec![0usize; self.buflen]; n];
+            for (s, p) in self.paths.iter_mut().enumerate() {
+                p[0] = s;
             }
-            let r = (f_now / f_prev).ln();
-            let cost = self.cfg.w_tvv * r.abs() + self.cfg.w_tvvd * (r - self.last_change).abs();
-            self.last_change = r;
-            cost
-        } else if to == unvoiced && from == unvoiced {
-            1.0
         } else {
-            self.last_change = 0.0;
-            self.cfg.w_tvuv
+            let n = self.n_states;
+            let unvoiced = n - 1;
+            let prev = self.pending.back().expect("the previous frame is pending");
+            for s in 0..n {
+                let (mut min_state, mut min_cost) = (0usize, 0.0f64);
+                for j in 0..n {
+                    // transition cost from state j at t−1 to state s at t
+                    let tc = if s < unvoiced && j < unvoiced {
+                        let (f_prev, f_now) = (prev.f0[j], frame.f0[s]);
+                        if f_prev == 0.0 || f_now == 0.0 {
+                            999.0
+                        } else {
+                            let r = (f_now / f_prev).ln();
+                            let cost = self.cfg.w_tvv * r.abs()
+                                + self.cfg.w_tvvd * (r - self.last_change).abs();
+                            self.last_change = r;
+                            cost
+                        }
+                    } else if s == unvoiced && j == unvoiced {
+                        1.0
+                    } else {
+                        self.last_change = 0.0;
+                        self.cfg.w_tvuv
+                    };
+                    let c = tc + self.costs[j];
+                    if j == 0 || c < min_cost {
+                        min_state = j;
+                        min_cost = c;
+                    }
+                }
+                self.new_costs[s] = min_cost + local_cost(&self.cfg, &frame, n, s);
+                let (src, dst) = (&self.paths[min_state], &mut self.new_paths[s]);
+                dst.copy_from_slice(src);
+                dst[self.path_idx % self.buflen] = s;
+            }
+            std::mem::swap(&mut self.costs, &mut self.new_costs);
+            std::mem::swap(&mut self.paths, &mut self.new_paths);
+        }
+        self.pending.push_back(frame);
+        self.path_idx += 1;
+        self.decide(out);
+    }
+
+    /// Releases every remaining frame from the best final path; returns how many frames were
+    /// still undecided (see [`smooth_with_flush`]).
+    pub fn finish(mut self, out: &mut Vec<SmoothedPitch>) -> usize {
+        let pending = self.path_idx - self.conv;
+        if self.path_idx == 0 {
+            return 0;
+        }
+        let min_state = argmin(&self.costs);
+        while self.conv < self.path_idx {
+            let s = self.paths[min_state][self.conv % self.buflen];
+            self.release(s, out);
+        }
+        pending
+    }
+
+    fn release(&mut self, state: usize, out: &mut Vec<SmoothedPitch>) {
+        let c = self.pending.pop_front().expect("an undecided frame");
+        out.push(if state < self.n_states - 1 {
+            SmoothedPitch {
+                f0: c.f0[state],
+                voicing: c.voicing[state],
+            }
+        } else {
+            SmoothedPitch {
+                f0: 0.0,
+                voicing: c.voicing[0],
+            }
+        });
+        self.conv += 1;
+    }
+
+    /// Releases frames on which all paths agree, or forces the oldest one when the buffer is full.
+    fn decide(&mut self, out: &mut Vec<SmoothedPitch>) {
+        let buflen = self.buflen;
+        if self.path_idx - self.conv + 1 > buflen {
+            let min_state = argmin(&self.costs);
+            let s = self.paths[min_state][self.conv % buflen];
+            self.release(s, out);
+        } else {
+            while self.conv < self.path_idx {
+                let k = self.conv % buflen;
+                let x = self.paths[0][k];
+                if self.paths.iter().any(|p| p[k] != x) {
+                    break;
+                }
+                self.release(x, out);
+            }
         }
     }
 }
@@ -129,99 +253,13 @@ pub fn smooth_with_flush(
     frames: &[Candidates],
     cfg: &ViterbiConfig,
 ) -> (Vec<SmoothedPitch>, usize) {
-    if frames.is_empty() {
-        return (Vec::new(), 0);
+    let mut stream = ViterbiStream::new(cfg);
+    let mut out = Vec::with_capacity(frames.len());
+    for f in frames {
+        stream.push(f.clone(), &mut out);
     }
-    let n_cand = frames[0].f0.len();
-    let n_states = n_cand + 1;
-    let buflen = cfg.buffer_len.max(1);
-    let mut trellis = Trellis {
-        cfg,
-        frames,
-        n_states,
-        last_change: 1.0,
-    };
-    let mut costs: Vec<f64> = (0..n_states).map(|s| trellis.local_cost(s, 0)).collect();
-    let mut paths = vec![vec![0usize; buflen]; n_states];
-    for (s, p) in paths.iter_mut().enumerate() {
-        p[0] = s;
-    }
-    let mut best = vec![0usize; frames.len()];
-    let mut path_idx = 1usize; // frames in the trellis
-    let mut conv = 0usize; // frames already decided
-    decide(&paths, &costs, &mut best, &mut conv, path_idx, buflen);
-    for t in 1..frames.len() {
-        let mut new_costs = vec![0.0; n_states];
-        let mut new_paths = vec![vec![0usize; buflen]; n_states];
-        for s in 0..n_states {
-            let mut min_state = 0;
-            let mut min_cost = trellis.transition_cost(s, 0, t) + costs[0];
-            for j in 1..n_states {
-                let c = trellis.transition_cost(s, j, t) + costs[j];
-                if c < min_cost {
-                    min_state = j;
-                    min_cost = c;
-                }
-            }
-            new_costs[s] = min_cost + trellis.local_cost(s, t);
-            new_paths[s].copy_from_slice(&paths[min_state]);
-            new_paths[s][path_idx % buflen] = s;
-        }
-        costs = new_costs;
-        paths = new_paths;
-        path_idx += 1;
-        decide(&paths, &costs, &mut best, &mut conv, path_idx, buflen);
-    }
-    // flush from the best final path
-    let pending = path_idx - conv;
-    let min_state = argmin(&costs);
-    while conv < path_idx {
-        best[conv] = paths[min_state][conv % buflen];
-        conv += 1;
-    }
-    let out = best
-        .iter()
-        .zip(frames)
-        .map(|(&s, c)| {
-            if s < n_cand {
-                SmoothedPitch {
-                    f0: c.f0[s],
-                    voicing: c.voicing[s],
-                }
-            } else {
-                SmoothedPitch {
-                    f0: 0.0,
-                    voicing: c.voicing[0],
-                }
-            }
-        })
-        .collect();
+    let pending = stream.finish(&mut out);
     (out, pending)
-}
-
-/// Releases frames on which all paths agree, or forces the oldest one when the buffer is full.
-fn decide(
-    paths: &[Vec<usize>],
-    costs: &[f64],
-    best: &mut [usize],
-    conv: &mut usize,
-    path_idx: usize,
-    buflen: usize,
-) {
-    if path_idx - *conv + 1 > buflen {
-        let min_state = argmin(costs);
-        best[*conv] = paths[min_state][*conv % buflen];
-        *conv += 1;
-    } else {
-        while *conv < path_idx {
-            let x = paths[0][*conv % buflen];
-            if paths.iter().any(|p| p[*conv % buflen] != x) {
-                break;
-            }
-            best[*conv] = x;
-            *conv += 1;
-        }
-    }
 }
 
 fn argmin(v: &[f64]) -> usize {
