@@ -271,53 +271,77 @@ pub(super) fn speech_music_rows(
 }
 
 /// Every cell of the within-speech, within-music and cross-domain matrices of both families.
+/// Within a domain the matrix is symmetric with a zero diagonal, so only the cells above the
+/// diagonal are computed; the distinct cells are computed in parallel (each row group's
+/// factorisation once), then laid out in row order.
 pub(super) fn matrix_rows(
     config: &FadStudyConfig,
     layer: usize,
     data: &LayerData,
 ) -> Result<Vec<PairRow>, FadStudyError> {
-    let mut out = Vec::new();
+    use rayon::prelude::*;
+    type Matrix<'a> = (Family, Comparison, Vec<&'a GroupKey>, Vec<&'a GroupKey>);
+    let mut matrices: Vec<Matrix<'_>> = Vec::new();
     for family in [Family::Emotion, Family::Quadrant] {
         let speech = labels_of(data, family, Domain::Speech);
         let music = labels_of(data, family, Domain::Music);
-        for (comparison, rows, cols) in [
-            (Comparison::Speech, &speech, &speech),
-            (Comparison::Music, &music, &music),
-            (Comparison::Cross, &speech, &music),
-        ] {
-            for (i, r) in rows.iter().enumerate() {
-                let prepared = PreparedGaussian::new(&data.stats[*r], config.options)?;
-                for (j, c) in cols.iter().enumerate() {
-                    let fad = if comparison.is_within() && j < i {
-                        // Symmetric: reuse the cell computed from the other side.
-                        out.iter()
-                            .find(|p: &&PairRow| {
-                                p.layer == layer
-                                    && p.family == family
-                                    && p.comparison == comparison
-                                    && p.row == c.label
-                                    && p.col == r.label
-                            })
-                            .map(|p| p.fad)
-                            .expect("upper triangle first")
-                    } else if comparison.is_within() && i == j {
-                        0.0
-                    } else {
-                        prepared.distance_to(&data.stats[*c])?.distance
-                    };
-                    let (nr, nc) = (data.stats[*r].n.unwrap_or(0), data.stats[*c].n.unwrap_or(0));
-                    out.push(PairRow {
-                        layer,
-                        family,
-                        comparison,
-                        row: r.label.clone(),
-                        col: c.label.clone(),
-                        fad,
-                        n_row: nr,
-                        n_col: nc,
-                        rank_deficient: nr <= dim_of(data) as u64 || nc <= dim_of(data) as u64,
-                    });
-                }
+        matrices.push((family, Comparison::Speech, speech.clone(), speech.clone()));
+        matrices.push((family, Comparison::Music, music.clone(), music.clone()));
+        matrices.push((family, Comparison::Cross, speech, music));
+    }
+    // The distinct cells: (matrix, row, column).
+    let cells: Vec<(usize, usize, usize)> = matrices
+        .iter()
+        .enumerate()
+        .flat_map(|(m, (_, comparison, rows, cols))| {
+            let within = comparison.is_within();
+            (0..rows.len()).flat_map(move |i| {
+                (0..cols.len())
+                    .filter(move |&j| !within || j > i)
+                    .map(move |j| (m, i, j))
+            })
+        })
+        .collect();
+    // Each row group's factorisation once (the same group may head rows of several matrices).
+    let heads: std::collections::BTreeSet<&GroupKey> =
+        cells.iter().map(|&(m, i, _)| matrices[m].2[i]).collect();
+    let prepared: BTreeMap<&GroupKey, PreparedGaussian> = heads
+        .into_par_iter()
+        .map(|k| Ok((k, PreparedGaussian::new(&data.stats[k], config.options)?)))
+        .collect::<Result<_, FadError>>()?;
+    let values: Vec<f64> = cells
+        .par_iter()
+        .map(|&(m, i, j)| {
+            let (_, _, rows, cols) = &matrices[m];
+            Ok(prepared[rows[i]]
+                .distance_to(&data.stats[cols[j]])?
+                .distance)
+        })
+        .collect::<Result<_, FadError>>()?;
+    let computed: HashMap<(usize, usize, usize), f64> = cells.into_iter().zip(values).collect();
+    let dim = dim_of(data);
+    let mut out = Vec::new();
+    for (m, (family, comparison, rows, cols)) in matrices.iter().enumerate() {
+        for (i, r) in rows.iter().enumerate() {
+            for (j, c) in cols.iter().enumerate() {
+                let fad = match (comparison.is_within(), i.cmp(&j)) {
+                    (true, std::cmp::Ordering::Equal) => 0.0,
+                    // Symmetric: the cell computed from the other side.
+                    (true, std::cmp::Ordering::Greater) => computed[&(m, j, i)],
+                    _ => computed[&(m, i, j)],
+                };
+                let (nr, nc) = (data.stats[*r].n.unwrap_or(0), data.stats[*c].n.unwrap_or(0));
+                out.push(PairRow {
+                    layer,
+                    family: *family,
+                    comparison: *comparison,
+                    row: r.label.clone(),
+                    col: c.label.clone(),
+                    fad,
+                    n_row: nr,
+                    n_col: nc,
+                    rank_deficient: nr <= dim as u64 || nc <= dim as u64,
+                });
             }
         }
     }
