@@ -26,6 +26,14 @@
 //! everything. The subsets are drawn once per group from the seed (the same frames for every
 //! layer), and n is recorded in every table row and in `run.json`.
 //!
+//! **Cost**: every cache entry is read once per block of layers (one block, i.e. one pass over
+//! the cache, whenever the statistics of all layers fit a 3 GiB budget). Each clip's selected
+//! samples are reduced to their statistics (count, mean, co-moment matrix) once per group it
+//! belongs to; group Gaussians are merges of those, and a bootstrap replicate is assembled from
+//! the drawn clips' statistics (`RunningStats::weighted_union`) instead of from their frames.
+//! Replicates and matrix cells are computed in parallel; each distance takes the Cholesky route
+//! (eigenvalues only of `Lᵀ Σ₂ L`).
+//!
 //! Outputs in the run folder: `speech_vs_music.{csv,json,md}`, `pairs.{csv,json}` (every matrix
 //! cell, long format), `heatmaps/layerNN_<family>_<comparison>.{png,svg}`,
 //! `fad_by_layer.{png,svg}`, `summary.md`, `run.json`.
