@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::frechet::{frechet_distance_with, FrechetOptions};
-use crate::stats::{Element, Gaussian};
+use crate::stats::{Element, Gaussian, RunningStats};
 use crate::{FadError, Result};
 
 /// Settings of the bootstrap.
@@ -161,6 +161,85 @@ pub fn bootstrap_frechet<'a, T: Element>(
             values.push(frechet_distance_with(&ga, &gb, config.options)?.distance);
         }
     }
+    interval(estimate, values, config)
+}
+
+/// [`bootstrap_frechet`] from the sufficient statistics of each unit (clip) instead of its rows:
+/// `a[i]` and `b[j]` are the count, mean and co-moment matrix of one unit's rows. Each replicate
+/// draws units exactly as [`bootstrap_frechet`] does with `units` given (same generator, same
+/// order of draws), and its moments are assembled from the drawn units' statistics
+/// ([`RunningStats::weighted_union`]) instead of from their rows: the cost of a replicate no
+/// longer grows with the number of rows. Replicates run in parallel (rayon); the interval equals
+/// the row-based one up to rounding (tested to 1e-9 relative).
+pub fn bootstrap_frechet_units(
+    a: &[RunningStats],
+    b: &[RunningStats],
+    config: &BootstrapConfig,
+) -> Result<ConfidenceInterval> {
+    use rayon::prelude::*;
+    config.validate()?;
+    let dim = match (a.first(), b.first()) {
+        (Some(x), Some(y)) if x.dim() == y.dim() => x.dim(),
+        (Some(x), Some(y)) => {
+            return Err(FadError::DimensionMismatch {
+                left: x.dim(),
+                right: y.dim(),
+            })
+        }
+        _ => {
+            return Err(FadError::Invalid {
+                what: "bootstrap".into(),
+                message: "each set needs at least one unit".into(),
+            })
+        }
+    };
+    if a.iter().chain(b).any(|u| u.dim() != dim) {
+        return Err(FadError::Invalid {
+            what: "bootstrap".into(),
+            message: "units of different dimensions".into(),
+        });
+    }
+    let all = |units: &[RunningStats]| {
+        RunningStats::weighted_union(units, &vec![1; units.len()]).gaussian()
+    };
+    let estimate = frechet_distance_with(&all(a)?, &all(b)?, config.options)?.distance;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+    let mut draw = |count: usize| {
+        let mut weights = vec![0u64; count];
+        for _ in 0..count {
+            weights[rng.random_range(0..count)] += 1;
+        }
+        weights
+    };
+    let draws: Vec<(Vec<u64>, Vec<u64>)> = (0..config.replicates)
+        .map(|_| {
+            let wa = draw(a.len());
+            (wa, draw(b.len()))
+        })
+        .collect();
+    let replicates: Vec<Option<f64>> = draws
+        .par_iter()
+        .map(|(wa, wb)| {
+            let ra = RunningStats::weighted_union(a, wa);
+            let rb = RunningStats::weighted_union(b, wb);
+            // A replicate can draw fewer than two rows only with degenerate units; skip it.
+            match (ra.gaussian(), rb.gaussian()) {
+                (Ok(ga), Ok(gb)) => {
+                    frechet_distance_with(&ga, &gb, config.options).map(|f| Some(f.distance))
+                }
+                _ => Ok(None),
+            }
+        })
+        .collect::<Result<_>>()?;
+    interval(estimate, replicates.into_iter().flatten().collect(), config)
+}
+
+/// The percentile interval of the replicate values around `estimate`.
+fn interval(
+    estimate: f64,
+    mut values: Vec<f64>,
+    config: &BootstrapConfig,
+) -> Result<ConfidenceInterval> {
     if values.len() < 2 {
         return Err(FadError::Invalid {
             what: "bootstrap".into(),
@@ -236,5 +315,67 @@ mod tests {
             "the true mean term 0.25 lies inside: {ci:?}"
         );
         assert_eq!(ci, bootstrap_frechet(&set_a, &set_b, &cfg).unwrap());
+    }
+
+    #[test]
+    fn unit_statistics_give_the_row_based_interval() {
+        // Clips of 5..17 rows far from the origin; the interval from per-clip statistics must
+        // equal the one from rows (same draws, moments assembled differently).
+        let a = rows(230, 6, 3, 40.0);
+        let b = rows(260, 6, 4, 40.7);
+        let units = |n: usize| -> Vec<Range<usize>> {
+            let mut out = Vec::new();
+            let mut at = 0;
+            let mut k = 0;
+            while at < n {
+                let len = (5 + (k * 7) % 13).min(n - at);
+                out.push(at..at + len);
+                at += len;
+                k += 1;
+            }
+            out
+        };
+        let (ua, ub) = (units(230), units(260));
+        let cfg = BootstrapConfig {
+            replicates: 60,
+            seed: 11,
+            ..Default::default()
+        };
+        let by_rows = bootstrap_frechet(
+            &BootstrapSet {
+                rows: a.view(),
+                units: Some(ua.clone()),
+            },
+            &BootstrapSet {
+                rows: b.view(),
+                units: Some(ub.clone()),
+            },
+            &cfg,
+        )
+        .unwrap();
+        let stats = |x: &Array2<f64>, us: &[Range<usize>]| -> Vec<RunningStats> {
+            us.iter()
+                .map(|r| RunningStats::from_rows(x.slice(ndarray::s![r.clone(), ..])))
+                .collect()
+        };
+        let by_units = bootstrap_frechet_units(&stats(&a, &ua), &stats(&b, &ub), &cfg).unwrap();
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * y.abs().max(1e-12);
+        assert_eq!(by_units.replicates, by_rows.replicates);
+        for (x, y) in [
+            (by_units.estimate, by_rows.estimate),
+            (by_units.lower, by_rows.lower),
+            (by_units.upper, by_rows.upper),
+            (by_units.std_error, by_rows.std_error),
+        ] {
+            assert!(close(x, y), "{by_units:?} vs {by_rows:?}");
+        }
+        assert!(by_units.lower < by_units.upper);
+        // Empty sets and mixed dimensions are refused.
+        assert!(bootstrap_frechet_units(&[], &stats(&b, &ub), &cfg).is_err());
+        let narrow = rows(20, 5, 5, 0.0);
+        assert!(matches!(
+            bootstrap_frechet_units(&stats(&a, &ua), &stats(&narrow, &[0..20]), &cfg),
+            Err(FadError::DimensionMismatch { left: 6, right: 5 })
+        ));
     }
 }

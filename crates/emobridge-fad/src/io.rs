@@ -41,7 +41,17 @@ pub fn read_npy(path: &Path) -> Result<ArrayD<f64>> {
     parse_npy(&bytes).map_err(|m| format_err(path, m))
 }
 
-fn parse_npy(bytes: &[u8]) -> std::result::Result<ArrayD<f64>, String> {
+/// A parsed `.npy` header: where the data start and how to read them.
+struct NpyLayout {
+    data_start: usize,
+    shape: Vec<usize>,
+    fortran: bool,
+    big_endian: bool,
+    width: usize,
+    count: usize,
+}
+
+fn parse_npy_header(bytes: &[u8]) -> std::result::Result<NpyLayout, String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("not a .npy file (bad magic)".into());
     }
@@ -85,19 +95,168 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<ArrayD<f64>, String> {
             data.len()
         ));
     }
-    let values: Vec<f64> = data[..count * width]
-        .chunks_exact(width)
-        .map(|c| decode_float(c, width, big_endian))
-        .collect();
-    let array = if fortran {
+    Ok(NpyLayout {
+        data_start: start + header_len,
+        shape,
+        fortran,
+        big_endian,
+        width,
+        count,
+    })
+}
+
+fn parse_npy(bytes: &[u8]) -> std::result::Result<ArrayD<f64>, String> {
+    let NpyLayout {
+        data_start,
+        shape,
+        fortran,
+        big_endian,
+        width,
+        count,
+    } = parse_npy_header(bytes)?;
+    let mut values = vec![0.0f64; count];
+    decode_into(
+        &bytes[data_start..data_start + count * width],
+        width,
+        big_endian,
+        &mut values,
+        None,
+    );
+    if fortran {
         let reversed: Vec<usize> = shape.iter().rev().copied().collect();
-        ArrayD::from_shape_vec(IxDyn(&reversed), values)
+        let array = ArrayD::from_shape_vec(IxDyn(&reversed), values)
             .map_err(|e| e.to_string())?
-            .reversed_axes()
+            .reversed_axes();
+        Ok(array.as_standard_layout().into_owned())
     } else {
-        ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|e| e.to_string())?
-    };
-    Ok(array.as_standard_layout().into_owned())
+        ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|e| e.to_string())
+    }
+}
+
+/// Decodes `out.len()` floats from `data`, adding each value to `sums[k % sums.len()]` when
+/// sums are given (the column sums of row-major rows, accumulated while converting).
+fn decode_into(
+    data: &[u8],
+    width: usize,
+    big_endian: bool,
+    out: &mut [f64],
+    sums: Option<&mut [f64]>,
+) {
+    let chunks = data.chunks_exact(width);
+    match sums {
+        None => match (width, big_endian) {
+            (4, false) => {
+                for (o, c) in out.iter_mut().zip(chunks) {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64;
+                }
+            }
+            (8, false) => {
+                for (o, c) in out.iter_mut().zip(chunks) {
+                    *o = f64::from_le_bytes(c.try_into().expect("8 bytes"));
+                }
+            }
+            _ => {
+                for (o, c) in out.iter_mut().zip(chunks) {
+                    *o = decode_float(c, width, big_endian);
+                }
+            }
+        },
+        Some(sums) => {
+            let dim = sums.len();
+            for (row, bytes) in out
+                .chunks_exact_mut(dim)
+                .zip(data.chunks_exact(dim * width))
+            {
+                let row_chunks = bytes.chunks_exact(width);
+                match (width, big_endian) {
+                    (4, false) => {
+                        for ((o, c), s) in row.iter_mut().zip(row_chunks).zip(sums.iter_mut()) {
+                            let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64;
+                            *o = v;
+                            *s += v;
+                        }
+                    }
+                    _ => {
+                        for ((o, c), s) in row.iter_mut().zip(row_chunks).zip(sums.iter_mut()) {
+                            let v = decode_float(c, width, big_endian);
+                            *o = v;
+                            *s += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Mean and co-moment matrix of the rows of an [N, D] `.npy` file without keeping its rows:
+/// the file is read once, and each batch of rows is converted to `f64` while its column sums
+/// accumulate, centred in place and reduced by one symmetric product (see
+/// [`RunningStats`](crate::stats::RunningStats)). Equal, up to rounding, to
+/// `RunningStats::from_rows(&read_npy_rows(path)?)`; a 1-D array (one vector) is refused.
+pub fn npy_stats(path: &Path) -> Result<crate::stats::RunningStats> {
+    use crate::stats::{batch_rows_for, centred_batch_stats, RunningStats};
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    let layout = parse_npy_header(&bytes).map_err(|m| format_err(path, m))?;
+    match layout.shape.as_slice() {
+        [_] => return Err(one_vector(path, &layout.shape)),
+        [_, _] => {}
+        other => {
+            return Err(format_err(
+                path,
+                format!(
+                    "expected an [N, D] matrix, found {} dimensions {other:?}",
+                    other.len()
+                ),
+            ))
+        }
+    }
+    let (n, dim) = (layout.shape[0], layout.shape[1]);
+    if n == 0 || dim == 0 {
+        return Err(format_err(
+            path,
+            format!("empty array {:?}: no embedding rows", layout.shape),
+        ));
+    }
+    if layout.fortran {
+        let rows = read_npy_rows(path)?;
+        return Ok(RunningStats::from_rows(rows.view()));
+    }
+    let data = &bytes[layout.data_start..layout.data_start + layout.count * layout.width];
+    let batch = batch_rows_for(dim).min(n);
+    let mut stats = RunningStats::new(dim);
+    let row_bytes = dim * layout.width;
+    for block in data.chunks(batch * row_bytes) {
+        let rows = block.len() / row_bytes;
+        let mut buffer = vec![0.0f64; rows * dim];
+        let mut sums = vec![0.0f64; dim];
+        decode_into(
+            block,
+            layout.width,
+            layout.big_endian,
+            &mut buffer,
+            Some(&mut sums),
+        );
+        stats.merge(&centred_batch_stats(buffer, rows, dim, &sums));
+    }
+    Ok(stats)
+}
+
+fn one_vector(path: &Path, shape: &[usize]) -> FadError {
+    format_err(
+        path,
+        format!(
+            "shape {shape:?} is one vector, not a set of embeddings: give an [N, D] matrix (N ≥ 2 rows) or a folder of files"
+        ),
+    )
+}
+
+/// The shape in a `.npy` file's header (the data are checked to be long enough, not read).
+fn npy_shape(path: &Path) -> Result<Vec<usize>> {
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    parse_npy_header(&bytes)
+        .map(|l| l.shape)
+        .map_err(|m| format_err(path, m))
 }
 
 fn decode_float(c: &[u8], width: usize, big_endian: bool) -> f64 {
@@ -396,15 +555,9 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded> {
         )?)),
         "npy" | "safetensors" => {
             if extension(path) == "npy" {
-                let a = read_npy(path)?;
-                if a.ndim() == 1 {
-                    return Err(format_err(
-                        path,
-                        format!(
-                            "shape {:?} is one vector, not a set of embeddings: give an [N, D] matrix (N ≥ 2 rows) or a folder of files",
-                            a.shape()
-                        ),
-                    ));
+                let shape = npy_shape(path)?;
+                if shape.len() == 1 {
+                    return Err(one_vector(path, &shape));
                 }
             }
             load_files(&[path.to_path_buf()], options)
@@ -538,5 +691,37 @@ mod tests {
         let e = parse_npy(&npy_bytes("<f8", false, "(4,)", &[0u8; 16])).unwrap_err();
         assert!(e.contains("too short"), "{e}");
         assert!(parse_npy(b"hello world").unwrap_err().contains("magic"));
+    }
+
+    #[test]
+    fn npy_statistics_equal_the_statistics_of_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = Array2::from_shape_fn((37, 5), |(i, j)| {
+            50.0 + ((i * 13 + j * 7) % 17) as f64 / 3.0 - (j as f64) * 0.25
+        });
+        let f32_rows = rows.mapv(|v| v as f32);
+        let p32 = dir.path().join("a.npy");
+        let p64 = dir.path().join("b.npy");
+        ndarray_npy::write_npy(&p32, &f32_rows).unwrap();
+        ndarray_npy::write_npy(&p64, &rows).unwrap();
+        for (path, want) in [(&p32, f32_rows.mapv(f64::from)), (&p64, rows.clone())] {
+            let got = npy_stats(path).unwrap().gaussian().unwrap();
+            let want = crate::stats::Gaussian::from_rows(want.view()).unwrap();
+            assert_eq!(got.n, Some(37));
+            for i in 0..5 {
+                assert!((got.mean[i] - want.mean[i]).abs() < 1e-12);
+                for j in 0..5 {
+                    assert!((got.cov[(i, j)] - want.cov[(i, j)]).abs() < 1e-12);
+                }
+            }
+        }
+        // A vector and an empty matrix are refused with the file named.
+        let vector = dir.path().join("v.npy");
+        ndarray_npy::write_npy(&vector, &ndarray::Array1::<f32>::zeros(4)).unwrap();
+        let e = npy_stats(&vector).unwrap_err().to_string();
+        assert!(e.contains("v.npy") && e.contains("one vector"), "{e}");
+        let empty = dir.path().join("e.npy");
+        ndarray_npy::write_npy(&empty, &Array2::<f32>::zeros((0, 4))).unwrap();
+        assert!(npy_stats(&empty).unwrap_err().to_string().contains("empty"));
     }
 }

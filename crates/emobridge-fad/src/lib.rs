@@ -10,11 +10,16 @@
 //!   after clamping rounding noise, never negative; clamped eigenvalues are counted and reported.
 //! * [`infinity`]: FAD-∞ as fadtk defines it (FAD at growing sample sizes drawn with
 //!   replacement, least-squares line against 1/n, intercept and R²) with a seeded generator.
-//! * [`bootstrap`]: percentile bootstrap confidence intervals, resampling rows or whole clips.
+//! * [`bootstrap`]: percentile bootstrap confidence intervals, resampling rows or whole clips;
+//!   with clips, replicates can be assembled from per-clip statistics
+//!   ([`bootstrap::bootstrap_frechet_units`], [`RunningStats::weighted_union`]), in parallel.
 //! * [`pair`]: [`compare_sets`], one distance between two sets read from files, with FAD-∞
 //!   and a bootstrap interval on request (`emobridge fad A B`).
 //! * [`io`]: `.npy` matrices (f16/f32/f64), safetensors embeddings (frame-level, layered or
 //!   pooled), precomputed statistics (`mu.npy` + `cov.npy`, or fadtk-style `.npz`).
+//!   [`io::npy_stats`] reads an [N, D] `.npy` straight into its moments (one read, conversion to
+//!   `f64` fused with the column sums, one symmetric product): what `emobridge fad A.npy B.npy`
+//!   does when only the distance is asked for.
 //!
 //! The per-clip embedding cache is read through `emobridge_store::EmbeddingCache`.
 //!

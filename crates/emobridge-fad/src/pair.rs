@@ -83,19 +83,25 @@ pub struct PairReport {
 /// Reads A and B and measures the Fréchet distance between them (A is the baseline, B the
 /// evaluation set), plus FAD-∞ and a bootstrap interval when `config` asks for them.
 pub fn compare_sets(a: &Path, b: &Path, config: &PairConfig) -> Result<PairReport> {
+    if !config.inf && config.bootstrap == 0 && !config.pool && is_npy_file(a) && is_npy_file(b) {
+        // Only the moments are needed: read each matrix once into its statistics.
+        let ga = crate::io::npy_stats(a)?.gaussian()?;
+        let gb = crate::io::npy_stats(b)?.gaussian()?;
+        check_dims(a, b, &ga, &gb)?;
+        let details = frechet_distance_with(&ga, &gb, config.options)?;
+        return Ok(PairReport {
+            a: a.to_path_buf(),
+            b: b.to_path_buf(),
+            fad: details.distance,
+            details,
+            fad_inf: None,
+            bootstrap: None,
+        });
+    }
     let (path_a, loaded_a) = read_input(a, config)?;
     let (path_b, loaded_b) = read_input(b, config)?;
     let (ga, gb) = (gaussian_of(&loaded_a)?, gaussian_of(&loaded_b)?);
-    if ga.dim() != gb.dim() {
-        return Err(FadError::Invalid {
-            what: format!("{} vs {}", path_a.display(), path_b.display()),
-            message: format!(
-                "{}-dimensional embeddings against {}-dimensional ones",
-                ga.dim(),
-                gb.dim()
-            ),
-        });
-    }
+    check_dims(&path_a, &path_b, &ga, &gb)?;
     let details = frechet_distance_with(&ga, &gb, config.options)?;
     let fad_inf = if config.inf {
         let Loaded::Rows { rows, .. } = &loaded_b else {
@@ -155,6 +161,27 @@ pub fn compare_sets(a: &Path, b: &Path, config: &PairConfig) -> Result<PairRepor
         fad_inf,
         bootstrap,
     })
+}
+
+fn is_npy_file(path: &Path) -> bool {
+    path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}
+
+fn check_dims(a: &Path, b: &Path, ga: &Gaussian, gb: &Gaussian) -> Result<()> {
+    if ga.dim() != gb.dim() {
+        return Err(FadError::Invalid {
+            what: format!("{} vs {}", a.display(), b.display()),
+            message: format!(
+                "{}-dimensional embeddings against {}-dimensional ones",
+                ga.dim(),
+                gb.dim()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Reads one input; `FILE.npz:NAME` selects an embedding inside fadtk-style statistics.
@@ -260,5 +287,34 @@ mod tests {
         ndarray_npy::write_npy(&narrow, &ndarray::Array2::<f64>::zeros((5, 2))).unwrap();
         let err = compare_sets(&pa, &narrow, &config).unwrap_err().to_string();
         assert!(err.contains("a.npy") && err.contains("c.npy"), "{err}");
+    }
+
+    #[test]
+    fn the_moments_only_path_equals_the_rows_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, seed: usize| {
+            let rows = ndarray::Array2::from_shape_fn((60, 4), |(i, j)| {
+                (((i * 31 + j * 17 + seed) % 23) as f32) / 7.0
+                    + (i % 3) as f32 * j as f32
+                    + (seed * j) as f32 * 0.2
+            });
+            let path = dir.path().join(name);
+            ndarray_npy::write_npy(&path, &rows).unwrap();
+            path
+        };
+        let (pa, pb) = (write("a.npy", 1), write("b.npy", 5));
+        let fast = compare_sets(&pa, &pb, &PairConfig::default()).unwrap();
+        let (_, la) = read_input(&pa, &PairConfig::default()).unwrap();
+        let (_, lb) = read_input(&pb, &PairConfig::default()).unwrap();
+        let slow = crate::frechet_distance(&gaussian_of(&la).unwrap(), &gaussian_of(&lb).unwrap())
+            .unwrap()
+            .distance;
+        assert!(slow > 0.1);
+        assert!(
+            (fast.fad - slow).abs() <= 1e-12 * slow,
+            "{} vs {slow}",
+            fast.fad
+        );
+        assert_eq!(fast.details.n_a, Some(60));
     }
 }

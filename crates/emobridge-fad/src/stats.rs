@@ -200,6 +200,101 @@ impl RunningStats {
         self.n += other.n;
     }
 
+    /// The statistics of a multiset of row sets: `weights[i]` copies of the rows behind
+    /// `parts[i]` (e.g. the clips drawn by one bootstrap replicate, with their multiplicities).
+    /// Computed from the parts' statistics alone, in one step:
+    /// `μ = Σ wᵢnᵢμᵢ / N`, `M = Σ wᵢMᵢ + Σ wᵢnᵢ(μᵢ − μ)(μᵢ − μ)ᵀ` (the between-parts term is one
+    /// symmetric product of the centred part means), so its cost does not depend on the number
+    /// of rows. Equal to merging the copies one by one, up to rounding.
+    ///
+    /// # Panics
+    /// If `weights` and `parts` differ in length or the parts in dimension.
+    pub fn weighted_union(parts: &[RunningStats], weights: &[u64]) -> RunningStats {
+        use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
+        assert_eq!(parts.len(), weights.len(), "one weight per part");
+        let dim = parts.first().map_or(0, RunningStats::dim);
+        assert!(
+            parts.iter().all(|p| p.dim() == dim),
+            "parts of different dimensions"
+        );
+        let used: Vec<(&RunningStats, f64)> = parts
+            .iter()
+            .zip(weights)
+            .filter(|(p, w)| **w > 0 && p.n > 0)
+            .map(|(p, w)| (p, *w as f64))
+            .collect();
+        let n: u64 = parts.iter().zip(weights).map(|(p, w)| p.n * w).sum();
+        if n == 0 {
+            return RunningStats::new(dim);
+        }
+        let mut mean = vec![0.0f64; dim];
+        for (p, w) in &used {
+            let c = w * p.n as f64;
+            for (m, x) in mean.iter_mut().zip(&p.mean) {
+                *m += c * x;
+            }
+        }
+        for m in &mut mean {
+            *m /= n as f64;
+        }
+        let mut scatter = Mat::<f64>::zeros(dim, dim);
+        for j in 0..dim {
+            let dst = &mut scatter.col_as_slice_mut(j)[j..];
+            for (p, w) in &used {
+                let src = &p.scatter.col_as_slice(j)[j..];
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d += w * s;
+                }
+            }
+        }
+        let k = used.len();
+        let mut centred = vec![0.0f64; k * dim];
+        for ((p, w), row) in used.iter().zip(centred.chunks_exact_mut(dim.max(1))) {
+            let c = (w * p.n as f64).sqrt();
+            for ((z, x), m) in row.iter_mut().zip(&p.mean).zip(&mean) {
+                *z = c * (x - m);
+            }
+        }
+        if k > 0 && dim > 0 {
+            let z = MatRef::from_row_major_slice(&centred, k, dim);
+            tri_matmul(
+                scatter.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Add,
+                z.transpose(),
+                BlockStructure::Rectangular,
+                z,
+                BlockStructure::Rectangular,
+                1.0,
+                faer::get_global_parallelism(),
+            );
+        }
+        for j in 0..dim {
+            for i in 0..j {
+                scatter[(i, j)] = scatter[(j, i)];
+            }
+        }
+        RunningStats { n, mean, scatter }
+    }
+
+    /// Applies the diagonal map `x → (x − centre) / scale` to the rows behind the statistics
+    /// (exact on the moments: μ → (μ − c)/s, Mᵢⱼ → Mᵢⱼ/(sᵢsⱼ)).
+    pub fn standardize(&mut self, centre: &[f64], scale: &[f64]) {
+        assert_eq!(centre.len(), self.dim(), "one centre per dimension");
+        assert_eq!(scale.len(), self.dim(), "one scale per dimension");
+        if self.n > 0 {
+            for ((m, c), s) in self.mean.iter_mut().zip(centre).zip(scale) {
+                *m = (*m - c) / s;
+            }
+        }
+        let d = scale.len();
+        for j in 0..d {
+            for i in 0..d {
+                self.scatter[(i, j)] /= scale[i] * scale[j];
+            }
+        }
+    }
+
     /// Mean and unbiased (`N − 1`) covariance; needs at least two rows.
     pub fn gaussian(&self) -> Result<Gaussian> {
         if self.n < 2 {
@@ -227,37 +322,75 @@ impl RunningStats {
 /// Mean and scatter of one batch, centred on the batch mean.
 fn batch_stats<T: Element>(batch: ArrayView2<'_, T>) -> RunningStats {
     let (rows, dim) = batch.dim();
-    let mut mean = vec![0.0f64; dim];
-    for row in batch.rows() {
-        for (m, x) in mean.iter_mut().zip(row.iter()) {
-            *m += x.to_f64();
+    let mut buffer = vec![0.0f64; rows * dim];
+    let mut sum = vec![0.0f64; dim];
+    for (row, out) in batch.rows().into_iter().zip(buffer.chunks_exact_mut(dim)) {
+        for ((o, x), s) in out.iter_mut().zip(row.iter()).zip(sum.iter_mut()) {
+            let v = x.to_f64();
+            *o = v;
+            *s += v;
         }
     }
-    for m in &mut mean {
-        *m /= rows as f64;
-    }
-    let mut centred = vec![0.0f64; rows * dim];
-    for (r, row) in batch.rows().into_iter().enumerate() {
-        let out = &mut centred[r * dim..(r + 1) * dim];
-        for ((o, x), m) in out.iter_mut().zip(row.iter()).zip(&mean) {
-            *o = x.to_f64() - m;
+    centred_batch_stats(buffer, rows, dim, &sum)
+}
+
+/// Rows folded in per batch when reading raw bytes: as many as fit in about 64 MB of `f64`
+/// (one batch, hence one covariance product, for the usual 6,000 × 1,024 sets).
+pub(crate) fn batch_rows_for(dim: usize) -> usize {
+    ((64 << 20) / (8 * dim.max(1))).max(BATCH_ROWS)
+}
+
+/// Statistics of `rows` rows already converted to `f64` in `buffer` (row-major `rows × dim`),
+/// whose column sums are `sum` (accumulated while converting, so the data are read once). The
+/// rows are centred in place and their co-moment matrix is one symmetric rank-k product (only
+/// the lower triangle is computed, on faer's global parallelism, then mirrored).
+pub(crate) fn centred_batch_stats(
+    mut buffer: Vec<f64>,
+    rows: usize,
+    dim: usize,
+    sum: &[f64],
+) -> RunningStats {
+    debug_assert_eq!(buffer.len(), rows * dim);
+    let mean: Vec<f64> = sum.iter().map(|s| s / rows as f64).collect();
+    for row in buffer.chunks_exact_mut(dim.max(1)) {
+        for (x, m) in row.iter_mut().zip(&mean) {
+            *x -= m;
         }
     }
-    let xc = MatRef::from_row_major_slice(&centred, rows, dim);
-    let mut scatter = Mat::zeros(dim, dim);
-    faer::linalg::matmul::matmul(
-        scatter.as_mut(),
-        Accum::Replace,
-        xc.transpose(),
-        xc,
-        1.0,
-        faer::get_global_parallelism(),
-    );
+    let scatter = if rows == 0 || dim == 0 {
+        Mat::zeros(dim, dim)
+    } else {
+        syrk_lower_mirrored(MatRef::from_row_major_slice(&buffer, rows, dim))
+    };
     RunningStats {
         n: rows as u64,
         mean,
         scatter,
     }
+}
+
+/// `Xᵀ X` for `X` [rows, dim]: the lower triangle by faer's triangular product, mirrored.
+pub(crate) fn syrk_lower_mirrored(xc: MatRef<'_, f64>) -> Mat<f64> {
+    use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
+    let dim = xc.ncols();
+    let mut scatter = Mat::zeros(dim, dim);
+    tri_matmul(
+        scatter.as_mut(),
+        BlockStructure::TriangularLower,
+        Accum::Replace,
+        xc.transpose(),
+        BlockStructure::Rectangular,
+        xc,
+        BlockStructure::Rectangular,
+        1.0,
+        faer::get_global_parallelism(),
+    );
+    for j in 0..dim {
+        for i in 0..j {
+            scatter[(i, j)] = scatter[(j, i)];
+        }
+    }
+    scatter
 }
 
 /// A Gaussian summary of an embedding set: mean, covariance and (when known) the sample count.
@@ -443,5 +576,58 @@ mod tests {
             Gaussian::from_rows(x.view()),
             Err(FadError::NotFinite { .. })
         ));
+    }
+
+    #[test]
+    fn weighted_union_equals_merging_the_copies() {
+        let x = random_rows(120, 6, 8, 1e3);
+        let parts: Vec<RunningStats> = [(0, 7), (7, 40), (40, 41), (41, 120)]
+            .iter()
+            .map(|&(a, b)| RunningStats::from_rows(x.slice(ndarray::s![a..b, ..])))
+            .collect();
+        let weights = [2u64, 0, 3, 1];
+        let mut merged = RunningStats::new(6);
+        for (p, w) in parts.iter().zip(weights) {
+            for _ in 0..w {
+                merged.merge(p);
+            }
+        }
+        let union = RunningStats::weighted_union(&parts, &weights);
+        assert_eq!(union.count(), merged.count());
+        let (g, h) = (union.gaussian().unwrap(), merged.gaussian().unwrap());
+        for i in 0..6 {
+            assert!(
+                (g.mean[i] - h.mean[i]).abs() < 1e-9,
+                "{} vs {}",
+                g.mean[i],
+                h.mean[i]
+            );
+            for j in 0..6 {
+                let (a, b) = (g.cov[(i, j)], h.cov[(i, j)]);
+                assert!((a - b).abs() <= 1e-10 * b.abs().max(1.0), "{a} vs {b}");
+                assert_eq!(a, g.cov[(j, i)]);
+            }
+        }
+        assert_eq!(RunningStats::weighted_union(&parts, &[0; 4]).count(), 0);
+        // Standardising the statistics equals standardising the rows.
+        let (centre, scale) = (
+            vec![1e3, 1e3, 0.0, 5.0, -2.0, 1e3],
+            vec![2.0, 0.5, 4.0, 1.0, 8.0, 0.25],
+        );
+        let mut z = RunningStats::from_rows(x.view());
+        z.standardize(&centre, &scale);
+        let zx = Array2::from_shape_fn(x.dim(), |(r, j)| (x[(r, j)] - centre[j]) / scale[j]);
+        let (g, h) = (
+            z.gaussian().unwrap(),
+            Gaussian::from_rows(zx.view()).unwrap(),
+        );
+        for i in 0..6 {
+            assert!((g.mean[i] - h.mean[i]).abs() < 1e-9);
+            for j in 0..6 {
+                assert!(
+                    (g.cov[(i, j)] - h.cov[(i, j)]).abs() <= 1e-10 * h.cov[(i, j)].abs().max(1.0)
+                );
+            }
+        }
     }
 }

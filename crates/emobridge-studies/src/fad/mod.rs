@@ -26,6 +26,14 @@
 //! everything. The subsets are drawn once per group from the seed (the same frames for every
 //! layer), and n is recorded in every table row and in `run.json`.
 //!
+//! **Cost**: every cache entry is read once per block of layers (one block, i.e. one pass over
+//! the cache, whenever the statistics of all layers fit a 3 GiB budget). Each clip's selected
+//! samples are reduced to their statistics (count, mean, co-moment matrix) once per group it
+//! belongs to; group Gaussians are merges of those, and a bootstrap replicate is assembled from
+//! the drawn clips' statistics (`RunningStats::weighted_union`) instead of from their frames.
+//! Replicates and matrix cells are computed in parallel; each distance takes the Cholesky route
+//! (eigenvalues only of `Lᵀ Σ₂ L`).
+//!
 //! Outputs in the run folder: `speech_vs_music.{csv,json,md}`, `pairs.{csv,json}` (every matrix
 //! cell, long format), `heatmaps/layerNN_<family>_<comparison>.{png,svg}`,
 //! `fad_by_layer.{png,svg}`, `summary.md`, `run.json`.
@@ -34,7 +42,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use emobridge_corpus::{Domain, Emotion, Manifest, Quadrant, Record};
-use emobridge_fad::bootstrap::{bootstrap_frechet, BootstrapConfig, BootstrapSet};
+use emobridge_fad::bootstrap::{bootstrap_frechet_units, BootstrapConfig};
 use emobridge_fad::frechet::{FrechetOptions, PreparedGaussian};
 use emobridge_fad::{FadError, Gaussian, RunningStats};
 use emobridge_report::{
@@ -266,22 +274,28 @@ fn study(
     }
     let mut speech_vs_music = Vec::new();
     let mut pairs = Vec::new();
-    for &layer in &plan.layers {
-        tracing::info!(layer, "FAD study: layer {layer}");
+    for block in layer_blocks(config, &plan) {
         let accumulated = match &source {
-            LayerSource::Shards { dir, count } => shards::merge_layer(&plan, dir, *count, layer)?,
+            LayerSource::Shards { dir, count } => block
+                .iter()
+                .map(|&layer| shards::merge_layer(&plan, dir, *count, layer))
+                .collect::<Result<Vec<_>, _>>()?,
             LayerSource::InProcess => {
+                tracing::info!("FAD study: reading layers {block:?}");
                 let mut failures = Vec::new();
-                let acc = accumulate(config, &plan, layer, &|_| true, &mut failures)?;
+                let acc = accumulate_layers(config, &plan, &block, &|_| true, &mut failures)?;
                 for f in failures {
                     run.fail(f.item, f.path, f.reason);
                 }
                 acc
             }
         };
-        let data = finish_layer(config, layer, accumulated);
-        speech_vs_music.extend(speech_music_rows(config, layer, &data, &plan.selections)?);
-        pairs.extend(matrix_rows(config, layer, &data)?);
+        for (&layer, accumulated) in block.iter().zip(accumulated) {
+            tracing::info!(layer, "FAD study: layer {layer}");
+            let data = finish_layer(config, layer, accumulated);
+            speech_vs_music.extend(speech_music_rows(config, layer, &data, &plan.selections)?);
+            pairs.extend(matrix_rows(config, layer, &data)?);
+        }
     }
     write_outputs(
         config,
@@ -374,11 +388,11 @@ fn failure(item: &str, path: &Path, reason: impl Into<String>) -> crate::RunFail
     }
 }
 
-/// One layer's statistics per group, and (when bootstrapping) the rows and clip ranges of the
+/// One layer's statistics per group, and (when bootstrapping) the per-clip statistics of the
 /// emotion groups.
 struct LayerData {
     stats: BTreeMap<GroupKey, Gaussian>,
-    rows: BTreeMap<GroupKey, (Array2<f64>, Vec<std::ops::Range<usize>>)>,
+    units: BTreeMap<GroupKey, Vec<RunningStats>>,
 }
 
 #[cfg(test)]
@@ -903,6 +917,114 @@ mod tests {
             .find(|r| r.emotion == "angry")
             .unwrap();
         assert!(close(row.fad, want));
+    }
+
+    #[test]
+    fn clip_statistics_give_the_frame_based_distances_and_intervals() {
+        // The reference is the frame-based computation the study used before it assembled
+        // groups and bootstrap replicates from per-clip statistics: every selected frame of a
+        // group read per layer, the Gaussian from those rows, the interval from
+        // `bootstrap_frechet` over the rows with clips as units.
+        use emobridge_fad::bootstrap::{bootstrap_frechet, BootstrapSet};
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = corpus(dir.path());
+        let store = cache(dir.path(), "tiny");
+        for standardize in [false, true] {
+            let config = FadStudyConfig {
+                bootstrap: 30,
+                plots: false,
+                standardize,
+                ..Default::default()
+            };
+            let outcome = run(&config, &manifest, &store, &dir.path().join("run")).unwrap();
+            let plan = plan(&config, &manifest, &store).unwrap();
+            let dim = plan.shape.dim;
+            for &layer in &plan.layers {
+                let group = |domain: Domain, label: &str| {
+                    let key = plan
+                        .selections
+                        .keys()
+                        .find(|k| {
+                            k.family == Family::Emotion && k.domain == domain && k.label == label
+                        })
+                        .unwrap();
+                    let (mut buf, mut units) = (Vec::new(), Vec::new());
+                    for (clip, frames) in &plan.selections[key] {
+                        let cached = CachedClip::open(&plan.clips[*clip].path).unwrap();
+                        let f = cached.layer_frames(layer).unwrap();
+                        let start = buf.len() / dim;
+                        for &r in frames {
+                            buf.extend_from_slice(f.row(r));
+                        }
+                        units.push(start..start + frames.len());
+                    }
+                    let n = buf.len() / dim;
+                    (Array2::from_shape_vec((n, dim), buf).unwrap(), units)
+                };
+                let (mut all, mut sets) = (RunningStats::new(dim), Vec::new());
+                for row in outcome.speech_vs_music.iter().filter(|r| r.layer == layer) {
+                    let (rs, us) = group(Domain::Speech, &row.emotion);
+                    let (rm, um) = group(Domain::Music, &row.emotion);
+                    all.push_rows(rs.view());
+                    all.push_rows(rm.view());
+                    sets.push((row, rs, us, rm, um));
+                }
+                // Standardising: the pooled moments of the emotion groups (both domains).
+                let (centre, scale) = crate::fad::statistics::pooled_moments(
+                    &[(
+                        GroupKey {
+                            family: Family::Emotion,
+                            domain: Domain::Speech,
+                            order: 0,
+                            label: String::new(),
+                        },
+                        all,
+                    )]
+                    .into_iter()
+                    .collect(),
+                    dim,
+                );
+                let z = |x: &Array2<f64>| {
+                    if standardize {
+                        Array2::from_shape_fn(x.dim(), |(r, j)| (x[(r, j)] - centre[j]) / scale[j])
+                    } else {
+                        x.clone()
+                    }
+                };
+                assert_eq!(sets.len(), 4);
+                for (row, rs, us, rm, um) in sets {
+                    let (rs, rm) = (z(&rs), z(&rm));
+                    let cfg = BootstrapConfig {
+                        replicates: 30,
+                        confidence: config.confidence,
+                        seed: config.seed ^ fnv1a(row.emotion.as_bytes()) ^ layer as u64,
+                        options: config.options,
+                    };
+                    let ci = bootstrap_frechet(
+                        &BootstrapSet {
+                            rows: rs.view(),
+                            units: Some(us),
+                        },
+                        &BootstrapSet {
+                            rows: rm.view(),
+                            units: Some(um),
+                        },
+                        &cfg,
+                    )
+                    .unwrap();
+                    let fad = emobridge_fad::frechet_distance(
+                        &Gaussian::from_rows(rs.view()).unwrap(),
+                        &Gaussian::from_rows(rm.view()).unwrap(),
+                    )
+                    .unwrap()
+                    .distance;
+                    let close = |got: f64, want: f64| (got - want).abs() <= 1e-9 * want.abs();
+                    assert!(fad > 1e-3 && close(row.fad, fad), "{row:?} vs {fad}");
+                    assert!(close(row.ci_lower.unwrap(), ci.lower), "{row:?} vs {ci:?}");
+                    assert!(close(row.ci_upper.unwrap(), ci.upper), "{row:?} vs {ci:?}");
+                }
+            }
+        }
     }
 
     #[test]

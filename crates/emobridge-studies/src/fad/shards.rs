@@ -18,8 +18,8 @@ use emobridge_store::{EmbeddingCache, Shard};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    accumulate, group_name, plan, study, validate, Accumulated, FadStudyConfig, FadStudyError,
-    FadStudyOutcome, GroupKey, LayerSource, Plan,
+    accumulate_layers, group_name, layer_blocks, plan, study, validate, Accumulated,
+    FadStudyConfig, FadStudyError, FadStudyOutcome, GroupKey, LayerSource, Plan,
 };
 use crate::RunFolderError;
 
@@ -88,9 +88,11 @@ pub fn run_shard(
         plan.layers.len()
     );
     let mut failures = Vec::new();
-    for &layer in &plan.layers {
-        let acc = accumulate(config, &plan, layer, &owns, &mut failures)?;
-        save_layer(&dir.join(format!("layer{layer:02}.safetensors")), &acc)?;
+    for block in layer_blocks(config, &plan) {
+        let accumulated = accumulate_layers(config, &plan, &block, &owns, &mut failures)?;
+        for (layer, acc) in block.iter().zip(&accumulated) {
+            save_layer(&dir.join(format!("layer{layer:02}.safetensors")), acc)?;
+        }
     }
     let record = ShardRecord {
         shard: shard.index,
@@ -220,7 +222,7 @@ pub(super) fn merge_layer(
     Ok(Accumulated {
         dim,
         running,
-        kept: BTreeMap::new(),
+        units: BTreeMap::new(),
     })
 }
 

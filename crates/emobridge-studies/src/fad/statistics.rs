@@ -2,23 +2,53 @@
 
 use super::*;
 
-/// One layer's running statistics per selected group (before standardising), and the kept rows
-/// of the emotion groups when bootstrapping.
+/// One layer's running statistics per selected group (before standardising), and, when
+/// bootstrapping, the statistics of every clip of each emotion group (the units a replicate
+/// draws), in clip order.
 pub(super) struct Accumulated {
     pub(super) dim: usize,
     pub(super) running: BTreeMap<GroupKey, RunningStats>,
-    pub(super) kept: BTreeMap<GroupKey, (Vec<f64>, Vec<std::ops::Range<usize>>)>,
+    pub(super) units: BTreeMap<GroupKey, Vec<RunningStats>>,
 }
 
-/// Reads the selected samples of `layer` from every clip `owns` accepts and folds them into each
-/// group's running statistics. A clip whose data does not read is pushed onto `failures`.
-pub(super) fn accumulate(
+/// Memory the per-group and per-clip statistics of the layers read together may take. Every
+/// cache entry is read once per block of layers; with the statistics of all layers within this
+/// budget (a base-size model, a few hundred clips, no bootstrap, or a bootstrap over a small
+/// corpus) that is one pass over the cache.
+const STATISTICS_BUDGET_BYTES: usize = 3 << 30;
+
+/// The chosen layers in blocks whose statistics fit [`STATISTICS_BUDGET_BYTES`].
+pub(super) fn layer_blocks(config: &FadStudyConfig, plan: &Plan<'_>) -> Vec<Vec<usize>> {
+    let dim = plan.shape.dim;
+    let units: usize = if config.bootstrap >= 2 {
+        plan.selections
+            .iter()
+            .filter(|(k, _)| k.family == Family::Emotion)
+            .map(|(_, s)| s.len())
+            .sum()
+    } else {
+        0
+    };
+    let per_layer = (plan.selections.len() + units).max(1) * dim * dim * 8;
+    let per_block = (STATISTICS_BUDGET_BYTES / per_layer.max(1)).max(1);
+    plan.layers
+        .chunks(per_block)
+        .map(<[usize]>::to_vec)
+        .collect()
+}
+
+/// Reads the selected samples of `layers` from every clip `owns` accepts, each cache entry once
+/// for all of them, and folds them into each group's running statistics (one entry per layer,
+/// in the order given). The statistics of a clip's samples are computed once per group it
+/// belongs to (one symmetric product) and merged; when bootstrapping they are also kept as
+/// units. A clip whose data does not read is pushed onto `failures` (once).
+pub(super) fn accumulate_layers(
     config: &FadStudyConfig,
     plan: &Plan<'_>,
-    layer: usize,
+    layers: &[usize],
     owns: &dyn Fn(&str) -> bool,
     failures: &mut Vec<crate::RunFailure>,
-) -> Result<Accumulated, FadStudyError> {
+) -> Result<Vec<Accumulated>, FadStudyError> {
     // Which groups use each clip, and which frames.
     let mut uses: BTreeMap<usize, Vec<(&GroupKey, &Vec<usize>)>> = BTreeMap::new();
     for (key, selection) in &plan.selections {
@@ -27,21 +57,29 @@ pub(super) fn accumulate(
         }
     }
     let dim = plan.shape.dim;
-    let mut running: BTreeMap<GroupKey, RunningStats> = plan
-        .selections
-        .keys()
-        .map(|k| (k.clone(), RunningStats::new(dim)))
+    let keep_units = config.bootstrap >= 2;
+    let mut out: Vec<Accumulated> = layers
+        .iter()
+        .map(|_| Accumulated {
+            dim,
+            running: plan
+                .selections
+                .keys()
+                .map(|k| (k.clone(), RunningStats::new(dim)))
+                .collect(),
+            units: BTreeMap::new(),
+        })
         .collect();
-    let keep_rows = config.bootstrap >= 2;
-    let mut kept: BTreeMap<GroupKey, (Vec<f64>, Vec<std::ops::Range<usize>>)> = BTreeMap::new();
     for (clip_index, users) in uses {
         let clip = &plan.clips[clip_index];
         if !owns(&clip.record.id) {
             continue;
         }
-        let samples = match read_samples(config, clip, layer) {
+        // Every layer of the block is read before any is folded in, so a clip whose data do
+        // not read is left out of all of them alike.
+        let samples = match read_layer_samples(config, clip, layers) {
             Ok(s) => s,
-            Err(e) => {
+            Err((layer, e)) => {
                 // The header read earlier; the data did not (truncated or corrupt file).
                 failures.push(failure(
                     &clip.record.id,
@@ -51,29 +89,34 @@ pub(super) fn accumulate(
                 continue;
             }
         };
-        for (key, frames) in users {
-            let rows = match config.level {
-                StatisticsLevel::ClipMeans => samples.clone(),
-                StatisticsLevel::Frames => samples.select(ndarray::Axis(0), frames),
-            };
-            running
-                .get_mut(key)
-                .expect("every selected group has statistics")
-                .push_rows(rows.view());
-            if keep_rows && key.family == Family::Emotion {
-                let (buf, units) = kept.entry(key.clone()).or_default();
-                let start = buf.len() / dim;
-                buf.extend(rows.iter());
-                units.push(start..start + rows.nrows());
+        for (acc, samples) in out.iter_mut().zip(&samples) {
+            for (key, frames) in &users {
+                let unit = match config.level {
+                    StatisticsLevel::ClipMeans => RunningStats::from_rows(samples.view()),
+                    StatisticsLevel::Frames => {
+                        RunningStats::from_rows(samples.select(ndarray::Axis(0), frames).view())
+                    }
+                };
+                acc.running
+                    .get_mut(*key)
+                    .expect("every selected group has statistics")
+                    .merge(&unit);
+                if keep_units && key.family == Family::Emotion {
+                    acc.units.entry((*key).clone()).or_default().push(unit);
+                }
             }
         }
     }
-    Ok(Accumulated { dim, running, kept })
+    Ok(out)
 }
 
-/// Gaussians (standardised on request) and bootstrap rows of one layer.
+/// Gaussians (standardised on request) and bootstrap units of one layer.
 pub(super) fn finish_layer(config: &FadStudyConfig, layer: usize, acc: Accumulated) -> LayerData {
-    let Accumulated { dim, running, kept } = acc;
+    let Accumulated {
+        dim,
+        running,
+        units,
+    } = acc;
     let scaling = if config.standardize {
         Some(pooled_moments(&running, dim))
     } else {
@@ -91,22 +134,18 @@ pub(super) fn finish_layer(config: &FadStudyConfig, layer: usize, acc: Accumulat
             Err(e) => tracing::warn!("layer {layer}, group {}: {e}", group_name(&key)),
         }
     }
-    let rows = kept
+    let units = units
         .into_iter()
-        .map(|(k, (buf, units))| {
-            let n = buf.len() / dim;
-            let mut rows = Array2::from_shape_vec((n, dim), buf).expect("whole rows");
+        .map(|(k, mut units)| {
             if let Some((centre, scale)) = &scaling {
-                for mut row in rows.rows_mut() {
-                    for ((x, m), s) in row.iter_mut().zip(centre).zip(scale) {
-                        *x = (*x - m) / s;
-                    }
+                for u in &mut units {
+                    u.standardize(centre, scale);
                 }
             }
-            (k, (rows, units))
+            (k, units)
         })
         .collect();
-    LayerData { stats, rows }
+    LayerData { stats, units }
 }
 
 /// Pooled per-dimension mean and standard deviation of the emotion-family groups (which
@@ -149,24 +188,35 @@ pub(super) fn standardize_gaussian(g: &mut Gaussian, centre: &[f64], scale: &[f6
     }
 }
 
-/// The clip's samples for one layer: its frames, or its mean as one row.
-pub(super) fn read_samples(
+/// The clip's samples for each of `layers`: its frames, or its mean as one row. The entry is
+/// read once; an error names the layer that failed.
+pub(super) fn read_layer_samples(
     config: &FadStudyConfig,
     clip: &UsableClip<'_>,
-    layer: usize,
-) -> Result<Array2<f64>, StoreError> {
-    let cached = CachedClip::open(&clip.path)?;
-    match config.level {
-        StatisticsLevel::Frames => {
-            let f = cached.layer_frames(layer)?;
-            Ok(Array2::from_shape_vec((f.rows, f.dim), f.values).expect("rows × dim values"))
-        }
-        StatisticsLevel::ClipMeans => {
-            let mean = cached.layer_mean(layer)?;
-            let d = mean.len();
-            Ok(Array2::from_shape_vec((1, d), mean).expect("one row"))
-        }
-    }
+    layers: &[usize],
+) -> Result<Vec<Array2<f64>>, (usize, StoreError)> {
+    let first = layers.first().copied().unwrap_or(0);
+    let cached = CachedClip::open(&clip.path).map_err(|e| (first, e))?;
+    let means = match config.level {
+        StatisticsLevel::ClipMeans => Some(cached.means().map_err(|e| (first, e))?),
+        StatisticsLevel::Frames => None,
+    };
+    layers
+        .iter()
+        .map(|&layer| match &means {
+            None => {
+                let f = cached.layer_frames(layer).map_err(|e| (layer, e))?;
+                Ok(Array2::from_shape_vec((f.rows, f.dim), f.values).expect("rows × dim values"))
+            }
+            Some(m) => {
+                if layer >= m.rows {
+                    return Err((layer, cached.layer_mean(layer).unwrap_err()));
+                }
+                let row = m.row(layer).to_vec();
+                Ok(Array2::from_shape_vec((1, row.len()), row).expect("one row"))
+            }
+        })
+        .collect()
 }
 
 pub(super) fn labels_of(data: &LayerData, family: Family, domain: Domain) -> Vec<&GroupKey> {
@@ -191,23 +241,15 @@ pub(super) fn speech_music_rows(
         };
         let (gs, gm) = (&data.stats[speech], &data.stats[music]);
         let fd = PreparedGaussian::new(gs, config.options)?.distance_to(gm)?;
-        let (ci_lower, ci_upper) = match (data.rows.get(speech), data.rows.get(music)) {
-            (Some((rs, us)), Some((rm, um))) => {
+        let (ci_lower, ci_upper) = match (data.units.get(speech), data.units.get(music)) {
+            (Some(us), Some(um)) => {
                 let cfg = BootstrapConfig {
                     replicates: config.bootstrap,
                     confidence: config.confidence,
                     seed: config.seed ^ fnv1a(speech.label.as_bytes()) ^ layer as u64,
                     options: config.options,
                 };
-                let set_s = BootstrapSet {
-                    rows: rs.view(),
-                    units: Some(us.clone()),
-                };
-                let set_m = BootstrapSet {
-                    rows: rm.view(),
-                    units: Some(um.clone()),
-                };
-                let ci = bootstrap_frechet(&set_s, &set_m, &cfg)?;
+                let ci = bootstrap_frechet_units(us, um, &cfg)?;
                 (Some(ci.lower), Some(ci.upper))
             }
             _ => (None, None),
@@ -229,53 +271,77 @@ pub(super) fn speech_music_rows(
 }
 
 /// Every cell of the within-speech, within-music and cross-domain matrices of both families.
+/// Within a domain the matrix is symmetric with a zero diagonal, so only the cells above the
+/// diagonal are computed; the distinct cells are computed in parallel (each row group's
+/// factorisation once), then laid out in row order.
 pub(super) fn matrix_rows(
     config: &FadStudyConfig,
     layer: usize,
     data: &LayerData,
 ) -> Result<Vec<PairRow>, FadStudyError> {
-    let mut out = Vec::new();
+    use rayon::prelude::*;
+    type Matrix<'a> = (Family, Comparison, Vec<&'a GroupKey>, Vec<&'a GroupKey>);
+    let mut matrices: Vec<Matrix<'_>> = Vec::new();
     for family in [Family::Emotion, Family::Quadrant] {
         let speech = labels_of(data, family, Domain::Speech);
         let music = labels_of(data, family, Domain::Music);
-        for (comparison, rows, cols) in [
-            (Comparison::Speech, &speech, &speech),
-            (Comparison::Music, &music, &music),
-            (Comparison::Cross, &speech, &music),
-        ] {
-            for (i, r) in rows.iter().enumerate() {
-                let prepared = PreparedGaussian::new(&data.stats[*r], config.options)?;
-                for (j, c) in cols.iter().enumerate() {
-                    let fad = if comparison.is_within() && j < i {
-                        // Symmetric: reuse the cell computed from the other side.
-                        out.iter()
-                            .find(|p: &&PairRow| {
-                                p.layer == layer
-                                    && p.family == family
-                                    && p.comparison == comparison
-                                    && p.row == c.label
-                                    && p.col == r.label
-                            })
-                            .map(|p| p.fad)
-                            .expect("upper triangle first")
-                    } else if comparison.is_within() && i == j {
-                        0.0
-                    } else {
-                        prepared.distance_to(&data.stats[*c])?.distance
-                    };
-                    let (nr, nc) = (data.stats[*r].n.unwrap_or(0), data.stats[*c].n.unwrap_or(0));
-                    out.push(PairRow {
-                        layer,
-                        family,
-                        comparison,
-                        row: r.label.clone(),
-                        col: c.label.clone(),
-                        fad,
-                        n_row: nr,
-                        n_col: nc,
-                        rank_deficient: nr <= dim_of(data) as u64 || nc <= dim_of(data) as u64,
-                    });
-                }
+        matrices.push((family, Comparison::Speech, speech.clone(), speech.clone()));
+        matrices.push((family, Comparison::Music, music.clone(), music.clone()));
+        matrices.push((family, Comparison::Cross, speech, music));
+    }
+    // The distinct cells: (matrix, row, column).
+    let cells: Vec<(usize, usize, usize)> = matrices
+        .iter()
+        .enumerate()
+        .flat_map(|(m, (_, comparison, rows, cols))| {
+            let within = comparison.is_within();
+            (0..rows.len()).flat_map(move |i| {
+                (0..cols.len())
+                    .filter(move |&j| !within || j > i)
+                    .map(move |j| (m, i, j))
+            })
+        })
+        .collect();
+    // Each row group's factorisation once (the same group may head rows of several matrices).
+    let heads: std::collections::BTreeSet<&GroupKey> =
+        cells.iter().map(|&(m, i, _)| matrices[m].2[i]).collect();
+    let prepared: BTreeMap<&GroupKey, PreparedGaussian> = heads
+        .into_par_iter()
+        .map(|k| Ok((k, PreparedGaussian::new(&data.stats[k], config.options)?)))
+        .collect::<Result<_, FadError>>()?;
+    let values: Vec<f64> = cells
+        .par_iter()
+        .map(|&(m, i, j)| {
+            let (_, _, rows, cols) = &matrices[m];
+            Ok(prepared[rows[i]]
+                .distance_to(&data.stats[cols[j]])?
+                .distance)
+        })
+        .collect::<Result<_, FadError>>()?;
+    let computed: HashMap<(usize, usize, usize), f64> = cells.into_iter().zip(values).collect();
+    let dim = dim_of(data);
+    let mut out = Vec::new();
+    for (m, (family, comparison, rows, cols)) in matrices.iter().enumerate() {
+        for (i, r) in rows.iter().enumerate() {
+            for (j, c) in cols.iter().enumerate() {
+                let fad = match (comparison.is_within(), i.cmp(&j)) {
+                    (true, std::cmp::Ordering::Equal) => 0.0,
+                    // Symmetric: the cell computed from the other side.
+                    (true, std::cmp::Ordering::Greater) => computed[&(m, j, i)],
+                    _ => computed[&(m, i, j)],
+                };
+                let (nr, nc) = (data.stats[*r].n.unwrap_or(0), data.stats[*c].n.unwrap_or(0));
+                out.push(PairRow {
+                    layer,
+                    family: *family,
+                    comparison: *comparison,
+                    row: r.label.clone(),
+                    col: c.label.clone(),
+                    fad,
+                    n_row: nr,
+                    n_col: nc,
+                    rank_deficient: nr <= dim as u64 || nc <= dim as u64,
+                });
             }
         }
     }

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The per-emotion FAD study (`emobridge fad --manifest ... --bootstrap B`), the CLI built at BASE
+# (a git revision, default 621ce2f: before groups and bootstrap replicates were assembled from
+# per-clip statistics) against this working tree, whole process, alternating in one run on a
+# synthetic base-size cache. Run it alone on a quiet machine:
+#
+#     tools/bench/fad_study.sh [BASE] [WORK_DIR] [ROUNDS] [CLIPS] [STATES] [BOOTSTRAP]
+#     # defaults: 621ce2f, target/fad-study, 3, 240, 13, 100 (the full demo's bootstrap)
+#
+# The cache (crates/emobridge-studies/examples/fad_study_cache.rs, written once into WORK_DIR):
+# CLIPS clips of 120–180 frames × STATES hidden states × 768, speech in 6 emotions, music in 4.
+# Prints each round's seconds, the median of each side and new/old, and the largest relative
+# difference between the two sides' distances and interval bounds (speech_vs_music.csv,
+# pairs.csv). PYTHON (default `python3`) is used for the summary only (standard library).
+set -euo pipefail
+BASE=${1:-621ce2f}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=${2:-$ROOT/target/fad-study}
+ROUNDS=${3:-3}
+CLIPS=${4:-240}
+STATES=${5:-13}
+BOOT=${6:-100}
+PY=${PYTHON:-python3}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+mkdir -p "$WORK"
+SRC=$(mktemp -d)
+trap 'rm -rf "$SRC"' EXIT
+
+# The old side: BASE's sources built against the same target folder (dependencies are reused;
+# see tools/bench/ssl_ab.sh for why the files are touched).
+git -C "$ROOT" archive "$BASE" | tar -x -C "$SRC" --one-top-level=base
+find "$SRC/base" -type f -exec touch {} +
+(cd "$SRC/base" && CARGO_TARGET_DIR=$TARGET cargo build --release -q -p emobridge-cli)
+cp "$TARGET/release/emobridge" "$WORK/emobridge-old"
+touch "$ROOT"/crates/*/src/lib.rs "$ROOT"/crates/emobridge-cli/src/main.rs
+(cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -q -p emobridge-cli \
+  -p emobridge-studies --example fad_study_cache)
+cp "$TARGET/release/emobridge" "$WORK/emobridge-new"
+if cmp -s "$WORK/emobridge-old" "$WORK/emobridge-new"; then
+  echo "the old and new binaries are identical: nothing to compare" >&2
+  exit 1
+fi
+if [ "$(cat "$WORK/shape" 2>/dev/null)" != "$CLIPS $STATES" ]; then
+  rm -rf "$WORK/cache" "$WORK/manifest.csv"
+  "$TARGET/release/examples/fad_study_cache" "$WORK" "$CLIPS" "$STATES" 768 >/dev/null
+  echo "$CLIPS $STATES" >"$WORK/shape"
+fi
+study() {
+  rm -rf "$WORK/run-$1"
+  "$WORK/emobridge-$1" fad --manifest "$WORK/manifest.csv" --cache "$WORK/cache" --model bench \
+    --bootstrap "$BOOT" --no-plots --out "$WORK/run-$1" >/dev/null 2>"$WORK/$1.log"
+}
+now() { date +%s.%N; }
+LOG="$WORK/times"
+: >"$LOG"
+for round in $(seq 1 "$ROUNDS"); do
+  for side in old new; do
+    t0=$(now); study "$side"; t1=$(now)
+    awk -v s="$side" -v r="$round" -v a="$t0" -v b="$t1" \
+      'BEGIN { printf "round %d %s %.2f\n", r, s, b - a }' | tee -a "$LOG"
+  done
+done
+"$PY" - "$WORK" <<'PY'
+import csv, statistics, sys
+w = sys.argv[1]
+t = {}
+for line in open(f"{w}/times"):
+    _, _, side, s = line.split()
+    t.setdefault(side, []).append(float(s))
+old, new = statistics.median(t["old"]), statistics.median(t["new"])
+print(f"median: old {old:.2f} s, new {new:.2f} s, old/new {old / new:.1f}x")
+worst = 0.0
+for name, cols in (("speech_vs_music.csv", ("fad", "ci_lower", "ci_upper")), ("pairs.csv", ("fad",))):
+    a = list(csv.DictReader(open(f"{w}/run-old/{name}")))
+    b = list(csv.DictReader(open(f"{w}/run-new/{name}")))
+    assert len(a) == len(b), name
+    for x, y in zip(a, b):
+        for c in cols:
+            if x[c] == "":
+                continue
+            u, v = float(x[c]), float(y[c])
+            worst = max(worst, abs(u - v) / max(abs(u), 1e-300) if u else abs(v))
+print(f"largest relative difference old vs new (distances and interval bounds): {worst:.1e}")
+PY
