@@ -508,7 +508,9 @@ pub struct FineTuner {
     pub task: Task,
     pub cfg: TrainConfig,
     /// Per-clip hidden states of a frozen encoder, computed once.
-    cache: HashMap<usize, Vec<Tensor>>,
+    /// Keyed by the clip's content ([`clip_key`]), not its index: the training, dev and test
+    /// sets index their clips from 0 each.
+    cache: HashMap<(u64, usize), Vec<Tensor>>,
 }
 
 fn snapshot(vars: &[(String, Var)]) -> CResult<Vec<Tensor>> {
@@ -522,6 +524,16 @@ fn restore(vars: &[(String, Var)], values: &[Tensor]) -> CResult<()> {
         v.set(t)?;
     }
     Ok(())
+}
+
+/// A clip's identity for the frozen-encoder cache: a hash of its samples' bits and its length.
+fn clip_key(samples: &[f32]) -> (u64, usize) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for x in samples {
+        x.to_bits().hash(&mut h);
+    }
+    (h.finish(), samples.len())
 }
 
 fn named(map: &VarMap) -> Vec<(String, Var)> {
@@ -623,8 +635,12 @@ impl FineTuner {
             return Ok((states, mask));
         }
         // Frozen encoder: each clip's states once, alone (no padding), then padded here.
-        for &i in batch {
-            if !self.cache.contains_key(&i) {
+        let keys: Vec<(u64, usize)> = batch
+            .iter()
+            .map(|&i| clip_key(&examples[i].samples))
+            .collect();
+        for (&i, &key) in batch.iter().zip(&keys) {
+            if !self.cache.contains_key(&key) {
                 let s = &examples[i].samples;
                 let x = Tensor::from_slice(s, (1, s.len()), &dev)?;
                 let states = self
@@ -633,16 +649,16 @@ impl FineTuner {
                     .into_iter()
                     .map(|t| t.detach())
                     .collect();
-                self.cache.insert(i, states);
+                self.cache.insert(key, states);
             }
         }
         let layers = ecfg.num_layers + 1;
         let mut out = Vec::with_capacity(layers);
         for l in 0..layers {
-            let rows = batch
+            let rows = keys
                 .iter()
-                .map(|i| {
-                    let t = &self.cache[i][l];
+                .map(|key| {
+                    let t = &self.cache[key][l];
                     let have = t.dim(1)?;
                     if have < t_max {
                         t.pad_with_zeros(1, 0, t_max - have)

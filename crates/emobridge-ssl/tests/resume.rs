@@ -184,3 +184,31 @@ fn a_state_of_other_settings_is_refused() {
     .to_string();
     assert!(err.contains("other data or settings"), "{err}");
 }
+
+/// The frozen encoder's hidden-state cache knows clips by content: predicting new clips after
+/// training (their indices reused) gives what a fresh model with the same head gives.
+#[test]
+fn a_frozen_model_predicts_new_clips_from_their_own_states() {
+    let dir = fixture("wav2vec2_layer_preln");
+    let ecfg = EncoderConfig::from_file(&dir.join("config.json")).unwrap();
+    let source = WeightSource::new(read_tensors(&weight_files(&dir).unwrap()).unwrap());
+    let make = || {
+        let peft = PeftConfig::with_method(Method::Frozen);
+        let enc = TrainableEncoder::new(&ecfg, &source, &peft, &Device::Cpu, 5).unwrap();
+        let task = Task::Classification {
+            classes: 2,
+            class_weights: None,
+        };
+        FineTuner::new(enc, task, config()).unwrap()
+    };
+    let train = examples(4);
+    let test: Vec<Example> = examples(8).into_iter().skip(4).collect();
+    let mut trained = make();
+    trained.train(&train, &[], &|_, _| {}).unwrap();
+    let got = trained.predict(&test).unwrap();
+    let ckpt = tempfile::tempdir().unwrap();
+    trained.save_checkpoint(ckpt.path(), "fixture").unwrap();
+    let mut fresh = make();
+    fresh.load_checkpoint(ckpt.path()).unwrap();
+    assert_eq!(got, fresh.predict(&test).unwrap());
+}
