@@ -108,7 +108,8 @@ pub const STUDY_KINDS: [StudyKind; 5] = [
 /// The one sentence shown when no run used a self-supervised encoder.
 pub const ADD_ENCODER: &str = "No self-supervised encoder was run: add one with \
     `emobridge demo --model DIR_OR_ID` (a local HuggingFace model folder such as wav2vec2-base \
-    or MERT-v1-95M, or its hub id ORG/NAME) to see probing and FAD layer by layer.";
+    or MERT-v1-95M, or its hub id ORG/NAME) to see probing and FAD layer by layer and a short \
+    two-stage fine-tuning run.";
 
 /// Which [`STUDY_KINDS`] entry a run's `study` belongs to (`None`: an unknown study).
 pub fn kind_of(study: &str) -> Option<usize> {

@@ -535,6 +535,19 @@ impl TrainableEncoder {
         self.dropout.training.store(training, Ordering::Relaxed);
     }
 
+    /// Position of the dropout generator's stream (ChaCha word position): with
+    /// [`Self::set_dropout_position`], a resumed run draws the same masks as an uninterrupted one.
+    pub fn dropout_position(&self) -> u128 {
+        let rng = self.dropout.rng.lock().unwrap_or_else(|e| e.into_inner());
+        rng.get_word_pos()
+    }
+
+    /// Moves the dropout generator to `pos` (see [`Self::dropout_position`]).
+    pub fn set_dropout_position(&self, pos: u128) {
+        let mut rng = self.dropout.rng.lock().unwrap_or_else(|e| e.into_inner());
+        rng.set_word_pos(pos);
+    }
+
     /// Every hidden state (transformers 4 convention) for prepared samples [B, N].
     pub fn forward(&self, samples: &Tensor, lengths: Option<&[usize]>) -> CResult<Vec<Tensor>> {
         self.encoder

@@ -83,6 +83,8 @@ pub struct PretrainedEncoder {
     encoder: Encoder,
     preprocess: PreprocessConfig,
     dir: PathBuf,
+    /// The fine-tuned checkpoint folded into the weights, if any.
+    adapter: Option<PathBuf>,
 }
 
 impl PretrainedEncoder {
@@ -160,6 +162,7 @@ impl PretrainedEncoder {
             encoder,
             preprocess,
             dir: dir.to_path_buf(),
+            adapter: adapter.map(Path::to_path_buf),
         })
     }
 
@@ -177,8 +180,30 @@ impl PretrainedEncoder {
 
     /// Hex SHA-256 of the checkpoint's weights: the weight file's digest, or for a sharded
     /// checkpoint the digest of the lines `<file name>\t<file digest>` in file order. Recorded
-    /// in every cache entry so that a run can tell which weights made its embeddings.
+    /// in every cache entry so that a run can tell which weights made its embeddings. With a
+    /// fine-tuned checkpoint folded in: the digest of `<base digest>\tadapter\t<digest of its
+    /// adapter_model.safetensors>`.
     pub fn weights_sha256(&self) -> Result<String> {
+        let base = self.base_weights_sha256()?;
+        match &self.adapter {
+            // A fine-tuned encoder: the base digest and the trained tensors' digest together.
+            Some(adapter) => Ok(emobridge_store::sha256_hex(
+                format!(
+                    "{base}\tadapter\t{}\n",
+                    emobridge_store::sha256_file(&adapter.join("adapter_model.safetensors"))?
+                )
+                .as_bytes(),
+            )),
+            None => Ok(base),
+        }
+    }
+
+    /// The fine-tuned checkpoint folded into the weights ([`Self::from_dir_with_adapter`]).
+    pub fn adapter(&self) -> Option<&Path> {
+        self.adapter.as_deref()
+    }
+
+    fn base_weights_sha256(&self) -> Result<String> {
         crate::weights::weights_sha256(&self.dir)
     }
 

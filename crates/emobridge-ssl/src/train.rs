@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var, D};
-use candle_nn::{AdamW, Module, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::{Module, ParamsAdamW, VarMap};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -107,6 +107,10 @@ pub struct TrainConfig {
     pub clip_norm: f64,
     /// Epochs without dev-loss improvement before stopping (0 = never stop early).
     pub patience: usize,
+    /// With a resume folder ([`FineTuner::train_resumable`]): also save the resume state every
+    /// this many optimiser steps inside an epoch (0 = only at each epoch's end, the default;
+    /// each save writes the trainable parameters three times over: values, moments, best).
+    pub checkpoint_every: usize,
     pub seed: u64,
 }
 
@@ -127,6 +131,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Linear,
             clip_norm: 1.0,
             patience: 5,
+            checkpoint_every: 0,
             seed: 0,
         }
     }
@@ -407,6 +412,95 @@ pub enum TrainError {
     Checkpoint { path: PathBuf, reason: String },
 }
 
+/// AdamW with decoupled weight decay, the same arithmetic as `candle_nn::AdamW` (and
+/// `torch.optim.AdamW`), whose moments and step count can be saved and restored.
+struct Adam {
+    /// (parameter, first moment, second moment)
+    vars: Vec<(Var, Var, Var)>,
+    params: ParamsAdamW,
+    step_t: usize,
+}
+
+impl Adam {
+    fn new(vars: &[(String, Var)], params: ParamsAdamW) -> CResult<Self> {
+        let vars = vars
+            .iter()
+            .map(|(_, v)| {
+                let m = Var::zeros(v.shape(), v.dtype(), v.device())?;
+                let s = Var::zeros(v.shape(), v.dtype(), v.device())?;
+                Ok((v.clone(), m, s))
+            })
+            .collect::<CResult<Vec<_>>>()?;
+        Ok(Adam {
+            vars,
+            params,
+            step_t: 0,
+        })
+    }
+
+    fn step(&mut self, grads: &candle_core::backprop::GradStore) -> CResult<()> {
+        self.step_t += 1;
+        let p = &self.params;
+        let (lr, beta1, beta2) = (p.lr, p.beta1, p.beta2);
+        let lr_lambda = lr * p.weight_decay;
+        let scale_m = 1f64 / (1f64 - beta1.powi(self.step_t as i32));
+        let scale_v = 1f64 / (1f64 - beta2.powi(self.step_t as i32));
+        for (theta, m, v) in &self.vars {
+            if let Some(g) = grads.get(theta) {
+                let next_m = ((m.as_tensor() * beta1)? + (g * (1.0 - beta1))?)?;
+                let next_v = ((v.as_tensor() * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
+                let m_hat = (&next_m * scale_m)?;
+                let v_hat = (&next_v * scale_v)?;
+                let next_theta = (theta.as_tensor() * (1f64 - lr_lambda))?;
+                let adjusted = (m_hat / (v_hat.sqrt()? + p.eps)?)?;
+                let next_theta = (next_theta - (adjusted * lr)?)?;
+                m.set(&next_m)?;
+                v.set(&next_v)?;
+                theta.set(&next_theta)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The resume state's scalar part (`state.json`); its tensors are in the file it names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ResumeRecord {
+    /// What the state belongs to: the training config, task, data sizes and parameter names.
+    fingerprint: String,
+    tensors: String,
+    /// Epochs finished.
+    epoch: usize,
+    step: usize,
+    /// The current epoch's shuffled batches and the next group to run (None: between epochs).
+    batches: Option<Vec<Vec<usize>>>,
+    next_group: usize,
+    loss_sum: f64,
+    seen: usize,
+    /// Word positions of the shuffle and dropout generators (decimal u128).
+    shuffle_rng: String,
+    dropout_rng: String,
+    enc_step_t: usize,
+    head_step_t: usize,
+    curve: Vec<EpochLog>,
+    best_dev_loss: Option<f64>,
+    best_epoch: usize,
+    since_best: usize,
+    stopped_early: bool,
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("partial");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
 /// An encoder with its head, ready to train.
 pub struct FineTuner {
     pub encoder: TrainableEncoder,
@@ -414,7 +508,9 @@ pub struct FineTuner {
     pub task: Task,
     pub cfg: TrainConfig,
     /// Per-clip hidden states of a frozen encoder, computed once.
-    cache: HashMap<usize, Vec<Tensor>>,
+    /// Keyed by the clip's content ([`clip_key`]), not its index: the training, dev and test
+    /// sets index their clips from 0 each.
+    cache: HashMap<(u64, usize), Vec<Tensor>>,
 }
 
 fn snapshot(vars: &[(String, Var)]) -> CResult<Vec<Tensor>> {
@@ -428,6 +524,16 @@ fn restore(vars: &[(String, Var)], values: &[Tensor]) -> CResult<()> {
         v.set(t)?;
     }
     Ok(())
+}
+
+/// A clip's identity for the frozen-encoder cache: a hash of its samples' bits and its length.
+fn clip_key(samples: &[f32]) -> (u64, usize) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for x in samples {
+        x.to_bits().hash(&mut h);
+    }
+    (h.finish(), samples.len())
 }
 
 fn named(map: &VarMap) -> Vec<(String, Var)> {
@@ -529,8 +635,12 @@ impl FineTuner {
             return Ok((states, mask));
         }
         // Frozen encoder: each clip's states once, alone (no padding), then padded here.
-        for &i in batch {
-            if !self.cache.contains_key(&i) {
+        let keys: Vec<(u64, usize)> = batch
+            .iter()
+            .map(|&i| clip_key(&examples[i].samples))
+            .collect();
+        for (&i, &key) in batch.iter().zip(&keys) {
+            if !self.cache.contains_key(&key) {
                 let s = &examples[i].samples;
                 let x = Tensor::from_slice(s, (1, s.len()), &dev)?;
                 let states = self
@@ -539,16 +649,16 @@ impl FineTuner {
                     .into_iter()
                     .map(|t| t.detach())
                     .collect();
-                self.cache.insert(i, states);
+                self.cache.insert(key, states);
             }
         }
         let layers = ecfg.num_layers + 1;
         let mut out = Vec::with_capacity(layers);
         for l in 0..layers {
-            let rows = batch
+            let rows = keys
                 .iter()
-                .map(|i| {
-                    let t = &self.cache[i][l];
+                .map(|key| {
+                    let t = &self.cache[key][l];
                     let have = t.dim(1)?;
                     if have < t_max {
                         t.pad_with_zeros(1, 0, t_max - have)
@@ -604,6 +714,24 @@ impl FineTuner {
         dev: &[Example],
         progress: &dyn Fn(usize, usize),
     ) -> Result<TrainReport, TrainError> {
+        self.train_resumable(train, dev, progress, None)
+    }
+
+    /// [`Self::train`] that saves its whole state (trainable parameters, optimiser moments and
+    /// step, generator positions, the epoch's batch order, the best-on-dev snapshot) to
+    /// `resume` at each epoch's end and every `checkpoint_every` steps, atomically (the tensors
+    /// first, then `state.json` naming them, by rename). Started again with the same data,
+    /// settings and folder after a kill, it continues from the last saved state and ends with
+    /// bit-identical parameters and report. A state saved for other data or settings is an
+    /// error naming the folder. A diverging loss stops before anything is saved, so the last
+    /// good state stays.
+    pub fn train_resumable(
+        &mut self,
+        train: &[Example],
+        dev: &[Example],
+        progress: &dyn Fn(usize, usize),
+        resume: Option<&Path>,
+    ) -> Result<TrainReport, TrainError> {
         if train.is_empty() {
             return Err(SslError::Input("no training examples".into()).into());
         }
@@ -614,14 +742,8 @@ impl FineTuner {
             weight_decay: self.cfg.weight_decay,
             ..Default::default()
         };
-        let mut opt_enc = AdamW::new(
-            enc_vars.iter().map(|(_, v)| v.clone()).collect(),
-            params(self.cfg.lr_encoder),
-        )?;
-        let mut opt_head = AdamW::new(
-            head_vars.iter().map(|(_, v)| v.clone()).collect(),
-            params(self.cfg.lr_head),
-        )?;
+        let mut opt_enc = Adam::new(&enc_vars, params(self.cfg.lr_encoder))?;
+        let mut opt_head = Adam::new(&head_vars, params(self.cfg.lr_head))?;
         let all_vars: Vec<(String, Var)> = enc_vars.iter().chain(&head_vars).cloned().collect();
         let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
         let order: Vec<usize> = (0..train.len()).collect();
@@ -631,17 +753,77 @@ impl FineTuner {
             .div_ceil(self.cfg.grad_accum);
         let total = per_epoch * self.cfg.epochs;
         let warmup = (self.cfg.warmup_share * total as f64).round() as usize;
-        let mut step = 0usize;
-        let mut curve = Vec::new();
-        let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
-        let mut since_best = 0usize;
-        let mut stopped_early = false;
-        for epoch in 0..self.cfg.epochs {
-            progress(epoch, self.cfg.epochs);
-            let mut batches = self.batches(train, &order);
-            batches.shuffle(&mut rng);
-            let (mut loss_sum, mut seen) = (0.0f64, 0usize);
-            for group in batches.chunks(self.cfg.grad_accum) {
+        let fingerprint = format!(
+            "{}|{}|{}|{}|{}",
+            serde_json::to_string(&TrainConfig {
+                checkpoint_every: 0,
+                ..self.cfg.clone()
+            })
+            .unwrap_or_default(),
+            serde_json::to_string(&self.task).unwrap_or_default(),
+            train.len(),
+            dev.len(),
+            all_vars
+                .iter()
+                .map(|(n, v)| format!("{n}{:?}", v.dims()))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut st = ResumeRecord {
+            fingerprint,
+            tensors: String::new(),
+            epoch: 0,
+            step: 0,
+            batches: None,
+            next_group: 0,
+            loss_sum: 0.0,
+            seen: 0,
+            shuffle_rng: String::new(),
+            dropout_rng: String::new(),
+            enc_step_t: 0,
+            head_step_t: 0,
+            curve: Vec::new(),
+            best_dev_loss: None,
+            best_epoch: 0,
+            since_best: 0,
+            stopped_early: false,
+        };
+        let mut best: Option<Vec<Tensor>> = None;
+        if let Some(dir) = resume {
+            if let Some((record, values, b)) =
+                self.load_resume(dir, &st.fingerprint, &opt_enc, &opt_head, &all_vars)?
+            {
+                restore(&all_vars, &values)?;
+                opt_enc.step_t = record.enc_step_t;
+                opt_head.step_t = record.head_step_t;
+                rng.set_word_pos(record.shuffle_rng.parse().unwrap_or(0));
+                self.encoder
+                    .set_dropout_position(record.dropout_rng.parse().unwrap_or(0));
+                best = b;
+                st = record;
+            }
+        }
+        while st.epoch < self.cfg.epochs && !st.stopped_early {
+            let epoch = st.epoch;
+            if st.batches.is_none() {
+                progress(epoch, self.cfg.epochs);
+                let mut batches = self.batches(train, &order);
+                batches.shuffle(&mut rng);
+                st.batches = Some(batches);
+                st.next_group = 0;
+                st.loss_sum = 0.0;
+                st.seen = 0;
+            }
+            let groups: Vec<Vec<Vec<usize>>> = st
+                .batches
+                .as_ref()
+                .expect("set above")
+                .chunks(self.cfg.grad_accum)
+                .map(|g| g.to_vec())
+                .collect();
+            while st.next_group < groups.len() {
+                let group = &groups[st.next_group];
+                let step = st.step;
                 self.encoder.set_training(true);
                 let mut acc: Option<candle_core::backprop::GradStore> = None;
                 let items: usize = group.iter().map(|b| b.len()).sum();
@@ -657,8 +839,8 @@ impl FineTuner {
                             loss: value,
                         });
                     }
-                    loss_sum += value as f64 * batch.len() as f64;
-                    seen += batch.len();
+                    st.loss_sum += value as f64 * batch.len() as f64;
+                    st.seen += batch.len();
                     // Each micro-batch weighs by its share of the step's items.
                     let scaled = (l * (batch.len() as f64 / items as f64))?;
                     let grads = scaled.backward()?;
@@ -704,15 +886,30 @@ impl FineTuner {
                     }
                 }
                 let f = lr_factor(step, total, warmup, self.cfg.schedule);
-                opt_enc.set_learning_rate(self.cfg.lr_encoder * f);
-                opt_head.set_learning_rate(self.cfg.lr_head * f);
+                opt_enc.params.lr = self.cfg.lr_encoder * f;
+                opt_head.params.lr = self.cfg.lr_head * f;
                 if !enc_vars.is_empty() {
                     opt_enc.step(&grads)?;
                 }
                 opt_head.step(&grads)?;
-                step += 1;
+                st.step += 1;
+                st.next_group += 1;
+                let every = self.cfg.checkpoint_every;
+                if let Some(dir) = resume {
+                    if every > 0 && st.step % every == 0 && st.next_group < groups.len() {
+                        self.save_resume(
+                            dir,
+                            &mut st,
+                            &rng,
+                            &opt_enc,
+                            &opt_head,
+                            &all_vars,
+                            best.as_deref(),
+                        )?;
+                    }
+                }
             }
-            let train_loss = loss_sum / seen.max(1) as f64;
+            let train_loss = st.loss_sum / st.seen.max(1) as f64;
             let dev_loss = if dev.is_empty() {
                 train_loss
             } else {
@@ -721,41 +918,171 @@ impl FineTuner {
             if !dev_loss.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch,
-                    step,
+                    step: st.step,
                     loss: dev_loss as f32,
                 });
             }
-            curve.push(EpochLog {
+            st.curve.push(EpochLog {
                 epoch: epoch + 1,
                 train_loss,
                 dev_loss,
-                lr_factor: lr_factor(step.saturating_sub(1), total, warmup, self.cfg.schedule),
+                lr_factor: lr_factor(st.step.saturating_sub(1), total, warmup, self.cfg.schedule),
             });
-            let improved = best.as_ref().is_none_or(|(b, _, _)| dev_loss < *b);
+            let improved = st.best_dev_loss.is_none_or(|b| dev_loss < b);
             if improved || dev.is_empty() {
-                best = Some((dev_loss, epoch + 1, snapshot(&all_vars)?));
-                since_best = 0;
+                st.best_dev_loss = Some(dev_loss);
+                st.best_epoch = epoch + 1;
+                best = Some(snapshot(&all_vars)?);
+                st.since_best = 0;
             } else {
-                since_best += 1;
-                if self.cfg.patience > 0 && since_best >= self.cfg.patience {
-                    stopped_early = true;
-                    break;
+                st.since_best += 1;
+                if self.cfg.patience > 0 && st.since_best >= self.cfg.patience {
+                    st.stopped_early = true;
                 }
+            }
+            st.epoch += 1;
+            st.batches = None;
+            st.next_group = 0;
+            if let Some(dir) = resume {
+                self.save_resume(
+                    dir,
+                    &mut st,
+                    &rng,
+                    &opt_enc,
+                    &opt_head,
+                    &all_vars,
+                    best.as_deref(),
+                )?;
             }
         }
         progress(self.cfg.epochs, self.cfg.epochs);
-        let (best_dev_loss, best_epoch, values) = best.expect("≥ 1 epoch ran");
+        let values = best.expect("≥ 1 epoch ran");
         restore(&all_vars, &values)?;
         self.encoder.set_training(false);
         Ok(TrainReport {
-            curve,
-            best_epoch,
-            best_dev_loss,
-            stopped_early,
-            optimizer_steps: step,
+            curve: st.curve,
+            best_epoch: st.best_epoch,
+            best_dev_loss: st.best_dev_loss.expect("≥ 1 epoch ran"),
+            stopped_early: st.stopped_early,
+            optimizer_steps: st.step,
             trainable_encoder: self.encoder.trainable_parameters(),
             trainable_head: self.trainable_head(),
         })
+    }
+
+    /// Saves the resume state to `dir`: `state-<step>.safetensors` (values, moments and best
+    /// snapshot; all finite or nothing is written), then `state.json` naming it (the commit
+    /// point), then the previous tensors file is removed.
+    #[allow(clippy::too_many_arguments)]
+    fn save_resume(
+        &self,
+        dir: &Path,
+        st: &mut ResumeRecord,
+        rng: &ChaCha8Rng,
+        opt_enc: &Adam,
+        opt_head: &Adam,
+        vars: &[(String, Var)],
+        best: Option<&[Tensor]>,
+    ) -> Result<(), TrainError> {
+        let err = |reason: String| TrainError::Checkpoint {
+            path: dir.to_path_buf(),
+            reason,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        let mut map: HashMap<String, Tensor> = HashMap::new();
+        for (i, (name, v)) in vars.iter().enumerate() {
+            map.insert(format!("value/{name}"), v.as_tensor().detach());
+            if let Some(b) = best {
+                map.insert(format!("best/{name}"), b[i].clone());
+            }
+        }
+        for (prefix, opt) in [("enc", opt_enc), ("head", opt_head)] {
+            for (i, (_, m, v)) in opt.vars.iter().enumerate() {
+                map.insert(format!("{prefix}.m/{i}"), m.as_tensor().detach());
+                map.insert(format!("{prefix}.v/{i}"), v.as_tensor().detach());
+            }
+        }
+        for (name, t) in &map {
+            let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(err(format!(
+                    "`{name}` holds NaN/Inf; the last good resume state was kept"
+                )));
+            }
+        }
+        let previous = std::mem::take(&mut st.tensors);
+        st.tensors = format!("state-{}-{}.safetensors", st.epoch, st.step);
+        let tmp = dir.join(format!(".{}.partial", st.tensors));
+        candle_core::safetensors::save(&map, &tmp).map_err(|e| err(e.to_string()))?;
+        std::fs::rename(&tmp, dir.join(&st.tensors)).map_err(|e| err(e.to_string()))?;
+        st.shuffle_rng = rng.get_word_pos().to_string();
+        st.dropout_rng = self.encoder.dropout_position().to_string();
+        st.enc_step_t = opt_enc.step_t;
+        st.head_step_t = opt_head.step_t;
+        let json = serde_json::to_vec_pretty(&st).map_err(|e| err(e.to_string()))?;
+        write_atomic(&dir.join("state.json"), &json).map_err(|e| err(e.to_string()))?;
+        if !previous.is_empty() && previous != st.tensors {
+            let _ = std::fs::remove_file(dir.join(previous));
+        }
+        Ok(())
+    }
+
+    /// The saved state in `dir` (None when there is none), its moments loaded into the
+    /// optimisers; returns the record, the parameter values and the best snapshot.
+    #[allow(clippy::type_complexity)]
+    fn load_resume(
+        &self,
+        dir: &Path,
+        fingerprint: &str,
+        opt_enc: &Adam,
+        opt_head: &Adam,
+        vars: &[(String, Var)],
+    ) -> Result<Option<(ResumeRecord, Vec<Tensor>, Option<Vec<Tensor>>)>, TrainError> {
+        let path = dir.join("state.json");
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let err = |p: &Path, reason: String| TrainError::Checkpoint {
+            path: p.to_path_buf(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| err(&path, e.to_string()))?;
+        let record: ResumeRecord =
+            serde_json::from_str(&text).map_err(|e| err(&path, e.to_string()))?;
+        if record.fingerprint != fingerprint {
+            return Err(err(
+                &path,
+                "this resume state belongs to other data or settings; use a new output folder or delete it".into(),
+            ));
+        }
+        let tpath = dir.join(&record.tensors);
+        let map = candle_core::safetensors::load(&tpath, &Device::Cpu)
+            .map_err(|e| err(&tpath, e.to_string()))?;
+        let get = |k: &str| {
+            map.get(k)
+                .cloned()
+                .ok_or_else(|| err(&tpath, format!("missing `{k}`")))
+        };
+        let values = vars
+            .iter()
+            .map(|(n, _)| get(&format!("value/{n}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let best = if record.best_dev_loss.is_some() {
+            Some(
+                vars.iter()
+                    .map(|(n, _)| get(&format!("best/{n}")))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        } else {
+            None
+        };
+        for (prefix, opt) in [("enc", opt_enc), ("head", opt_head)] {
+            for (i, (_, m, v)) in opt.vars.iter().enumerate() {
+                m.set(&get(&format!("{prefix}.m/{i}"))?)?;
+                v.set(&get(&format!("{prefix}.v/{i}"))?)?;
+            }
+        }
+        Ok(Some((record, values, best)))
     }
 
     pub fn trainable_head(&self) -> usize {

@@ -8,7 +8,8 @@
 //!    emotion × emotion and quadrant matrices, heatmaps);
 //! 5. time-continuous arousal/valence on the continuous subset (LSTMs intra-domain, cross-domain,
 //!    and via a denoising autoencoder; `crate::continuous`);
-//! 6. with a model, the probe and the FAD study on every hidden state of an SSL encoder;
+//! 6. with a model, the probe and the FAD study on every hidden state of an SSL encoder, and a
+//!    a short two-stage fine-tuning run (`crate::finetune`);
 //! 7. `run.json` with the configuration, seed, version, hashes, failures and the sub-studies;
 //! 8. `report.html` (with `summary.json` and `summary.md`) over every study's folder.
 
@@ -82,6 +83,8 @@ pub enum DemoError {
     Continuous(#[from] crate::continuous::ContinuousError),
     #[error("the HTML report: {0}")]
     Report(#[from] emobridge_report::ReportError),
+    #[error("fine-tuning: {0}")]
+    Finetune(#[from] crate::finetune::FinetuneError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -258,6 +261,10 @@ pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoE
         ));
     }
 
+    if let Some(dir) = finetune_step(config, manifest, progress)? {
+        studies.push(("finetune".to_string(), dir));
+    }
+
     let run_json = write_run_json(
         config,
         &corpus_cfg,
@@ -275,6 +282,55 @@ pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoE
         studies,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The fine-tuning section: with a model, a short two-stage run (frozen and LoRA, both
+/// directions, two folds, two epochs on clips cut to 1 s, or 2 s without `quick`) into
+/// `finetune/`; without one nothing (the report's hint on adding an encoder names this section).
+fn finetune_step(
+    config: &DemoConfig,
+    manifest: &Manifest,
+    progress: Progress,
+) -> Result<Option<PathBuf>, DemoError> {
+    use crate::finetune::{run as finetune, FinetuneConfig};
+    let dir = config.out.join("finetune");
+    let Some(spec) = &config.model else {
+        return Ok(None);
+    };
+    tracing::info!("extra step: short two-stage fine-tuning of {spec} (frozen, LoRA)");
+    let model_dir =
+        emobridge_ssl::hub::resolve_model_dir(spec, &emobridge_ssl::hub::HubOptions::from_env())?;
+    let mut cfg = FinetuneConfig {
+        methods: vec![emobridge_ssl::Method::Frozen, emobridge_ssl::Method::Lora],
+        folds: 2,
+        max_seconds: if config.quick { 1.0 } else { 2.0 },
+        seed: config.seed,
+        ..FinetuneConfig::default()
+    };
+    cfg.train.epochs = 2;
+    cfg.train.lr_encoder = 1e-4;
+    // The demo starts afresh each time (its corpus is rewritten): no state of an earlier demo.
+    let resume = dir.join("resume");
+    if resume.exists() {
+        std::fs::remove_dir_all(&resume).map_err(|source| DemoError::Io {
+            path: resume.clone(),
+            source,
+        })?;
+    }
+    let outcome = finetune(&cfg, manifest, &model_dir, &dir, &|d, n| {
+        progress("finetune", d, n)
+    })?;
+    for r in &outcome.rows {
+        tracing::info!(
+            "finetune {} {} {}: UA {:.3}, macro-F1 {:.3}",
+            r.method.as_str(),
+            r.direction.as_str(),
+            r.setting,
+            r.unweighted_accuracy,
+            r.macro_f1
+        );
+    }
+    Ok(Some(outcome.run_dir))
 }
 
 /// Per-emotion FAD between speech and music on one cached model (descriptor columns have

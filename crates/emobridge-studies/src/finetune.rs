@@ -13,6 +13,13 @@
 //! Outputs: `comparison.{csv,md,json}` (method × direction × single/two-stage), learning curves
 //! `curves_<direction>.svg` (+ PNG), `curves.json`, stage-1 checkpoints (trainable parameters
 //! only) under `checkpoints/<direction>/<method>/`, `run.json` with the trainable-parameter counts.
+//!
+//! Resume: every training run keeps its state under `resume/<direction>/<method>/<run>/` (saved
+//! at each epoch's end and every `train.checkpoint_every` steps, see
+//! [`FineTuner::train_resumable`]) and, once finished, its curve and predictions there
+//! (`done.json`). Running the study again on the same `out` after a kill skips the finished
+//! runs, continues the interrupted one from its last state and ends with the same weights and
+//! metrics as an uninterrupted run; `resume/study.json` refuses a rerun with other settings.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -169,6 +176,8 @@ pub struct FinetuneOutcome {
     pub rows: Vec<ComparisonRow>,
     pub labels: Vec<Emotion>,
     pub run_dir: PathBuf,
+    /// Training runs finished or started by an earlier process on the same run folder.
+    pub resumed: Vec<String>,
 }
 
 struct Clip {
@@ -292,18 +301,97 @@ fn argmax(v: &[f32]) -> usize {
         .0
 }
 
-/// Trains `tuner` on `idx` of `clips` with a speaker-held-out dev share.
+/// Trains `tuner` on `idx` of `clips` with a speaker-held-out dev share, saving its resume
+/// state in `state` (see [`FineTuner::train_resumable`]).
 fn fit(
     tuner: &mut FineTuner,
     clips: &[Clip],
     idx: &[usize],
     config: &FinetuneConfig,
     seed: u64,
+    state: &Path,
 ) -> Result<Vec<EpochLog>, TrainError> {
     let speakers: Vec<&str> = clips.iter().map(|c| c.speaker.as_str()).collect();
     let (train, dev) = dev_split(idx, &speakers, config.dev_share, seed);
-    let report = tuner.train(&pick(clips, &train), &pick(clips, &dev), &|_, _| {})?;
+    let report = tuner.train_resumable(
+        &pick(clips, &train),
+        &pick(clips, &dev),
+        &|_, _| {},
+        Some(state),
+    )?;
     Ok(report.curve)
+}
+
+/// What a finished training run left for a rerun on the same run folder (`done.json` in its
+/// resume folder): its curve, its test predictions and its trainable-parameter counts.
+#[derive(Debug, Serialize, Deserialize)]
+struct Finished {
+    curve: Vec<EpochLog>,
+    /// (clip index, predicted class)
+    predictions: Vec<(usize, usize)>,
+    trainable_encoder: usize,
+    trainable_head: usize,
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> FinetuneError {
+    FinetuneError::Corpus(format!("{}: {e}", path.display()))
+}
+
+fn finished(state: &Path) -> Result<Option<Finished>, FinetuneError> {
+    let path = state.join("done.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| io_err(&path, e))
+}
+
+/// Records a finished run (written beside, then renamed) and drops its resume tensors.
+fn mark_finished(state: &Path, done: &Finished) -> Result<(), FinetuneError> {
+    std::fs::create_dir_all(state).map_err(|e| io_err(state, e))?;
+    let path = state.join("done.json");
+    let tmp = state.join(".done.json.partial");
+    let bytes = serde_json::to_vec(done).map_err(|e| io_err(&path, e))?;
+    std::fs::write(&tmp, bytes).map_err(|e| io_err(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+    for entry in std::fs::read_dir(state).map_err(|e| io_err(state, e))? {
+        let entry = entry.map_err(|e| io_err(state, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "state.json" || name.ends_with(".safetensors") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// The settings a run folder's resume states belong to (`resume/study.json`): written by the
+/// first run, compared by every rerun, so that states of other settings are never mixed in.
+fn claim_resume_folder(
+    run: &RunFolder,
+    config: &FinetuneConfig,
+    model: &str,
+) -> Result<(), FinetuneError> {
+    let mut c = config.clone();
+    c.train.checkpoint_every = 0;
+    let want = serde_json::json!({ "config": c, "model": model });
+    let path = run.path("resume/study.json");
+    if path.is_file() {
+        let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
+        let have: serde_json::Value = serde_json::from_str(&text).map_err(|e| io_err(&path, e))?;
+        if have != want {
+            return Err(FinetuneError::Config(format!(
+                "{} holds the resume state of a run with other settings or another model; use a new --out or delete its resume folder",
+                run.dir().display()
+            )));
+        }
+        return Ok(());
+    }
+    let dir = run.path("resume");
+    std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+    let bytes = serde_json::to_vec_pretty(&want).map_err(|e| io_err(&path, e))?;
+    std::fs::write(&path, bytes).map_err(|e| io_err(&path, e))
 }
 
 /// Runs the study for `model_dir` (a HuggingFace model folder) on `manifest`, writing `out`.
@@ -355,6 +443,9 @@ pub fn run(
         name: model_dir.display().to_string(),
     };
     run.note("model", &model.name);
+    claim_resume_folder(&run, config, &model.name)?;
+    // Training runs taken over from an earlier, interrupted process on this run folder.
+    let mut resumed: Vec<String> = Vec::new();
 
     // The label set both domains share; every clip outside it is left out.
     let of = |d: Domain| -> Vec<&Record> {
@@ -440,19 +531,46 @@ pub fn run(
                 balanced_weights(&src_labels, classes),
             )?;
             let all: Vec<usize> = (0..src.len()).collect();
-            let curve = fit(&mut stage1, src, &all, config, config.seed).map_err(err("stage 1"))?;
-            curves.insert(
-                format!("{} {} stage 1", direction.as_str(), method.as_str()),
-                curve,
-            );
             let ckpt = run.path(&format!(
                 "checkpoints/{}/{}",
                 direction.as_str(),
                 method.as_str()
             ));
-            stage1
-                .save_checkpoint(&ckpt, &model.name)
-                .map_err(err("stage 1 checkpoint"))?;
+            let key = format!("{}/{}/stage1", direction.as_str(), method.as_str());
+            let state = run.path(&format!("resume/{key}"));
+            let curve = match finished(&state)? {
+                Some(done) => {
+                    stage1
+                        .load_checkpoint(&ckpt)
+                        .map_err(err("stage 1 checkpoint"))?;
+                    resumed.push(key);
+                    done.curve
+                }
+                None => {
+                    if state.join("state.json").is_file() {
+                        resumed.push(key);
+                    }
+                    let curve = fit(&mut stage1, src, &all, config, config.seed, &state)
+                        .map_err(err("stage 1"))?;
+                    stage1
+                        .save_checkpoint(&ckpt, &model.name)
+                        .map_err(err("stage 1 checkpoint"))?;
+                    mark_finished(
+                        &state,
+                        &Finished {
+                            curve: curve.clone(),
+                            predictions: Vec::new(),
+                            trainable_encoder: stage1.encoder.trainable_parameters(),
+                            trainable_head: stage1.trainable_head(),
+                        },
+                    )?;
+                    curve
+                }
+            };
+            curves.insert(
+                format!("{} {} stage 1", direction.as_str(), method.as_str()),
+                curve,
+            );
             done += 1;
             progress(done, total);
             let enc_state = stage1.encoder.checkpoint_tensors();
@@ -475,6 +593,31 @@ pub fn run(
                 let (mut enc_n, mut head_n) = (0, 0);
                 for fold in 0..folds.k {
                     let (train_idx, test_idx) = folds.split(fold);
+                    let stage = format!("{setting} fold {}", fold + 1);
+                    let key = format!(
+                        "{}/{}/{setting}/fold{}",
+                        direction.as_str(),
+                        method.as_str(),
+                        fold + 1
+                    );
+                    let state = run.path(&format!("resume/{key}"));
+                    if let Some(fin) = finished(&state)? {
+                        for (i, p) in fin.predictions {
+                            pred[i] = p;
+                        }
+                        curves.insert(
+                            format!("{} {} {stage}", direction.as_str(), method.as_str()),
+                            fin.curve,
+                        );
+                        (enc_n, head_n) = (fin.trainable_encoder, fin.trainable_head);
+                        resumed.push(key);
+                        done += 1;
+                        progress(done, total);
+                        continue;
+                    }
+                    if state.join("state.json").is_file() {
+                        resumed.push(key);
+                    }
                     let tl: Vec<usize> = train_idx.iter().map(|&i| tgt[i].example.label).collect();
                     let mut tuner =
                         model.tuner(method, config, classes, balanced_weights(&tl, classes))?;
@@ -485,26 +628,37 @@ pub fn run(
                             tuner.load_checkpoint(&ckpt).map_err(err("stage 2 start"))?;
                         }
                     }
-                    let stage = format!("{setting} fold {}", fold + 1);
                     let curve = fit(
                         &mut tuner,
                         tgt,
                         &train_idx,
                         config,
                         config.seed + fold as u64,
+                        &state,
                     )
                     .map_err(err(&stage))?;
+                    let test = pick(tgt, &test_idx);
+                    let out = tuner.predict(&test)?;
+                    let mut predictions = Vec::with_capacity(test_idx.len());
+                    for (&i, o) in test_idx.iter().zip(&out) {
+                        pred[i] = argmax(o);
+                        predictions.push((i, pred[i]));
+                    }
+                    enc_n = tuner.encoder.trainable_parameters();
+                    head_n = tuner.trainable_head();
+                    mark_finished(
+                        &state,
+                        &Finished {
+                            curve: curve.clone(),
+                            predictions,
+                            trainable_encoder: enc_n,
+                            trainable_head: head_n,
+                        },
+                    )?;
                     curves.insert(
                         format!("{} {} {stage}", direction.as_str(), method.as_str()),
                         curve,
                     );
-                    let test = pick(tgt, &test_idx);
-                    let out = tuner.predict(&test)?;
-                    for (&i, o) in test_idx.iter().zip(&out) {
-                        pred[i] = argmax(o);
-                    }
-                    enc_n = tuner.encoder.trainable_parameters();
-                    head_n = tuner.trainable_head();
                     done += 1;
                     progress(done, total);
                 }
@@ -525,6 +679,9 @@ pub fn run(
         }
     }
     run.note("trainable_parameters", &counts);
+    if !resumed.is_empty() {
+        run.note("resumed", &resumed);
+    }
     write_outputs(&mut run, &rows, &curves, config)?;
     let run_dir = run.dir().to_path_buf();
     run.finish()?;
@@ -532,6 +689,7 @@ pub fn run(
         rows,
         labels,
         run_dir,
+        resumed,
     })
 }
 

@@ -28,6 +28,11 @@ pub struct EncoderArgs {
     /// allocates, when the binary was built with the `cuda` feature; else the CPU), `cpu`, `cuda`.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceArg,
+    /// A checkpoint folder written by `emobridge finetune` (`checkpoints/<direction>/<method>`)
+    /// for this model: its LoRA updates are merged and its trained biases/weights replace the
+    /// pretrained ones (bottleneck adapters cannot be merged and are refused).
+    #[arg(long)]
+    pub adapter: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +81,16 @@ impl EncoderArgs {
             device: self.device()?,
             ..self.config().load_options()
         };
-        let model = PretrainedEncoder::load(&self.model, options)
-            .with_context(|| format!("cannot load model `{}`", self.model))?;
+        let model = match &self.adapter {
+            None => PretrainedEncoder::load(&self.model, options).map_err(anyhow::Error::from),
+            Some(adapter) => emobridge_ssl::hub::resolve_model_dir(
+                &self.model,
+                &emobridge_ssl::hub::HubOptions::from_env(),
+            )
+            .and_then(|dir| PretrainedEncoder::from_dir_with_adapter(&dir, Some(adapter), options))
+            .with_context(|| format!("with the fine-tuned checkpoint {}", adapter.display())),
+        }
+        .with_context(|| format!("cannot load model `{}`", self.model))?;
         let cfg = model.config();
         tracing::info!(
             "{} ({}, {} layers × {}, {} Hz, {:.1} frames/s)",

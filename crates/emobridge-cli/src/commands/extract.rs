@@ -20,7 +20,8 @@ pub struct ExtractArgs {
     /// Cache root; entries go to CACHE/<tag>/<clip-id>.safetensors.
     #[arg(long)]
     pub cache: PathBuf,
-    /// Cache folder name for this model (default: the model folder name, or org--name).
+    /// Cache folder name for this model (default: the model folder name, or org--name; with
+    /// `--adapter`, followed by `+` and the checkpoint's last two folder names).
     #[arg(long)]
     pub tag: Option<String>,
     /// Hidden states to keep: `all`, or indices and ranges such as `0,6,12` or `4-8`
@@ -49,10 +50,23 @@ pub fn run(args: ExtractArgs) -> anyhow::Result<crate::status::Status> {
         shard: args.shard.unwrap_or(Shard::ALL),
         ..args.encoder.config()
     };
-    let tag = args
-        .tag
-        .clone()
-        .unwrap_or_else(|| emobridge_ssl::extract::cache_tag(&args.encoder.model));
+    let tag = args.tag.clone().unwrap_or_else(|| {
+        let base = emobridge_ssl::extract::cache_tag(&args.encoder.model);
+        match &args.encoder.adapter {
+            // `checkpoints/<direction>/<method>` → `<base>+<direction>-<method>`
+            Some(a) => {
+                let parts: Vec<String> = a
+                    .components()
+                    .rev()
+                    .take(2)
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                let name: Vec<&str> = parts.iter().rev().map(String::as_str).collect();
+                format!("{base}+{}", name.join("-"))
+            }
+            None => base,
+        }
+    });
     let cache = EmbeddingCache::open(&args.cache, &tag)?;
     let bar = crate::progress::bar(0, "extract");
     let report = emobridge_ssl::extract_manifest(

@@ -8,6 +8,7 @@
 //!
 //! See `emobridge_studies::finetune` for the protocol and the outputs; `--config` holds a
 //! `FinetuneConfig` in TOML (LoRA rank, adapter kind, epochs, learning rates, folds, …).
+//! Run again with the same arguments and `--out` after an interruption, it resumes.
 
 use std::path::PathBuf;
 
@@ -75,6 +76,13 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<crate::status::Status> {
     })
     .with_context(|| format!("fine-tuning {}", args.model))?;
     bar.finish_and_clear();
+    if !outcome.resumed.is_empty() {
+        tracing::info!(
+            "resumed {} training run(s) left by an earlier process in {}",
+            outcome.resumed.len(),
+            args.out.display()
+        );
+    }
     for r in &outcome.rows {
         tracing::info!(
             "{} {} {}: UA {:.3}, WA {:.3}, macro-F1 {:.3} ({} trainable encoder parameters)",
