@@ -64,6 +64,16 @@ pub struct Holder {
     pub text: String,
 }
 
+/// [`try_claim`] without creating the file when it is absent.
+fn try_claim_quiet(path: &Path) -> Result<std::result::Result<Claim, Holder>> {
+    if !path.exists() {
+        return Ok(Err(Holder {
+            text: String::new(),
+        }));
+    }
+    try_claim(path)
+}
+
 /// Tries to claim a clip whose claim file is `path`: `Ok(Ok(claim))` when this process now
 /// holds it, `Ok(Err(holder))` when a live process does.
 pub fn try_claim(path: &Path) -> Result<std::result::Result<Claim, Holder>> {
@@ -146,10 +156,10 @@ fn temp_pid(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
-/// Removes the temporary files (`.<name>.tmp-<pid>`) that writers killed before their rename
-/// left in `dir`: those whose pid is not a live process on this machine. A live process's file
-/// is never touched, nor one whose clip is claimed by a live process (which may run on another
-/// machine sharing the folder). Returns the files removed.
+/// Removes what killed runs left in `dir`: temporary files (`.<name>.tmp-<pid>`) whose pid is
+/// not a live process on this machine, and claim files no live process holds. A live process's
+/// temporary file is never touched, nor one whose clip a live process (possibly on another
+/// machine sharing the folder) has claimed. Returns the files removed.
 pub fn clean_stale_temps(dir: &Path) -> Result<Vec<PathBuf>> {
     let read = std::fs::read_dir(dir).map_err(|source| StoreError::Io {
         path: dir.to_path_buf(),
@@ -158,6 +168,15 @@ pub fn clean_stale_temps(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     for e in read.filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".claim") {
+            // A claim file nobody holds: its holder was killed after writing the entry or
+            // before; taken and removed under the lock, as a holder does.
+            if let Ok(Ok(claim)) = try_claim_quiet(&e.path()) {
+                drop(claim);
+                removed.push(e.path());
+            }
+            continue;
+        }
         let Some(pid) = temp_pid(&name) else {
             continue;
         };

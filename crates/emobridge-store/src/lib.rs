@@ -3,21 +3,29 @@
 //! Owns the on-disk cache of features and embeddings: one file per clip, written atomically,
 //! resumable after a kill, shardable across machines.
 //!
-//! Layout (other tools read it; keep it stable):
+//! Layout (other tools read it; keep it stable; described for users in `docs/cache.md`):
 //!
 //! ```text
 //! CACHE/<model-tag>/<key(clip-id)>.safetensors         key: see [`key`] (ids with `/`, `:`,
 //!                                                        … are percent-encoded, reversibly)
-//!     hidden_states  F16 (or F32) [states, frames, dim]   states = layers+1 for encoders, 1 for descriptors
+//!     hidden_states  F16 (or F32) [states, frames, dim]   states = layers+1 for encoders, 1 for
+//!                                                        descriptors; absent with `--frames none`
 //!     mean           F32 [states, dim]                    per-state mean over frames
 //!     std            F32 [states, dim]                    per-state population std over frames
 //!     __metadata__   model, sample_rate, frame_rate_hz, hidden_state_convention, source_file,
-//!                    audio_sha256 (+ any extra keys, e.g. model_weights_sha256)
-//! CACHE/<model-tag>/failures.json                         clips that failed in the last run
+//!                    audio_sha256, frame_count (+ extra keys: the extraction fingerprint's
+//!                    fields and its digest `fingerprint`, see [`Fingerprint`])
+//! CACHE/<model-tag>/cache.json                            the tag's extraction fingerprint
+//! CACHE/<model-tag>/failures.json                         clips that failed in the last run,
+//!                                                        damaged entries it repaired
+//! CACHE/<model-tag>/.<key>.claim                          a process is extracting the clip
+//!                                                        (`flock`, see [`claim`])
 //! ```
 //!
-//! A file appears only complete (written to a temporary name in the same folder, synced, then
-//! renamed), so a clip whose file exists is done and a killed run resumes by skipping it.
+//! Headers are written with a fixed key order ([`format`]), so the same entry gives the same
+//! bytes. A file appears only complete (written to a temporary name `.<name>.tmp-<pid>` in the
+//! same folder, synced, then renamed); [`EmbeddingCache::check`] still checks each one cheaply
+//! (header, sizes, fingerprint) before a resumed run counts it as done.
 //!
 //! [`EmbeddingCache`] is the one API over this layout: extractors write through it, studies read
 //! through it ([`EmbeddingCache::shape`], [`EmbeddingCache::read_layer`],
