@@ -216,6 +216,7 @@ impl Workload {
                 let path = cache.failures_path(None);
                 FailureLog {
                     failures: report.failures.clone(),
+                    ..FailureLog::default()
                 }
                 .save(&path)?;
                 Ok(path)
@@ -528,6 +529,7 @@ fn merge_features(
         .map_or_else(|| "features".into(), |n| n.to_string_lossy().into_owned());
     FailureLog {
         failures: failures.to_vec(),
+        ..FailureLog::default()
     }
     .save(&out.with_file_name(format!("{name}.failures.json")))?;
     Ok(out.to_path_buf())

@@ -223,10 +223,20 @@ impl PretrainedEncoder {
 
     /// Resamples to the model's rate and applies the feature extractor's normalisation.
     pub fn prepare(&self, samples: &[f32], sample_rate: u32) -> Result<Vec<f32>> {
-        let mut x = if sample_rate == self.preprocess.sampling_rate {
+        let x = if sample_rate == self.preprocess.sampling_rate {
             samples.to_vec()
         } else {
             emobridge_audio::resample(samples, sample_rate, self.preprocess.sampling_rate)?
+        };
+        self.prepare_owned(x, self.preprocess.sampling_rate)
+    }
+
+    /// [`Self::prepare`] taking the samples by value: at the model's rate no copy is made.
+    pub fn prepare_owned(&self, samples: Vec<f32>, sample_rate: u32) -> Result<Vec<f32>> {
+        let mut x = if sample_rate == self.preprocess.sampling_rate {
+            samples
+        } else {
+            emobridge_audio::resample(&samples, sample_rate, self.preprocess.sampling_rate)?
         };
         if self.preprocess.do_normalize {
             normalize_utterance(&mut x);
@@ -247,6 +257,35 @@ impl PretrainedEncoder {
 
     /// All hidden states of one prepared clip, in windows of `opts.window_s` on the frame grid.
     pub fn embed_prepared(&self, samples: &[f32], opts: &EmbedOptions) -> Result<ClipEmbedding> {
+        let mut pieces = Vec::new();
+        self.embed_prepared_windows(samples, opts, &mut |_, states| {
+            pieces.push(states);
+            Ok(())
+        })?;
+        let hidden = if pieces.len() == 1 {
+            pieces.pop().expect("one piece")
+        } else {
+            Tensor::cat(&pieces, 1)?
+        };
+        ClipEmbedding::new(hidden.to_dtype(DType::F32)?)
+    }
+
+    /// Frames the encoder gives for a prepared clip of `samples` samples.
+    pub fn frames_for(&self, samples: usize) -> usize {
+        self.config().frames_for(samples)
+    }
+
+    /// Runs one prepared clip through the encoder window by window (the windows of
+    /// [`Self::embed_prepared`]), handing each window's hidden states [states, n, hidden] to
+    /// `sink` with the index of its first frame, so that only one window's states exist at a
+    /// time. Returns the clip's frame count. Concatenated, the windows are exactly
+    /// [`Self::embed_prepared`]'s result.
+    pub fn embed_prepared_windows(
+        &self,
+        samples: &[f32],
+        opts: &EmbedOptions,
+        sink: &mut dyn FnMut(usize, Tensor) -> Result<()>,
+    ) -> Result<usize> {
         let cfg = self.config();
         let total = cfg.frames_for(samples.len());
         if total == 0 {
@@ -257,7 +296,6 @@ impl PretrainedEncoder {
             )));
         }
         let per_window = self.frames_per_window(opts.window_s);
-        let mut pieces = Vec::new();
         let mut start = 0;
         while start < total {
             let n = per_window.min(total - start);
@@ -271,15 +309,10 @@ impl PretrainedEncoder {
             };
             let input = Tensor::from_slice(&samples[from..to], (1, to - from), &Device::Cpu)?;
             let states = self.encoder.forward(&input, None, opts.convention)?;
-            pieces.push(stack_states(&states)?.squeeze(1)?);
+            sink(start, stack_states(&states)?.squeeze(1)?)?;
             start += n;
         }
-        let hidden = if pieces.len() == 1 {
-            pieces.pop().expect("one piece")
-        } else {
-            Tensor::cat(&pieces, 1)?
-        };
-        ClipEmbedding::new(hidden.to_dtype(DType::F32)?)
+        Ok(total)
     }
 
     fn frames_per_window(&self, window_s: f64) -> usize {

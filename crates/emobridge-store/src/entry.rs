@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use half::f16;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
+
+use crate::format::{entry_metadata_map, entry_tensors, header_bytes, Frames, FRAMES_KEY};
 
 use crate::{Result, StoreError};
 
@@ -100,7 +102,7 @@ impl EntryMetadata {
             .map_err(|_| bad(format!("bad frame_rate_hz `{}`", map["frame_rate_hz"])))?;
         let extra = map
             .iter()
-            .filter(|(k, _)| !REQUIRED.contains(&k.as_str()))
+            .filter(|(k, _)| !REQUIRED.contains(&k.as_str()) && k.as_str() != FRAMES_KEY)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         Ok(EntryMetadata {
@@ -158,32 +160,29 @@ impl ClipEntry {
         })
     }
 
-    /// The safetensors bytes of the entry.
+    /// The safetensors bytes of the entry: header with a fixed key order (see [`crate::format`]),
+    /// then `hidden_states`, `mean`, `std`.
     pub(crate) fn to_bytes(&self) -> Result<Vec<u8>> {
-        let [s, _, d] = self.shape;
-        let hidden: Vec<u8> = match self.stored_dtype {
-            StoredDtype::F16 => self
-                .hidden_states
-                .iter()
-                .flat_map(|&v| f16::from_f32(v).to_le_bytes())
-                .collect(),
-            StoredDtype::F32 => le_bytes(&self.hidden_states),
+        let [s, t, d] = self.shape;
+        let mode = match self.stored_dtype {
+            StoredDtype::F16 => Frames::F16,
+            StoredDtype::F32 => Frames::F32,
         };
-        let dtype = match self.stored_dtype {
-            StoredDtype::F16 => Dtype::F16,
-            StoredDtype::F32 => Dtype::F32,
-        };
-        let (mean, std) = (le_bytes(&self.mean), le_bytes(&self.std));
-        let view = |dt, shape: Vec<usize>, data| {
-            TensorView::new(dt, shape, data).map_err(|e| StoreError::BadEntry(e.to_string()))
-        };
-        let tensors = vec![
-            ("hidden_states", view(dtype, self.shape.to_vec(), &hidden)?),
-            ("mean", view(Dtype::F32, vec![s, d], &mean)?),
-            ("std", view(Dtype::F32, vec![s, d], &std)?),
-        ];
-        safetensors::tensor::serialize(tensors, Some(self.metadata.to_map()))
-            .map_err(|e| StoreError::BadEntry(e.to_string()))
+        let mut out = header_bytes(
+            &entry_tensors(s, t, d, mode),
+            &entry_metadata_map(&self.metadata, t),
+        );
+        match self.stored_dtype {
+            StoredDtype::F16 => out.extend(
+                self.hidden_states
+                    .iter()
+                    .flat_map(|&v| f16::from_f32(v).to_le_bytes()),
+            ),
+            StoredDtype::F32 => out.extend(le_bytes(&self.hidden_states)),
+        }
+        out.extend(le_bytes(&self.mean));
+        out.extend(le_bytes(&self.std));
+        Ok(out)
     }
 
     /// Writes the entry to any path atomically (the layout of a cache entry).
@@ -205,9 +204,13 @@ impl ClipEntry {
         let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
         let metadata =
             EntryMetadata::from_map(header.metadata().as_ref().unwrap_or(&HashMap::new()), path)?;
-        let hidden = st
-            .tensor("hidden_states")
-            .map_err(|e| bad(format!("hidden_states: {e}")))?;
+        let hidden = st.tensor("hidden_states").map_err(|_| {
+            bad(
+                "no `hidden_states`: the entry keeps pooled statistics only (extracted with \
+                 `--frames none`); re-extract with `--frames f16` for frame-level use"
+                    .to_string(),
+            )
+        })?;
         let shape: [usize; 3] = hidden
             .shape()
             .try_into()

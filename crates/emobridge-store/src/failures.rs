@@ -14,10 +14,14 @@ pub struct Failure {
     pub error: String,
 }
 
-/// Failures of one run, written as a JSON array (atomically, replacing the previous run's list).
+/// Failures of one run, written as JSON (atomically, replacing the previous run's list).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureLog {
     pub failures: Vec<Failure>,
+    /// Damaged cache entries the run found and extracted again (`error` says what was wrong);
+    /// written only when there are some.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repaired: Vec<Failure>,
 }
 
 impl FailureLog {

@@ -3,28 +3,39 @@
 //! Owns the on-disk cache of features and embeddings: one file per clip, written atomically,
 //! resumable after a kill, shardable across machines.
 //!
-//! Layout (other tools read it; keep it stable):
+//! Layout (other tools read it; keep it stable; described for users in `docs/cache.md`):
 //!
 //! ```text
 //! CACHE/<model-tag>/<key(clip-id)>.safetensors         key: see [`key`] (ids with `/`, `:`,
 //!                                                        … are percent-encoded, reversibly)
-//!     hidden_states  F16 (or F32) [states, frames, dim]   states = layers+1 for encoders, 1 for descriptors
+//!     hidden_states  F16 (or F32) [states, frames, dim]   states = layers+1 for encoders, 1 for
+//!                                                        descriptors; absent with `--frames none`
 //!     mean           F32 [states, dim]                    per-state mean over frames
 //!     std            F32 [states, dim]                    per-state population std over frames
 //!     __metadata__   model, sample_rate, frame_rate_hz, hidden_state_convention, source_file,
-//!                    audio_sha256 (+ any extra keys, e.g. model_weights_sha256)
-//! CACHE/<model-tag>/failures.json                         clips that failed in the last run
+//!                    audio_sha256, frame_count (+ extra keys: the extraction fingerprint's
+//!                    fields and its digest `fingerprint`, see [`Fingerprint`])
+//! CACHE/<model-tag>/cache.json                            the tag's extraction fingerprint
+//! CACHE/<model-tag>/failures.json                         clips that failed in the last run,
+//!                                                        damaged entries it repaired
+//! CACHE/<model-tag>/.<key>.claim                          a process is extracting the clip
+//!                                                        (`flock`, see [`claim`])
 //! ```
 //!
-//! A file appears only complete (written to a temporary name in the same folder, synced, then
-//! renamed), so a clip whose file exists is done and a killed run resumes by skipping it.
+//! Headers are written with a fixed key order ([`format`]), so the same entry gives the same
+//! bytes. A file appears only complete (written to a temporary name `.<name>.tmp-<pid>` in the
+//! same folder, synced, then renamed); [`EmbeddingCache::check`] still checks each one cheaply
+//! (header, sizes, fingerprint) before a resumed run counts it as done.
 //!
 //! [`EmbeddingCache`] is the one API over this layout: extractors write through it, studies read
 //! through it ([`EmbeddingCache::shape`], [`EmbeddingCache::read_layer`],
 //! [`EmbeddingCache::read_means`], [`EmbeddingCache::metadata`]).
 
+pub mod claim;
 mod entry;
 mod failures;
+mod fingerprint;
+pub mod format;
 pub mod key;
 mod layers;
 mod read;
@@ -34,6 +45,8 @@ use std::path::{Path, PathBuf};
 
 pub use entry::{ClipEntry, EntryMetadata, StoredDtype, MODEL_WEIGHTS_SHA256};
 pub use failures::{Failure, FailureLog};
+pub use fingerprint::{describe, CacheRecord, FieldDiff, Fingerprint, CACHE_JSON, FINGERPRINT_KEY};
+pub use format::{inspect_entry, EntryHeader, EntryWriter, Frames};
 pub use key::{id_from_key, key_for_id};
 pub use layers::{LayerSelection, LayerSelectionError};
 pub use read::{float_values, read_clip_shape, CachedClip, ClipShape, Rows};
@@ -59,6 +72,27 @@ pub enum StoreError {
     BadEntry(String),
     #[error("{path}: no such cache folder")]
     NoCache { path: PathBuf },
+    #[error(
+        "{path}: extracted with another setup: {}; re-run with --refresh to re-extract, or use another --tag",
+        describe(.diffs)
+    )]
+    FingerprintMismatch {
+        path: PathBuf,
+        diffs: Vec<FieldDiff>,
+    },
+}
+
+/// What a clip's entry is worth to a run with a given fingerprint (see [`EmbeddingCache::check`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum EntryState {
+    /// No entry.
+    Missing,
+    /// Complete, consistent, and (when a fingerprint was given) made by that extraction.
+    Valid(EntryHeader),
+    /// Present but unusable (0 bytes, truncated, garbage, inconsistent header): the reason.
+    Corrupt(String),
+    /// A valid entry of another extraction: the fields that differ.
+    Foreign(Vec<FieldDiff>),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -144,9 +178,89 @@ impl EmbeddingCache {
         Ok(self.dir.join(format!("{key}.safetensors")))
     }
 
-    /// True when the clip's entry is already written (entries appear only complete).
+    /// True when the clip's entry file exists (see [`EmbeddingCache::check`] for whether it is
+    /// usable).
     pub fn contains(&self, clip_id: &str) -> bool {
         self.path_for(clip_id).is_ok_and(|p| p.is_file())
+    }
+
+    /// Checks a clip's entry cheaply, from its header and size (see [`inspect_entry`]) and, with
+    /// `fingerprint`, the extraction fingerprint in its metadata.
+    pub fn check(&self, clip_id: &str, fingerprint: Option<&Fingerprint>) -> Result<EntryState> {
+        let path = self.path_for(clip_id)?;
+        if !path.exists() {
+            return Ok(EntryState::Missing);
+        }
+        let header = match inspect_entry(&path) {
+            Ok(h) => h,
+            Err(StoreError::Format { reason, .. }) => return Ok(EntryState::Corrupt(reason)),
+            Err(e) => return Err(e),
+        };
+        match fingerprint {
+            Some(fp) if !fp.matches(&header.metadata) => {
+                let mut diffs = fp.diff_against(&header.metadata);
+                if diffs.is_empty() {
+                    diffs.push(FieldDiff {
+                        field: FINGERPRINT_KEY.to_string(),
+                        cache: header.metadata.get(FINGERPRINT_KEY).cloned(),
+                        run: fp.digest(),
+                    });
+                }
+                Ok(EntryState::Foreign(diffs))
+            }
+            _ => Ok(EntryState::Valid(header)),
+        }
+    }
+
+    /// Starts writing a clip's entry window by window (see [`EntryWriter`]).
+    pub fn writer(
+        &self,
+        clip_id: &str,
+        shape: [usize; 3],
+        frames: Frames,
+        metadata: &EntryMetadata,
+    ) -> Result<EntryWriter> {
+        EntryWriter::create(&self.path_for(clip_id)?, shape, frames, metadata)
+    }
+
+    /// The claim file of a clip: `.<key>.claim` (see [`claim`]).
+    pub fn claim_path(&self, clip_id: &str) -> Result<PathBuf> {
+        let key = key_for_id(clip_id).map_err(|reason| StoreError::BadId {
+            id: clip_id.to_string(),
+            reason,
+        })?;
+        Ok(self.dir.join(format!(".{key}.claim")))
+    }
+
+    /// Claims a clip for this process: `Ok(Ok(_))` when this process may extract it (held until
+    /// the claim is dropped), `Ok(Err(holder))` when a live process holds it.
+    pub fn claim(&self, clip_id: &str) -> Result<std::result::Result<claim::Claim, claim::Holder>> {
+        claim::try_claim(&self.claim_path(clip_id)?)
+    }
+
+    /// Removes the temporary files of writers that were killed before their rename
+    /// (see [`claim::clean_stale_temps`]).
+    pub fn clean_stale_temps(&self) -> Result<Vec<PathBuf>> {
+        claim::clean_stale_temps(&self.dir)
+    }
+
+    /// The folder's `cache.json`, if any.
+    pub fn record(&self) -> Result<Option<CacheRecord>> {
+        CacheRecord::load(&self.dir)
+    }
+
+    /// Compares the folder's `cache.json` with `fingerprint`: the differing fields (empty when
+    /// equal or when there is no record yet).
+    pub fn record_diff(&self, fingerprint: &Fingerprint) -> Result<Vec<FieldDiff>> {
+        Ok(match self.record()? {
+            Some(r) => fingerprint.diff_against(&r.fields.0),
+            None => Vec::new(),
+        })
+    }
+
+    /// Writes `cache.json` for `fingerprint`.
+    pub fn save_record(&self, fingerprint: &Fingerprint) -> Result<PathBuf> {
+        CacheRecord::new(fingerprint).save(&self.dir)
     }
 
     /// Writes a clip's entry atomically (temporary file in the same folder, fsync, rename).
@@ -217,9 +331,7 @@ fn check_tag(name: &str) -> std::result::Result<(), String> {
 /// Writes `bytes` to a hidden temporary file beside `path`, syncs it, and renames it into place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = format::temp_path(path);
     let io = |source| StoreError::Io {
         path: tmp.clone(),
         source,

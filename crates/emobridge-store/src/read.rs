@@ -103,16 +103,45 @@ pub fn read_clip_shape(path: &Path) -> Result<ClipShape> {
         .map_err(|_| format_err(path, "truncated safetensors header"))?;
     let json: serde_json::Value = serde_json::from_slice(&header)
         .map_err(|e| format_err(path, format!("bad safetensors header: {e}")))?;
-    let shape: Vec<usize> = json
-        .get("hidden_states")
-        .and_then(|t| t.get("shape"))
-        .and_then(|s| s.as_array())
-        .ok_or_else(|| format_err(path, "no `hidden_states` tensor"))?
-        .iter()
-        .map(|v| v.as_u64().map(|v| v as usize))
-        .collect::<Option<_>>()
-        .ok_or_else(|| format_err(path, "bad `hidden_states` shape"))?;
+    let dims = |name: &str| -> Option<Vec<usize>> {
+        json.get(name)?
+            .get("shape")?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_u64().map(|v| v as usize))
+            .collect()
+    };
+    if json.get("hidden_states").is_none() {
+        return pooled_only_shape(path, dims("mean"), json.get("__metadata__"));
+    }
+    let shape =
+        dims("hidden_states").ok_or_else(|| format_err(path, "bad `hidden_states` shape"))?;
     shape_of(path, &shape)
+}
+
+/// The shape of an entry written with `--frames none`: states and dim from `mean`, frames from
+/// the metadata's `frame_count`.
+fn pooled_only_shape(
+    path: &Path,
+    mean: Option<Vec<usize>>,
+    metadata: Option<&serde_json::Value>,
+) -> Result<ClipShape> {
+    let Some(mean) = mean else {
+        return Err(format_err(path, "no `hidden_states` tensor"));
+    };
+    let frames = metadata
+        .and_then(|m| m.get(crate::format::FRAMES_KEY))
+        .and_then(|v| v.as_str())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format_err(path, "no `hidden_states` and no `frame_count`"))?;
+    match mean.as_slice() {
+        [s, d] => Ok(ClipShape {
+            states: *s,
+            frames,
+            dim: *d,
+        }),
+        _ => Err(format_err(path, format!("`mean` has shape {mean:?}"))),
+    }
 }
 
 /// One cache entry, read whole and validated once.
@@ -128,10 +157,22 @@ impl CachedClip {
         let shape = {
             let st = SafeTensors::deserialize(&bytes)
                 .map_err(|e| format_err(path, format!("not a safetensors file: {e}")))?;
-            let hs = st
-                .tensor("hidden_states")
-                .map_err(|_| format_err(path, "no `hidden_states` tensor"))?;
-            shape_of(path, hs.shape())?
+            match st.tensor("hidden_states") {
+                Ok(hs) => shape_of(path, hs.shape())?,
+                Err(_) => {
+                    let (_, header) = SafeTensors::read_metadata(&bytes)
+                        .map_err(|e| format_err(path, e.to_string()))?;
+                    let meta = header.metadata().as_ref().map(|m| {
+                        serde_json::Value::Object(
+                            m.iter()
+                                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                                .collect(),
+                        )
+                    });
+                    let mean = st.tensor("mean").ok().map(|t| t.shape().to_vec());
+                    pooled_only_shape(path, mean, meta.as_ref())?
+                }
+            }
         };
         Ok(CachedClip {
             path: path.to_path_buf(),
@@ -167,9 +208,13 @@ impl CachedClip {
             ));
         }
         let st = self.tensors()?;
-        let hs = st
-            .tensor("hidden_states")
-            .map_err(|_| format_err(&self.path, "no `hidden_states` tensor"))?;
+        let hs = st.tensor("hidden_states").map_err(|_| {
+            format_err(
+                &self.path,
+                "no frames: the entry keeps pooled statistics only (extracted with \
+                 `--frames none`); re-extract with `--frames f16` for frame-level use",
+            )
+        })?;
         let width = hs.dtype().bitsize() / 8;
         let per = frames * dim * width;
         let values = float_values(

@@ -1,5 +1,6 @@
 use emobridge_store::{
-    ClipEntry, EmbeddingCache, EntryMetadata, FailureLog, Shard, StoreError, StoredDtype,
+    ClipEntry, EmbeddingCache, EntryMetadata, EntryState, FailureLog, Fingerprint, Frames, Shard,
+    StoreError, StoredDtype, CACHE_JSON, FINGERPRINT_KEY,
 };
 
 fn meta() -> EntryMetadata {
@@ -186,4 +187,162 @@ fn the_reader_gives_layers_means_and_typed_metadata_with_the_weights_hash() {
     assert_eq!(meta.model_weights_sha256(), Some("ab".repeat(32).as_str()));
     assert_eq!(meta.model, "tiny");
     assert_eq!(meta.to_pairs()["layers"], "all");
+}
+
+fn many_keys_meta() -> EntryMetadata {
+    let mut m = meta();
+    for k in [
+        "a",
+        "b",
+        "c",
+        "d",
+        "e",
+        "f",
+        "g",
+        "h",
+        "layers",
+        "precision",
+        "window_s",
+    ] {
+        m.extra.insert(k.to_string(), format!("value-{k}"));
+    }
+    m
+}
+
+#[test]
+fn the_same_entry_gives_the_same_bytes() {
+    // Metadata used to be written from a HashMap: its key order changed from map to map.
+    let tmp = tempfile::tempdir().unwrap();
+    let values: Vec<f32> = (0..2 * 3 * 2).map(|i| i as f32 * 0.37 - 1.0).collect();
+    let mut files = Vec::new();
+    for tag in ["one", "two", "three"] {
+        let cache = EmbeddingCache::open(tmp.path(), tag).unwrap();
+        let e = ClipEntry::from_frames(
+            values.clone(),
+            [2, 3, 2],
+            StoredDtype::F16,
+            many_keys_meta(),
+        )
+        .unwrap();
+        files.push(std::fs::read(cache.write("c", &e).unwrap()).unwrap());
+    }
+    // The streaming writer gives the same bytes as the whole-entry path.
+    let cache = EmbeddingCache::open(tmp.path(), "streamed").unwrap();
+    let mut w = cache
+        .writer("c", [2, 3, 2], Frames::F16, &many_keys_meta())
+        .unwrap();
+    // Windows of 2 and 1 frames: [states, n, dim] each.
+    let window = |from: usize, n: usize| -> Vec<f32> {
+        (0..2)
+            .flat_map(|s| values[(s * 3 + from) * 2..(s * 3 + from + n) * 2].to_vec())
+            .collect()
+    };
+    w.push(&window(0, 2), 2).unwrap();
+    w.push(&window(2, 1), 1).unwrap();
+    files.push(std::fs::read(w.finish().unwrap()).unwrap());
+    for f in &files[1..] {
+        assert!(f == &files[0], "entries differ");
+    }
+    // Still a safetensors file other tools read.
+    let st = safetensors::SafeTensors::deserialize(&files[0]).unwrap();
+    assert_eq!(st.tensor("hidden_states").unwrap().shape(), &[2, 3, 2]);
+}
+
+#[test]
+fn damaged_entries_are_found_from_header_and_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = EmbeddingCache::open(tmp.path(), "t").unwrap();
+    let good = std::fs::read(cache.write("good", &entry(StoredDtype::F16)).unwrap()).unwrap();
+    assert!(matches!(
+        cache.check("good", None).unwrap(),
+        EntryState::Valid(_)
+    ));
+    assert_eq!(cache.check("absent", None).unwrap(), EntryState::Missing);
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("empty", vec![], "0 bytes"),
+        ("truncated", good[..good.len() - 5].to_vec(), "truncated"),
+        (
+            "garbage",
+            b"this is not a safetensors file at all".to_vec(),
+            "header length",
+        ),
+        ("padded", [good.clone(), vec![0u8; 3]].concat(), "padded"),
+    ];
+    for (id, bytes, why) in cases {
+        std::fs::write(cache.path_for(id).unwrap(), bytes).unwrap();
+        match cache.check(id, None).unwrap() {
+            EntryState::Corrupt(reason) => assert!(reason.contains(why), "{id}: {reason}"),
+            other => panic!("{id}: {other:?}"),
+        }
+        // Readers name the file instead of panicking.
+        let err = cache.read_means(id).unwrap_err().to_string();
+        assert!(err.contains(&format!("{id}.safetensors")), "{err}");
+    }
+}
+
+#[test]
+fn entries_of_another_extraction_name_the_differing_fields() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = EmbeddingCache::open(tmp.path(), "t").unwrap();
+    let mut fp = Fingerprint::default();
+    fp.insert("layers", "all");
+    fp.insert("frames", "f16");
+    let mut m = meta();
+    m.extra.insert(FINGERPRINT_KEY.into(), fp.digest());
+    m.extra.insert("frames".into(), "f16".into());
+    let e = ClipEntry::from_frames(vec![0.5; 12], [2, 3, 2], StoredDtype::F16, m).unwrap();
+    cache.write("c", &e).unwrap();
+    assert!(matches!(
+        cache.check("c", Some(&fp)).unwrap(),
+        EntryState::Valid(_)
+    ));
+    let mut other = fp.clone();
+    other.insert("layers", "0,2");
+    match cache.check("c", Some(&other)).unwrap() {
+        EntryState::Foreign(d) => {
+            assert_eq!(d.len(), 1);
+            assert_eq!(d[0].to_string(), "layers (cache all, this run 0,2)");
+        }
+        s => panic!("{s:?}"),
+    }
+    // cache.json: written, read back, compared field by field.
+    cache.save_record(&fp).unwrap();
+    assert!(cache.record_diff(&fp).unwrap().is_empty());
+    assert_eq!(cache.record_diff(&other).unwrap()[0].field, "layers");
+    let again = std::fs::read(cache.dir().join(CACHE_JSON)).unwrap();
+    cache.save_record(&fp).unwrap();
+    assert_eq!(std::fs::read(cache.dir().join(CACHE_JSON)).unwrap(), again);
+}
+
+#[test]
+fn pooled_only_entries_keep_means_and_refuse_frame_reads_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = EmbeddingCache::open(tmp.path(), "t").unwrap();
+    let mut w = cache.writer("p", [2, 3, 2], Frames::None, &meta()).unwrap();
+    let values = vec![
+        1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 0.5, 0.25, 0.5, 0.25, 0.5, 0.25,
+    ];
+    w.push(&values, 3).unwrap();
+    w.finish().unwrap();
+    let h = match cache.check("p", None).unwrap() {
+        EntryState::Valid(h) => h,
+        s => panic!("{s:?}"),
+    };
+    assert_eq!(
+        (h.states, h.frames, h.dim, h.frames_mode),
+        (2, 3, 2, Frames::None)
+    );
+    let shape = cache.shape("p").unwrap();
+    assert_eq!((shape.states, shape.frames, shape.dim), (2, 3, 2));
+    assert_eq!(
+        cache.read_means("p").unwrap().values,
+        vec![2.0, -2.0, 0.5, 0.25]
+    );
+    let err = cache.read_layer("p", 0).unwrap_err().to_string();
+    assert!(
+        err.contains("p.safetensors") && err.contains("--frames none"),
+        "{err}"
+    );
+    let err = cache.read("p").unwrap_err().to_string();
+    assert!(err.contains("--frames none"), "{err}");
 }

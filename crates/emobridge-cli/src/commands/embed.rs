@@ -27,7 +27,10 @@ pub struct EmbedArgs {
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let model = args.encoder.load()?;
     let config = ExtractConfig {
-        dtype: args.dtype.into(),
+        frames: match args.dtype {
+            StoredDtypeArg::F16 => emobridge_store::Frames::F16,
+            StoredDtypeArg::F32 => emobridge_store::Frames::F32,
+        },
         ..args.encoder.config()
     };
     let started = Instant::now();

@@ -1,14 +1,15 @@
 //! `emobridge extract`: fill the embedding cache for a manifest (`emobridge_ssl::extract_manifest`),
-//! one atomic file per clip, resumable, shardable.
+//! one atomic file per clip, resumable (entries checked, fingerprint compared), shardable, shared
+//! between processes by per-clip claims.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use emobridge_corpus::Manifest;
 use emobridge_ssl::ExtractConfig;
-use emobridge_store::{EmbeddingCache, LayerSelection, Shard};
+use emobridge_store::{EmbeddingCache, Frames, LayerSelection, Shard};
 
-pub use super::encoder::{EncoderArgs, StoredDtypeArg};
+pub use super::encoder::EncoderArgs;
 
 #[derive(clap::Args)]
 pub struct ExtractArgs {
@@ -31,9 +32,14 @@ pub struct ExtractArgs {
     /// Process only shard I of N (0-based, e.g. 0/4); membership depends on the clip id only.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<Shard>,
-    /// Precision of the cached frame-level `hidden_states`.
-    #[arg(long, value_enum, default_value_t = ExtractConfig::default().dtype.into())]
-    pub dtype: StoredDtypeArg,
+    /// What entries keep of the frames: `none` (only the pooled mean/std per state, for
+    /// probing and FAD), or every frame as `f16` or `f32` (`--dtype` is the former name).
+    #[arg(long, alias = "dtype", value_parser = ["none", "f16", "f32"], default_value_t = ExtractConfig::default().frames.to_string())]
+    pub frames: String,
+    /// Re-extract entries made by another extraction (model weights or config, layers, frames,
+    /// convention, precision, window, emobridge version) instead of stopping with the difference.
+    #[arg(long)]
+    pub refresh: bool,
 }
 
 fn parse_shard(spec: &str) -> Result<Shard, String> {
@@ -46,8 +52,9 @@ pub fn run(args: ExtractArgs) -> anyhow::Result<crate::status::Status> {
     let model = args.encoder.load()?;
     let config = ExtractConfig {
         layers: args.layers.clone(),
-        dtype: args.dtype.into(),
+        frames: args.frames.parse::<Frames>().map_err(anyhow::Error::msg)?,
         shard: args.shard.unwrap_or(Shard::ALL),
+        refresh: args.refresh,
         ..args.encoder.config()
     };
     let tag = args.tag.clone().unwrap_or_else(|| {
@@ -82,6 +89,22 @@ pub fn run(args: ExtractArgs) -> anyhow::Result<crate::status::Status> {
     )
     .with_context(|| format!("extracting into {}", cache.dir().display()))?;
     bar.finish_and_clear();
+    if !report.repaired.is_empty() {
+        tracing::warn!(
+            "{} damaged entries extracted again (listed under `repaired` in {})",
+            report.repaired.len(),
+            report.failures_path.display()
+        );
+    }
+    tracing::info!(
+        "{} clips: {} already cached, {} extracted, {} extracted by another process, {} refreshed, {} failed",
+        report.in_shard,
+        report.already_cached,
+        report.extracted,
+        report.done_by_others,
+        report.refreshed,
+        report.failures.len()
+    );
     tracing::info!(
         "extracted {:.1} s of audio in {:.1} s: {:.2} audio-seconds per second; peak RSS {}; {} failures (listed in {})",
         report.audio_seconds,

@@ -1,0 +1,110 @@
+//! Bounded memory for long recordings (issue 17 item 9): `extract` streams each window of the
+//! encoder straight into the clip's entry. The streamed entry equals the whole-file path's
+//! (`embed_entry`, the windows concatenated in memory) byte for byte, and the largest block of
+//! hidden states held does not grow with the clip's length.
+
+use std::path::{Path, PathBuf};
+
+use emobridge_corpus::Manifest;
+use emobridge_ssl::extract::{embed_entry, extract_manifest, fingerprint, stream_clip};
+use emobridge_ssl::{ExtractConfig, LoadOptions, PretrainedEncoder};
+use emobridge_store::{EmbeddingCache, Frames, LayerSelection};
+
+fn model() -> PretrainedEncoder {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mert_like_24k");
+    PretrainedEncoder::from_dir(&dir, LoadOptions::default()).unwrap()
+}
+
+fn wav(dir: &Path, name: &str, seconds: f32) -> PathBuf {
+    let x: Vec<f32> = (0..(24_000.0 * seconds) as usize)
+        .map(|k| {
+            let t = k as f32 / 24_000.0;
+            0.2 * (2.0 * std::f32::consts::PI * (220.0 + 30.0 * t) * t).sin()
+                + 0.05 * ((k * 7919) % 113) as f32 / 113.0
+        })
+        .collect();
+    let p = dir.join(name);
+    emobridge_audio::wav::write_wav_mono16(&p, &x, 24_000).unwrap();
+    p
+}
+
+#[test]
+fn a_streamed_long_clip_equals_the_whole_file_entry_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model();
+    let weights = m.weights_sha256().unwrap();
+    let file = wav(dir.path(), "long.wav", 9.3);
+    for (frames, layers) in [
+        (Frames::F16, LayerSelection::All),
+        (Frames::F32, LayerSelection::List(vec![2, 0])),
+    ] {
+        let config = ExtractConfig {
+            window_s: 1.0,
+            frames,
+            layers,
+            ..ExtractConfig::default()
+        };
+        let fp = fingerprint(&m, &config, &weights).unwrap();
+        let cache = EmbeddingCache::open(dir.path(), &format!("s-{frames}")).unwrap();
+        let streamed = stream_clip(&m, "tiny", &config, &fp, &file, &cache, "long").unwrap();
+        let (whole, _) = embed_entry(&m, "tiny", &config, &file, &weights).unwrap();
+        assert_eq!(streamed.frames, whole.shape[1]);
+        let reference = EmbeddingCache::open(dir.path(), &format!("w-{frames}")).unwrap();
+        let a = std::fs::read(cache.path_for("long").unwrap()).unwrap();
+        let b = std::fs::read(reference.write("long", &whole).unwrap()).unwrap();
+        assert!(
+            a == b,
+            "{frames}: streamed entry differs from the whole-file entry"
+        );
+    }
+}
+
+#[test]
+fn the_largest_block_of_states_held_does_not_grow_with_the_clip() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model();
+    let rows = ["id,path,domain,corpus,speaker,emotion,arousal,valence,split,annotation"]
+        .into_iter()
+        .map(String::from)
+        .chain([(3.0, "short"), (24.0, "long")].map(|(s, id)| {
+            wav(dir.path(), &format!("{id}.wav"), s);
+            format!("{id},{id}.wav,speech,t,a,happy,,,,")
+        }))
+        .collect::<Vec<_>>();
+    let peak = |ids: &[&str], tag: &str| {
+        let lines: Vec<&String> = rows
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| *i == 0 || ids.iter().any(|id| r.starts_with(&format!("{id},"))))
+            .map(|(_, r)| r)
+            .collect();
+        let path = dir.path().join(format!("{tag}.csv"));
+        std::fs::write(
+            &path,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+        let manifest = Manifest::read(&path).unwrap();
+        let cache = EmbeddingCache::open(dir.path(), tag).unwrap();
+        let config = ExtractConfig {
+            window_s: 1.0,
+            ..ExtractConfig::default()
+        };
+        let report = extract_manifest(&m, "tiny", &manifest, &cache, &config, &|_, _| ()).unwrap();
+        assert_eq!(report.extracted, 1);
+        let shape = cache.shape(ids[0]).unwrap();
+        (report.peak_window_bytes, shape.frames)
+    };
+    let (short_peak, short_frames) = peak(&["short"], "a");
+    let (long_peak, long_frames) = peak(&["long"], "b");
+    assert!(
+        long_frames >= 7 * short_frames,
+        "{long_frames} vs {short_frames}"
+    );
+    // One window of 1 s: 3 states × 75 frames × 32 dims × 4 bytes + one state's f16 buffer.
+    assert!(
+        short_peak > 0 && short_peak <= 3 * 75 * 32 * 4 + 75 * 32 * 2 + 64,
+        "{short_peak}"
+    );
+    assert_eq!(long_peak, short_peak);
+}
