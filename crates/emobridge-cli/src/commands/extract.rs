@@ -33,7 +33,7 @@ pub struct ExtractArgs {
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<Shard>,
     /// What entries keep of the frames: `none` (only the pooled mean/std per state, for
-    /// probing and FAD), or every frame as `f16` or `f32` (`--dtype` is the former name).
+    /// probing and clip-mean FAD), or every frame as `f16` or `f32` (`--dtype`: former name).
     #[arg(long, alias = "dtype", value_parser = ["none", "f16", "f32"], default_value_t = ExtractConfig::default().frames.to_string())]
     pub frames: String,
     /// Re-extract entries made by another extraction (model weights or config, layers, frames,
