@@ -288,6 +288,36 @@ fn probe_and_fad_on_a_cache_missing_an_entry_exit_3_and_record_their_inputs() {
     let probe = run(&probe_args, d);
     assert_eq!(code(&probe), 0, "{}", stderr(&probe));
     assert!(!d.join("probe/failures.json").exists());
+
+    // Descriptors computed by the probe itself: an unreadable clip is a listed failure too.
+    let manifest = std::fs::read_to_string(d.join("syn/manifest.csv")).unwrap();
+    let victim = manifest
+        .lines()
+        .find(|l| l.starts_with("sp_spk02_"))
+        .and_then(|l| l.split(',').nth(1))
+        .unwrap()
+        .to_string();
+    std::fs::write(d.join("syn").join(&victim), b"not audio").unwrap();
+    let eg = run(
+        &[
+            "probe",
+            "--manifest",
+            "syn/manifest.csv",
+            "--features",
+            "egemaps",
+            "--out",
+            "probe-eg",
+        ],
+        d,
+    );
+    assert_eq!(code(&eg), 3, "{}", stderr(&eg));
+    let failures = json(&d.join("probe-eg/failures.json"));
+    assert!(failures[0]["path"].as_str().unwrap().contains(&victim));
+    check_run_json(
+        &d.join("probe-eg"),
+        &["manifest", "audio_list", "features"],
+        0.0,
+    );
 }
 
 #[test]

@@ -8,8 +8,11 @@
 //! #SBATCH --chdir=<the folder emobridge slurm ran in>
 //! #SBATCH --partition=… --time=… --mem=… --cpus-per-task=… --gres=…   (one line each, when given)
 //! set -euo pipefail
-//! exec '/path/to/emobridge' 'extract' '--manifest' 'm.csv' … '--shard' "${SLURM_ARRAY_TASK_ID}/4"
+//! '/path/to/emobridge' 'extract' '--manifest' 'm.csv' … '--shard' "${SLURM_ARRAY_TASK_ID}/4" || { rc=$?; [ "$rc" -eq 3 ] || exit "$rc"; }
 //! ```
+//!
+//! Exit status 3 (partial success: the shard's failed items are listed beside its output) ends
+//! the task as completed; the merge reads those lists.
 //!
 //! `%A` is the array's job id and `%a` the task index, so each task logs to its own file (stdout
 //! and stderr together). A resubmission runs the same script with `sbatch --array=<indices>`,
@@ -71,7 +74,12 @@ pub fn render_script(job: &ArrayJob) -> Result<String> {
         exec.push(quote("--shard"));
         exec.push(format!("\"${{SLURM_ARRAY_TASK_ID}}/{}\"", cfg.tasks));
     }
-    lines.push(format!("exec {}", exec.join(" ")));
+    // Exit status 3 is a partial success (failed items listed beside the shard's output, which
+    // the merge reads): the task completed. Any other non-zero status fails the task.
+    lines.push(format!(
+        "{} || {{ rc=$?; [ \"$rc\" -eq 3 ] || exit \"$rc\"; }}",
+        exec.join(" ")
+    ));
     lines.push(String::new());
     Ok(lines.join("\n"))
 }
@@ -179,7 +187,7 @@ mod tests {
         ));
         assert!(s.contains("#SBATCH --account=lab\n"));
         assert!(s.contains(
-            "exec '/opt/emo bridge/emobridge' 'extract' '--manifest' 'it'\\''s.csv' '--cache' 'cache' '--shard' \"${SLURM_ARRAY_TASK_ID}/4\"\n"
+            "'/opt/emo bridge/emobridge' 'extract' '--manifest' 'it'\\''s.csv' '--cache' 'cache' '--shard' \"${SLURM_ARRAY_TASK_ID}/4\" || { rc=$?; [ \"$rc\" -eq 3 ] || exit \"$rc\"; }\n"
         ), "{s}");
         // Every directive comes before the first command (sbatch stops reading them there).
         let first_command = s.find("set -euo").unwrap();

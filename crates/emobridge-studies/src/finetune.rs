@@ -366,6 +366,28 @@ fn mark_finished(state: &Path, done: &Finished) -> Result<(), FinetuneError> {
     Ok(())
 }
 
+/// Takes `resume/lock` for this process. Rule: a lock naming a live process (Linux: its
+/// `/proc/<pid>` exists) other than this one refuses the run; a lock left by a killed process is
+/// taken over. The lock is removed when the study finishes.
+fn lock_resume_folder(run: &RunFolder) -> Result<PathBuf, FinetuneError> {
+    let dir = run.path("resume");
+    std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+    let path = dir.join("lock");
+    let me = std::process::id();
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(pid) = text.trim().parse::<u32>() {
+            if pid != me && Path::new("/proc").join(pid.to_string()).exists() {
+                return Err(FinetuneError::Config(format!(
+                    "{} is being written by another process (pid {pid}); wait for it or use another --out",
+                    run.dir().display()
+                )));
+            }
+        }
+    }
+    std::fs::write(&path, me.to_string()).map_err(|e| io_err(&path, e))?;
+    Ok(path)
+}
+
 /// The settings a run folder's resume states belong to (`resume/study.json`): written by the
 /// first run, compared by every rerun, so that states of other settings are never mixed in.
 fn claim_resume_folder(
@@ -443,6 +465,7 @@ pub fn run(
         name: model_dir.display().to_string(),
     };
     run.note("model", &model.name);
+    let lock = lock_resume_folder(&run)?;
     claim_resume_folder(&run, config, &model.name)?;
     // Training runs taken over from an earlier, interrupted process on this run folder.
     let mut resumed: Vec<String> = Vec::new();
@@ -685,6 +708,7 @@ pub fn run(
     write_outputs(&mut run, &rows, &curves, config)?;
     let run_dir = run.dir().to_path_buf();
     run.finish()?;
+    let _ = std::fs::remove_file(lock);
     Ok(FinetuneOutcome {
         rows,
         labels,

@@ -57,6 +57,7 @@ use emobridge_store::EmbeddingCache;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::descriptors::{clip_descriptors, ClipDescriptors};
 use crate::protocol::{group_folds, read_toml_config, row_splits, FoldPlan};
 use crate::{RunFolder, RunFolderError};
 
@@ -443,6 +444,9 @@ pub enum ProbeInput<'a> {
     },
     /// Every hidden state's mean-pooled vector from an embedding cache.
     Cache { cache: &'a EmbeddingCache },
+    /// Clip-level descriptors computed here from the audio of every manifest clip that carries
+    /// the target; a clip that fails is left out and listed in the run's failures.
+    Descriptors { set: ClipDescriptors },
 }
 
 /// The probe on one feature set (e.g. eGeMAPS functionals); see the module docs.
@@ -564,12 +568,34 @@ pub fn probe(
         ..config.clone()
     };
     let mut run = RunFolder::create(out, "probe")?;
+    let computed: Vec<(String, Vec<f64>)>;
+    let input = match input {
+        ProbeInput::Descriptors { set } => {
+            let records: Vec<&emobridge_corpus::Record> = manifest
+                .records
+                .iter()
+                .filter(|r| config.target.present(r))
+                .collect();
+            let (rows, failures) = clip_descriptors(manifest, &records, set, progress);
+            for f in failures {
+                tracing::error!("{}: {}", f.path, f.error);
+                run.fail(f.id, f.path, f.error);
+            }
+            computed = rows;
+            ProbeInput::Features {
+                name: set.as_str(),
+                rows: &computed,
+            }
+        }
+        other => other,
+    };
     let (feature_name, single) = match &input {
         ProbeInput::Features { name, .. } => (name.to_string(), true),
         ProbeInput::Cache { cache } => (
             format!("{} (mean-pooled hidden states)", cache.tag()),
             false,
         ),
+        ProbeInput::Descriptors { .. } => unreachable!("descriptors became feature rows above"),
     };
     run.set_config(
         &serde_json::json!({ "probe": effective, "features": feature_name }),
@@ -631,6 +657,7 @@ pub fn probe(
             (ids, vec![(dim, matrix)])
         }
         ProbeInput::Cache { cache } => read_cache(manifest, cache, config, &mut run)?,
+        ProbeInput::Descriptors { .. } => unreachable!("descriptors became feature rows above"),
     };
     let dim = states.first().map_or(0, |s| s.0);
     let mut rows = ids.len();

@@ -136,6 +136,15 @@ fn bad_corpora_and_settings_end_in_one_line_errors() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("per label"), "{err}");
+    // A run folder that a live process is writing (its pid in resume/lock) is refused.
+    let busy = tmp.path().join("busy");
+    std::fs::create_dir_all(busy.join("resume")).unwrap();
+    let live = std::os::unix::process::parent_id();
+    std::fs::write(busy.join("resume/lock"), live.to_string()).unwrap();
+    let err = run(&one, &manifest, &model(), &busy, &|_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("another process"), "{err}");
     // No label shared between the domains.
     let mut music_only = manifest.clone();
     music_only.records.retain(|r| r.domain == Domain::Music);

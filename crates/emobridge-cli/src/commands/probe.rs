@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use emobridge_corpus::Manifest;
-use emobridge_studies::descriptors::{clip_descriptors, ClipDescriptors};
+use emobridge_studies::descriptors::ClipDescriptors;
 use emobridge_studies::separability::{
     probe, ClassWeight, Head, Normalize, ProbeInput, SeparabilityConfig, Target,
 };
@@ -100,26 +100,15 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<crate::status::Status> {
         (_, _, Some(set)) => {
             let set =
                 [ClipDescriptors::Egemaps, ClipDescriptors::Compare][(set == "compare") as usize];
-            let records: Vec<_> = manifest
-                .records
-                .iter()
-                .filter(|r| config.target.present(r))
-                .collect();
-            let (rows, failures) = clip_descriptors(&manifest, &records, set, &tick);
-            for f in &failures {
-                tracing::error!("{}: {}", f.path, f.error);
-            }
-            bar.set_position(0);
-            let input = ProbeInput::Features {
-                name: set.as_str(),
-                rows: &rows,
-            };
+            let input = ProbeInput::Descriptors { set };
             probe(&config, &manifest, input, &args.out, &tick).context("probing the descriptors")?
         }
         _ => anyhow::bail!("give --cache DIR --model TAG, or --features egemaps|compare"),
     };
     bar.finish_and_clear();
-    log_best(&outcome.layers);
+    for (key, layer, v) in emobridge_studies::separability::best_per_setting(&outcome.layers) {
+        tracing::info!("probe {key}: best score {v:.3} at state {layer}");
+    }
     for s in outcome.weighted.iter().flat_map(|w| &w.scores) {
         tracing::info!(
             "probe {} (weighted sum of all states): {:.3}",
@@ -129,11 +118,4 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<crate::status::Status> {
     }
     println!("{}", outcome.run_dir.join("run.json").display());
     crate::status::Status::of_run(&outcome.run_dir)
-}
-
-/// Logs, per setting, the hidden state with the best score (UA, or Pearson r).
-pub fn log_best(layers: &[(usize, emobridge_studies::separability::SeparabilityOutcome)]) {
-    for (key, layer, v) in emobridge_studies::separability::best_per_setting(layers) {
-        tracing::info!("probe {key}: best score {v:.3} at state {layer}");
-    }
 }
