@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use emobridge_corpus::import::{self, Corpus, ImportOptions, IssueKind, Preset};
-use emobridge_corpus::trace::read_trace;
+use emobridge_corpus::trace::{align, read_trace};
 use emobridge_corpus::{Domain, Manifest};
 
 fn tone(path: &Path) {
@@ -147,4 +147,118 @@ fn pmemo_dynamic_labels_become_usable_traces() {
     assert_eq!(trace.time[0], 15.0);
     assert!((trace.median_step() - 0.5).abs() < 1e-9);
     assert!((trace.arousal[19] - (2.0 * 0.95 - 1.0)).abs() < 1e-6);
+}
+
+fn mp3(path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        path,
+        include_bytes!("../../emobridge-audio/tests/fixtures/sine440.mp3"),
+    )
+    .unwrap();
+}
+
+/// emoMusic / DEAM wide tables: `song_id,sample_15000ms,…` every 500 ms.
+fn wide(id: u32, n: usize, f: &dyn Fn(usize) -> f32) -> String {
+    let mut s = String::from("song_id");
+    for k in 0..n {
+        s.push_str(&format!(",sample_{}ms", 15000 + 500 * k));
+    }
+    s.push_str(&format!("\n{id}"));
+    for k in 0..n {
+        s.push_str(&format!(",{}", f(k)));
+    }
+    s + "\n"
+}
+
+/// The 2 Hz dynamic labels of DEAM, emoMusic and PMEmo, imported from fake trees, written beside
+/// the manifest and read back the way `emobridge continuous` reads them (`read_trace`, then
+/// `align` at the 1 s / 0.5 s windows' centres plus a lag): 2 Hz, starting at 15 s, the frames
+/// before the annotated span trimmed, values interpolated between annotation points.
+#[test]
+fn music_dynamic_labels_align_to_the_continuous_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = |k: usize| 0.02 * k as f32 - 0.5;
+    // emoMusic: 60 points from 15 s.
+    let emo = dir.path().join("emoMusic");
+    mp3(&emo.join("clips_45seconds/3.mp3"));
+    write(
+        &emo.join("annotations/static_annotations.csv"),
+        "song_id,mean_arousal,std_arousal,mean_valence,std_valence\n3,7,2,5,1\n",
+    );
+    write(
+        &emo.join("annotations/arousal_cont_average.csv"),
+        &wide(3, 60, &f),
+    );
+    write(
+        &emo.join("annotations/valence_cont_average.csv"),
+        &wide(3, 60, &|k| -f(k)),
+    );
+    // DEAM: the same values in its own layout.
+    let deam = dir.path().join("DEAM");
+    mp3(&deam.join("DEAM_audio/MEMD_audio/3.mp3"));
+    let avg = deam.join("DEAM_Annotations/annotations/annotations averaged per song");
+    write(
+        &avg.join("song_level/static_annotations_averaged_songs_1_2000.csv"),
+        "song_id,valence_mean,valence_std,arousal_mean,arousal_std\n3,5,1,7,2\n",
+    );
+    let dynamic = avg.join("dynamic (per second annotations)");
+    write(&dynamic.join("arousal.csv"), &wide(3, 60, &f));
+    write(&dynamic.join("valence.csv"), &wide(3, 60, &|k| -f(k)));
+    // PMEmo: long table on [0, 1], mapped to 2x − 1 (so the same values after mapping).
+    let pmemo = dir.path().join("PMEmo2019");
+    mp3(&pmemo.join("chorus/3.mp3"));
+    write(
+        &pmemo.join("annotations/static_annotations.csv"),
+        "musicId,Arousal(mean),Valence(mean)\n3,0.5,0.5\n",
+    );
+    let mut long = String::from("musicId,frameTime,Arousal(mean),Valence(mean)\n");
+    for k in 0..60 {
+        long.push_str(&format!(
+            "3,{},{},{}\n",
+            15.0 + 0.5 * k as f32,
+            (f(k) + 1.0) / 2.0,
+            (1.0 - f(k)) / 2.0
+        ));
+    }
+    write(&pmemo.join("annotations/dynamic_annotations.csv"), &long);
+
+    // Window centres of a 45 s clip at 1 s / 0.5 s, as the study labels them.
+    let centres: Vec<f64> = (0..89).map(|k| 0.5 * k as f64 + 0.5).collect();
+    for (corpus, root, id) in [
+        (Corpus::EmoMusic, &emo, "emomusic_3"),
+        (Corpus::Deam, &deam, "deam_3"),
+        (Corpus::Pmemo, &pmemo, "pmemo_3"),
+    ] {
+        let imported = import::import(corpus, root, &ImportOptions::default()).unwrap();
+        let out = dir.path().join(format!("out/{id}.csv"));
+        import::write_outputs(&imported, &out).unwrap();
+        let m = Manifest::read(&out).unwrap();
+        let r = m.records.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(r.domain, Domain::Music, "{id}");
+        let (trace, report) = read_trace(&m.annotation_path(r).unwrap()).unwrap();
+        assert_eq!(
+            report.bad_rows + report.gaps + report.duplicate_times,
+            0,
+            "{id}"
+        );
+        assert!(!report.unsorted, "{id}");
+        assert_eq!(trace.time.len(), 60, "{id}");
+        assert!((trace.median_step() - 0.5).abs() < 1e-9, "{id}: 2 Hz");
+        assert!((trace.time[0] - 15.0).abs() < 1e-9, "{id}");
+        let (start, labels) = align(&trace, &centres).unwrap();
+        // Centres 15.0 … 44.5 s: frame 29 onwards, 60 labels, the trace's own values.
+        assert_eq!((start, labels.len()), (29, 60), "{id}");
+        for (k, (a, v)) in labels.iter().enumerate() {
+            assert!((a - f(k) as f64).abs() < 1e-5, "{id} frame {k}: {a}");
+            assert!((v + f(k) as f64).abs() < 1e-5, "{id} frame {k}: {v}");
+        }
+        // A lag of 0.25 s: frame 28 (14.75 s) is within half a step of the first point and holds
+        // its value; frame 29 (15.25 s) lands between points and is interpolated linearly.
+        let lagged: Vec<f64> = centres.iter().map(|t| t + 0.25).collect();
+        let (s2, l2) = align(&trace, &lagged).unwrap();
+        assert_eq!(s2, 28, "{id}");
+        assert!((l2[0].0 - f(0) as f64).abs() < 1e-5, "{id}");
+        assert!((l2[1].0 - (f(0) + f(1)) as f64 / 2.0).abs() < 1e-5, "{id}");
+    }
 }

@@ -1,5 +1,6 @@
 //! The continuous study end to end on a small synthetic corpus, with damaged annotation files
-//! (missing, unsorted, NaN rows) handled by the stated rules and counted in `run.json`.
+//! (missing, unsorted, NaN rows, a gap, another rate, shorter / later / longer than the audio)
+//! handled by the stated rules and counted in `run.json`.
 
 use emobridge_corpus::synth::{generate, SynthConfig};
 use emobridge_corpus::Manifest;
@@ -62,6 +63,42 @@ fn writes_the_full_table_and_counts_repairs() {
     lines.insert(11, &dup);
     lines[20] = "10.0,nan,0.1";
     std::fs::write(&p, lines.join("\n")).unwrap();
+    // A gap of 3 s, a trace shorter than its audio (10 s of 16–18 s), one starting 3 s late,
+    // one at 1 Hz, and one running 20 s past its audio.
+    let edit = |i: usize, f: &dyn Fn(Vec<String>) -> Vec<String>| {
+        let p = m.annotation_path(annotated[i]).unwrap();
+        let lines: Vec<String> = std::fs::read_to_string(&p)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        std::fs::write(&p, f(lines).join("\n")).unwrap();
+    };
+    edit(7, &|mut l| {
+        l.drain(12..18);
+        l
+    });
+    edit(8, &|mut l| {
+        l.truncate(21);
+        l
+    });
+    edit(1, &|mut l| {
+        l.drain(1..7);
+        l
+    });
+    edit(9, &|l| {
+        l.into_iter()
+            .enumerate()
+            .filter(|(k, _)| *k == 0 || k % 2 == 1)
+            .map(|(_, x)| x)
+            .collect()
+    });
+    edit(2, &|mut l| {
+        for k in 0..40 {
+            l.push(format!("{:.1},0.1,0.1", 20.0 + 0.5 * k as f64));
+        }
+        l
+    });
 
     let out = dir.path().join("run");
     let outcome = continuous::run(&tiny_config(), &m, &out, &|_, _| {}).unwrap();
@@ -103,6 +140,11 @@ fn writes_the_full_table_and_counts_repairs() {
         ),
         (1, 1, 1)
     );
+    assert!(r.gaps_interpolated >= 2, "{r:?}"); // the 3 s gap and the dropped NaN row
+    assert_eq!(r.annotation_rates_hz.get("1.00"), Some(&1), "{r:?}");
+    assert_eq!(r.annotation_rates_hz.get("2.00"), Some(&8), "{r:?}");
+    assert!(r.frames_trimmed_start >= 5, "{r:?}"); // the trace starting 3 s late
+    assert!(r.frames_trimmed_end >= 10, "{r:?}"); // the trace ending at 10 s
     assert_eq!(outcome.lag_sweep.len(), 2);
     let run: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();

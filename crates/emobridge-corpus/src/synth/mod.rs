@@ -62,10 +62,10 @@ pub struct SynthConfig {
     pub annotation_rate: f32,
     /// How much of the acoustic code the two domains share, in [0, 1] (default 1, the corpus as
     /// it always was: music uses speech's cue profile for every emotion). Music's profile for an
-    /// emotion is `S·speech + √(1−S²)·own`, where `own` is a cue vector drawn per emotion from
-    /// the seed, independently of speech, with the speech profiles' spread; so S is the expected
-    /// cosine between the two domains' cue directions. At 0 nothing transfers while each domain
-    /// stays internally consistent (within-domain accuracy stays). See [`profile`].
+    /// emotion is `S·speech + √(1−S²)·own`, where `own` is music's own affect code drawn from
+    /// the seed and orthogonal to everything speech's code expresses; so S sets the cosine
+    /// between the two domains' cue directions (0 at S = 0). At 0 nothing transfers while each
+    /// domain stays internally consistent (within-domain accuracy stays). See [`profile`].
     pub shared_code: f32,
 }
 
@@ -579,29 +579,136 @@ fn continuous_clip<R: Rng>(
 
 /// The cue profile `domain` uses for `emotion`, the one place where the shared code is set:
 /// speech always uses [`Cues::of`]; music uses `S·Cues::of(e) + √(1−S²)·own(e)` with
-/// S = `cfg.shared_code` and `own(e)` a Gaussian cue vector drawn from `cfg.seed` and the emotion
-/// alone (never from speech), with the per-cue spread of the nominal profiles. At S = 1 this is
-/// exactly `Cues::of(e)`, so the default corpus is unchanged.
+/// S = `cfg.shared_code`. `own(e)` is a Gaussian cue vector drawn from `cfg.seed` and the emotion
+/// alone (never from speech), built from an arousal and a valence direction of music's own plus a
+/// per-emotion residual ([`own_profiles`]), each orthogonal to everything speech's code can
+/// express: their nine acoustic cues (all but `mode`, which speech does not render) are projected
+/// out of the span of speech's profiles of the six emotions. So at S = 0 no linear read-out of the cues learnt in one domain carries
+/// any emotion, arousal or valence information into the other (a single random draw of `own`
+/// could otherwise align with speech's arousal direction by chance: seed 7's drew a cosine of
+/// −0.43); at S = 1 this is exactly `Cues::of(e)`, so the default corpus is unchanged.
 pub fn profile(cfg: &SynthConfig, domain: Domain, emotion: Emotion) -> Cues {
     let shared = Cues::of(emotion);
     let s = cfg.shared_code.clamp(0.0, 1.0);
     if domain == Domain::Speech || s >= 1.0 {
         return shared;
     }
-    // Spread of the nominal profiles: RMS over every cue of the six emotions.
-    let all: Vec<f32> = EMOTIONS
+    let own = own_profiles(cfg.seed);
+    let i = EMOTIONS
         .iter()
-        .flat_map(|&e| Cues::of(e).fields())
-        .collect();
-    let rms = (all.iter().map(|v| v * v).sum::<f32>() / all.len() as f32).sqrt();
-    let mut rng = ChaCha8Rng::seed_from_u64(
-        cfg.seed ^ 0x4F57_4E5F_4355_4553 ^ (emotion as u64).wrapping_mul(0x9E37_79B9),
-    );
-    let own = Cues::from_fields(std::array::from_fn(|_| rms * gauss(&mut rng)));
+        .position(|&e| e == emotion)
+        .expect("the synthetic corpus renders its six emotions only");
     let own_weight = (1.0 - s * s).sqrt();
-    Cues::from_fields(std::array::from_fn(|i| {
-        s * shared.fields()[i] + own_weight * own.fields()[i]
+    Cues::from_fields(std::array::from_fn(|c| {
+        s * shared.fields()[c] + own_weight * own[i][c]
     }))
+}
+
+/// Music's own cue vectors for the six emotions (see [`profile`]). Music keeps an affect code
+/// of its own: `own(e) = (a_e − ā)·w_A + (v_e − v̄)·w_V + ε_e` with the emotion's circumplex
+/// arousal and valence. `w_A`, `w_V` and each `ε_e` are Gaussian draws from the seed whose nine
+/// rendered-by-speech cues are projected out of the span of speech's six profiles; `w_V` is also
+/// made orthogonal to `w_A`. Their norms are those of speech's own code: the least-squares
+/// gradients of the nominal profiles on (1, arousal, valence) and the RMS residual of that fit.
+/// So arousal and valence stay as learnable within music as within speech, along cue directions
+/// independent of speech's.
+fn own_profiles(seed: u64) -> [[f32; 10]; 6] {
+    const MODE: usize = 9;
+    type V = [f64; 10];
+    let dot = |a: &V, b: &V| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let norm = |a: &V| dot(a, a).sqrt();
+    let nominal: Vec<V> = EMOTIONS
+        .iter()
+        .map(|&e| Cues::of(e).fields().map(f64::from))
+        .collect();
+    let affect: Vec<(f64, f64)> = EMOTIONS
+        .iter()
+        .map(|e| (e.circumplex().0 as f64, e.circumplex().1 as f64))
+        .collect();
+    let n = EMOTIONS.len() as f64;
+    let (ma, mv) = (
+        affect.iter().map(|p| p.0).sum::<f64>() / n,
+        affect.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let centred: Vec<(f64, f64)> = affect.iter().map(|&(a, v)| (a - ma, v - mv)).collect();
+    // Speech's gradients: per cue, least squares of the centred profiles on centred (a, v).
+    let (saa, svv, sav) = centred.iter().fold((0.0, 0.0, 0.0), |s, &(a, v)| {
+        (s.0 + a * a, s.1 + v * v, s.2 + a * v)
+    });
+    let det = saa * svv - sav * sav;
+    let mut mean_profile: V = [0.0; 10];
+    for row in &nominal {
+        mean_profile
+            .iter_mut()
+            .zip(row)
+            .for_each(|(m, x)| *m += x / n);
+    }
+    let (mut g_a, mut g_v): (V, V) = ([0.0; 10], [0.0; 10]);
+    for c in 0..10 {
+        let (mut ya, mut yv) = (0.0, 0.0);
+        for (row, &(a, v)) in nominal.iter().zip(&centred) {
+            ya += a * (row[c] - mean_profile[c]);
+            yv += v * (row[c] - mean_profile[c]);
+        }
+        g_a[c] = (svv * ya - sav * yv) / det;
+        g_v[c] = (saa * yv - sav * ya) / det;
+    }
+    let residual_rms = (nominal
+        .iter()
+        .zip(&centred)
+        .map(|(row, &(a, v))| {
+            (0..10)
+                .map(|c| (row[c] - mean_profile[c] - a * g_a[c] - v * g_v[c]).powi(2))
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / n)
+        .sqrt();
+    // Orthonormal basis of speech's code over the cues speech renders.
+    let mut basis: Vec<V> = Vec::new();
+    let project_out = |v: &mut V, basis: &[V]| {
+        for b in basis {
+            let d = dot(v, b);
+            v.iter_mut().zip(b).for_each(|(x, y)| *x -= d * y);
+        }
+    };
+    // Loudness, its variability and brightness reach the features alike in both domains (level
+    // and spectral tilt): music's own code leaves them to speech's.
+    let axes = [1usize, 2, 5].map(|c| {
+        let mut v: V = [0.0; 10];
+        v[c] = 1.0;
+        v
+    });
+    for row in nominal.iter().chain(&axes) {
+        let mut v = *row;
+        v[MODE] = 0.0;
+        project_out(&mut v, &basis);
+        let l = norm(&v);
+        if l > 1e-9 {
+            basis.push(v.map(|x| x / l));
+        }
+    }
+    let draw = |rng: &mut ChaCha8Rng, extra: &[V], length: f64| -> V {
+        let mut v: V = std::array::from_fn(|_| gauss(rng) as f64);
+        project_out(&mut v, &basis);
+        project_out(&mut v, extra);
+        let l = norm(&v).max(1e-12);
+        v.map(|x| x * length / l)
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4D55_5349_435F_4146);
+    // The cues left to music reach the features more weakly than level and tilt do, so its
+    // affect directions are 1.5 times as long as speech's.
+    let w_a = draw(&mut rng, &[], 1.5 * norm(&g_a));
+    let w_v = draw(&mut rng, &[w_a.map(|x| x / norm(&w_a))], 1.5 * norm(&g_v));
+    let mut own = [[0.0f32; 10]; 6];
+    for ((row, &emotion), &(a, v)) in own.iter_mut().zip(&EMOTIONS).zip(&centred) {
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            seed ^ 0x4F57_4E5F_4355_4553 ^ (emotion as u64).wrapping_mul(0x9E37_79B9),
+        );
+        let eps = draw(&mut rng, &[], residual_rms);
+        *row = std::array::from_fn(|c| (a * w_a[c] + v * w_v[c] + eps[c]) as f32);
+    }
+    own
 }
 
 /// Packs an emotion's scaled (arousal, valence) into a `Cues` (rate = arousal, loudness =
@@ -733,6 +840,58 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("shared-code"), "{err}");
+    }
+
+    #[test]
+    fn no_shared_code_leaves_nothing_for_a_linear_read_out() {
+        // Over the nine cues speech renders, every music profile at S = 0 is orthogonal to every
+        // speech profile, so music's arousal and valence directions (Σ_e (x_e − x̄)·profile(e))
+        // are orthogonal to speech's; at S = 1 they coincide.
+        let direction = |cfg: &SynthConfig, domain: Domain, dim: usize| {
+            let xs: Vec<f32> = EMOTIONS
+                .iter()
+                .map(|e| [e.circumplex().0, e.circumplex().1][dim])
+                .collect();
+            let mean = xs.iter().sum::<f32>() / xs.len() as f32;
+            let mut d = [0.0f32; 9];
+            for (&e, x) in EMOTIONS.iter().zip(&xs) {
+                let f = profile(cfg, domain, e).fields();
+                for (di, fi) in d.iter_mut().zip(f) {
+                    *di += (x - mean) * fi;
+                }
+            }
+            d
+        };
+        let cos = |a: [f32; 9], b: [f32; 9]| {
+            let dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            let n = |v: &[f32; 9]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            dot / (n(&a) * n(&b))
+        };
+        for seed in [1, 7, 8, 9] {
+            let cfg = |s: f32| SynthConfig {
+                seed,
+                shared_code: s,
+                ..SynthConfig::default()
+            };
+            for m in EMOTIONS {
+                let mf = profile(&cfg(0.0), Domain::Music, m).fields();
+                assert!(mf.iter().map(|v| v.abs()).sum::<f32>() > 0.5, "{m:?}");
+                for e in EMOTIONS {
+                    let dot: f32 = (0..9).map(|c| mf[c] * Cues::of(e).fields()[c]).sum();
+                    assert!(dot.abs() < 1e-5, "seed {seed} {m:?}·{e:?} = {dot}");
+                }
+            }
+            for dim in 0..2 {
+                let speech = direction(&cfg(0.0), Domain::Speech, dim);
+                assert!(cos(direction(&cfg(0.0), Domain::Music, dim), speech).abs() < 1e-5);
+                assert!(cos(direction(&cfg(1.0), Domain::Music, dim), speech) > 0.9999);
+                let half = cos(direction(&cfg(0.5), Domain::Music, dim), speech);
+                assert!(
+                    half > 0.1 && half < 0.9999,
+                    "seed {seed}: S = 0.5 cosine {half}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,117 @@
+//! `emobridge continuous --cache DIR --model TAG --layer N` end to end through the binary: the
+//! synthetic continuous subset, `extract` with the tiny random-init MERT-like fixture encoder,
+//! then the study on the cached hidden state pooled to 2 Hz windows writes its results table.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use emobridge_corpus::synth::{generate, SynthConfig};
+use emobridge_corpus::Manifest;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_emobridge"));
+    c.env("EMOBRIDGE_LOG", "warn");
+    c
+}
+
+fn model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../emobridge-ssl/tests/fixtures/mert_like_24k")
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{cmd:?} failed:\n{stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn continuous_on_an_ssl_cache_writes_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = d.join("corpus");
+    let synth = SynthConfig {
+        clips_per_cell: 1,
+        speakers: 4,
+        performers: 4,
+        clip_seconds: (0.3, 0.4),
+        continuous_per_domain: 5,
+        continuous_seconds: (10.0, 12.0),
+        ..SynthConfig::default()
+    };
+    let summary = generate(&corpus, &synth, &|_, _| {}).unwrap();
+    // The continuous subset only: the sequences are what the study reads.
+    let full = Manifest::read(&summary.manifest_path).unwrap();
+    let rows: Vec<_> = full
+        .records
+        .iter()
+        .filter(|r| !r.annotation.is_empty())
+        .cloned()
+        .collect();
+    assert_eq!(rows.len(), 10);
+    let manifest = corpus.join("continuous.csv");
+    Manifest::new(&corpus, rows).write(&manifest).unwrap();
+
+    let cache = d.join("cache");
+    ok(bin()
+        .args(["extract", "--manifest"])
+        .arg(&manifest)
+        .arg("--model")
+        .arg(model())
+        .arg("--cache")
+        .arg(&cache)
+        .args(["--tag", "tiny"]));
+    let store = emobridge_store::EmbeddingCache::open(&cache, "tiny").unwrap();
+    assert_eq!(store.ids().unwrap().len(), 10);
+
+    let config = d.join("tiny.toml");
+    std::fs::write(
+        &config,
+        "folds = 2\nplots = 1\n\
+         [lstm]\nhidden = [8]\nrestarts = 2\nkeep_best = 1\nmax_epochs = 4\npatience = 2\nbatch_size = 2\n\
+         [dae]\nhidden = [8]\nepochs = 2\n",
+    )
+    .unwrap();
+    let out = d.join("run");
+    let stdout = ok(bin()
+        .args(["continuous", "--manifest"])
+        .arg(&manifest)
+        .arg("--cache")
+        .arg(&cache)
+        .args(["--model", "tiny", "--layer", "1", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out));
+    assert!(stdout.trim_end().ends_with("run.json"), "{stdout}");
+    let table = std::fs::read_to_string(out.join("results_table.csv")).unwrap();
+    assert!(
+        table.starts_with("setting,A r,A CCC,A RMSE,V r,V CCC,V RMSE"),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 7, "{table}");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["config"]["features"], "ssl");
+    assert_eq!(run["config"]["model"], "tiny");
+    assert_eq!(run["config"]["layer"], 1);
+    assert_eq!(run["notes"]["annotation_repairs"]["files_read"], 10);
+
+    // A layer the cache does not hold is one error naming it, not a panic.
+    let bad = bin()
+        .args(["continuous", "--manifest"])
+        .arg(&manifest)
+        .arg("--cache")
+        .arg(&cache)
+        .args(["--model", "tiny", "--layer", "99", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(d.join("bad"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("layer 99") && !err.contains("panicked"),
+        "{err}"
+    );
+}
