@@ -120,14 +120,16 @@ pub struct TableOutcome {
     pub failed_inputs: Vec<usize>,
 }
 
-/// Descriptors of one file.
-enum Extracted {
+/// Descriptors of one file or signal: frames (LLDs, windows) or one vector (functionals).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Extracted {
     Frames(FeatureFrames),
     Vector(FeatureVector),
 }
 
 impl Extracted {
-    fn names(&self) -> &[String] {
+    /// The column names.
+    pub fn names(&self) -> &[String] {
         match self {
             Extracted::Frames(f) => &f.names,
             Extracted::Vector(v) => &v.names,
@@ -201,36 +203,7 @@ pub fn extract_table(
 
 /// Decodes one file the way SMILExtract reads it and computes the requested descriptors.
 fn extract_one(path: &Path, config: &TableConfig) -> Result<Extracted, DescriptorError> {
-    let opts = DecodeOptions {
-        target_rate: None,
-        mixdown: Mixdown::Mono,
-        int_scaling: IntScaling::OpenSmile,
-    };
-    let audio = emobridge_audio::load(path, &opts)?;
-    let rate = audio.sample_rate;
-    let samples = audio.into_mono();
-    let window = &config.window;
-    let out = match (config.set, config.level) {
-        (FeatureSet::Compare, Level::Lld) => {
-            Extracted::Frames(compare::lld_with_deltas(&samples, rate)?)
-        }
-        (FeatureSet::Compare, Level::Windows) => {
-            Extracted::Frames(compare::windows(&samples, rate, window)?)
-        }
-        (FeatureSet::Compare, Level::Functionals) => {
-            return Err(DescriptorError::Refused(
-                "ComParE functionals are not provided".into(),
-            ))
-        }
-        (FeatureSet::Egemaps, Level::Lld) => Extracted::Frames(egemaps::lld(&samples, rate)?),
-        (FeatureSet::Egemaps, Level::Functionals) => {
-            Extracted::Vector(egemaps::functionals(&samples, rate)?)
-        }
-        (FeatureSet::Egemaps, Level::Windows) => Extracted::Frames(compare::summarise_windows(
-            &egemaps::lld(&samples, rate)?,
-            window,
-        )?),
-    };
+    let (out, _) = describe_file(path, config)?;
     if let Extracted::Frames(f) = &out {
         if f.is_empty() {
             tracing::warn!(
@@ -239,6 +212,69 @@ fn extract_one(path: &Path, config: &TableConfig) -> Result<Extracted, Descripto
             );
         }
     }
+    Ok(out)
+}
+
+/// The descriptors `config` asks for (set and level; `threads` is not used) of one file, decoded
+/// as SMILExtract reads it (mono, own rate, 16-bit / 32767), with the file's duration in seconds.
+pub fn describe_file(
+    path: &Path,
+    config: &TableConfig,
+) -> Result<(Extracted, f64), DescriptorError> {
+    let opts = DecodeOptions {
+        target_rate: None,
+        mixdown: Mixdown::Mono,
+        int_scaling: IntScaling::OpenSmile,
+    };
+    let audio = emobridge_audio::load(path, &opts)?;
+    let rate = audio.sample_rate;
+    let seconds = audio.duration_s();
+    let samples = audio.into_mono();
+    Ok((describe_signal(&samples, rate, config)?, seconds))
+}
+
+/// [`describe_file`] of every path, in parallel over files (`config.threads` workers, default
+/// all cores); one result per path, in order.
+pub fn describe_files(
+    paths: &[PathBuf],
+    config: &TableConfig,
+) -> Result<Vec<Result<(Extracted, f64), DescriptorError>>, DescriptorError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads.unwrap_or(0))
+        .build()
+        .map_err(|e| DescriptorError::Refused(format!("cannot start worker threads: {e}")))?;
+    Ok(pool.install(|| paths.par_iter().map(|p| describe_file(p, config)).collect()))
+}
+
+/// The descriptors `config` asks for of a mono signal at `rate` Hz (samples in openSMILE's
+/// scaling). ComParE functionals are refused.
+pub fn describe_signal(
+    samples: &[f32],
+    rate: u32,
+    config: &TableConfig,
+) -> Result<Extracted, DescriptorError> {
+    let window = &config.window;
+    let out = match (config.set, config.level) {
+        (FeatureSet::Compare, Level::Lld) => {
+            Extracted::Frames(compare::lld_with_deltas(samples, rate)?)
+        }
+        (FeatureSet::Compare, Level::Windows) => {
+            Extracted::Frames(compare::windows(samples, rate, window)?)
+        }
+        (FeatureSet::Compare, Level::Functionals) => {
+            return Err(DescriptorError::Refused(
+                "ComParE functionals are not provided".into(),
+            ))
+        }
+        (FeatureSet::Egemaps, Level::Lld) => Extracted::Frames(egemaps::lld(samples, rate)?),
+        (FeatureSet::Egemaps, Level::Functionals) => {
+            Extracted::Vector(egemaps::functionals(samples, rate)?)
+        }
+        (FeatureSet::Egemaps, Level::Windows) => Extracted::Frames(compare::summarise_windows(
+            &egemaps::lld(samples, rate)?,
+            window,
+        )?),
+    };
     Ok(out)
 }
 
