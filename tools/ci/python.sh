@@ -18,6 +18,8 @@ rm -rf "$VENV"
 "$VENV/bin/pip" install --quiet --upgrade pip
 "$VENV/bin/pip" install --quiet maturin numpy pandas pytest
 
+# maturin's build hook runs the `maturin` binary from PATH: the venv's.
+export PATH="$VENV/bin:$PATH"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 # --locked: the committed Cargo.lock, as everywhere else in CI.
