@@ -39,7 +39,7 @@ pub use frechet::{frechet_distance, Frechet, FrechetOptions, PreparedGaussian};
 pub use infinity::{fad_infinity, FadInfinity, FadInfinityConfig};
 /// The array crate of this API (`io::Loaded`, `RunningStats::push_rows`), re-exported.
 pub use ndarray;
-pub use pair::{compare_sets, PairConfig, PairReport};
+pub use pair::{compare_arrays, compare_sets, PairConfig, PairReport};
 pub use stats::{Gaussian, RunningStats};
 
 /// Why a distance could not be computed or an input could not be read.

@@ -100,6 +100,41 @@ pub fn compare_sets(a: &Path, b: &Path, config: &PairConfig) -> Result<PairRepor
     }
     let (path_a, loaded_a) = read_input(a, config)?;
     let (path_b, loaded_b) = read_input(b, config)?;
+    compare_loaded(path_a, loaded_a, path_b, loaded_b, config)
+}
+
+/// [`compare_sets`] on embedding rows held in memory ([N, D] each, e.g. numpy arrays from the
+/// Python package): A is the baseline, B the evaluation set; errors name them `label_a` and
+/// `label_b`. The bootstrap resamples rows.
+pub fn compare_arrays(
+    a: (&str, ndarray::Array2<f64>),
+    b: (&str, ndarray::Array2<f64>),
+    config: &PairConfig,
+) -> Result<PairReport> {
+    let in_memory = |rows: ndarray::Array2<f64>| {
+        let n = rows.nrows();
+        Loaded::Rows {
+            rows,
+            units: vec![0..n],
+            files: Vec::new(),
+        }
+    };
+    compare_loaded(
+        PathBuf::from(a.0),
+        in_memory(a.1),
+        PathBuf::from(b.0),
+        in_memory(b.1),
+        config,
+    )
+}
+
+fn compare_loaded(
+    path_a: PathBuf,
+    loaded_a: Loaded,
+    path_b: PathBuf,
+    loaded_b: Loaded,
+    config: &PairConfig,
+) -> Result<PairReport> {
     let (ga, gb) = (gaussian_of(&loaded_a)?, gaussian_of(&loaded_b)?);
     check_dims(&path_a, &path_b, &ga, &gb)?;
     let details = frechet_distance_with(&ga, &gb, config.options)?;

@@ -222,6 +222,7 @@ impl PretrainedEncoder {
     }
 
     /// Resamples to the model's rate and applies the feature extractor's normalisation.
+    /// Non-finite samples (NaN, infinity) are refused (in [`Self::prepare_owned`]).
     pub fn prepare(&self, samples: &[f32], sample_rate: u32) -> Result<Vec<f32>> {
         let x = if sample_rate == self.preprocess.sampling_rate {
             samples.to_vec()
@@ -233,6 +234,11 @@ impl PretrainedEncoder {
 
     /// [`Self::prepare`] taking the samples by value: at the model's rate no copy is made.
     pub fn prepare_owned(&self, samples: Vec<f32>, sample_rate: u32) -> Result<Vec<f32>> {
+        if let Some(i) = samples.iter().position(|x| !x.is_finite()) {
+            return Err(SslError::Input(format!(
+                "signal contains a non-finite sample at index {i}"
+            )));
+        }
         let mut x = if sample_rate == self.preprocess.sampling_rate {
             samples
         } else {

@@ -123,14 +123,16 @@ pub struct TableOutcome {
     pub failed_inputs: Vec<usize>,
 }
 
-/// Descriptors of one file.
-enum Extracted {
+/// Descriptors of one file or signal: frames (LLDs, windows) or one vector (functionals).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Extracted {
     Frames(FeatureFrames),
     Vector(FeatureVector),
 }
 
 impl Extracted {
-    fn names(&self) -> &[String] {
+    /// The column names.
+    pub fn names(&self) -> &[String] {
         match self {
             Extracted::Frames(f) => &f.names,
             Extracted::Vector(v) => &v.names,
@@ -220,46 +222,7 @@ pub fn extract_table(
 
 /// Decodes one file the way SMILExtract reads it and computes the requested descriptors.
 fn extract_one(path: &Path, config: &TableConfig) -> Result<Extracted, DescriptorError> {
-    // Mono straight from the decoder, block by block: the same samples as `load` with
-    // `Mixdown::Mono`, without holding every channel of a long file first.
-    let decode = || -> Result<(Vec<f32>, u32), DescriptorError> {
-        let mut samples = Vec::new();
-        let info = emobridge_audio::stream_mono(path, IntScaling::OpenSmile, |block, _| {
-            samples.extend_from_slice(block)
-        })?;
-        Ok((samples, info.sample_rate))
-    };
-    let window = &config.window;
-    let out = match (config.set, config.level) {
-        (FeatureSet::Compare, Level::Lld) => {
-            let (samples, rate) = decode()?;
-            Extracted::Frames(compare::lld_with_deltas(&samples, rate)?)
-        }
-        (FeatureSet::Compare, Level::Windows) => {
-            let (samples, rate) = decode()?;
-            Extracted::Frames(compare::windows(&samples, rate, window)?)
-        }
-        (FeatureSet::Compare, Level::Functionals) => {
-            return Err(DescriptorError::Refused(
-                "ComParE functionals are not provided".into(),
-            ))
-        }
-        (FeatureSet::Egemaps, Level::Lld) => {
-            let (samples, rate) = decode()?;
-            Extracted::Frames(egemaps::lld(&samples, rate)?)
-        }
-        // one streaming pass: memory bounded by the analysis windows, not the file length
-        (FeatureSet::Egemaps, Level::Functionals) => {
-            Extracted::Vector(crate::descriptors::egemaps_functionals_of_file(path)?.0)
-        }
-        (FeatureSet::Egemaps, Level::Windows) => {
-            let (samples, rate) = decode()?;
-            Extracted::Frames(compare::summarise_windows(
-                &egemaps::lld(&samples, rate)?,
-                window,
-            )?)
-        }
-    };
+    let (out, _) = describe_file(path, config)?;
     if let Extracted::Frames(f) = &out {
         if f.is_empty() {
             tracing::warn!(
@@ -268,6 +231,73 @@ fn extract_one(path: &Path, config: &TableConfig) -> Result<Extracted, Descripto
             );
         }
     }
+    Ok(out)
+}
+
+/// The descriptors `config` asks for (set and level; `threads` is not used) of one file, decoded
+/// as SMILExtract reads it (mono, own rate, 16-bit / 32767), with the file's duration in seconds.
+pub fn describe_file(
+    path: &Path,
+    config: &TableConfig,
+) -> Result<(Extracted, f64), DescriptorError> {
+    // eGeMAPS functionals in one streaming pass: memory bounded by the analysis windows, not
+    // the file length.
+    if (config.set, config.level) == (FeatureSet::Egemaps, Level::Functionals) {
+        let (v, seconds) = crate::descriptors::egemaps_functionals_of_file(path)?;
+        return Ok((Extracted::Vector(v), seconds));
+    }
+    // Mono straight from the decoder, block by block: the same samples as `load` with
+    // `Mixdown::Mono`, without holding every channel of a long file first.
+    let mut samples = Vec::new();
+    let info = emobridge_audio::stream_mono(path, IntScaling::OpenSmile, |block, _| {
+        samples.extend_from_slice(block)
+    })?;
+    let seconds = info.frames as f64 / info.sample_rate as f64;
+    Ok((describe_signal(&samples, info.sample_rate, config)?, seconds))
+}
+
+/// [`describe_file`] of every path, in parallel over files (`config.threads` workers, default
+/// all cores); one result per path, in order.
+pub fn describe_files(
+    paths: &[PathBuf],
+    config: &TableConfig,
+) -> Result<Vec<Result<(Extracted, f64), DescriptorError>>, DescriptorError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads.unwrap_or(0))
+        .build()
+        .map_err(|e| DescriptorError::Refused(format!("cannot start worker threads: {e}")))?;
+    Ok(pool.install(|| paths.par_iter().map(|p| describe_file(p, config)).collect()))
+}
+
+/// The descriptors `config` asks for of a mono signal at `rate` Hz (samples in openSMILE's
+/// scaling). ComParE functionals are refused.
+pub fn describe_signal(
+    samples: &[f32],
+    rate: u32,
+    config: &TableConfig,
+) -> Result<Extracted, DescriptorError> {
+    let window = &config.window;
+    let out = match (config.set, config.level) {
+        (FeatureSet::Compare, Level::Lld) => {
+            Extracted::Frames(compare::lld_with_deltas(samples, rate)?)
+        }
+        (FeatureSet::Compare, Level::Windows) => {
+            Extracted::Frames(compare::windows(samples, rate, window)?)
+        }
+        (FeatureSet::Compare, Level::Functionals) => {
+            return Err(DescriptorError::Refused(
+                "ComParE functionals are not provided".into(),
+            ))
+        }
+        (FeatureSet::Egemaps, Level::Lld) => Extracted::Frames(egemaps::lld(samples, rate)?),
+        (FeatureSet::Egemaps, Level::Functionals) => {
+            Extracted::Vector(egemaps::functionals(samples, rate)?)
+        }
+        (FeatureSet::Egemaps, Level::Windows) => Extracted::Frames(compare::summarise_windows(
+            &egemaps::lld(samples, rate)?,
+            window,
+        )?),
+    };
     Ok(out)
 }
 

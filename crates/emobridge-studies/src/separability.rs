@@ -476,6 +476,29 @@ pub fn run(
         }))
 }
 
+/// The probe on a clip-level descriptor set computed here (`emobridge probe --features`): the
+/// descriptors of every clip with the configured target, then [`probe`]. Clips whose audio
+/// cannot be analysed are left out and returned. `progress(done, total)` counts clips, then fits.
+pub fn probe_descriptors(
+    config: &SeparabilityConfig,
+    manifest: &Manifest,
+    set: crate::descriptors::ClipDescriptors,
+    out: &Path,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(LayerwiseOutcome, Vec<crate::descriptors::ClipFailure>), SeparabilityError> {
+    let records: Vec<_> = manifest
+        .records
+        .iter()
+        .filter(|r| config.target.present(r))
+        .collect();
+    let (rows, failures) = crate::descriptors::clip_descriptors(manifest, &records, set, progress);
+    let input = ProbeInput::Features {
+        name: set.as_str(),
+        rows: &rows,
+    };
+    Ok((probe(config, manifest, input, out, progress)?, failures))
+}
+
 /// The probe on every hidden state of a cached model (mean-pooled); see the module docs.
 pub fn run_by_layer(
     config: &SeparabilityConfig,
