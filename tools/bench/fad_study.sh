@@ -26,13 +26,13 @@ mkdir -p "$WORK"
 SRC=$(mktemp -d)
 trap 'rm -rf "$SRC"' EXIT
 
-# The old side: BASE's sources built against the same target folder (dependencies are reused;
-# see tools/bench/ssl_ab.sh for why the files are touched).
+# The old side: BASE's sources built in their own target folder, WORK_DIR/target-old (a full
+# build the first time, kept for later runs). Sharing the main target folder, as
+# tools/bench/ssl_ab.sh does, left cargo taking the new tree for up to date with the old build's
+# artifacts here (identical binaries), so the sides are kept apart.
 git -C "$ROOT" archive "$BASE" | tar -x -C "$SRC" --one-top-level=base
-find "$SRC/base" -type f -exec touch {} +
-(cd "$SRC/base" && CARGO_TARGET_DIR=$TARGET cargo build --release -q -p emobridge-cli)
-cp "$TARGET/release/emobridge" "$WORK/emobridge-old"
-touch "$ROOT"/crates/*/src/lib.rs "$ROOT"/crates/emobridge-cli/src/main.rs
+(cd "$SRC/base" && CARGO_TARGET_DIR=$WORK/target-old cargo build --release -q -p emobridge-cli)
+cp "$WORK/target-old/release/emobridge" "$WORK/emobridge-old"
 (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -q -p emobridge-cli \
   -p emobridge-studies --example fad_study_cache)
 cp "$TARGET/release/emobridge" "$WORK/emobridge-new"
