@@ -420,9 +420,10 @@ struct Finished {
     curve: Vec<EpochLog>,
     /// (clip index, predicted class) of an emotion target.
     predictions: Vec<(usize, usize)>,
-    /// (clip index, predicted value) of an arousal / valence target.
+    /// (clip index, predicted value) of an arousal / valence target, as the head's f32 (JSON
+    /// writes and reads an f32 back exactly, so a resumed study scores the same values).
     #[serde(default)]
-    values: Vec<(usize, f64)>,
+    values: Vec<(usize, f32)>,
     trainable_encoder: usize,
     trainable_head: usize,
 }
@@ -795,7 +796,7 @@ pub fn run(
                             pred[i] = p;
                         }
                         for (i, v) in fin.values {
-                            pred_values[i] = v;
+                            pred_values[i] = v as f64;
                         }
                         curves.insert(
                             format!("{} {} {stage}", direction.as_str(), method.as_str()),
@@ -834,7 +835,7 @@ pub fn run(
                     for (&i, o) in test_idx.iter().zip(&out) {
                         if config.target.is_regression() {
                             pred_values[i] = o[0] as f64;
-                            values.push((i, pred_values[i]));
+                            values.push((i, o[0]));
                         } else {
                             pred[i] = argmax(o);
                             predictions.push((i, pred[i]));
