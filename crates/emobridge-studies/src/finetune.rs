@@ -6,7 +6,11 @@
 //! Protocol: the emotion labels both domains share; on the target domain, speaker-independent
 //! group folds over the manifest's `speaker` column (as the probe), a dev share of the training
 //! speakers for early stopping, predictions of all folds pooled and scored with WA, UA and
-//! macro-F1. Stage 1 uses every source clip (with its own speaker-held-out dev share). What
+//! macro-F1. With `target = "arousal"` or `"valence"` the head regresses the manifest's
+//! clip-level value instead (MSE or 1 − CCC, [`FinetuneConfig::regression_loss`]) on every clip
+//! that has one, whatever its emotion; rows without the value are skipped and counted in
+//! `run.json` (`skipped_without_target`), and the pooled predictions are scored with Pearson r,
+//! CCC and RMSE. Stage 1 uses every source clip (with its own speaker-held-out dev share). What
 //! stage 2 inherits is configurable: the encoder-side trainable parameters alone, or with the
 //! head.
 //!
@@ -30,7 +34,9 @@ use emobridge_corpus::taxonomy::{label_set, shared_labels};
 use emobridge_corpus::{Domain, Emotion, Manifest, Record};
 use emobridge_learn::metrics;
 use emobridge_report::{write_line_chart, LineChart, ReportError, Series, Table};
-use emobridge_ssl::train::{EpochLog, Example, FineTuner, Task, TrainConfig, TrainError};
+use emobridge_ssl::train::{
+    EpochLog, Example, FineTuner, RegressionLoss, Task, TrainConfig, TrainError,
+};
 use emobridge_ssl::weights::{read_tensors, weight_files};
 use emobridge_ssl::{
     normalize_utterance, EncoderConfig, Method, PeftConfig, PreprocessConfig, SslError,
@@ -73,6 +79,50 @@ impl Direction {
     }
 }
 
+/// What the head learns: the emotion class or one of the manifest's clip-level dimensions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// Emotion classes shared by both domains (cross-entropy; UA, WA, macro-F1).
+    #[default]
+    Emotion,
+    /// The `arousal` column (regression; Pearson r, CCC, RMSE).
+    Arousal,
+    /// The `valence` column (regression; Pearson r, CCC, RMSE).
+    Valence,
+}
+
+impl Target {
+    pub const ALL: [Target; 3] = [Target::Emotion, Target::Arousal, Target::Valence];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Emotion => "emotion",
+            Target::Arousal => "arousal",
+            Target::Valence => "valence",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Whether the head regresses a continuous value.
+    pub fn is_regression(self) -> bool {
+        self != Target::Emotion
+    }
+
+    /// The record's value of a continuous target (`None` for emotion or an empty cell).
+    fn value(self, r: &Record) -> Option<f32> {
+        match self {
+            Target::Emotion => None,
+            Target::Arousal => r.arousal,
+            Target::Valence => r.valence,
+        }
+        .filter(|v| v.is_finite())
+    }
+}
+
 /// What stage 2 starts from besides the pretrained encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -87,6 +137,10 @@ pub enum Carry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FinetuneConfig {
+    /// What the head learns (default `emotion`; `arousal` / `valence` regress that column).
+    pub target: Target,
+    /// Loss of the `arousal` / `valence` targets (default `mse`; `ccc` = 1 − CCC).
+    pub regression_loss: RegressionLoss,
     /// Methods to compare (each one row pair per direction).
     pub methods: Vec<Method>,
     pub directions: Vec<Direction>,
@@ -106,6 +160,8 @@ pub struct FinetuneConfig {
 impl Default for FinetuneConfig {
     fn default() -> Self {
         FinetuneConfig {
+            target: Target::Emotion,
+            regression_loss: RegressionLoss::Mse,
             methods: Method::ALL.to_vec(),
             directions: Direction::ALL.to_vec(),
             peft: PeftConfig::default(),
@@ -155,17 +211,22 @@ pub enum FinetuneError {
     Corpus(String),
 }
 
-/// One line of the comparison table.
+/// One line of the comparison table. The scores of the other kind of target are NaN (`null`
+/// in JSON): a row has either UA/WA/macro-F1 (emotion) or Pearson r/CCC/RMSE (arousal, valence).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComparisonRow {
     pub method: Method,
     pub direction: Direction,
     /// `target-only` or `two-stage`.
     pub setting: String,
+    pub target: Target,
     pub n_test: usize,
     pub weighted_accuracy: f64,
     pub unweighted_accuracy: f64,
     pub macro_f1: f64,
+    pub pearson: f64,
+    pub ccc: f64,
+    pub rmse: f64,
     pub trainable_encoder: usize,
     pub trainable_head: usize,
 }
@@ -174,7 +235,10 @@ pub struct ComparisonRow {
 #[derive(Debug)]
 pub struct FinetuneOutcome {
     pub rows: Vec<ComparisonRow>,
+    /// The shared emotion labels (empty for an arousal / valence target).
     pub labels: Vec<Emotion>,
+    /// Clips of each domain left out because they lack the arousal / valence value.
+    pub skipped_without_target: BTreeMap<Domain, usize>,
     pub run_dir: PathBuf,
     /// Training runs finished or started by an earlier process on the same run folder.
     pub resumed: Vec<String>,
@@ -188,6 +252,7 @@ struct Clip {
 fn load_clips(
     manifest: &Manifest,
     records: &[&Record],
+    target: Target,
     labels: &[Emotion],
     pre: &PreprocessConfig,
     max_seconds: f32,
@@ -218,12 +283,24 @@ fn load_clips(
             if pre.do_normalize {
                 normalize_utterance(&mut samples);
             }
-            let emotion = r.emotion.expect("records were filtered to labelled ones");
+            let (label, values) = match target {
+                Target::Emotion => {
+                    let emotion = r.emotion.expect("records were filtered to labelled ones");
+                    let label = labels.iter().position(|l| *l == emotion).expect("shared");
+                    (label, Vec::new())
+                }
+                _ => (
+                    0,
+                    vec![target
+                        .value(r)
+                        .expect("records were filtered to valued ones")],
+                ),
+            };
             Ok(Clip {
                 example: Example {
                     samples,
-                    label: labels.iter().position(|l| *l == emotion).expect("shared"),
-                    values: Vec::new(),
+                    label,
+                    values,
                 },
                 speaker: r.speaker.clone(),
             })
@@ -243,8 +320,7 @@ impl Model {
         &self,
         method: Method,
         config: &FinetuneConfig,
-        classes: usize,
-        class_weights: Vec<f32>,
+        task: Task,
     ) -> Result<FineTuner, FinetuneError> {
         let mut peft = config.peft.clone();
         peft.method = method;
@@ -257,14 +333,7 @@ impl Model {
         )?;
         let mut train = config.train.clone();
         train.seed = config.seed;
-        Ok(FineTuner::new(
-            encoder,
-            Task::Classification {
-                classes,
-                class_weights: Some(class_weights),
-            },
-            train,
-        )?)
+        Ok(FineTuner::new(encoder, task, train)?)
     }
 }
 
@@ -285,6 +354,28 @@ fn balanced_weights(labels: &[usize], classes: usize) -> Vec<f32> {
             }
         })
         .collect()
+}
+
+/// The head's task for `target`, trained on `train` of `clips`: class-balanced cross-entropy over
+/// `classes`, or one regressed value.
+fn task_for(config: &FinetuneConfig, clips: &[Clip], train: &[usize], classes: usize) -> Task {
+    if config.target.is_regression() {
+        return Task::Regression {
+            outputs: 1,
+            loss: config.regression_loss,
+        };
+    }
+    let labels: Vec<usize> = train.iter().map(|&i| clips[i].example.label).collect();
+    Task::Classification {
+        classes,
+        class_weights: Some(balanced_weights(&labels, classes)),
+    }
+}
+
+/// Pearson r, CCC and RMSE of the pooled predictions of a continuous target.
+fn regression_scores(truth: &[f64], pred: &[f64]) -> Result<(f64, f64, f64), FinetuneError> {
+    let s = metrics::regression(truth, pred)?;
+    Ok((s.pearson, s.ccc, s.rmse))
 }
 
 fn pick(clips: &[Clip], idx: &[usize]) -> Vec<Example> {
@@ -327,8 +418,12 @@ fn fit(
 #[derive(Debug, Serialize, Deserialize)]
 struct Finished {
     curve: Vec<EpochLog>,
-    /// (clip index, predicted class)
+    /// (clip index, predicted class) of an emotion target.
     predictions: Vec<(usize, usize)>,
+    /// (clip index, predicted value) of an arousal / valence target, as the head's f32 (JSON
+    /// writes and reads an f32 back exactly, so a resumed study scores the same values).
+    #[serde(default)]
+    values: Vec<(usize, f32)>,
     trainable_encoder: usize,
     trainable_head: usize,
 }
@@ -416,6 +511,130 @@ fn claim_resume_folder(
     std::fs::write(&path, bytes).map_err(|e| io_err(&path, e))
 }
 
+type DomainClips = (
+    Vec<Emotion>,
+    BTreeMap<Domain, Vec<Clip>>,
+    BTreeMap<Domain, usize>,
+);
+
+/// Rule: every domain needs at least `folds` (and 2) clips of each class / with a value, so that
+/// each fold's training data can contain it.
+fn min_clips(config: &FinetuneConfig) -> usize {
+    config.folds.max(2)
+}
+
+/// Emotion target: the labels both domains share and their clips (every clip outside them is
+/// left out).
+fn labelled_clips(
+    run: &mut RunFolder,
+    manifest: &Manifest,
+    config: &FinetuneConfig,
+    pre: &PreprocessConfig,
+) -> Result<DomainClips, FinetuneError> {
+    let of = |d: Domain| -> Vec<&Record> {
+        manifest
+            .of_domain(d)
+            .filter(|r| r.emotion.is_some())
+            .collect()
+    };
+    let (speech, music) = (of(Domain::Speech), of(Domain::Music));
+    let labels = shared_labels(
+        &label_set(speech.iter().map(|r| r.emotion)),
+        &label_set(music.iter().map(|r| r.emotion)),
+    );
+    if labels.len() < 2 {
+        return Err(FinetuneError::Corpus(format!(
+            "speech and music share {} emotion label(s) ({}); two or more are needed",
+            labels.len(),
+            labels
+                .iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    run.note(
+        "labels",
+        labels.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+    );
+    fn keep<'a>(v: Vec<&'a Record>, labels: &[Emotion]) -> Vec<&'a Record> {
+        v.into_iter()
+            .filter(|r| r.emotion.is_some_and(|e| labels.contains(&e)))
+            .collect()
+    }
+    let mut clips: BTreeMap<Domain, Vec<Clip>> = BTreeMap::new();
+    for (domain, recs) in [
+        (Domain::Speech, keep(speech, &labels)),
+        (Domain::Music, keep(music, &labels)),
+    ] {
+        let c = load_clips(
+            manifest,
+            &recs,
+            Target::Emotion,
+            &labels,
+            pre,
+            config.max_seconds,
+        )?;
+        for (k, label) in labels.iter().enumerate() {
+            let n = c.iter().filter(|x| x.example.label == k).count();
+            if n < min_clips(config) {
+                return Err(FinetuneError::Corpus(format!(
+                    "{} has {n} clip(s) of `{label}`; the {}-fold protocol needs at least {} per label",
+                    domain.as_str(),
+                    config.folds,
+                    min_clips(config)
+                )));
+            }
+        }
+        clips.insert(domain, c);
+    }
+    Ok((labels, clips, BTreeMap::new()))
+}
+
+/// Arousal / valence target: every clip with the value in the manifest; the others are skipped
+/// and counted (`skipped_without_target` in `run.json`).
+fn valued_clips(
+    run: &mut RunFolder,
+    manifest: &Manifest,
+    config: &FinetuneConfig,
+    pre: &PreprocessConfig,
+) -> Result<DomainClips, FinetuneError> {
+    let target = config.target;
+    let mut clips = BTreeMap::new();
+    let mut skipped = BTreeMap::new();
+    for domain in [Domain::Speech, Domain::Music] {
+        let all: Vec<&Record> = manifest.of_domain(domain).collect();
+        let recs: Vec<&Record> = all
+            .iter()
+            .copied()
+            .filter(|r| target.value(r).is_some())
+            .collect();
+        if recs.len() < min_clips(config) {
+            return Err(FinetuneError::Corpus(format!(
+                "{} has {} clip(s) with a `{}` value (of {}); --target {} needs at least {} in each domain for the {}-fold protocol",
+                domain.as_str(),
+                recs.len(),
+                target.as_str(),
+                all.len(),
+                target.as_str(),
+                min_clips(config),
+                config.folds
+            )));
+        }
+        skipped.insert(domain, all.len() - recs.len());
+        let c = load_clips(manifest, &recs, target, &[], pre, config.max_seconds)?;
+        clips.insert(domain, c);
+    }
+    run.note(
+        "skipped_without_target",
+        skipped
+            .iter()
+            .map(|(d, n)| (d.as_str(), *n))
+            .collect::<BTreeMap<_, _>>(),
+    );
+    Ok((Vec::new(), clips, skipped))
+}
+
 /// Runs the study for `model_dir` (a HuggingFace model folder) on `manifest`, writing `out`.
 /// `progress(done, total)` counts training runs.
 pub fn run(
@@ -470,59 +689,11 @@ pub fn run(
     // Training runs taken over from an earlier, interrupted process on this run folder.
     let mut resumed: Vec<String> = Vec::new();
 
-    // The label set both domains share; every clip outside it is left out.
-    let of = |d: Domain| -> Vec<&Record> {
-        manifest
-            .of_domain(d)
-            .filter(|r| r.emotion.is_some())
-            .collect()
+    let (labels, clips, skipped) = if config.target.is_regression() {
+        valued_clips(&mut run, manifest, config, &pre)?
+    } else {
+        labelled_clips(&mut run, manifest, config, &pre)?
     };
-    let (speech, music) = (of(Domain::Speech), of(Domain::Music));
-    let labels = shared_labels(
-        &label_set(speech.iter().map(|r| r.emotion)),
-        &label_set(music.iter().map(|r| r.emotion)),
-    );
-    if labels.len() < 2 {
-        return Err(FinetuneError::Corpus(format!(
-            "speech and music share {} emotion label(s) ({}); two or more are needed",
-            labels.len(),
-            labels
-                .iter()
-                .map(|e| e.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    run.note(
-        "labels",
-        labels.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
-    );
-    fn keep<'a>(v: Vec<&'a Record>, labels: &[Emotion]) -> Vec<&'a Record> {
-        v.into_iter()
-            .filter(|r| r.emotion.is_some_and(|e| labels.contains(&e)))
-            .collect()
-    }
-    let mut clips: BTreeMap<Domain, Vec<Clip>> = BTreeMap::new();
-    for (domain, recs) in [
-        (Domain::Speech, keep(speech, &labels)),
-        (Domain::Music, keep(music, &labels)),
-    ] {
-        let c = load_clips(manifest, &recs, &labels, &pre, config.max_seconds)?;
-        // Rule: every shared label needs at least `folds` clips in each domain, so that each
-        // fold's training data can contain it.
-        for (k, label) in labels.iter().enumerate() {
-            let n = c.iter().filter(|x| x.example.label == k).count();
-            if n < config.folds.max(2) {
-                return Err(FinetuneError::Corpus(format!(
-                    "{} has {n} clip(s) of `{label}`; the {}-fold protocol needs at least {} per label",
-                    domain.as_str(),
-                    config.folds,
-                    config.folds.max(2)
-                )));
-            }
-        }
-        clips.insert(domain, c);
-    }
 
     let classes = labels.len();
     let total = config.methods.len() * config.directions.len() * (1 + 2 * config.folds);
@@ -546,14 +717,8 @@ pub fn run(
                 }
             };
             // Stage 1 on every source clip.
-            let src_labels: Vec<usize> = src.iter().map(|c| c.example.label).collect();
-            let mut stage1 = model.tuner(
-                method,
-                config,
-                classes,
-                balanced_weights(&src_labels, classes),
-            )?;
             let all: Vec<usize> = (0..src.len()).collect();
+            let mut stage1 = model.tuner(method, config, task_for(config, src, &all, classes))?;
             let ckpt = run.path(&format!(
                 "checkpoints/{}/{}",
                 direction.as_str(),
@@ -583,6 +748,7 @@ pub fn run(
                         &Finished {
                             curve: curve.clone(),
                             predictions: Vec::new(),
+                            values: Vec::new(),
                             trainable_encoder: stage1.encoder.trainable_parameters(),
                             trainable_head: stage1.trainable_head(),
                         },
@@ -613,6 +779,7 @@ pub fn run(
                     "target-only"
                 };
                 let mut pred = vec![usize::MAX; tgt.len()];
+                let mut pred_values = vec![f64::NAN; tgt.len()];
                 let (mut enc_n, mut head_n) = (0, 0);
                 for fold in 0..folds.k {
                     let (train_idx, test_idx) = folds.split(fold);
@@ -628,6 +795,9 @@ pub fn run(
                         for (i, p) in fin.predictions {
                             pred[i] = p;
                         }
+                        for (i, v) in fin.values {
+                            pred_values[i] = v as f64;
+                        }
                         curves.insert(
                             format!("{} {} {stage}", direction.as_str(), method.as_str()),
                             fin.curve,
@@ -641,9 +811,8 @@ pub fn run(
                     if state.join("state.json").is_file() {
                         resumed.push(key);
                     }
-                    let tl: Vec<usize> = train_idx.iter().map(|&i| tgt[i].example.label).collect();
                     let mut tuner =
-                        model.tuner(method, config, classes, balanced_weights(&tl, classes))?;
+                        model.tuner(method, config, task_for(config, tgt, &train_idx, classes))?;
                     if two_stage {
                         let map = enc_state.iter().cloned().collect();
                         tuner.encoder.load_checkpoint_tensors(&map)?;
@@ -662,10 +831,15 @@ pub fn run(
                     .map_err(err(&stage))?;
                     let test = pick(tgt, &test_idx);
                     let out = tuner.predict(&test)?;
-                    let mut predictions = Vec::with_capacity(test_idx.len());
+                    let (mut predictions, mut values) = (Vec::new(), Vec::new());
                     for (&i, o) in test_idx.iter().zip(&out) {
-                        pred[i] = argmax(o);
-                        predictions.push((i, pred[i]));
+                        if config.target.is_regression() {
+                            pred_values[i] = o[0] as f64;
+                            values.push((i, o[0]));
+                        } else {
+                            pred[i] = argmax(o);
+                            predictions.push((i, pred[i]));
+                        }
                     }
                     enc_n = tuner.encoder.trainable_parameters();
                     head_n = tuner.trainable_head();
@@ -674,6 +848,7 @@ pub fn run(
                         &Finished {
                             curve: curve.clone(),
                             predictions,
+                            values,
                             trainable_encoder: enc_n,
                             trainable_head: head_n,
                         },
@@ -685,19 +860,32 @@ pub fn run(
                     done += 1;
                     progress(done, total);
                 }
-                let truth: Vec<usize> = tgt.iter().map(|c| c.example.label).collect();
-                let s = metrics::classification(&truth, &pred, classes)?;
-                rows.push(ComparisonRow {
+                let mut row = ComparisonRow {
                     method,
                     direction,
                     setting: setting.into(),
-                    n_test: truth.len(),
-                    weighted_accuracy: s.weighted_accuracy,
-                    unweighted_accuracy: s.unweighted_accuracy,
-                    macro_f1: s.macro_f1,
+                    target: config.target,
+                    n_test: tgt.len(),
+                    weighted_accuracy: f64::NAN,
+                    unweighted_accuracy: f64::NAN,
+                    macro_f1: f64::NAN,
+                    pearson: f64::NAN,
+                    ccc: f64::NAN,
+                    rmse: f64::NAN,
                     trainable_encoder: enc_n,
                     trainable_head: head_n,
-                });
+                };
+                if config.target.is_regression() {
+                    let truth: Vec<f64> = tgt.iter().map(|c| c.example.values[0] as f64).collect();
+                    (row.pearson, row.ccc, row.rmse) = regression_scores(&truth, &pred_values)?;
+                } else {
+                    let truth: Vec<usize> = tgt.iter().map(|c| c.example.label).collect();
+                    let s = metrics::classification(&truth, &pred, classes)?;
+                    row.weighted_accuracy = s.weighted_accuracy;
+                    row.unweighted_accuracy = s.unweighted_accuracy;
+                    row.macro_f1 = s.macro_f1;
+                }
+                rows.push(row);
             }
         }
     }
@@ -712,6 +900,7 @@ pub fn run(
     Ok(FinetuneOutcome {
         rows,
         labels,
+        skipped_without_target: skipped,
         run_dir,
         resumed,
     })
@@ -723,38 +912,57 @@ fn write_outputs(
     curves: &BTreeMap<String, Vec<EpochLog>>,
     config: &FinetuneConfig,
 ) -> Result<(), FinetuneError> {
-    let mut table = Table::new([
-        "method",
-        "direction",
-        "setting",
-        "UA",
-        "WA",
-        "macro_F1",
-        "n_test",
-        "trainable_encoder",
-        "trainable_head",
-    ]);
+    let regression = config.target.is_regression();
+    let scores: [&str; 3] = if regression {
+        ["r", "CCC", "RMSE"]
+    } else {
+        ["UA", "WA", "macro_F1"]
+    };
+    let mut columns = vec!["method", "direction", "setting", "target"];
+    columns.extend(scores);
+    columns.extend(["n_test", "trainable_encoder", "trainable_head"]);
+    let mut table = Table::new(columns);
     for r in rows {
-        table.push(vec![
+        let values = if regression {
+            [r.pearson, r.ccc, r.rmse]
+        } else {
+            [r.unweighted_accuracy, r.weighted_accuracy, r.macro_f1]
+        };
+        let mut row = vec![
             r.method.as_str().into(),
             r.direction.as_str().into(),
             r.setting.clone().into(),
-            r.unweighted_accuracy.into(),
-            r.weighted_accuracy.into(),
-            r.macro_f1.into(),
+            r.target.as_str().into(),
+        ];
+        row.extend(values.map(Into::into));
+        row.extend([
             r.n_test.into(),
             r.trainable_encoder.into(),
             r.trainable_head.into(),
-        ])?;
+        ]);
+        table.push(row)?;
     }
     table.write_csv(&run.path("comparison.csv"))?;
     table.write_json(&run.path("comparison.json"))?;
     table.write_markdown(&run.path("comparison.md"), 3)?;
-    run.table(
-        "comparison.csv",
-        "Fine-tuning methods, single- vs two-stage",
-        "Target-domain UA, WA and macro-F1 (pooled over speaker-independent folds) per method and direction, trained on the target only or after a first stage on the other domain.\nA two-stage row above its target-only row means the other domain helped; compare trainable-parameter counts for the cost.",
-    );
+    if regression {
+        run.table(
+            "comparison.csv",
+            format!("Fine-tuning methods, single- vs two-stage ({})", config.target.as_str()),
+            format!("Target-domain {} regression scored with Pearson r, CCC and RMSE (predictions pooled over speaker-independent folds) per method and direction, trained on the target only or after a first stage on the other domain.\nA two-stage CCC above its target-only CCC means the other domain helped; compare trainable-parameter counts for the cost.", config.target.as_str()),
+        );
+    } else {
+        run.table(
+            "comparison.csv",
+            "Fine-tuning methods, single- vs two-stage",
+            "Target-domain UA, WA and macro-F1 (pooled over speaker-independent folds) per method and direction, trained on the target only or after a first stage on the other domain.\nA two-stage row above its target-only row means the other domain helped; compare trainable-parameter counts for the cost.",
+        );
+    }
+    let loss_name = match (regression, config.regression_loss) {
+        (false, _) => "cross-entropy",
+        (true, RegressionLoss::Mse) => "MSE",
+        (true, RegressionLoss::Ccc) => "1 − CCC",
+    };
     std::fs::write(
         run.path("curves.json"),
         serde_json::to_vec_pretty(curves).map_err(|e| FinetuneError::Config(e.to_string()))?,
@@ -778,7 +986,7 @@ fn write_outputs(
             &LineChart {
                 title: format!("Dev loss per epoch, {}", direction.as_str()),
                 x_label: "epoch".into(),
-                y_label: "dev cross-entropy".into(),
+                y_label: format!("dev {loss_name}"),
                 series,
             },
             &run.path(&format!("{name}.png")),
@@ -787,25 +995,134 @@ fn write_outputs(
         run.figure(
             format!("{name}.svg"),
             format!("Learning curves, {}", direction.as_str()),
-            "Cross-entropy on the held-out dev speakers after each epoch: stage 1 on the source domain, and fold 1 of target-only and two-stage training.\nLower is better; the kept parameters are those of each curve's minimum.",
+            format!("{} on the held-out dev speakers after each epoch: stage 1 on the source domain, and fold 1 of target-only and two-stage training.\nLower is better; the kept parameters are those of each curve's minimum.", capitalise(loss_name)),
         );
     }
     for r in rows.iter().filter(|r| r.setting == "two-stage") {
         if let Some(single) = rows.iter().find(|s| {
             s.method == r.method && s.direction == r.direction && s.setting == "target-only"
         }) {
-            run.headline(
-                &format!("gain_ua_{}_{}", r.direction.as_str(), r.method.as_str()),
-                r.unweighted_accuracy - single.unweighted_accuracy,
-                format!(
-                    "{} {}: two-stage UA {:.3} vs target-only {:.3}.",
-                    r.method.as_str(),
-                    r.direction.as_str(),
-                    r.unweighted_accuracy,
-                    single.unweighted_accuracy
-                ),
-            );
+            if regression {
+                run.headline(
+                    &format!(
+                        "gain_ccc_{}_{}_{}",
+                        config.target.as_str(),
+                        r.direction.as_str(),
+                        r.method.as_str()
+                    ),
+                    r.ccc - single.ccc,
+                    format!(
+                        "{} {} {}: two-stage CCC {:.3} (r {:.3}, RMSE {:.3}) vs target-only CCC {:.3} (r {:.3}, RMSE {:.3}).",
+                        config.target.as_str(),
+                        r.method.as_str(),
+                        r.direction.as_str(),
+                        r.ccc,
+                        r.pearson,
+                        r.rmse,
+                        single.ccc,
+                        single.pearson,
+                        single.rmse
+                    ),
+                );
+            } else {
+                run.headline(
+                    &format!("gain_ua_{}_{}", r.direction.as_str(), r.method.as_str()),
+                    r.unweighted_accuracy - single.unweighted_accuracy,
+                    format!(
+                        "{} {}: two-stage UA {:.3} vs target-only {:.3}.",
+                        r.method.as_str(),
+                        r.direction.as_str(),
+                        r.unweighted_accuracy,
+                        single.unweighted_accuracy
+                    ),
+                );
+            }
         }
     }
     Ok(())
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_scores_of_a_fixed_prediction_are_the_hand_computed_ones() {
+        // Prediction = truth + 1: r = 1, RMSE = 1; population variances 1.25 each, covariance
+        // 1.25, mean gap 1, so CCC = 2 · 1.25 / (1.25 + 1.25 + 1) = 5/7.
+        let truth = [1.0, 2.0, 3.0, 4.0];
+        let pred = [2.0, 3.0, 4.0, 5.0];
+        let (r, ccc, rmse) = regression_scores(&truth, &pred).unwrap();
+        assert!((r - 1.0).abs() < 1e-12, "{r}");
+        assert!((ccc - 5.0 / 7.0).abs() < 1e-12, "{ccc}");
+        assert!((rmse - 1.0).abs() < 1e-12, "{rmse}");
+        // Reversed order: r = −1, CCC = 2 · (−1.25) / (1.25 + 1.25 + 0) = −1, RMSE = √5.
+        let (r, ccc, rmse) = regression_scores(&truth, &[4.0, 3.0, 2.0, 1.0]).unwrap();
+        assert!(
+            (r + 1.0).abs() < 1e-12 && (ccc + 1.0).abs() < 1e-12,
+            "{r} {ccc}"
+        );
+        assert!((rmse - 5f64.sqrt()).abs() < 1e-12, "{rmse}");
+        // A diverged prediction is an error, not a NaN row.
+        let err = regression_scores(&truth, &[1.0, f64::NAN, 3.0, 4.0]).unwrap_err();
+        assert!(
+            err.to_string().contains("non-finite prediction at row 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_regression_table_carries_r_ccc_rmse_and_ccc_gain_headlines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut run = RunFolder::create(&tmp.path().join("run"), "finetune").unwrap();
+        let config = FinetuneConfig {
+            target: Target::Valence,
+            directions: vec![Direction::MusicToSpeech],
+            ..FinetuneConfig::default()
+        };
+        let row = |setting: &str, ccc: f64| ComparisonRow {
+            method: Method::Lora,
+            direction: Direction::MusicToSpeech,
+            setting: setting.into(),
+            target: Target::Valence,
+            n_test: 4,
+            weighted_accuracy: f64::NAN,
+            unweighted_accuracy: f64::NAN,
+            macro_f1: f64::NAN,
+            pearson: 1.0,
+            ccc,
+            rmse: 1.0,
+            trainable_encoder: 10,
+            trainable_head: 3,
+        };
+        let rows = [row("target-only", 0.5), row("two-stage", 5.0 / 7.0)];
+        write_outputs(&mut run, &rows, &BTreeMap::new(), &config).unwrap();
+        let csv = std::fs::read_to_string(run.path("comparison.csv")).unwrap();
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "method,direction,setting,target,r,CCC,RMSE,n_test,trainable_encoder,trainable_head"
+        );
+        let two = lines.nth(1).unwrap();
+        assert!(
+            two.starts_with("lora,music-to-speech,two-stage,valence,1"),
+            "{two}"
+        );
+        assert!(two.contains(",0.714"), "{two}");
+        run.finish().unwrap();
+        let json = std::fs::read_to_string(tmp.path().join("run/run.json")).unwrap();
+        assert!(
+            json.contains("gain_ccc_valence_music-to-speech_lora"),
+            "{json}"
+        );
+        assert!(json.contains("two-stage CCC 0.714"), "{json}");
+    }
 }

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! emobridge finetune --manifest M --model DIR_OR_ID --method lora|all|frozen,full
-//!     --direction music-to-speech|speech-to-music|both [--config C.toml] --out DIR
+//!     --direction music-to-speech|speech-to-music|both [--target emotion|arousal|valence]
+//!     [--config C.toml] --out DIR
 //! ```
 //!
 //! See `emobridge_studies::finetune` for the protocol and the outputs; `--config` holds a
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use emobridge_corpus::Manifest;
 use emobridge_ssl::Method;
-use emobridge_studies::finetune::{run as finetune, Direction, FinetuneConfig};
+use emobridge_studies::finetune::{run as finetune, Direction, FinetuneConfig, Target};
 
 #[derive(clap::Args)]
 pub struct FinetuneArgs {
@@ -31,7 +32,11 @@ pub struct FinetuneArgs {
     /// Comma-separated directions, or `both`: music-to-speech, speech-to-music.
     #[arg(long, default_value = "both")]
     pub direction: String,
-    /// TOML file with a FinetuneConfig; --method/--direction override its lists.
+    /// What the head learns: emotion (classes), arousal or valence (the manifest's columns,
+    /// regression); default: the config's `target`, else emotion.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// TOML file with a FinetuneConfig; --method/--direction/--target override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Run folder to write.
@@ -60,6 +65,10 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<crate::status::Status> {
         .context("--method takes frozen, weighted-sum, full, lora, adapter, bitfit or all")?;
     config.directions = parse_list(&args.direction, &Direction::ALL, Direction::parse)
         .context("--direction takes music-to-speech, speech-to-music or both")?;
+    if let Some(t) = &args.target {
+        config.target = Target::parse(t)
+            .with_context(|| format!("--target takes emotion, arousal or valence, not `{t}`"))?;
+    }
     if config.methods.is_empty() || config.directions.is_empty() {
         bail!("--method and --direction need at least one value");
     }
@@ -84,14 +93,18 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<crate::status::Status> {
         );
     }
     for r in &outcome.rows {
+        let scores = if r.target.is_regression() {
+            format!("r {:.3}, CCC {:.3}, RMSE {:.3}", r.pearson, r.ccc, r.rmse)
+        } else {
+            let (ua, wa, f1) = (r.unweighted_accuracy, r.weighted_accuracy, r.macro_f1);
+            format!("UA {ua:.3}, WA {wa:.3}, macro-F1 {f1:.3}")
+        };
         tracing::info!(
-            "{} {} {}: UA {:.3}, WA {:.3}, macro-F1 {:.3} ({} trainable encoder parameters)",
+            "{} {} {} {}: {scores} ({} trainable encoder parameters)",
+            r.target.as_str(),
             r.method.as_str(),
             r.direction.as_str(),
             r.setting,
-            r.unweighted_accuracy,
-            r.weighted_accuracy,
-            r.macro_f1,
             r.trainable_encoder
         );
     }

@@ -1,0 +1,81 @@
+//! `emobridge finetune --target arousal`: the comparison table carries r, CCC and RMSE; a rerun
+//! on the same `--out` with `--target valence` and an unknown target are one-line errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_emobridge"))
+}
+
+fn model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../emobridge-ssl/tests/fixtures/mert_like_24k")
+}
+
+fn finetune(manifest: &Path, config: &Path, out: &Path, target: &str) -> Output {
+    bin()
+        .args([
+            "finetune",
+            "--method",
+            "frozen",
+            "--direction",
+            "speech-to-music",
+        ])
+        .args(["--target", target, "--manifest"])
+        .arg(manifest)
+        .arg("--model")
+        .arg(model())
+        .arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+fn last_line(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr);
+    err.trim_end().lines().last().unwrap_or("").to_string()
+}
+
+#[test]
+fn finetune_target_arousal_writes_regression_scores_and_refuses_another_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus");
+    let o = bin()
+        .args(["synth", "--clips-per-cell", "1", "--people", "4"])
+        .args(["--continuous", "0", "--out"])
+        .arg(&corpus)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let manifest = corpus.join("manifest.csv");
+    let config = tmp.path().join("ft.toml");
+    std::fs::write(
+        &config,
+        "folds = 2\nmax_seconds = 1.0\n[train]\nepochs = 1\nbatch_size = 8\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    let o = finetune(&manifest, &config, &out, "arousal");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("comparison.csv")).unwrap();
+    assert!(
+        csv.lines().next().unwrap().contains(",r,CCC,RMSE,"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().filter(|l| l.contains(",arousal,")).count(), 2);
+
+    let o = finetune(&manifest, &config, &out, "valence");
+    assert!(!o.status.success());
+    let line = last_line(&o);
+    assert!(line.contains("other settings"), "{line}");
+
+    let o = finetune(&manifest, &config, &tmp.path().join("b"), "dominance");
+    assert!(!o.status.success());
+    let line = last_line(&o);
+    assert!(
+        line.contains("--target takes emotion, arousal or valence"),
+        "{line}"
+    );
+}
