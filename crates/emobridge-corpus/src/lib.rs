@@ -8,6 +8,7 @@
 
 pub mod folds;
 pub mod import;
+pub mod import_job;
 pub mod manifest;
 pub mod synth;
 pub mod taxonomy;

@@ -377,14 +377,7 @@ fn check_fad(out: &Path, count: usize) -> (Vec<ShardStatus>, Vec<Failure>) {
     (shards, failures)
 }
 
-/// The failure list a sharded `features` run writes beside its table.
-pub fn features_failures_path(out: &Path, shard: Shard) -> PathBuf {
-    let table = sharded_path(out, shard);
-    let name = table
-        .file_name()
-        .map_or_else(|| "features".into(), |n| n.to_string_lossy().into_owned());
-    table.with_file_name(format!("{name}.failures.json"))
-}
+pub use emobridge_studies::features_job::features_failures_path;
 
 /// The `file` labels a sharded table holds (first column).
 fn table_files(path: &Path) -> Result<(Vec<String>, Vec<csv::StringRecord>)> {

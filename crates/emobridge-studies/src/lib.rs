@@ -8,6 +8,7 @@ pub mod demo;
 pub mod descriptor_table;
 pub mod descriptors;
 pub mod fad;
+pub mod features_job;
 pub mod finetune;
 pub mod protocol;
 pub mod separability;
