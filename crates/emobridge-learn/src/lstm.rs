@@ -781,17 +781,19 @@ impl<T: Scalar> LstmNet<T> {
                     ao[j] = dh * tc * og[j] * (one - og[j]);
                 }
             }
-            // Gradient into the previous step's hidden state.
-            matmul(
-                n,
-                h,
-                h4,
-                &mut dh_rec[..n * h],
-                h,
-                false,
-                View::rows(&da[row0 * h4..(row0 + n) * h4], h4),
-                View::rows(w_hh, h),
-            );
+            // Gradient into the previous step's hidden state (none before the first step).
+            if prev.is_some() {
+                matmul(
+                    n,
+                    h,
+                    h4,
+                    &mut dh_rec[..n * h],
+                    h,
+                    false,
+                    View::rows(&da[row0 * h4..(row0 + n) * h4], h4),
+                    View::rows(w_hh, h),
+                );
+            }
         }
         // Weight gradients over all steps at once.
         let (g_ih, rest) = grad[s.w_ih..].split_at_mut(h4 * i_dim);
