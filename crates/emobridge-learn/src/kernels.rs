@@ -84,6 +84,17 @@ impl Scalar for f64 {
     }
 }
 
+/// Whether this CPU runs AVX2 and FMA code (detected once). The recurrent cells' element-wise
+/// loops are compiled a second time for them; results are bit-identical (no contraction of
+/// `a · b + c` into FMA is allowed, only wider lanes).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx2_fma() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    })
+}
+
 /// A strided view of a row-major buffer: element (r, c) is `data[r * rs + c * cs]`.
 #[derive(Clone, Copy)]
 pub(crate) struct View<'a, T> {
