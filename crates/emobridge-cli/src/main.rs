@@ -26,7 +26,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "emobridge",
     version,
-    about = "Emotion in speech and music, side by side: descriptors, SSL layers, emotion probes, Fréchet audio distance",
+    about = "Emotion in speech and music, side by side: descriptors, SSL layers, emotion probes, Fréchet audio distance, continuous arousal/valence, cross-domain fine-tuning, HTML report",
     after_help = EXIT_STATUS
 )]
 struct Cli {
