@@ -79,7 +79,7 @@ fn main() {
         Command::Import(a) => commands::import::run(a),
         Command::Features(a) => commands::features::run(a, strict),
         Command::Embed(a) => done(commands::embed::run(a)),
-        Command::Extract(a) => commands::extract::run(a),
+        Command::Extract(a) => commands::extract::run(a, strict),
         Command::Fad(a) => commands::fad::run(a),
         Command::Probe(a) => commands::probe::run(a),
         Command::Continuous(a) => commands::continuous::run(a),
