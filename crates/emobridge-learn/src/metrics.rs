@@ -201,4 +201,23 @@ mod tests {
             .to_string()
             .contains("row 1"));
     }
+
+    #[test]
+    fn errors_tell_their_cause_by_variant() {
+        let e = classification(&[0, 5], &[0, 1], 3).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LearnError::LabelOutOfRange {
+                    label: 5,
+                    n_labels: 3
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "input: label 5 outside 0..3");
+        let e = classification(&[], &[], 3).unwrap_err();
+        assert!(matches!(e, LearnError::TooLittleData(_)), "{e:?}");
+        assert_eq!(e.to_string(), "input: no rows to score");
+    }
 }
