@@ -33,7 +33,7 @@ struct Cli {
     /// More logging (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// Treat any failed item of a batch as an error (exit 1); `features` stops at the first.
+    /// Treat any failed item of a batch as an error (exit 1); `features` and `extract` stop at the first.
     #[arg(long, global = true)]
     strict: bool,
     #[command(subcommand)]
