@@ -26,14 +26,14 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "emobridge",
     version,
-    about = "Emotion in speech and music, side by side: descriptors, SSL layers, emotion probes, Fréchet audio distance",
+    about = "Emotion in speech and music, side by side: descriptors, SSL layers, emotion probes, Fréchet audio distance, continuous arousal/valence, cross-domain fine-tuning, HTML report",
     after_help = EXIT_STATUS
 )]
 struct Cli {
     /// More logging (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// Treat any failed item of a batch as an error (exit 1); `features` stops at the first.
+    /// Treat any failed item of a batch as an error (exit 1); `features` and `extract` stop at the first.
     #[arg(long, global = true)]
     strict: bool,
     #[command(subcommand)]
@@ -79,7 +79,7 @@ fn main() {
         Command::Import(a) => commands::import::run(a),
         Command::Features(a) => commands::features::run(a, strict),
         Command::Embed(a) => done(commands::embed::run(a)),
-        Command::Extract(a) => commands::extract::run(a),
+        Command::Extract(a) => commands::extract::run(a, strict),
         Command::Fad(a) => commands::fad::run(a),
         Command::Probe(a) => commands::probe::run(a),
         Command::Continuous(a) => commands::continuous::run(a),

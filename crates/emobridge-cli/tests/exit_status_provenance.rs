@@ -333,3 +333,48 @@ fn the_demo_and_its_continuous_study_record_hashes_and_their_real_elapsed_time()
     let demo_json = check_run_json(&out, &["manifest", "audio_list"], cont_s);
     assert!(demo_json["elapsed_s"].as_f64().unwrap() > 0.5);
 }
+
+#[test]
+fn extract_strict_stops_at_the_first_failed_clip_keeping_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tone(&d.join("a.wav"), 0.5);
+    tone(&d.join("b.wav"), 0.5);
+    std::fs::write(d.join("bad.wav"), b"RIFF but not a wave file").unwrap();
+    std::fs::write(
+        d.join("m.csv"),
+        "id,path,domain\nclip_a,a.wav,speech\nclip_bad,bad.wav,speech\nclip_b,b.wav,speech\n",
+    )
+    .unwrap();
+    let model = model();
+    let args = [
+        "extract",
+        "--manifest",
+        "m.csv",
+        "--model",
+        model.to_str().unwrap(),
+        "--cache",
+        "cache",
+        "--tag",
+        "t",
+    ];
+    let mut strict_args = args.to_vec();
+    strict_args.push("--strict");
+    let strict = run(&strict_args, d);
+    assert_eq!(code(&strict), 1, "{}", stderr(&strict));
+    assert!(stderr(&strict).contains("clip_bad"), "{}", stderr(&strict));
+    let tag = d.join("cache").join("t");
+    assert!(
+        tag.join("clip_a.safetensors").is_file(),
+        "the earlier clip is kept"
+    );
+    assert!(
+        !tag.join("clip_b.safetensors").exists(),
+        "strict stops before the later clip"
+    );
+
+    // Without --strict the same batch finishes: exit 3, the later clip is extracted.
+    let partial = run(&args, d);
+    assert_eq!(code(&partial), 3, "{}", stderr(&partial));
+    assert!(tag.join("clip_b.safetensors").is_file());
+}

@@ -29,7 +29,7 @@ impl<T: Scalar> DenseStack<T> {
     /// Glorot-uniform weights, zero biases.
     pub fn new(dims: Vec<usize>, rng: &mut impl Rng) -> Result<Self> {
         if dims.len() < 2 || dims.contains(&0) {
-            return Err(LearnError::Input(format!(
+            return Err(LearnError::Config(format!(
                 "dense network widths {dims:?}: need ≥ 2 layers of width ≥ 1"
             )));
         }
@@ -213,16 +213,18 @@ impl Dae {
         let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         check_matrix(&x64, rows, dim, "autoencoder training windows")?;
         if rows == 0 {
-            return Err(LearnError::Input("autoencoder: no training windows".into()));
+            return Err(LearnError::TooLittleData(
+                "autoencoder: no training windows".into(),
+            ));
         }
         if cfg.hidden.is_empty() || cfg.hidden.len() > 2 {
-            return Err(LearnError::Input(format!(
+            return Err(LearnError::Config(format!(
                 "autoencoder hidden layers {:?}: 1 or 2 are supported",
                 cfg.hidden
             )));
         }
         if !(cfg.noise_sd >= 0.0 && cfg.noise_sd.is_finite()) || cfg.batch_size == 0 {
-            return Err(LearnError::Input(format!(
+            return Err(LearnError::Config(format!(
                 "autoencoder: noise_sd {} must be ≥ 0 and batch_size {} ≥ 1",
                 cfg.noise_sd, cfg.batch_size
             )));
@@ -280,7 +282,7 @@ impl Dae {
     pub fn transform(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         let dim = self.net.dims[0];
         if x.len() != rows * dim {
-            return Err(LearnError::Input(format!(
+            return Err(LearnError::Shape(format!(
                 "autoencoder input: {} values for {rows} rows × {dim}",
                 x.len()
             )));

@@ -53,9 +53,7 @@ pub fn minimize(
     let mut g = vec![0.0; n];
     let mut value = f(&x, &mut g);
     if !value.is_finite() {
-        return Err(LearnError::Solver(format!(
-            "objective is {value} at the start"
-        )));
+        return Err(LearnError::BadStart { value });
     }
     let mut history: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> = Default::default();
     let mut x_new = vec![0.0; n];

@@ -57,13 +57,79 @@ pub fn balanced_weights(y: &[usize]) -> Vec<f64> {
     y.iter().map(|l| n / (k * counts[l] as f64)).collect()
 }
 
-/// Why a model could not be fitted or scored; the message names the offending input.
+/// Why a model could not be fitted or scored: one variant per cause, so a caller can tell them
+/// apart without reading the message; the message names the offending input.
 #[derive(Debug, thiserror::Error)]
 pub enum LearnError {
+    /// A matrix whose value count is not rows × columns.
+    #[error("input: {what}: {values} values for {rows} rows x {cols} columns")]
+    MatrixSize {
+        what: String,
+        values: usize,
+        rows: usize,
+        cols: usize,
+    },
+    /// A NaN or infinite cell of a matrix.
+    #[error("input: {what}: non-finite value {value} at row {row}, column {col}")]
+    NonFiniteCell {
+        what: String,
+        value: f64,
+        row: usize,
+        col: usize,
+    },
+    /// A NaN or infinite value elsewhere (targets, predictions, sequences).
     #[error("input: {0}")]
-    Input(String),
+    NonFinite(String),
+    /// Label and row counts differ.
+    #[error("input: {labels} labels for {rows} rows")]
+    LabelCount { labels: usize, rows: usize },
+    /// A class index at or above the number of classes.
+    #[error("input: label {label} outside 0..{n_labels}")]
+    LabelOutOfRange { label: usize, n_labels: usize },
+    /// Fewer than two classes among the training labels.
+    #[error("input: training labels hold {classes} class(es); a classifier needs at least 2")]
+    TooFewClasses { classes: usize },
+    /// Sample weights of the wrong count, negative or non-finite.
+    #[error("input: sample weights: need {rows} finite non-negative values")]
+    SampleWeights { rows: usize },
+    /// Sample weights that sum to zero.
+    #[error("input: sample weights sum to zero")]
+    ZeroSampleWeights,
+    /// Group names and row counts differ.
+    #[error("input: {groups} group names for {rows} rows")]
+    GroupCount { groups: usize, rows: usize },
+    /// A group that the standardizer was not fitted on.
+    #[error("input: group `{group}` was not fitted")]
+    UnknownGroup { group: String },
+    /// No (or too few) rows, windows or sequences to fit or score.
+    #[error("input: {0}")]
+    TooLittleData(String),
+    /// Sizes that do not fit together (inputs, parameters, gradients, sequences).
+    #[error("input: {0}")]
+    Shape(String),
+    /// A setting outside its stated range.
+    #[error("input: {0}")]
+    Config(String),
+    /// Weights that cannot be written or read (safetensors).
+    #[error("input: {0}")]
+    Weights(String),
+    /// A safetensors file without a tensor the model needs.
+    #[error("input: weights: no tensor `{name}`")]
+    MissingTensor { name: String },
+    /// Training diverged: the loss became non-finite.
     #[error("solver: {0}")]
-    Solver(String),
+    Diverged(String),
+    /// The objective is not finite at the starting point.
+    #[error("solver: objective is {value} at the start")]
+    BadStart { value: f64 },
+    /// A Cholesky factorisation met a non-positive pivot.
+    #[error("solver: matrix not positive definite at pivot {pivot} ({value})")]
+    NotPositiveDefinite { pivot: usize, value: f64 },
+    /// The ridge normal equations could not be solved.
+    /// The ridge normal equations could not be solved (`cause`: the factorisation's error,
+    /// part of this message rather than a separate source, so a chain prints it once).
+    #[error("solver: ridge system is singular with alpha {alpha} (use alpha > 0): {cause}")]
+    Singular { alpha: f64, cause: Box<LearnError> },
 }
 
 pub type Result<T, E = LearnError> = std::result::Result<T, E>;
@@ -71,18 +137,20 @@ pub type Result<T, E = LearnError> = std::result::Result<T, E>;
 /// Checks a row-major matrix: size and finiteness (naming the first bad cell).
 pub(crate) fn check_matrix(x: &[f64], rows: usize, cols: usize, what: &str) -> Result<()> {
     if x.len() != rows * cols {
-        return Err(LearnError::Input(format!(
-            "{what}: {} values for {rows} rows x {cols} columns",
-            x.len()
-        )));
+        return Err(LearnError::MatrixSize {
+            what: what.to_string(),
+            values: x.len(),
+            rows,
+            cols,
+        });
     }
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-        return Err(LearnError::Input(format!(
-            "{what}: non-finite value {} at row {}, column {}",
-            x[i],
-            i / cols.max(1),
-            i % cols.max(1)
-        )));
+        return Err(LearnError::NonFiniteCell {
+            what: what.to_string(),
+            value: x[i],
+            row: i / cols.max(1),
+            col: i % cols.max(1),
+        });
     }
     Ok(())
 }

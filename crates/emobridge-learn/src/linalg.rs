@@ -61,9 +61,7 @@ pub fn cholesky_solve(a: &mut [f64], b: &mut [f64], d: usize, r: usize) -> Resul
             s -= a[j * d + p] * a[j * d + p];
         }
         if !(s > 0.0 && s.is_finite()) {
-            return Err(LearnError::Solver(format!(
-                "matrix not positive definite at pivot {j} ({s})"
-            )));
+            return Err(LearnError::NotPositiveDefinite { pivot: j, value: s });
         }
         let l = s.sqrt();
         a[j * d + j] = l;

@@ -85,28 +85,27 @@ impl LogisticRegression {
         check_matrix(x, rows, cols, "training features")?;
         if let Some(w) = sample_weight {
             if w.len() != rows || w.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
-                return Err(LearnError::Input(format!(
-                    "sample weights: need {rows} finite non-negative values"
-                )));
+                return Err(LearnError::SampleWeights { rows });
             }
         }
         let weight_sum = sample_weight.map_or(rows as f64, |w| w.iter().sum());
         if !(weight_sum > 0.0) {
-            return Err(LearnError::Input("sample weights sum to zero".into()));
+            return Err(LearnError::ZeroSampleWeights);
         }
         if y.len() != rows {
-            return Err(LearnError::Input(format!(
-                "{} labels for {rows} rows",
-                y.len()
-            )));
+            return Err(LearnError::LabelCount {
+                labels: y.len(),
+                rows,
+            });
         }
         if let Some(bad) = y.iter().find(|&&l| l >= n_labels) {
-            return Err(LearnError::Input(format!(
-                "label {bad} outside 0..{n_labels}"
-            )));
+            return Err(LearnError::LabelOutOfRange {
+                label: *bad,
+                n_labels,
+            });
         }
         if !(cfg.c > 0.0 && cfg.c.is_finite()) {
-            return Err(LearnError::Input(format!(
+            return Err(LearnError::Config(format!(
                 "C must be positive, got {}",
                 cfg.c
             )));
@@ -115,10 +114,9 @@ impl LogisticRegression {
         classes.sort_unstable();
         classes.dedup();
         if classes.len() < 2 {
-            return Err(LearnError::Input(format!(
-                "training labels hold {} class(es); a classifier needs at least 2",
-                classes.len()
-            )));
+            return Err(LearnError::TooFewClasses {
+                classes: classes.len(),
+            });
         }
         let mut index = vec![usize::MAX; n_labels];
         for (k, &c) in classes.iter().enumerate() {

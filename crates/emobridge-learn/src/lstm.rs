@@ -65,19 +65,19 @@ impl LstmSpec {
     /// Checks the shape: 1–3 layers, every size ≥ 1.
     pub fn validate(&self) -> Result<()> {
         if self.input == 0 || self.outputs == 0 {
-            return Err(LearnError::Input(format!(
+            return Err(LearnError::Config(format!(
                 "LSTM: input ({}) and outputs ({}) must be ≥ 1",
                 self.input, self.outputs
             )));
         }
         if self.hidden.is_empty() || self.hidden.len() > 3 {
-            return Err(LearnError::Input(format!(
+            return Err(LearnError::Config(format!(
                 "LSTM: {} recurrent layers; 1 to 3 are supported",
                 self.hidden.len()
             )));
         }
         if self.hidden.contains(&0) {
-            return Err(LearnError::Input(format!(
+            return Err(LearnError::Config(format!(
                 "LSTM: layer sizes {:?} must all be ≥ 1",
                 self.hidden
             )));
@@ -208,11 +208,13 @@ impl<T: Scalar> SeqBatch<T> {
     /// Packs sequences given row-major `[len, dim]` (every length ≥ 1).
     pub fn new(seqs: &[&[T]], dim: usize) -> Result<Self> {
         if seqs.is_empty() || dim == 0 {
-            return Err(LearnError::Input("sequence batch: no sequences".into()));
+            return Err(LearnError::TooLittleData(
+                "sequence batch: no sequences".into(),
+            ));
         }
         for (i, s) in seqs.iter().enumerate() {
             if s.is_empty() || s.len() % dim != 0 {
-                return Err(LearnError::Input(format!(
+                return Err(LearnError::Shape(format!(
                     "sequence {i}: {} values is not a whole number (≥ 1) of {dim}-dim steps",
                     s.len()
                 )));
@@ -321,7 +323,7 @@ impl<T: Scalar> LstmNet<T> {
     pub fn from_params(spec: LstmSpec, params: Vec<T>) -> Result<Self> {
         spec.validate()?;
         if params.len() != spec.n_params() {
-            return Err(LearnError::Input(format!(
+            return Err(LearnError::Shape(format!(
                 "LSTM: {} parameters given, the shape needs {}",
                 params.len(),
                 spec.n_params()
@@ -333,7 +335,7 @@ impl<T: Scalar> LstmNet<T> {
     /// Forward pass over a batch, keeping what the backward pass needs.
     pub fn forward(&self, batch: &SeqBatch<T>) -> Result<LstmTrace<T>> {
         if batch.dim != self.spec.input {
-            return Err(LearnError::Input(format!(
+            return Err(LearnError::Shape(format!(
                 "LSTM expects {} features per step, the batch has {}",
                 self.spec.input, batch.dim
             )));
@@ -566,7 +568,7 @@ impl<T: Scalar> LstmNet<T> {
     ) -> Result<()> {
         let (tm, b, o) = (batch.t_max, batch.slots(), self.spec.outputs);
         if dy.len() != tm * b * o || grad.len() != self.spec.n_params() {
-            return Err(LearnError::Input(format!(
+            return Err(LearnError::Shape(format!(
                 "LSTM backward: {} output gradients for {tm}×{b}×{o}, {} gradient slots for {}",
                 dy.len(),
                 grad.len(),
@@ -875,7 +877,7 @@ impl LstmNet<f32> {
                     s.shape.clone(),
                     b,
                 )
-                .map_err(|e| LearnError::Input(format!("tensor {}: {e}", s.name)));
+                .map_err(|e| LearnError::Weights(format!("tensor {}: {e}", s.name)));
                 v.map(|v| (s.name.clone(), v))
             })
             .collect::<Result<_>>()?;
@@ -897,7 +899,7 @@ impl LstmNet<f32> {
         meta.insert("outputs".to_string(), self.spec.outputs.to_string());
         meta.insert("gate_order".to_string(), "i,f,g,o (PyTorch)".to_string());
         safetensors::serialize(views, Some(meta))
-            .map_err(|e| LearnError::Input(format!("serialising LSTM weights: {e}")))
+            .map_err(|e| LearnError::Weights(format!("serialising LSTM weights: {e}")))
     }
 
     /// Reads weights written by [`LstmNet::to_safetensors`] (or by PyTorch with the same
@@ -905,14 +907,14 @@ impl LstmNet<f32> {
     pub fn from_safetensors(spec: LstmSpec, bytes: &[u8]) -> Result<Self> {
         spec.validate()?;
         let st = safetensors::SafeTensors::deserialize(bytes)
-            .map_err(|e| LearnError::Input(format!("not a safetensors file: {e}")))?;
+            .map_err(|e| LearnError::Weights(format!("not a safetensors file: {e}")))?;
         let mut params = vec![0.0f32; spec.n_params()];
         for s in spec.tensors() {
-            let t = st
-                .tensor(&s.name)
-                .map_err(|_| LearnError::Input(format!("weights: no tensor `{}`", s.name)))?;
+            let t = st.tensor(&s.name).map_err(|_| LearnError::MissingTensor {
+                name: s.name.clone(),
+            })?;
             if t.shape() != s.shape.as_slice() || t.dtype() != safetensors::Dtype::F32 {
-                return Err(LearnError::Input(format!(
+                return Err(LearnError::Weights(format!(
                     "weights: `{}` is {:?} {:?}, expected F32 {:?}",
                     s.name,
                     t.dtype(),

@@ -30,19 +30,20 @@ pub fn classification(
     n_labels: usize,
 ) -> Result<ClassificationScores> {
     if truth.len() != pred.len() {
-        return Err(LearnError::Input(format!(
+        return Err(LearnError::Shape(format!(
             "{} true labels but {} predictions",
             truth.len(),
             pred.len()
         )));
     }
     if truth.is_empty() {
-        return Err(LearnError::Input("no rows to score".into()));
+        return Err(LearnError::TooLittleData("no rows to score".into()));
     }
     if let Some(bad) = truth.iter().chain(pred).find(|&&l| l >= n_labels) {
-        return Err(LearnError::Input(format!(
-            "label {bad} outside 0..{n_labels}"
-        )));
+        return Err(LearnError::LabelOutOfRange {
+            label: *bad,
+            n_labels,
+        });
     }
     let mut confusion = vec![vec![0u64; n_labels]; n_labels];
     for (&t, &p) in truth.iter().zip(pred) {
@@ -89,14 +90,14 @@ pub struct RegressionScores {
 /// Pearson r, CCC and RMSE of `pred` against `truth`.
 pub fn regression(truth: &[f64], pred: &[f64]) -> Result<RegressionScores> {
     if truth.len() != pred.len() {
-        return Err(LearnError::Input(format!(
+        return Err(LearnError::Shape(format!(
             "{} true values but {} predictions",
             truth.len(),
             pred.len()
         )));
     }
     if truth.len() < 2 {
-        return Err(LearnError::Input(format!(
+        return Err(LearnError::TooLittleData(format!(
             "{} rows: need at least 2",
             truth.len()
         )));
@@ -107,7 +108,9 @@ pub fn regression(truth: &[f64], pred: &[f64]) -> Result<RegressionScores> {
         } else {
             ("prediction", i - truth.len())
         };
-        return Err(LearnError::Input(format!("non-finite {which} at row {at}")));
+        return Err(LearnError::NonFinite(format!(
+            "non-finite {which} at row {at}"
+        )));
     }
     let n = truth.len() as f64;
     let (mt, mp) = (mean(truth), mean(pred));
@@ -197,5 +200,24 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("row 1"));
+    }
+
+    #[test]
+    fn errors_tell_their_cause_by_variant() {
+        let e = classification(&[0, 5], &[0, 1], 3).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LearnError::LabelOutOfRange {
+                    label: 5,
+                    n_labels: 3
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "input: label 5 outside 0..3");
+        let e = classification(&[], &[], 3).unwrap_err();
+        assert!(matches!(e, LearnError::TooLittleData(_)), "{e:?}");
+        assert_eq!(e.to_string(), "input: no rows to score");
     }
 }

@@ -179,9 +179,7 @@ impl Mlp {
         let task = check_targets(targets, rows)?;
         if let Some(w) = sample_weight {
             if w.len() != rows || w.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
-                return Err(LearnError::Input(format!(
-                    "sample weights: need {rows} finite non-negative values"
-                )));
+                return Err(LearnError::SampleWeights { rows });
             }
         }
         let mut model = Mlp::init(task, inputs.len(), dim, &cfg.hidden, cfg.seed);
@@ -236,7 +234,7 @@ impl Mlp {
                 model.loss_grad(inputs, dim, &dev, &dw, targets, 0.0, None, &mut g)
             };
             if !loss.is_finite() {
-                return Err(LearnError::Solver(format!(
+                return Err(LearnError::Diverged(format!(
                     "MLP loss became {loss} at epoch {epoch} (lower the learning rate)"
                 )));
             }
@@ -270,7 +268,7 @@ impl Mlp {
     pub fn outputs(&self, inputs: &[&[f64]], rows: usize) -> Result<Vec<f64>> {
         check_inputs(inputs, rows, self.dim)?;
         if inputs.len() != self.mix.len().max(1) {
-            return Err(LearnError::Input(format!(
+            return Err(LearnError::Shape(format!(
                 "the model takes {} input layer(s), got {}",
                 self.mix.len().max(1),
                 inputs.len()
@@ -539,7 +537,7 @@ impl Mlp {
 }
 
 fn check_config(cfg: &MlpConfig) -> Result<()> {
-    let bad = |what: String| Err(LearnError::Input(format!("MLP config: {what}")));
+    let bad = |what: String| Err(LearnError::Config(format!("MLP config: {what}")));
     if !(0.0..1.0).contains(&cfg.dropout) {
         return bad(format!("dropout must be in [0, 1), got {}", cfg.dropout));
     }
@@ -575,10 +573,10 @@ fn check_config(cfg: &MlpConfig) -> Result<()> {
 
 fn check_inputs(inputs: &[&[f64]], rows: usize, dim: usize) -> Result<()> {
     if inputs.is_empty() {
-        return Err(LearnError::Input("MLP: no input matrix".into()));
+        return Err(LearnError::TooLittleData("MLP: no input matrix".into()));
     }
     if rows == 0 {
-        return Err(LearnError::Input("MLP: no rows".into()));
+        return Err(LearnError::TooLittleData("MLP: no rows".into()));
     }
     for (l, x) in inputs.iter().enumerate() {
         check_matrix(x, rows, dim, &format!("MLP input {l}"))?;
@@ -590,15 +588,16 @@ fn check_targets(targets: Targets<'_>, rows: usize) -> Result<MlpTask> {
     match targets {
         Targets::Classes { y, n_labels } => {
             if y.len() != rows {
-                return Err(LearnError::Input(format!(
-                    "{} labels for {rows} rows",
-                    y.len()
-                )));
+                return Err(LearnError::LabelCount {
+                    labels: y.len(),
+                    rows,
+                });
             }
             if let Some(bad) = y.iter().find(|&&l| l >= n_labels) {
-                return Err(LearnError::Input(format!(
-                    "label {bad} outside 0..{n_labels}"
-                )));
+                return Err(LearnError::LabelOutOfRange {
+                    label: *bad,
+                    n_labels,
+                });
             }
             Ok(MlpTask::Classify { n_labels })
         }

@@ -55,7 +55,7 @@ impl OptimizerConfig {
         if ok {
             Ok(())
         } else {
-            Err(LearnError::Input(format!(
+            Err(LearnError::Config(format!(
                 "optimizer {self:?}: the rate must be > 0 and finite, momentum and betas in [0, 1), eps > 0"
             )))
         }

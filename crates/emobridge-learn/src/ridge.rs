@@ -31,12 +31,12 @@ impl Ridge {
         check_matrix(x, rows, cols, "training features")?;
         check_matrix(y, rows, targets, "training targets")?;
         if !(alpha >= 0.0 && alpha.is_finite()) {
-            return Err(LearnError::Input(format!(
+            return Err(LearnError::Config(format!(
                 "ridge alpha must be ≥ 0, got {alpha}"
             )));
         }
         if rows < 2 {
-            return Err(LearnError::Input(format!(
+            return Err(LearnError::TooLittleData(format!(
                 "ridge needs at least 2 training rows, got {rows}"
             )));
         }
@@ -110,9 +110,10 @@ impl Ridge {
 }
 
 fn singular(alpha: f64, e: LearnError) -> LearnError {
-    LearnError::Solver(format!(
-        "ridge system is singular with alpha {alpha} (use alpha > 0): {e}"
-    ))
+    LearnError::Singular {
+        alpha,
+        cause: Box::new(e),
+    }
 }
 
 fn col_means(x: &[f64], rows: usize, cols: usize) -> Vec<f64> {

@@ -25,7 +25,9 @@ impl Standardizer {
     pub fn fit(x: &[f64], rows: usize, cols: usize) -> Result<Self> {
         check_matrix(x, rows, cols, "standardizer training data")?;
         if rows == 0 {
-            return Err(LearnError::Input("standardizer: no training rows".into()));
+            return Err(LearnError::TooLittleData(
+                "standardizer: no training rows".into(),
+            ));
         }
         let mut mean = vec![0.0; cols];
         for row in x.chunks_exact(cols) {
@@ -91,10 +93,10 @@ impl GroupStandardizer {
     pub fn fit(x: &[f64], rows: usize, cols: usize, groups: &[&str]) -> Result<Self> {
         check_matrix(x, rows, cols, "standardizer training data")?;
         if groups.len() != rows {
-            return Err(LearnError::Input(format!(
-                "{} group names for {rows} rows",
-                groups.len()
-            )));
+            return Err(LearnError::GroupCount {
+                groups: groups.len(),
+                rows,
+            });
         }
         let mut names: Vec<&str> = Vec::new();
         for g in groups {
@@ -121,10 +123,10 @@ impl GroupStandardizer {
         let cols = self.groups.first().map_or(0, |g| g.1.mean.len());
         check_matrix(x, rows, cols, "data to standardize")?;
         if groups.len() != rows {
-            return Err(LearnError::Input(format!(
-                "{} group names for {rows} rows",
-                groups.len()
-            )));
+            return Err(LearnError::GroupCount {
+                groups: groups.len(),
+                rows,
+            });
         }
         let mut out = x.to_vec();
         for (row, g) in out.chunks_exact_mut(cols.max(1)).zip(groups) {
@@ -132,7 +134,9 @@ impl GroupStandardizer {
                 .groups
                 .iter()
                 .find(|(name, _)| name == g)
-                .ok_or_else(|| LearnError::Input(format!("group `{g}` was not fitted")))?
+                .ok_or_else(|| LearnError::UnknownGroup {
+                    group: g.to_string(),
+                })?
                 .1;
             for ((v, m), sc) in row.iter_mut().zip(&s.mean).zip(&s.scale) {
                 *v = (*v - m) / sc;

@@ -132,7 +132,7 @@ pub fn batch_gradient(
             let mut dys = Vec::with_capacity(part.len());
             for (p, s) in preds.iter().zip(part) {
                 if s.y.len() != p.len() {
-                    return Err(LearnError::Input(format!(
+                    return Err(LearnError::Shape(format!(
                         "sequence of {} steps has {} target values for {o} outputs",
                         p.len() / o,
                         s.y.len()
@@ -219,7 +219,7 @@ impl Default for SeqTrainConfig {
 impl SeqTrainConfig {
     /// Checks the knobs, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(LearnError::Input(m));
+        let bad = |m: String| Err(LearnError::Config(m));
         if self.restarts == 0 || self.keep_best == 0 || self.keep_best > self.restarts {
             return bad(format!(
                 "restarts {} and keep_best {}: need 1 ≤ keep_best ≤ restarts",
@@ -306,7 +306,7 @@ pub fn train_ensemble(
 ) -> Result<Ensemble> {
     cfg.validate()?;
     if train.is_empty() || dev.is_empty() {
-        return Err(LearnError::Input(format!(
+        return Err(LearnError::TooLittleData(format!(
             "sequence training needs training and development sequences ({} and {})",
             train.len(),
             dev.len()
@@ -316,14 +316,14 @@ pub fn train_ensemble(
         for (i, s) in set.iter().enumerate() {
             let len = s.x.len() / dim.max(1);
             if s.x.is_empty() || s.x.len() != len * dim || s.y.len() != len * outputs {
-                return Err(LearnError::Input(format!(
+                return Err(LearnError::Shape(format!(
                     "{what} sequence {i}: {} feature values and {} targets do not make whole {dim}-dim steps with {outputs} outputs",
                     s.x.len(),
                     s.y.len()
                 )));
             }
             if let Some(j) = s.x.iter().chain(&s.y).position(|v| !v.is_finite()) {
-                return Err(LearnError::Input(format!(
+                return Err(LearnError::NonFinite(format!(
                     "{what} sequence {i}: non-finite value at position {j}"
                 )));
             }
@@ -390,7 +390,7 @@ fn one_restart(
             let (l, mut g) =
                 batch_gradient(&net, &seqs, cfg.loss, Some((cfg.noise_sd, noise_seed)), 1)?;
             if !l.is_finite() {
-                return Err(LearnError::Solver(format!(
+                return Err(LearnError::Diverged(format!(
                     "restart {restart}: training loss became {l} in epoch {epoch}; lower the learning rate"
                 )));
             }

@@ -114,7 +114,11 @@ fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<Kind> {
     if let Some(e) = e.downcast_ref::<emobridge::studies::descriptors::DescriptorError>() {
         use emobridge::studies::descriptors::DescriptorError as D;
         return match e {
-            D::Refused(_) | D::AllFailed { .. } | D::Acoustic(_) => Some(Kind::Value),
+            D::CompareFunctionals
+            | D::NoInputs
+            | D::ColumnsDiffer { .. }
+            | D::AllFailed { .. }
+            | D::Acoustic(_) => Some(Kind::Value),
             D::Audio(a) => kind_of(a),
             D::Store(s) => kind_of(s),
             _ => None,

@@ -31,6 +31,9 @@ pub enum SslError {
     ModelNotFound(String),
     #[error("input: {0}")]
     Input(String),
+    /// Strict mode: the batch stopped at this item's failure.
+    #[error("{id}: {reason} (strict: stopped at the first failure)")]
+    Strict { id: String, reason: String },
     #[error("audio: {0}")]
     Audio(#[from] emobridge_audio::AudioError),
     #[error("tensor computation failed: {0}")]

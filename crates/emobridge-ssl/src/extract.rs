@@ -49,6 +49,9 @@ pub struct ExtractConfig {
     /// Re-extract entries made by another extraction (fingerprint) instead of stopping
     /// (default false).
     pub refresh: bool,
+    /// Stop at the first clip that fails (default false: log it and go on). What was already
+    /// written stays (each entry is written atomically) and the failure log is saved first.
+    pub strict: bool,
 }
 
 impl Default for ExtractConfig {
@@ -61,6 +64,7 @@ impl Default for ExtractConfig {
             frames: Frames::F16,
             shard: Shard::ALL,
             refresh: false,
+            strict: false,
         }
     }
 }
@@ -329,7 +333,9 @@ pub fn stream_clip(
 /// before it is extracted, so processes sharing the cache split the work; clips held by another
 /// live process are waited for at the end, so every process ends with a complete shard.
 /// Per-clip failures are logged (tracing), collected in the report and written to the cache
-/// folder's failure log; only problems of the run itself are errors.
+/// folder's failure log; only problems of the run itself are errors, and, with
+/// `config.strict`, the first failed clip ([`crate::SslError::Strict`], after the failure log
+/// is saved).
 pub fn extract_manifest(
     model: &PretrainedEncoder,
     spec: &str,
@@ -505,6 +511,14 @@ fn process_clip(
             report
                 .failures
                 .push(&record.id, &record.path, format!("{}: {e}", path.display()));
+            if config.strict {
+                drop(claim);
+                report.failures.save(&report.failures_path)?;
+                return Err(crate::SslError::Strict {
+                    id: record.id.clone(),
+                    reason: format!("{}: {e}", path.display()),
+                });
+            }
         }
     }
     drop(claim);

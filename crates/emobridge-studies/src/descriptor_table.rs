@@ -149,19 +149,15 @@ pub fn extract_table(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<TableOutcome, DescriptorError> {
     if config.set == FeatureSet::Compare && config.level == Level::Functionals {
-        return Err(DescriptorError::Refused(
-            "ComParE functionals are not provided (the 6,373 ComParE functionals are out of \
-             scope); use the lld or windows level, or eGeMAPS for functionals"
-                .into(),
-        ));
+        return Err(DescriptorError::CompareFunctionals);
     }
     if inputs.is_empty() {
-        return Err(DescriptorError::Refused("no input files".into()));
+        return Err(DescriptorError::NoInputs);
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads.unwrap_or(0))
         .build()
-        .map_err(|e| DescriptorError::Refused(format!("cannot start worker threads: {e}")))?;
+        .map_err(DescriptorError::ThreadPool)?;
     let done = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let results: Vec<Option<Result<Extracted, String>>> = pool.install(|| {
@@ -265,7 +261,7 @@ pub fn describe_files(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads.unwrap_or(0))
         .build()
-        .map_err(|e| DescriptorError::Refused(format!("cannot start worker threads: {e}")))?;
+        .map_err(DescriptorError::ThreadPool)?;
     Ok(pool.install(|| paths.par_iter().map(|p| describe_file(p, config)).collect()))
 }
 
@@ -285,9 +281,7 @@ pub fn describe_signal(
             Extracted::Frames(compare::windows(samples, rate, window)?)
         }
         (FeatureSet::Compare, Level::Functionals) => {
-            return Err(DescriptorError::Refused(
-                "ComParE functionals are not provided".into(),
-            ))
+            return Err(DescriptorError::CompareFunctionals)
         }
         (FeatureSet::Egemaps, Level::Lld) => Extracted::Frames(egemaps::lld(samples, rate)?),
         (FeatureSet::Egemaps, Level::Functionals) => {
@@ -309,10 +303,9 @@ fn assemble(
     let mut rows = Vec::new();
     for (input, x) in done {
         if x.names() != columns.as_slice() {
-            return Err(DescriptorError::Refused(format!(
-                "{}: descriptor columns differ from the first file's",
-                input.label
-            )));
+            return Err(DescriptorError::ColumnsDiffer {
+                label: input.label.clone(),
+            });
         }
         match x {
             Extracted::Frames(f) => {

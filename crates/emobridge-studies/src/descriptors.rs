@@ -36,8 +36,19 @@ pub enum DescriptorError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Refused(String),
+    /// ComParE functionals were asked for; only its LLDs and windows are provided.
+    #[error(
+        "ComParE functionals are not provided (the 6,373 ComParE functionals are out of \
+         scope); use the lld or windows level, or eGeMAPS for functionals"
+    )]
+    CompareFunctionals,
+    #[error("no input files")]
+    NoInputs,
+    #[error("cannot start worker threads: {0}")]
+    ThreadPool(#[source] rayon::ThreadPoolBuildError),
+    /// A file whose descriptor columns differ from the first file's.
+    #[error("{label}: descriptor columns differ from the first file's")]
+    ColumnsDiffer { label: String },
     #[error("all {count} input file(s) failed; nothing written")]
     AllFailed { count: usize },
     #[error("{first} (strict: stopped at the first failure; nothing written)")]

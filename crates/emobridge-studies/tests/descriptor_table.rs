@@ -108,6 +108,13 @@ fn compare_functionals_are_refused() {
     ))
     .unwrap_err();
     assert!(err.to_string().contains("not provided"), "{err}");
+    assert!(
+        matches!(
+            err,
+            emobridge_studies::descriptors::DescriptorError::CompareFunctionals
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]

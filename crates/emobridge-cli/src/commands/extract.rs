@@ -46,7 +46,7 @@ fn parse_shard(spec: &str) -> Result<Shard, String> {
     Shard::parse(spec).map_err(|e| e.to_string())
 }
 
-pub fn run(args: ExtractArgs) -> anyhow::Result<crate::status::Status> {
+pub fn run(args: ExtractArgs, strict: bool) -> anyhow::Result<crate::status::Status> {
     let manifest = Manifest::read(&args.manifest)
         .with_context(|| format!("{}: cannot read manifest", args.manifest.display()))?;
     let model = args.encoder.load()?;
@@ -55,6 +55,7 @@ pub fn run(args: ExtractArgs) -> anyhow::Result<crate::status::Status> {
         frames: args.frames.parse::<Frames>().map_err(anyhow::Error::msg)?,
         shard: args.shard.unwrap_or(Shard::ALL),
         refresh: args.refresh,
+        strict,
         ..args.encoder.config()
     };
     let tag = args.tag.clone().unwrap_or_else(|| {
