@@ -294,6 +294,8 @@ fn table_config(set: &str, level: &str, window_s: f64, hop_s: f64) -> PyResult<T
         level,
         window,
         threads: None,
+        // the Python calls describe one file or signal at a time; a batch reports every failure
+        strict: false,
     })
 }
 

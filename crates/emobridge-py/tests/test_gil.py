@@ -33,7 +33,8 @@ def progress_during(call):
 
 
 def test_features_release_the_gil():
-    x = tone(20.0, 16000)
+    # long enough to take well over 0.05 s on a quiet machine (20 s took 0.04 s)
+    x = tone(180.0, 16000)
     span, inside = progress_during(
         lambda: emobridge.features(x, sr=16000, set="compare", level="lld", as_frame=False))
     assert span > 0.05, "the call is too short to tell"
