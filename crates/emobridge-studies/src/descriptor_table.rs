@@ -249,7 +249,10 @@ pub fn describe_file(
         samples.extend_from_slice(block)
     })?;
     let seconds = info.frames as f64 / info.sample_rate as f64;
-    Ok((describe_signal(&samples, info.sample_rate, config)?, seconds))
+    Ok((
+        describe_signal(&samples, info.sample_rate, config)?,
+        seconds,
+    ))
 }
 
 /// [`describe_file`] of every path, in parallel over files (`config.threads` workers, default
