@@ -283,6 +283,21 @@ impl SettingResult {
             self.setting, self.train_domain, self.test_domain
         )
     }
+
+    /// One log line with the pooled A/V scores, as the CLI and the demo print it.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "continuous {:<26} A: r {:.3} CCC {:.3} RMSE {:.3} | V: r {:.3} CCC {:.3} RMSE {:.3} ({} sequences)",
+            self.label(),
+            self.arousal.pooled.pearson,
+            self.arousal.pooled.ccc,
+            self.arousal.pooled.rmse,
+            self.valence.pooled.pearson,
+            self.valence.pooled.ccc,
+            self.valence.pooled.rmse,
+            self.n_sequences
+        )
+    }
 }
 
 /// One point of the lag sweep: intra-domain CCC by lag.

@@ -211,17 +211,7 @@ pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoE
         &|d, n| progress("continuous", d, n),
     )?;
     for s in &continuous.settings {
-        tracing::info!(
-            "continuous {:<26} A: r {:.3} CCC {:.3} RMSE {:.3} | V: r {:.3} CCC {:.3} RMSE {:.3} ({} sequences)",
-            s.label(),
-            s.arousal.pooled.pearson,
-            s.arousal.pooled.ccc,
-            s.arousal.pooled.rmse,
-            s.valence.pooled.pearson,
-            s.valence.pooled.ccc,
-            s.valence.pooled.rmse,
-            s.n_sequences
-        );
+        tracing::info!("{}", s.summary_line());
     }
     studies.push(("continuous".to_string(), continuous.run_dir));
     if let Some(spec) = &config.model {

@@ -97,17 +97,7 @@ pub fn run_study(
     .with_context(|| format!("continuous study into {}", out.display()))?;
     bar.finish_and_clear();
     for s in &outcome.settings {
-        tracing::info!(
-            "continuous {:<26} A: r {:.3} CCC {:.3} RMSE {:.3} | V: r {:.3} CCC {:.3} RMSE {:.3} ({} sequences)",
-            s.label(),
-            s.arousal.pooled.pearson,
-            s.arousal.pooled.ccc,
-            s.arousal.pooled.rmse,
-            s.valence.pooled.pearson,
-            s.valence.pooled.ccc,
-            s.valence.pooled.rmse,
-            s.n_sequences
-        );
+        tracing::info!("{}", s.summary_line());
     }
     Ok(outcome)
 }
