@@ -43,6 +43,27 @@ pub enum TraceRoute {
     Eigh,
 }
 
+impl std::fmt::Display for TraceRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TraceRoute::Auto => "auto",
+            TraceRoute::Eigh => "eigh",
+        })
+    }
+}
+
+impl std::str::FromStr for TraceRoute {
+    type Err = String;
+    /// `auto` or `eigh`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(TraceRoute::Auto),
+            "eigh" => Ok(TraceRoute::Eigh),
+            _ => Err(format!("`{s}` is not one of auto, eigh")),
+        }
+    }
+}
+
 /// Numerical tolerances of the distance.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct FrechetOptions {

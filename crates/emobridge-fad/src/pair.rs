@@ -80,6 +80,35 @@ pub struct PairReport {
     pub bootstrap: Option<ConfidenceInterval>,
 }
 
+impl PairReport {
+    /// The distance on one line, then FAD-∞ and the bootstrap interval when computed (each with
+    /// its seed).
+    pub fn summary(&self) -> String {
+        let mut text = format!("{}", self.fad);
+        if let Some(inf) = &self.fad_inf {
+            text += &format!(
+                "\nFAD-inf {} (slope {}, R² {:.6}, {} points, seed {})",
+                inf.value,
+                inf.slope,
+                inf.r2,
+                inf.points.len(),
+                inf.seed
+            );
+        }
+        if let Some(ci) = &self.bootstrap {
+            text += &format!(
+                "\n{:.0}% bootstrap interval [{}, {}] ({} replicates, seed {})",
+                ci.confidence * 100.0,
+                ci.lower,
+                ci.upper,
+                ci.replicates,
+                ci.seed
+            );
+        }
+        text
+    }
+}
+
 /// Reads A and B and measures the Fréchet distance between them (A is the baseline, B the
 /// evaluation set), plus FAD-∞ and a bootstrap interval when `config` asks for them.
 pub fn compare_sets(a: &Path, b: &Path, config: &PairConfig) -> Result<PairReport> {

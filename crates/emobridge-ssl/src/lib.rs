@@ -28,6 +28,7 @@ pub mod hub;
 pub mod model;
 pub mod peft;
 pub mod pretrained;
+pub mod spec;
 pub mod train;
 pub mod weights;
 
@@ -46,4 +47,5 @@ pub use peft::{AdapterConfig, AdapterKind, LoraConfig, Method, PeftConfig, Train
 pub use pretrained::{
     normalize_utterance, EmbedOptions, LoadOptions, Precision, PretrainedEncoder,
 };
+pub use spec::{DeviceChoice, EncoderSpec, UnknownName};
 pub use weights::WeightSource;

@@ -59,6 +59,7 @@ use crate::{RunFolder, RunFolderError};
 
 mod config;
 mod groups;
+mod job;
 mod outputs;
 mod shards;
 mod statistics;
@@ -70,6 +71,7 @@ pub use shards::{
 use config::validate;
 pub use config::{FadStudyConfig, SampleMatching, StatisticsLevel};
 use groups::*;
+pub use job::{run_job, FadJob, FadJobOutcome};
 use outputs::*;
 use statistics::*;
 
@@ -84,6 +86,11 @@ pub enum FadStudyError {
     Report(#[from] ReportError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{}: cannot read manifest: {source}", path.display())]
+    Manifest {
+        path: PathBuf,
+        source: emobridge_corpus::ManifestError,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("no usable clips: {0}")]
