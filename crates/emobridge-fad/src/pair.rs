@@ -113,9 +113,11 @@ impl PairReport {
 /// evaluation set), plus FAD-∞ and a bootstrap interval when `config` asks for them.
 pub fn compare_sets(a: &Path, b: &Path, config: &PairConfig) -> Result<PairReport> {
     if !config.inf && config.bootstrap == 0 && !config.pool && is_npy_file(a) && is_npy_file(b) {
-        // Only the moments are needed: read each matrix once into its statistics.
-        let ga = crate::io::npy_stats(a)?.gaussian()?;
-        let gb = crate::io::npy_stats(b)?.gaussian()?;
+        // Only the moments are needed: read each matrix once into its statistics, the two
+        // files side by side.
+        let (sa, sb) = rayon::join(|| crate::io::npy_stats(a), || crate::io::npy_stats(b));
+        let ga = sa?.gaussian()?;
+        let gb = sb?.gaussian()?;
         check_dims(a, b, &ga, &gb)?;
         let details = frechet_distance_with(&ga, &gb, config.options)?;
         return Ok(PairReport {

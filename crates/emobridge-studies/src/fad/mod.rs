@@ -42,8 +42,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use emobridge_corpus::{Domain, Emotion, Manifest, Quadrant, Record};
-use emobridge_fad::bootstrap::{bootstrap_frechet_units, BootstrapConfig};
+use emobridge_fad::bootstrap::{bootstrap_frechet_units_around, BootstrapConfig};
 use emobridge_fad::frechet::{FrechetOptions, PreparedGaussian};
+use emobridge_fad::Par;
 use emobridge_fad::{FadError, Gaussian, RunningStats};
 use emobridge_report::{
     write_heatmap, write_line_chart_with, Band, ChartExtras, Heatmap, LineChart, ReportError,
