@@ -667,6 +667,17 @@ impl Encoder {
         &self.cfg
     }
 
+    /// Runs the conv feature encoder on the packed f32 kernels from now on (CPU with AVX-512
+    /// only; otherwise nothing changes). For training with a frozen feature encoder: its output
+    /// carries no autograd graph either way, and the packed kernels read each conv's im2col
+    /// matrix in place where candle's conv1d copies it out first.
+    pub(crate) fn pack_feature_encoder(&mut self) -> CResult<()> {
+        if self.device.is_cpu() {
+            self.features.pack_f32()?;
+        }
+        Ok(())
+    }
+
     /// Every [`Linear`] of the encoder under its module path (transformers' names), in model
     /// order: the feature projection, then per layer q/k/v/out projections and the two
     /// feed-forward layers. This is what LoRA and adapters target by name.

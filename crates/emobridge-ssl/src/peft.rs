@@ -394,6 +394,11 @@ impl TrainableEncoder {
         };
         let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
         let mut encoder = Encoder::new(cfg, vb, Kernels::Autograd)?;
+        if !peft.train_feature_encoder {
+            // Frozen (every method's default): no gradient flows into it, so it needs no
+            // autograd graph and runs on the inference kernels.
+            encoder.pack_feature_encoder()?;
+        }
         let base_parameters = count_base(&mut encoder);
         let dropout = Arc::new(Dropout::new(peft.lora.dropout, seed ^ 0x5eed_d20b));
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
