@@ -455,7 +455,7 @@ impl Attention {
             scores = scores.broadcast_add(m)?;
         }
         let probs = if self.kernels == Kernels::Autograd {
-            candle_nn::ops::softmax(&scores, D::Minus1)?
+            crate::fused::softmax_last_dim(&scores)?
         } else {
             candle_nn::ops::softmax_last_dim(&scores)?
         };

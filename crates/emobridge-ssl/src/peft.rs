@@ -221,7 +221,7 @@ impl Dropout {
                 }
             })
             .collect();
-        x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
+        crate::fused::mul_by_constant(x, &Tensor::from_vec(mask, x.shape(), x.device())?)
     }
 }
 
@@ -240,8 +240,8 @@ impl LoraLinear {
     pub(crate) fn forward(&self, x: &Tensor) -> CResult<Tensor> {
         let y = self.base.forward(x)?;
         let d = self.dropout.forward(x)?;
-        let low = d.broadcast_matmul(&self.a.t()?)?;
-        let up = low.broadcast_matmul(&self.b.t()?)?;
+        let low = crate::fused::linear(&d, &self.a, None)?;
+        let up = crate::fused::linear(&low, &self.b, None)?;
         y + (up * self.scale)?
     }
 
@@ -269,7 +269,9 @@ pub struct AdapterLinear {
 impl AdapterLinear {
     pub(crate) fn forward(&self, x: &Tensor) -> CResult<Tensor> {
         let y = self.base.forward(x)?;
-        let z = self.up.forward(&self.down.forward(&y)?.silu()?)?;
+        let (down, up) = (&self.down, &self.up);
+        let z = crate::fused::linear(&y, down.weight(), down.bias())?.silu()?;
+        let z = crate::fused::linear(&z, up.weight(), up.bias())?;
         y + z
     }
 }
