@@ -23,6 +23,7 @@ pub mod embedding;
 pub mod error;
 pub mod extract;
 mod features;
+mod fused;
 mod gemm;
 pub mod hub;
 pub mod model;
