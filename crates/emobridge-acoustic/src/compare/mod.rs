@@ -14,16 +14,18 @@
 mod auditory;
 mod cepstrum;
 mod energy;
+pub mod functionals;
 mod geometry;
 mod melbands;
 mod spectral;
 mod voicing;
 pub mod windows;
 
+pub use functionals::{functional_names, Levels, N_FUNCTIONALS};
 pub use geometry::Geometry;
 pub use windows::{summarise_windows, windows, WindowConfig};
 
-use crate::{check_finite, smooth, AcousticError, FeatureFrames};
+use crate::{check_finite, smooth, AcousticError, FeatureFrames, FeatureVector};
 use auditory::{auditory_spectrum, loudness_weights, RastaFilter};
 use cepstrum::Mfcc;
 use emobridge_audio::frames::{hamming, MagnitudeFft};
@@ -139,7 +141,92 @@ pub fn lld_with_deltas(samples: &[f32], sample_rate: u32) -> Result<FeatureFrame
     Ok(contours.frames(true))
 }
 
-/// Smoothed LLD columns and their deltas, column-major, `rows` long each.
+/// The 65 deltas alone as openSMILE's delta level holds them: two rows more than the LLDs,
+/// because its delta filter flushes two rows past the last LLD row (the contour padded by
+/// repeating its last value). openSMILE's `LowLevelDescriptors_Deltas` output has these rows.
+pub fn deltas(samples: &[f32], sample_rate: u32) -> Result<FeatureFrames, AcousticError> {
+    let contours = Contours::compute(samples, sample_rate)?;
+    let rows = contours.geometry.rows();
+    let de_rows = if rows == 0 { 0 } else { rows + 2 };
+    let columns: Vec<Vec<f32>> = (0..N_LLD)
+        .map(|c| {
+            let mut d = contours.deltas[c].clone();
+            if d.len() < de_rows {
+                let tail = delta_tail(&contours.smoothed[c], de_rows, VOICING.contains(&c));
+                d.extend_from_slice(&tail[d.len()..]);
+            }
+            d.truncate(de_rows);
+            d
+        })
+        .collect();
+    Ok(FeatureFrames {
+        names: delta_names(),
+        frame_times: (0..de_rows)
+            .map(|i| contours.geometry.frame_time(i))
+            .collect(),
+        values: (0..de_rows)
+            .map(|r| columns.iter().map(|c| c[r]).collect())
+            .collect(),
+    })
+}
+
+/// The ±2-frame regression delta of `x` at rows `0..rows` (rows past the end see the last value
+/// repeated); `in_segments`: only pairs of non-zero (voiced) neighbours count.
+fn delta_tail(x: &[f32], rows: usize, in_segments: bool) -> Vec<f32> {
+    let n = x.len() as isize;
+    let at = |i: isize| x[i.clamp(0, n - 1) as usize] as f64;
+    (0..rows as isize)
+        .map(|t| {
+            let (mut num, mut norm) = (0.0, 0.0);
+            for k in 1..=DELTA_HALF_WINDOW as isize {
+                let (a, b) = (at(t + k), at(t - k));
+                if !in_segments || (a != 0.0 && b != 0.0) {
+                    num += k as f64 * (a - b);
+                    norm += 2.0 * (k * k) as f64;
+                }
+            }
+            if norm > 0.0 {
+                (num / norm) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// The contours the ComParE functionals read: every LLD and delta column at its own level
+/// length (the spectral ones run to the end of the 20 ms stream, past the LLD row count).
+pub fn levels(samples: &[f32], sample_rate: u32) -> Result<Levels, AcousticError> {
+    let contours = Contours::compute(samples, sample_rate)?;
+    let g = &contours.geometry;
+    Ok(Levels {
+        period_s: g.hop as f64 / g.sample_rate as f64,
+        lld: contours.smoothed,
+        deltas: contours.deltas,
+    })
+}
+
+/// The 6,373 ComParE-2016 functionals of a mono signal (see the [`functionals`](mod@functionals) module).
+/// A signal shorter than one 60 ms frame has no contour and is an error
+/// ([`AcousticError::TooShort`]; SMILExtract writes no row for it).
+pub fn functionals(samples: &[f32], sample_rate: u32) -> Result<FeatureVector, AcousticError> {
+    let levels = levels(samples, sample_rate)?;
+    if levels.lld[0].is_empty() {
+        let needed = (geometry::LONG_FRAME_S * sample_rate as f64).round() as usize;
+        return Err(AcousticError::TooShort {
+            set: "ComParE",
+            samples: samples.len(),
+            seconds: samples.len() as f64 / sample_rate as f64,
+            frame_ms: 60,
+            needed,
+        });
+    }
+    Ok(functionals::functionals(&levels))
+}
+
+/// Smoothed LLD columns and their deltas, column-major: `rows` long each, except the spectral
+/// columns, which keep the full length of the 20 ms stream (the LLD matrix cuts them to `rows`;
+/// the functionals read them whole).
 struct Contours {
     geometry: Geometry,
     smoothed: Vec<Vec<f32>>,
@@ -177,9 +264,14 @@ impl Contours {
 
         // Voicing group: openSMILE smooths only over voiced frames (zeros stay zero) and takes
         // deltas only inside voiced segments.
+        // openSMILE's delta filter of this group shares one running normaliser over its six
+        // columns (see `deltas_in_segments_shared`); two rows past the LLDs are its flush rows.
         for (k, col) in VOICING.enumerate() {
             smoothed[col] = smooth_to_rows(&voicing[k], rows, true);
-            deltas[col] = voicing::delta_in_segments(&smoothed[col]);
+        }
+        let voiced_deltas = voicing::deltas_in_segments_shared(&smoothed[VOICING], rows + 2);
+        for (col, d) in VOICING.zip(voiced_deltas) {
+            deltas[col] = d;
         }
         // Energy group: three short-frame streams and the long-frame ZCR share one smoother whose
         // output ends with the ZCR stream, so deltas replicate past row `rows - 1`.
@@ -192,12 +284,9 @@ impl Contours {
         // stream, then cut to the common row count.
         let short_rows = geometry.n_short + 1;
         for (k, col) in SPECTRAL.enumerate() {
-            let mut s = smooth_to_rows(&raw_short[3 + k], short_rows, false);
-            let mut d = smooth::delta(&s, DELTA_HALF_WINDOW);
-            s.truncate(rows);
-            d.truncate(rows);
+            let s = smooth_to_rows(&raw_short[3 + k], short_rows, false);
+            deltas[col] = smooth::delta(&s, DELTA_HALF_WINDOW);
             smoothed[col] = s;
-            deltas[col] = d;
         }
         Ok(Contours {
             geometry,
