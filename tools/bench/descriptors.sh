@@ -3,21 +3,23 @@
 # SMILExtract 3.0, alternating sides in one run, on synthetic inputs this script generates:
 #   (a) a folder of short clips, speech-like and music-like, at 8, 16, 22.05, 44.1 and 48 kHz;
 #   (b) single 44.1 kHz stereo files of 3 and 60 minutes.
-# Cases: eGeMAPS v02 functionals, and ComParE-2016 LLDs + deltas. Each measurement is one
+# Cases (--cases, default "egemaps compare"): `egemaps` eGeMAPS v02 functionals, `compare`
+# ComParE-2016 LLDs + deltas, `comparefunc` the 6,373 ComParE-2016 functionals. Each measurement is one
 # `/usr/bin/time -v` process tree (wall time and peak RSS): emobridge gets all files of a group
 # in one process (its normal use), SMILExtract one process per file (its normal use) run from
 # one shell loop. Prints every run, then per group and case the median wall time and peak RSS of
 # each side and the ratios (SMILExtract / emobridge for time, emobridge / SMILExtract for RSS).
 #
 #   tools/bench/descriptors.sh --smilextract PATH/SMILExtract --config-dir PATH/opensmile/core/config \
-#       [--rounds 3] [--short-s 5] [--long-min "3 60"] [--work DIR] [--python python3]
+#       [--rounds 3] [--short-s 5] [--long-min "3 60"] [--work DIR] [--python python3] \
+#       [--cases "egemaps compare comparefunc"]
 #
 # SMILExtract: the `opensmile==1.0.1` wheel ships it (opensmile/core/bin/linux/SMILExtract), the
 # configs come from `opensmile==2.6.0` (opensmile/core/config); e.g. `pip download
 # opensmile==1.0.1 --no-deps` and unzip. The generator needs Python 3 with numpy. Run it alone on
 # a quiet machine: absolute times vary with load, the ratios less.
 set -euo pipefail
-SMIL="" CONF="" ROUNDS=3 SHORT_S=5 LONG_MIN="3 60" WORK="" PY=${PYTHON:-python3}
+SMIL="" CONF="" ROUNDS=3 SHORT_S=5 LONG_MIN="3 60" WORK="" PY=${PYTHON:-python3} CASES="egemaps compare"
 while [ $# -gt 0 ]; do
   case "$1" in
     --smilextract) SMIL=$2; shift 2 ;;
@@ -27,6 +29,7 @@ while [ $# -gt 0 ]; do
     --long-min) LONG_MIN=$2; shift 2 ;;
     --work) WORK=$2; shift 2 ;;
     --python) PY=$2; shift 2 ;;
+    --cases) CASES=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -65,6 +68,8 @@ run_side() { # side case group
   if [ "$side" = emobridge ]; then
     if [ "$case" = egemaps ]; then
       measure "$EMO" features --set egemaps --level functionals --threads 1 --out "$WORK/out/e.csv" "${files[@]}"
+    elif [ "$case" = comparefunc ]; then
+      measure "$EMO" features --set compare --level functionals --threads 1 --out "$WORK/out/e.csv" "${files[@]}"
     else
       measure "$EMO" features --set compare --level lld --threads 1 --out "$WORK/out/e.csv" "${files[@]}"
     fi
@@ -75,6 +80,13 @@ run_side() { # side case group
 for f in "\$@"; do rm -f "$WORK/out/s.csv"
   "$SMIL" -C "$CONF/egemaps/v02/eGeMAPSv02.conf" -source "$CONF/shared/standard_wave_input.conf.inc" \
     -sink "$CONF/shared/standard_data_output_no_lld_de.conf.inc" -I "\$f" -func_csv_output "$WORK/out/s.csv" -l 0 || exit 1
+done
+EOS
+    elif [ "$case" = comparefunc ]; then
+      cat >"$script" <<EOS
+for f in "\$@"; do rm -f "$WORK/out/s.csv"
+  "$SMIL" -C "$CONF/compare/ComParE_2016.conf" -source "$CONF/shared/standard_wave_input.conf.inc" \
+    -sink "$CONF/shared/standard_data_output.conf.inc" -I "\$f" -func_csv_output "$WORK/out/s.csv" -l 0 || exit 1
 done
 EOS
     else
@@ -93,7 +105,7 @@ EOS
 RESULTS="$WORK/results.tsv"
 printf "round\tcase\tgroup\tside\twall_s\tpeak_rss_kb\n" >"$RESULTS"
 for round in $(seq 1 "$ROUNDS"); do
-  for case in egemaps compare; do
+  for case in $CASES; do
     for group in "${GROUPS_[@]}"; do
       # alternate which side goes first from round to round
       if [ $((round % 2)) -eq 1 ]; then sides="emobridge smilextract"; else sides="smilextract emobridge"; fi

@@ -114,7 +114,7 @@ fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<Kind> {
     if let Some(e) = e.downcast_ref::<emobridge::studies::descriptors::DescriptorError>() {
         use emobridge::studies::descriptors::DescriptorError as D;
         return match e {
-            D::CompareFunctionals
+            D::EgemapsDeltas
             | D::NoInputs
             | D::ColumnsDiffer { .. }
             | D::AllFailed { .. }
@@ -277,10 +277,11 @@ fn table_config(set: &str, level: &str, window_s: f64, hop_s: f64) -> PyResult<T
     let level = match level {
         "functionals" => Level::Functionals,
         "lld" => Level::Lld,
+        "lld_deltas" => Level::LldDeltas,
         "windows" => Level::Windows,
         other => {
             return Err(PyValueError::new_err(format!(
-                "level `{other}`: expected functionals, lld or windows"
+                "level `{other}`: expected functionals, lld, lld_deltas or windows"
             )))
         }
     };
@@ -764,10 +765,11 @@ fn feature_names(set: &str, level: &str) -> PyResult<Vec<String>> {
     match (set, level) {
         ("egemaps", "functionals") => Ok(owned(&egemaps::FUNCTIONAL_NAMES)),
         ("egemaps", "lld") => Ok(owned(&egemaps::LLD_NAMES)),
+        ("compare", "functionals") => Ok(compare::functional_names()),
         ("compare", "lld") => Ok(owned(&compare::LLD_NAMES)),
         ("compare", "lld_deltas") => Ok(compare::delta_names()),
         _ => Err(PyValueError::new_err(format!(
-            "no {level} names for set `{set}` (egemaps: functionals, lld; compare: lld, lld_deltas)"
+            "no {level} names for set `{set}` (egemaps: functionals, lld; compare: functionals, lld, lld_deltas)"
         ))),
     }
 }

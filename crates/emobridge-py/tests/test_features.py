@@ -59,8 +59,9 @@ def test_nan_signal_is_value_error():
 
 def test_rules_are_value_errors(tmp_path):
     x = tone(1.0, 16000)
-    with pytest.raises(ValueError, match="ComParE functionals are not provided"):
-        emobridge.features(x, sr=16000, set="compare")
+    values, names = emobridge.features(x, sr=16000, set="compare", as_frame=False)
+    assert values.shape == (1, 6373) and values.dtype == np.float32
+    assert names[0] == "audspec_lengthL1norm_sma_range" and len(names) == 6373
     with pytest.raises(ValueError, match="set `gemaps`"):
         emobridge.features(x, sr=16000, set="gemaps")
     with pytest.raises(ValueError, match="sr: the sampling rate is required"):

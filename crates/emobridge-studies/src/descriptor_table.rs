@@ -23,7 +23,7 @@ use crate::descriptors::DescriptorError;
 pub enum FeatureSet {
     /// eGeMAPS v02: 25 LLDs, 88 functionals.
     Egemaps,
-    /// ComParE-2016: 65 LLDs + 65 deltas (functionals are not provided).
+    /// ComParE-2016: 65 LLDs + 65 deltas, or the 6,373 functionals.
     Compare,
 }
 
@@ -33,10 +33,14 @@ pub enum FeatureSet {
 pub enum Level {
     /// Frame-wise descriptors every 10 ms (ComParE: 65 LLDs followed by their 65 deltas).
     Lld,
-    /// One row of summary statistics per file (eGeMAPS only).
+    /// One row of summary statistics per file (eGeMAPS: 88, ComParE: 6,373).
     Functionals,
     /// Mean and standard deviation of the LLDs (and ComParE deltas) over sliding windows.
     Windows,
+    /// ComParE only: the 65 deltas as openSMILE's delta level holds them, two rows longer than
+    /// the LLDs (its delta filter's flush rows; `compare::deltas`).
+    #[serde(rename = "lld_deltas")]
+    LldDeltas,
 }
 
 /// Settings of [`extract_table`]; `Default` gives eGeMAPS functionals and the documented
@@ -148,9 +152,6 @@ pub fn extract_table(
     inputs: &[Input],
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<TableOutcome, DescriptorError> {
-    if config.set == FeatureSet::Compare && config.level == Level::Functionals {
-        return Err(DescriptorError::CompareFunctionals);
-    }
     if inputs.is_empty() {
         return Err(DescriptorError::NoInputs);
     }
@@ -269,7 +270,7 @@ pub fn describe_files(
 }
 
 /// The descriptors `config` asks for of a mono signal at `rate` Hz (samples in openSMILE's
-/// scaling). ComParE functionals are refused.
+/// scaling).
 pub fn describe_signal(
     samples: &[f32],
     rate: u32,
@@ -284,8 +285,12 @@ pub fn describe_signal(
             Extracted::Frames(compare::windows(samples, rate, window)?)
         }
         (FeatureSet::Compare, Level::Functionals) => {
-            return Err(DescriptorError::CompareFunctionals)
+            Extracted::Vector(compare::functionals(samples, rate)?)
         }
+        (FeatureSet::Compare, Level::LldDeltas) => {
+            Extracted::Frames(compare::deltas(samples, rate)?)
+        }
+        (FeatureSet::Egemaps, Level::LldDeltas) => return Err(DescriptorError::EgemapsDeltas),
         (FeatureSet::Egemaps, Level::Lld) => Extracted::Frames(egemaps::lld(samples, rate)?),
         (FeatureSet::Egemaps, Level::Functionals) => {
             Extracted::Vector(egemaps::functionals(samples, rate)?)

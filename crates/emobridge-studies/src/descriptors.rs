@@ -37,11 +37,8 @@ pub enum DescriptorError {
         source: std::io::Error,
     },
     /// ComParE functionals were asked for; only its LLDs and windows are provided.
-    #[error(
-        "ComParE functionals are not provided (the 6,373 ComParE functionals are out of \
-         scope); use the lld or windows level, or eGeMAPS for functionals"
-    )]
-    CompareFunctionals,
+    #[error("eGeMAPS has no deltas level (only ComParE-2016 does)")]
+    EgemapsDeltas,
     #[error("no input files")]
     NoInputs,
     #[error("cannot start worker threads: {0}")]

@@ -98,23 +98,25 @@ fn all_files_failing_is_an_error() {
 }
 
 #[test]
-fn compare_functionals_are_refused() {
+fn compare_functionals_have_6373_columns() {
     let dir = tempfile::tempdir().unwrap();
-    let err = run(args(
+    let wav = dir.path().join("a.wav");
+    tone(&wav, 1.0, 16000);
+    let out = dir.path().join("f.csv");
+    run(args(
         FeatureSet::Compare,
         Level::Functionals,
-        vec![],
-        dir.path().join("f.csv"),
+        vec![wav],
+        out.clone(),
     ))
-    .unwrap_err();
-    assert!(err.to_string().contains("not provided"), "{err}");
-    assert!(
-        matches!(
-            err,
-            emobridge_studies::descriptors::DescriptorError::CompareFunctionals
-        ),
-        "{err:?}"
-    );
+    .unwrap();
+    let (header, rows) = read_csv(&out);
+    assert_eq!(header.len(), 1 + 6373, "file column + functionals");
+    assert_eq!(header[1], "audspec_lengthL1norm_sma_range");
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0][1..]
+        .iter()
+        .all(|v| v.parse::<f64>().unwrap().is_finite()));
 }
 
 #[test]

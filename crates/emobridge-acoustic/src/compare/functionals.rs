@@ -40,7 +40,8 @@ pub struct Levels {
     pub lld: Vec<Vec<f32>>,
     /// The 65 deltas, same lengths as their LLD column.
     pub deltas: Vec<Vec<f32>>,
-    /// Spacing of the rows in seconds (`hop / sample_rate`).
+    /// The frame period the time-normalised outputs use, in seconds: openSMILE's configured
+    /// step (0.010 s), not `hop / sample_rate` (they differ at 22.05 kHz: 221 / 22050).
     pub period_s: f64,
 }
 

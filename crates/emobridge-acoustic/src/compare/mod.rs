@@ -198,9 +198,8 @@ fn delta_tail(x: &[f32], rows: usize, in_segments: bool) -> Vec<f32> {
 /// length (the spectral ones run to the end of the 20 ms stream, past the LLD row count).
 pub fn levels(samples: &[f32], sample_rate: u32) -> Result<Levels, AcousticError> {
     let contours = Contours::compute(samples, sample_rate)?;
-    let g = &contours.geometry;
     Ok(Levels {
-        period_s: g.hop as f64 / g.sample_rate as f64,
+        period_s: geometry::HOP_S,
         lld: contours.smoothed,
         deltas: contours.deltas,
     })

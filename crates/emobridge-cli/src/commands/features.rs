@@ -17,7 +17,7 @@ use crate::status::Status;
 pub enum FeatureSetArg {
     /// eGeMAPS v02: 25 LLDs, 88 functionals.
     Egemaps,
-    /// ComParE-2016: 65 LLDs + 65 deltas (functionals are not provided).
+    /// ComParE-2016: 65 LLDs + 65 deltas, or the 6,373 functionals.
     Compare,
 }
 
@@ -25,7 +25,7 @@ pub enum FeatureSetArg {
 pub enum LevelArg {
     /// Frame-wise descriptors every 10 ms (ComParE: 65 LLDs followed by their 65 deltas).
     Lld,
-    /// One row of summary statistics per file (eGeMAPS only).
+    /// One row of summary statistics per file (eGeMAPS: 88, ComParE: 6,373).
     Functionals,
     /// Mean and standard deviation of the LLDs (and ComParE deltas) over sliding windows.
     Windows,

@@ -106,11 +106,12 @@ def features(signal_or_path, sr=None, set="egemaps", level="functionals", *, win
         signal_or_path: a file path (decoded as SMILExtract reads it: mono, at its own rate,
             16-bit PCM / 32767), or a 1-D float signal with ``sr``.
         sr: sampling rate of a signal (required for arrays, ignored for paths).
-        set: ``"egemaps"`` (25 LLDs, 88 functionals) or ``"compare"`` (65 LLDs + 65 deltas;
-            ComParE functionals are not provided).
-        level: ``"functionals"`` (one row), ``"lld"`` (one row every 10 ms) or ``"windows"``
-            (mean and std of the LLDs over ``window_s`` windows every ``hop_s``; defaults 1 s
-            and 0.5 s).
+        set: ``"egemaps"`` (25 LLDs, 88 functionals) or ``"compare"`` (65 LLDs + 65 deltas,
+            6,373 functionals).
+        level: ``"functionals"`` (one row), ``"lld"`` (one row every 10 ms),
+            ``"lld_deltas"`` (ComParE only: the 65 deltas with openSMILE's two flush rows) or
+            ``"windows"`` (mean and std of the LLDs over ``window_s`` windows every ``hop_s``;
+            defaults 1 s and 0.5 s).
         as_frame: ``True`` returns a ``pandas.DataFrame``; ``False`` returns
             ``(values, names)``; ``None`` (default) returns a DataFrame when pandas is
             installed.

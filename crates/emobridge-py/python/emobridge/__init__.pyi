@@ -47,7 +47,9 @@ def features(
     as_frame: Optional[bool] = None,
 ) -> Any:
     """``(values float32 [rows, columns], names)``, or a ``pandas.DataFrame`` when pandas is
-    installed (or ``as_frame=True``)."""
+    installed (or ``as_frame=True``). ``set``: ``"egemaps"`` or ``"compare"``; ``level``:
+    ``"functionals"`` (eGeMAPS 88, ComParE 6,373 columns, one row), ``"lld"``,
+    ``"lld_deltas"`` (ComParE only: the 65 deltas, two flush rows longer) or ``"windows"``."""
 def fad(a: Any, b: Any, inf: bool = False, bootstrap: int = 0, *, seed: int = 0,
         layer: Optional[int] = None) -> Union[float, dict[str, Any]]: ...
 def synth(

@@ -14,12 +14,13 @@ Switch a notebook by changing one import::
 The DataFrames have the ``opensmile`` package's layout: a MultiIndex ``file``, ``start``,
 ``end`` (``start``/``end`` as timedeltas; ``process_signal`` has only ``start``, ``end``), the
 same column names in the same order, float32 values. Supported: ``eGeMAPSv02`` at
-``Functionals`` and ``LowLevelDescriptors``; ``ComParE_2016`` at ``LowLevelDescriptors`` and
-``LowLevelDescriptors_Deltas``. ComParE-2016 functionals (6,373 columns) are not provided and
-are refused with a ``ValueError``. ``process_files`` analyses the files in parallel. Known
-difference: at ``ComParE_2016`` / ``LowLevelDescriptors_Deltas`` ``opensmile`` appends two
-more rows at the end of each file (repeating the last frame's times); emobridge gives one row
-per LLD frame.
+``Functionals`` and ``LowLevelDescriptors``; ``ComParE_2016`` at ``Functionals`` (6,373
+columns, ``opensmile``'s default), ``LowLevelDescriptors`` and ``LowLevelDescriptors_Deltas``.
+``process_files`` analyses the files in parallel. Known
+difference: at ``ComParE_2016`` / ``LowLevelDescriptors_Deltas`` the two rows openSMILE's delta
+filter flushes past the last LLD row are included (as in ``opensmile``), but their start times
+follow the rule above, which on some files (e.g. at 22.05 kHz) puts one of them 10 ms later than
+``opensmile`` does.
 """
 
 import enum
@@ -52,9 +53,10 @@ _SET = {FeatureSet.eGeMAPSv02: "egemaps", FeatureSet.ComParE_2016: "compare"}
 _LEVEL = {
     (FeatureSet.eGeMAPSv02, FeatureLevel.Functionals): ("functionals", "functionals", None),
     (FeatureSet.eGeMAPSv02, FeatureLevel.LowLevelDescriptors): ("lld", "lld", 0.020),
+    (FeatureSet.ComParE_2016, FeatureLevel.Functionals): ("functionals", "functionals", None),
     (FeatureSet.ComParE_2016, FeatureLevel.LowLevelDescriptors): ("lld", "lld", 0.060),
     (FeatureSet.ComParE_2016, FeatureLevel.LowLevelDescriptors_Deltas): (
-        "lld", "lld_deltas", 0.060),
+        "lld_deltas", "lld_deltas", 0.060),
 }
 _HOP_S = 0.010
 
@@ -86,8 +88,7 @@ class Smile:
         num_workers: threads for ``process_files`` (``None``: all cores).
 
     Raises:
-        ValueError: a combination ``opensmile`` does not offer (eGeMAPSv02 deltas), or
-            ComParE_2016 functionals, which emobridge does not provide.
+        ValueError: a combination ``opensmile`` does not offer (eGeMAPSv02 deltas).
     """
 
     def __init__(self, feature_set=FeatureSet.ComParE_2016,
@@ -98,10 +99,6 @@ class Smile:
                                                      FeatureLevel.LowLevelDescriptors_Deltas):
             raise ValueError(f"Feature level '{self.feature_level.name}' is not available for "
                              f"feature set '{self.feature_set.name}'.")
-        if (self.feature_set, self.feature_level) not in _LEVEL:
-            raise ValueError(
-                "ComParE_2016 functionals (6,373 columns) are not provided by emobridge; use "
-                "eGeMAPSv02 functionals or ComParE_2016 LowLevelDescriptors(_Deltas)")
         self.num_workers = num_workers
         self._set = _SET[self.feature_set]
         self._level, names_level, self._frame_s = _LEVEL[(self.feature_set, self.feature_level)]
@@ -136,8 +133,9 @@ class Smile:
 
     def _times(self, times, seconds, sampling_rate):
         """Row ``start``/``end`` in seconds as ``opensmile`` reports them: a frame's start and
-        start + frame length; the last row ends at the signal's end and starts no later than
-        the last complete frame on the 10 ms grid."""
+        start + frame length; no row starts later than the last complete frame on the 10 ms
+        grid (openSMILE's flush rows: one at the LLDs, three at the deltas), and the last row
+        ends at the signal's end."""
         if times is None:
             return np.array([0.0]), np.array([seconds])
         starts = np.asarray(times, dtype=np.float64).copy()
@@ -148,7 +146,8 @@ class Smile:
             frame = int(self._frame_s * sampling_rate + 0.5)
             n = int(seconds * sampling_rate + 0.5)
             last_complete = max(0, (n - frame) // hop)
-            starts[-1] = min(len(starts) - 1, last_complete) * hop / sampling_rate
+            starts = np.minimum(starts, last_complete * hop / sampling_rate)
+            ends = starts + self._frame_s
             ends[-1] = seconds
         return starts, ends
 
