@@ -9,7 +9,8 @@
 #
 # The cache (crates/emobridge-studies/examples/fad_study_cache.rs, written once into WORK_DIR):
 # CLIPS clips of 120–180 frames × STATES hidden states × 768, speech in 6 emotions, music in 4.
-# Prints each round's seconds, the median of each side and new/old, and the largest relative
+# Prints each round's wall and CPU (user + system, /usr/bin/time) seconds, the medians of each
+# side and old/new, and the largest relative
 # difference between the two sides' distances and interval bounds (speech_vs_music.csv,
 # pairs.csv). PYTHON (default `python3`) is used for the summary only (standard library).
 set -euo pipefail
@@ -66,28 +67,32 @@ if [ "$(cat "$WORK/shape" 2>/dev/null)" != "$CLIPS $STATES" ]; then
 fi
 study() {
   rm -rf "$WORK/run-$1"
-  "$WORK/emobridge-$1" fad --manifest "$WORK/manifest.csv" --cache "$WORK/cache" --model bench \
+  /usr/bin/time -f "%e %U %S" -o "$WORK/$1.time" \
+    "$WORK/emobridge-$1" fad --manifest "$WORK/manifest.csv" --cache "$WORK/cache" --model bench \
     --bootstrap "$BOOT" --no-plots --out "$WORK/run-$1" >/dev/null 2>"$WORK/$1.log"
 }
-now() { date +%s.%N; }
 LOG="$WORK/times"
 : >"$LOG"
 for round in $(seq 1 "$ROUNDS"); do
   for side in old new; do
-    t0=$(now); study "$side"; t1=$(now)
-    awk -v s="$side" -v r="$round" -v a="$t0" -v b="$t1" \
-      'BEGIN { printf "round %d %s %.2f\n", r, s, b - a }' | tee -a "$LOG"
+    study "$side"
+    read -r wall user sys <"$WORK/$side.time"
+    awk -v s="$side" -v r="$round" -v w="$wall" -v u="$user" -v y="$sys" \
+      'BEGIN { printf "round %d %s %.2f %.2f\n", r, s, w, u + y }' | tee -a "$LOG"
   done
 done
 "$PY" - "$WORK" <<'PY'
 import csv, statistics, sys
 w = sys.argv[1]
-t = {}
+t, c = {}, {}
 for line in open(f"{w}/times"):
-    _, _, side, s = line.split()
+    _, _, side, s, cpu = line.split()
     t.setdefault(side, []).append(float(s))
+    c.setdefault(side, []).append(float(cpu))
 old, new = statistics.median(t["old"]), statistics.median(t["new"])
-print(f"median: old {old:.2f} s, new {new:.2f} s, old/new {old / new:.1f}x")
+print(f"median wall: old {old:.2f} s, new {new:.2f} s, old/new {old / new:.1f}x")
+old, new = statistics.median(c["old"]), statistics.median(c["new"])
+print(f"median CPU (user + system): old {old:.2f} s, new {new:.2f} s, old/new {old / new:.1f}x")
 worst = 0.0
 for name, cols in (("speech_vs_music.csv", ("fad", "ci_lower", "ci_upper")), ("pairs.csv", ("fad",))):
     a = list(csv.DictReader(open(f"{w}/run-old/{name}")))

@@ -231,6 +231,8 @@ pub fn npy_stats(path: &Path) -> Result<crate::stats::RunningStats> {
             decode_into(bytes, layout.width, layout.big_endian, out, None)
         },
         layout.width,
+        // f16/f32 data: f32 products (see the function); f64 data keep f64 products.
+        layout.width <= 4,
     ))
 }
 
@@ -696,14 +698,46 @@ mod tests {
         let p64 = dir.path().join("b.npy");
         ndarray_npy::write_npy(&p32, &f32_rows).unwrap();
         ndarray_npy::write_npy(&p64, &rows).unwrap();
-        for (path, want) in [(&p32, f32_rows.mapv(f64::from)), (&p64, rows.clone())] {
+        // f64 data: f64 products throughout. f32 data: the centred values are multiplied in
+        // f32 (each value moves by ≤ 6e-8 of itself), so the covariance agrees to ~1e-7.
+        for (path, want, tol) in [
+            (&p32, f32_rows.mapv(f64::from), 1e-6),
+            (&p64, rows.clone(), 1e-12),
+        ] {
             let got = npy_stats(path).unwrap().gaussian().unwrap();
             let want = crate::stats::Gaussian::from_rows(want.view()).unwrap();
             assert_eq!(got.n, Some(37));
+            let scale = (0..5).fold(0.0f64, |m, i| m.max(want.cov[(i, i)]));
             for i in 0..5 {
                 assert!((got.mean[i] - want.mean[i]).abs() < 1e-12);
                 for j in 0..5 {
-                    assert!((got.cov[(i, j)] - want.cov[(i, j)]).abs() < 1e-12);
+                    let diff = (got.cov[(i, j)] - want.cov[(i, j)]).abs();
+                    assert!(diff < tol * scale, "{path:?} cov[{i},{j}] off by {diff}");
+                }
+            }
+        }
+        // More rows than one block and than one thread's share: the blocks and the threads'
+        // matrices add up to the covariance of all rows.
+        let many = Array2::from_shape_fn((1000, 6), |(i, j)| {
+            -3.0 + ((i * 31 + j * 17) % 101) as f64 / 7.0 + (i % 5) as f64 * j as f64
+        });
+        let p_many = dir.path().join("many.npy");
+        let p_many32 = dir.path().join("many32.npy");
+        ndarray_npy::write_npy(&p_many, &many).unwrap();
+        let many32 = many.mapv(|v| v as f32);
+        ndarray_npy::write_npy(&p_many32, &many32).unwrap();
+        for (path, want, tol) in [
+            (&p_many, many.clone(), 1e-11),
+            (&p_many32, many32.mapv(f64::from), 1e-6),
+        ] {
+            let got = npy_stats(path).unwrap().gaussian().unwrap();
+            let want = crate::stats::Gaussian::from_rows(want.view()).unwrap();
+            for i in 0..6 {
+                assert!((got.mean[i] - want.mean[i]).abs() < 1e-12);
+                for j in 0..6 {
+                    let diff = (got.cov[(i, j)] - want.cov[(i, j)]).abs();
+                    let scale = want.cov[(i, i)].max(want.cov[(j, j)]);
+                    assert!(diff < tol * scale, "{path:?} cov[{i},{j}] off by {diff}");
                 }
             }
         }

@@ -376,8 +376,10 @@ mod tests {
             .unwrap()
             .distance;
         assert!(slow > 0.1);
+        // f32 data: the moments-only path multiplies the centred values in f32 (see
+        // `stats::moments_of_encoded_rows`), the rows path in f64.
         assert!(
-            (fast.fad - slow).abs() <= 1e-12 * slow,
+            (fast.fad - slow).abs() <= 1e-7 * slow,
             "{} vs {slow}",
             fast.fad
         );
