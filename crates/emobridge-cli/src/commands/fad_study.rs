@@ -80,11 +80,12 @@ impl StudyArgs {
             options,
             plots: !self.no_plots,
             standardize: self.standardize,
+            strict: false,
         }
     }
 }
 
-pub fn run(args: &FadArgs, options: FrechetOptions) -> anyhow::Result<Status> {
+pub fn run(args: &FadArgs, options: FrechetOptions, strict: bool) -> anyhow::Result<Status> {
     let s = &args.study;
     let (Some(manifest_path), Some(cache), Some(model), Some(out)) =
         (&s.manifest, &s.cache, &s.model, &s.out)
@@ -94,7 +95,10 @@ pub fn run(args: &FadArgs, options: FrechetOptions) -> anyhow::Result<Status> {
     let manifest = Manifest::read(manifest_path)
         .with_context(|| format!("{}: cannot read manifest", manifest_path.display()))?;
     let cache = EmbeddingCache::open_existing(cache, model)?;
-    let config = s.config(args, options);
+    let config = FadStudyConfig {
+        strict,
+        ..s.config(args, options)
+    };
     if let Some(spec) = &s.shard {
         let shard = emobridge_store::Shard::parse(spec)?;
         let done = emobridge_studies::fad::run_shard(&config, &manifest, &cache, out, shard)
