@@ -44,6 +44,7 @@ pub use extract::{extract_manifest, ExtractConfig, ExtractReport};
 pub use model::{Encoder, HiddenStateConvention};
 pub use peft::{AdapterConfig, AdapterKind, LoraConfig, Method, PeftConfig, TrainableEncoder};
 pub use pretrained::{
-    normalize_utterance, EmbedOptions, LoadOptions, Precision, PretrainedEncoder,
+    normalize_utterance, EmbedOptions, LoadOptions, Precision, PretrainedEncoder, UtteranceNorm,
+    UtteranceSums, Window, WindowStream,
 };
 pub use weights::WeightSource;
