@@ -7,8 +7,10 @@
 # PYTHON: an interpreter with torch + transformers + numpy (default: python3).
 # FRAMES: what entries keep, none|f16|f32 (default f16; the 1 h entry then takes ~3.6 GB on disk).
 # LONG_S: length of the long file in seconds (default 3600).
+# MODEL_DIR=DIR (environment) uses that model folder instead of the random base-size one, e.g.
+# crates/emobridge-ssl/tests/fixtures/mert_like_24k for a quick check that the script works.
 # The sides alternate for ROUNDS rounds (default 3); the last lines give each side's median peak
-# RSS and wall time and the long/short ratio (the acceptance bound is 1.5).
+# RSS and the long/short ratio (the acceptance bound is 1.5).
 set -euo pipefail
 PY=${1:-python3}
 ROUNDS=${2:-3}
@@ -20,17 +22,19 @@ trap 'rm -rf "$WORK"' EXIT
 cd "$ROOT"
 cargo build --release -p emobridge-cli
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/emobridge
+MODEL=${MODEL_DIR:-$WORK/model}
 
-HF_HUB_OFFLINE=1 "$PY" - "$WORK" "$LONG_S" <<'PYEOF'
+HF_HUB_OFFLINE=1 "$PY" - "$WORK" "$LONG_S" "${MODEL_DIR:-}" <<'PYEOF'
 import sys, wave
 import numpy as np
-import torch
-from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-work, long_s = sys.argv[1], float(sys.argv[2])
-torch.manual_seed(0)
-model = Wav2Vec2Model(Wav2Vec2Config())  # wav2vec2-base shape, random weights
-model.save_pretrained(f"{work}/model")
-Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True).save_pretrained(f"{work}/model")
+work, long_s, given = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+if not given:
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+    torch.manual_seed(0)
+    model = Wav2Vec2Model(Wav2Vec2Config())  # wav2vec2-base shape, random weights
+    model.save_pretrained(f"{work}/model")
+    Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True).save_pretrained(f"{work}/model")
 rng = np.random.default_rng(0)
 for name, seconds in (("short", 30.0), ("long", long_s)):
     with wave.open(f"{work}/{name}.wav", "wb") as w:
@@ -51,7 +55,7 @@ LOG="$WORK/log"
 for round in $(seq 1 "$ROUNDS"); do
   for side in short long; do
     rm -rf "$WORK/cache"
-    /usr/bin/time -v "$BIN" extract --manifest "$WORK/$side.csv" --model "$WORK/model" \
+    /usr/bin/time -v "$BIN" extract --manifest "$WORK/$side.csv" --model "$MODEL" \
       --cache "$WORK/cache" --tag base --frames "$FRAMES" 2> "$WORK/err"
     rss=$(sed -nE 's/.*Maximum resident set size \(kbytes\): ([0-9]+).*/\1/p' "$WORK/err")
     wall=$(sed -nE 's/.*Elapsed \(wall clock\) time.*: (.*)$/\1/p' "$WORK/err")

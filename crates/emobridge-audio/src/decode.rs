@@ -427,6 +427,69 @@ pub fn stream_mono(
     })
 }
 
+/// What [`stream_mono_at`] delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResampledStream {
+    /// The decode at the file's own rate.
+    pub source: StreamInfo,
+    /// Rate of the blocks.
+    pub sample_rate: u32,
+    /// Mono samples delivered at `sample_rate`.
+    pub frames: u64,
+}
+
+/// Decodes a file as mono at `rate` block by block: the blocks handed to `each`, concatenated,
+/// are exactly the samples `load(path, &DecodeOptions::mono_at(rate))` returns (one channel),
+/// decoded one packet at a time and resampled in the same ~20 ms chunks by
+/// [`crate::BlockResampler`], so memory stays at one packet and one chunk whatever the file's
+/// length. Errors are [`stream_mono`]'s (those that need the whole stream are decided at the
+/// end: on an error the caller discards what it computed from the blocks) and the resampler's.
+pub fn stream_mono_at(
+    path: impl AsRef<Path>,
+    rate: u32,
+    mut each: impl FnMut(&[f32]),
+) -> Result<ResampledStream, AudioError> {
+    let path = path.as_ref();
+    let mut resampler: Option<crate::BlockResampler> = None;
+    let mut failed: Option<AudioError> = None;
+    let mut frames = 0u64;
+    let mut sink = |block: &[f32]| {
+        frames += block.len() as u64;
+        each(block);
+    };
+    let source = stream_mono(path, IntScaling::PowerOfTwo, |block, source_rate| {
+        if failed.is_some() {
+            return;
+        }
+        if resampler.is_none() {
+            match crate::BlockResampler::new(source_rate, rate) {
+                Ok(rs) => resampler = Some(rs),
+                Err(e) => {
+                    failed = Some(e);
+                    return;
+                }
+            }
+        }
+        let Some(rs) = resampler.as_mut() else {
+            return;
+        };
+        if let Err(e) = rs.push(block, &mut sink) {
+            failed = Some(e);
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.with_path(path));
+    }
+    if let Some(rs) = resampler {
+        rs.finish(&mut sink).map_err(|e| e.with_path(path))?;
+    }
+    Ok(ResampledStream {
+        source,
+        sample_rate: rate,
+        frames,
+    })
+}
+
 fn check_finite(path: &Path, planes: &[Vec<f32>]) -> Result<(), AudioError> {
     let mut count = 0;
     let mut first = usize::MAX;

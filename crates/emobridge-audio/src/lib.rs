@@ -15,10 +15,13 @@ mod resample;
 pub mod wav;
 
 pub use decode::{
-    load, probe_info, stream_mono, AudioInfo, DecodeOptions, IntScaling, Mixdown, StreamInfo,
+    load, probe_info, stream_mono, stream_mono_at, AudioInfo, DecodeOptions, IntScaling, Mixdown,
+    ResampledStream, StreamInfo,
 };
 pub use error::AudioError;
-pub use resample::{resample, MAX_RATE, MAX_SOURCE_RATE, MIN_RATE, MIN_SOURCE_RATE};
+pub use resample::{
+    resample, BlockResampler, MAX_RATE, MAX_SOURCE_RATE, MIN_RATE, MIN_SOURCE_RATE,
+};
 
 /// A decoded clip: one `Vec<f32>` per channel (a single one after a mono down-mix).
 #[derive(Debug, Clone, PartialEq)]

@@ -17,8 +17,12 @@ import, demo):
   0  everything done
   3  partial success: some items failed, listed in failures.json (the run folder's; for extract
      the cache tag folder's; for features OUT.failures.json; for import the *_issues.csv)
-  1  nothing usable, or --strict and an item failed (what was written stays, written atomically)
-  2  usage error (bad or missing arguments)";
+  1  nothing usable, or --strict and an item failed
+  2  usage error (bad or missing arguments)
+--strict stops at the first failed item: one line names it, what was already written stays
+(each file written atomically), that item is listed (studies: run.json + failures.json, and no
+result tables; extract: the tag folder's failures.json; features: no table; import: no
+manifest, the issue in *_issues.csv), and nothing after it is computed.";
 
 use clap::{Parser, Subcommand};
 
@@ -33,7 +37,8 @@ struct Cli {
     /// More logging (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// Treat any failed item of a batch as an error (exit 1); `features` and `extract` stop at the first.
+    /// Stop a batch command at its first failed item (exit 1), keeping what was written and
+    /// listing the item in failures.json (import: *_issues.csv, no manifest).
     #[arg(long, global = true)]
     strict: bool,
     #[command(subcommand)]
@@ -74,18 +79,18 @@ fn main() {
     let strict = cli.strict;
     let done = |r: anyhow::Result<()>| r.map(|()| Status::Done);
     let result = match cli.command {
-        Command::Demo(a) => commands::demo::run(a),
+        Command::Demo(a) => commands::demo::run(a, strict),
         Command::Synth(a) => done(commands::synth::run(a)),
-        Command::Import(a) => commands::import::run(a),
+        Command::Import(a) => commands::import::run(a, strict),
         Command::Features(a) => commands::features::run(a, strict),
         Command::Embed(a) => done(commands::embed::run(a)),
         Command::Extract(a) => commands::extract::run(a, strict),
-        Command::Fad(a) => commands::fad::run(a),
-        Command::Probe(a) => commands::probe::run(a),
-        Command::Continuous(a) => commands::continuous::run(a),
+        Command::Fad(a) => commands::fad::run(a, strict),
+        Command::Probe(a) => commands::probe::run(a, strict),
+        Command::Continuous(a) => commands::continuous::run(a, strict),
         Command::Report(a) => done(commands::report::run(a)),
         Command::Slurm(a) => done(commands::slurm::run(a)),
-        Command::Finetune(a) => commands::finetune::run(a),
+        Command::Finetune(a) => commands::finetune::run(a, strict),
     };
     match result {
         Ok(status) => std::process::exit(status.exit_code(strict)),

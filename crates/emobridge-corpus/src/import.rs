@@ -178,6 +178,9 @@ pub struct ImportOptions {
     /// Follow symbolic links that lead out of ROOT (`--follow-links`); default false. Links
     /// inside ROOT to folders are never followed (loops, second names); see [`IssueKind::Link`].
     pub follow_links: bool,
+    /// Stop at the first issue (`--strict`): once the layout scan has met one, or the first
+    /// clip whose audio header does not read, no further file is checked; default false.
+    pub strict: bool,
 }
 
 /// Why an import could not run at all (bad items are [`Issue`]s instead).
@@ -412,7 +415,10 @@ pub fn import(
     for (path, why) in walk.finish() {
         out.issue(IssueKind::Link, path, why);
     }
-    out.check_audio_headers();
+    // Under strict an issue met by the scan ends the work here (the job stops on it).
+    if !(options.strict && !out.issues.is_empty()) {
+        out.check_audio_headers(options.strict);
+    }
     out.dedupe();
     if out.records.is_empty() {
         return Err(ImportError::NoClips {
@@ -459,18 +465,25 @@ fn audio_reason(e: &emobridge_audio::AudioError) -> String {
 impl Imported {
     /// Drops records whose audio is not audio (empty files, Git LFS pointer stubs, unrecognised
     /// headers), reporting each as [`IssueKind::BadAudio`].
-    fn check_audio_headers(&mut self) {
+    /// Drops (and reports) the records whose audio header does not read; with `stop_at_first`
+    /// the records after the first such one are kept unchecked.
+    fn check_audio_headers(&mut self, stop_at_first: bool) {
         let mut kept = Vec::with_capacity(self.records.len());
-        for r in std::mem::take(&mut self.records) {
+        let mut records = std::mem::take(&mut self.records).into_iter();
+        for r in records.by_ref() {
             match audio_header_problem(Path::new(&r.path)) {
                 None => kept.push(r),
                 Some(why) => {
                     let path = PathBuf::from(&r.path);
                     self.issue(IssueKind::BadAudio, path, format!("{why}; skipped"));
                     self.dynamics.remove(&r.id);
+                    if stop_at_first {
+                        break;
+                    }
                 }
             }
         }
+        kept.extend(records);
         self.records = kept;
     }
 }

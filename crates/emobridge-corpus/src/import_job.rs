@@ -29,6 +29,9 @@ pub struct ImportConfig {
     pub domain: Option<String>,
     /// Follow symbolic links that lead out of ROOT.
     pub follow_links: bool,
+    /// Stop at the first issue (`--strict`): no manifest is written, the issues file lists
+    /// that one issue.
+    pub strict: bool,
 }
 
 /// What [`run`] imported and wrote.
@@ -71,6 +74,12 @@ pub enum ImportJobError {
     Write { path: PathBuf, source: ImportError },
     #[error(transparent)]
     Issues(ImportError),
+    /// `strict`: the import stopped at its first issue; no manifest was written.
+    #[error("{issue} (--strict: stopped at the first issue, no manifest written; listed in {})", listed_in.display())]
+    Strict {
+        issue: import::Issue,
+        listed_in: PathBuf,
+    },
 }
 
 /// Imports the corpus of `config` and writes the manifest beside its counts and issues files.
@@ -94,6 +103,7 @@ pub fn run(config: &ImportConfig) -> Result<ImportReport, ImportJobError> {
         preset,
         domain,
         follow_links: config.follow_links,
+        strict: config.strict,
     };
     let other = match &config.shared_with {
         Some(p) => Some(
@@ -121,6 +131,16 @@ pub fn run(config: &ImportConfig) -> Result<ImportReport, ImportJobError> {
             });
         }
     };
+    if config.strict {
+        if let Some(first) = imported.issues.first().cloned() {
+            let listed_in = import::write_issues_file(std::slice::from_ref(&first), &config.out)
+                .map_err(ImportJobError::Issues)?;
+            return Err(ImportJobError::Strict {
+                issue: first,
+                listed_in,
+            });
+        }
+    }
     for issue in &imported.issues {
         tracing::warn!("skipped {issue}");
     }

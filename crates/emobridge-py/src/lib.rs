@@ -749,6 +749,7 @@ fn run_demo(
         quick,
         seed,
         model,
+        ..Default::default()
     };
     let outcome = py
         .detach(|| emobridge::studies::demo::run(&config, &|_, _, _| {}))

@@ -5,8 +5,8 @@
 //! done; damaged entries are re-extracted and reported; entries or a `cache.json` of another
 //! extraction stop the run with the differing fields named (or, with `refresh`, are
 //! re-extracted). Processes sharing a cache split the work by per-clip claims. Each clip's
-//! windows stream from the encoder into its entry, so memory does not grow with the clip's
-//! length beyond its samples. Plus the one-file path behind `emobridge embed`.
+//! windows stream from the encoder into its entry, and a long clip is decoded, resampled and
+//! normalised in blocks (see [`stream_clip`]), so memory does not grow with the clip's length. Plus the one-file path behind `emobridge embed`.
 //!
 //! A clip that cannot be decoded or embedded is recorded in the cache folder's failure log and
 //! the others go on.
@@ -52,6 +52,10 @@ pub struct ExtractConfig {
     /// Stop at the first clip that fails (default false: log it and go on). What was already
     /// written stays (each entry is written atomically) and the failure log is saved first.
     pub strict: bool,
+    /// Clips up to this many seconds are decoded once and held in memory (default 60); longer
+    /// ones are decoded in blocks, in up to three passes, so memory does not grow with their
+    /// length. The entries are the same either way.
+    pub hold_s: f64,
 }
 
 impl Default for ExtractConfig {
@@ -65,6 +69,7 @@ impl Default for ExtractConfig {
             shard: Shard::ALL,
             refresh: false,
             strict: false,
+            hold_s: 60.0,
         }
     }
 }
@@ -265,8 +270,14 @@ pub struct StreamedClip {
 
 /// Decodes `file`, runs it through the encoder window by window and writes each window's kept
 /// states straight into the clip's entry (header first, renamed into place at the end). The
-/// entry equals [`embed_entry`]'s for the same clip byte for byte (with frames kept); memory
-/// holds the clip's samples and one window of states.
+/// entry equals [`embed_entry`]'s for the same clip byte for byte (with frames kept).
+///
+/// Memory does not grow with the clip's length: a clip longer than `config.hold_s` is decoded
+/// and resampled block by block ([`emobridge_audio::stream_mono_at`]) in up to three passes — its length and sample sum, then (models that normalise each utterance)
+/// the squared deviations, then the samples themselves, normalised and fed window by window
+/// to the encoder through a buffer of one window ([`crate::WindowStream`]). Results do not depend on `hold_s`: the sums are taken
+/// in sample order as [`crate::normalize_utterance`] takes them, so the numbers are the
+/// whole-clip path's exactly. Shorter clips are decoded once and held.
 pub fn stream_clip(
     model: &PretrainedEncoder,
     spec: &str,
@@ -277,10 +288,25 @@ pub fn stream_clip(
     clip_id: &str,
 ) -> Result<StreamedClip> {
     let rate = model.preprocess().sampling_rate;
-    let audio = emobridge_audio::load(file, &emobridge_audio::DecodeOptions::mono_at(rate))?;
-    let seconds = audio.duration_s();
-    let samples = model.prepare_owned(audio.into_mono(), rate)?;
-    let total = model.frames_for(samples.len());
+    let opts = config.embed_options();
+    // Pass 1: length, sum, and every check of the decode; short clips are kept.
+    let limit = (config.hold_s.max(0.0) * rate as f64) as usize;
+    let mut kept = Some(Vec::new());
+    let mut sums = crate::UtteranceSums::default();
+    emobridge_audio::stream_mono_at(file, rate, |block| {
+        sums.add(block);
+        if let Some(k) = &mut kept {
+            if k.len() + block.len() <= limit {
+                k.extend_from_slice(block);
+            } else {
+                kept = None;
+            }
+        }
+    })?;
+    let len = sums.len();
+    let seconds = len as f64 / rate as f64;
+    let plan = model.windows_for(len, &opts)?;
+    let total = plan.last().map_or(0, |w| w.start + w.frames);
     let layers = config.layers.resolve(model.num_states())?;
     let meta = entry_metadata(model, spec, fingerprint, file)?;
     let selected = match &config.layers {
@@ -299,7 +325,7 @@ pub fn stream_clip(
         None
     };
     let mut peak = 0usize;
-    model.embed_prepared_windows(&samples, &config.embed_options(), &mut |_, states| {
+    let mut sink = |_: usize, states: candle_core::Tensor| -> Result<()> {
         let states = states
             .to_dtype(candle_core::DType::F32)?
             .to_device(&candle_core::Device::Cpu)?;
@@ -313,7 +339,45 @@ pub fn stream_clip(
         w.push(&values, n)?;
         peak = peak.max(values.len() * 4 + w.peak_buffer_bytes());
         Ok(())
-    })?;
+    };
+    match kept {
+        Some(samples) => {
+            let samples = model.prepare_owned(samples, rate)?;
+            model.embed_prepared_windows(&samples, &opts, &mut sink)?;
+        }
+        None => {
+            let norm = if model.preprocess().do_normalize {
+                let mut dev = sums.deviations();
+                emobridge_audio::stream_mono_at(file, rate, |block| dev.add(block))?;
+                Some(dev.norm())
+            } else {
+                None
+            };
+            let mut windows = model.window_stream(len, &opts)?;
+            let mut failed = None;
+            let mut scratch = Vec::new();
+            emobridge_audio::stream_mono_at(file, rate, |block| {
+                if failed.is_some() {
+                    return;
+                }
+                let block = match &norm {
+                    Some(n) => {
+                        scratch.clear();
+                        scratch.extend(block.iter().map(|&v| n.apply(v)));
+                        &scratch[..]
+                    }
+                    None => block,
+                };
+                if let Err(e) = windows.push(block, &mut sink) {
+                    failed = Some(e);
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            windows.finish()?;
+        }
+    }
     writer.expect("a clip with frames has a writer").finish()?;
     Ok(StreamedClip {
         seconds,

@@ -46,7 +46,8 @@ pub use extract::{extract_manifest, ExtractConfig, ExtractReport};
 pub use model::{Encoder, HiddenStateConvention};
 pub use peft::{AdapterConfig, AdapterKind, LoraConfig, Method, PeftConfig, TrainableEncoder};
 pub use pretrained::{
-    normalize_utterance, EmbedOptions, LoadOptions, Precision, PretrainedEncoder,
+    normalize_utterance, EmbedOptions, LoadOptions, Precision, PretrainedEncoder, UtteranceNorm,
+    UtteranceSums, Window, WindowStream,
 };
 pub use spec::{DeviceChoice, EncoderSpec, UnknownName};
 pub use weights::WeightSource;

@@ -292,16 +292,26 @@ impl PretrainedEncoder {
         opts: &EmbedOptions,
         sink: &mut dyn FnMut(usize, Tensor) -> Result<()>,
     ) -> Result<usize> {
+        let plan = self.windows_for(samples.len(), opts)?;
+        for w in &plan {
+            sink(w.start, self.run_window(&samples[w.from..w.to], opts)?)?;
+        }
+        Ok(self.frames_for(samples.len()))
+    }
+
+    /// The windows of a prepared clip of `len` samples (see [`Self::embed_prepared_windows`]);
+    /// an error when the clip is shorter than the encoder's receptive field.
+    pub fn windows_for(&self, len: usize, opts: &EmbedOptions) -> Result<Vec<Window>> {
         let cfg = self.config();
-        let total = cfg.frames_for(samples.len());
+        let total = cfg.frames_for(len);
         if total == 0 {
             return Err(SslError::Input(format!(
-                "clip of {} samples is shorter than the encoder's receptive field ({} samples)",
-                samples.len(),
+                "clip of {len} samples is shorter than the encoder's receptive field ({} samples)",
                 cfg.receptive_field()
             )));
         }
         let per_window = self.frames_per_window(opts.window_s);
+        let mut plan = Vec::new();
         let mut start = 0;
         while start < total {
             let n = per_window.min(total - start);
@@ -309,16 +319,41 @@ impl PretrainedEncoder {
             // The last window keeps the trailing samples: they reach no further frame, but
             // GroupNorm statistics (group-norm models) are taken over the whole conv output.
             let to = if start + n == total {
-                samples.len()
+                len
             } else {
                 (start + n - 1) * cfg.hop() + cfg.receptive_field()
             };
-            let input = Tensor::from_slice(&samples[from..to], (1, to - from), &Device::Cpu)?;
-            let states = self.encoder.forward(&input, None, opts.convention)?;
-            sink(start, stack_states(&states)?.squeeze(1)?)?;
+            plan.push(Window {
+                start,
+                frames: n,
+                from,
+                to,
+            });
             start += n;
         }
-        Ok(total)
+        Ok(plan)
+    }
+
+    /// One window's hidden states [states, n, hidden].
+    fn run_window(&self, samples: &[f32], opts: &EmbedOptions) -> Result<Tensor> {
+        let input = Tensor::from_slice(samples, (1, samples.len()), &Device::Cpu)?;
+        let states = self.encoder.forward(&input, None, opts.convention)?;
+        Ok(stack_states(&states)?.squeeze(1)?)
+    }
+
+    /// The windows of a prepared clip of `len` samples that arrives block by block (see
+    /// [`WindowStream`]).
+    pub fn window_stream(&self, len: usize, opts: &EmbedOptions) -> Result<WindowStream<'_>> {
+        Ok(WindowStream {
+            model: self,
+            opts: *opts,
+            plan: self.windows_for(len, opts)?,
+            next: 0,
+            buf: Vec::new(),
+            buf_from: 0,
+            received: 0,
+            len,
+        })
     }
 
     fn frames_per_window(&self, window_s: f64) -> usize {
@@ -430,11 +465,167 @@ pub fn normalize_utterance(x: &mut [f32]) {
     if x.is_empty() {
         return;
     }
-    let n = x.len() as f64;
-    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-    let inv = 1.0 / (var + 1e-7).sqrt();
+    let mut sum = UtteranceSums::default();
+    sum.add(x);
+    let mut dev = sum.deviations();
+    dev.add(x);
+    let norm = dev.norm();
     for v in x.iter_mut() {
-        *v = ((*v as f64 - mean) * inv) as f32;
+        *v = norm.apply(*v);
+    }
+}
+
+/// The first pass of [`normalize_utterance`] over a clip given block by block: the sum of the
+/// samples, in order, so that a streamed clip gets the numbers of the whole-clip path exactly.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UtteranceSums {
+    n: usize,
+    sum: f64,
+}
+
+impl UtteranceSums {
+    pub fn add(&mut self, block: &[f32]) {
+        self.n += block.len();
+        for &v in block {
+            self.sum += v as f64;
+        }
+    }
+
+    /// Samples seen.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The second pass: squared deviations from the mean.
+    pub fn deviations(&self) -> UtteranceDeviations {
+        UtteranceDeviations {
+            n: self.n,
+            mean: self.sum / self.n.max(1) as f64,
+            squares: 0.0,
+        }
+    }
+}
+
+/// The second pass of [`normalize_utterance`] (see [`UtteranceSums`]).
+#[derive(Debug, Clone, Copy)]
+pub struct UtteranceDeviations {
+    n: usize,
+    mean: f64,
+    squares: f64,
+}
+
+impl UtteranceDeviations {
+    pub fn add(&mut self, block: &[f32]) {
+        for &v in block {
+            self.squares += (v as f64 - self.mean).powi(2);
+        }
+    }
+
+    /// The map of every sample: (x − mean) / sqrt(var + 1e-7).
+    pub fn norm(&self) -> UtteranceNorm {
+        let var = self.squares / self.n.max(1) as f64;
+        UtteranceNorm {
+            mean: self.mean,
+            inv: 1.0 / (var + 1e-7).sqrt(),
+        }
+    }
+}
+
+/// Zero mean, unit variance with a clip's statistics (see [`UtteranceDeviations::norm`]).
+#[derive(Debug, Clone, Copy)]
+pub struct UtteranceNorm {
+    mean: f64,
+    inv: f64,
+}
+
+impl UtteranceNorm {
+    pub fn apply(&self, v: f32) -> f32 {
+        ((v as f64 - self.mean) * self.inv) as f32
+    }
+}
+
+/// One encoder window of a clip: its first frame, its frame count, and the prepared samples
+/// `from..to` it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: usize,
+    pub frames: usize,
+    pub from: usize,
+    pub to: usize,
+}
+
+/// The windows of [`PretrainedEncoder::embed_prepared_windows`] for a prepared clip that
+/// arrives in blocks: [`WindowStream::push`] runs every window its samples complete and keeps
+/// only the samples a later window still reads (at most one window and one block), so a clip
+/// of any length is embedded in bounded memory, with exactly the states of the whole-clip path.
+pub struct WindowStream<'a> {
+    model: &'a PretrainedEncoder,
+    opts: EmbedOptions,
+    plan: Vec<Window>,
+    next: usize,
+    buf: Vec<f32>,
+    /// Clip index of `buf[0]`.
+    buf_from: usize,
+    received: usize,
+    len: usize,
+}
+
+impl WindowStream<'_> {
+    /// Frames of the whole clip.
+    pub fn total_frames(&self) -> usize {
+        self.plan.last().map_or(0, |w| w.start + w.frames)
+    }
+
+    /// Feeds the next prepared samples; each window they complete goes to `sink` as in
+    /// [`PretrainedEncoder::embed_prepared_windows`].
+    pub fn push(
+        &mut self,
+        block: &[f32],
+        sink: &mut dyn FnMut(usize, Tensor) -> Result<()>,
+    ) -> Result<()> {
+        if self.received + block.len() > self.len {
+            return Err(SslError::Input(format!(
+                "the stream holds more than the {} samples announced",
+                self.len
+            )));
+        }
+        self.received += block.len();
+        // Samples before the next window's start are never read again.
+        let keep_from = self.plan.get(self.next).map_or(self.len, |w| w.from);
+        let skip = keep_from.saturating_sub(self.buf_from + self.buf.len());
+        let block = &block[skip.min(block.len())..];
+        self.buf.extend_from_slice(block);
+        while let Some(w) = self.plan.get(self.next).copied() {
+            if self.received < w.to {
+                break;
+            }
+            let states = self.model.run_window(
+                &self.buf[w.from - self.buf_from..w.to - self.buf_from],
+                &self.opts,
+            )?;
+            sink(w.start, states)?;
+            self.next += 1;
+            let keep_from = self.plan.get(self.next).map_or(self.received, |w| w.from);
+            let drop = (keep_from - self.buf_from).min(self.buf.len());
+            self.buf.drain(..drop);
+            self.buf_from += drop;
+        }
+        Ok(())
+    }
+
+    /// Checks that every window ran (the stream held the samples announced); returns the
+    /// clip's frame count.
+    pub fn finish(self) -> Result<usize> {
+        if self.next < self.plan.len() {
+            return Err(SslError::Input(format!(
+                "the stream ended after {} of the {} samples announced",
+                self.received, self.len
+            )));
+        }
+        Ok(self.total_frames())
     }
 }

@@ -1,7 +1,9 @@
-//! Bounded memory for long recordings (issue 17 item 9): `extract` streams each window of the
-//! encoder straight into the clip's entry. The streamed entry equals the whole-file path's
-//! (`embed_entry`, the windows concatenated in memory) byte for byte, and the largest block of
-//! hidden states held does not grow with the clip's length.
+//! Bounded memory for long recordings (issue 17 item 9): `extract` decodes and resamples a long
+//! clip block by block and streams each window of the encoder straight into the clip's entry.
+//! The streamed entry equals the whole-file path's (`embed_entry`: the file decoded and
+//! resampled whole, the windows concatenated in memory) byte for byte, for a clip held in
+//! memory and for one streamed, at the model's rate and resampled from 44.1 kHz stereo; and
+//! the largest block of hidden states held does not grow with the clip's length.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +15,19 @@ use emobridge_store::{EmbeddingCache, Frames, LayerSelection};
 fn model() -> PretrainedEncoder {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mert_like_24k");
     PretrainedEncoder::from_dir(&dir, LoadOptions::default()).unwrap()
+}
+
+/// A 44.1 kHz stereo file (decoded, averaged and resampled to the model's 24 kHz).
+fn stereo_44k(dir: &Path, name: &str, seconds: f32) -> PathBuf {
+    let n = (44_100.0 * seconds) as usize;
+    let l = (0..n)
+        .map(|k| 0.3 * (k as f32 * 0.031).sin() + 0.02 * ((k * 7919) % 97) as f32 / 97.0)
+        .collect();
+    let r = (0..n).map(|k| 0.2 * (k as f32 * 0.0173).cos()).collect();
+    let p = dir.join(name);
+    emobridge_audio::wav::write_wav(&p, &[l, r], 44_100, emobridge_audio::wav::WavFormat::Pcm16)
+        .unwrap();
+    p
 }
 
 fn wav(dir: &Path, name: &str, seconds: f32) -> PathBuf {
@@ -33,29 +48,39 @@ fn a_streamed_long_clip_equals_the_whole_file_entry_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let m = model();
     let weights = m.weights_sha256().unwrap();
-    let file = wav(dir.path(), "long.wav", 9.3);
+    let files = [
+        wav(dir.path(), "long.wav", 9.3),
+        stereo_44k(dir.path(), "stereo44k.wav", 7.7),
+    ];
     for (frames, layers) in [
         (Frames::F16, LayerSelection::All),
         (Frames::F32, LayerSelection::List(vec![2, 0])),
     ] {
-        let config = ExtractConfig {
-            window_s: 1.0,
-            frames,
-            layers,
-            ..ExtractConfig::default()
-        };
-        let fp = fingerprint(&m, &config, &weights).unwrap();
-        let cache = EmbeddingCache::open(dir.path(), &format!("s-{frames}")).unwrap();
-        let streamed = stream_clip(&m, "tiny", &config, &fp, &file, &cache, "long").unwrap();
-        let (whole, _) = embed_entry(&m, "tiny", &config, &file, &weights).unwrap();
-        assert_eq!(streamed.frames, whole.shape[1]);
-        let reference = EmbeddingCache::open(dir.path(), &format!("w-{frames}")).unwrap();
-        let a = std::fs::read(cache.path_for("long").unwrap()).unwrap();
-        let b = std::fs::read(reference.write("long", &whole).unwrap()).unwrap();
-        assert!(
-            a == b,
-            "{frames}: streamed entry differs from the whole-file entry"
-        );
+        // hold_s 0: decoded, resampled and normalised in blocks, in three passes; 60: held.
+        for (file, hold_s) in files.iter().flat_map(|f| [(f, 0.0), (f, 60.0)]) {
+            let config = ExtractConfig {
+                window_s: 1.0,
+                frames,
+                layers: layers.clone(),
+                hold_s,
+                ..ExtractConfig::default()
+            };
+            let fp = fingerprint(&m, &config, &weights).unwrap();
+            let tag = format!("s-{frames}-{hold_s}");
+            let cache = EmbeddingCache::open(dir.path(), &tag).unwrap();
+            let id = file.file_stem().unwrap().to_str().unwrap();
+            let streamed = stream_clip(&m, "tiny", &config, &fp, file, &cache, id).unwrap();
+            let (whole, _) = embed_entry(&m, "tiny", &config, file, &weights).unwrap();
+            assert_eq!(streamed.frames, whole.shape[1]);
+            assert!(streamed.frames > 4 * 75, "several windows");
+            let reference = EmbeddingCache::open(dir.path(), &format!("w-{tag}")).unwrap();
+            let a = std::fs::read(cache.path_for(id).unwrap()).unwrap();
+            let b = std::fs::read(reference.write(id, &whole).unwrap()).unwrap();
+            assert!(
+                a == b,
+                "{frames} {id} hold_s {hold_s}: streamed entry differs from the whole-file entry"
+            );
+        }
     }
 }
 

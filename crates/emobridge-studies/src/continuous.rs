@@ -48,7 +48,6 @@ use emobridge_learn::LearnError;
 use emobridge_report::plot::{write_line_chart, LineChart, Series};
 use emobridge_report::{Cell, ReportError, Table};
 use emobridge_store::EmbeddingCache;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{group_folds, row_splits, FoldPlan};
@@ -128,6 +127,9 @@ pub struct ContinuousConfig {
     /// Sequences per setting drawn as predicted-vs-gold traces.
     pub plots: usize,
     pub seed: u64,
+    /// Stop at the first row that fails (audio, features, annotation, too short) instead of
+    /// leaving it out (default false; `--strict`).
+    pub strict: bool,
 }
 
 impl Default for ContinuousConfig {
@@ -153,6 +155,7 @@ impl Default for ContinuousConfig {
             dae: DaeConfig::default(),
             plots: 1,
             seed: 7,
+            strict: false,
         }
     }
 }
@@ -383,6 +386,7 @@ pub fn run(
         }
     }
     let mut run = RunFolder::create(out, "continuous")?;
+    run.set_strict(config.strict);
     run.set_config(config, config.seed);
     run.hash_manifest(manifest);
 
@@ -414,21 +418,21 @@ pub fn run(
         rows.len(),
         labelled.len()
     );
-    let extracted: Vec<Result<(FeatureFrames, f64), String>> = rows
-        .par_iter()
-        .map(|r| windows_of(config, manifest, r))
-        .collect();
+    // Under strict the first row that fails stops the rows not yet started (and the study).
+    let extracted =
+        crate::par_until_failure(&rows, config.strict, |r| windows_of(config, manifest, r));
     let mut clips = Vec::new();
     let mut dim = None;
     let mut repairs = AnnotationRepairs::default();
     let mut feature_names = Vec::new();
     for (r, e) in rows.iter().zip(extracted) {
         let annotated = !r.annotation.trim().is_empty();
+        let Some(e) = e else { continue };
         let (frames, _) = match e {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!("{}: {e}", manifest.audio_path(r).display());
-                run.fail(&r.id, manifest.audio_path(r).display().to_string(), e);
+                run.fail(&r.id, manifest.audio_path(r).display().to_string(), e)?;
                 if annotated {
                     repairs.files_skipped += 1;
                 }
@@ -440,7 +444,7 @@ pub fn run(
                 &r.id,
                 manifest.audio_path(r).display().to_string(),
                 "shorter than one analysis window: no feature windows",
-            );
+            )?;
             continue;
         }
         let d = frames.names.len();
@@ -468,7 +472,7 @@ pub fn run(
                 }
                 Err(e) => {
                     tracing::error!("{e}");
-                    run.fail(&r.id, path, e.to_string());
+                    run.fail(&r.id, path, e.to_string())?;
                     repairs.files_skipped += 1;
                 }
             }
@@ -519,7 +523,7 @@ pub fn run(
     }
 
     // 3. Sequences at the configured lag.
-    let (seqs, trimmed) = sequences(&clips, dim, config.lag_s, config, &mut run);
+    let (seqs, trimmed) = sequences(&clips, dim, config.lag_s, config, &mut run)?;
     repairs.frames_trimmed_start = trimmed.0;
     repairs.frames_trimmed_end = trimmed.1;
     let by_domain = |d: Domain| -> Vec<usize> {
@@ -651,7 +655,7 @@ pub fn run(
     let mut sweep = Vec::new();
     for &lag in &config.lag_sweep {
         let mut scratch = RunFolder::create(&out.join(".lag-scratch"), "scratch")?;
-        let (lag_seqs, _) = sequences(&clips, dim, lag, config, &mut scratch);
+        let (lag_seqs, _) = sequences(&clips, dim, lag, config, &mut scratch)?;
         for d in [Domain::Music, Domain::Speech] {
             let set: Vec<usize> = (0..lag_seqs.len())
                 .filter(|&i| clips[lag_seqs[i].clip].domain == d)
@@ -880,7 +884,7 @@ fn sequences(
     lag: f64,
     config: &ContinuousConfig,
     run: &mut RunFolder,
-) -> (Vec<Seq>, (usize, usize)) {
+) -> Result<(Vec<Seq>, (usize, usize)), RunFolderError> {
     let mut out = Vec::new();
     let mut trimmed = (0, 0);
     for (ci, c) in clips.iter().enumerate() {
@@ -895,7 +899,7 @@ fn sequences(
                 &c.id,
                 &c.annotation,
                 "no feature window falls inside the annotated time span; sequence skipped",
-            );
+            )?;
             continue;
         };
         if labels.len() < config.min_frames {
@@ -907,7 +911,7 @@ fn sequences(
                     labels.len(),
                     config.min_frames
                 ),
-            );
+            )?;
             continue;
         }
         trimmed.0 += start;
@@ -922,7 +926,7 @@ fn sequences(
                 .collect(),
         });
     }
-    (out, trimmed)
+    Ok((out, trimmed))
 }
 
 fn train_dae(

@@ -45,6 +45,9 @@ pub struct DemoConfig {
     /// Also run the probe and the FAD study on every layer of this SSL encoder (a HuggingFace
     /// model folder, or ORG/NAME in the local HF cache). Default none.
     pub model: Option<String>,
+    /// Stop at the first failed item of any step (`--strict`), every sub-study included.
+    /// Default false.
+    pub strict: bool,
 }
 
 impl Default for DemoConfig {
@@ -54,6 +57,7 @@ impl Default for DemoConfig {
             quick: false,
             seed: 7,
             model: None,
+            strict: false,
         }
     }
 }
@@ -135,9 +139,17 @@ pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoE
     let cache = EmbeddingCache::open(&cache_root, EGEMAPS_LLD_TAG)?;
     let records: Vec<_> = manifest.records.iter().collect();
     let t = Instant::now();
-    let descriptors = egemaps_over_manifest(manifest, &records, Some(&cache), &|d, n| {
-        progress("egemaps", d, n)
-    });
+    let descriptors =
+        egemaps_over_manifest(manifest, &records, Some(&cache), config.strict, &|d, n| {
+            progress("egemaps", d, n)
+        });
+    if let (true, Some(f)) = (config.strict, descriptors.failures.first()) {
+        // Strict: the demo's own record lists the clip and the demo stops here.
+        let mut run = RunFolder::create_started(out, "demo", started)?;
+        run.set_config(&serde_json::json!({ "demo": config }), config.seed);
+        run.set_strict(true);
+        run.fail(f.id.clone(), f.path.clone(), f.error.clone())?;
+    }
     let secs = t.elapsed().as_secs_f64();
     tracing::info!(
         "eGeMAPS: {} clips, {:.0} s of audio in {:.1} s ({:.0}× real time)",
@@ -171,6 +183,7 @@ pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoE
         .collect();
     let probe_cfg = SeparabilityConfig {
         seed: config.seed,
+        strict: config.strict,
         ..SeparabilityConfig::default()
     };
     let probe = separability::run(
@@ -205,7 +218,10 @@ pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoE
     ];
     tracing::info!("continuous arousal/valence: LSTMs within, across and via a DAE");
     let continuous = crate::continuous::run(
-        &crate::continuous::ContinuousConfig::demo(config.seed, config.quick),
+        &crate::continuous::ContinuousConfig {
+            strict: config.strict,
+            ..crate::continuous::ContinuousConfig::demo(config.seed, config.quick)
+        },
         manifest,
         &out.join("continuous"),
         &|d, n| progress("continuous", d, n),
@@ -216,7 +232,10 @@ pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoE
     studies.push(("continuous".to_string(), continuous.run_dir));
     if let Some(spec) = &config.model {
         tracing::info!("extra step: every layer of {spec}");
-        let extract = ExtractConfig::default();
+        let extract = ExtractConfig {
+            strict: config.strict,
+            ..ExtractConfig::default()
+        };
         // GPU 0 when the build has CUDA and one is visible, else the CPU.
         let device = emobridge_ssl::candle_core::Device::cuda_if_available(0)
             .unwrap_or(emobridge_ssl::candle_core::Device::Cpu);
@@ -295,6 +314,7 @@ fn finetune_step(
         folds: 2,
         max_seconds: if config.quick { 1.0 } else { 2.0 },
         seed: config.seed,
+        strict: config.strict,
         ..FinetuneConfig::default()
     };
     cfg.train.epochs = 2;
@@ -336,6 +356,7 @@ fn fad_step(
         seed: config.seed,
         bootstrap: if config.quick { 20 } else { 100 },
         standardize,
+        strict: config.strict,
         ..FadStudyConfig::default()
     };
     let outcome = crate::fad::run(&fad_cfg, manifest, cache, &config.out.join(folder))?;
@@ -381,7 +402,7 @@ fn write_run_json(
         .collect();
     run.hash_bytes("audio_list", audio_list.as_bytes());
     for f in failures {
-        run.fail(f.id.clone(), f.path.clone(), f.error.clone());
+        run.fail(f.id.clone(), f.path.clone(), f.error.clone())?;
     }
     for (name, dir) in studies {
         let rel = dir.strip_prefix(out).unwrap_or(dir).display().to_string();

@@ -12,7 +12,6 @@ use emobridge_acoustic::{egemaps, AcousticError, FeatureVector};
 use emobridge_audio::{load, AudioError, DecodeOptions, IntScaling};
 use emobridge_corpus::{Manifest, Record};
 use emobridge_store::{ClipEntry, EmbeddingCache, EntryMetadata, StoreError, StoredDtype};
-use rayon::prelude::*;
 
 /// Why descriptors of a clip (or their table) could not be produced.
 #[derive(Debug, thiserror::Error)]
@@ -75,27 +74,26 @@ pub struct DescriptorRun {
 
 /// Computes eGeMAPS functionals for every record and, when `cache` is given, stores the LLD
 /// frames as `[1, frames, 25]` entries. `progress(done, total)` is called as clips finish.
+/// Under `strict` the first failure stops the clips not yet started.
 pub fn egemaps_over_manifest(
     manifest: &Manifest,
     records: &[&Record],
     cache: Option<&EmbeddingCache>,
+    strict: bool,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> DescriptorRun {
     let done = AtomicUsize::new(0);
-    let results: Vec<Result<(String, FeatureVector, f64), ClipFailure>> = records
-        .par_iter()
-        .map(|r| {
-            let out = one_clip(manifest, r, cache).map_err(|error| ClipFailure {
-                id: r.id.clone(),
-                path: manifest.audio_path(r).display().to_string(),
-                error: error.to_string(),
-            });
-            progress(done.fetch_add(1, Ordering::Relaxed) + 1, records.len());
-            out
-        })
-        .collect();
+    let results = crate::par_until_failure(records, strict, |r| {
+        let out = one_clip(manifest, r, cache).map_err(|error| ClipFailure {
+            id: r.id.clone(),
+            path: manifest.audio_path(r).display().to_string(),
+            error: error.to_string(),
+        });
+        progress(done.fetch_add(1, Ordering::Relaxed) + 1, records.len());
+        out
+    });
     let mut run = DescriptorRun::default();
-    for r in results {
+    for r in results.into_iter().flatten() {
         match r {
             Ok((id, f, secs)) => {
                 run.audio_seconds += secs;
@@ -230,15 +228,17 @@ impl ClipDescriptors {
 }
 
 /// One feature row per record (in `records` order, failures left out and returned):
-/// `progress(done, total)` is called as clips finish.
+/// `progress(done, total)` is called as clips finish. Under `strict` the first failure stops
+/// the clips not yet started.
 pub fn clip_descriptors(
     manifest: &Manifest,
     records: &[&Record],
     set: ClipDescriptors,
+    strict: bool,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> (Vec<(String, Vec<f64>)>, Vec<ClipFailure>) {
     if set == ClipDescriptors::Egemaps {
-        let run = egemaps_over_manifest(manifest, records, None, progress);
+        let run = egemaps_over_manifest(manifest, records, None, strict, progress);
         let rows = run
             .functionals
             .into_iter()
@@ -247,9 +247,8 @@ pub fn clip_descriptors(
         return (rows, run.failures);
     }
     let done = AtomicUsize::new(0);
-    let results: Vec<Result<(String, Vec<f64>), ClipFailure>> = records
-        .par_iter()
-        .map(|r| {
+    let results: Vec<Option<Result<(String, Vec<f64>), ClipFailure>>> =
+        crate::par_until_failure(records, strict, |r| {
             let path = manifest.audio_path(r);
             let out = load(
                 &path,
@@ -296,11 +295,10 @@ pub fn clip_descriptors(
             });
             progress(done.fetch_add(1, Ordering::Relaxed) + 1, records.len());
             out
-        })
-        .collect();
+        });
     let mut rows = Vec::new();
     let mut failures = Vec::new();
-    for r in results {
+    for r in results.into_iter().flatten() {
         match r {
             Ok(row) => rows.push(row),
             Err(f) => failures.push(f),
@@ -439,7 +437,7 @@ pub fn summarise(
         .map(|r| (r.id.as_str(), r))
         .collect();
     for f in &descriptors.failures {
-        run.fail(f.id.clone(), f.path.clone(), f.error.clone());
+        run.fail(f.id.clone(), f.path.clone(), f.error.clone())?;
     }
     // (domain, emotion, values) of every labelled clip.
     let clips: Vec<(Domain, emobridge_corpus::Emotion, Vec<f64>)> = descriptors

@@ -155,6 +155,9 @@ pub struct FinetuneConfig {
     /// Clips are cut to their first `max_seconds` (default 4 s, the cost benchmark's length).
     pub max_seconds: f32,
     pub seed: u64,
+    /// Stop at the first clip that does not decode (`--strict`) instead of leaving it out.
+    /// Default false.
+    pub strict: bool,
 }
 
 impl Default for FinetuneConfig {
@@ -171,6 +174,7 @@ impl Default for FinetuneConfig {
             carry: Carry::AdaptersAndHead,
             max_seconds: 4.0,
             seed: 7,
+            strict: false,
         }
     }
 }
@@ -249,7 +253,11 @@ struct Clip {
     speaker: String,
 }
 
+/// Decodes the clips of `records`; one that does not decode (or is shorter than an encoder
+/// frame) is left out, logged and listed under the run's failures (under strict the run stops
+/// there).
 fn load_clips(
+    run: &mut RunFolder,
     manifest: &Manifest,
     records: &[&Record],
     target: Target,
@@ -258,54 +266,70 @@ fn load_clips(
     max_seconds: f32,
 ) -> Result<Vec<Clip>, FinetuneError> {
     let max = (max_seconds * pre.sampling_rate as f32).round() as usize;
-    records
-        .iter()
-        .map(|r| {
-            let path = manifest.audio_path(r);
-            let audio =
-                load_audio(&path, &DecodeOptions::mono_at(pre.sampling_rate)).map_err(|e| {
-                    FinetuneError::Audio {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    }
-                })?;
-            let mut samples = audio.channels.into_iter().next().unwrap_or_default();
-            samples.truncate(max);
-            if samples.len() < 400 {
-                return Err(FinetuneError::Audio {
-                    path,
-                    reason: format!(
-                        "{} samples is shorter than one encoder frame",
-                        samples.len()
-                    ),
-                });
+    let mut clips = Vec::with_capacity(records.len());
+    for r in records {
+        match load_clip(manifest, r, target, labels, pre, max) {
+            Ok(c) => clips.push(c),
+            Err(FinetuneError::Audio { path, reason }) => {
+                tracing::error!("{}: {reason}", path.display());
+                run.fail(r.id.clone(), path.display().to_string(), reason)?;
             }
-            if pre.do_normalize {
-                normalize_utterance(&mut samples);
-            }
-            let (label, values) = match target {
-                Target::Emotion => {
-                    let emotion = r.emotion.expect("records were filtered to labelled ones");
-                    let label = labels.iter().position(|l| *l == emotion).expect("shared");
-                    (label, Vec::new())
-                }
-                _ => (
-                    0,
-                    vec![target
-                        .value(r)
-                        .expect("records were filtered to valued ones")],
-                ),
-            };
-            Ok(Clip {
-                example: Example {
-                    samples,
-                    label,
-                    values,
-                },
-                speaker: r.speaker.clone(),
-            })
-        })
-        .collect()
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(clips)
+}
+
+fn load_clip(
+    manifest: &Manifest,
+    r: &Record,
+    target: Target,
+    labels: &[Emotion],
+    pre: &PreprocessConfig,
+    max: usize,
+) -> Result<Clip, FinetuneError> {
+    let path = manifest.audio_path(r);
+    let audio = load_audio(&path, &DecodeOptions::mono_at(pre.sampling_rate)).map_err(|e| {
+        FinetuneError::Audio {
+            path: path.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    let mut samples = audio.channels.into_iter().next().unwrap_or_default();
+    samples.truncate(max);
+    if samples.len() < 400 {
+        return Err(FinetuneError::Audio {
+            path,
+            reason: format!(
+                "{} samples is shorter than one encoder frame",
+                samples.len()
+            ),
+        });
+    }
+    if pre.do_normalize {
+        normalize_utterance(&mut samples);
+    }
+    let (label, values) = match target {
+        Target::Emotion => {
+            let emotion = r.emotion.expect("records were filtered to labelled ones");
+            let label = labels.iter().position(|l| *l == emotion).expect("shared");
+            (label, Vec::new())
+        }
+        _ => (
+            0,
+            vec![target
+                .value(r)
+                .expect("records were filtered to valued ones")],
+        ),
+    };
+    Ok(Clip {
+        example: Example {
+            samples,
+            label,
+            values,
+        },
+        speaker: r.speaker.clone(),
+    })
 }
 
 /// The model's parts loaded once.
@@ -492,7 +516,11 @@ fn claim_resume_folder(
 ) -> Result<(), FinetuneError> {
     let mut c = config.clone();
     c.train.checkpoint_every = 0;
-    let want = serde_json::json!({ "config": c, "model": model });
+    let mut want = serde_json::json!({ "config": c, "model": model });
+    // Stopping rules do not change what is trained: a strict and a lenient run resume each other.
+    if let Some(c) = want["config"].as_object_mut() {
+        c.remove("strict");
+    }
     let path = run.path("resume/study.json");
     if path.is_file() {
         let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
@@ -568,6 +596,7 @@ fn labelled_clips(
         (Domain::Music, keep(music, &labels)),
     ] {
         let c = load_clips(
+            run,
             manifest,
             &recs,
             Target::Emotion,
@@ -622,7 +651,7 @@ fn valued_clips(
             )));
         }
         skipped.insert(domain, all.len() - recs.len());
-        let c = load_clips(manifest, &recs, target, &[], pre, config.max_seconds)?;
+        let c = load_clips(run, manifest, &recs, target, &[], pre, config.max_seconds)?;
         clips.insert(domain, c);
     }
     run.note(
@@ -664,6 +693,7 @@ pub fn run(
     config.train.validate()?;
     config.peft.validate()?;
     let mut run = RunFolder::create(out, "finetune")?;
+    run.set_strict(config.strict);
     run.set_config(config, config.seed);
     run.hash_manifest(manifest);
     run.set_hash(

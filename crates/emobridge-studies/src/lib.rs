@@ -28,6 +28,46 @@ pub enum RunFolderError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// `--strict`: the batch stopped at this item's failure. What the run had written stays;
+    /// `run.json` and `failures.json` (listing the item) were written before this returned.
+    #[error("{item}: {reason} (--strict: stopped at the first failure; listed in {})", listed_in.display())]
+    Strict {
+        item: String,
+        reason: String,
+        listed_in: PathBuf,
+    },
+}
+
+/// Maps `f` over `items` in parallel, results in input order. Under `strict` the first failure
+/// stops the items not yet started (they come back `None`); otherwise every item runs. The
+/// item that failed is always among the results, so a caller that records the failures in
+/// input order through a strict [`RunFolder`] stops at one.
+pub(crate) fn par_until_failure<T, R, E>(
+    items: &[T],
+    strict: bool,
+    f: impl Fn(&T) -> Result<R, E> + Sync + Send,
+) -> Vec<Option<Result<R, E>>>
+where
+    T: Sync,
+    R: Send,
+    E: Send,
+{
+    use rayon::prelude::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = AtomicBool::new(false);
+    items
+        .par_iter()
+        .map(|item| {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let out = f(item);
+            if out.is_err() && strict {
+                stop.store(true, Ordering::Relaxed);
+            }
+            Some(out)
+        })
+        .collect()
 }
 
 /// One item a batch study skipped, and why.
@@ -108,6 +148,7 @@ pub struct RunFolder {
     dir: PathBuf,
     started: Instant,
     record: RunRecord,
+    strict: bool,
 }
 
 impl RunFolder {
@@ -163,7 +204,18 @@ impl RunFolder {
             dir: dir.to_path_buf(),
             started,
             record,
+            strict: false,
         })
+    }
+
+    /// Under `strict` ( `--strict`), [`RunFolder::fail`] stops the batch at the first failure.
+    pub fn set_strict(&mut self, strict: bool) {
+        self.strict = strict;
+    }
+
+    /// Whether the first failure stops the batch.
+    pub fn strict(&self) -> bool {
+        self.strict
     }
 
     pub fn dir(&self) -> &Path {
@@ -266,17 +318,35 @@ impl RunFolder {
         );
     }
 
+    /// Records a failed item. Under [`RunFolder::set_strict`] the batch stops here: `run.json`
+    /// (noting `stopped_by_strict`) and `failures.json` are written atomically, and the error
+    /// [`RunFolderError::Strict`] names the item for the pipeline to return; what the run wrote
+    /// before stays.
     pub fn fail(
         &mut self,
         item: impl Into<String>,
         path: impl Into<String>,
         reason: impl Into<String>,
-    ) {
-        self.record.failures.push(RunFailure {
+    ) -> Result<(), RunFolderError> {
+        let failure = RunFailure {
             item: item.into(),
             path: path.into(),
             reason: reason.into(),
-        });
+        };
+        self.record.failures.push(failure.clone());
+        if !self.strict {
+            return Ok(());
+        }
+        self.note(
+            "stopped_by_strict",
+            format!("stopped at the first failed item, {}", failure.item),
+        );
+        self.write_record()?;
+        Err(RunFolderError::Strict {
+            item: failure.item,
+            reason: failure.reason,
+            listed_in: self.dir.join(FAILURES_JSON),
+        })
     }
 
     pub fn failures(&self) -> &[RunFailure] {
@@ -340,18 +410,24 @@ impl RunFolder {
     /// Writes `run.json` (and, when an item failed, `failures.json`) atomically and returns the
     /// record.
     pub fn finish(mut self) -> Result<RunRecord, RunFolderError> {
+        self.write_record()?;
+        Ok(self.record)
+    }
+
+    fn write_record(&mut self) -> Result<(), RunFolderError> {
         if !self.record.failures.is_empty() {
             let path = self.dir.join(FAILURES_JSON);
             let text =
                 serde_json::to_string_pretty(&self.record.failures).expect("failures serialise");
             write_file_atomic(&path, format!("{text}\n").as_bytes())?;
-            self.output(FAILURES_JSON);
+            if !self.record.outputs.iter().any(|o| o == FAILURES_JSON) {
+                self.output(FAILURES_JSON);
+            }
         }
         self.record.elapsed_s = self.started.elapsed().as_secs_f64();
         let path = self.dir.join("run.json");
         let text = serde_json::to_string_pretty(&self.record).expect("run record serialises");
-        write_file_atomic(&path, format!("{text}\n").as_bytes())?;
-        Ok(self.record)
+        write_file_atomic(&path, format!("{text}\n").as_bytes())
     }
 }
 
@@ -412,7 +488,7 @@ mod tests {
         let mut run = RunFolder::create(&dir.path().join("run"), "unit").unwrap();
         run.set_config(&serde_json::json!({"k": 1}), 7);
         run.hash_bytes("manifest", b"abc");
-        run.fail("clip-1", "a.wav", "unreadable");
+        run.fail("clip-1", "a.wav", "unreadable").unwrap();
         run.output("table.csv");
         run.figure("plot.svg", "A plot", "What it shows.\nHow to read it.");
         run.headline("best_layer", 3, "The best layer is 3.");
@@ -442,6 +518,49 @@ mod tests {
             .finish()
             .unwrap();
         assert!(read_failures(&dir.path().join("run")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_strict_run_stops_at_the_first_failure_keeping_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run");
+        let mut run = RunFolder::create(&path, "unit").unwrap();
+        run.set_config(&serde_json::json!({"k": 1}), 7);
+        assert!(!run.strict());
+        run.set_strict(true);
+        let e = run.fail("clip-1", "a.wav", "unreadable").unwrap_err();
+        match &e {
+            RunFolderError::Strict {
+                item,
+                reason,
+                listed_in,
+            } => {
+                assert_eq!((item.as_str(), reason.as_str()), ("clip-1", "unreadable"));
+                assert_eq!(listed_in, &path.join(FAILURES_JSON));
+            }
+            other => panic!("{other}"),
+        }
+        assert!(e.to_string().contains("--strict"), "{e}");
+        // failures.json and run.json are on disk although the run never finished.
+        assert_eq!(read_failures(&path).unwrap().len(), 1);
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path.join("run.json")).unwrap()).unwrap();
+        assert_eq!(json["config"]["k"], 1);
+        assert!(json["notes"]["stopped_by_strict"]
+            .as_str()
+            .unwrap()
+            .contains("clip-1"));
+    }
+
+    #[test]
+    fn par_until_failure_runs_everything_unless_strict() {
+        let items: Vec<usize> = (0..200).collect();
+        let f = |&i: &usize| if i == 3 { Err(i) } else { Ok(i) };
+        let all = par_until_failure(&items, false, f);
+        assert!(all.iter().all(Option::is_some));
+        let strict = par_until_failure(&items, true, f);
+        assert!(matches!(strict[3], Some(Err(3))), "the failure is kept");
+        assert_eq!(strict.len(), items.len());
     }
 
     #[test]

@@ -213,6 +213,9 @@ pub struct SeparabilityConfig {
     pub nonfinite_column_share: f64,
     /// The MLP (heads `mlp` and `weighted-sum`).
     pub mlp: MlpConfig,
+    /// Stop at the first clip that fails (unreadable cache entry or audio, non-finite features)
+    /// instead of leaving it out (default false; `--strict`).
+    pub strict: bool,
 }
 
 /// The same settings under the name the CLI uses.
@@ -235,6 +238,7 @@ impl Default for SeparabilityConfig {
             shared_labels: true,
             nonfinite_column_share: 0.5,
             mlp: MlpConfig::default(),
+            strict: false,
         }
     }
 }
@@ -491,7 +495,8 @@ pub fn probe_descriptors(
         .iter()
         .filter(|r| config.target.present(r))
         .collect();
-    let (rows, failures) = crate::descriptors::clip_descriptors(manifest, &records, set, progress);
+    let (rows, failures) =
+        crate::descriptors::clip_descriptors(manifest, &records, set, config.strict, progress);
     let input = ProbeInput::Features {
         name: set.as_str(),
         rows: &rows,
@@ -591,6 +596,7 @@ pub fn probe(
         ..config.clone()
     };
     let mut run = RunFolder::create(out, "probe")?;
+    run.set_strict(config.strict);
     let computed: Vec<(String, Vec<f64>)>;
     let input = match input {
         ProbeInput::Descriptors { set } => {
@@ -599,10 +605,11 @@ pub fn probe(
                 .iter()
                 .filter(|r| config.target.present(r))
                 .collect();
-            let (rows, failures) = clip_descriptors(manifest, &records, set, progress);
+            let (rows, failures) =
+                clip_descriptors(manifest, &records, set, config.strict, progress);
             for f in failures {
                 tracing::error!("{}: {}", f.path, f.error);
-                run.fail(f.id, f.path, f.error);
+                run.fail(f.id, f.path, f.error)?;
             }
             computed = rows;
             ProbeInput::Features {
@@ -744,7 +751,7 @@ pub fn probe(
                         "non-finite feature {} in state {s} column {c}",
                         m[r * dim + c]
                     ),
-                );
+                )?;
                 *ok = false;
                 break;
             }
@@ -1140,28 +1147,32 @@ fn read_cache(
         .iter()
         .filter(|r| config.target.present(r))
         .collect();
-    let read: Vec<Result<Vec<Vec<f64>>, String>> = wanted
-        .par_iter()
-        .map(|r| {
-            cache
-                .read_means(&r.id)
-                .map(|m| (0..m.rows).map(|layer| m.row(layer).to_vec()).collect())
-                .map_err(|e| e.to_string())
-        })
-        .collect();
+    // Under strict the first unreadable entry stops the reading (and the probe).
+    let read = crate::par_until_failure(&wanted, config.strict, |r| {
+        cache
+            .read_means(&r.id)
+            .map(|m| {
+                (0..m.rows)
+                    .map(|layer| m.row(layer).to_vec())
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|e| e.to_string())
+    });
     let mut ids = Vec::new();
     let mut per_clip = Vec::new();
     let mut missing = 0usize;
     for (r, res) in wanted.iter().zip(read) {
         match res {
-            Ok(means) => {
+            Some(Ok(means)) => {
                 ids.push(r.id.clone());
                 per_clip.push(means);
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 missing += 1;
-                run.fail(r.id.clone(), r.path.clone(), e);
+                tracing::error!("{}: {e}", r.id);
+                run.fail(r.id.clone(), r.path.clone(), e)?;
             }
+            None => {}
         }
     }
     if missing > 0 {

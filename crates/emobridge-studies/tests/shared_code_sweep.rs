@@ -34,8 +34,13 @@ fn sweep_point(dir: &std::path::Path, shared_code: f32) -> Point {
     let summary = generate(&corpus, &cfg, &|_, _| {}).unwrap();
     let manifest = Manifest::read(&summary.manifest_path).unwrap();
     let records: Vec<_> = manifest.records.iter().collect();
-    let (rows, failures) =
-        clip_descriptors(&manifest, &records, ClipDescriptors::Egemaps, &|_, _| {});
+    let (rows, failures) = clip_descriptors(
+        &manifest,
+        &records,
+        ClipDescriptors::Egemaps,
+        false,
+        &|_, _| {},
+    );
     assert!(failures.is_empty(), "{failures:?}");
     let probe = |target| {
         let config = SeparabilityConfig {

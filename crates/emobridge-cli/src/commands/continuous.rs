@@ -46,7 +46,7 @@ pub struct ContinuousArgs {
     pub seed: Option<u64>,
 }
 
-pub fn run(args: ContinuousArgs) -> anyhow::Result<crate::status::Status> {
+pub fn run(args: ContinuousArgs, strict: bool) -> anyhow::Result<crate::status::Status> {
     let mut config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -68,6 +68,7 @@ pub fn run(args: ContinuousArgs) -> anyhow::Result<crate::status::Status> {
         config.model = args.model;
         config.layer = args.layer.or(config.layer);
     }
+    config.strict |= strict;
     if let Some(lag) = args.lag {
         config.lag_s = lag;
     }

@@ -23,12 +23,13 @@ pub struct DemoArgs {
     pub model: Option<String>,
 }
 
-pub fn run(args: DemoArgs) -> anyhow::Result<crate::status::Status> {
+pub fn run(args: DemoArgs, strict: bool) -> anyhow::Result<crate::status::Status> {
     let config = DemoConfig {
         out: args.out,
         quick: args.quick,
         seed: args.seed,
         model: args.model,
+        strict,
     };
     let bar = crate::progress::bar(0, "demo");
     let outcome = emobridge_studies::demo::run(&config, &|stage, done, total| {

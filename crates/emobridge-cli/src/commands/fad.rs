@@ -79,10 +79,10 @@ pub fn study_config(args: &FadArgs) -> anyhow::Result<emobridge_studies::fad::Fa
     Ok(args.study.config(args, options(args)))
 }
 
-pub fn run(args: FadArgs) -> anyhow::Result<crate::status::Status> {
+pub fn run(args: FadArgs, strict: bool) -> anyhow::Result<crate::status::Status> {
     let options = options(&args);
     match (&args.study.manifest, args.inputs.as_slice()) {
-        (Some(_), []) => super::fad_study::run(&args, options),
+        (Some(_), []) => super::fad_study::run(&args, options, strict),
         (Some(_), _) => bail!("give either two inputs A B or --manifest, not both"),
         (None, [a, b]) => {
             let config = PairConfig {

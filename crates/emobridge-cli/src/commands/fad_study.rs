@@ -80,11 +80,12 @@ impl StudyArgs {
             options,
             plots: !self.no_plots,
             standardize: self.standardize,
+            strict: false,
         }
     }
 }
 
-pub fn run(args: &FadArgs, options: FrechetOptions) -> anyhow::Result<Status> {
+pub fn run(args: &FadArgs, options: FrechetOptions, strict: bool) -> anyhow::Result<Status> {
     let s = &args.study;
     let (Some(manifest), Some(cache), Some(model), Some(out)) =
         (&s.manifest, &s.cache, &s.model, &s.out)
@@ -97,7 +98,10 @@ pub fn run(args: &FadArgs, options: FrechetOptions) -> anyhow::Result<Status> {
         model: model.clone(),
         out: out.clone(),
         shard: s.shard.as_deref().map(Shard::parse).transpose()?,
-        study: s.config(args, options),
+        study: FadStudyConfig {
+            strict,
+            ..s.config(args, options)
+        },
     };
     let outcome = run_job(&job).with_context(|| format!("FAD study on {}", manifest.display()))?;
     for f in outcome.failures() {

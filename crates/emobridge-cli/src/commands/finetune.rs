@@ -56,7 +56,7 @@ where
         .collect()
 }
 
-pub fn run(args: FinetuneArgs) -> anyhow::Result<crate::status::Status> {
+pub fn run(args: FinetuneArgs, strict: bool) -> anyhow::Result<crate::status::Status> {
     let mut config = match &args.config {
         Some(p) => FinetuneConfig::from_toml_file(p)?,
         None => FinetuneConfig::default(),
@@ -69,6 +69,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<crate::status::Status> {
         config.target = Target::parse(t)
             .with_context(|| format!("--target takes emotion, arousal or valence, not `{t}`"))?;
     }
+    config.strict |= strict;
     if config.methods.is_empty() || config.directions.is_empty() {
         bail!("--method and --direction need at least one value");
     }

@@ -43,7 +43,7 @@ pub struct ImportArgs {
     pub follow_links: bool,
 }
 
-pub fn run(args: ImportArgs) -> anyhow::Result<Status> {
+pub fn run(args: ImportArgs, strict: bool) -> anyhow::Result<Status> {
     let report = import_job::run(&ImportConfig {
         corpus: args.corpus,
         root: args.root,
@@ -52,6 +52,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Status> {
         preset: args.preset,
         domain: args.domain,
         follow_links: args.follow_links,
+        strict,
     })?;
     let (imported, written) = (&report.imported, &report.written);
     println!("{}", import::format_counts(&imported.counts()));

@@ -66,7 +66,7 @@ pub struct ProbeArgs {
     pub class_weight: Option<ClassWeight>,
 }
 
-pub fn run(args: ProbeArgs) -> anyhow::Result<crate::status::Status> {
+pub fn run(args: ProbeArgs, strict: bool) -> anyhow::Result<crate::status::Status> {
     let mut config = match &args.config {
         Some(path) => SeparabilityConfig::from_toml(path)?,
         None => SeparabilityConfig::default(),
@@ -75,6 +75,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<crate::status::Status> {
         ($($f:ident),+) => { $(if let Some(v) = args.$f { config.$f = v; })+ };
     }
     set!(normalize, target, folds, seeds, seed, c, class_weight);
+    config.strict |= strict;
     if args.head.is_some() {
         config.head = args.head;
     }

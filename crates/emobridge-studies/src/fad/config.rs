@@ -85,6 +85,10 @@ pub struct FadStudyConfig {
     /// (μ → D⁻¹(μ − m), Σ → D⁻¹ΣD⁻¹), so it is exact. Default false (SSL embeddings are
     /// compared as they are, as fadtk does).
     pub standardize: bool,
+    /// Stop at the first clip whose cache entry does not read or fit (`--strict`) instead of
+    /// leaving it out. Default false.
+    #[serde(default)]
+    pub strict: bool,
 }
 
 impl Default for FadStudyConfig {
@@ -101,6 +105,7 @@ impl Default for FadStudyConfig {
             options: FrechetOptions::default(),
             plots: true,
             standardize: false,
+            strict: false,
         }
     }
 }

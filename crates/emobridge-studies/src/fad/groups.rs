@@ -27,6 +27,9 @@ pub(super) fn usable_clips<'m>(
                     path: record.path.clone(),
                     reason: e.to_string(),
                 });
+                if config.strict {
+                    break;
+                }
                 continue;
             }
         };
@@ -35,6 +38,9 @@ pub(super) fn usable_clips<'m>(
             Err(e) => {
                 tracing::warn!("skipping {}: {e}", record.id);
                 failures.push(failure(&record.id, &path, e.to_string()));
+                if config.strict {
+                    break;
+                }
                 continue;
             }
         };
@@ -51,6 +57,9 @@ pub(super) fn usable_clips<'m>(
                 reference.dim
             );
             failures.push(failure(&record.id, &path, reason));
+            if config.strict {
+                break;
+            }
             continue;
         }
         clips.push(UsableClip {

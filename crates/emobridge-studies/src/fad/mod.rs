@@ -257,14 +257,18 @@ fn study(
     validate(config)?;
     let model_tag = cache.tag();
     let mut run = RunFolder::create(out_dir, "fad")?;
+    run.set_strict(config.strict);
     run.set_config(config, config.seed);
     run.note("model_tag", model_tag);
     run.hash_bytes("manifest", &manifest.to_csv());
 
-    let plan = plan(config, manifest, cache)?;
-    for f in &plan.header_failures {
-        run.fail(&f.item, &f.path, &f.reason);
+    let mut header_failures = Vec::new();
+    let planned = plan(config, manifest, cache, &mut header_failures);
+    // Recorded first: under strict the first one stops the study here.
+    for f in &header_failures {
+        run.fail(&f.item, &f.path, &f.reason)?;
     }
+    let plan = planned?;
     record_inputs(&plan.clips, cache, &mut run);
     run.note("group_sizes", &plan.group_sizes);
     run.note("dim", plan.shape.dim);
@@ -276,7 +280,7 @@ fn study(
         // Every shard must have planned what this merge plans; their read failures are listed.
         for record in shards::load_shard_records(dir, *count, &plan.fingerprint)? {
             for f in record.failures {
-                run.fail(f.item, f.path, f.reason);
+                run.fail(f.item, f.path, f.reason)?;
             }
         }
     }
@@ -293,7 +297,7 @@ fn study(
                 let mut failures = Vec::new();
                 let acc = accumulate_layers(config, &plan, &block, &|_| true, &mut failures)?;
                 for f in failures {
-                    run.fail(f.item, f.path, f.reason);
+                    run.fail(f.item, f.path, f.reason)?;
                 }
                 acc
             }
@@ -334,20 +338,20 @@ struct Plan<'m> {
     layers: Vec<usize>,
     selections: BTreeMap<GroupKey, Selection>,
     group_sizes: BTreeMap<String, u64>,
-    /// Clips left out because their cache header did not read or did not fit.
-    header_failures: Vec<crate::RunFailure>,
     /// SHA-256 of the settings and the clip list: shards computed from different caches or
     /// settings refuse to merge.
     fingerprint: String,
 }
 
+/// `header_failures` receives the clips left out because their cache header did not read or did
+/// not fit (under `config.strict`, the first one ends the search: the caller stops).
 fn plan<'m>(
     config: &FadStudyConfig,
     manifest: &'m Manifest,
     cache: &EmbeddingCache,
+    header_failures: &mut Vec<crate::RunFailure>,
 ) -> Result<Plan<'m>, FadStudyError> {
-    let mut header_failures = Vec::new();
-    let (clips, shape) = usable_clips(config, manifest, cache, &mut header_failures)?;
+    let (clips, shape) = usable_clips(config, manifest, cache, header_failures)?;
     let layers = chosen_layers(config, shape)?;
     let groups = group_members(&clips);
     let selections = select_samples(config, &clips, &groups);
@@ -358,6 +362,7 @@ fn plan<'m>(
     // Plots are drawn by the merging step only; every other setting changes the statistics.
     let settings = FadStudyConfig {
         plots: true,
+        strict: false,
         ..config.clone()
     };
     let clip_list: Vec<(&str, usize)> = clips
@@ -383,7 +388,6 @@ fn plan<'m>(
         layers,
         selections,
         group_sizes,
-        header_failures,
         fingerprint,
     })
 }
@@ -945,7 +949,7 @@ mod tests {
                 ..Default::default()
             };
             let outcome = run(&config, &manifest, &store, &dir.path().join("run")).unwrap();
-            let plan = plan(&config, &manifest, &store).unwrap();
+            let plan = plan(&config, &manifest, &store, &mut Vec::new()).unwrap();
             let dim = plan.shape.dim;
             for &layer in &plan.layers {
                 let group = |domain: Domain, label: &str| {

@@ -63,12 +63,17 @@ pub fn run_shard(
             "bootstrap intervals resample whole clips from every row and need one process: run the study without --shard, or without --bootstrap".into(),
         ));
     }
-    let plan = plan(config, manifest, cache)?;
+    let mut header_failures = Vec::new();
+    let planned = plan(config, manifest, cache, &mut header_failures);
     let dir = shard_dir(out_dir, shard);
     std::fs::create_dir_all(&dir).map_err(|source| RunFolderError::Io {
         path: dir.clone(),
         source,
     })?;
+    if config.strict && !header_failures.is_empty() {
+        return Err(stop_shard(&dir, &header_failures));
+    }
+    let plan = planned?;
     // An earlier run's record must not mark this run finished if it stops early.
     let done = dir.join("done.json");
     if let Err(e) = std::fs::remove_file(&done) {
@@ -90,6 +95,9 @@ pub fn run_shard(
     let mut failures = Vec::new();
     for block in layer_blocks(config, &plan) {
         let accumulated = accumulate_layers(config, &plan, &block, &owns, &mut failures)?;
+        if config.strict && !failures.is_empty() {
+            return Err(stop_shard(&dir, &failures));
+        }
         for (layer, acc) in block.iter().zip(&accumulated) {
             save_layer(&dir.join(format!("layer{layer:02}.safetensors")), acc)?;
         }
@@ -107,6 +115,23 @@ pub fn run_shard(
     emobridge_store::write_atomic(&done, text.as_bytes())
         .map_err(|e| FadStudyError::Invalid(format!("{}: cannot write: {e}", done.display())))?;
     Ok(record)
+}
+
+/// Strict: the shard stops at its first failure, listed in the shard folder's `failures.json`
+/// (no `done.json`: the shard has not finished).
+fn stop_shard(dir: &Path, failures: &[crate::RunFailure]) -> FadStudyError {
+    let listed_in = dir.join(crate::FAILURES_JSON);
+    let text = serde_json::to_string_pretty(failures).expect("plain data");
+    if let Err(e) = emobridge_store::write_atomic(&listed_in, format!("{text}\n").as_bytes()) {
+        return FadStudyError::Invalid(format!("{}: cannot write: {e}", listed_in.display()));
+    }
+    let first = &failures[0];
+    RunFolderError::Strict {
+        item: first.item.clone(),
+        reason: first.reason.clone(),
+        listed_in,
+    }
+    .into()
 }
 
 /// Shards of an `count`-way study whose `done.json` is missing or unreadable (to resubmit).

@@ -86,6 +86,10 @@ pub(super) fn accumulate_layers(
                     &clip.path,
                     format!("layer {layer}: {e}"),
                 ));
+                if config.strict {
+                    // The caller records it and stops.
+                    break;
+                }
                 continue;
             }
         };
