@@ -2,28 +2,11 @@
 //! synthetic continuous subset, `extract` with the tiny random-init MERT-like fixture encoder,
 //! then the study on the cached hidden state pooled to 2 Hz windows writes its results table.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use common::{bin, ok, tiny_model};
 use emobridge_corpus::synth::{generate, SynthConfig};
 use emobridge_corpus::Manifest;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_emobridge"));
-    c.env("EMOBRIDGE_LOG", "warn");
-    c
-}
-
-fn model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../emobridge-ssl/tests/fixtures/mert_like_24k")
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{cmd:?} failed:\n{stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn continuous_on_an_ssl_cache_writes_the_table() {
@@ -57,7 +40,7 @@ fn continuous_on_an_ssl_cache_writes_the_table() {
         .args(["extract", "--manifest"])
         .arg(&manifest)
         .arg("--model")
-        .arg(model())
+        .arg(tiny_model())
         .arg("--cache")
         .arg(&cache)
         .args(["--tag", "tiny"]));
@@ -81,7 +64,8 @@ fn continuous_on_an_ssl_cache_writes_the_table() {
         .args(["--model", "tiny", "--layer", "1", "--config"])
         .arg(&config)
         .arg("--out")
-        .arg(&out));
+        .arg(&out))
+    .stdout;
     assert!(stdout.trim_end().ends_with("run.json"), "{stdout}");
     let table = std::fs::read_to_string(out.join("results_table.csv")).unwrap();
     assert!(

@@ -2,26 +2,11 @@
 //! trees, with the tiny random-init MERT-like fixture model. Folder-per-label ids contain `/`
 //! (`happy/spk1/take1`); `extract` used to reject every one of them as a cache key.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_emobridge"));
-    c.env("EMOBRIDGE_LOG", "warn");
-    c
-}
+use std::path::Path;
 
-fn model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../emobridge-ssl/tests/fixtures/mert_like_24k")
-}
-
-/// Runs the command, failing the test with its stderr when it fails.
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{cmd:?} failed:\n{stderr}");
-    stderr
-}
+use common::{bin, ok, tiny_model};
 
 /// Half a second at 24 kHz: a tone whose pitch and level depend on the label, so the probe has
 /// something to find, plus a little per-take variation.
@@ -70,10 +55,11 @@ fn folder_per_label_ids_with_separators_go_through_extract_and_probe() {
         .args(["extract", "--manifest"])
         .arg(&manifest)
         .arg("--model")
-        .arg(model())
+        .arg(tiny_model())
         .arg("--cache")
         .arg(&cache)
-        .args(["--tag", "tiny"]));
+        .args(["--tag", "tiny"]))
+    .stderr;
     assert!(!stderr.contains("invalid clip id"), "{stderr}");
     // One flat folder, one reversible file name per id.
     let store = emobridge_store::EmbeddingCache::open(&cache, "tiny").unwrap();
@@ -119,7 +105,7 @@ fn pipeline(corpus: &str, root: &Path, d: &Path) -> usize {
         .args(["extract", "--manifest"])
         .arg(&manifest)
         .arg("--model")
-        .arg(model())
+        .arg(tiny_model())
         .arg("--cache")
         .arg(&cache)
         .args(["--tag", corpus]));

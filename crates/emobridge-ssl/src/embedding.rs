@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Tensor};
 
-use crate::error::{Result, SslError};
+use crate::error::{InputError, Result};
 
 /// Every hidden state of one clip: `hidden_states` [layers+1, frames, hidden], f32.
 #[derive(Debug, Clone)]
@@ -14,10 +14,10 @@ impl ClipEmbedding {
     /// Wraps a [states, frames, hidden] tensor (converted to f32 and moved to the CPU).
     pub fn new(hidden_states: Tensor) -> Result<Self> {
         if hidden_states.rank() != 3 {
-            return Err(SslError::Input(format!(
-                "hidden states must be [states, frames, hidden], got {:?}",
-                hidden_states.dims()
-            )));
+            return Err(InputError::HiddenStatesShape {
+                dims: hidden_states.dims().to_vec(),
+            }
+            .into());
         }
         Ok(ClipEmbedding {
             hidden_states: hidden_states
@@ -58,10 +58,11 @@ impl ClipEmbedding {
     /// Keeps only the given state indices (0 = transformer input, L = last layer), in order.
     pub fn select(&self, indices: &[usize]) -> Result<ClipEmbedding> {
         if let Some(bad) = indices.iter().find(|&&i| i >= self.num_states()) {
-            return Err(SslError::Input(format!(
-                "layer index {bad} out of range 0..={}",
-                self.num_states() - 1
-            )));
+            return Err(InputError::StateOutOfRange {
+                index: *bad,
+                last: self.num_states() - 1,
+            }
+            .into());
         }
         let idx = Tensor::from_vec(
             indices.iter().map(|&i| i as u32).collect::<Vec<_>>(),

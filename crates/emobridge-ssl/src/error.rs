@@ -42,7 +42,7 @@ pub enum SslError {
         source: Box<SslError>,
     },
     #[error("input: {0}")]
-    Input(String),
+    Input(#[from] InputError),
     /// Strict mode: the batch stopped at this item's failure.
     #[error("{id}: {reason} (strict: stopped at the first failure)")]
     Strict { id: String, reason: String },
@@ -54,6 +54,49 @@ pub enum SslError {
     Store(#[from] emobridge_store::StoreError),
     #[error("layers: {0}")]
     Layers(#[from] emobridge_store::LayerSelectionError),
+}
+
+/// Input or settings the encoder, its training or its embeddings cannot use.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InputError {
+    /// A setting outside its range; the text names the setting and its rule.
+    #[error("{0}")]
+    Setting(String),
+    #[error("signal contains a non-finite sample at index {index}")]
+    NonFiniteSample { index: usize },
+    #[error("clip of {samples} samples is shorter than the encoder's receptive field ({receptive_field} samples)")]
+    ClipTooShort {
+        samples: usize,
+        receptive_field: usize,
+    },
+    #[error("clip of {samples} samples is shorter than the receptive field ({receptive_field})")]
+    BatchClipTooShort {
+        samples: usize,
+        receptive_field: usize,
+    },
+    #[error("hidden states must be [states, frames, hidden], got {dims:?}")]
+    HiddenStatesShape { dims: Vec<usize> },
+    #[error("layer index {index} out of range 0..={last}")]
+    StateOutOfRange { index: usize, last: usize },
+    #[error("layer {layer} does not exist (the encoder has hidden states 0..={last})")]
+    NoSuchLayer { layer: usize, last: usize },
+    #[error("LoRA target `{target}` matches no linear layer; available: {}", available.join(", "))]
+    UnknownLoraTarget {
+        target: String,
+        available: Vec<String>,
+    },
+    #[error("adapter checkpoint does not fit this encoder/method: {}", problems.join("; "))]
+    AdapterMismatch { problems: Vec<String> },
+    #[error("PEFT wraps candle linear layers only (build with Kernels::Autograd)")]
+    NeedsCandleLinear,
+    #[error("a whole-file entry keeps its frames: frames must be f16 or f32")]
+    WholeFileNeedsFrames,
+    #[error("class_weights needs {classes} finite values ≥ 0, got {given:?}")]
+    ClassWeights { classes: usize, given: Vec<f32> },
+    #[error("the task has no outputs")]
+    NoOutputs,
+    #[error("no training examples")]
+    NoTrainingExamples,
 }
 
 pub type Result<T, E = SslError> = std::result::Result<T, E>;

@@ -242,11 +242,7 @@ pub fn embed_entry(
     let dtype = match config.frames {
         Frames::F16 => StoredDtype::F16,
         Frames::F32 => StoredDtype::F32,
-        Frames::None => {
-            return Err(crate::SslError::Input(
-                "a whole-file entry keeps its frames: frames must be f16 or f32".into(),
-            ))
-        }
+        Frames::None => return Err(crate::error::InputError::WholeFileNeedsFrames.into()),
     };
     let fp = fingerprint(model, config, weights_sha256)?;
     let (mut emb, seconds) = embed_file(model, file, &config.embed_options())?;

@@ -41,7 +41,7 @@ pub use config::{
 };
 pub use dense::{Kernels, Linear, PackedLinear};
 pub use embedding::ClipEmbedding;
-pub use error::{Result, SslError};
+pub use error::{InputError, Result, SslError};
 pub use extract::{extract_manifest, ExtractConfig, ExtractReport};
 pub use model::{Encoder, HiddenStateConvention};
 pub use peft::{AdapterConfig, AdapterKind, LoraConfig, Method, PeftConfig, TrainableEncoder};

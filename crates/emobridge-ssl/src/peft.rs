@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::EncoderConfig;
 use crate::dense::{Kernels, Linear};
-use crate::error::{Result, SslError};
+use crate::error::{InputError, Result, SslError};
 use crate::model::{Encoder, HiddenStateConvention};
 use crate::weights::WeightSource;
 
@@ -165,7 +165,7 @@ impl PeftConfig {
 
     /// Rejects absurd values with a one-line reason.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(SslError::Input(m));
+        let bad = |m: String| Err(SslError::Input(InputError::Setting(m)));
         if self.method == Method::Lora {
             if self.lora.r == 0 {
                 return bad("lora.r must be ≥ 1".into());
@@ -414,10 +414,11 @@ impl TrainableEncoder {
                         .iter()
                         .any(|(p, _)| target_matches(target, p));
                     if !hit {
-                        return Err(SslError::Input(format!(
-                            "LoRA target `{target}` matches no linear layer; available: {}",
-                            names.join(", ")
-                        )));
+                        return Err(InputError::UnknownLoraTarget {
+                            target: target.clone(),
+                            available: names.clone(),
+                        }
+                        .into());
                     }
                 }
                 let scale = peft.lora.alpha / peft.lora.r as f64;
@@ -621,10 +622,7 @@ impl TrainableEncoder {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(SslError::Input(format!(
-                "adapter checkpoint does not fit this encoder/method: {}",
-                problems.join("; ")
-            )))
+            Err(InputError::AdapterMismatch { problems }.into())
         }
     }
 
@@ -663,9 +661,7 @@ fn count_base(encoder: &mut Encoder) -> usize {
 fn linear_dims(linear: &Linear) -> Result<(usize, usize)> {
     match linear.as_candle() {
         Some(l) => Ok(l.weight().dims2()?),
-        None => Err(SslError::Input(
-            "PEFT wraps candle linear layers only (build with Kernels::Autograd)".into(),
-        )),
+        None => Err(InputError::NeedsCandleLinear.into()),
     }
 }
 

@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::config::{ConvNorm, EncoderConfig, PreprocessConfig};
 use crate::dense::Kernels;
 use crate::embedding::ClipEmbedding;
-use crate::error::{Result, SslError};
+use crate::error::{InputError, Result};
 use crate::model::{Encoder, HiddenStateConvention};
 use crate::weights::{read_tensors, weight_files, WeightSource};
 
@@ -235,9 +235,7 @@ impl PretrainedEncoder {
     /// [`Self::prepare`] taking the samples by value: at the model's rate no copy is made.
     pub fn prepare_owned(&self, samples: Vec<f32>, sample_rate: u32) -> Result<Vec<f32>> {
         if let Some(i) = samples.iter().position(|x| !x.is_finite()) {
-            return Err(SslError::Input(format!(
-                "signal contains a non-finite sample at index {i}"
-            )));
+            return Err(InputError::NonFiniteSample { index: i }.into());
         }
         let mut x = if sample_rate == self.preprocess.sampling_rate {
             samples
@@ -305,10 +303,11 @@ impl PretrainedEncoder {
         let cfg = self.config();
         let total = cfg.frames_for(len);
         if total == 0 {
-            return Err(SslError::Input(format!(
-                "clip of {len} samples is shorter than the encoder's receptive field ({} samples)",
-                cfg.receptive_field()
-            )));
+            return Err(InputError::ClipTooShort {
+                samples: len,
+                receptive_field: cfg.receptive_field(),
+            }
+            .into());
         }
         let per_window = self.frames_per_window(opts.window_s);
         let mut plan = Vec::new();
@@ -419,11 +418,11 @@ impl PretrainedEncoder {
         let cfg = self.config();
         let longest = clips.iter().map(|c| c.len()).max().unwrap_or(0);
         if let Some(short) = clips.iter().find(|c| cfg.frames_for(c.len()) == 0) {
-            return Err(SslError::Input(format!(
-                "clip of {} samples is shorter than the receptive field ({})",
-                short.len(),
-                cfg.receptive_field()
-            )));
+            return Err(InputError::BatchClipTooShort {
+                samples: short.len(),
+                receptive_field: cfg.receptive_field(),
+            }
+            .into());
         }
         let mut flat = vec![0f32; clips.len() * longest];
         for (row, clip) in flat.chunks_mut(longest).zip(clips) {

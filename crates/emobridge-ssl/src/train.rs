@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConvNorm;
-use crate::error::{Result, SslError};
+use crate::error::{InputError, Result, SslError};
 use crate::peft::{Method, TrainableEncoder};
 
 type CResult<T> = candle_core::Result<T>;
@@ -140,7 +140,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Rejects absurd values with a one-line reason.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: &str| Err(SslError::Input(m.to_string()));
+        let bad = |m: &str| Err(SslError::Input(InputError::Setting(m.to_string())));
         if self.epochs == 0 {
             return bad("epochs must be ≥ 1");
         }
@@ -152,7 +152,7 @@ impl TrainConfig {
         }
         for (name, lr) in [("lr_encoder", self.lr_encoder), ("lr_head", self.lr_head)] {
             if !(lr.is_finite() && lr >= 0.0) {
-                return Err(SslError::Input(format!("{name} must be ≥ 0, got {lr}")));
+                return Err(InputError::Setting(format!("{name} must be ≥ 0, got {lr}")).into());
             }
         }
         if !(0.0..1.0).contains(&self.warmup_share) {
@@ -242,10 +242,11 @@ impl Head {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x4ead);
         let layer = cfg.layer.unwrap_or(states - 1);
         if layer >= states {
-            return Err(SslError::Input(format!(
-                "layer {layer} does not exist (the encoder has hidden states 0..={})",
-                states - 1
-            )));
+            return Err(InputError::NoSuchLayer {
+                layer,
+                last: states - 1,
+            }
+            .into());
         }
         let layer_weights = if method == Method::WeightedSum {
             let v = Var::from_tensor(&Tensor::zeros(states, DType::F32, &Device::Cpu)?)?;
@@ -565,13 +566,15 @@ impl FineTuner {
         } = &task
         {
             if w.len() != *classes || w.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
-                return Err(SslError::Input(format!(
-                    "class_weights needs {classes} finite values ≥ 0, got {w:?}"
-                )));
+                return Err(InputError::ClassWeights {
+                    classes: *classes,
+                    given: w.clone(),
+                }
+                .into());
             }
         }
         if task.outputs() == 0 {
-            return Err(SslError::Input("the task has no outputs".into()));
+            return Err(InputError::NoOutputs.into());
         }
         let ecfg = encoder.encoder().config();
         let head = Head::new(
@@ -746,7 +749,7 @@ impl FineTuner {
         resume: Option<&Path>,
     ) -> Result<TrainReport, TrainError> {
         if train.is_empty() {
-            return Err(SslError::Input("no training examples".into()).into());
+            return Err(SslError::Input(InputError::NoTrainingExamples).into());
         }
         let enc_vars = self.encoder.named_vars();
         let head_vars = named(self.head.vars());

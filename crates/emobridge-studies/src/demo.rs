@@ -260,8 +260,8 @@ pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoE
         }
         let by_layer =
             separability::run_by_layer(&probe_cfg, manifest, &ssl_cache, &out.join("probe-ssl"))?;
-        for (key, layer, v) in separability::best_per_setting(&by_layer.layers) {
-            tracing::info!("probe {key}: best score {v:.3} at state {layer}");
+        for line in by_layer.summary_lines() {
+            tracing::info!("{line}");
         }
         studies.push(("probe_ssl".to_string(), by_layer.run_dir));
         studies.push((

@@ -43,6 +43,20 @@ pub enum Level {
     LldDeltas,
 }
 
+spelled!(
+    FeatureSet,
+    "descriptor set",
+    Egemaps = "egemaps",
+    Compare = "compare"
+);
+spelled!(
+    Level,
+    "level",
+    Lld = "lld",
+    Functionals = "functionals",
+    Windows = "windows"
+);
+
 /// Settings of [`extract_table`]; `Default` gives eGeMAPS functionals and the documented
 /// window geometry (1 s windows, 0.5 s hop, partial windows kept).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -227,6 +227,18 @@ impl ClipDescriptors {
     }
 }
 
+impl std::str::FromStr for ClipDescriptors {
+    type Err = String;
+    /// `egemaps` or `compare` (the descriptor set's name; `as_str` names the clip-level form).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "egemaps" => Ok(ClipDescriptors::Egemaps),
+            "compare" => Ok(ClipDescriptors::Compare),
+            _ => Err(format!("`{s}` is not one of egemaps, compare")),
+        }
+    }
+}
+
 /// One feature row per record (in `records` order, failures left out and returned):
 /// `progress(done, total)` is called as clips finish. Under `strict` the first failure stops
 /// the clips not yet started.

@@ -3,6 +3,35 @@
 //! Owns the experiments of the two papers, each a readable pipeline over the lower crates that
 //! writes a run folder (`run.json`, tables, plots). [`RunFolder`] is the shared run record.
 
+/// `as_str`, `Display` and `FromStr` of a settings enum by the names its serde form uses, so
+/// front ends (clap flags, TOML) parse and print it the same way.
+macro_rules! spelled {
+    ($t:ty, $what:literal, $($v:ident = $s:literal),+) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),+ }
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($s => Ok(Self::$v),)+
+                    other => Err(format!(
+                        concat!("unknown ", $what, " `{}` (one of: {})"),
+                        other,
+                        [$($s),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
 pub mod continuous;
 pub mod demo;
 pub mod descriptor_table;

@@ -41,7 +41,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use emobridge_corpus::folds::{FoldError, Folds};
@@ -107,33 +106,6 @@ pub enum ClassWeight {
     Balanced,
 }
 
-macro_rules! spelled {
-    ($t:ty, $what:literal, $($v:ident = $s:literal),+) => {
-        impl $t {
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$v => $s),+ }
-            }
-        }
-        impl std::fmt::Display for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $t {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($s => Ok(Self::$v),)+
-                    other => Err(format!(
-                        concat!("unknown ", $what, " `{}` (one of: {})"),
-                        other,
-                        [$($s),+].join(", ")
-                    )),
-                }
-            }
-        }
-    };
-}
 spelled!(
     Normalize,
     "normalisation",
@@ -420,6 +392,24 @@ pub struct LayerwiseOutcome {
     /// Weighted-sum head: per setting key, mean and std of each state's learned weight.
     pub layer_weights: BTreeMap<String, (Vec<f64>, Vec<f64>)>,
     pub run_dir: PathBuf,
+}
+
+impl LayerwiseOutcome {
+    /// One log line per setting: the best hidden state and its score, and for the weighted-sum
+    /// head the score of the weighted sum of all states.
+    pub fn summary_lines(&self) -> Vec<String> {
+        let best = best_per_setting(&self.layers)
+            .into_iter()
+            .map(|(key, layer, v)| format!("probe {key}: best score {v:.3} at state {layer}"));
+        let weighted = self.weighted.iter().flat_map(|w| &w.scores).map(|s| {
+            format!(
+                "probe {} (weighted sum of all states): {:.3}",
+                s.key(),
+                s.primary().0
+            )
+        });
+        best.chain(weighted).collect()
+    }
 }
 
 /// Per setting key (`within_speech`, …), the hidden state with the best primary score (UA, or

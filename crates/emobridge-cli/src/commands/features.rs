@@ -13,36 +13,21 @@ use emobridge_studies::features_job::{self, FeaturesConfig};
 
 use crate::status::Status;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FeatureSetArg {
-    /// eGeMAPS v02: 25 LLDs, 88 functionals.
-    Egemaps,
-    /// ComParE-2016: 65 LLDs + 65 deltas, or the 6,373 functionals.
-    Compare,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LevelArg {
-    /// Frame-wise descriptors every 10 ms (ComParE: 65 LLDs followed by their 65 deltas).
-    Lld,
-    /// One row of summary statistics per file (eGeMAPS: 88, ComParE: 6,373).
-    Functionals,
-    /// Mean and standard deviation of the LLDs (and ComParE deltas) over sliding windows.
-    Windows,
-}
-
 #[derive(clap::Args)]
 #[command(
     after_help = "Output: first column `file`; LLD and window levels add `frameTime` (seconds, window start for \
 windows); then openSMILE's columns in openSMILE's order. OUT ending in .parquet writes Parquet, anything else CSV."
 )]
 pub struct FeaturesArgs {
-    /// Descriptor set.
-    #[arg(long, value_enum)]
-    pub set: FeatureSetArg,
-    /// Frame-wise LLDs, per-file functionals, or windowed mean/std.
-    #[arg(long, value_enum)]
-    pub level: LevelArg,
+    /// Descriptor set: `egemaps` (eGeMAPS v02: 25 LLDs, 88 functionals) or `compare`
+    /// (ComParE-2016: 65 LLDs + 65 deltas; functionals are not provided).
+    #[arg(long)]
+    pub set: FeatureSet,
+    /// `lld` (frame-wise descriptors every 10 ms; ComParE: 65 LLDs followed by their 65 deltas),
+    /// `functionals` (one row of summary statistics per file, eGeMAPS only) or `windows` (mean
+    /// and standard deviation of the LLDs, and ComParE deltas, over sliding windows).
+    #[arg(long)]
+    pub level: Level,
     /// Audio files (any format and rate the audio crate decodes).
     pub files: Vec<PathBuf>,
     /// A manifest whose `path` column lists the audio files (relative to the manifest's folder).
@@ -73,15 +58,8 @@ pub struct FeaturesArgs {
 pub fn run(args: FeaturesArgs, strict: bool) -> anyhow::Result<Status> {
     let config = FeaturesConfig {
         table: TableConfig {
-            set: match args.set {
-                FeatureSetArg::Egemaps => FeatureSet::Egemaps,
-                FeatureSetArg::Compare => FeatureSet::Compare,
-            },
-            level: match args.level {
-                LevelArg::Lld => Level::Lld,
-                LevelArg::Functionals => Level::Functionals,
-                LevelArg::Windows => Level::Windows,
-            },
+            set: args.set,
+            level: args.level,
             window: WindowConfig {
                 window_s: args.window_s,
                 hop_s: args.hop_s,

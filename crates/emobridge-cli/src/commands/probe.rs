@@ -32,8 +32,8 @@ pub struct ProbeArgs {
     pub model: Option<String>,
     /// Compute a clip-level descriptor set instead: eGeMAPS functionals (88) or ComParE-2016 LLD
     /// and delta means and stds (260).
-    #[arg(long, value_parser = ["egemaps", "compare"], required_unless_present = "cache")]
-    pub features: Option<String>,
+    #[arg(long, required_unless_present = "cache")]
+    pub features: Option<ClipDescriptors>,
     /// Run folder to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -86,7 +86,7 @@ pub fn run(args: ProbeArgs, strict: bool) -> anyhow::Result<crate::status::Statu
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let outcome = match (&args.cache, &args.model, args.features.as_deref()) {
+    let outcome = match (&args.cache, &args.model, args.features) {
         (Some(root), Some(tag), _) => {
             let cache = emobridge_store::EmbeddingCache::open_existing(root, tag)?;
             probe(
@@ -98,24 +98,19 @@ pub fn run(args: ProbeArgs, strict: bool) -> anyhow::Result<crate::status::Statu
             )
             .with_context(|| format!("probing {tag} in {}", root.display()))?
         }
-        (_, _, Some(set)) => {
-            let set =
-                [ClipDescriptors::Egemaps, ClipDescriptors::Compare][(set == "compare") as usize];
-            let input = ProbeInput::Descriptors { set };
-            probe(&config, &manifest, input, &args.out, &tick).context("probing the descriptors")?
-        }
+        (_, _, Some(set)) => probe(
+            &config,
+            &manifest,
+            ProbeInput::Descriptors { set },
+            &args.out,
+            &tick,
+        )
+        .context("probing the descriptors")?,
         _ => anyhow::bail!("give --cache DIR --model TAG, or --features egemaps|compare"),
     };
     bar.finish_and_clear();
-    for (key, layer, v) in emobridge_studies::separability::best_per_setting(&outcome.layers) {
-        tracing::info!("probe {key}: best score {v:.3} at state {layer}");
-    }
-    for s in outcome.weighted.iter().flat_map(|w| &w.scores) {
-        tracing::info!(
-            "probe {} (weighted sum of all states): {:.3}",
-            s.key(),
-            s.primary().0
-        );
+    for line in outcome.summary_lines() {
+        tracing::info!("{line}");
     }
     println!("{}", outcome.run_dir.join("run.json").display());
     crate::status::Status::of_run(&outcome.run_dir)
