@@ -542,6 +542,62 @@ impl CustomOp2 for MaskOp {
     }
 }
 
+/// Σ x² of a tensor (f64 accumulation; one pass, nothing allocated on the CPU).
+pub(crate) fn sum_of_squares(x: &Tensor) -> CResult<f64> {
+    if !(cpu_f32(x) && x.is_contiguous()) {
+        return Ok(x
+            .sqr()?
+            .sum_all()?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?);
+    }
+    let (storage, layout) = x.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("sum of squares: CPU tensor expected");
+    };
+    let v = slice(cpu, layout, "sum of squares")?;
+    Ok(v.par_chunks(ELEMS)
+        .map(|c| {
+            vectorised(|| {
+                let mut lanes = [0f64; 8];
+                for chunk in c.chunks(8) {
+                    for (l, &x) in lanes.iter_mut().zip(chunk) {
+                        *l += (x as f64) * (x as f64);
+                    }
+                }
+                lanes.iter().sum::<f64>()
+            })
+        })
+        .collect::<Vec<f64>>()
+        .iter()
+        .sum())
+}
+
+/// x ← c·x in place for a CPU f32 tensor (returns false, changing nothing, for others).
+pub(crate) fn scale_in_place(x: &Tensor, c: f64) -> CResult<bool> {
+    if !(cpu_f32(x) && x.is_contiguous()) {
+        return Ok(false);
+    }
+    x.inplace_op1(&Scale(c as f32))?;
+    Ok(true)
+}
+
+struct Scale(f32);
+
+impl candle_core::InplaceOp1 for Scale {
+    fn name(&self) -> &'static str {
+        "emobridge-scale"
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> CResult<()> {
+        let c = self.0;
+        slice_mut(s, l, "scale")?
+            .par_chunks_mut(ELEMS)
+            .for_each(|x| x.iter_mut().for_each(|v| *v *= c));
+        Ok(())
+    }
+}
+
 /// One AdamW update of a parameter in place (decoupled weight decay, bias-corrected moments,
 /// the arithmetic of `torch.optim.AdamW`): three passes over the parameter, its moments and its
 /// gradient, with no temporary tensors. Returns false (nothing changed) for tensors that are
@@ -788,5 +844,50 @@ mod tests {
             2e-6,
             "gelu",
         );
+    }
+
+    #[test]
+    fn in_place_adamw_and_clipping_match_candle_ops() {
+        // More values than one parallel chunk holds.
+        let n = 3 * ELEMS + 17;
+        let g = data(&[n], 1);
+        let ss = sum_of_squares(&g).unwrap();
+        let want = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64;
+        assert!((ss - want).abs() <= 1e-5 * want, "{ss} vs {want}");
+        let scaled = g.copy().unwrap();
+        assert!(scale_in_place(&scaled, 0.25).unwrap());
+        assert!(max_diff(&scaled, &(&g * 0.25).unwrap()) == 0.0);
+
+        let theta = data(&[n], 2);
+        let (m, v) = (data(&[n], 3), data(&[n], 4).sqr().unwrap());
+        let (beta1, beta2, lr, wd, eps) = (0.9, 0.999, 1e-2, 0.01, 1e-8);
+        let (sm, sv) = (1.0 / (1.0 - beta1 * beta1), 1.0 / (1.0 - beta2 * beta2));
+        // The composed update (as candle's ops compute it).
+        let next_m = ((&m * beta1).unwrap() + (&g * (1.0 - beta1)).unwrap()).unwrap();
+        let next_v = ((&v * beta2).unwrap() + (g.sqr().unwrap() * (1.0 - beta2)).unwrap()).unwrap();
+        let adjusted = ((&next_m * sm).unwrap()
+            / ((&next_v * sv).unwrap().sqrt().unwrap() + eps).unwrap())
+        .unwrap();
+        let next_theta = ((&theta * (1.0 - lr * wd)).unwrap() - (adjusted * lr).unwrap()).unwrap();
+        let (t2, m2, v2) = (theta.copy().unwrap(), m.copy().unwrap(), v.copy().unwrap());
+        let step = AdamStep {
+            lr,
+            weight_decay: wd,
+            beta1,
+            beta2,
+            eps,
+            scale_m: sm,
+            scale_v: sv,
+        };
+        assert!(adamw_in_place(&t2, &m2, &v2, &g, &step).unwrap());
+        assert!(max_diff(&m2, &next_m) <= 1e-7);
+        assert!(max_diff(&v2, &next_v) <= 1e-7);
+        assert!(max_diff(&t2, &next_theta) <= 1e-6);
     }
 }
