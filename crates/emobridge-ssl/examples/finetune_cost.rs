@@ -60,6 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let source = WeightSource::new(tensors);
     let peft = PeftConfig::with_method(method);
     let enc = TrainableEncoder::new(&cfg, &source, &peft, &Device::Cpu, 0)?;
+    // The encoder holds what it needs (trainable tensors are copies in its VarMap); PyTorch keeps
+    // one copy of the weights, so the checkpoint's tensors are not kept alive beside it.
+    drop(source);
     let n = (seconds * 16_000.0) as usize;
     let examples: Vec<Example> = (0..batch)
         .map(|i| Example {

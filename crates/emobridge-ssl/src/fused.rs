@@ -542,6 +542,278 @@ impl CustomOp2 for MaskOp {
     }
 }
 
+/// Σ x² of a tensor (f64 accumulation; one pass, nothing allocated on the CPU).
+pub(crate) fn sum_of_squares(x: &Tensor) -> CResult<f64> {
+    if !(cpu_f32(x) && x.is_contiguous()) {
+        return Ok(x
+            .sqr()?
+            .sum_all()?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?);
+    }
+    let (storage, layout) = x.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("sum of squares: CPU tensor expected");
+    };
+    let v = slice(cpu, layout, "sum of squares")?;
+    Ok(v.par_chunks(ELEMS)
+        .map(|c| {
+            vectorised(|| {
+                let mut lanes = [0f64; 8];
+                for chunk in c.chunks(8) {
+                    for (l, &x) in lanes.iter_mut().zip(chunk) {
+                        *l += (x as f64) * (x as f64);
+                    }
+                }
+                lanes.iter().sum::<f64>()
+            })
+        })
+        .collect::<Vec<f64>>()
+        .iter()
+        .sum())
+}
+
+/// x ← c·x in place for a CPU f32 tensor (returns false, changing nothing, for others).
+pub(crate) fn scale_in_place(x: &Tensor, c: f64) -> CResult<bool> {
+    if !(cpu_f32(x) && x.is_contiguous()) {
+        return Ok(false);
+    }
+    x.inplace_op1(&Scale(c as f32))?;
+    Ok(true)
+}
+
+struct Scale(f32);
+
+impl candle_core::InplaceOp1 for Scale {
+    fn name(&self) -> &'static str {
+        "emobridge-scale"
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> CResult<()> {
+        let c = self.0;
+        slice_mut(s, l, "scale")?
+            .par_chunks_mut(ELEMS)
+            .for_each(|x| x.iter_mut().for_each(|v| *v *= c));
+        Ok(())
+    }
+}
+
+/// Grouped "same" convolution along time, x [B, T, H] → y [B, T, H]: `groups` groups of
+/// H/groups channels, weight [H, H/groups, k], bias [H], padding k/2 on both sides and, for an
+/// even k, the last output frame dropped (wav2vec 2.0's positional conv with its SamePad).
+///
+/// Forward and input gradient run on the packed kernels (the input gradient is the same conv
+/// with the kernel flipped in time and transposed per group); the weight gradient is one product
+/// per group of the output gradient with the input's im2col matrix. Candle's grouped conv1d
+/// backward goes through a transposed conv per group instead. CPU with AVX-512 only
+/// ([`same_conv_applies`]); elsewhere the caller keeps candle's conv.
+pub fn same_conv(x: &Tensor, w: &Tensor, b: &Tensor, groups: usize) -> CResult<Tensor> {
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, SameConvOp { groups })
+}
+
+/// Whether [`same_conv`] serves these tensors.
+pub fn same_conv_applies(x: &Tensor, w: &Tensor, b: &Tensor) -> bool {
+    crate::gemm::has_avx512() && cpu_f32(x) && cpu_f32(w) && cpu_f32(b)
+}
+
+struct SameConvOp {
+    groups: usize,
+}
+
+/// The shapes of one grouped same conv.
+#[derive(Clone, Copy)]
+struct ConvDims {
+    batch: usize,
+    frames: usize,
+    hidden: usize,
+    /// Channels per group.
+    cg: usize,
+    kernel: usize,
+    groups: usize,
+}
+
+impl ConvDims {
+    fn new(x: &[usize], w: &[usize], groups: usize) -> CResult<Self> {
+        let (&[batch, frames, hidden], &[h2, cg, kernel]) = (x, w) else {
+            candle_core::bail!("same conv: input {x:?}, weight {w:?}");
+        };
+        if groups == 0 || hidden % groups != 0 || h2 != hidden || cg != hidden / groups {
+            candle_core::bail!("same conv: input {x:?}, weight {w:?}, {groups} groups");
+        }
+        Ok(ConvDims {
+            batch,
+            frames,
+            hidden,
+            cg,
+            kernel,
+            groups,
+        })
+    }
+
+    /// Rows of group `g` of item `item` of `x` [B, T, H], padded with `before` zero rows in
+    /// front and enough behind for every window of k rows that starts at 0..T: [(T + k − 1), cg].
+    fn padded_group(&self, x: &[f32], item: usize, g: usize, before: usize) -> Vec<f32> {
+        let (t, h, cg) = (self.frames, self.hidden, self.cg);
+        let mut out = vec![0f32; (t + self.kernel - 1) * cg];
+        for i in 0..t {
+            let src = (item * t + i) * h + g * cg;
+            let row = before + i;
+            if row < t + self.kernel - 1 {
+                out[row * cg..(row + 1) * cg].copy_from_slice(&x[src..src + cg]);
+            }
+        }
+        out
+    }
+
+    /// Group g's kernel as [cg out, k·cg in] taps-major; `flip`: the input-gradient kernel
+    /// [cg in, k·cg out] with the taps reversed.
+    fn group_kernel(&self, w: &[f32], g: usize, flip: bool) -> Vec<f32> {
+        let (cg, k) = (self.cg, self.kernel);
+        let mut out = vec![0f32; cg * k * cg];
+        for co in 0..cg {
+            for ci in 0..cg {
+                let src = ((g * cg + co) * cg + ci) * k;
+                for tap in 0..k {
+                    let v = w[src + tap];
+                    if flip {
+                        out[ci * k * cg + (k - 1 - tap) * cg + co] = v;
+                    } else {
+                        out[co * k * cg + tap * cg + ci] = v;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// y [B, T, H] = conv of `x` with per-group kernels `kernel(g)` (k·cg wide), `before` zero
+    /// rows in front of each input, plus `bias` [H].
+    fn conv(
+        &self,
+        x: &[f32],
+        before: usize,
+        kernel: impl Fn(usize) -> Vec<f32>,
+        bias: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let (t, h, cg, k) = (self.frames, self.hidden, self.cg, self.kernel);
+        let mut y = vec![0f32; self.batch * t * h];
+        for g in 0..self.groups {
+            let packed = crate::gemm::PackedWeight::new(
+                &kernel(g),
+                cg,
+                k * cg,
+                crate::gemm::GemmPrecision::F32,
+            );
+            let bias = bias.map(|b| &b[g * cg..(g + 1) * cg]);
+            for item in 0..self.batch {
+                let xp = self.padded_group(x, item, g, before);
+                let out = packed.matmul(&xp, t, cg, bias, false);
+                for (i, row) in out.chunks_exact(cg).enumerate() {
+                    let at = (item * t + i) * h + g * cg;
+                    y[at..at + cg].copy_from_slice(row);
+                }
+            }
+        }
+        y
+    }
+}
+
+impl CustomOp3 for SameConvOp {
+    fn name(&self) -> &'static str {
+        "emobridge-same-conv"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let d = ConvDims::new(l1.dims(), l2.dims(), self.groups)?;
+        let x = slice(s1, l1, "same conv")?;
+        let w = slice(s2, l2, "same conv weight")?;
+        let b = slice(s3, l3, "same conv bias")?;
+        if b.len() != d.hidden {
+            candle_core::bail!("same conv: bias of {} for width {}", b.len(), d.hidden);
+        }
+        let y = d.conv(x, d.kernel / 2, |g| d.group_kernel(w, g, false), Some(b));
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        use crate::dense::with_f32;
+        let d = ConvDims::new(x.dims(), w.dims(), self.groups)?;
+        let (t, h, cg, k) = (d.frames, d.hidden, d.cg, d.kernel);
+        let grad = grad.contiguous()?;
+        let dev = x.device();
+        let dx = if x.track_op() {
+            // dx[j] = Σ_tap' W[:, :, k−1−tap']ᵀ · dy[j + tap' − (k − 1 − k/2)].
+            let wv = with_f32(w, |w| w.to_vec())?;
+            let dx = with_f32(&grad, |dy| {
+                d.conv(dy, k - 1 - k / 2, |g| d.group_kernel(&wv, g, true), None)
+            })?;
+            Some(Tensor::from_vec(dx, x.shape(), dev)?)
+        } else {
+            None
+        };
+        let dw = if w.track_op() {
+            // Per group: dW [cg out, k·cg in] = Σ over items and frames of dyᵀ · im2col(x).
+            let mut dw = vec![0f32; h * cg * k];
+            for g in 0..d.groups {
+                let (cols, dys) = with_f32(x, |xs| {
+                    with_f32(&grad, |dy| {
+                        let mut cols = vec![0f32; d.batch * t * k * cg];
+                        let mut dys = vec![0f32; d.batch * t * cg];
+                        for item in 0..d.batch {
+                            let xp = d.padded_group(xs, item, g, k / 2);
+                            for i in 0..t {
+                                let row = item * t + i;
+                                cols[row * k * cg..(row + 1) * k * cg]
+                                    .copy_from_slice(&xp[i * cg..i * cg + k * cg]);
+                                let src = row * h + g * cg;
+                                dys[row * cg..(row + 1) * cg].copy_from_slice(&dy[src..src + cg]);
+                            }
+                        }
+                        (cols, dys)
+                    })
+                })??;
+                let rows = d.batch * t;
+                let cols = Tensor::from_vec(cols, (rows, k * cg), dev)?;
+                let dys = Tensor::from_vec(dys, (rows, cg), dev)?;
+                let dwg: Vec<f32> = dys.t()?.matmul(&cols)?.flatten_all()?.to_vec1()?;
+                for co in 0..cg {
+                    for tap in 0..k {
+                        for ci in 0..cg {
+                            dw[((g * cg + co) * cg + ci) * k + tap] =
+                                dwg[co * k * cg + tap * cg + ci];
+                        }
+                    }
+                }
+            }
+            Some(Tensor::from_vec(dw, w.shape(), dev)?)
+        } else {
+            None
+        };
+        let db = if b.track_op() {
+            Some(grad.reshape((d.batch * t, h))?.sum(0)?)
+        } else {
+            None
+        };
+        Ok((dx, dw, db))
+    }
+}
+
 /// One AdamW update of a parameter in place (decoupled weight decay, bias-corrected moments,
 /// the arithmetic of `torch.optim.AdamW`): three passes over the parameter, its moments and its
 /// gradient, with no temporary tensors. Returns false (nothing changed) for tensors that are
@@ -788,5 +1060,127 @@ mod tests {
             2e-6,
             "gelu",
         );
+    }
+
+    #[test]
+    fn in_place_adamw_and_clipping_match_candle_ops() {
+        // More values than one parallel chunk holds.
+        let n = 3 * ELEMS + 17;
+        let g = data(&[n], 1);
+        let ss = sum_of_squares(&g).unwrap();
+        let want = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64;
+        assert!((ss - want).abs() <= 1e-5 * want, "{ss} vs {want}");
+        let scaled = g.copy().unwrap();
+        assert!(scale_in_place(&scaled, 0.25).unwrap());
+        assert!(max_diff(&scaled, &(&g * 0.25).unwrap()) == 0.0);
+
+        let theta = data(&[n], 2);
+        let (m, v) = (data(&[n], 3), data(&[n], 4).sqr().unwrap());
+        let (beta1, beta2, lr, wd, eps) = (0.9, 0.999, 1e-2, 0.01, 1e-8);
+        let (sm, sv) = (1.0 / (1.0 - beta1 * beta1), 1.0 / (1.0 - beta2 * beta2));
+        // The composed update (as candle's ops compute it).
+        let next_m = ((&m * beta1).unwrap() + (&g * (1.0 - beta1)).unwrap()).unwrap();
+        let next_v = ((&v * beta2).unwrap() + (g.sqr().unwrap() * (1.0 - beta2)).unwrap()).unwrap();
+        let adjusted = ((&next_m * sm).unwrap()
+            / ((&next_v * sv).unwrap().sqrt().unwrap() + eps).unwrap())
+        .unwrap();
+        let next_theta = ((&theta * (1.0 - lr * wd)).unwrap() - (adjusted * lr).unwrap()).unwrap();
+        let (t2, m2, v2) = (theta.copy().unwrap(), m.copy().unwrap(), v.copy().unwrap());
+        let step = AdamStep {
+            lr,
+            weight_decay: wd,
+            beta1,
+            beta2,
+            eps,
+            scale_m: sm,
+            scale_v: sv,
+        };
+        assert!(adamw_in_place(&t2, &m2, &v2, &g, &step).unwrap());
+        assert!(max_diff(&m2, &next_m) <= 1e-7);
+        assert!(max_diff(&v2, &next_v) <= 1e-7);
+        assert!(max_diff(&t2, &next_theta) <= 1e-6);
+    }
+
+    /// y, dx, dW, db of a grouped same conv by the textbook sums (f64), for the loss Σ y ⊙ r.
+    #[allow(clippy::type_complexity)]
+    fn conv_reference(
+        x: &[f32],
+        w: &[f32],
+        bias: &[f32],
+        r: &[f32],
+        (b, t, h, k, groups): (usize, usize, usize, usize, usize),
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (cg, pad) = (h / groups, k / 2);
+        let mut y = vec![0f64; b * t * h];
+        let (mut dx, mut dw, mut db) = (vec![0f64; x.len()], vec![0f64; w.len()], vec![0f64; h]);
+        for item in 0..b {
+            for i in 0..t {
+                for o in 0..h {
+                    let g = o / cg;
+                    let ro = r[(item * t + i) * h + o] as f64;
+                    let mut acc = bias[o] as f64;
+                    db[o] += ro;
+                    for ci in 0..cg {
+                        for tap in 0..k {
+                            let j = i as i64 + tap as i64 - pad as i64;
+                            if j < 0 || j >= t as i64 {
+                                continue;
+                            }
+                            let xi = (item * t + j as usize) * h + g * cg + ci;
+                            let wi = (o * cg + ci) * k + tap;
+                            acc += w[wi] as f64 * x[xi] as f64;
+                            dx[xi] += ro * w[wi] as f64;
+                            dw[wi] += ro * x[xi] as f64;
+                        }
+                    }
+                    y[(item * t + i) * h + o] = acc;
+                }
+            }
+        }
+        (y, dx, dw, db)
+    }
+
+    #[test]
+    fn grouped_same_conv_matches_the_textbook_sums() {
+        if !crate::gemm::has_avx512() {
+            return;
+        }
+        // Even and odd kernels (even: the last frame is dropped, as SamePad does), batch > 1.
+        for (k, groups) in [(4, 2), (5, 3), (2, 1)] {
+            let (b, t, h) = (3, 9, 6);
+            let x = Var::from_tensor(&data(&[b, t, h], 7)).unwrap();
+            let w = Var::from_tensor(&data(&[h, h / groups, k], 8)).unwrap();
+            let bias = Var::from_tensor(&data(&[h], 9)).unwrap();
+            let y = same_conv(&x, &w, &bias, groups).unwrap();
+            let r = data(y.dims(), 99);
+            let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let want = conv_reference(
+                &flat(&x),
+                &flat(&w),
+                &flat(&bias),
+                &flat(&r),
+                (b, t, h, k, groups),
+            );
+            let got = [
+                flat(&y),
+                flat(grads.get(&x).unwrap()),
+                flat(grads.get(&w).unwrap()),
+                flat(grads.get(&bias).unwrap()),
+            ];
+            let want = [want.0, want.1, want.2, want.3];
+            for (what, (g, w)) in ["y", "dx", "dw", "db"].iter().zip(got.iter().zip(&want)) {
+                assert_eq!(g.len(), w.len(), "{what}");
+                for (a, b) in g.iter().zip(w) {
+                    assert!((*a as f64 - b).abs() <= 1e-4, "k {k}, {what}: {a} vs {b}");
+                }
+            }
+        }
     }
 }

@@ -203,6 +203,16 @@ impl SameConv {
         gelu: bool,
     ) -> CResult<Tensor> {
         let weight = weight.weight()?;
+        let tracked = x.track_op() || weight.track_op() || bias.track_op();
+        if tracked && crate::fused::same_conv_applies(x, &weight, bias) {
+            // Under autograd: one node with a hand-written backward.
+            let y = crate::fused::same_conv(x, &weight, bias, self.groups)?;
+            return if gelu {
+                crate::fused::gelu_erf(&y)
+            } else {
+                Ok(y)
+            };
+        }
         let (_, t, _) = x.dims3()?;
         let xt = x.transpose(1, 2)?.contiguous()?;
         let y = xt.conv1d(&weight, self.kernel / 2, 1, 1, self.groups)?;

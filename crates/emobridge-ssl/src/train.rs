@@ -880,7 +880,7 @@ impl FineTuner {
                 let mut sq = 0f64;
                 for (_, v) in &all_vars {
                     if let Some(g) = grads.get(v.as_tensor()) {
-                        sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+                        sq += crate::fused::sum_of_squares(g)?;
                     }
                 }
                 let norm = sq.sqrt();
@@ -896,8 +896,12 @@ impl FineTuner {
                     let coef = self.cfg.clip_norm / (norm + 1e-6);
                     for (_, v) in &all_vars {
                         if let Some(g) = grads.get(v.as_tensor()) {
-                            let g = (g * coef)?;
-                            grads.insert(v.as_tensor(), g);
+                            // The gradient store owns these tensors: scaled in place on the
+                            // CPU, replaced elsewhere.
+                            if !crate::fused::scale_in_place(g, coef)? {
+                                let g = (g * coef)?;
+                                grads.insert(v.as_tensor(), g);
+                            }
                         }
                     }
                 }
