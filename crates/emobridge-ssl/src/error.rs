@@ -97,6 +97,10 @@ pub enum InputError {
     NoOutputs,
     #[error("no training examples")]
     NoTrainingExamples,
+    #[error("the stream holds more than the {announced} samples announced")]
+    StreamOverrun { announced: usize },
+    #[error("the stream ended after {received} of the {announced} samples announced")]
+    StreamEndedEarly { received: usize, announced: usize },
 }
 
 pub type Result<T, E = SslError> = std::result::Result<T, E>;

@@ -587,10 +587,10 @@ impl WindowStream<'_> {
         sink: &mut dyn FnMut(usize, Tensor) -> Result<()>,
     ) -> Result<()> {
         if self.received + block.len() > self.len {
-            return Err(SslError::Input(format!(
-                "the stream holds more than the {} samples announced",
-                self.len
-            )));
+            return Err(InputError::StreamOverrun {
+                announced: self.len,
+            }
+            .into());
         }
         self.received += block.len();
         // Samples before the next window's start are never read again.
@@ -620,10 +620,11 @@ impl WindowStream<'_> {
     /// clip's frame count.
     pub fn finish(self) -> Result<usize> {
         if self.next < self.plan.len() {
-            return Err(SslError::Input(format!(
-                "the stream ended after {} of the {} samples announced",
-                self.received, self.len
-            )));
+            return Err(InputError::StreamEndedEarly {
+                received: self.received,
+                announced: self.len,
+            }
+            .into());
         }
         Ok(self.total_frames())
     }

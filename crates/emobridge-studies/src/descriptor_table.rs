@@ -54,7 +54,8 @@ spelled!(
     "level",
     Lld = "lld",
     Functionals = "functionals",
-    Windows = "windows"
+    Windows = "windows",
+    LldDeltas = "lld_deltas"
 );
 
 /// Settings of [`extract_table`]; `Default` gives eGeMAPS functionals and the documented
