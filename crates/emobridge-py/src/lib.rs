@@ -18,7 +18,6 @@ use emobridge::studies::descriptor_table::{
 use emobridge::studies::descriptors::ClipDescriptors;
 use emobridge::studies::separability::SeparabilityConfig;
 use emobridge::{EmbeddingCache, Manifest, PretrainedEncoder};
-use ndarray::{Array2, Array3};
 use numpy::{IntoPyArray, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::{
     PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyRuntimeError, PyValueError,
@@ -222,9 +221,19 @@ fn load_audio<'py>(
     }
     let (channels, len) = (audio.channels.len(), audio.len());
     let flat: Vec<f32> = audio.channels.into_iter().flatten().collect();
-    let array = Array2::from_shape_vec((channels, len), flat)
+    Ok((numpy_array(py, (channels, len), flat)?.into_any(), rate))
+}
+
+/// A row-major buffer as a numpy array of `shape` (a shape that does not fit the buffer is a
+/// bug of the binding, raised as RuntimeError).
+fn numpy_array<'py, D: ndarray::Dimension>(
+    py: Python<'py>,
+    shape: impl Into<ndarray::StrideShape<D>>,
+    flat: Vec<f32>,
+) -> PyResult<Bound<'py, numpy::PyArray<f32, D>>> {
+    let a = ndarray::Array::from_shape_vec(shape, flat)
         .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-    Ok((array.into_pyarray(py).into_any(), rate))
+    Ok(a.into_pyarray(py))
 }
 
 /// write_wav(path, signal, sr, format="pcm16") — signal [samples] or [channels, samples], f32.
@@ -319,22 +328,14 @@ fn described<'py>(
     match x {
         Extracted::Vector(v) => {
             let n = v.values.len();
-            let a = Array2::from_shape_vec((1, n), v.values)
-                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-            Ok((a.into_pyarray(py), v.names, None, seconds, rate))
+            let a = numpy_array(py, (1, n), v.values)?;
+            Ok((a, v.names, None, seconds, rate))
         }
         Extracted::Frames(f) => {
             let (rows, cols) = (f.values.len(), f.names.len());
             let flat: Vec<f32> = f.values.into_iter().flatten().collect();
-            let a = Array2::from_shape_vec((rows, cols), flat)
-                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-            Ok((
-                a.into_pyarray(py),
-                f.names,
-                Some(f.frame_times),
-                seconds,
-                rate,
-            ))
+            let a = numpy_array(py, (rows, cols), flat)?;
+            Ok((a, f.names, Some(f.frame_times), seconds, rate))
         }
     }
 }
@@ -524,9 +525,7 @@ fn embedding_array(
     emb: emobridge::ssl::embedding::ClipEmbedding,
 ) -> PyResult<Bound<'_, PyArray3<f32>>> {
     let (flat, shape) = emb.to_vec().map_err(py_err)?;
-    let a = Array3::from_shape_vec((shape[0], shape[1], shape[2]), flat)
-        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-    Ok(a.into_pyarray(py))
+    numpy_array(py, (shape[0], shape[1], shape[2]), flat)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -213,9 +213,7 @@ pub fn write_report_with(
     out: &Path,
 ) -> Result<ReportFiles> {
     if config.max_table_rows == 0 {
-        return Err(crate::ReportError::Input(
-            "max_table_rows must be at least 1".into(),
-        ));
+        return Err(crate::InputError::NoTableRows.into());
     }
     let runs = load_runs(dirs)?;
     let base = out

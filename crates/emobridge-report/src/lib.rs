@@ -34,9 +34,28 @@ pub enum ReportError {
     Draw { path: PathBuf, message: String },
     #[error("table: {0}")]
     Table(String),
-    /// A run folder or record the report cannot read (the message names it).
-    #[error("{0}")]
-    Input(String),
+    /// A run folder or record the report cannot read, or a setting it cannot use.
+    #[error(transparent)]
+    Input(#[from] InputError),
+}
+
+/// What the report was given that it cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("no run folders given (pass one or more folders that hold a run.json)")]
+    NoRuns,
+    #[error("{}: not a folder (a run folder holds a run.json)", dir.display())]
+    NotAFolder { dir: PathBuf },
+    /// (The I/O error is part of the text, inside parentheses, so it is not also a source.)
+    #[error("{}: no readable run.json, so not a run folder ({error})", dir.display())]
+    NoRunRecord { dir: PathBuf, error: std::io::Error },
+    #[error("{}: not a run record: {source}", path.display())]
+    NotARunRecord {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("max_table_rows must be at least 1")]
+    NoTableRows,
 }
 
 pub type Result<T, E = ReportError> = std::result::Result<T, E>;

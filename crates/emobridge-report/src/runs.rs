@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{ReportError, Result};
+use crate::{InputError, Result};
 
 /// One typed output of a run, as `run.json` lists it.
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
@@ -117,19 +117,20 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun> {
 fn load_at(dir: &Path, depth: usize) -> Result<LoadedRun> {
     let path = dir.join("run.json");
     if !dir.is_dir() {
-        return Err(ReportError::Input(format!(
-            "{}: not a folder (a run folder holds a run.json)",
-            dir.display()
-        )));
+        return Err(InputError::NotAFolder {
+            dir: dir.to_path_buf(),
+        }
+        .into());
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        ReportError::Input(format!(
-            "{}: no readable run.json, so not a run folder ({e})",
-            dir.display()
-        ))
+    let text = std::fs::read_to_string(&path).map_err(|error| InputError::NoRunRecord {
+        dir: dir.to_path_buf(),
+        error,
     })?;
-    let record: RunRecordView = serde_json::from_str(&text)
-        .map_err(|e| ReportError::Input(format!("{}: not a run record: {e}", path.display())))?;
+    let record: RunRecordView =
+        serde_json::from_str(&text).map_err(|source| InputError::NotARunRecord {
+            path: path.clone(),
+            source,
+        })?;
     let mut run = LoadedRun {
         dir: dir.to_path_buf(),
         record,
@@ -158,9 +159,7 @@ fn load_at(dir: &Path, depth: usize) -> Result<LoadedRun> {
 /// Reads every folder; refuses an empty list and names the first folder that is not a run.
 pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<LoadedRun>> {
     if dirs.is_empty() {
-        return Err(ReportError::Input(
-            "no run folders given (pass one or more folders that hold a run.json)".into(),
-        ));
+        return Err(InputError::NoRuns.into());
     }
     dirs.iter().map(|d| load_run(d)).collect()
 }
