@@ -726,7 +726,7 @@ impl TableSink {
                 text.clear();
                 let _ = write!(text, "{}", round_time(time));
                 writer.write_field(text.as_str())?;
-                for v in values {
+                for &v in values {
                     text.clear();
                     let _ = write!(text, "{v}");
                     writer.write_field(text.as_str())?;
@@ -892,15 +892,21 @@ impl DescriptorTable {
     fn csv_bytes(&self) -> Result<Vec<u8>, String> {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(self.header()).map_err(|e| e.to_string())?;
-        let mut record: Vec<String> = Vec::with_capacity(self.columns.len() + 2);
+        use std::fmt::Write;
+        // one text buffer for every value (`to_string` allocated one String per value)
+        let mut text = String::new();
         for row in &self.rows {
-            record.clear();
-            record.push(row.file.clone());
+            w.write_field(&row.file).map_err(|e| e.to_string())?;
             if self.with_time {
-                record.push(format!("{}", round_time(row.time)));
+                w.write_field(format!("{}", round_time(row.time)))
+                    .map_err(|e| e.to_string())?;
             }
-            record.extend(row.values.iter().map(|v| v.to_string()));
-            w.write_record(&record).map_err(|e| e.to_string())?;
+            for &v in &row.values {
+                text.clear();
+                let _ = write!(text, "{v}");
+                w.write_field(text.as_str()).map_err(|e| e.to_string())?;
+            }
+            w.write_record(None::<&[u8]>).map_err(|e| e.to_string())?;
         }
         w.into_inner().map_err(|e| e.to_string())
     }
