@@ -23,20 +23,39 @@ BOOT=${6:-100}
 PY=${PYTHON:-python3}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 mkdir -p "$WORK"
-SRC=$(mktemp -d)
-trap 'rm -rf "$SRC"' EXIT
 
-# The old side: BASE's sources built in their own target folder, WORK_DIR/target-old (a full
-# build the first time, kept for later runs). Sharing the main target folder, as
-# tools/bench/ssl_ab.sh does, left cargo taking the new tree for up to date with the old build's
-# artifacts here (identical binaries), so the sides are kept apart.
-git -C "$ROOT" archive "$BASE" | tar -x -C "$SRC" --one-top-level=base
-(cd "$SRC/base" && CARGO_TARGET_DIR=$WORK/target-old cargo build --release -q -p emobridge-cli)
-cp "$WORK/target-old/release/emobridge" "$WORK/emobridge-old"
+# The old side: BASE's sources (extracted once into WORK_DIR/src-<commit>) built in their own
+# target folder, WORK_DIR/target-old, which starts as a copy of this tree's target/release so that
+# only the workspace crates compile. Sharing the main target folder, as tools/bench/ssl_ab.sh
+# does, left cargo taking the new tree for up to date with the old build's artifacts (identical
+# binaries), so the sides are kept apart. The old binary is kept as WORK_DIR/emobridge-old with
+# the commit it was built from (WORK_DIR/emobridge-old.commit): a later run with the same BASE
+# and WORK_DIR builds nothing on the old side.
+BASE_SHA=$(git -C "$ROOT" rev-parse --verify "$BASE^{commit}")
+if [ "$(cat "$WORK/emobridge-old.commit" 2>/dev/null)" != "$BASE_SHA" ] || [ ! -x "$WORK/emobridge-old" ]; then
+  OLD_SRC=$WORK/src-$BASE_SHA
+  if [ ! -f "$OLD_SRC/Cargo.toml" ]; then
+    rm -rf "$OLD_SRC"
+    mkdir -p "$OLD_SRC"
+    git -C "$ROOT" archive "$BASE_SHA" | tar -x -C "$OLD_SRC"
+  fi
+  if [ ! -d "$WORK/target-old/release" ]; then
+    mkdir -p "$WORK/target-old"
+    cp -a "$TARGET/release" "$WORK/target-old/"
+  fi
+  (cd "$OLD_SRC" && EMOBRIDGE_GIT_COMMIT=$BASE_SHA CARGO_TARGET_DIR=$WORK/target-old \
+    cargo build --release -q -p emobridge-cli)
+  cp "$WORK/target-old/release/emobridge" "$WORK/emobridge-old"
+  echo "$BASE_SHA" >"$WORK/emobridge-old.commit"
+fi
 (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -q -p emobridge-cli \
   -p emobridge-studies --example fad_study_cache)
 cp "$TARGET/release/emobridge" "$WORK/emobridge-new"
-if cmp -s "$WORK/emobridge-old" "$WORK/emobridge-new"; then
+OLD_SUM=$(sha256sum "$WORK/emobridge-old" | cut -d' ' -f1)
+NEW_SUM=$(sha256sum "$WORK/emobridge-new" | cut -d' ' -f1)
+echo "old ($BASE_SHA): sha256 $OLD_SUM"
+echo "new (working tree): sha256 $NEW_SUM"
+if [ "$OLD_SUM" = "$NEW_SUM" ]; then
   echo "the old and new binaries are identical: nothing to compare" >&2
   exit 1
 fi

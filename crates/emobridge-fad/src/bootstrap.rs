@@ -13,7 +13,7 @@ use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::frechet::{frechet_distance_with, FrechetOptions};
+use crate::frechet::{frechet_distance_with, FrechetOptions, PreparedGaussian};
 use crate::stats::{Element, Gaussian, RunningStats};
 use crate::{FadError, Result};
 
@@ -176,7 +176,6 @@ pub fn bootstrap_frechet_units(
     b: &[RunningStats],
     config: &BootstrapConfig,
 ) -> Result<ConfidenceInterval> {
-    use rayon::prelude::*;
     config.validate()?;
     let dim = match (a.first(), b.first()) {
         (Some(x), Some(y)) if x.dim() == y.dim() => x.dim(),
@@ -203,6 +202,52 @@ pub fn bootstrap_frechet_units(
         RunningStats::weighted_union(units, &vec![1; units.len()]).gaussian()
     };
     let estimate = frechet_distance_with(&all(a)?, &all(b)?, config.options)?.distance;
+    bootstrap_units_around(a, b, estimate, config)
+}
+
+/// [`bootstrap_frechet_units`] around a distance the caller has already computed on the full
+/// sets (`estimate`, e.g. a cell of a distance matrix), so that it is not computed twice.
+pub fn bootstrap_frechet_units_around(
+    a: &[RunningStats],
+    b: &[RunningStats],
+    estimate: f64,
+    config: &BootstrapConfig,
+) -> Result<ConfidenceInterval> {
+    config.validate()?;
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) if x.dim() == y.dim() => {}
+        (Some(x), Some(y)) => {
+            return Err(FadError::DimensionMismatch {
+                left: x.dim(),
+                right: y.dim(),
+            })
+        }
+        _ => {
+            return Err(FadError::Invalid {
+                what: "bootstrap".into(),
+                message: "each set needs at least one unit".into(),
+            })
+        }
+    }
+    let dim = a[0].dim();
+    if a.iter().chain(b).any(|u| u.dim() != dim) {
+        return Err(FadError::Invalid {
+            what: "bootstrap".into(),
+            message: "units of different dimensions".into(),
+        });
+    }
+    bootstrap_units_around(a, b, estimate, config)
+}
+
+/// The replicates of a unit bootstrap (checked inputs): every replicate on one thread, the
+/// replicates side by side on rayon's pool.
+fn bootstrap_units_around(
+    a: &[RunningStats],
+    b: &[RunningStats],
+    estimate: f64,
+    config: &BootstrapConfig,
+) -> Result<ConfidenceInterval> {
+    use rayon::prelude::*;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
     let mut draw = |count: usize| {
         let mut weights = vec![0u64; count];
@@ -217,16 +262,17 @@ pub fn bootstrap_frechet_units(
             (wa, draw(b.len()))
         })
         .collect();
+    let seq = faer::Par::Seq;
     let replicates: Vec<Option<f64>> = draws
         .par_iter()
         .map(|(wa, wb)| {
-            let ra = RunningStats::weighted_union(a, wa);
-            let rb = RunningStats::weighted_union(b, wb);
+            let ra = RunningStats::weighted_union_in(a, wa, seq);
+            let rb = RunningStats::weighted_union_in(b, wb, seq);
             // A replicate can draw fewer than two rows only with degenerate units; skip it.
             match (ra.gaussian(), rb.gaussian()) {
-                (Ok(ga), Ok(gb)) => {
-                    frechet_distance_with(&ga, &gb, config.options).map(|f| Some(f.distance))
-                }
+                (Ok(ga), Ok(gb)) => PreparedGaussian::new_in(&ga, config.options, seq)?
+                    .distance_to_in(&gb, seq)
+                    .map(|f| Some(f.distance)),
                 _ => Ok(None),
             }
         })

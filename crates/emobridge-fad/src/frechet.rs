@@ -26,7 +26,8 @@
 //! the square root of a PSD matrix exists whatever its rank. Such inputs are flagged
 //! (`rank_deficient`) and logged, because FAD with N ≤ D is dominated by the sample-size bias.
 
-use faer::{Accum, Mat, Side};
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::{Accum, Mat, Par, Side};
 use serde::Serialize;
 
 use crate::stats::Gaussian;
@@ -41,6 +42,27 @@ pub enum TraceRoute {
     Auto,
     /// Always the eigendecomposition `Σ₁ = U Λ Uᵀ`, `F = U Λ^½`.
     Eigh,
+}
+
+impl std::fmt::Display for TraceRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TraceRoute::Auto => "auto",
+            TraceRoute::Eigh => "eigh",
+        })
+    }
+}
+
+impl std::str::FromStr for TraceRoute {
+    type Err = String;
+    /// `auto` or `eigh`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(TraceRoute::Auto),
+            "eigh" => Ok(TraceRoute::Eigh),
+            _ => Err(format!("`{s}` is not one of auto, eigh")),
+        }
+    }
 }
 
 /// Numerical tolerances of the distance.
@@ -113,7 +135,13 @@ pub struct PreparedGaussian {
 
 impl PreparedGaussian {
     pub fn new(g: &Gaussian, options: FrechetOptions) -> Result<PreparedGaussian> {
-        let (half, cholesky, zeroed, negative) = match cholesky_factor(g, options.route) {
+        PreparedGaussian::new_in(g, options, faer::get_global_parallelism())
+    }
+
+    /// [`PreparedGaussian::new`] with the factorisation on `par` threads (`Par::Seq` when the
+    /// caller runs many distances side by side: one thread each does the least synchronising).
+    pub fn new_in(g: &Gaussian, options: FrechetOptions, par: Par) -> Result<PreparedGaussian> {
+        let (half, cholesky, zeroed, negative) = match cholesky_factor(g, options.route, par) {
             Some(l) => (l, true, 0, 0),
             None => {
                 let (half, zeroed, negative) = eigen_factor(g, options.rank_tolerance)?;
@@ -138,6 +166,12 @@ impl PreparedGaussian {
 
     /// `FD(self, other)`.
     pub fn distance_to(&self, other: &Gaussian) -> Result<Frechet> {
+        self.distance_to_in(other, faer::get_global_parallelism())
+    }
+
+    /// [`PreparedGaussian::distance_to`] with the products and the eigenvalue problem on `par`
+    /// threads. The value does not depend on `par` beyond rounding.
+    pub fn distance_to_in(&self, other: &Gaussian, par: Par) -> Result<Frechet> {
         let dim = self.dim();
         if other.dim() != dim {
             return Err(FadError::DimensionMismatch {
@@ -145,12 +179,10 @@ impl PreparedGaussian {
                 right: other.dim(),
             });
         }
-        let m = self.congruence(&other.cov);
-        let values = m
-            .self_adjoint_eigenvalues(Side::Lower)
-            .map_err(|_| FadError::Eigen {
-                what: "Σ₁^½ Σ₂ Σ₁^½".into(),
-            })?;
+        let m = self.congruence(&other.cov, par);
+        let values = symmetric_eigenvalues(&m, par).map_err(|_| FadError::Eigen {
+            what: "Σ₁^½ Σ₂ Σ₁^½".into(),
+        })?;
         let (kept, zeroed_p, negative_p) = clamp_eigenvalues(&values, self.options.rank_tolerance);
         let trace_sqrt_product: f64 = kept.iter().map(|v| v.sqrt()).sum();
 
@@ -190,10 +222,9 @@ impl PreparedGaussian {
 
 impl PreparedGaussian {
     /// `Fᵀ Σ₂ F`, symmetric; only its lower triangle is read by the eigenvalue solver.
-    fn congruence(&self, sigma2: &Mat<f64>) -> Mat<f64> {
+    fn congruence(&self, sigma2: &Mat<f64>, par: Par) -> Mat<f64> {
         use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
         let dim = self.dim();
-        let par = faer::get_global_parallelism();
         let mut x = Mat::zeros(dim, dim);
         let mut m = Mat::zeros(dim, dim);
         if self.cholesky {
@@ -244,19 +275,62 @@ impl PreparedGaussian {
 }
 
 /// The Cholesky factor of Σ₁ when the route allows it and Σ₁ is positive definite with N > D.
-fn cholesky_factor(g: &Gaussian, route: TraceRoute) -> Option<Mat<f64>> {
+fn cholesky_factor(g: &Gaussian, route: TraceRoute, par: Par) -> Option<Mat<f64>> {
+    use faer::linalg::cholesky::llt::factor as llt;
     if route != TraceRoute::Auto || g.is_rank_deficient() {
         return None;
     }
-    let llt = g.cov.llt(Side::Lower).ok()?;
-    let l = llt.L();
+    let dim = g.dim();
+    let mut l = Mat::<f64>::zeros(dim, dim);
+    l.copy_from_triangular_lower(g.cov.as_ref());
+    let mut mem = MemBuffer::new(llt::cholesky_in_place_scratch::<f64>(
+        dim,
+        par,
+        Default::default(),
+    ));
+    llt::cholesky_in_place(
+        l.as_mut(),
+        Default::default(),
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .ok()?;
+    for j in 1..dim {
+        for i in 0..j {
+            l[(i, j)] = 0.0;
+        }
+    }
     // A pivot at rounding level means Σ₁ is numerically singular: leave it to the eigen route,
     // which cuts such eigenvalues off instead of taking square roots of noise.
     let largest = (0..g.dim()).fold(0.0f64, |m, i| m.max(g.cov[(i, i)]));
     let floor = g.dim() as f64 * f64::EPSILON * largest;
     (0..g.dim())
         .all(|i| l[(i, i)] * l[(i, i)] > floor)
-        .then(|| l.to_owned())
+        .then_some(l)
+}
+
+/// The eigenvalues of the symmetric matrix whose lower triangle is `m`, on `par` threads.
+fn symmetric_eigenvalues(m: &Mat<f64>, par: Par) -> std::result::Result<Vec<f64>, ()> {
+    use faer::linalg::evd;
+    let n = m.nrows();
+    let mut s = faer::diag::Diag::<f64>::zeros(n);
+    let mut mem = MemBuffer::new(evd::self_adjoint_evd_scratch::<f64>(
+        n,
+        evd::ComputeEigenvectors::No,
+        par,
+        Default::default(),
+    ));
+    evd::self_adjoint_evd(
+        m.as_ref(),
+        s.as_mut(),
+        None,
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|_| ())?;
+    Ok(s.column_vector().iter().copied().collect())
 }
 
 /// `U Λ^½` of Σ₁ with eigenvalues below the rank cut-off zeroed; (factor, zeroed, negative).

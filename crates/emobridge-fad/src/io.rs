@@ -195,7 +195,7 @@ fn decode_into(
 /// [`RunningStats`](crate::stats::RunningStats)). Equal, up to rounding, to
 /// `RunningStats::from_rows(&read_npy_rows(path)?)`; a 1-D array (one vector) is refused.
 pub fn npy_stats(path: &Path) -> Result<crate::stats::RunningStats> {
-    use crate::stats::{batch_rows_for, centred_batch_stats, RunningStats};
+    use crate::stats::RunningStats;
     let bytes = fs::read(path).map_err(io_err(path))?;
     let layout = parse_npy_header(&bytes).map_err(|m| format_err(path, m))?;
     match layout.shape.as_slice() {
@@ -223,23 +223,15 @@ pub fn npy_stats(path: &Path) -> Result<crate::stats::RunningStats> {
         return Ok(RunningStats::from_rows(rows.view()));
     }
     let data = &bytes[layout.data_start..layout.data_start + layout.count * layout.width];
-    let batch = batch_rows_for(dim).min(n);
-    let mut stats = RunningStats::new(dim);
-    let row_bytes = dim * layout.width;
-    for block in data.chunks(batch * row_bytes) {
-        let rows = block.len() / row_bytes;
-        let mut buffer = vec![0.0f64; rows * dim];
-        let mut sums = vec![0.0f64; dim];
-        decode_into(
-            block,
-            layout.width,
-            layout.big_endian,
-            &mut buffer,
-            Some(&mut sums),
-        );
-        stats.merge(&centred_batch_stats(buffer, rows, dim, &sums));
-    }
-    Ok(stats)
+    Ok(crate::stats::moments_of_encoded_rows(
+        data,
+        n,
+        dim,
+        |bytes: &[u8], out: &mut [f64]| {
+            decode_into(bytes, layout.width, layout.big_endian, out, None)
+        },
+        layout.width,
+    ))
 }
 
 fn one_vector(path: &Path, shape: &[usize]) -> FadError {

@@ -35,6 +35,9 @@ pub mod stats;
 use std::path::PathBuf;
 
 pub use bootstrap::{bootstrap_frechet, BootstrapConfig, ConfidenceInterval};
+/// faer's thread setting, taken by the `*_in` variants (`Par::Seq` runs a product or a distance
+/// on the calling thread, for callers that run many side by side).
+pub use faer::Par;
 pub use frechet::{frechet_distance, Frechet, FrechetOptions, PreparedGaussian};
 pub use infinity::{fad_infinity, FadInfinity, FadInfinityConfig};
 /// The array crate of this API (`io::Loaded`, `RunningStats::push_rows`), re-exported.

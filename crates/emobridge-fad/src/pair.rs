@@ -80,13 +80,44 @@ pub struct PairReport {
     pub bootstrap: Option<ConfidenceInterval>,
 }
 
+impl PairReport {
+    /// The distance on one line, then FAD-∞ and the bootstrap interval when computed (each with
+    /// its seed).
+    pub fn summary(&self) -> String {
+        let mut text = format!("{}", self.fad);
+        if let Some(inf) = &self.fad_inf {
+            text += &format!(
+                "\nFAD-inf {} (slope {}, R² {:.6}, {} points, seed {})",
+                inf.value,
+                inf.slope,
+                inf.r2,
+                inf.points.len(),
+                inf.seed
+            );
+        }
+        if let Some(ci) = &self.bootstrap {
+            text += &format!(
+                "\n{:.0}% bootstrap interval [{}, {}] ({} replicates, seed {})",
+                ci.confidence * 100.0,
+                ci.lower,
+                ci.upper,
+                ci.replicates,
+                ci.seed
+            );
+        }
+        text
+    }
+}
+
 /// Reads A and B and measures the Fréchet distance between them (A is the baseline, B the
 /// evaluation set), plus FAD-∞ and a bootstrap interval when `config` asks for them.
 pub fn compare_sets(a: &Path, b: &Path, config: &PairConfig) -> Result<PairReport> {
     if !config.inf && config.bootstrap == 0 && !config.pool && is_npy_file(a) && is_npy_file(b) {
-        // Only the moments are needed: read each matrix once into its statistics.
-        let ga = crate::io::npy_stats(a)?.gaussian()?;
-        let gb = crate::io::npy_stats(b)?.gaussian()?;
+        // Only the moments are needed: read each matrix once into its statistics, the two
+        // files side by side.
+        let (sa, sb) = rayon::join(|| crate::io::npy_stats(a), || crate::io::npy_stats(b));
+        let ga = sa?.gaussian()?;
+        let gb = sb?.gaussian()?;
         check_dims(a, b, &ga, &gb)?;
         let details = frechet_distance_with(&ga, &gb, config.options)?;
         return Ok(PairReport {

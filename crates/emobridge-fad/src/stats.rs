@@ -73,8 +73,14 @@ impl RunningStats {
 
     /// Statistics of the rows of `rows` ([N, D]).
     pub fn from_rows<T: Element>(rows: ArrayView2<'_, T>) -> RunningStats {
+        RunningStats::from_rows_in(rows, faer::get_global_parallelism())
+    }
+
+    /// [`RunningStats::from_rows`] with the products on `par` threads (`Par::Seq` when the
+    /// caller already runs many of them side by side).
+    pub fn from_rows_in<T: Element>(rows: ArrayView2<'_, T>, par: Par) -> RunningStats {
         let mut s = RunningStats::new(rows.ncols());
-        s.push_rows(rows);
+        s.push_rows_in(rows, par);
         s
     }
 
@@ -142,6 +148,11 @@ impl RunningStats {
     /// # Panics
     /// If the row width differs from [`RunningStats::dim`]; callers check shapes when they read.
     pub fn push_rows<T: Element>(&mut self, rows: ArrayView2<'_, T>) {
+        self.push_rows_in(rows, faer::get_global_parallelism());
+    }
+
+    /// [`RunningStats::push_rows`] with the products on `par` threads.
+    pub fn push_rows_in<T: Element>(&mut self, rows: ArrayView2<'_, T>, par: Par) {
         assert_eq!(
             rows.ncols(),
             self.dim(),
@@ -151,7 +162,7 @@ impl RunningStats {
         while start < rows.nrows() {
             let end = (start + BATCH_ROWS).min(rows.nrows());
             let batch = rows.slice(ndarray::s![start..end, ..]);
-            let part = batch_stats(batch);
+            let part = batch_stats(batch, par);
             self.merge(&part);
             start = end;
         }
@@ -210,6 +221,11 @@ impl RunningStats {
     /// # Panics
     /// If `weights` and `parts` differ in length or the parts in dimension.
     pub fn weighted_union(parts: &[RunningStats], weights: &[u64]) -> RunningStats {
+        RunningStats::weighted_union_in(parts, weights, faer::get_global_parallelism())
+    }
+
+    /// [`RunningStats::weighted_union`] with its product on `par` threads.
+    pub fn weighted_union_in(parts: &[RunningStats], weights: &[u64], par: Par) -> RunningStats {
         use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
         assert_eq!(parts.len(), weights.len(), "one weight per part");
         let dim = parts.first().map_or(0, RunningStats::dim);
@@ -266,7 +282,7 @@ impl RunningStats {
                 z,
                 BlockStructure::Rectangular,
                 1.0,
-                faer::get_global_parallelism(),
+                par,
             );
         }
         for j in 0..dim {
@@ -320,7 +336,7 @@ impl RunningStats {
 }
 
 /// Mean and scatter of one batch, centred on the batch mean.
-fn batch_stats<T: Element>(batch: ArrayView2<'_, T>) -> RunningStats {
+fn batch_stats<T: Element>(batch: ArrayView2<'_, T>, par: Par) -> RunningStats {
     let (rows, dim) = batch.dim();
     let mut buffer = vec![0.0f64; rows * dim];
     let mut sum = vec![0.0f64; dim];
@@ -331,13 +347,7 @@ fn batch_stats<T: Element>(batch: ArrayView2<'_, T>) -> RunningStats {
             *s += v;
         }
     }
-    centred_batch_stats(buffer, rows, dim, &sum)
-}
-
-/// Rows folded in per batch when reading raw bytes: as many as fit in about 64 MB of `f64`
-/// (one batch, hence one covariance product, for the usual 6,000 × 1,024 sets).
-pub(crate) fn batch_rows_for(dim: usize) -> usize {
-    ((64 << 20) / (8 * dim.max(1))).max(BATCH_ROWS)
+    centred_batch_stats(buffer, rows, dim, &sum, par)
 }
 
 /// Statistics of `rows` rows already converted to `f64` in `buffer` (row-major `rows × dim`),
@@ -349,6 +359,7 @@ pub(crate) fn centred_batch_stats(
     rows: usize,
     dim: usize,
     sum: &[f64],
+    par: Par,
 ) -> RunningStats {
     debug_assert_eq!(buffer.len(), rows * dim);
     let mean: Vec<f64> = sum.iter().map(|s| s / rows as f64).collect();
@@ -360,7 +371,7 @@ pub(crate) fn centred_batch_stats(
     let scatter = if rows == 0 || dim == 0 {
         Mat::zeros(dim, dim)
     } else {
-        syrk_lower_mirrored(MatRef::from_row_major_slice(&buffer, rows, dim))
+        syrk_lower_mirrored(MatRef::from_row_major_slice(&buffer, rows, dim), par)
     };
     RunningStats {
         n: rows as u64,
@@ -370,7 +381,7 @@ pub(crate) fn centred_batch_stats(
 }
 
 /// `Xᵀ X` for `X` [rows, dim]: the lower triangle by faer's triangular product, mirrored.
-pub(crate) fn syrk_lower_mirrored(xc: MatRef<'_, f64>) -> Mat<f64> {
+pub(crate) fn syrk_lower_mirrored(xc: MatRef<'_, f64>, par: Par) -> Mat<f64> {
     use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
     let dim = xc.ncols();
     let mut scatter = Mat::zeros(dim, dim);
@@ -383,7 +394,7 @@ pub(crate) fn syrk_lower_mirrored(xc: MatRef<'_, f64>) -> Mat<f64> {
         xc,
         BlockStructure::Rectangular,
         1.0,
-        faer::get_global_parallelism(),
+        par,
     );
     for j in 0..dim {
         for i in 0..j {
@@ -391,6 +402,111 @@ pub(crate) fn syrk_lower_mirrored(xc: MatRef<'_, f64>) -> Mat<f64> {
         }
     }
     scatter
+}
+
+/// Rows per product when the moments of encoded rows are taken: the centred block (256 × D
+/// values) stays in the core's cache while it is multiplied.
+const ENCODED_BLOCK_ROWS: usize = 256;
+
+/// Count, mean and co-moment matrix of `n` rows of `dim` values stored one after the other in
+/// `data` (`width` bytes per value), which `decode` turns into `f64` a row block at a time.
+///
+/// Two passes over the encoded bytes, each split across rayon's threads by rows: the column
+/// sums, then, for blocks of [`ENCODED_BLOCK_ROWS`] rows decoded and centred on the exact mean
+/// in a small buffer, the lower triangle of `Xᵀ X` accumulated into one `f64` matrix per thread
+/// (one thread per product, no `N × D` copy of the data in `f64`); the threads' matrices are
+/// summed and mirrored. Centring on the mean of all rows is the two-pass algorithm: accurate for
+/// data far from the origin.
+pub(crate) fn moments_of_encoded_rows(
+    data: &[u8],
+    n: usize,
+    dim: usize,
+    decode: impl Fn(&[u8], &mut [f64]) + Sync,
+    width: usize,
+) -> RunningStats {
+    use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
+    use rayon::prelude::*;
+    let row_bytes = dim * width;
+    debug_assert_eq!(data.len(), n * row_bytes);
+    if n == 0 || dim == 0 {
+        return RunningStats::new(dim);
+    }
+    let threads = rayon::current_num_threads().clamp(1, n);
+    let part_bytes = n.div_ceil(threads) * row_bytes;
+    let sums = data
+        .par_chunks(part_bytes)
+        .map(|part| {
+            let mut sums = vec![0.0f64; dim];
+            let mut row = vec![0.0f64; dim];
+            for bytes in part.chunks_exact(row_bytes) {
+                decode(bytes, &mut row);
+                for (s, x) in sums.iter_mut().zip(&row) {
+                    *s += x;
+                }
+            }
+            sums
+        })
+        .reduce(
+            || vec![0.0f64; dim],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(&b) {
+                    *x += y;
+                }
+                a
+            },
+        );
+    let mean: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
+    let mut scatter = data
+        .par_chunks(part_bytes)
+        .map(|part| {
+            let mut acc = Mat::<f64>::zeros(dim, dim);
+            let mut buffer = vec![0.0f64; ENCODED_BLOCK_ROWS * dim];
+            for block in part.chunks(ENCODED_BLOCK_ROWS * row_bytes) {
+                let rows = block.len() / row_bytes;
+                let values = &mut buffer[..rows * dim];
+                decode(block, values);
+                for row in values.chunks_exact_mut(dim) {
+                    for (x, m) in row.iter_mut().zip(&mean) {
+                        *x -= m;
+                    }
+                }
+                let x = MatRef::from_row_major_slice(values, rows, dim);
+                tri_matmul(
+                    acc.as_mut(),
+                    BlockStructure::TriangularLower,
+                    Accum::Add,
+                    x.transpose(),
+                    BlockStructure::Rectangular,
+                    x,
+                    BlockStructure::Rectangular,
+                    1.0,
+                    Par::Seq,
+                );
+            }
+            acc
+        })
+        .reduce_with(|mut a, b| {
+            for j in 0..dim {
+                for (x, y) in a.col_as_slice_mut(j)[j..]
+                    .iter_mut()
+                    .zip(&b.col_as_slice(j)[j..])
+                {
+                    *x += y;
+                }
+            }
+            a
+        })
+        .expect("at least one row");
+    for j in 0..dim {
+        for i in 0..j {
+            scatter[(i, j)] = scatter[(j, i)];
+        }
+    }
+    RunningStats {
+        n: n as u64,
+        mean,
+        scatter,
+    }
 }
 
 /// A Gaussian summary of an embedding set: mean, covariance and (when known) the sample count.

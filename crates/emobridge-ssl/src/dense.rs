@@ -110,6 +110,17 @@ impl Linear {
     fn run(&self, x: &Tensor, gelu: bool) -> CResult<Tensor> {
         let packed = match self {
             Linear::Candle(linear) => {
+                let (w, b) = (linear.weight(), linear.bias());
+                if x.track_op() || w.track_op() || b.is_some_and(|b| b.track_op()) {
+                    // Under autograd: one node whose backward computes only the gradients
+                    // that a trainable parameter needs.
+                    let y = crate::fused::linear(x, w, b)?;
+                    return if gelu {
+                        crate::fused::gelu_erf(&y)
+                    } else {
+                        Ok(y)
+                    };
+                }
                 let y = linear.forward(x)?;
                 return if gelu { y.gelu_erf() } else { Ok(y) };
             }
@@ -144,7 +155,7 @@ impl Module for Linear {
 }
 
 /// LayerNorm over the last dimension: candle's fused kernel, or (for [`Kernels::Autograd`]) the
-/// same formula from differentiable ops.
+/// same formula as one differentiable op ([`crate::fused::layer_norm`]).
 pub(crate) fn layer_norm_last_dim(
     x: &Tensor,
     weight: &Tensor,
@@ -153,7 +164,7 @@ pub(crate) fn layer_norm_last_dim(
     kernels: Kernels,
 ) -> CResult<Tensor> {
     if kernels == Kernels::Autograd {
-        candle_nn::ops::layer_norm_slow(x, weight, bias, eps)
+        crate::fused::layer_norm(x, weight, bias, eps)
     } else {
         candle_nn::ops::layer_norm(&x.contiguous()?, weight, bias, eps)
     }

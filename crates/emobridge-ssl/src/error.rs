@@ -29,6 +29,18 @@ pub enum SslError {
     Checkpoint { dir: PathBuf, problems: Vec<String> },
     #[error("{0}")]
     ModelNotFound(String),
+    #[error(
+        "device {device}: {source} (build with the `cuda` feature, and run where a GPU is visible)"
+    )]
+    Device {
+        device: crate::spec::DeviceChoice,
+        source: candle_core::Error,
+    },
+    #[error("with the fine-tuned checkpoint {}: {source}", adapter.display())]
+    WithAdapter {
+        adapter: PathBuf,
+        source: Box<SslError>,
+    },
     #[error("input: {0}")]
     Input(String),
     /// Strict mode: the batch stopped at this item's failure.

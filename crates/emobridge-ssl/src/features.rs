@@ -270,6 +270,29 @@ impl FeatureEncoder {
         })
     }
 
+    /// Moves every conv weight onto the packed f32 kernels (where the CPU has AVX-512; the
+    /// portable fallback would be slower than candle's conv). For a frozen feature encoder under
+    /// training: its output is then computed without an autograd graph, and equals candle's
+    /// conv to rounding (the packed inference path's agreement).
+    pub(crate) fn pack_f32(&mut self) -> CResult<()> {
+        if !crate::gemm::has_avx512() {
+            return Ok(());
+        }
+        for layer in &mut self.layers {
+            if let ConvWeight::Candle(weight) = &layer.weight {
+                let (c_out, c_in, k) = weight.dims3()?;
+                let taps_last = to_f32_vec(&weight.permute((0, 2, 1))?.contiguous()?)?;
+                layer.weight = ConvWeight::Packed(PackedWeight::new(
+                    &taps_last,
+                    c_out,
+                    k * c_in,
+                    crate::gemm::GemmPrecision::F32,
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// samples [B, N] → frames [B, T, C].
     pub(crate) fn forward(&self, samples: &Tensor) -> CResult<Tensor> {
         if self

@@ -408,7 +408,7 @@ fn gelu_slice(x: &mut [f32]) {
 /// erf(x) from the complementary error function approximation of Numerical Recipes (erfcc,
 /// fractional error < 1.2e-7 in exact arithmetic), evaluated in f32.
 #[inline(always)]
-fn erf(x: f32) -> f32 {
+pub(crate) fn erf(x: f32) -> f32 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
     let poly = -z * z - 1.265_512_2

@@ -23,11 +23,13 @@ pub mod embedding;
 pub mod error;
 pub mod extract;
 mod features;
+mod fused;
 mod gemm;
 pub mod hub;
 pub mod model;
 pub mod peft;
 pub mod pretrained;
+pub mod spec;
 pub mod train;
 pub mod weights;
 
@@ -46,4 +48,5 @@ pub use peft::{AdapterConfig, AdapterKind, LoraConfig, Method, PeftConfig, Train
 pub use pretrained::{
     normalize_utterance, EmbedOptions, LoadOptions, Precision, PretrainedEncoder,
 };
+pub use spec::{DeviceChoice, EncoderSpec, UnknownName};
 pub use weights::WeightSource;

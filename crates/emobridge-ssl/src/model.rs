@@ -455,7 +455,7 @@ impl Attention {
             scores = scores.broadcast_add(m)?;
         }
         let probs = if self.kernels == Kernels::Autograd {
-            candle_nn::ops::softmax(&scores, D::Minus1)?
+            crate::fused::softmax_last_dim(&scores)?
         } else {
             candle_nn::ops::softmax_last_dim(&scores)?
         };
@@ -665,6 +665,17 @@ impl Encoder {
 
     pub fn config(&self) -> &EncoderConfig {
         &self.cfg
+    }
+
+    /// Runs the conv feature encoder on the packed f32 kernels from now on (CPU with AVX-512
+    /// only; otherwise nothing changes). For training with a frozen feature encoder: its output
+    /// carries no autograd graph either way, and the packed kernels read each conv's im2col
+    /// matrix in place where candle's conv1d copies it out first.
+    pub(crate) fn pack_feature_encoder(&mut self) -> CResult<()> {
+        if self.device.is_cpu() {
+            self.features.pack_f32()?;
+        }
+        Ok(())
     }
 
     /// Every [`Linear`] of the encoder under its module path (transformers' names), in model

@@ -221,7 +221,7 @@ impl Dropout {
                 }
             })
             .collect();
-        x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
+        crate::fused::mul_by_constant(x, &Tensor::from_vec(mask, x.shape(), x.device())?)
     }
 }
 
@@ -240,8 +240,8 @@ impl LoraLinear {
     pub(crate) fn forward(&self, x: &Tensor) -> CResult<Tensor> {
         let y = self.base.forward(x)?;
         let d = self.dropout.forward(x)?;
-        let low = d.broadcast_matmul(&self.a.t()?)?;
-        let up = low.broadcast_matmul(&self.b.t()?)?;
+        let low = crate::fused::linear(&d, &self.a, None)?;
+        let up = crate::fused::linear(&low, &self.b, None)?;
         y + (up * self.scale)?
     }
 
@@ -269,7 +269,9 @@ pub struct AdapterLinear {
 impl AdapterLinear {
     pub(crate) fn forward(&self, x: &Tensor) -> CResult<Tensor> {
         let y = self.base.forward(x)?;
-        let z = self.up.forward(&self.down.forward(&y)?.silu()?)?;
+        let (down, up) = (&self.down, &self.up);
+        let z = crate::fused::linear(&y, down.weight(), down.bias())?.silu()?;
+        let z = crate::fused::linear(&z, up.weight(), up.bias())?;
         y + z
     }
 }
@@ -394,6 +396,11 @@ impl TrainableEncoder {
         };
         let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
         let mut encoder = Encoder::new(cfg, vb, Kernels::Autograd)?;
+        if !peft.train_feature_encoder {
+            // Frozen (every method's default): no gradient flows into it, so it needs no
+            // autograd graph and runs on the inference kernels.
+            encoder.pack_feature_encoder()?;
+        }
         let base_parameters = count_base(&mut encoder);
         let dropout = Arc::new(Dropout::new(peft.lora.dropout, seed ^ 0x5eed_d20b));
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

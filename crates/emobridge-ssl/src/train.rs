@@ -445,8 +445,21 @@ impl Adam {
         let lr_lambda = lr * p.weight_decay;
         let scale_m = 1f64 / (1f64 - beta1.powi(self.step_t as i32));
         let scale_v = 1f64 / (1f64 - beta2.powi(self.step_t as i32));
+        let fused = crate::fused::AdamStep {
+            lr,
+            weight_decay: p.weight_decay,
+            beta1,
+            beta2,
+            eps: p.eps,
+            scale_m,
+            scale_v,
+        };
         for (theta, m, v) in &self.vars {
             if let Some(g) = grads.get(theta) {
+                // CPU f32: in place, in three passes; elsewhere candle's ops below.
+                if crate::fused::adamw_in_place(theta, m, v, g, &fused)? {
+                    continue;
+                }
                 let next_m = ((m.as_tensor() * beta1)? + (g * (1.0 - beta1))?)?;
                 let next_v = ((v.as_tensor() * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
                 let m_hat = (&next_m * scale_m)?;

@@ -20,6 +20,42 @@ pub enum StoredDtype {
     F32,
 }
 
+impl StoredDtype {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoredDtype::F16 => "f16",
+            StoredDtype::F32 => "f32",
+        }
+    }
+}
+
+impl std::fmt::Display for StoredDtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StoredDtype {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f16" => Ok(StoredDtype::F16),
+            "f32" => Ok(StoredDtype::F32),
+            _ => Err(format!("`{s}` is not one of f16, f32")),
+        }
+    }
+}
+
+/// Every frame kept at this precision.
+impl From<StoredDtype> for Frames {
+    fn from(d: StoredDtype) -> Frames {
+        match d {
+            StoredDtype::F16 => Frames::F16,
+            StoredDtype::F32 => Frames::F32,
+        }
+    }
+}
+
 /// Provenance written into the safetensors `__metadata__`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EntryMetadata {

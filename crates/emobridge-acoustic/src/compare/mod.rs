@@ -14,6 +14,7 @@
 mod auditory;
 mod cepstrum;
 mod energy;
+pub mod functionals;
 mod geometry;
 mod melbands;
 mod spectral;
@@ -21,11 +22,12 @@ mod stream;
 mod voicing;
 pub mod windows;
 
+pub use functionals::{functional_names, Levels, N_FUNCTIONALS};
 pub use geometry::Geometry;
 pub use stream::{CompareStream, BATCH_ROWS};
 pub use windows::{summarise_windows, windows, WindowConfig, WindowSummariser};
 
-use crate::{check_finite, smooth, AcousticError, FeatureFrames};
+use crate::{check_finite, smooth, AcousticError, FeatureFrames, FeatureVector};
 use auditory::{auditory_spectrum, loudness_weights, RastaFilter};
 use cepstrum::Mfcc;
 use emobridge_audio::frames::{hamming, MagnitudeFft};
@@ -141,7 +143,92 @@ pub fn lld_with_deltas(samples: &[f32], sample_rate: u32) -> Result<FeatureFrame
     Ok(contours.frames(true))
 }
 
-/// Smoothed LLD columns and their deltas, column-major, `rows` long each.
+/// The 65 deltas alone as openSMILE's delta level holds them: two rows more than the LLDs,
+/// because its delta filter flushes two rows past the last LLD row (the contour padded by
+/// repeating its last value). openSMILE's `LowLevelDescriptors_Deltas` output has these rows.
+pub fn deltas(samples: &[f32], sample_rate: u32) -> Result<FeatureFrames, AcousticError> {
+    let contours = Contours::compute(samples, sample_rate)?;
+    let rows = contours.geometry.rows();
+    let de_rows = if rows == 0 { 0 } else { rows + 2 };
+    let columns: Vec<Vec<f32>> = (0..N_LLD)
+        .map(|c| {
+            let mut d = contours.deltas[c].clone();
+            if d.len() < de_rows {
+                let tail = delta_tail(&contours.smoothed[c], de_rows, VOICING.contains(&c));
+                d.extend_from_slice(&tail[d.len()..]);
+            }
+            d.truncate(de_rows);
+            d
+        })
+        .collect();
+    Ok(FeatureFrames {
+        names: delta_names(),
+        frame_times: (0..de_rows)
+            .map(|i| contours.geometry.frame_time(i))
+            .collect(),
+        values: (0..de_rows)
+            .map(|r| columns.iter().map(|c| c[r]).collect())
+            .collect(),
+    })
+}
+
+/// The ±2-frame regression delta of `x` at rows `0..rows` (rows past the end see the last value
+/// repeated); `in_segments`: only pairs of non-zero (voiced) neighbours count.
+fn delta_tail(x: &[f32], rows: usize, in_segments: bool) -> Vec<f32> {
+    let n = x.len() as isize;
+    let at = |i: isize| x[i.clamp(0, n - 1) as usize] as f64;
+    (0..rows as isize)
+        .map(|t| {
+            let (mut num, mut norm) = (0.0, 0.0);
+            for k in 1..=DELTA_HALF_WINDOW as isize {
+                let (a, b) = (at(t + k), at(t - k));
+                if !in_segments || (a != 0.0 && b != 0.0) {
+                    num += k as f64 * (a - b);
+                    norm += 2.0 * (k * k) as f64;
+                }
+            }
+            if norm > 0.0 {
+                (num / norm) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// The contours the ComParE functionals read: every LLD and delta column at its own level
+/// length (the spectral ones run to the end of the 20 ms stream, past the LLD row count).
+pub fn levels(samples: &[f32], sample_rate: u32) -> Result<Levels, AcousticError> {
+    let contours = Contours::compute(samples, sample_rate)?;
+    let g = &contours.geometry;
+    Ok(Levels {
+        period_s: g.hop as f64 / g.sample_rate as f64,
+        lld: contours.smoothed,
+        deltas: contours.deltas,
+    })
+}
+
+/// The 6,373 ComParE-2016 functionals of a mono signal (see the [`functionals`](mod@functionals) module).
+/// A signal shorter than one 60 ms frame has no contour and is an error
+/// ([`AcousticError::TooShort`]; SMILExtract writes no row for it).
+pub fn functionals(samples: &[f32], sample_rate: u32) -> Result<FeatureVector, AcousticError> {
+    let levels = levels(samples, sample_rate)?;
+    if levels.lld[0].is_empty() {
+        let needed = (geometry::LONG_FRAME_S * sample_rate as f64).round() as usize;
+        return Err(AcousticError::TooShort {
+            set: "ComParE",
+            samples: samples.len(),
+            seconds: samples.len() as f64 / sample_rate as f64,
+            frame_ms: 60,
+            needed,
+        });
+    }
+    Ok(functionals::functionals(&levels))
+}
+
+/// Smoothed LLD columns and their deltas, column-major: `rows` long each, except the spectral
+/// columns, which keep the full length of the 20 ms stream (the LLD matrix cuts them to `rows`;
+/// the functionals read them whole).
 struct Contours {
     geometry: Geometry,
     smoothed: Vec<Vec<f32>>,
@@ -177,18 +264,31 @@ impl Contours {
         );
         let voicing = voicing?;
 
-        let short_rows = geometry.n_short + 1;
-        for col in 0..N_LLD {
-            let raw: &[f32] = match col {
-                c if VOICING.contains(&c) => &voicing[c],
-                // energy group: three short-frame streams, then the long-frame ZCR
-                c if c + 1 == ENERGY.end => &zcr,
-                c if ENERGY.contains(&c) => &raw_short[c - ENERGY.start],
-                c => &raw_short[c - SPECTRAL.start + 3],
-            };
-            let (s, d) = contour(raw, col, Some((rows, short_rows)));
-            smoothed[col] = s;
+        // Voicing group: openSMILE smooths only over voiced frames (zeros stay zero) and takes
+        // deltas only inside voiced segments.
+        // openSMILE's delta filter of this group shares one running normaliser over its six
+        // columns (see `deltas_in_segments_shared`); two rows past the LLDs are its flush rows.
+        for (k, col) in VOICING.enumerate() {
+            smoothed[col] = smooth_to_rows(&voicing[k], rows, true);
+        }
+        let voiced_deltas = voicing::deltas_in_segments_shared(&smoothed[VOICING], rows + 2);
+        for (col, d) in VOICING.zip(voiced_deltas) {
             deltas[col] = d;
+        }
+        // Energy group: three short-frame streams and the long-frame ZCR share one smoother whose
+        // output ends with the ZCR stream, so deltas replicate past row `rows - 1`.
+        let energy_raw = [&raw_short[0], &raw_short[1], &raw_short[2], &zcr];
+        for (col, raw) in ENERGY.zip(energy_raw) {
+            smoothed[col] = smooth_to_rows(raw, rows, false);
+            deltas[col] = smooth::delta(&smoothed[col], DELTA_HALF_WINDOW);
+        }
+        // Spectral group: short frames only; smoothed and differentiated over the full short
+        // stream, then cut to the common row count.
+        let short_rows = geometry.n_short + 1;
+        for (k, col) in SPECTRAL.enumerate() {
+            let s = smooth_to_rows(&raw_short[3 + k], short_rows, false);
+            deltas[col] = smooth::delta(&s, DELTA_HALF_WINDOW);
+            smoothed[col] = s;
         }
         Ok(Contours {
             geometry,
@@ -221,16 +321,14 @@ impl Contours {
     }
 }
 
-/// `_sma` and `_de` of LLD column `col` from its raw values `raw` (frame 0 of `raw` being any
-/// frame of the stream). `end`: `Some((rows, short_rows))` when `raw` runs to the end of input,
-/// with the LLD row count and the short-frame count plus one, both counted from `raw[0]`; then
-/// the ends are treated as the whole-signal path treats them:
-/// - voicing group: openSMILE smooths only over voiced frames (zeros stay zero) and takes
-///   deltas only inside voiced segments;
-/// - energy group: three short-frame streams and the long-frame ZCR share one smoother whose
-///   output ends with the ZCR stream, so deltas replicate past row `rows - 1`;
-/// - spectral group: short frames only; smoothed and differentiated over the full short
-///   stream, then cut to the common row count.
+/// `_sma` and (but for the voicing group, whose deltas share one running normaliser, see
+/// [`voicing::SharedSegmentDeltas`]) `_de` of LLD column `col` from its raw values `raw` (frame 0
+/// of `raw` being any frame of the stream), as [`Contours::compute`] computes them on the whole
+/// signal. `end`: `Some((rows, short_rows))` when `raw` runs to the end of input, with the LLD
+/// row count and the short-frame count plus one, both counted from `raw[0]`; then the ends are
+/// treated as the whole-signal path treats them (voicing and energy columns `rows` long, the
+/// energy smoother's output ending with the ZCR stream; spectral columns smoothed and
+/// differentiated over the full short stream), and the values are cut to `rows`.
 ///
 /// With `end` `None` (mid-stream) no end rule applies. Either way a value at index `t` depends
 /// only on `raw[t - 3..=t + 3]` (clamped at the ends), so a slice that starts 3 frames early and
@@ -250,7 +348,7 @@ fn contour(raw: &[f32], col: usize, end: Option<(usize, usize)>) -> (Vec<f32>, V
         None => smooth::sma(raw, SMA_WINDOW),
     };
     let mut d = if voicing {
-        voicing::delta_in_segments(&s)
+        Vec::new()
     } else {
         smooth::delta(&s, DELTA_HALF_WINDOW)
     };

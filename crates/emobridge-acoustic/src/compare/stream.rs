@@ -17,8 +17,9 @@
 //! The rows are bit-identical to [`super::lld_with_deltas`] on the whole signal whatever the
 //! block sizes: every frame sees the same samples, every stateful part (RASTA filter, spectral
 //! flux, Viterbi trellis, period matcher) runs in frame order, and the smoothing and deltas are
-//! computed by the same function on slices that hold every frame a row depends on (see
-//! `contour`).
+//! computed by the same functions on slices that hold every frame a row depends on (see
+//! `contour`); the voicing deltas' running normaliser (openSMILE's, shared by the six voicing
+//! columns and never reset) is carried from batch to batch, rows in order.
 //!
 //! Both cores on one long file: when a block completes at least [`PARALLEL_MIN_FRAMES`] 60 ms
 //! frames, their SHS candidates and RMS are computed on rayon's pool, split over frames, while
@@ -28,6 +29,7 @@
 
 use std::collections::VecDeque;
 
+use super::voicing::SharedSegmentDeltas;
 use super::{
     check_input, contour, energy, Geometry, ShortChain, N_LLD, N_SHORT, SPECTRAL, VOICING,
 };
@@ -72,6 +74,7 @@ pub struct CompareStream {
     /// Rows handed out so far.
     emitted: usize,
     row: Vec<f32>,
+    voicing_deltas: SharedSegmentDeltas,
 }
 
 /// Copies frame `index` (`len` samples every `hop`) from `buf` (holding the signal from sample
@@ -172,6 +175,7 @@ impl CompareStream {
             raw_base: 0,
             emitted: 0,
             row: vec![0.0; 2 * N_LLD],
+            voicing_deltas: SharedSegmentDeltas::new(),
         })
     }
 
@@ -347,10 +351,20 @@ impl CompareStream {
             smoothed.push(s);
             deltas.push(d);
         }
+        // voicing deltas: rows in order with the running normaliser (row t's values read
+        // smoothed rows t ± 2, all inside the slice)
+        let voiced: Vec<&[f32]> = smoothed[VOICING].iter().map(Vec::as_slice).collect();
+        let mut voiced_deltas = vec![Vec::with_capacity(n); VOICING.len()];
+        self.voicing_deltas
+            .rows(&voiced, a, self.emitted..ready, &mut voiced_deltas);
         for t in from..from + n {
             for col in 0..N_LLD {
                 self.row[col] = smoothed[col][t];
-                self.row[N_LLD + col] = deltas[col][t];
+                self.row[N_LLD + col] = if VOICING.contains(&col) {
+                    voiced_deltas[col - VOICING.start][t - from]
+                } else {
+                    deltas[col][t]
+                };
             }
             out(self.g.frame_time(a + t), &self.row);
         }

@@ -88,26 +88,69 @@ fn pitch_track(
 /// openSMILE 3.0 divides instead by a normaliser that is never reset and grows over the whole
 /// input (and across the six columns), so its voicing deltas shrink roughly as 1/t; that
 /// scheduling-dependent artefact is not reproduced (see PARITY.md).
-pub fn delta_in_segments(x: &[f32]) -> Vec<f32> {
-    let n = x.len() as isize;
-    let at = |i: isize| x[i.clamp(0, n - 1) as usize] as f64;
-    (0..n)
-        .map(|t| {
-            let (mut num, mut norm) = (0.0, 0.0);
-            for k in 1..=2isize {
-                let (a, b) = (at(t + k), at(t - k));
-                if a != 0.0 && b != 0.0 {
-                    num += k as f64 * (a - b);
-                    norm += 2.0 * (k * k) as f64;
+/// The voicing deltas as SMILExtract computes them (`cDeltaRegression`, `onlyInSegments = 1`):
+/// a ±2-frame regression over pairs of voiced (non-zero) neighbours, ends padded by repetition,
+/// `out_rows` rows. The divisor is openSMILE's running normaliser: it starts at 10 (2 · Σk²) and
+/// grows by k² for every voiced pair ever used, frame by frame and, within a frame, column by
+/// column (the component never resets it), so the deltas shrink along the file. Single
+/// precision, as openSMILE computes it.
+pub fn deltas_in_segments_shared(cols: &[Vec<f32>], out_rows: usize) -> Vec<Vec<f32>> {
+    let mut out = vec![Vec::with_capacity(out_rows); cols.len()];
+    let cols: Vec<&[f32]> = cols.iter().map(Vec::as_slice).collect();
+    SharedSegmentDeltas::new().rows(&cols, 0, 0..out_rows, &mut out);
+    out
+}
+
+/// [`deltas_in_segments_shared`] a batch of rows at a time, for a stream: the running
+/// normaliser is carried from batch to batch, so batches in order give the same values.
+#[derive(Debug, Clone)]
+pub struct SharedSegmentDeltas {
+    norm: f32,
+}
+
+impl SharedSegmentDeltas {
+    /// The normaliser at the start of the input.
+    pub fn new() -> SharedSegmentDeltas {
+        SharedSegmentDeltas { norm: 10.0 }
+    }
+
+    /// Appends the deltas of rows `rows` (in order, after every earlier row) to `out`;
+    /// `cols[c][i]` is row `base + i` of column `c`, which is taken to end there (rows past it
+    /// see its last value). Rows `t` with `t - 2 < base` need `base == 0`.
+    pub fn rows(
+        &mut self,
+        cols: &[&[f32]],
+        base: usize,
+        rows: std::ops::Range<usize>,
+        out: &mut [Vec<f32>],
+    ) {
+        let base = base as isize;
+        for t in rows.start as isize..rows.end as isize {
+            for (x, y) in cols.iter().zip(out.iter_mut()) {
+                let n = base + x.len() as isize;
+                if x.is_empty() {
+                    y.push(0.0);
+                    continue;
                 }
+                let at = |i: isize| x[(i.clamp(0, n - 1) - base) as usize];
+                let mut num = 0.0f32;
+                for k in 1..=2isize {
+                    let (a, b) = (at(t + k), at(t - k));
+                    if a != 0.0 && b != 0.0 {
+                        num += k as f32 * (a - b);
+                        self.norm += (k * k) as f32;
+                    }
+                }
+                y.push(num / self.norm);
             }
-            if norm > 0.0 {
-                (num / norm) as f32
-            } else {
-                0.0
-            }
-        })
-        .collect()
+        }
+    }
+}
+
+impl Default for SharedSegmentDeltas {
+    fn default() -> Self {
+        SharedSegmentDeltas::new()
+    }
 }
 
 #[cfg(test)]
@@ -115,12 +158,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deltas_skip_pairs_that_touch_unvoiced_frames() {
-        let d = delta_in_segments(&[0.0, 0.0, 100.0, 102.0, 104.0, 106.0, 0.0]);
-        assert_eq!(d[1], 0.0);
-        // Inside the segment both pairs are voiced: regression slope 2.
-        assert!((d[3] - 2.0).abs() < 1e-6 && (d[4] - 2.0).abs() < 1e-6);
-        // At the segment start only the ±1 pair is usable, at the very start none.
-        assert_eq!(d[0], 0.0);
+    fn deltas_skip_unvoiced_pairs_and_share_a_growing_normaliser() {
+        let x = vec![0.0, 0.0, 100.0, 102.0, 104.0, 106.0, 0.0];
+        let d = deltas_in_segments_shared(&[x], 7);
+        // no voiced pair at the start
+        assert_eq!(d[0][0], 0.0);
+        assert_eq!(d[0][1], 0.0);
+        // t = 2: both pairs touch an unvoiced frame; t = 3: only ±1 (104 − 100) → norm 11
+        assert!((d[0][3] - 4.0 / 11.0).abs() < 1e-6, "{:?}", d[0]);
+        // t = 4: ±1 (106 − 102) and ±2 (0 − 100: skipped) → norm 12, num 4.
+        assert!((d[0][4] - 4.0 / 12.0).abs() < 1e-6, "{:?}", d[0]);
     }
 }

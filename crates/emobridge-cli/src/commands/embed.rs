@@ -8,15 +8,15 @@ use anyhow::Context;
 use emobridge_ssl::ExtractConfig;
 use emobridge_store::StoredDtype;
 
-use super::encoder::{EncoderArgs, StoredDtypeArg};
+use super::encoder::EncoderArgs;
 
 #[derive(clap::Args)]
 pub struct EmbedArgs {
     #[command(flatten)]
     pub encoder: EncoderArgs,
     /// Precision of the written `hidden_states` (mean/std are always f32).
-    #[arg(long, value_enum, default_value_t = StoredDtype::F32.into())]
-    pub dtype: StoredDtypeArg,
+    #[arg(long, default_value_t = StoredDtype::F32)]
+    pub dtype: StoredDtype,
     /// Output safetensors file: `hidden_states` [layers+1, frames, hidden], `mean`, `std`.
     #[arg(long)]
     pub out: PathBuf,
@@ -27,10 +27,7 @@ pub struct EmbedArgs {
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let model = args.encoder.load()?;
     let config = ExtractConfig {
-        frames: match args.dtype {
-            StoredDtypeArg::F16 => emobridge_store::Frames::F16,
-            StoredDtypeArg::F32 => emobridge_store::Frames::F32,
-        },
+        frames: args.dtype.into(),
         ..args.encoder.config()
     };
     let started = Instant::now();

@@ -58,23 +58,10 @@ pub fn run(args: ExtractArgs, strict: bool) -> anyhow::Result<crate::status::Sta
         strict,
         ..args.encoder.config()
     };
-    let tag = args.tag.clone().unwrap_or_else(|| {
-        let base = emobridge_ssl::extract::cache_tag(&args.encoder.model);
-        match &args.encoder.adapter {
-            // `checkpoints/<direction>/<method>` → `<base>+<direction>-<method>`
-            Some(a) => {
-                let parts: Vec<String> = a
-                    .components()
-                    .rev()
-                    .take(2)
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect();
-                let name: Vec<&str> = parts.iter().rev().map(String::as_str).collect();
-                format!("{base}+{}", name.join("-"))
-            }
-            None => base,
-        }
-    });
+    let tag = args
+        .tag
+        .clone()
+        .unwrap_or_else(|| args.encoder.spec().cache_tag());
     let cache = EmbeddingCache::open(&args.cache, &tag)?;
     let bar = crate::progress::bar(0, "extract");
     let report = emobridge_ssl::extract_manifest(

@@ -60,25 +60,16 @@ pub struct FadArgs {
     #[arg(long)]
     pub pool: bool,
     /// Factorisation of Σ₁: `auto` (Cholesky when positive definite, else eigh) or `eigh`.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub route: RouteArg,
+    #[arg(long, default_value_t = TraceRoute::default())]
+    pub route: TraceRoute,
     #[command(flatten)]
     pub study: StudyArgs,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum RouteArg {
-    Auto,
-    Eigh,
 }
 
 /// The Fréchet options of the command line.
 fn options(args: &FadArgs) -> FrechetOptions {
     FrechetOptions {
-        route: match args.route {
-            RouteArg::Auto => TraceRoute::Auto,
-            RouteArg::Eigh => TraceRoute::Eigh,
-        },
+        route: args.route,
         ..Default::default()
     }
 }
@@ -109,7 +100,11 @@ pub fn run(args: FadArgs) -> anyhow::Result<crate::status::Status> {
             };
             let report = emobridge_fad::compare_sets(a, b, &config)
                 .with_context(|| format!("{} vs {}", a.display(), b.display()))?;
-            super::fad_study::print_pair(&report, &config, args.json)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", report.summary());
+            }
             Ok(crate::status::Status::Done)
         }
         (None, inputs) => bail!(

@@ -1,16 +1,16 @@
 //! The per-emotion FAD study behind `emobridge fad --manifest M --cache DIR --model TAG --out DIR`
-//! (`emobridge_studies::fad::run`), and the printing of both `fad` modes.
+//! (`emobridge_studies::fad::run_job`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 
 use crate::status::Status;
-use emobridge_corpus::Manifest;
 use emobridge_fad::frechet::FrechetOptions;
-use emobridge_fad::{PairConfig, PairReport};
-use emobridge_store::{EmbeddingCache, LayerSelection};
-use emobridge_studies::fad::{FadStudyConfig, SampleMatching, StatisticsLevel};
+use emobridge_store::{LayerSelection, Shard};
+use emobridge_studies::fad::{
+    run_job, FadJob, FadJobOutcome, FadStudyConfig, SampleMatching, StatisticsLevel,
+};
 
 use super::fad::FadArgs;
 
@@ -86,80 +86,29 @@ impl StudyArgs {
 
 pub fn run(args: &FadArgs, options: FrechetOptions) -> anyhow::Result<Status> {
     let s = &args.study;
-    let (Some(manifest_path), Some(cache), Some(model), Some(out)) =
+    let (Some(manifest), Some(cache), Some(model), Some(out)) =
         (&s.manifest, &s.cache, &s.model, &s.out)
     else {
         anyhow::bail!("the study needs --manifest, --cache, --model and --out");
     };
-    let manifest = Manifest::read(manifest_path)
-        .with_context(|| format!("{}: cannot read manifest", manifest_path.display()))?;
-    let cache = EmbeddingCache::open_existing(cache, model)?;
-    let config = s.config(args, options);
-    if let Some(spec) = &s.shard {
-        let shard = emobridge_store::Shard::parse(spec)?;
-        let done = emobridge_studies::fad::run_shard(&config, &manifest, &cache, out, shard)
-            .with_context(|| format!("FAD study shard {shard} on {}", manifest_path.display()))?;
-        println!(
-            "shard {shard}: statistics of {} clips in {} ({} failures)",
-            done.clips,
-            emobridge_studies::fad::shard_dir(out, shard).display(),
-            done.failures.len()
-        );
-        let listed_in = emobridge_studies::fad::shard_dir(out, shard).join("done.json");
-        return Ok(Status::from_count(done.failures.len(), &listed_in));
-    }
-    let outcome = emobridge_studies::fad::run(&config, &manifest, &cache, out)
-        .with_context(|| format!("FAD study on {}", manifest_path.display()))?;
-    for f in &outcome.failures {
+    let job = FadJob {
+        manifest: manifest.clone(),
+        cache: cache.clone(),
+        model: model.clone(),
+        out: out.clone(),
+        shard: s.shard.as_deref().map(Shard::parse).transpose()?,
+        study: s.config(args, options),
+    };
+    let outcome = run_job(&job).with_context(|| format!("FAD study on {}", manifest.display()))?;
+    for f in outcome.failures() {
         eprintln!("skipped {}: {}", f.item, f.reason);
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
-        return Status::of_run(&outcome.run_dir);
+    match &outcome {
+        FadJobOutcome::Study(o) if args.json => println!("{}", serde_json::to_string_pretty(o)?),
+        _ => println!("{}", outcome.summary()),
     }
-    println!("layer\temotion\tfad\tn_speech\tn_music");
-    for r in &outcome.speech_vs_music {
-        println!(
-            "{}\t{}\t{:.6}\t{}\t{}",
-            r.layer, r.emotion, r.fad, r.n_speech, r.n_music
-        );
-    }
-    println!(
-        "run folder: {} ({} clips skipped)",
-        outcome.run_dir.display(),
-        outcome.failures.len()
-    );
-    Status::of_run(&outcome.run_dir)
-}
-
-/// One line with the distance, then FAD-∞ and the interval when computed (or the JSON report).
-pub fn print_pair(report: &PairReport, config: &PairConfig, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
-        return Ok(());
-    }
-    println!("{}", report.fad);
-    if let Some(inf) = &report.fad_inf {
-        println!(
-            "FAD-inf {} (slope {}, R² {:.6}, {} points, seed {})",
-            inf.value,
-            inf.slope,
-            inf.r2,
-            inf.points.len(),
-            config.seed
-        );
-    }
-    if let Some(ci) = &report.bootstrap {
-        println!(
-            "{:.0}% bootstrap interval [{}, {}] ({} replicates, seed {})",
-            config.confidence * 100.0,
-            ci.lower,
-            ci.upper,
-            ci.replicates,
-            config.seed
-        );
-    }
-    let fd = &report.details;
-    tracing::info!(dim = fd.dim, n_a = ?fd.n_a, n_b = ?fd.n_b, route = fd.route, "mean term {:.6}, trace term {:.6}", fd.mean_term, fd.trace_a + fd.trace_b - 2.0 * fd.trace_sqrt_product);
-    Ok(())
+    Ok(Status::from_count(
+        outcome.failures().len(),
+        &outcome.failures_listed_in(),
+    ))
 }

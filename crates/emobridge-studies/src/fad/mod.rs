@@ -42,8 +42,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use emobridge_corpus::{Domain, Emotion, Manifest, Quadrant, Record};
-use emobridge_fad::bootstrap::{bootstrap_frechet_units, BootstrapConfig};
+use emobridge_fad::bootstrap::{bootstrap_frechet_units_around, BootstrapConfig};
 use emobridge_fad::frechet::{FrechetOptions, PreparedGaussian};
+use emobridge_fad::Par;
 use emobridge_fad::{FadError, Gaussian, RunningStats};
 use emobridge_report::{
     write_heatmap, write_line_chart_with, Band, ChartExtras, Heatmap, LineChart, ReportError,
@@ -59,6 +60,7 @@ use crate::{RunFolder, RunFolderError};
 
 mod config;
 mod groups;
+mod job;
 mod outputs;
 mod shards;
 mod statistics;
@@ -70,6 +72,7 @@ pub use shards::{
 use config::validate;
 pub use config::{FadStudyConfig, SampleMatching, StatisticsLevel};
 use groups::*;
+pub use job::{run_job, FadJob, FadJobOutcome};
 use outputs::*;
 use statistics::*;
 
@@ -84,6 +87,11 @@ pub enum FadStudyError {
     Report(#[from] ReportError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{}: cannot read manifest: {source}", path.display())]
+    Manifest {
+        path: PathBuf,
+        source: emobridge_corpus::ManifestError,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("no usable clips: {0}")]

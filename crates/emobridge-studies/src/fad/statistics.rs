@@ -89,14 +89,41 @@ pub(super) fn accumulate_layers(
                 continue;
             }
         };
-        for (acc, samples) in out.iter_mut().zip(&samples) {
-            for (key, frames) in &users {
-                let unit = match config.level {
-                    StatisticsLevel::ClipMeans => RunningStats::from_rows(samples.view()),
-                    StatisticsLevel::Frames => {
-                        RunningStats::from_rows(samples.select(ndarray::Axis(0), frames).view())
-                    }
-                };
+        // The layers side by side, one thread per product. A clip's statistics are computed
+        // once per distinct frame selection: groups of both families usually take the same
+        // frames of a clip.
+        use rayon::prelude::*;
+        let units: Vec<Vec<RunningStats>> = samples
+            .par_iter()
+            .map(|samples| {
+                let mut computed: Vec<(&Vec<usize>, usize)> = Vec::new();
+                let mut units: Vec<RunningStats> = Vec::with_capacity(users.len());
+                for (_, frames) in &users {
+                    let same = computed
+                        .iter()
+                        .find(|(f, _)| config.level == StatisticsLevel::ClipMeans || *f == *frames);
+                    let unit = match same {
+                        Some(&(_, at)) => units[at].clone(),
+                        None => {
+                            computed.push((frames, units.len()));
+                            match config.level {
+                                StatisticsLevel::ClipMeans => {
+                                    RunningStats::from_rows_in(samples.view(), Par::Seq)
+                                }
+                                StatisticsLevel::Frames => RunningStats::from_rows_in(
+                                    samples.select(ndarray::Axis(0), frames).view(),
+                                    Par::Seq,
+                                ),
+                            }
+                        }
+                    };
+                    units.push(unit);
+                }
+                units
+            })
+            .collect();
+        for (acc, units) in out.iter_mut().zip(units) {
+            for ((key, _), unit) in users.iter().zip(units) {
                 acc.running
                     .get_mut(*key)
                     .expect("every selected group has statistics")
@@ -241,6 +268,7 @@ pub(super) fn speech_music_rows(
         };
         let (gs, gm) = (&data.stats[speech], &data.stats[music]);
         let fd = PreparedGaussian::new(gs, config.options)?.distance_to(gm)?;
+        // The bootstrap interval around the distance just computed (not computed again).
         let (ci_lower, ci_upper) = match (data.units.get(speech), data.units.get(music)) {
             (Some(us), Some(um)) => {
                 let cfg = BootstrapConfig {
@@ -249,7 +277,7 @@ pub(super) fn speech_music_rows(
                     seed: config.seed ^ fnv1a(speech.label.as_bytes()) ^ layer as u64,
                     options: config.options,
                 };
-                let ci = bootstrap_frechet_units(us, um, &cfg)?;
+                let ci = bootstrap_frechet_units_around(us, um, fd.distance, &cfg)?;
                 (Some(ci.lower), Some(ci.upper))
             }
             _ => (None, None),
@@ -307,14 +335,18 @@ pub(super) fn matrix_rows(
         cells.iter().map(|&(m, i, _)| matrices[m].2[i]).collect();
     let prepared: BTreeMap<&GroupKey, PreparedGaussian> = heads
         .into_par_iter()
-        .map(|k| Ok((k, PreparedGaussian::new(&data.stats[k], config.options)?)))
+        .map(|k| {
+            let g = &data.stats[k];
+            Ok((k, PreparedGaussian::new_in(g, config.options, Par::Seq)?))
+        })
         .collect::<Result<_, FadError>>()?;
     let values: Vec<f64> = cells
         .par_iter()
         .map(|&(m, i, j)| {
             let (_, _, rows, cols) = &matrices[m];
+            // One thread per cell: the cells run side by side.
             Ok(prepared[rows[i]]
-                .distance_to(&data.stats[cols[j]])?
+                .distance_to_in(&data.stats[cols[j]], Par::Seq)?
                 .distance)
         })
         .collect::<Result<_, FadError>>()?;
