@@ -24,6 +24,7 @@ pub mod egemaps;
 pub mod formants;
 pub mod functionals;
 pub mod pitch;
+mod simd;
 pub mod smooth;
 
 /// A matrix of frame-wise descriptors (LLDs).

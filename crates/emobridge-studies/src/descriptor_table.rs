@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use emobridge_acoustic::compare::{self, WindowConfig};
+use emobridge_acoustic::compare::{self, WindowConfig, WindowSummariser};
 use emobridge_acoustic::{egemaps, FeatureFrames, FeatureVector};
 use emobridge_audio::IntScaling;
 use emobridge_corpus::Manifest;
@@ -318,6 +318,523 @@ pub fn describe_signal(
     Ok(out)
 }
 
+/// What [`write_table`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenTable {
+    /// Feature columns (without `file` and `frameTime`).
+    pub columns: usize,
+    pub rows: usize,
+    /// Files that made it into the table.
+    pub files: usize,
+    /// One line per failed file, naming it.
+    pub failures: Vec<String>,
+    /// The index into the inputs of each failure, in the order of `failures`.
+    pub failed_inputs: Vec<usize>,
+}
+
+/// Computes the descriptors of every input and writes them to `out` (Parquet when it ends in
+/// `.parquet`, else CSV), atomically, with the same failure rules as [`extract_table`] and the
+/// same bytes (CSV) or values (Parquet) as writing its table.
+///
+/// LLD and window rows are written as they are produced, without holding a file's signal or
+/// its rows: each file is decoded block by block into the streaming extractor
+/// ([`compare::CompareStream`], [`egemaps::EgemapsStream`], [`WindowSummariser`]), whose rows
+/// go to a spool file beside `out` (files run in parallel and one may fail half-way, so rows
+/// reach the table only once their file is complete); the spools are then appended to the
+/// table in input order (CSV rows, Parquet row groups of [`PARQUET_ROW_GROUP`] rows) and
+/// removed. Functionals (one row per file) are computed in memory and written at once.
+pub fn write_table(
+    config: &TableConfig,
+    inputs: &[Input],
+    out: &Path,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<WrittenTable, DescriptorError> {
+    if config.level == Level::Functionals {
+        let o = extract_table(config, inputs, progress)?;
+        o.table.write(out)?;
+        return Ok(WrittenTable {
+            columns: o.table.columns.len(),
+            rows: o.table.rows.len(),
+            files: o.files,
+            failures: o.failures,
+            failed_inputs: o.failed_inputs,
+        });
+    }
+    if inputs.is_empty() {
+        return Err(DescriptorError::NoInputs);
+    }
+    if config.level == Level::Windows {
+        config.window.validate()?;
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads.unwrap_or(0))
+        .build()
+        .map_err(DescriptorError::ThreadPool)?;
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|source| DescriptorError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let spool = Spool::create(out)?;
+    let done = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results: Vec<Option<Result<usize, String>>> = pool.install(|| {
+        inputs
+            .par_iter()
+            .enumerate()
+            .map(|(i, input)| {
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let r = spool.write(i, &input.path, config).map_err(|e| match e {
+                    DescriptorError::Audio(_) => e.to_string(),
+                    other => format!("{}: {other}", input.label),
+                });
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, inputs.len());
+                if r.is_err() && config.strict {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                Some(r)
+            })
+            .collect()
+    });
+    if config.strict {
+        if let Some(Err(first)) = results.iter().flatten().find(|r| r.is_err()) {
+            return Err(DescriptorError::Strict {
+                first: first.clone(),
+            });
+        }
+    }
+    let mut written = WrittenTable {
+        columns: frame_columns(config.set, config.level).len(),
+        rows: 0,
+        files: 0,
+        failures: Vec::new(),
+        failed_inputs: Vec::new(),
+    };
+    let mut ok = Vec::new();
+    for (index, r) in results.into_iter().enumerate() {
+        match r {
+            Some(Ok(rows)) => ok.push((index, rows)),
+            Some(Err(line)) => {
+                tracing::error!("{line}");
+                written.failures.push(line);
+                written.failed_inputs.push(index);
+            }
+            None => {}
+        }
+    }
+    if ok.is_empty() {
+        return Err(DescriptorError::AllFailed {
+            count: inputs.len(),
+        });
+    }
+    let columns = frame_columns(config.set, config.level);
+    let mut sink = TableSink::create(out, &columns)?;
+    for &(index, rows) in &ok {
+        spool.copy_into(index, &inputs[index].label, columns.len(), &mut sink)?;
+        written.rows += rows;
+    }
+    sink.finish()?;
+    written.files = ok.len();
+    Ok(written)
+}
+
+/// Rows of a Parquet row group written by [`write_table`].
+pub const PARQUET_ROW_GROUP: usize = 16_384;
+
+/// The feature columns of frame-wise output (LLD or windows) of `set`.
+pub fn frame_columns(set: FeatureSet, level: Level) -> Vec<String> {
+    let lld: Vec<String> = match set {
+        FeatureSet::Egemaps => egemaps::LLD_NAMES.iter().map(|s| s.to_string()).collect(),
+        FeatureSet::Compare => compare::LLD_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(compare::delta_names())
+            .collect(),
+    };
+    match level {
+        Level::Windows => compare::windows::window_names(&lld),
+        _ => lld,
+    }
+}
+
+/// The LLD or window rows of one file, handed to `out(time, row)` as they are produced (the
+/// file decoded block by block as SMILExtract reads it: mono, own rate, 16-bit / 32767);
+/// returns the number of rows. Equal to [`describe_file`]'s frames.
+pub fn stream_file_frames(
+    path: &Path,
+    config: &TableConfig,
+    out: &mut dyn FnMut(f64, &[f32]),
+) -> Result<usize, DescriptorError> {
+    let mut summariser = match config.level {
+        Level::Windows => Some(WindowSummariser::new(&config.window)?),
+        Level::Lld => None,
+        Level::Functionals => return Err(DescriptorError::NoFrames),
+    };
+    let mut rows = 0usize;
+    let mut lld_rows = 0usize;
+    {
+        let mut put = |t: f64, v: &[f32]| {
+            lld_rows += 1;
+            match &mut summariser {
+                Some(s) => s.push(t, v, &mut |t, w| {
+                    rows += 1;
+                    out(t, w)
+                }),
+                None => {
+                    rows += 1;
+                    out(t, v)
+                }
+            }
+        };
+        match config.set {
+            FeatureSet::Compare => {
+                let mut stream = None;
+                let mut failed = None;
+                emobridge_audio::stream_mono(path, IntScaling::OpenSmile, |block, rate| {
+                    if failed.is_some() {
+                        return;
+                    }
+                    if let Ok(s) = stream.get_or_insert_with(|| compare::CompareStream::new(rate)) {
+                        if let Err(e) = s.push(block, &mut put) {
+                            failed = Some(e);
+                        }
+                    }
+                })?;
+                if let Some(e) = failed {
+                    return Err(e.into());
+                }
+                // stream_mono succeeds only after delivering at least one sample
+                stream.ok_or(DescriptorError::NoFrames)??.finish(&mut put)?;
+            }
+            FeatureSet::Egemaps => {
+                let mut stream = None;
+                emobridge_audio::stream_mono(path, IntScaling::OpenSmile, |block, rate| {
+                    if let Ok(s) = stream.get_or_insert_with(|| egemaps::EgemapsStream::new(rate)) {
+                        s.push(block);
+                    }
+                })?;
+                stream
+                    .ok_or(DescriptorError::NoFrames)??
+                    .finish_lld_rows(&mut put)?;
+            }
+        }
+    }
+    if lld_rows == 0 {
+        tracing::warn!(
+            "{}: no frames (shorter than one 60 ms analysis frame); no rows written",
+            path.display()
+        );
+    }
+    if let Some(s) = summariser {
+        if lld_rows > 0 {
+            s.finish(&mut |t, w| {
+                rows += 1;
+                out(t, w)
+            })?;
+        }
+    }
+    Ok(rows)
+}
+
+/// One spool file per input beside the table (hidden, removed when dropped): the rows of one
+/// file as little-endian `f64` time then `f32` values.
+struct Spool {
+    dir: PathBuf,
+}
+
+impl Spool {
+    fn create(out: &Path) -> Result<Spool, DescriptorError> {
+        let name = out.file_name().unwrap_or_default().to_string_lossy();
+        let parent = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let dir = parent.join(format!(".{name}.spool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|source| DescriptorError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Spool { dir })
+    }
+
+    fn path(&self, index: usize) -> PathBuf {
+        self.dir.join(format!("{index}.rows"))
+    }
+
+    /// Streams input `index` into its spool file; returns its number of rows.
+    fn write(
+        &self,
+        index: usize,
+        audio: &Path,
+        config: &TableConfig,
+    ) -> Result<usize, DescriptorError> {
+        use std::io::Write;
+        let path = self.path(index);
+        let io = |source| DescriptorError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::File::create(&path).map_err(io)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
+        let mut failed = None;
+        let rows = stream_file_frames(audio, config, &mut |t, v| {
+            if failed.is_some() {
+                return;
+            }
+            let r = w
+                .write_all(&t.to_le_bytes())
+                .and_then(|()| v.iter().try_for_each(|x| w.write_all(&x.to_le_bytes())));
+            if let Err(e) = r {
+                failed = Some(e);
+            }
+        });
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                drop(w);
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        };
+        if let Some(e) = failed {
+            return Err(io(e));
+        }
+        w.flush().map_err(io)?;
+        Ok(rows)
+    }
+
+    /// Appends the rows of input `index` to the table and removes its spool file.
+    fn copy_into(
+        &self,
+        index: usize,
+        label: &str,
+        n_values: usize,
+        sink: &mut TableSink,
+    ) -> Result<(), DescriptorError> {
+        use std::io::Read;
+        let path = self.path(index);
+        let io = |source| DescriptorError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::File::open(&path).map_err(io)?;
+        let mut r = std::io::BufReader::with_capacity(1 << 16, file);
+        let mut bytes = vec![0u8; 8 + 4 * n_values];
+        let mut values = vec![0.0f32; n_values];
+        loop {
+            match r.read_exact(&mut bytes) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(io(e)),
+            }
+            let t = f64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+            for (v, b) in values.iter_mut().zip(bytes[8..].chunks_exact(4)) {
+                *v = f32::from_le_bytes(b.try_into().expect("4 bytes"));
+            }
+            sink.row(label, t, &values)?;
+        }
+        drop(r);
+        std::fs::remove_file(&path).map_err(io)?;
+        Ok(())
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The table being written (a hidden temporary file beside it, renamed into place by
+/// [`TableSink::finish`]).
+struct TableSink {
+    out: PathBuf,
+    tmp: PathBuf,
+    /// None once finished.
+    kind: Option<SinkKind>,
+}
+
+enum SinkKind {
+    Csv {
+        writer: csv::Writer<std::io::BufWriter<std::fs::File>>,
+        text: String,
+    },
+    Parquet {
+        writer: parquet::arrow::ArrowWriter<std::fs::File>,
+        schema: std::sync::Arc<arrow::datatypes::Schema>,
+        files: Vec<String>,
+        times: Vec<f64>,
+        columns: Vec<Vec<f32>>,
+    },
+}
+
+impl TableSink {
+    fn create(out: &Path, columns: &[String]) -> Result<TableSink, DescriptorError> {
+        let name = out.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = out.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+        let fail = |reason: String| DescriptorError::Write {
+            path: out.to_path_buf(),
+            reason,
+        };
+        let file = std::fs::File::create(&tmp).map_err(|e| fail(e.to_string()))?;
+        let is_parquet = out
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+        let kind = if is_parquet {
+            use arrow::datatypes::{DataType, Field, Schema};
+            let mut fields = vec![
+                Field::new("file", DataType::Utf8, false),
+                Field::new("frameTime", DataType::Float64, false),
+            ];
+            fields.extend(
+                columns
+                    .iter()
+                    .map(|n| Field::new(n, DataType::Float32, false)),
+            );
+            let schema = std::sync::Arc::new(Schema::new(fields));
+            let props = parquet::file::properties::WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                .build();
+            let writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))
+                .map_err(|e| fail(e.to_string()))?;
+            SinkKind::Parquet {
+                writer,
+                schema,
+                files: Vec::new(),
+                times: Vec::new(),
+                columns: vec![Vec::new(); columns.len()],
+            }
+        } else {
+            let mut writer =
+                csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 16, file));
+            let header = ["file", "frameTime"]
+                .into_iter()
+                .chain(columns.iter().map(String::as_str));
+            writer
+                .write_record(header)
+                .map_err(|e| fail(e.to_string()))?;
+            SinkKind::Csv {
+                writer,
+                text: String::new(),
+            }
+        };
+        Ok(TableSink {
+            out: out.to_path_buf(),
+            tmp,
+            kind: Some(kind),
+        })
+    }
+
+    fn fail(&self, reason: String) -> DescriptorError {
+        DescriptorError::Write {
+            path: self.out.clone(),
+            reason,
+        }
+    }
+
+    /// One row, formatted as [`DescriptorTable::write`] formats it.
+    fn row(&mut self, file: &str, time: f64, values: &[f32]) -> Result<(), DescriptorError> {
+        use std::fmt::Write;
+        let r = match self.kind.as_mut().expect("an unfinished table") {
+            SinkKind::Csv { writer, text } => (|| {
+                writer.write_field(file)?;
+                text.clear();
+                let _ = write!(text, "{}", round_time(time));
+                writer.write_field(text.as_str())?;
+                for &v in values {
+                    text.clear();
+                    let _ = write!(text, "{v}");
+                    writer.write_field(text.as_str())?;
+                }
+                writer.write_record(None::<&[u8]>)
+            })()
+            .map_err(|e| e.to_string()),
+            SinkKind::Parquet {
+                files,
+                times,
+                columns,
+                ..
+            } => {
+                files.push(file.to_string());
+                times.push(round_time(time));
+                for (c, &v) in columns.iter_mut().zip(values) {
+                    c.push(v);
+                }
+                if times.len() >= PARQUET_ROW_GROUP {
+                    self.flush_row_group()
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        r.map_err(|reason| self.fail(reason))
+    }
+
+    /// Writes the buffered Parquet rows as one row group.
+    fn flush_row_group(&mut self) -> Result<(), String> {
+        use arrow::array::{ArrayRef, Float32Array, Float64Array, StringArray};
+        use std::sync::Arc;
+        let Some(SinkKind::Parquet {
+            writer,
+            schema,
+            files,
+            times,
+            columns,
+        }) = &mut self.kind
+        else {
+            return Ok(());
+        };
+        if times.is_empty() {
+            return Ok(());
+        }
+        let mut arrays: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(files.iter())),
+            Arc::new(Float64Array::from(std::mem::take(times))),
+        ];
+        arrays.extend(
+            columns
+                .iter_mut()
+                .map(|c| Arc::new(Float32Array::from(std::mem::take(c))) as ArrayRef),
+        );
+        files.clear();
+        let batch = arrow::record_batch::RecordBatch::try_new(schema.clone(), arrays)
+            .map_err(|e| e.to_string())?;
+        writer.write(&batch).map_err(|e| e.to_string())?;
+        writer.flush().map_err(|e| e.to_string())
+    }
+
+    /// Completes the table, syncs it and renames it into place.
+    fn finish(mut self) -> Result<(), DescriptorError> {
+        self.flush_row_group().map_err(|r| self.fail(r))?;
+        let kind = self.kind.take().expect("an unfinished table");
+        let file = match kind {
+            SinkKind::Csv { writer, .. } => writer
+                .into_inner()
+                .map_err(|e| e.to_string())
+                .and_then(|b| b.into_inner().map_err(|e| e.to_string())),
+            SinkKind::Parquet { writer, .. } => writer.into_inner().map_err(|e| e.to_string()),
+        }
+        .map_err(|r| self.fail(r))?;
+        file.sync_all().map_err(|e| self.fail(e.to_string()))?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.out).map_err(|e| self.fail(e.to_string()))
+    }
+}
+
+impl Drop for TableSink {
+    fn drop(&mut self) {
+        // not finished (an error on the way): leave no temporary file behind
+        if self.kind.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 fn assemble(
     done: &[(&Input, Extracted)],
     level: Level,
@@ -395,15 +912,21 @@ impl DescriptorTable {
     fn csv_bytes(&self) -> Result<Vec<u8>, String> {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(self.header()).map_err(|e| e.to_string())?;
-        let mut record: Vec<String> = Vec::with_capacity(self.columns.len() + 2);
+        use std::fmt::Write;
+        // one text buffer for every value (`to_string` allocated one String per value)
+        let mut text = String::new();
         for row in &self.rows {
-            record.clear();
-            record.push(row.file.clone());
+            w.write_field(&row.file).map_err(|e| e.to_string())?;
             if self.with_time {
-                record.push(format!("{}", round_time(row.time)));
+                w.write_field(format!("{}", round_time(row.time)))
+                    .map_err(|e| e.to_string())?;
             }
-            record.extend(row.values.iter().map(|v| v.to_string()));
-            w.write_record(&record).map_err(|e| e.to_string())?;
+            for &v in &row.values {
+                text.clear();
+                let _ = write!(text, "{v}");
+                w.write_field(text.as_str()).map_err(|e| e.to_string())?;
+            }
+            w.write_record(None::<&[u8]>).map_err(|e| e.to_string())?;
         }
         w.into_inner().map_err(|e| e.to_string())
     }

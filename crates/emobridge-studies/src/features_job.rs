@@ -119,7 +119,7 @@ pub fn run(
         save_failures(&report.failures_path, shard, &[])?;
         return Ok(report);
     }
-    let outcome = match descriptor_table::extract_table(&config.table, &inputs, progress) {
+    let outcome = match descriptor_table::write_table(&config.table, &inputs, &out, progress) {
         Ok(o) => o,
         Err(e) => {
             if matches!(e, DescriptorError::AllFailed { .. }) {
@@ -132,7 +132,6 @@ pub fn run(
             return Err(e.into());
         }
     };
-    outcome.table.write(&out)?;
     let failed: Vec<(&Input, String)> = outcome
         .failed_inputs
         .iter()
@@ -141,8 +140,8 @@ pub fn run(
         .collect();
     save_failures(&report.failures_path, shard, &failed)?;
     report.table = Some(out);
-    report.rows = outcome.table.rows.len();
-    report.columns = outcome.table.columns.len();
+    report.rows = outcome.rows;
+    report.columns = outcome.columns;
     report.files = outcome.files;
     report.failures = outcome.failures;
     Ok(report)

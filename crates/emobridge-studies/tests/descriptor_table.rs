@@ -146,3 +146,108 @@ fn manifest_lld_to_parquet_at_the_files_own_rate() {
     assert_eq!(batches[0].num_columns(), 2 + 130);
     assert_eq!(batches[0].schema().field(2).name(), "F0final_sma");
 }
+
+/// Every value of a Parquet table, column by column (strings, f64 and f32 as text).
+fn parquet_rows(path: &Path) -> (Vec<String>, Vec<Vec<String>>, usize) {
+    use arrow::array::{Array, Float32Array, Float64Array, StringArray};
+    let file = std::fs::File::open(path).unwrap();
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let groups = builder.metadata().num_row_groups();
+    let header = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut rows = Vec::new();
+    for batch in builder.build().unwrap() {
+        let batch = batch.unwrap();
+        for r in 0..batch.num_rows() {
+            let row = batch
+                .columns()
+                .iter()
+                .map(|c| {
+                    let any = c.as_any();
+                    if let Some(s) = any.downcast_ref::<StringArray>() {
+                        s.value(r).to_string()
+                    } else if let Some(x) = any.downcast_ref::<Float64Array>() {
+                        x.value(r).to_string()
+                    } else {
+                        let x = any.downcast_ref::<Float32Array>().unwrap();
+                        assert!(!x.is_null(r));
+                        x.value(r).to_string()
+                    }
+                })
+                .collect();
+            rows.push(row);
+        }
+    }
+    (header, rows, groups)
+}
+
+#[test]
+fn streamed_tables_equal_the_in_memory_tables() {
+    use emobridge_studies::descriptor_table::{write_table, PARQUET_ROW_GROUP};
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.wav");
+    tone(&a, 2.3, 16_000);
+    let b = dir.path().join("b.wav");
+    tone(&b, 1.1, 22_050);
+    let bad = dir.path().join("bad.wav");
+    std::fs::write(&bad, b"not audio").unwrap();
+    let files = vec![a, bad, b];
+    for set in [FeatureSet::Compare, FeatureSet::Egemaps] {
+        for level in [Level::Lld, Level::Windows] {
+            let config = TableConfig {
+                set,
+                level,
+                threads: Some(2),
+                ..TableConfig::default()
+            };
+            let ins = inputs(&files, None);
+            let expected = dir.path().join("expected.csv");
+            let o = extract_table(&config, &ins, &|_, _| {}).unwrap();
+            o.table.write(&expected).unwrap();
+            let got = dir.path().join("got.csv");
+            let w = write_table(&config, &ins, &got, &|_, _| {}).unwrap();
+            assert_eq!(
+                std::fs::read(&expected).unwrap(),
+                std::fs::read(&got).unwrap(),
+                "{set:?} {level:?}"
+            );
+            assert_eq!((w.rows, w.files), (o.table.rows.len(), 2));
+            assert_eq!(w.failed_inputs, vec![1]);
+            assert_eq!(w.failures, o.failures);
+
+            let pq = dir.path().join("got.parquet");
+            write_table(&config, &ins, &pq, &|_, _| {}).unwrap();
+            let (header, rows, _) = parquet_rows(&pq);
+            let (csv_header, csv_rows) = read_csv(&expected);
+            assert_eq!(header, csv_header);
+            assert_eq!(rows, csv_rows, "{set:?} {level:?}");
+            // nothing left beside the table
+            let left: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.'))
+                .collect();
+            assert!(left.is_empty(), "{left:?}");
+        }
+    }
+    // a long LLD table is written in row groups of PARQUET_ROW_GROUP rows
+    let long = dir.path().join("long.wav");
+    tone(&long, 400.0, 8_000);
+    let config = TableConfig {
+        set: FeatureSet::Egemaps,
+        level: Level::Lld,
+        threads: Some(1),
+        ..TableConfig::default()
+    };
+    let pq = dir.path().join("long.parquet");
+    let w = write_table(&config, &inputs(&[long], None), &pq, &|_, _| {}).unwrap();
+    let (_, rows, groups) = parquet_rows(&pq);
+    assert_eq!(rows.len(), w.rows);
+    assert_eq!(groups, w.rows.div_ceil(PARQUET_ROW_GROUP));
+    assert!(groups >= 3);
+}

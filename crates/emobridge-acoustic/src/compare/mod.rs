@@ -18,12 +18,14 @@ pub mod functionals;
 mod geometry;
 mod melbands;
 mod spectral;
+mod stream;
 mod voicing;
 pub mod windows;
 
 pub use functionals::{functional_names, Levels, N_FUNCTIONALS};
 pub use geometry::Geometry;
-pub use windows::{summarise_windows, windows, WindowConfig};
+pub use stream::{CompareStream, BATCH_ROWS};
+pub use windows::{summarise_windows, windows, WindowConfig, WindowSummariser};
 
 use crate::{check_finite, smooth, AcousticError, FeatureFrames, FeatureVector};
 use auditory::{auditory_spectrum, loudness_weights, RastaFilter};
@@ -318,6 +320,44 @@ impl Contours {
     }
 }
 
+/// `_sma` and (but for the voicing group, whose deltas share one running normaliser, see
+/// [`voicing::SharedSegmentDeltas`]) `_de` of LLD column `col` from its raw values `raw` (frame 0
+/// of `raw` being any frame of the stream), as [`Contours::compute`] computes them on the whole
+/// signal. `end`: `Some((rows, short_rows))` when `raw` runs to the end of input, with the LLD
+/// row count and the short-frame count plus one, both counted from `raw[0]`; then the ends are
+/// treated as the whole-signal path treats them (voicing and energy columns `rows` long, the
+/// energy smoother's output ending with the ZCR stream; spectral columns smoothed and
+/// differentiated over the full short stream), and the values are cut to `rows`.
+///
+/// With `end` `None` (mid-stream) no end rule applies. Either way a value at index `t` depends
+/// only on `raw[t - 3..=t + 3]` (clamped at the ends), so a slice that starts 3 frames early and
+/// ends 4 frames late gives the whole-signal values in between, bit for bit.
+fn contour(raw: &[f32], col: usize, end: Option<(usize, usize)>) -> (Vec<f32>, Vec<f32>) {
+    let voicing = VOICING.contains(&col);
+    let mut s = match end {
+        Some((rows, short_rows)) => {
+            let len = if SPECTRAL.contains(&col) {
+                short_rows
+            } else {
+                rows
+            };
+            smooth_to_rows(raw, len, voicing)
+        }
+        None if voicing => smooth::sma_nonzero(raw, SMA_WINDOW),
+        None => smooth::sma(raw, SMA_WINDOW),
+    };
+    let mut d = if voicing {
+        Vec::new()
+    } else {
+        smooth::delta(&s, DELTA_HALF_WINDOW)
+    };
+    if let Some((rows, _)) = end {
+        s.truncate(rows);
+        d.truncate(rows);
+    }
+    (s, d)
+}
+
 fn check_input(samples: &[f32], sample_rate: u32) -> Result<(), AcousticError> {
     if sample_rate < MIN_RATE {
         return Err(AcousticError::UnsupportedRate {
@@ -342,48 +382,85 @@ fn smooth_to_rows(raw: &[f32], rows: usize, nonzero: bool) -> Vec<f32> {
     s
 }
 
-/// Raw (unsmoothed) short-frame streams, column-major: [audspec sum, RASTA sum, RMS energy,
-/// 26 RASTA bands, 15 spectral descriptors, 14 MFCCs].
-fn short_frame_streams(samples: &[f32], g: &Geometry) -> Vec<Vec<f32>> {
-    let n_cols = 3 + N_BANDS + N_SPECTRAL + N_MFCC;
-    let mut cols = vec![Vec::with_capacity(g.n_short); n_cols];
-    let n_bins = g.short_fft / 2 + 1;
-    let window = hamming(g.short_len);
-    let mut fft = MagnitudeFft::new(g.short_fft);
-    let bank = MelFilterbank::new(N_BANDS, MEL_LO_HZ, MEL_HI_HZ, n_bins, g.short_bin_hz);
-    let loudness = loudness_weights(&bank.centres_hz);
-    let mut rasta = RastaFilter::new(geometry::HOP_S, &loudness);
-    let mut spectral = SpectralAnalyser::new(n_bins, g.short_bin_hz);
-    let mut mfcc = Mfcc::new(N_BANDS);
+/// Raw short-frame values per frame: [audspec sum, RASTA sum, RMS energy, 26 RASTA bands, 15
+/// spectral descriptors, 14 MFCCs].
+pub(crate) const N_SHORT: usize = 3 + N_BANDS + N_SPECTRAL + N_MFCC;
 
-    let mut frame64 = Vec::with_capacity(g.short_len);
-    let mut mags = Vec::with_capacity(n_bins);
-    let mut power = vec![0.0; n_bins];
-    let mut mel = vec![0.0; N_BANDS];
-    let mut aud = vec![0.0; N_BANDS];
-    let mut aud_rasta = vec![0.0; N_BANDS];
-    let mut spec = [0.0; N_SPECTRAL];
-    let mut ceps = [0.0; N_MFCC];
-    for i in 0..g.n_short {
-        let frame = &samples[i * g.hop..i * g.hop + g.short_len];
-        frame64.clear();
-        frame64.extend(frame.iter().map(|&x| x as f64));
-        fft.magnitudes(&frame64, &window, &mut mags);
-        for (p, &m) in power.iter_mut().zip(&mags) {
+/// The 20 ms chain, one frame at a time in order (the RASTA filter and the spectral flux carry
+/// state from frame to frame). Shared by the whole-signal path and [`CompareStream`].
+pub(crate) struct ShortChain {
+    window: Vec<f64>,
+    fft: MagnitudeFft,
+    bank: MelFilterbank,
+    loudness: Vec<f64>,
+    rasta: RastaFilter,
+    spectral: SpectralAnalyser,
+    mfcc: Mfcc,
+    frame64: Vec<f64>,
+    mags: Vec<f64>,
+    power: Vec<f64>,
+    mel: Vec<f64>,
+    aud: Vec<f64>,
+    aud_rasta: Vec<f64>,
+}
+
+impl ShortChain {
+    pub(crate) fn new(g: &Geometry) -> ShortChain {
+        let n_bins = g.short_fft / 2 + 1;
+        let bank = MelFilterbank::new(N_BANDS, MEL_LO_HZ, MEL_HI_HZ, n_bins, g.short_bin_hz);
+        let loudness = loudness_weights(&bank.centres_hz);
+        ShortChain {
+            window: hamming(g.short_len),
+            fft: MagnitudeFft::new(g.short_fft),
+            rasta: RastaFilter::new(geometry::HOP_S, &loudness),
+            bank,
+            loudness,
+            spectral: SpectralAnalyser::new(n_bins, g.short_bin_hz),
+            mfcc: Mfcc::new(N_BANDS),
+            frame64: Vec::with_capacity(g.short_len),
+            mags: Vec::with_capacity(n_bins),
+            power: vec![0.0; n_bins],
+            mel: vec![0.0; N_BANDS],
+            aud: vec![0.0; N_BANDS],
+            aud_rasta: vec![0.0; N_BANDS],
+        }
+    }
+
+    /// The raw values of the next short frame (`short_len` samples).
+    pub(crate) fn frame(&mut self, frame: &[f32], out: &mut [f32; N_SHORT]) {
+        self.frame64.clear();
+        self.frame64.extend(frame.iter().map(|&x| x as f64));
+        self.fft
+            .magnitudes(&self.frame64, &self.window, &mut self.mags);
+        for (p, &m) in self.power.iter_mut().zip(&self.mags) {
             *p = m * m;
         }
-        bank.apply(&power, &mut mel);
-        auditory_spectrum(&mel, &loudness, &mut aud);
-        rasta.next_frame(&mel, &mut aud_rasta);
-        spectral.describe(&power, &mags, &mut spec);
-        mfcc.compute(&mel, &mut ceps);
+        self.bank.apply(&self.power, &mut self.mel);
+        auditory_spectrum(&self.mel, &self.loudness, &mut self.aud);
+        self.rasta.next_frame(&self.mel, &mut self.aud_rasta);
+        let mut spec = [0.0; N_SPECTRAL];
+        let mut ceps = [0.0; N_MFCC];
+        self.spectral.describe(&self.power, &self.mags, &mut spec);
+        self.mfcc.compute(&self.mel, &mut ceps);
+        out[0] = mean_abs(&self.aud) as f32;
+        out[1] = mean_abs(&self.aud_rasta) as f32;
+        out[2] = energy::rms_energy(frame) as f32;
+        let rest = self.aud_rasta.iter().chain(spec.iter()).chain(ceps.iter());
+        for (o, &v) in out[3..].iter_mut().zip(rest) {
+            *o = v as f32;
+        }
+    }
+}
 
-        cols[0].push(mean_abs(&aud) as f32);
-        cols[1].push(mean_abs(&aud_rasta) as f32);
-        cols[2].push(energy::rms_energy(frame) as f32);
-        let rest = aud_rasta.iter().chain(spec.iter()).chain(ceps.iter());
-        for (col, &v) in cols[3..].iter_mut().zip(rest) {
-            col.push(v as f32);
+/// Raw (unsmoothed) short-frame streams, column-major, in [`ShortChain::frame`]'s order.
+fn short_frame_streams(samples: &[f32], g: &Geometry) -> Vec<Vec<f32>> {
+    let mut cols = vec![Vec::with_capacity(g.n_short); N_SHORT];
+    let mut chain = ShortChain::new(g);
+    let mut row = [0.0f32; N_SHORT];
+    for i in 0..g.n_short {
+        chain.frame(&samples[i * g.hop..i * g.hop + g.short_len], &mut row);
+        for (col, &v) in cols.iter_mut().zip(&row) {
+            col.push(v);
         }
     }
     cols

@@ -96,27 +96,61 @@ fn pitch_track(
 /// precision, as openSMILE computes it.
 pub fn deltas_in_segments_shared(cols: &[Vec<f32>], out_rows: usize) -> Vec<Vec<f32>> {
     let mut out = vec![Vec::with_capacity(out_rows); cols.len()];
-    let mut norm = 10.0f32;
-    for t in 0..out_rows as isize {
-        for (x, y) in cols.iter().zip(out.iter_mut()) {
-            let n = x.len() as isize;
-            if n == 0 {
-                y.push(0.0);
-                continue;
-            }
-            let at = |i: isize| x[i.clamp(0, n - 1) as usize];
-            let mut num = 0.0f32;
-            for k in 1..=2isize {
-                let (a, b) = (at(t + k), at(t - k));
-                if a != 0.0 && b != 0.0 {
-                    num += k as f32 * (a - b);
-                    norm += (k * k) as f32;
+    let cols: Vec<&[f32]> = cols.iter().map(Vec::as_slice).collect();
+    SharedSegmentDeltas::new().rows(&cols, 0, 0..out_rows, &mut out);
+    out
+}
+
+/// [`deltas_in_segments_shared`] a batch of rows at a time, for a stream: the running
+/// normaliser is carried from batch to batch, so batches in order give the same values.
+#[derive(Debug, Clone)]
+pub struct SharedSegmentDeltas {
+    norm: f32,
+}
+
+impl SharedSegmentDeltas {
+    /// The normaliser at the start of the input.
+    pub fn new() -> SharedSegmentDeltas {
+        SharedSegmentDeltas { norm: 10.0 }
+    }
+
+    /// Appends the deltas of rows `rows` (in order, after every earlier row) to `out`;
+    /// `cols[c][i]` is row `base + i` of column `c`, which is taken to end there (rows past it
+    /// see its last value). Rows `t` with `t - 2 < base` need `base == 0`.
+    pub fn rows(
+        &mut self,
+        cols: &[&[f32]],
+        base: usize,
+        rows: std::ops::Range<usize>,
+        out: &mut [Vec<f32>],
+    ) {
+        let base = base as isize;
+        for t in rows.start as isize..rows.end as isize {
+            for (x, y) in cols.iter().zip(out.iter_mut()) {
+                let n = base + x.len() as isize;
+                if x.is_empty() {
+                    y.push(0.0);
+                    continue;
                 }
+                let at = |i: isize| x[(i.clamp(0, n - 1) - base) as usize];
+                let mut num = 0.0f32;
+                for k in 1..=2isize {
+                    let (a, b) = (at(t + k), at(t - k));
+                    if a != 0.0 && b != 0.0 {
+                        num += k as f32 * (a - b);
+                        self.norm += (k * k) as f32;
+                    }
+                }
+                y.push(num / self.norm);
             }
-            y.push(num / norm);
         }
     }
-    out
+}
+
+impl Default for SharedSegmentDeltas {
+    fn default() -> Self {
+        SharedSegmentDeltas::new()
+    }
 }
 
 #[cfg(test)]

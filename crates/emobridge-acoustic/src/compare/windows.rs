@@ -16,6 +16,8 @@
 //!   file ([`AcousticError::WindowTooLong`]), and so is a clip too short for any LLD row;
 //! - columns are per input column `<name>_amean`, `<name>_stddev`, in LLD order then delta order.
 
+use std::collections::VecDeque;
+
 use super::lld_with_deltas;
 use crate::{AcousticError, FeatureFrames};
 
@@ -79,64 +81,134 @@ pub fn summarise_windows(
     frames: &FeatureFrames,
     config: &WindowConfig,
 ) -> Result<FeatureFrames, AcousticError> {
-    config.validate()?;
-    let names = frames
-        .names
-        .iter()
-        .flat_map(|n| [format!("{n}_amean"), format!("{n}_stddev")])
-        .collect();
+    let mut summariser = WindowSummariser::new(config)?;
     let mut out = FeatureFrames {
-        names,
+        names: window_names(&frames.names),
         frame_times: Vec::new(),
         values: Vec::new(),
     };
-    let length_s = frames.frame_times.last().map_or(0.0, |&t| t + LLD_STEP_S);
-    if config.window_s > length_s + TIME_EPS {
-        return Err(AcousticError::WindowTooLong {
-            window_s: config.window_s,
-            length_s,
-        });
+    let mut take = |t: f64, v: &[f32]| {
+        out.frame_times.push(t);
+        out.values.push(v.to_vec());
+    };
+    for (&t, v) in frames.frame_times.iter().zip(&frames.values) {
+        summariser.push(t, v, &mut take);
     }
-    let end = length_s;
-    let mut first_row = 0usize;
-    for k in 0.. {
-        let start = k as f64 * config.hop_s;
-        if start >= end - TIME_EPS {
-            break;
-        }
-        let stop = start + config.window_s;
-        if config.drop_partial && stop > end + TIME_EPS {
-            break;
-        }
-        while first_row < frames.frame_times.len()
-            && frames.frame_times[first_row] < start - TIME_EPS
-        {
-            first_row += 1;
-        }
-        let rows = frames.frame_times[first_row..]
-            .iter()
-            .take_while(|&&t| t < stop - TIME_EPS)
-            .count();
-        if rows == 0 {
-            continue;
-        }
-        out.frame_times.push(start);
-        out.values
-            .push(mean_and_std(&frames.values[first_row..first_row + rows]));
-    }
+    summariser.finish(&mut take)?;
     Ok(out)
 }
 
+/// The column names of the summary of columns `names`: `<name>_amean`, `<name>_stddev` each.
+pub fn window_names(names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .flat_map(|n| [format!("{n}_amean"), format!("{n}_stddev")])
+        .collect()
+}
+
+/// The windowed summary of a stream of LLD rows, window by window as they complete: a window is
+/// handed out as soon as a row at or past its end arrives, the partial ones at the end of
+/// input by [`WindowSummariser::finish`]. Holds the rows of one window; the windows equal
+/// [`summarise_windows`] of the whole contour.
+pub struct WindowSummariser {
+    config: WindowConfig,
+    /// Index of the next window.
+    k: usize,
+    /// Rows not before the next window's start, oldest first.
+    rows: VecDeque<(f64, Vec<f32>)>,
+    spare: Vec<Vec<f32>>,
+    last_time: Option<f64>,
+}
+
+impl WindowSummariser {
+    /// A summariser with `config` (checked by [`WindowConfig::validate`]).
+    pub fn new(config: &WindowConfig) -> Result<WindowSummariser, AcousticError> {
+        config.validate()?;
+        Ok(WindowSummariser {
+            config: *config,
+            k: 0,
+            rows: VecDeque::new(),
+            spare: Vec::new(),
+            last_time: None,
+        })
+    }
+
+    /// Adds the next LLD row (times increasing); `out(start, values)` receives every window it
+    /// completes.
+    pub fn push(&mut self, time: f64, values: &[f32], out: &mut impl FnMut(f64, &[f32])) {
+        loop {
+            let start = self.k as f64 * self.config.hop_s;
+            let stop = start + self.config.window_s;
+            if time < stop - TIME_EPS {
+                break;
+            }
+            self.window(start, stop, out);
+        }
+        let mut v = self.spare.pop().unwrap_or_default();
+        v.clear();
+        v.extend_from_slice(values);
+        self.rows.push_back((time, v));
+        self.last_time = Some(time);
+    }
+
+    /// Ends the input: the windows that start inside the contour and are not complete yet
+    /// (unless `drop_partial`). A contour shorter than the window is
+    /// [`AcousticError::WindowTooLong`] (no window was handed out then).
+    pub fn finish(mut self, out: &mut impl FnMut(f64, &[f32])) -> Result<(), AcousticError> {
+        let end = self.last_time.map_or(0.0, |t| t + LLD_STEP_S);
+        if self.config.window_s > end + TIME_EPS {
+            return Err(AcousticError::WindowTooLong {
+                window_s: self.config.window_s,
+                length_s: end,
+            });
+        }
+        loop {
+            let start = self.k as f64 * self.config.hop_s;
+            if start >= end - TIME_EPS {
+                break;
+            }
+            let stop = start + self.config.window_s;
+            if self.config.drop_partial && stop > end + TIME_EPS {
+                break;
+            }
+            self.window(start, stop, out);
+        }
+        Ok(())
+    }
+
+    /// Hands out window `k` (if it holds a row) over the rows received so far, and moves on.
+    fn window(&mut self, start: f64, stop: f64, out: &mut impl FnMut(f64, &[f32])) {
+        while self
+            .rows
+            .front()
+            .is_some_and(|(t, _)| *t < start - TIME_EPS)
+        {
+            let (_, v) = self.rows.pop_front().expect("a row");
+            self.spare.push(v);
+        }
+        let n = self
+            .rows
+            .iter()
+            .take_while(|(t, _)| *t < stop - TIME_EPS)
+            .count();
+        if n > 0 {
+            let rows = self.rows.make_contiguous();
+            out(start, &mean_and_std(&rows[..n]));
+        }
+        self.k += 1;
+    }
+}
+
 /// Per column: mean, population standard deviation (interleaved).
-fn mean_and_std(rows: &[Vec<f32>]) -> Vec<f32> {
-    let n_cols = rows[0].len();
+fn mean_and_std(rows: &[(f64, Vec<f32>)]) -> Vec<f32> {
+    let n_cols = rows[0].1.len();
     let n = rows.len() as f64;
     let mut out = Vec::with_capacity(2 * n_cols);
     for c in 0..n_cols {
-        let mean = rows.iter().map(|r| r[c] as f64).sum::<f64>() / n;
+        let mean = rows.iter().map(|(_, r)| r[c] as f64).sum::<f64>() / n;
         let var = rows
             .iter()
-            .map(|r| (r[c] as f64 - mean).powi(2))
+            .map(|(_, r)| (r[c] as f64 - mean).powi(2))
             .sum::<f64>()
             / n;
         out.push(mean as f32);

@@ -259,6 +259,18 @@ impl EgemapsStream {
         Ok(functionals_vector(&a))
     }
 
+    /// Ends the input and hands out the 25 LLDs row by row (`out(frame_time, row)`, as [`lld`]
+    /// computes them; no rows for an input shorter than one 60 ms frame); returns the number
+    /// of rows.
+    pub fn finish_lld_rows(
+        self,
+        out: &mut impl FnMut(f64, &[f32]),
+    ) -> Result<usize, AcousticError> {
+        let a = self.finish_analysis()?;
+        lld_rows(&a, out);
+        Ok(a.voicing.len())
+    }
+
     /// Ends the input and returns the 25 LLDs and the 88 functionals (as
     /// [`lld_and_functionals`]).
     pub fn finish_lld_and_functionals(
@@ -272,25 +284,44 @@ impl EgemapsStream {
 }
 
 fn lld_of(a: &Analysis) -> FeatureFrames {
-    let rows = a.voicing.len();
-    let mut cols: Vec<Vec<f32>> = (0..N_SPECTRAL)
-        .map(|k| sma(&column(&a.spectral, k), 3))
-        .collect();
-    cols.extend((0..15).map(|k| sma_nonzero(&column(&a.voicing, k), 3)));
-    let values = (0..rows)
-        .map(|r| {
-            cols.iter()
-                .map(|c| c.get(r).copied().unwrap_or(0.0))
-                .collect()
-        })
-        .collect();
-    let frame_times = (0..rows)
-        .map(|r| (r * a.hop) as f64 / a.sample_rate as f64)
-        .collect();
-    FeatureFrames {
+    let mut frames = FeatureFrames {
         names: LLD_NAMES.iter().map(|s| s.to_string()).collect(),
-        frame_times,
-        values,
+        frame_times: Vec::with_capacity(a.voicing.len()),
+        values: Vec::with_capacity(a.voicing.len()),
+    };
+    lld_rows(a, &mut |t, row| {
+        frames.frame_times.push(t);
+        frames.values.push(row.to_vec());
+    });
+    frames
+}
+
+/// Rows of LLDs handed out at a time by [`lld_rows`].
+const LLD_CHUNK: usize = 1024;
+
+/// The 25 LLDs row by row (`out(frame_time, row)`), smoothed chunk by chunk: a `_sma3` value
+/// reads one frame either side (clamped at the ends of its stream), so each chunk is smoothed
+/// from one frame before it to one frame after it and gives the whole-stream values. Spectral
+/// rows past the end of the 20 ms stream are 0.
+fn lld_rows(a: &Analysis, out: &mut impl FnMut(f64, &[f32])) {
+    let rows = a.voicing.len();
+    let n_spectral = a.spectral.len();
+    let mut row = [0.0f32; 25];
+    for from in (0..rows).step_by(LLD_CHUNK) {
+        let to = (from + LLD_CHUNK).min(rows);
+        let lo = from.saturating_sub(1);
+        let spectral = &a.spectral[lo.min(n_spectral)..(to + 1).min(n_spectral)];
+        let voicing = &a.voicing[lo..(to + 1).min(rows)];
+        let mut cols: Vec<Vec<f32>> = (0..N_SPECTRAL)
+            .map(|k| sma(&column(spectral, k), 3))
+            .collect();
+        cols.extend((0..15).map(|k| sma_nonzero(&column(voicing, k), 3)));
+        for r in from..to {
+            for (v, c) in row.iter_mut().zip(&cols) {
+                *v = c.get(r - lo).copied().unwrap_or(0.0);
+            }
+            out((r * a.hop) as f64 / a.sample_rate as f64, &row);
+        }
     }
 }
 

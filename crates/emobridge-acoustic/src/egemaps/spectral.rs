@@ -132,6 +132,8 @@ pub struct SpectralLlds {
     slopes: Vec<SlopeBand>,
     power: Vec<f64>,
     bands: Vec<f64>,
+    /// Band powers in dB, up to the last bin a slope band reads.
+    db: Vec<f64>,
 }
 
 /// One frame of spectral LLDs (before smoothing).
@@ -238,6 +240,7 @@ impl SpectralLlds {
             slopes,
             power: Vec::new(),
             bands: Vec::new(),
+            db: Vec::new(),
         }
     }
 
@@ -252,19 +255,20 @@ impl SpectralLlds {
         let (alpha, hammarberg) = self.alpha_hammarberg();
         out.alpha_ratio = alpha;
         out.hammarberg = hammarberg;
-        let db: Vec<f64> = self
-            .power
-            .iter()
-            .map(|&p| {
-                if p <= POWER_FLOOR {
-                    10.0 * POWER_FLOOR.log10()
-                } else {
-                    10.0 * p.log10()
-                }
-            })
-            .collect();
+        // the slopes read bins up to their upper edges only: no dB value past them is needed
+        let top = self.slopes.iter().map(|s| s.hi + 1).max().unwrap_or(0);
+        let mut db = std::mem::take(&mut self.db);
+        db.clear();
+        db.extend(self.power.iter().take(top).map(|&p| {
+            if p <= POWER_FLOOR {
+                10.0 * POWER_FLOOR.log10()
+            } else {
+                10.0 * p.log10()
+            }
+        }));
         out.slope_0_500 = self.slopes[0].slope(&db, self.bin_hz);
         out.slope_500_1500 = self.slopes[1].slope(&db, self.bin_hz);
+        self.db = db;
         out.flux = self.flux(mags);
         out.mfcc = self.mfcc();
         out

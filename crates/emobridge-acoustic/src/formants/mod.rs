@@ -99,8 +99,9 @@ impl FormantTracker {
         let ifft = if (nd - nd_int as f64).abs() < 1e-9 && nd_int >= n_out && nd_int > k_max {
             Some(rustfft::FftPlanner::<f64>::new().plan_fft_inverse(nd_int))
         } else {
-            for i in 0..n_out {
-                for k in 0..k_max {
+            // bin-major (row k holds every output sample), so the synthesis runs over samples
+            for k in 1..k_max {
+                for i in 0..n_out {
                     let ph = 2.0 * std::f64::consts::PI * (k * i) as f64 / nd;
                     cos.push(ph.cos());
                     sin.push(ph.sin());
@@ -198,19 +199,23 @@ impl FormantTracker {
             }
             return;
         }
-        let k_max = self.k_max;
-        for i in 0..self.n_out {
-            let row = i * k_max;
-            let (cos, sin) = (
-                &self.cos[row + 1..row + k_max],
-                &self.sin[row + 1..row + k_max],
+        // per output sample: the DC term, then + re·cos − im·sin for k = 1.. in order (openSMILE's
+        // real FFT stores +sin terms, i.e. the negated imaginary part), then / norm; run over
+        // all samples at once, bin by bin, the same sums in the same order
+        let n_out = self.n_out;
+        self.resampled.fill(shifted[0].re);
+        for (k, c) in shifted[1..self.k_max].iter().enumerate() {
+            let row = k * n_out..(k + 1) * n_out;
+            crate::simd::mul_sub_acc(
+                &mut self.resampled,
+                c.re,
+                &self.cos[row.clone()],
+                c.im,
+                &self.sin[row],
             );
-            let mut acc = shifted[0].re;
-            // openSMILE's real FFT stores +sin terms, i.e. the negated imaginary part
-            for ((c, &co), &si) in shifted[1..k_max].iter().zip(cos).zip(sin) {
-                acc += c.re * co - c.im * si;
-            }
-            self.resampled[i] = acc / norm;
+        }
+        for y in &mut self.resampled {
+            *y /= norm;
         }
     }
 }

@@ -231,9 +231,7 @@ impl PeriodMatcher {
         };
         let (mut start, mut last_period, mut pp) = (0usize, 0usize, 0usize);
         while (start as isize) < mat.len() as isize - 2 * t0max as isize - 1 {
-            for lag in t0min..=t0max {
-                cc[lag - t0min] = sums.cross_corr(mat, start, lag);
-            }
+            sums.cross_corr_range(mat, start, t0min, &mut cc);
             let os = start;
             match best_peak(&cc) {
                 None => {
@@ -437,14 +435,37 @@ impl PrefixSums {
 
     /// Normalised cross-correlation of `x[start..start+lag]` with `x[start+lag..start+2·lag]`
     /// (each window centred on its own mean).
+    /// [`PrefixSums::cross_corr`] for the lags `t0min..t0min + cc.len()`, the lagged products
+    /// four lags at a time (the same sums, see [`crate::simd::lagged_dots4`]).
+    fn cross_corr_range(&self, x: &[f64], start: usize, t0min: usize, cc: &mut [f64]) {
+        let n_lags = cc.len();
+        let mut k = 0;
+        while k + 4 <= n_lags {
+            let dots = crate::simd::lagged_dots4(x, start, t0min + k);
+            for (j, &sxy) in dots.iter().enumerate() {
+                cc[k + j] = self.normalised(start, t0min + k + j, sxy);
+            }
+            k += 4;
+        }
+        for (k, c) in cc.iter_mut().enumerate().skip(k) {
+            *c = self.cross_corr(x, start, t0min + k);
+        }
+    }
+
     fn cross_corr(&self, x: &[f64], start: usize, lag: usize) -> f64 {
+        let (a, b, c) = (start, start + lag, start + 2 * lag);
+        let sxy: f64 = x[a..b].iter().zip(&x[b..c]).map(|(p, q)| p * q).sum();
+        self.normalised(start, lag, sxy)
+    }
+
+    /// Pearson correlation of the two `lag`-long segments from `start` given their lagged product.
+    fn normalised(&self, start: usize, lag: usize, sxy: f64) -> f64 {
         let n = lag as f64;
         let (a, b, c) = (start, start + lag, start + 2 * lag);
         let (sx, sy) = (self.sum[b] - self.sum[a], self.sum[c] - self.sum[b]);
         let (mx, my) = (sx / n, sy / n);
         let nx = (self.sum_sq[b] - self.sum_sq[a]) - sx * mx;
         let ny = (self.sum_sq[c] - self.sum_sq[b]) - sy * my;
-        let sxy: f64 = x[a..b].iter().zip(&x[b..c]).map(|(p, q)| p * q).sum();
         (sxy - n * mx * my) / (nx.max(0.0).sqrt() * ny.max(0.0).sqrt())
     }
 }

@@ -150,9 +150,7 @@ impl ShsPitch {
         for h in 2..=self.cfg.n_harmonics {
             let shift = (self.points_per_octave * (h as f64).log2()).floor() as usize;
             if shift < n {
-                for (acc, &v) in self.sum.iter_mut().zip(&self.octave[shift..]) {
-                    *acc += v * scale;
-                }
+                crate::simd::axpy(&mut self.sum[..n - shift], scale, &self.octave[shift..]);
             }
             scale *= self.cfg.compression;
         }
@@ -380,6 +378,8 @@ pub struct SplinePlan {
     y2_coef: Vec<f64>,
     /// Per evaluation point: lower knot, weights a and b, h²/6.
     points: Vec<(usize, f64, f64, f64)>,
+    /// Per evaluation point: a³ − a and b³ − b.
+    cubic: Vec<(f64, f64)>,
     u: Vec<f64>,
     y2: Vec<f64>,
 }
@@ -395,7 +395,7 @@ impl SplinePlan {
             p_inv[i] = 1.0 / p;
             y2_coef[i] = (sig[i] - 1.0) / p;
         }
-        let points = at
+        let points: Vec<(usize, f64, f64, f64)> = at
             .iter()
             .map(|&v| {
                 let (mut lo, mut hi) = (0usize, n - 1);
@@ -415,7 +415,12 @@ impl SplinePlan {
                 }
             })
             .collect();
+        let cubic = points
+            .iter()
+            .map(|&(_, a, b, _)| (a * a * a - a, b * b * b - b))
+            .collect();
         SplinePlan {
+            cubic,
             x: x.to_vec(),
             sig,
             p_inv,
@@ -440,8 +445,12 @@ impl SplinePlan {
             return;
         }
         self.u[0] = 0.0;
+        // each interval's slope once (it is the right slope of knot i and the left one of i + 1)
+        let mut left = (y[1] - y[0]) / (x[1] - x[0]);
         for i in 1..n - 1 {
-            let d = (y[i + 1] - y[i]) / (x[i + 1] - x[i]) - (y[i] - y[i - 1]) / (x[i] - x[i - 1]);
+            let right = (y[i + 1] - y[i]) / (x[i + 1] - x[i]);
+            let d = right - left;
+            left = right;
             self.u[i] =
                 (6.0 * d / (x[i + 1] - x[i - 1]) - self.sig[i] * self.u[i - 1]) * self.p_inv[i];
         }
@@ -450,12 +459,17 @@ impl SplinePlan {
             self.y2[k] = self.y2_coef[k] * self.y2[k + 1] + self.u[k];
         }
         let y2 = &self.y2;
-        out.extend(self.points.iter().map(|&(lo, a, b, h26)| {
-            if h26 == 0.0 {
-                return 0.0;
-            }
-            let hi = lo + 1;
-            a * y[lo] + b * y[hi] + ((a * a * a - a) * y2[lo] + (b * b * b - b) * y2[hi]) * h26
-        }));
+        out.extend(
+            self.cubic
+                .iter()
+                .zip(&self.points)
+                .map(|(&(ca, cb), &(lo, a, b, h26))| {
+                    if h26 == 0.0 {
+                        return 0.0;
+                    }
+                    let hi = lo + 1;
+                    a * y[lo] + b * y[hi] + (ca * y2[lo] + cb * y2[hi]) * h26
+                }),
+        );
     }
 }
