@@ -349,7 +349,9 @@ pub fn write_table(
     out: &Path,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<WrittenTable, DescriptorError> {
-    if config.level == Level::Functionals {
+    // Functionals are one row per file and the delta level is a compatibility view for the
+    // Python drop-in: both are built in memory; LLD and window rows stream.
+    if matches!(config.level, Level::Functionals | Level::LldDeltas) {
         let o = extract_table(config, inputs, progress)?;
         o.table.write(out)?;
         return Ok(WrittenTable {
@@ -473,7 +475,7 @@ pub fn stream_file_frames(
     let mut summariser = match config.level {
         Level::Windows => Some(WindowSummariser::new(&config.window)?),
         Level::Lld => None,
-        Level::Functionals => return Err(DescriptorError::NoFrames),
+        Level::Functionals | Level::LldDeltas => return Err(DescriptorError::NoFrames),
     };
     let mut rows = 0usize;
     let mut lld_rows = 0usize;
