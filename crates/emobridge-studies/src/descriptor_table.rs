@@ -543,6 +543,31 @@ pub fn stream_file_frames(
     Ok(rows)
 }
 
+/// Removes the spool folders that killed runs left beside `out` (`.<name>.spool-<pid>` whose
+/// process is gone); a live writer's spool is left alone. Best effort: a folder that cannot be
+/// removed stays and is reported at debug level.
+fn remove_dead_spools(parent: &Path, name: &str) {
+    let prefix = format!(".{name}.spool-");
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !emobridge_store::claim::pid_alive(pid) {
+            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                tracing::debug!("cannot remove stale spool {}: {e}", entry.path().display());
+            }
+        }
+    }
+}
+
 /// One spool file per input beside the table (hidden, removed when dropped): the rows of one
 /// file as little-endian `f64` time then `f32` values.
 struct Spool {
@@ -556,6 +581,7 @@ impl Spool {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        remove_dead_spools(parent, &name);
         let dir = parent.join(format!(".{name}.spool-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|source| DescriptorError::Io {
             path: dir.clone(),

@@ -251,3 +251,30 @@ fn streamed_tables_equal_the_in_memory_tables() {
     assert_eq!(groups, w.rows.div_ceil(PARQUET_ROW_GROUP));
     assert!(groups >= 3);
 }
+
+#[test]
+fn a_killed_runs_spool_is_removed_and_a_live_ones_kept() {
+    use emobridge_studies::descriptor_table::write_table;
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.wav");
+    tone(&a, 1.2, 16_000);
+    // a pid no process can have (above i32::MAX) stands for a writer killed with -9
+    let dead = dir
+        .path()
+        .join(format!(".got.csv.spool-{}", i32::MAX as u32 + 1));
+    std::fs::create_dir_all(&dead).unwrap();
+    std::fs::write(dead.join("0.rows"), b"partial").unwrap();
+    // pid 1 is alive on every unix machine: its spool is another writer's and stays
+    let live = dir.path().join(".got.csv.spool-1");
+    std::fs::create_dir_all(&live).unwrap();
+    let config = TableConfig {
+        set: FeatureSet::Egemaps,
+        level: Level::Lld,
+        ..TableConfig::default()
+    };
+    let got = dir.path().join("got.csv");
+    write_table(&config, &inputs(&[a], None), &got, &|_, _| {}).unwrap();
+    assert!(!dead.exists(), "the dead writer's spool is removed");
+    assert!(live.exists(), "a live writer's spool is kept");
+    assert!(got.exists());
+}
