@@ -170,6 +170,11 @@ pub fn extract_table(
     if inputs.is_empty() {
         return Err(DescriptorError::NoInputs);
     }
+    // A set/level pair that exists for no file is the caller's mistake: one error up front,
+    // not the same failure once per input.
+    if (config.set, config.level) == (FeatureSet::Egemaps, Level::LldDeltas) {
+        return Err(DescriptorError::EgemapsDeltas);
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads.unwrap_or(0))
         .build()
