@@ -2,14 +2,14 @@
 //! `kill -9` during extraction then resume, two processes on one cache, damaged entries, and a
 //! cache of another extraction under the same tag. Tiny random-init MERT-like fixture model.
 
+mod common;
+
+use common::tiny_model;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../emobridge-ssl/tests/fixtures/mert_like_24k")
-}
 
 /// `emobridge extract` of `manifest` into `cache`/t, with extra arguments.
 fn extract(manifest: &Path, cache: &Path, extra: &[&str]) -> Command {
@@ -18,7 +18,7 @@ fn extract(manifest: &Path, cache: &Path, extra: &[&str]) -> Command {
         .args(["extract", "--manifest"])
         .arg(manifest)
         .arg("--model")
-        .arg(model())
+        .arg(tiny_model())
         .arg("--cache")
         .arg(cache)
         .args(["--tag", "t"])

@@ -4,36 +4,16 @@
 
 mod common;
 
-use common::{bin, ok, tiny_model};
-use emobridge_corpus::synth::{generate, SynthConfig};
-use emobridge_corpus::Manifest;
+use common::{bin, continuous_corpus, ok, tiny_model};
 
 #[test]
 fn continuous_on_an_ssl_cache_writes_the_table() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let corpus = d.join("corpus");
-    let synth = SynthConfig {
-        clips_per_cell: 1,
-        speakers: 4,
-        performers: 4,
-        clip_seconds: (0.3, 0.4),
-        continuous_per_domain: 5,
-        continuous_seconds: (10.0, 12.0),
-        ..SynthConfig::default()
-    };
-    let summary = generate(&corpus, &synth, &|_, _| {}).unwrap();
     // The continuous subset only: the sequences are what the study reads.
-    let full = Manifest::read(&summary.manifest_path).unwrap();
-    let rows: Vec<_> = full
-        .records
-        .iter()
-        .filter(|r| !r.annotation.is_empty())
-        .cloned()
-        .collect();
-    assert_eq!(rows.len(), 10);
+    assert_eq!(continuous_corpus(&corpus, (10.0, 12.0)).records.len(), 10);
     let manifest = corpus.join("continuous.csv");
-    Manifest::new(&corpus, rows).write(&manifest).unwrap();
 
     let cache = d.join("cache");
     ok(bin()

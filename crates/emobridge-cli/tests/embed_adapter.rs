@@ -2,18 +2,17 @@
 //! `emobridge finetune` merged into its weights gives other hidden states than the pretrained
 //! one, and the same as the training path's forward with the checkpoint (≤ 1e-5, every layer).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::fixture;
+
+use std::path::Path;
 use std::process::Command;
 
 use emobridge_ssl::candle_core::{Device, Tensor};
 use emobridge_ssl::train::{FineTuner, Task, TrainConfig};
 use emobridge_ssl::weights::{read_tensors, weight_files};
 use emobridge_ssl::{EncoderConfig, Method, PeftConfig, TrainableEncoder, WeightSource};
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../emobridge-ssl/tests/fixtures/wav2vec2_layer_preln")
-}
 
 /// `hidden_states` of an embed output as rows of f32 per layer.
 fn hidden_states(path: &Path) -> (Vec<usize>, Vec<f32>) {
@@ -39,7 +38,7 @@ fn embed(wav: &Path, out: &Path, adapter: Option<&Path>) {
         "transformers4",
     ])
     .args(["--device", "cpu", "--model"])
-    .arg(fixture())
+    .arg(fixture("wav2vec2_layer_preln"))
     .arg("--out")
     .arg(out)
     .arg(wav);
@@ -62,7 +61,7 @@ fn embed_with_a_fine_tuned_checkpoint_uses_the_fine_tuned_encoder() {
     embed(&wav, &base, None);
     let (shape, base) = hidden_states(&base);
 
-    let dir = fixture();
+    let dir = fixture("wav2vec2_layer_preln");
     let cfg = EncoderConfig::from_file(&dir.join("config.json")).unwrap();
     let source = WeightSource::new(read_tensors(&weight_files(&dir).unwrap()).unwrap());
     for method in [Method::Lora, Method::BitFit] {
@@ -164,7 +163,7 @@ fn embed_with_a_fine_tuned_checkpoint_uses_the_fine_tuned_encoder() {
     tuner.save_checkpoint(&ckpt, "fixture").unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_emobridge"))
         .args(["embed", "--model"])
-        .arg(fixture())
+        .arg(fixture("wav2vec2_layer_preln"))
         .arg("--adapter")
         .arg(&ckpt)
         .arg("--out")

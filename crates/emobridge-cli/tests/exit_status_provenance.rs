@@ -3,41 +3,12 @@
 //! `run.json` holds the input hashes, its true elapsed time and the commit emobridge was built
 //! from.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn run(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emobridge"))
-        .args(args)
-        .current_dir(cwd)
-        .env("EMOBRIDGE_LOG", "warn")
-        .output()
-        .unwrap()
-}
+use std::path::Path;
+use std::process::Command;
 
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exited, not killed")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn tone(path: &Path, seconds: f32) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let x: Vec<f32> = (0..(16_000.0 * seconds) as usize)
-        .map(|i| 0.3 * (i as f32 * 0.05).sin())
-        .collect();
-    emobridge_audio::wav::write_wav_mono16(path, &x, 16_000).unwrap();
-}
-
-fn model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../emobridge-ssl/tests/fixtures/mert_like_24k")
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use common::{code, json, run, stderr, synth, tiny_model, tone};
 
 /// `git rev-parse HEAD` of the checkout this test was built in (None outside one).
 fn build_checkout_commit() -> Option<String> {
@@ -175,22 +146,8 @@ fn features_exit_0_when_done_3_with_failures_json_when_partial_1_when_strict() {
 fn probe_and_fad_on_a_cache_missing_an_entry_exit_3_and_record_their_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let synth = run(
-        &[
-            "synth",
-            "--out",
-            "syn",
-            "--clips-per-cell",
-            "1",
-            "--people",
-            "2",
-            "--continuous",
-            "2",
-        ],
-        d,
-    );
-    assert_eq!(code(&synth), 0, "{}", stderr(&synth));
-    let model = model();
+    synth(d, "2", "2");
+    let model = tiny_model();
     let model = model.to_str().unwrap();
     let extract = run(
         &[
@@ -237,7 +194,7 @@ fn probe_and_fad_on_a_cache_missing_an_entry_exit_3_and_record_their_inputs() {
         .unwrap()
         .contains(&"failures.json".into()));
     // The weights hash is the model file's.
-    let weights = emobridge_store::sha256_file(&self::model().join("model.safetensors")).unwrap();
+    let weights = emobridge_store::sha256_file(&tiny_model().join("model.safetensors")).unwrap();
     assert_eq!(r["hashes"]["model_weights"], weights);
 
     let mut strict_args = probe_args.to_vec();
@@ -346,7 +303,7 @@ fn extract_strict_stops_at_the_first_failed_clip_keeping_what_was_written() {
         "id,path,domain\nclip_a,a.wav,speech\nclip_bad,bad.wav,speech\nclip_b,b.wav,speech\n",
     )
     .unwrap();
-    let model = model();
+    let model = tiny_model();
     let args = [
         "extract",
         "--manifest",

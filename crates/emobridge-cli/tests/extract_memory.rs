@@ -3,14 +3,14 @@
 //! (tiny MERT-like fixture encoder, 16 kHz input resampled to its 24 kHz, frames kept as f16).
 //! Before decoding and resampling streamed, the 20-minute file alone held ~200 MB of samples.
 
+mod common;
+
+use common::tiny_model;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../emobridge-ssl/tests/fixtures/mert_like_24k")
-}
 
 /// A 16-bit mono 16 kHz WAV of `seconds`, written a block at a time (a tone plus a little
 /// deterministic noise).
@@ -50,7 +50,7 @@ fn extract_peak_kb(dir: &Path, name: &str) -> (i64, usize) {
     .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_emobridge"))
         .args(["extract", "--manifest", &format!("{name}.csv"), "--model"])
-        .arg(model())
+        .arg(tiny_model())
         .args(["--cache", "cache", "--tag", name])
         .current_dir(dir)
         .env("EMOBRIDGE_LOG", "warn")

@@ -2,15 +2,11 @@
 //! (values are tested against SMILExtract in `emobridge-acoustic`), one row per file, and a clip
 //! too short for any 60 ms frame is a one-line error for that file.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn tone(path: &Path, seconds: f32) {
-    let x: Vec<f32> = (0..(16_000.0 * seconds) as usize)
-        .map(|i| 0.3 * (i as f32 * 0.05).sin())
-        .collect();
-    emobridge_audio::wav::write_wav_mono16(path, &x, 16_000).unwrap();
-}
+use common::tone;
+
+use std::process::Command;
 
 #[test]
 fn compare_functionals_table_has_6373_columns_and_skips_a_too_short_file() {

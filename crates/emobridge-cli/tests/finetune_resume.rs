@@ -3,17 +3,16 @@
 //! then started again on the same `--out`, ends with the same checkpoints, curves and metrics
 //! as an uninterrupted run, bit for bit; a rerun with other settings is refused.
 
+mod common;
+
+use common::fixture;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_emobridge"))
-}
-
-fn model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../emobridge-ssl/tests/fixtures/wav2vec2_layer_preln")
 }
 
 fn ok(o: Output) -> Output {
@@ -33,7 +32,7 @@ fn finetune(manifest: &Path, config: &Path, out: &Path) -> Command {
     ])
     .arg(manifest)
     .arg("--model")
-    .arg(model())
+    .arg(fixture("wav2vec2_layer_preln"))
     .arg("--config")
     .arg(config)
     .arg("--out")

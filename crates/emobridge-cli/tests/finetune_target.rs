@@ -1,15 +1,15 @@
 //! `emobridge finetune --target arousal`: the comparison table carries r, CCC and RMSE; a rerun
 //! on the same `--out` with `--target valence` and an unknown target are one-line errors.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::tiny_model;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_emobridge"))
-}
-
-fn model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../emobridge-ssl/tests/fixtures/mert_like_24k")
 }
 
 fn finetune(manifest: &Path, config: &Path, out: &Path, target: &str) -> Output {
@@ -24,7 +24,7 @@ fn finetune(manifest: &Path, config: &Path, out: &Path, target: &str) -> Output 
         .args(["--target", target, "--manifest"])
         .arg(manifest)
         .arg("--model")
-        .arg(model())
+        .arg(tiny_model())
         .arg("--config")
         .arg(config)
         .arg("--out")

@@ -2,6 +2,10 @@
 //! time, a failed import writes the issues file it names, messages say each thing once, and the
 //! decoders' own log lines stay out of default-verbosity stderr.
 
+mod common;
+
+use common::{stderr, tone};
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -15,18 +19,6 @@ fn run(args: &[&str], cwd: &Path) -> (Output, Duration) {
         .output()
         .unwrap();
     (out, started.elapsed())
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn tone(path: &Path, seconds: f32) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let x: Vec<f32> = (0..(16_000.0 * seconds) as usize)
-        .map(|i| 0.3 * (i as f32 * 0.05).sin())
-        .collect();
-    emobridge_audio::wav::write_wav_mono16(path, &x, 16_000).unwrap();
 }
 
 #[test]

@@ -11,16 +11,16 @@
 //! returns without checking anything (a skip, not a pass); under `CI=true` it fails instead.
 //! `.ci/run` installs Debian's `slurm-wlm` and `munge` first.
 
+mod common;
+
+use common::tiny_model;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_emobridge");
-
-fn fixture_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../emobridge-ssl/tests/fixtures/mert_like_24k")
-}
 
 /// A single-node cluster whose daemons this test started; stopped (by pid) on drop.
 struct LocalCluster {
@@ -352,7 +352,7 @@ fn job_arrays_on_a_real_single_node_slurm() {
     };
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let model = fixture_model();
+    let model = tiny_model();
     let model = model.to_str().unwrap();
     ok(&cluster.emobridge(
         w,

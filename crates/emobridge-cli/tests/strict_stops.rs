@@ -4,20 +4,13 @@
 //! listed and exits 3 (partial success). `features` and `extract` are covered in
 //! `exit_status_provenance.rs`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-use emobridge_corpus::synth::{generate, SynthConfig};
+use std::path::Path;
+use std::process::Output;
+
+use common::{code, continuous_corpus, json, run, stderr, synth, tiny_model, tone};
 use emobridge_corpus::Manifest;
-
-fn run(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emobridge"))
-        .args(args)
-        .current_dir(cwd)
-        .env("EMOBRIDGE_LOG", "warn")
-        .output()
-        .unwrap()
-}
 
 /// `args` once with `--strict`, once without.
 fn both(args: &[&str], strict_out: &str, lenient_out: &str, cwd: &Path) -> (Output, Output) {
@@ -30,31 +23,6 @@ fn both(args: &[&str], strict_out: &str, lenient_out: &str, cwd: &Path) -> (Outp
         run(&a, cwd)
     };
     (with_out(strict_out, true), with_out(lenient_out, false))
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exited, not killed")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../emobridge-ssl/tests/fixtures/mert_like_24k")
-}
-
-fn tone(path: &Path, seconds: f32) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let x: Vec<f32> = (0..(16_000.0 * seconds) as usize)
-        .map(|i| 0.3 * (i as f32 * 0.05).sin())
-        .collect();
-    emobridge_audio::wav::write_wav_mono16(path, &x, 16_000).unwrap();
 }
 
 /// The strict run stopped at `first` with exit 1 and a one-line reason; its run folder keeps
@@ -104,22 +72,8 @@ fn check_partial(o: &Output, dir: &Path, bad: &[&str], result: &str) {
 fn probe_and_fad_study_stop_at_the_first_bad_cache_entry_under_strict() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let synth = run(
-        &[
-            "synth",
-            "--out",
-            "syn",
-            "--clips-per-cell",
-            "1",
-            "--people",
-            "2",
-            "--continuous",
-            "0",
-        ],
-        d,
-    );
-    assert_eq!(code(&synth), 0, "{}", stderr(&synth));
-    let model = model();
+    synth(d, "2", "0");
+    let model = tiny_model();
     let extract = run(
         &[
             "extract",
@@ -186,26 +140,7 @@ fn probe_and_fad_study_stop_at_the_first_bad_cache_entry_under_strict() {
 fn continuous_stops_at_the_first_bad_row_under_strict() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let corpus = d.join("corpus");
-    let synth = SynthConfig {
-        clips_per_cell: 1,
-        speakers: 4,
-        performers: 4,
-        clip_seconds: (0.3, 0.4),
-        continuous_per_domain: 5,
-        continuous_seconds: (6.0, 7.0),
-        ..SynthConfig::default()
-    };
-    let summary = generate(&corpus, &synth, &|_, _| {}).unwrap();
-    let full = Manifest::read(&summary.manifest_path).unwrap();
-    let rows: Vec<_> = full
-        .records
-        .iter()
-        .filter(|r| !r.annotation.is_empty())
-        .cloned()
-        .collect();
-    let manifest = Manifest::new(&corpus, rows);
-    manifest.write(&corpus.join("continuous.csv")).unwrap();
+    let manifest = continuous_corpus(&d.join("corpus"), (6.0, 7.0));
     // The first row's audio and the last row's annotation are unreadable.
     let (first, last) = (
         &manifest.records[0],
@@ -242,21 +177,7 @@ fn continuous_stops_at_the_first_bad_row_under_strict() {
 fn finetune_stops_at_the_first_clip_that_does_not_decode_under_strict() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let synth = run(
-        &[
-            "synth",
-            "--out",
-            "syn",
-            "--clips-per-cell",
-            "1",
-            "--people",
-            "4",
-            "--continuous",
-            "0",
-        ],
-        d,
-    );
-    assert_eq!(code(&synth), 0, "{}", stderr(&synth));
+    synth(d, "4", "0");
     let manifest = Manifest::read(&d.join("syn/manifest.csv")).unwrap();
     // The first speech clip and the last music clip do not decode.
     let speech = manifest
@@ -278,7 +199,7 @@ fn finetune_stops_at_the_first_clip_that_does_not_decode_under_strict() {
         "folds = 2\nmax_seconds = 0.5\n[train]\nepochs = 1\nbatch_size = 8\n",
     )
     .unwrap();
-    let model = model();
+    let model = tiny_model();
     let args = [
         "finetune",
         "--method",
