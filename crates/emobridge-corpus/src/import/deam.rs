@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::emomusic::{joined, map_pair, static_av_record};
+use super::emomusic::{joined, keep_static_av, map_pair, static_av_record};
 use super::util::{
     self, cell, list_audio, list_files, number, opt_cell, read_wide_trace, Scale, Table,
 };
@@ -88,7 +88,7 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
             };
             let audio = audio_dir.join(format!("{song}.mp3"));
             let spreads = sds.map(|sd| number(opt_cell(row, sd)));
-            let Some(mut r) = static_av_record(
+            let Some(r) = static_av_record(
                 &mut out,
                 Corpus::Deam,
                 &song,
@@ -100,12 +100,7 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
             ) else {
                 continue;
             };
-            let rid = r.id.clone();
-            r.set_extra("av_scale", Scale::ONE_TO_NINE.describe());
-            if let Some(points) = traces.get(&song) {
-                out.dynamics.insert(rid, points.clone());
-            }
-            out.records.push(r);
+            keep_static_av(&mut out, r, Scale::ONE_TO_NINE, traces.get(&song));
         }
     }
     for audio in list_audio(&audio_dir)? {

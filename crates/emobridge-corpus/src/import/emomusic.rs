@@ -21,7 +21,7 @@ use std::path::Path;
 use super::util::{
     self, cell, join_traces, list_audio, number, opt_cell, read_wide_trace, Scale, Table,
 };
-use super::{Corpus, ImportError, Imported, IssueKind};
+use super::{AvPoint, Corpus, ImportError, Imported, IssueKind};
 use crate::manifest::{Domain, Record};
 
 pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
@@ -81,7 +81,6 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         ) else {
             continue;
         };
-        let rid = r.id.clone();
         let (genre, artist, set) = info.get(&song).cloned().unwrap_or_default();
         r.split = match set.to_ascii_lowercase().as_str() {
             "development" => "dev".into(),
@@ -90,21 +89,14 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         };
         r.set_extra("genre", genre);
         r.set_extra("artist", artist);
-        r.set_extra("av_scale", Scale::ONE_TO_NINE.describe());
-        if let Some(points) = dynamics.get(&song) {
-            out.dynamics.insert(rid, points.clone());
-        }
-        out.records.push(r);
+        keep_static_av(&mut out, r, Scale::ONE_TO_NINE, dynamics.get(&song));
     }
-    for audio in list_audio(&audio_dir)? {
-        if !annotated.contains(&util::stem(&audio)) {
-            out.issue(
-                IssueKind::NoAnnotation,
-                &audio,
-                format!("no row in {}", static_path.display()),
-            );
-        }
-    }
+    report_unannotated(
+        &mut out,
+        &audio_dir,
+        |s| annotated.contains(s),
+        &static_path,
+    )?;
     Ok(out)
 }
 
@@ -146,6 +138,41 @@ pub(crate) fn static_av_record(
         );
     }
     Some(r)
+}
+
+/// Keeps a static-A/V song record: its `av_scale` column (after the corpus's own extras) and,
+/// when the corpus has them, its time-continuous A/V points.
+pub(crate) fn keep_static_av(
+    out: &mut Imported,
+    mut r: Record,
+    scale: Scale,
+    points: Option<&Vec<AvPoint>>,
+) {
+    r.set_extra("av_scale", scale.describe());
+    if let Some(points) = points {
+        out.dynamics.insert(r.id.clone(), points.clone());
+    }
+    out.records.push(r);
+}
+
+/// One no-annotation issue per audio file in `audio_dir` whose stem `is_annotated` rejects,
+/// naming the annotation table the file is missing from.
+pub(crate) fn report_unannotated(
+    out: &mut Imported,
+    audio_dir: &Path,
+    is_annotated: impl Fn(&str) -> bool,
+    table: &Path,
+) -> Result<(), ImportError> {
+    for audio in list_audio(audio_dir)? {
+        if !is_annotated(&util::stem(&audio)) {
+            out.issue(
+                IssueKind::NoAnnotation,
+                &audio,
+                format!("no row in {}", table.display()),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Both cells mapped, or `None` when either is missing or off the scale.

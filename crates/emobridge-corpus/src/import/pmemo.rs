@@ -25,8 +25,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::emomusic::{map_pair, static_av_record};
-use super::util::{self, cell, list_audio, number, opt_cell, Scale, Table};
+use super::emomusic::{keep_static_av, map_pair, report_unannotated, static_av_record};
+use super::util::{self, cell, number, opt_cell, Scale, Table};
 use super::{AvPoint, Corpus, ImportError, Imported, IssueKind};
 
 /// The release folder: ROOT or a folder up to two levels below it with the annotations.
@@ -98,24 +98,16 @@ pub(crate) fn import(root: &Path) -> Result<Imported, ImportError> {
         ) else {
             continue;
         };
-        let rid = r.id.clone();
         r.set_extra("title", title);
         r.set_extra("artist", artist);
-        r.set_extra("av_scale", Scale::UNIT.describe());
-        if let Some(points) = traces.get(&music) {
-            out.dynamics.insert(rid, points.clone());
-        }
-        out.records.push(r);
+        keep_static_av(&mut out, r, Scale::UNIT, traces.get(&music));
     }
-    for audio in list_audio(&audio_dir)? {
-        if !annotated.contains(&util::stem(&audio)) {
-            out.issue(
-                IssueKind::NoAnnotation,
-                &audio,
-                format!("no row in {}", static_path.display()),
-            );
-        }
-    }
+    report_unannotated(
+        &mut out,
+        &audio_dir,
+        |s| annotated.contains(s),
+        &static_path,
+    )?;
     Ok(out)
 }
 
@@ -344,14 +336,9 @@ fn import_2018(root: &Path, mut out: Imported) -> Result<Imported, ImportError> 
         ) else {
             continue;
         };
-        let rid = r.id.clone();
         r.set_extra("title", title);
         r.set_extra("artist", artist);
-        r.set_extra("av_scale", Scale::UNIT.describe());
-        if let Some(points) = traces.get(music) {
-            out.dynamics.insert(rid, points.clone());
-        }
-        out.records.push(r);
+        keep_static_av(&mut out, r, Scale::UNIT, traces.get(music));
     }
     for music in valence.keys().filter(|k| !arousal.contains_key(*k)) {
         out.issue(
@@ -360,14 +347,6 @@ fn import_2018(root: &Path, mut out: Imported) -> Result<Imported, ImportError> 
             format!("song `{music}` has a static valence but no static arousal; skipped"),
         );
     }
-    for audio in list_audio(&audio_dir)? {
-        if !annotated.contains(&util::stem(&audio)) {
-            out.issue(
-                IssueKind::NoAnnotation,
-                &audio,
-                format!("no row in {}", a_path.display()),
-            );
-        }
-    }
+    report_unannotated(&mut out, &audio_dir, |s| annotated.contains(s), &a_path)?;
     Ok(out)
 }
