@@ -18,9 +18,10 @@
 //!
 //! The eigenvalues of the tridiagonal matrix come from the QL algorithm with implicit Wilkinson
 //! shifts and no accumulation of rotations (Golub & Van Loan §8.3.5; Bowdler, Martin, Reinsch &
-//! Wilkinson, "The QR and QL algorithms for symmetric matrices", Numer. Math. 11, 1968, the
-//! EISPACK `tql1` procedure), on the matrix scaled to unit largest entry (as LAPACK's `dsterf`
-//! scales) so that the plain `√(f² + g²)` of the rotations can neither overflow nor underflow.
+//! Wilkinson, "The QR and QL algorithms for symmetric matrices", Numer. Math. 11, 1968) in its
+//! root-free form on the squared couplings (Pal, Walker & Kahan; LAPACK's `dsterf`), QL or QR
+//! per unreduced block by `dsterf`'s rule, on the matrix scaled by a power of two to unit
+//! largest entry.
 //!
 //! Both stages are backward stable: the computed eigenvalues are exact for a matrix within
 //! `O(n ε ‖A‖)` of the input, like those of `eigvalsh` or faer's solver.
@@ -504,6 +505,9 @@ fn tridiagonal_eigenvalues(mut d: Vec<f64>, e_in: Vec<f64>) -> Result<Vec<f64>, 
                 let k = eb.len() - 1;
                 eb[..k].reverse();
             }
+            for v in eb.iter_mut() {
+                *v *= *v;
+            }
             implicit_ql(db, eb, &mut budget)?;
         }
         first = last + 1;
@@ -525,61 +529,93 @@ fn negligible(d: &[f64], e: &[f64], m: usize) -> bool {
     e[m] * e[m] <= eps * eps * (d[m] * d[m + 1]).abs() + f64::MIN_POSITIVE
 }
 
-/// The implicit QL iteration with Wilkinson shifts on one tridiagonal block (`e` as long as `d`,
-/// its last entry 0), eigenvalues left in `d`; `budget` counts the sweeps left.
-fn implicit_ql(d: &mut [f64], e: &mut [f64], budget: &mut usize) -> Result<(), EigenError> {
+/// The root-free implicit QL iteration with Wilkinson shifts (Pal, Walker & Kahan; LAPACK's
+/// `dsterf`) on one tridiagonal block: `d` its diagonal, `e2` the squares of its couplings (as
+/// long as `d`, the last entry 0). The eigenvalues are left in `d`; `budget` counts the sweeps
+/// left. No square root per rotation: each step costs two divisions.
+fn implicit_ql(d: &mut [f64], e2: &mut [f64], budget: &mut usize) -> Result<(), EigenError> {
     let n = d.len();
-    for l in 0..n {
-        loop {
-            // The first negligible coupling at or after l.
-            let mut m = l;
-            while m + 1 < n && !negligible(d, e, m) {
-                m += 1;
-            }
-            if m == l {
-                break;
-            }
-            if *budget == 0 {
-                return Err(EigenError::NoConvergence);
-            }
-            *budget -= 1;
-            // Wilkinson shift from the leading 2 × 2 block.
-            let mut g = (d[l + 1] - d[l]) / (2.0 * e[l]);
-            let mut r = (g * g + 1.0).sqrt();
-            g = d[m] - d[l] + e[l] / (g + if g >= 0.0 { r } else { -r });
-            let (mut s, mut c, mut p) = (1.0f64, 1.0f64, 0.0f64);
-            let mut i = m;
-            let mut underflow = false;
-            while i > l {
-                i -= 1;
-                let f = s * e[i];
-                let b = c * e[i];
-                r = (f * f + g * g).sqrt();
-                e[i + 1] = r;
-                if r == 0.0 {
-                    // Deflation by underflow: the rest of the sweep is skipped.
-                    d[i + 1] -= p;
-                    e[m] = 0.0;
-                    underflow = true;
-                    break;
-                }
-                s = f / r;
-                c = g / r;
-                g = d[i + 1] - p;
-                r = (d[i] - g) * s + 2.0 * c * b;
-                p = s * r;
-                d[i + 1] = g + p;
-                g = c * r - b;
-            }
-            if underflow {
-                continue;
-            }
-            d[l] -= p;
-            e[l] = g;
-            e[m] = 0.0;
+    let eps2 = f64::EPSILON * f64::EPSILON;
+    let mut l = 0;
+    while l < n {
+        // The first negligible coupling at or after l.
+        let mut m = l;
+        while m + 1 < n && e2[m].abs() > eps2 * (d[m] * d[m + 1]).abs() + f64::MIN_POSITIVE {
+            m += 1;
         }
+        if m + 1 < n {
+            e2[m] = 0.0;
+        }
+        if m == l {
+            l += 1;
+            continue;
+        }
+        if m == l + 1 {
+            // A 2 × 2 block: its eigenvalues directly (`dlae2`).
+            let (rt1, rt2) = two_by_two(d[l], e2[l].sqrt(), d[l + 1]);
+            d[l] = rt1;
+            d[l + 1] = rt2;
+            e2[l] = 0.0;
+            l += 2;
+            continue;
+        }
+        if *budget == 0 {
+            return Err(EigenError::NoConvergence);
+        }
+        *budget -= 1;
+        // Wilkinson shift from the leading 2 × 2 block.
+        let rte = e2[l].sqrt();
+        let mut sigma = (d[l + 1] - d[l]) / (2.0 * rte);
+        let r = sigma.hypot(1.0);
+        sigma = d[l] - rte / (sigma + if sigma >= 0.0 { r } else { -r });
+        let (mut c, mut s) = (1.0f64, 0.0f64);
+        let mut gamma = d[m] - sigma;
+        let mut p = gamma * gamma;
+        for i in (l..m).rev() {
+            let bb = e2[i];
+            let r = p + bb;
+            if i + 1 != m {
+                e2[i + 1] = s * r;
+            }
+            let oldc = c;
+            c = p / r;
+            s = bb / r;
+            let oldgam = gamma;
+            let alpha = d[i];
+            gamma = c * (alpha - sigma) - s * oldgam;
+            d[i + 1] = oldgam + (alpha - gamma);
+            p = if c != 0.0 {
+                (gamma * gamma) / c
+            } else {
+                oldc * bb
+            };
+        }
+        e2[l] = s * p;
+        d[l] = sigma + gamma;
     }
     Ok(())
+}
+
+/// The eigenvalues of `[[a, b], [b, c]]` (`dlae2`), larger in absolute value first.
+fn two_by_two(a: f64, b: f64, c: f64) -> (f64, f64) {
+    let sm = a + c;
+    let adf = (a - c).abs();
+    let ab = (b + b).abs();
+    let (acmx, acmn) = if a.abs() > c.abs() { (a, c) } else { (c, a) };
+    let rt = if adf > ab {
+        adf * (1.0 + (ab / adf).powi(2)).sqrt()
+    } else if adf < ab {
+        ab * (1.0 + (adf / ab).powi(2)).sqrt()
+    } else {
+        ab * std::f64::consts::SQRT_2
+    };
+    if sm != 0.0 {
+        let rt1 = 0.5 * (sm + rt.copysign(sm));
+        // The smaller one from the determinant, to avoid cancellation.
+        (rt1, (acmx / rt1) * acmn - (b / rt1) * b)
+    } else {
+        (0.5 * rt, -0.5 * rt)
+    }
 }
 
 #[cfg(test)]
