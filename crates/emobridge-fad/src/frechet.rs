@@ -310,8 +310,18 @@ fn cholesky_factor(g: &Gaussian, route: TraceRoute, par: Par) -> Option<Mat<f64>
         .then_some(l)
 }
 
-/// The eigenvalues of the symmetric matrix whose lower triangle is `m`, on `par` threads.
+/// The eigenvalues of the symmetric matrix whose lower triangle is `m`, on `par` threads: the
+/// blocked reduction of [`crate::symeig`], or faer's solver should its QL iteration not converge.
 fn symmetric_eigenvalues(m: &Mat<f64>, par: Par) -> std::result::Result<Vec<f64>, ()> {
+    match crate::symeig::symmetric_eigenvalues(m.as_ref(), par) {
+        Ok(values) => Ok(values),
+        Err(crate::symeig::EigenError::NotFinite) => Err(()),
+        Err(crate::symeig::EigenError::NoConvergence) => faer_symmetric_eigenvalues(m, par),
+    }
+}
+
+/// faer's eigenvalues-only solver (unblocked tridiagonal reduction).
+fn faer_symmetric_eigenvalues(m: &Mat<f64>, par: Par) -> std::result::Result<Vec<f64>, ()> {
     use faer::linalg::evd;
     let n = m.nrows();
     let mut s = faer::diag::Diag::<f64>::zeros(n);

@@ -31,6 +31,7 @@ pub mod infinity;
 pub mod io;
 pub mod pair;
 pub mod stats;
+pub mod symeig;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,176 @@
+//! CPU time of each step of one Fréchet distance on one thread, for two random covariances of
+//! order D (Wishart-like, 4·D samples): the Cholesky factor of Σ₁, `X = Σ₂ L`, the lower
+//! triangle of `M = Lᵀ X`, and the eigenvalues of M by faer's solver and by
+//! [`emobridge_fad::symeig`]. Thread CPU time (`CLOCK_THREAD_CPUTIME_ID`), which a loaded
+//! machine distorts less than wall time; medians over the repeats.
+//!
+//! `cargo run --release -p emobridge-fad --example distance_steps -- [D] [REPEATS] [THREADS]`
+//! (768, 7, 1). With THREADS > 1 every step runs on that many threads and the times are wall
+//! seconds instead (thread CPU time would miss the helper threads).
+
+use emobridge_fad::symeig::symmetric_eigenvalues;
+use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
+use faer::{Accum, Mat, Par};
+use rand::{Rng, SeedableRng};
+
+fn wall() -> f64 {
+    use std::sync::OnceLock;
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
+}
+
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+fn covariance(d: usize, seed: u64) -> Mat<f64> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mix = Mat::from_fn(d, d, |_, _| rng.random_range(-1.0..1.0));
+    let x = Mat::from_fn(4 * d, d, |_, _| rng.random_range(-1.0..1.0)) * &mix;
+    let mut c = x.transpose() * &x;
+    c *= faer::Scale(1.0 / (4 * d) as f64);
+    c
+}
+
+/// faer's eigenvalues-only solver on one thread.
+fn faer_eigenvalues(m: &Mat<f64>, par: Par) -> Vec<f64> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::evd;
+    let n = m.nrows();
+    let mut s = faer::diag::Diag::<f64>::zeros(n);
+    let mut mem = MemBuffer::new(evd::self_adjoint_evd_scratch::<f64>(
+        n,
+        evd::ComputeEigenvectors::No,
+        par,
+        Default::default(),
+    ));
+    evd::self_adjoint_evd(
+        m.as_ref(),
+        s.as_mut(),
+        None,
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .expect("faer eigenvalues");
+    s.column_vector().iter().copied().collect()
+}
+
+/// The lower Cholesky factor of `s` on `par` threads.
+fn cholesky(s: &Mat<f64>, par: Par) -> Mat<f64> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::cholesky::llt::factor as llt;
+    let d = s.nrows();
+    let mut l = Mat::<f64>::zeros(d, d);
+    l.copy_from_triangular_lower(s.as_ref());
+    let mut mem = MemBuffer::new(llt::cholesky_in_place_scratch::<f64>(
+        d,
+        par,
+        Default::default(),
+    ));
+    llt::cholesky_in_place(
+        l.as_mut(),
+        Default::default(),
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .expect("SPD");
+    for j in 1..d {
+        for i in 0..j {
+            l[(i, j)] = 0.0;
+        }
+    }
+    l
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let d: usize = args.first().map_or(768, |s| s.parse().expect("D"));
+    let repeats: usize = args.get(1).map_or(7, |s| s.parse().expect("REPEATS"));
+    let threads: usize = args.get(2).map_or(1, |s| s.parse().expect("THREADS"));
+    let (par, clock): (Par, fn() -> f64) = if threads > 1 {
+        (Par::rayon(threads), wall)
+    } else {
+        (Par::Seq, thread_cpu)
+    };
+    let (s1, s2) = (covariance(d, 1), covariance(d, 2));
+    let mut t = vec![Vec::new(); 5];
+    let mut check = (0.0, 0.0);
+    for _ in 0..repeats {
+        let t0 = clock();
+        let l = cholesky(&s1, par);
+        let t1 = clock();
+        let mut x = Mat::zeros(d, d);
+        tri_matmul(
+            x.as_mut(),
+            BlockStructure::Rectangular,
+            Accum::Replace,
+            s2.as_ref(),
+            BlockStructure::Rectangular,
+            l.as_ref(),
+            BlockStructure::TriangularLower,
+            1.0,
+            par,
+        );
+        let t2 = clock();
+        let mut m = Mat::zeros(d, d);
+        tri_matmul(
+            m.as_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Replace,
+            l.transpose(),
+            BlockStructure::TriangularUpper,
+            x.as_ref(),
+            BlockStructure::Rectangular,
+            1.0,
+            par,
+        );
+        let t3 = clock();
+        let theirs = faer_eigenvalues(&m, par);
+        let t4 = clock();
+        let ours = symmetric_eigenvalues(m.as_ref(), par).expect("eigenvalues");
+        let t5 = clock();
+        for (k, (a, b)) in [(t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5)]
+            .into_iter()
+            .enumerate()
+        {
+            t[k].push(b - a);
+        }
+        check = (
+            theirs.iter().map(|v| v.max(0.0).sqrt()).sum::<f64>(),
+            ours.iter().map(|v| v.max(0.0).sqrt()).sum::<f64>(),
+        );
+    }
+    let names = [
+        "cholesky",
+        "sigma2_l",
+        "lt_x",
+        "eigenvalues_faer",
+        "eigenvalues_blocked",
+    ];
+    let fields: Vec<String> = names
+        .iter()
+        .zip(t)
+        .map(|(n, v)| format!("\"{n}_ms\": {:.2}", 1e3 * median(v)))
+        .collect();
+    println!(
+        "{{\"dim\": {d}, \"repeats\": {repeats}, \"threads\": {threads}, {}, \"trace_sqrt_rel_diff\": {:.2e}}}",
+        fields.join(", "),
+        (check.0 - check.1).abs() / check.0
+    );
+}
