@@ -89,6 +89,92 @@ unsafe fn lagged_dots4_avx2(x: &[f64], a: usize, lag: usize) -> [f64; 4] {
     lagged_dots4_body(x, a, lag)
 }
 
+/// `out[k] = (a[k] + 2·a[k+1] + a[k+2]) / 4` (the (¼, ½, ¼) smoothing; `a` has `out.len() + 2`
+/// values).
+pub fn smooth3(out: &mut [f64], a: &[f64]) {
+    dispatch!(smooth3_avx2, smooth3_body, (out, a))
+}
+
+#[inline(always)]
+fn smooth3_body(out: &mut [f64], a: &[f64]) {
+    let m = out.len();
+    let (l, c, r) = (&a[..m], &a[1..m + 1], &a[2..m + 2]);
+    for k in 0..m {
+        out[k] = (l[k] + 2.0 * c[k] + r[k]) / 4.0;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn smooth3_avx2(out: &mut [f64], a: &[f64]) {
+    smooth3_body(out, a)
+}
+
+/// `y[i] = y[i] / d`, then negative values set to 0.
+pub fn div_clamp_negative(y: &mut [f64], d: f64) {
+    dispatch!(div_clamp_negative_avx2, div_clamp_negative_body, (y, d))
+}
+
+#[inline(always)]
+fn div_clamp_negative_body(y: &mut [f64], d: f64) {
+    for v in y.iter_mut() {
+        let q = *v / d;
+        *v = if q < 0.0 { 0.0 } else { q };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn div_clamp_negative_avx2(y: &mut [f64], d: f64) {
+    div_clamp_negative_body(y, d)
+}
+
+/// `slope[i] = (y[i + 1] − y[i]) / dx[i]` for every interval (`slope` and `dx` have
+/// `y.len() − 1` values).
+pub fn interval_slopes(slope: &mut [f64], y: &[f64], dx: &[f64]) {
+    dispatch!(interval_slopes_avx2, interval_slopes_body, (slope, y, dx))
+}
+
+#[inline(always)]
+fn interval_slopes_body(slope: &mut [f64], y: &[f64], dx: &[f64]) {
+    let m = slope.len();
+    let (y0, y1, dx) = (&y[..m], &y[1..m + 1], &dx[..m]);
+    for i in 0..m {
+        slope[i] = (y1[i] - y0[i]) / dx[i];
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn interval_slopes_avx2(slope: &mut [f64], y: &[f64], dx: &[f64]) {
+    interval_slopes_body(slope, y, dx)
+}
+
+/// `out[k] = 6 · (slope[k + 1] − slope[k]) / dx2[k]` (the right-hand side of a natural
+/// spline's tridiagonal system at knot `k + 1`; `slope` has `out.len() + 1` values).
+pub fn second_difference_rhs(out: &mut [f64], slope: &[f64], dx2: &[f64]) {
+    dispatch!(
+        second_difference_rhs_avx2,
+        second_difference_rhs_body,
+        (out, slope, dx2)
+    )
+}
+
+#[inline(always)]
+fn second_difference_rhs_body(out: &mut [f64], slope: &[f64], dx2: &[f64]) {
+    let m = out.len();
+    let (left, right, dx2) = (&slope[..m], &slope[1..m + 1], &dx2[..m]);
+    for k in 0..m {
+        out[k] = 6.0 * (right[k] - left[k]) / dx2[k];
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn second_difference_rhs_avx2(out: &mut [f64], slope: &[f64], dx2: &[f64]) {
+    second_difference_rhs_body(out, slope, dx2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +223,31 @@ mod tests {
             want[i] += z[i] * 0.85;
         }
         assert_eq!(y, want);
+        let mut out = vec![0.0; 35];
+        smooth3(&mut out, &x);
+        for k in 0..35 {
+            assert_eq!(
+                out[k].to_bits(),
+                ((x[k] + 2.0 * x[k + 1] + x[k + 2]) / 4.0).to_bits()
+            );
+        }
+        let mut q = y.clone();
+        div_clamp_negative(&mut q, 15.0);
+        for i in 0..37 {
+            let w = y[i] / 15.0;
+            assert_eq!(q[i].to_bits(), if w < 0.0 { 0.0f64 } else { w }.to_bits());
+        }
+        let dx: Vec<f64> = z.iter().map(|v| v.abs() + 0.1).collect();
+        let mut slope = vec![0.0; 36];
+        interval_slopes(&mut slope, &x, &dx);
+        for i in 0..36 {
+            assert_eq!(slope[i].to_bits(), ((x[i + 1] - x[i]) / dx[i]).to_bits());
+        }
+        let mut rhs = vec![0.0; 35];
+        second_difference_rhs(&mut rhs, &slope, &dx);
+        for k in 0..35 {
+            let want = 6.0 * (slope[k + 1] - slope[k]) / dx[k];
+            assert_eq!(rhs[k].to_bits(), want.to_bits());
+        }
     }
 }

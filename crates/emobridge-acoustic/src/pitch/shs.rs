@@ -65,7 +65,7 @@ pub struct ShsPitch {
     points_per_octave: f64,
     work: Vec<f64>,
     plan: SplinePlan,
-    interpolated: Vec<f64>,
+    smoothed: Vec<f64>,
     octave: Vec<f64>,
     sum: Vec<f64>,
 }
@@ -109,7 +109,7 @@ impl ShsPitch {
             points_per_octave,
             work: Vec::new(),
             plan,
-            interpolated: Vec::new(),
+            smoothed: Vec::new(),
             octave: Vec::new(),
             sum: Vec::new(),
         }
@@ -132,14 +132,10 @@ impl ShsPitch {
         self.work.clear();
         self.work.extend_from_slice(mags);
         enhance_peaks(&mut self.work);
-        smooth_spectrum(&mut self.work);
-        self.plan.evaluate(&self.work, &mut self.interpolated);
-        self.octave.clear();
-        for (i, &v) in self.interpolated.iter().enumerate() {
-            let v = v as f32 as f64;
-            self.octave
-                .push(if v > 0.0 { v * self.aud_weight[i] } else { 0.0 });
-        }
+        smooth_spectrum(&self.work, &mut self.smoothed);
+        // the spline values, rounded to f32 as openSMILE stores them, times the auditory weight
+        self.plan
+            .evaluate_weighted(&self.smoothed, &self.aud_weight, &mut self.octave);
     }
 
     fn harmonic_sum(&mut self) {
@@ -154,12 +150,7 @@ impl ShsPitch {
             }
             scale *= self.cfg.compression;
         }
-        for v in self.sum.iter_mut() {
-            *v /= self.cfg.n_harmonics as f64;
-            if *v < 0.0 {
-                *v = 0.0;
-            }
-        }
+        crate::simd::div_clamp_negative(&mut self.sum, self.cfg.n_harmonics as f64);
     }
 
     /// Local maxima sorted by score (greedy insertion, ties keep the earlier peak first).
@@ -247,49 +238,59 @@ impl ShsPitch {
 }
 
 /// Zeroes every bin further than two bins from a local maximum (Hermes' peak enhancement,
-/// with openSMILE's handling of the single-peak case).
+/// with openSMILE's handling of the single-peak case). One pass: the bins cleared between two
+/// peaks all lie before the later peak's left neighbour, so the peak tests see the input values.
 fn enhance_peaks(a: &mut [f64]) {
     let n = a.len();
     if n < 2 {
         return;
     }
-    let mut peaks = Vec::new();
-    if a[0] > a[1] {
-        peaks.push(0usize);
-    }
-    for i in 1..n - 1 {
-        if a[i] > a[i - 1] && a[i] >= a[i + 1] {
-            peaks.push(i);
-        }
-    }
-    if a[n - 1] > a[n - 2] {
-        peaks.push(n - 1);
-    }
-    if peaks.len() == 1 {
-        // openSMILE reads the (zero) second slot here: everything from bin 3 on is cleared
-        for v in a.iter_mut().skip(3) {
-            *v = 0.0;
-        }
-    } else {
-        for w in peaks.windows(2) {
-            let (lo, hi) = (w[0] + 3, w[1] as isize - 3);
+    let mut count = 0usize;
+    let mut prev = 0usize;
+    let mut peak = |a: &mut [f64], i: usize| {
+        if count > 0 {
+            let (lo, hi) = (prev + 3, i as isize - 3);
             let mut j = lo as isize;
             while j <= hi {
                 a[j as usize] = 0.0;
                 j += 1;
             }
         }
+        count += 1;
+        prev = i;
+    };
+    if a[0] > a[1] {
+        peak(a, 0);
+    }
+    for i in 1..n - 1 {
+        if a[i] > a[i - 1] && a[i] >= a[i + 1] {
+            peak(a, i);
+        }
+    }
+    if a[n - 1] > a[n - 2] {
+        peak(a, n - 1);
+    }
+    if count == 1 {
+        // openSMILE reads the (zero) second slot here: everything from bin 3 on is cleared
+        for v in a.iter_mut().skip(3) {
+            *v = 0.0;
+        }
     }
 }
 
-/// (¼, ½, ¼) smoothing of all but the last bin, left neighbour of bin 0 taken as 0.
-fn smooth_spectrum(a: &mut [f64]) {
-    let mut prev = 0.0;
-    for i in 0..a.len().saturating_sub(1) {
-        let cur = a[i];
-        a[i] = (prev + 2.0 * cur + a[i + 1]) / 4.0;
-        prev = cur;
+/// (¼, ½, ¼) smoothing of all but the last bin, left neighbour of bin 0 taken as 0, written to
+/// `out` (the same sums as smoothing in place from the left).
+fn smooth_spectrum(a: &[f64], out: &mut Vec<f64>) {
+    out.clear();
+    let n = a.len();
+    if n < 2 {
+        out.extend_from_slice(a);
+        return;
     }
+    out.resize(n, 0.0);
+    out[0] = (0.0 + 2.0 * a[0] + a[1]) / 4.0;
+    crate::simd::smooth3(&mut out[1..n - 1], a);
+    out[n - 1] = a[n - 1];
 }
 
 /// Second derivatives of the natural cubic spline through (x, y).
@@ -372,14 +373,23 @@ pub fn quad_peak(x1: f64, y1: f64, x2: f64, y2: f64, x3: f64, y3: f64) -> (f64, 
 /// [`natural_spline`] + [`spline_eval`]).
 #[derive(Debug, Clone)]
 pub struct SplinePlan {
-    x: Vec<f64>,
+    n: usize,
+    /// `x[i + 1] − x[i]`.
+    dx: Vec<f64>,
+    /// `x[i + 1] − x[i − 1]` (index `i`; entry 0 unused).
+    dx2: Vec<f64>,
     sig: Vec<f64>,
     p_inv: Vec<f64>,
     y2_coef: Vec<f64>,
-    /// Per evaluation point: lower knot, weights a and b, h²/6.
-    points: Vec<(usize, f64, f64, f64)>,
-    /// Per evaluation point: a³ − a and b³ − b.
-    cubic: Vec<(f64, f64)>,
+    /// Per evaluation point: lower knot, weights a and b, h²/6 (0: a repeated knot, value 0),
+    /// a³ − a and b³ − b.
+    lo: Vec<usize>,
+    a: Vec<f64>,
+    b: Vec<f64>,
+    h26: Vec<f64>,
+    ca: Vec<f64>,
+    cb: Vec<f64>,
+    slope: Vec<f64>,
     u: Vec<f64>,
     y2: Vec<f64>,
 }
@@ -395,81 +405,122 @@ impl SplinePlan {
             p_inv[i] = 1.0 / p;
             y2_coef[i] = (sig[i] - 1.0) / p;
         }
-        let points: Vec<(usize, f64, f64, f64)> = at
-            .iter()
-            .map(|&v| {
-                let (mut lo, mut hi) = (0usize, n - 1);
-                while hi - lo > 1 {
-                    let k = (hi + lo) / 2;
-                    if x[k] > v {
-                        hi = k;
-                    } else {
-                        lo = k;
-                    }
-                }
-                let h = x[hi] - x[lo];
-                if h == 0.0 {
-                    (lo, 0.0, 0.0, 0.0)
-                } else {
-                    ((lo), (x[hi] - v) / h, (v - x[lo]) / h, h * h / 6.0)
-                }
-            })
-            .collect();
-        let cubic = points
-            .iter()
-            .map(|&(_, a, b, _)| (a * a * a - a, b * b * b - b))
-            .collect();
-        SplinePlan {
-            cubic,
-            x: x.to_vec(),
+        let dx = x.windows(2).map(|w| w[1] - w[0]).collect();
+        let mut dx2 = vec![0.0; n];
+        for i in 1..n.saturating_sub(1) {
+            dx2[i] = x[i + 1] - x[i - 1];
+        }
+        let mut plan = SplinePlan {
+            n,
+            dx,
+            dx2,
             sig,
             p_inv,
             y2_coef,
-            points,
+            lo: Vec::with_capacity(at.len()),
+            a: Vec::with_capacity(at.len()),
+            b: Vec::with_capacity(at.len()),
+            h26: Vec::with_capacity(at.len()),
+            ca: Vec::with_capacity(at.len()),
+            cb: Vec::with_capacity(at.len()),
+            slope: vec![0.0; n.saturating_sub(1)],
             u: vec![0.0; n],
             y2: vec![0.0; n],
+        };
+        for &v in at {
+            let (mut lo, mut hi) = (0usize, n - 1);
+            while hi - lo > 1 {
+                let k = (hi + lo) / 2;
+                if x[k] > v {
+                    hi = k;
+                } else {
+                    lo = k;
+                }
+            }
+            let h = x[hi] - x[lo];
+            let (a, b, h26) = if h == 0.0 {
+                (0.0, 0.0, 0.0)
+            } else {
+                ((x[hi] - v) / h, (v - x[lo]) / h, h * h / 6.0)
+            };
+            plan.lo.push(lo);
+            plan.a.push(a);
+            plan.b.push(b);
+            plan.h26.push(h26);
+            plan.ca.push(a * a * a - a);
+            plan.cb.push(b * b * b - b);
         }
+        plan
     }
 
-    /// Spline values at the planned points for ordinates `y`.
-    pub fn evaluate(&mut self, y: &[f64], out: &mut Vec<f64>) {
-        let n = self.x.len();
-        let x = &self.x;
-        out.clear();
-        if n < 3 {
-            out.extend(
-                self.points
-                    .iter()
-                    .map(|&(lo, a, b, _)| a * y[lo] + b * y[(lo + 1).min(n - 1)]),
-            );
-            return;
-        }
+    /// Second derivatives for ordinates `y` (n ≥ 3) into `self.y2`.
+    fn second_derivatives(&mut self, y: &[f64]) {
+        let n = self.n;
+        // each interval's slope once (the right slope of knot i and the left one of i + 1), and
+        // the right-hand sides, all independent of each other; only the sweeps are sequential
+        crate::simd::interval_slopes(&mut self.slope, y, &self.dx);
         self.u[0] = 0.0;
-        // each interval's slope once (it is the right slope of knot i and the left one of i + 1)
-        let mut left = (y[1] - y[0]) / (x[1] - x[0]);
+        crate::simd::second_difference_rhs(&mut self.u[1..n - 1], &self.slope, &self.dx2[1..n - 1]);
         for i in 1..n - 1 {
-            let right = (y[i + 1] - y[i]) / (x[i + 1] - x[i]);
-            let d = right - left;
-            left = right;
-            self.u[i] =
-                (6.0 * d / (x[i + 1] - x[i - 1]) - self.sig[i] * self.u[i - 1]) * self.p_inv[i];
+            self.u[i] = (self.u[i] - self.sig[i] * self.u[i - 1]) * self.p_inv[i];
         }
         self.y2[n - 1] = 0.0;
         for k in (0..n - 1).rev() {
             self.y2[k] = self.y2_coef[k] * self.y2[k + 1] + self.u[k];
         }
+    }
+
+    /// Spline values at the planned points for ordinates `y`.
+    pub fn evaluate(&mut self, y: &[f64], out: &mut Vec<f64>) {
+        self.evaluate_with(y, out, |_, v| v)
+    }
+
+    /// Spline values at the planned points for ordinates `y`, each rounded to f32 and, where
+    /// positive, multiplied by `weight[i]` (0 otherwise).
+    pub fn evaluate_weighted(&mut self, y: &[f64], weight: &[f64], out: &mut Vec<f64>) {
+        self.evaluate_with(y, out, |i, v| {
+            let v = v as f32 as f64;
+            if v > 0.0 {
+                v * weight[i]
+            } else {
+                0.0
+            }
+        })
+    }
+
+    #[inline(always)]
+    fn evaluate_with(&mut self, y: &[f64], out: &mut Vec<f64>, f: impl Fn(usize, f64) -> f64) {
+        let n = self.n;
+        out.clear();
+        if n < 3 {
+            out.extend(
+                self.lo
+                    .iter()
+                    .zip(self.a.iter().zip(&self.b))
+                    .enumerate()
+                    .map(|(i, (&lo, (&a, &b)))| f(i, a * y[lo] + b * y[(lo + 1).min(n - 1)])),
+            );
+            return;
+        }
+        self.second_derivatives(y);
         let y2 = &self.y2;
-        out.extend(
-            self.cubic
-                .iter()
-                .zip(&self.points)
-                .map(|(&(ca, cb), &(lo, a, b, h26))| {
-                    if h26 == 0.0 {
-                        return 0.0;
-                    }
-                    let hi = lo + 1;
-                    a * y[lo] + b * y[hi] + (ca * y2[lo] + cb * y2[hi]) * h26
-                }),
+        let m = self.lo.len();
+        let (lo, a, b, h26, ca, cb) = (
+            &self.lo[..m],
+            &self.a[..m],
+            &self.b[..m],
+            &self.h26[..m],
+            &self.ca[..m],
+            &self.cb[..m],
         );
+        out.extend((0..m).map(|i| {
+            let v = if h26[i] == 0.0 {
+                0.0
+            } else {
+                let (l, h) = (lo[i], lo[i] + 1);
+                a[i] * y[l] + b[i] * y[h] + (ca[i] * y2[l] + cb[i] * y2[h]) * h26[i]
+            };
+            f(i, v)
+        }));
     }
 }
