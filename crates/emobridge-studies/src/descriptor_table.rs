@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::descriptors::DescriptorError;
+use crate::number_text;
 
 /// Descriptor set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -693,9 +694,14 @@ struct TableSink {
 }
 
 enum SinkKind {
+    /// Rows written as bytes: the header and the `file` field escaped by the `csv` crate (the
+    /// in-memory table's writer), the numbers as [`number_text`](crate::number_text) lays them
+    /// out (never quoted), so the bytes equal [`DescriptorTable::write`]'s.
     Csv {
-        writer: csv::Writer<std::io::BufWriter<std::fs::File>>,
-        text: String,
+        writer: std::io::BufWriter<std::fs::File>,
+        line: Vec<u8>,
+        /// The last `file` value and its escaped bytes.
+        label: (String, Vec<u8>),
     },
     Parquet {
         writer: parquet::arrow::ArrowWriter<std::fs::File>,
@@ -743,17 +749,19 @@ impl TableSink {
                 columns: vec![Vec::new(); columns.len()],
             }
         } else {
-            let mut writer =
-                csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 16, file));
+            use std::io::Write;
+            let mut writer = std::io::BufWriter::with_capacity(1 << 16, file);
             let header = ["file", "frameTime"]
                 .into_iter()
                 .chain(columns.iter().map(String::as_str));
-            writer
-                .write_record(header)
-                .map_err(|e| fail(e.to_string()))?;
+            let mut h = csv::Writer::from_writer(Vec::new());
+            h.write_record(header).map_err(|e| fail(e.to_string()))?;
+            let h = h.into_inner().map_err(|e| fail(e.to_string()))?;
+            writer.write_all(&h).map_err(|e| fail(e.to_string()))?;
             SinkKind::Csv {
                 writer,
-                text: String::new(),
+                line: Vec::new(),
+                label: (String::new(), Vec::new()),
             }
         };
         Ok(TableSink {
@@ -772,21 +780,27 @@ impl TableSink {
 
     /// One row, formatted as [`DescriptorTable::write`] formats it.
     fn row(&mut self, file: &str, time: f64, values: &[f32]) -> Result<(), DescriptorError> {
-        use std::fmt::Write;
         let r = match self.kind.as_mut().expect("an unfinished table") {
-            SinkKind::Csv { writer, text } => (|| {
-                writer.write_field(file)?;
-                text.clear();
-                let _ = write!(text, "{}", round_time(time));
-                writer.write_field(text.as_str())?;
-                for &v in values {
-                    text.clear();
-                    let _ = write!(text, "{v}");
-                    writer.write_field(text.as_str())?;
+            SinkKind::Csv {
+                writer,
+                line,
+                label,
+            } => (|| {
+                use std::io::Write;
+                if label.0 != file || label.1.is_empty() {
+                    *label = (file.to_string(), csv_field(file)?);
                 }
-                writer.write_record(None::<&[u8]>)
-            })()
-            .map_err(|e| e.to_string()),
+                line.clear();
+                line.extend_from_slice(&label.1);
+                line.push(b',');
+                number_text::push_f64(line, round_time(time));
+                for &v in values {
+                    line.push(b',');
+                    number_text::push_f32(line, v);
+                }
+                line.push(b'\n');
+                writer.write_all(line).map_err(|e| e.to_string())
+            })(),
             SinkKind::Parquet {
                 files,
                 times,
@@ -846,10 +860,7 @@ impl TableSink {
         self.flush_row_group().map_err(|r| self.fail(r))?;
         let kind = self.kind.take().expect("an unfinished table");
         let file = match kind {
-            SinkKind::Csv { writer, .. } => writer
-                .into_inner()
-                .map_err(|e| e.to_string())
-                .and_then(|b| b.into_inner().map_err(|e| e.to_string())),
+            SinkKind::Csv { writer, .. } => writer.into_inner().map_err(|e| e.to_string()),
             SinkKind::Parquet { writer, .. } => writer.into_inner().map_err(|e| e.to_string()),
         }
         .map_err(|r| self.fail(r))?;
@@ -904,6 +915,17 @@ fn assemble(
     })
 }
 
+/// The bytes of `text` as the `csv` crate writes it as the first of several fields (quoted
+/// only when it must be).
+fn csv_field(text: &str) -> Result<Vec<u8>, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([text, ""]).map_err(|e| e.to_string())?;
+    let mut bytes = w.into_inner().map_err(|e| e.to_string())?;
+    // drop the empty second field and the record terminator: `,` and `\n`
+    bytes.truncate(bytes.len() - 2);
+    Ok(bytes)
+}
+
 /// Frame times are `i · hop / sr`; print them without floating-point noise (µs resolution).
 fn round_time(t: f64) -> f64 {
     (t * 1e6).round() / 1e6
@@ -945,19 +967,19 @@ impl DescriptorTable {
     fn csv_bytes(&self) -> Result<Vec<u8>, String> {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(self.header()).map_err(|e| e.to_string())?;
-        use std::fmt::Write;
-        // one text buffer for every value (`to_string` allocated one String per value)
-        let mut text = String::new();
+        // one text buffer for every value; the text is `Display`'s (see `number_text`)
+        let mut text = Vec::new();
         for row in &self.rows {
             w.write_field(&row.file).map_err(|e| e.to_string())?;
             if self.with_time {
-                w.write_field(format!("{}", round_time(row.time)))
-                    .map_err(|e| e.to_string())?;
+                text.clear();
+                number_text::push_f64(&mut text, round_time(row.time));
+                w.write_field(&text).map_err(|e| e.to_string())?;
             }
             for &v in &row.values {
                 text.clear();
-                let _ = write!(text, "{v}");
-                w.write_field(text.as_str()).map_err(|e| e.to_string())?;
+                number_text::push_f32(&mut text, v);
+                w.write_field(&text).map_err(|e| e.to_string())?;
             }
             w.write_record(None::<&[u8]>).map_err(|e| e.to_string())?;
         }

@@ -39,6 +39,7 @@ pub mod descriptors;
 pub mod fad;
 pub mod features_job;
 pub mod finetune;
+pub mod number_text;
 pub mod protocol;
 pub mod separability;
 
