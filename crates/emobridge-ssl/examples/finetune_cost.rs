@@ -33,6 +33,8 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As `emobridge finetune` does.
+    emobridge_ssl::train::prepare_process_for_training();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
         return Err("usage: finetune_cost CONFIG.json METHOD [STEPS] [BATCH] [SECONDS]".into());

@@ -132,7 +132,12 @@ fn query_block(
 }
 
 /// In place: softmax(scale·s + g·bias + mask) of one score row.
-fn softmax_row(row: &mut [f32], scale: f32, relative: Option<(f32, &[f32])>, mask: Option<&[f32]>) {
+pub(crate) fn softmax_row(
+    row: &mut [f32],
+    scale: f32,
+    relative: Option<(f32, &[f32])>,
+    mask: Option<&[f32]>,
+) {
     #[cfg(target_arch = "x86_64")]
     if has_avx512() {
         // SAFETY: the CPU supports AVX-512F (checked just above).

@@ -120,11 +120,41 @@ impl LinearOp {
             None
         };
         let db = match b {
-            Some(b) if b.track_op() => Some(g.sum(0)?),
+            Some(b) if b.track_op() => Some(column_sums(&g)?),
             _ => None,
         };
         Ok((dx, dw, db))
     }
+}
+
+/// Σ over rows of g [m, n] → [n] (CPU f32 in parallel row blocks; candle's `sum(0)` elsewhere).
+/// The bias gradient of a linear layer: candle's reduction over the leading dimension walks
+/// the rows one value at a time on one thread.
+fn column_sums(g: &Tensor) -> CResult<Tensor> {
+    let (m, n) = g.dims2()?;
+    if !cpu_f32(g) || m < 2 * ROWS {
+        return g.sum(0);
+    }
+    let sums = crate::dense::with_f32(g, |v| {
+        v.par_chunks(n * ROWS * 4)
+            .map(|rows| {
+                vectorised(|| {
+                    let mut acc = vec![0f32; n];
+                    for row in rows.chunks_exact(n) {
+                        acc.iter_mut().zip(row).for_each(|(a, &x)| *a += x);
+                    }
+                    acc
+                })
+            })
+            .collect::<Vec<_>>()
+    })?;
+    // Partial sums added in order, so that the result does not depend on the thread schedule.
+    let mut parts = sums.into_iter();
+    let mut sums = parts.next().unwrap_or_else(|| vec![0f32; n]);
+    for p in parts {
+        sums.iter_mut().zip(&p).for_each(|(x, y)| *x += y);
+    }
+    Tensor::from_vec(sums, n, g.device())
 }
 
 impl CustomOp2 for LinearOp {
@@ -278,6 +308,253 @@ impl CustomOp2 for SoftmaxGrad {
                 })
             });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// Multi-head scaled dot-product attention, ctx = softmax(Q·Kᵀ/√d + mask)·V per head, over
+/// q, k, v [B, T, H] (heads side by side in H) as one node: the forward pass is the inference
+/// path's blocked attention ([`crate::attention::multi_head_attention`], f32), the backward pass
+/// recomputes each head's probabilities and runs the five products per (item, head) on the
+/// packed kernels, one task each. Nothing of size T × T is kept between the passes, and only
+/// the gradients of arguments that depend on a trainable parameter are computed.
+///
+/// `key_mask` [B, T] is added to every score of a key (0 or a large negative number). The
+/// caller checks [`attention_applies`]; elsewhere it keeps candle's composed ops.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    key_mask: Option<Vec<f32>>,
+) -> CResult<Tensor> {
+    q.contiguous()?.apply_op3(
+        &k.contiguous()?,
+        &v.contiguous()?,
+        AttentionOp { heads, key_mask },
+    )
+}
+
+/// Whether [`attention`] serves these tensors.
+pub fn attention_applies(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
+    cpu_f32(q) && cpu_f32(k) && cpu_f32(v)
+}
+
+struct AttentionOp {
+    heads: usize,
+    key_mask: Option<Vec<f32>>,
+}
+
+/// (batch, frames, hidden, head width) of q, k, v [B, T, H], checked.
+fn attention_dims(
+    l1: &[usize],
+    l2: &[usize],
+    l3: &[usize],
+    heads: usize,
+    mask: Option<&[f32]>,
+) -> CResult<(usize, usize, usize, usize)> {
+    let &[b, t, h] = l1 else {
+        candle_core::bail!("attention: queries {l1:?}, expected [B, T, H]");
+    };
+    if l2 != l1 || l3 != l1 {
+        candle_core::bail!("attention: queries {l1:?}, keys {l2:?}, values {l3:?}");
+    }
+    if heads == 0 || h % heads != 0 {
+        candle_core::bail!("attention: width {h} is not a multiple of {heads} heads");
+    }
+    if let Some(m) = mask {
+        if m.len() != b * t {
+            candle_core::bail!("attention: key mask of {} for [{b}, {t}]", m.len());
+        }
+    }
+    Ok((b, t, h, h / heads))
+}
+
+/// `rows` × `cols` row-major → `cols` × `rows`.
+fn transposed(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for (i, row) in x.chunks_exact(cols).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            out[j * rows + i] = v;
+        }
+    }
+    out
+}
+
+/// The [t, dh] block of one head of one item of x [B, T, H], contiguous (`transpose`: [dh, t]).
+fn head_block(x: &[f32], base: usize, t: usize, h: usize, dh: usize, transpose: bool) -> Vec<f32> {
+    let mut out = vec![0f32; t * dh];
+    for j in 0..t {
+        let row = &x[base + j * h..base + j * h + dh];
+        if transpose {
+            for (d, &v) in row.iter().enumerate() {
+                out[d * t + j] = v;
+            }
+        } else {
+            out[j * dh..(j + 1) * dh].copy_from_slice(row);
+        }
+    }
+    out
+}
+
+/// Gradients of one (item, head): (dQ, dK, dV) as [t, dh] blocks, each only when asked for.
+struct HeadGrads {
+    dq: Option<Vec<f32>>,
+    dk: Option<Vec<f32>>,
+    dv: Option<Vec<f32>>,
+}
+
+impl AttentionOp {
+    #[allow(clippy::too_many_arguments)]
+    fn head_grads(
+        &self,
+        (q, k, v, dout): (&[f32], &[f32], &[f32], &[f32]),
+        (t, h, dh): (usize, usize, usize),
+        item: usize,
+        head: usize,
+        need: [bool; 3],
+    ) -> HeadGrads {
+        use crate::gemm::{GemmPrecision::F32, PackedWeight};
+        let base = item * t * h + head * dh;
+        let scale = (dh as f32).powf(-0.5);
+        let mask = self
+            .key_mask
+            .as_deref()
+            .map(|m| &m[item * t..(item + 1) * t]);
+        // P = softmax(scale·Q·Kᵀ + mask), recomputed.
+        let keys = head_block(k, base, t, h, dh, false);
+        let mut p = PackedWeight::new_serial(&keys, t, dh, F32).matmul_serial(&q[base..], t, h);
+        for row in p.chunks_exact_mut(t) {
+            crate::attention::softmax_row(row, scale, None, mask);
+        }
+        // dV = Pᵀ·dO.
+        let dv = need[2].then(|| {
+            let dout_t = head_block(dout, base, t, h, dh, true);
+            PackedWeight::new_serial(&dout_t, dh, t, F32).matmul_serial(&transposed(&p, t, t), t, t)
+        });
+        let (mut dq, mut dk) = (None, None);
+        if need[0] || need[1] {
+            // dS = P ⊙ (dP − Σ_j dP ⊙ P) with dP = dO·Vᵀ, in place of dP.
+            let values = head_block(v, base, t, h, dh, false);
+            let mut ds =
+                PackedWeight::new_serial(&values, t, dh, F32).matmul_serial(&dout[base..], t, h);
+            for (d, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
+                vectorised(|| {
+                    let dot: f32 = d.iter().zip(pr).map(|(a, b)| a * b).sum();
+                    for (x, &pp) in d.iter_mut().zip(pr) {
+                        *x = pp * (*x - dot) * scale;
+                    }
+                })
+            }
+            // dQ = scale·dS·K, dK = scale·dSᵀ·Q (the scale is folded into dS above).
+            if need[0] {
+                let keys_t = transposed(&keys, t, dh);
+                dq = Some(PackedWeight::new_serial(&keys_t, dh, t, F32).matmul_serial(&ds, t, t));
+            }
+            if need[1] {
+                let queries_t = head_block(q, base, t, h, dh, true);
+                dk = Some(
+                    PackedWeight::new_serial(&queries_t, dh, t, F32).matmul_serial(
+                        &transposed(&ds, t, t),
+                        t,
+                        t,
+                    ),
+                );
+            }
+        }
+        HeadGrads { dq, dk, dv }
+    }
+}
+
+impl CustomOp3 for AttentionOp {
+    fn name(&self) -> &'static str {
+        "emobridge-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let mask = self.key_mask.as_deref();
+        let (b, t, h, dh) = attention_dims(l1.dims(), l2.dims(), l3.dims(), self.heads, mask)?;
+        let inp = crate::attention::AttentionInputs {
+            q: slice(s1, l1, "attention queries")?,
+            k: slice(s2, l2, "attention keys")?,
+            v: slice(s3, l3, "attention values")?,
+            batch: b,
+            frames: t,
+            hidden: h,
+            heads: self.heads,
+            scale: (dh as f32).powf(-0.5),
+            key_mask: mask,
+            relative: None,
+        };
+        let ctx = crate::attention::multi_head_attention(&inp, crate::gemm::GemmPrecision::F32);
+        Ok((CpuStorage::F32(ctx), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        use crate::dense::with_f32;
+        let need = [q.track_op(), k.track_op(), v.track_op()];
+        if !need.iter().any(|&n| n) {
+            return Ok((None, None, None));
+        }
+        let mask = self.key_mask.as_deref();
+        let (b, t, h, dh) = attention_dims(q.dims(), k.dims(), v.dims(), self.heads, mask)?;
+        let nh = self.heads;
+        let grad = grad.contiguous()?;
+        let per_head: Vec<HeadGrads> = with_f32(q, |qs| {
+            with_f32(k, |ks| {
+                with_f32(v, |vs| {
+                    with_f32(&grad, |gs| {
+                        (0..b * nh)
+                            .into_par_iter()
+                            .map(|pair| {
+                                self.head_grads(
+                                    (qs, ks, vs, gs),
+                                    (t, h, dh),
+                                    pair / nh,
+                                    pair % nh,
+                                    need,
+                                )
+                            })
+                            .collect()
+                    })
+                })
+            })
+        })????;
+        // Heads side by side again: [B, T, H] per gradient.
+        let gather = |pick: &dyn Fn(&HeadGrads) -> Option<&Vec<f32>>| -> CResult<Option<Tensor>> {
+            if per_head.first().and_then(pick).is_none() {
+                return Ok(None);
+            }
+            let mut out = vec![0f32; b * t * h];
+            for (pair, g) in per_head.iter().enumerate() {
+                let block = pick(g).expect("every head computes the same gradients");
+                let (item, head) = (pair / nh, pair % nh);
+                for (j, row) in block.chunks_exact(dh).enumerate() {
+                    let at = (item * t + j) * h + head * dh;
+                    out[at..at + dh].copy_from_slice(row);
+                }
+            }
+            Ok(Some(Tensor::from_vec(out, (b, t, h), q.device())?))
+        };
+        Ok((
+            gather(&|g| g.dq.as_ref())?,
+            gather(&|g| g.dk.as_ref())?,
+            gather(&|g| g.dv.as_ref())?,
+        ))
     }
 }
 
@@ -1060,6 +1337,66 @@ mod tests {
             2e-6,
             "gelu",
         );
+    }
+
+    /// Attention as the composed candle ops compute it (scaled queries, batched products).
+    fn composed_attention(
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        mask: Option<&Tensor>,
+    ) -> Tensor {
+        let (b, t, h) = q.dims3().unwrap();
+        let split = |x: &Tensor| {
+            x.reshape((b, t, heads, h / heads))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+        };
+        let scale = ((h / heads) as f64).powf(-0.5);
+        let qh = split(&(q * scale).unwrap());
+        let mut s = qh.matmul(&split(k).t().unwrap()).unwrap();
+        if let Some(m) = mask {
+            s = s.broadcast_add(&m.reshape((b, 1, 1, t)).unwrap()).unwrap();
+        }
+        let p = candle_nn::ops::softmax(&s, D::Minus1).unwrap();
+        p.matmul(&split(v))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((b, t, h))
+            .unwrap()
+    }
+
+    #[test]
+    fn attention_matches_the_composed_ops_with_and_without_a_key_mask() {
+        // 53 frames: one full query block and a partial one; 3 heads of width 8.
+        let (b, t, h, heads) = (2, 53, 24, 3);
+        let q = Var::from_tensor(&data(&[b, t, h], 11)).unwrap();
+        let k = Var::from_tensor(&data(&[b, t, h], 12)).unwrap();
+        let v = Var::from_tensor(&data(&[b, t, h], 13)).unwrap();
+        let mut mask = vec![0f32; b * t];
+        mask[t + 40..].fill(f32::MIN);
+        let mask_t = Tensor::from_vec(mask.clone(), (b, t), &Device::Cpu).unwrap();
+        for key_mask in [None, Some(mask)] {
+            let m = key_mask.as_ref().map(|_| &mask_t);
+            check(
+                &[q.clone(), k.clone(), v.clone()],
+                || attention(&q, &k, &v, heads, key_mask.clone()).unwrap(),
+                || composed_attention(&q, &k, &v, heads, m),
+                2e-5,
+                "attention",
+            );
+        }
+        // Frozen keys: no gradient is computed for them, the others still are.
+        let kf = data(&[b, t, h], 12);
+        let y = attention(&q, &kf, &v, heads, None).unwrap();
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        assert!(grads.get(&kf).is_none());
+        assert!(grads.get(q.as_tensor()).is_some() && grads.get(v.as_tensor()).is_some());
     }
 
     #[test]

@@ -451,11 +451,35 @@ impl Attention {
         if self.q.is_packed() {
             return self.forward_packed(x, additive_mask, bias);
         }
+        let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        let fused = self.kernels == Kernels::Autograd
+            && self.gate.is_none()
+            && crate::fused::attention_applies(&q, &k, &v);
+        if fused {
+            // Under autograd on the CPU: the attention itself is one node with a hand-written
+            // backward pass (see `fused::attention`).
+            let key_mask = additive_mask.map(to_f32_vec).transpose()?;
+            let ctx = crate::fused::attention(&q, &k, &v, self.heads, key_mask)?;
+            return self.out.forward(&ctx);
+        }
+        self.forward_composed(q, k, v, x, additive_mask, bias)
+    }
+
+    /// Attention from the projected q, k, v with candle's ops (any device).
+    fn forward_composed(
+        &self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        x: &Tensor,
+        additive_mask: Option<&Tensor>,
+        bias: Option<&Tensor>,
+    ) -> CResult<Tensor> {
         let (b, t, h) = x.dims3()?;
         let scale = ((h / self.heads) as f64).powf(-0.5);
-        let q = self.split_heads(&(self.q.forward(x)? * scale)?)?;
-        let k = self.split_heads(&self.k.forward(x)?)?;
-        let v = self.split_heads(&self.v.forward(x)?)?;
+        let q = self.split_heads(&(q * scale)?)?;
+        let k = self.split_heads(&k)?;
+        let v = self.split_heads(&v)?;
         let mut scores = q.matmul(&k.t()?)?;
         if let (Some(gate), Some(bias)) = (&self.gate, bias) {
             let g = self.relative_gate(gate, &self.split_heads(x)?)?;

@@ -57,6 +57,7 @@ where
 }
 
 pub fn run(args: FinetuneArgs, strict: bool) -> anyhow::Result<crate::status::Status> {
+    emobridge_ssl::train::prepare_process_for_training();
     let mut config = match &args.config {
         Some(p) => FinetuneConfig::from_toml_file(p)?,
         None => FinetuneConfig::default(),
