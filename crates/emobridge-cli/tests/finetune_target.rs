@@ -1,5 +1,7 @@
-//! `emobridge finetune --target arousal`: the comparison table carries r, CCC and RMSE; a rerun
-//! on the same `--out` with `--target valence` and an unknown target are one-line errors.
+//! `emobridge finetune --target arousal`: the comparison table carries r, CCC and RMSE, and
+//! `run.json` names the device; a rerun on the same `--out` with `--target valence` and an
+//! unknown target are one-line errors, as are a GPU asked of a build without the `cuda` feature
+//! (by flag or config) and an unknown device.
 
 mod common;
 
@@ -65,6 +67,9 @@ fn finetune_target_arousal_writes_regression_scores_and_refuses_another_target()
         "{csv}"
     );
     assert_eq!(csv.lines().filter(|l| l.contains(",arousal,")).count(), 2);
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["notes"]["device"], "cpu", "{run}");
 
     let o = finetune(&manifest, &config, &out, "valence");
     assert!(!o.status.success());
@@ -77,5 +82,51 @@ fn finetune_target_arousal_writes_regression_scores_and_refuses_another_target()
     assert!(
         line.contains("--target takes emotion, arousal or valence"),
         "{line}"
+    );
+    // A GPU asked of a build without the `cuda` feature, by flag or in the config: one line
+    // that names the device and the feature, nothing written.
+    if !cfg!(feature = "cuda") {
+        let gpu_config = tmp.path().join("gpu.toml");
+        std::fs::write(&gpu_config, "device = \"cuda:1\"\nfolds = 2\n").unwrap();
+        for (flag, conf, device) in [
+            (Some("cuda"), &config, "cuda"),
+            (None, &gpu_config, "cuda:1"),
+        ] {
+            let out = tmp.path().join("gpu");
+            let mut c = bin();
+            c.args(["finetune", "--method", "lora", "--manifest"])
+                .arg(&manifest)
+                .arg("--model")
+                .arg(model())
+                .arg("--config")
+                .arg(conf)
+                .arg("--out")
+                .arg(&out);
+            if let Some(f) = flag {
+                c.args(["--device", f]);
+            }
+            let o = c.output().unwrap();
+            assert!(!o.status.success());
+            let line = last_line(&o);
+            assert!(
+                line.contains(&format!("device `{device}`"))
+                    && line.contains("no CUDA support")
+                    && line.contains("--features cuda"),
+                "{line}"
+            );
+            assert!(!out.exists());
+        }
+    }
+    let o = bin()
+        .args(["finetune", "--device", "gpu", "--manifest"])
+        .arg(&manifest)
+        .args(["--model", "m", "--out", "x"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("device `gpu` is not one of auto, cpu, cuda, cuda:N"),
+        "{err}"
     );
 }

@@ -29,13 +29,13 @@ pub enum SslError {
     Checkpoint { dir: PathBuf, problems: Vec<String> },
     #[error("{0}")]
     ModelNotFound(String),
-    #[error(
-        "device {device}: {source} (build with the `cuda` feature, and run where a GPU is visible)"
-    )]
+    #[error("device `{device}`: no usable CUDA GPU ({reason}); check `nvidia-smi` and CUDA_VISIBLE_DEVICES")]
     Device {
         device: crate::spec::DeviceChoice,
-        source: candle_core::Error,
+        reason: String,
     },
+    #[error("device `{device}`: this build has no CUDA support (rebuild with `cargo build --release --features cuda`, see docs/cuda.md)")]
+    NoCudaSupport { device: crate::spec::DeviceChoice },
     #[error("with the fine-tuned checkpoint {}: {source}", adapter.display())]
     WithAdapter {
         adapter: PathBuf,

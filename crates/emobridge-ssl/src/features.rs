@@ -67,7 +67,7 @@ impl ConvLayer {
         let ConvWeight::Candle(weight) = &self.weight else {
             candle_core::bail!("conv layer was built for the packed kernels");
         };
-        let mut y = x.conv1d(weight, 0, self.stride, 1, 1)?;
+        let mut y = crate::fused::conv1d_per_item(x, weight, 0, self.stride, 1)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(&b.reshape((1, (), 1))?)?;
         }

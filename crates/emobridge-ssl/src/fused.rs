@@ -8,7 +8,8 @@
 //! depends on one carries no autograd op, see `Tensor::track_op`).
 //!
 //! Other devices (CUDA) and dtypes keep candle's composed ops: [`linear`] and the others check
-//! for a CPU f32 tensor and fall back.
+//! for a CPU f32 tensor and fall back. [`with_plain_ops`] makes them fall back on the CPU too
+//! (`TrainConfig::ops = plain`), so that the route a GPU takes is the one tested on the CPU.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
@@ -21,8 +22,33 @@ type CResult<T> = candle_core::Result<T>;
 /// Rows per parallel task of the row-wise ops.
 const ROWS: usize = 32;
 
+thread_local! {
+    /// Set while [`with_plain_ops`] runs on this thread.
+    static PLAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every op of this module taking candle's composed route (the one it takes for
+/// tensors off the CPU) when `plain` is set, else as usual. The ops decide on the thread that
+/// calls them, which for training is the one that runs the forward and backward passes.
+pub(crate) fn with_plain_ops<R>(plain: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PLAIN.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(PLAIN.with(|p| p.replace(plain)));
+    f()
+}
+
+/// Whether the fused CPU ops are switched off on this thread ([`with_plain_ops`]).
+pub(crate) fn plain_ops() -> bool {
+    PLAIN.with(|p| p.get())
+}
+
+/// Whether a fused op serves `x`: a CPU f32 tensor, outside [`with_plain_ops`].
 fn cpu_f32(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == DType::F32
+    x.device().is_cpu() && x.dtype() == DType::F32 && !plain_ops()
 }
 
 /// The f32 values of a contiguous CPU storage under `layout`.
@@ -889,6 +915,37 @@ pub fn same_conv(x: &Tensor, w: &Tensor, b: &Tensor, groups: usize) -> CResult<T
         .apply_op3(&w.contiguous()?, &b.contiguous()?, SameConvOp { groups })
 }
 
+/// candle's `conv1d` (x [B, C_in, L], w [C_out, C_in/groups, k], no dilation) with a kernel
+/// gradient that is right for any batch size: the composed route wherever a conv weight trains
+/// (the positional conv under `full` off the fused route, the feature encoder when it trains).
+///
+/// candle 0.11 computes a conv1d's kernel gradient as a conv1d whose kernel is the output
+/// gradient transposed to [C_out, B, L'], and its conv1d (CPU and CUDA alike) reads a
+/// non-contiguous kernel as if it were contiguous, so for B > 1 that gradient is wrong (the
+/// input gradient is right). One item at a time the transposed gradient is contiguous; the
+/// items' kernel gradients add up in the backward pass. Without a trainable weight this is
+/// candle's conv1d on the whole batch.
+pub fn conv1d_per_item(
+    x: &Tensor,
+    w: &Tensor,
+    padding: usize,
+    stride: usize,
+    groups: usize,
+) -> CResult<Tensor> {
+    let b = x.dim(0)?;
+    if b <= 1 || !w.track_op() {
+        return x.conv1d(w, padding, stride, 1, groups);
+    }
+    let items = (0..b)
+        .map(|i| {
+            x.narrow(0, i, 1)?
+                .contiguous()?
+                .conv1d(w, padding, stride, 1, groups)
+        })
+        .collect::<CResult<Vec<_>>>()?;
+    Tensor::cat(&items, 0)
+}
+
 /// Whether [`same_conv`] serves these tensors.
 pub fn same_conv_applies(x: &Tensor, w: &Tensor, b: &Tensor) -> bool {
     crate::gemm::has_avx512() && cpu_f32(x) && cpu_f32(w) && cpu_f32(b)
@@ -1485,39 +1542,133 @@ mod tests {
 
     #[test]
     fn grouped_same_conv_matches_the_textbook_sums() {
-        if !crate::gemm::has_avx512() {
-            return;
-        }
-        // Even and odd kernels (even: the last frame is dropped, as SamePad does), batch > 1.
-        for (k, groups) in [(4, 2), (5, 3), (2, 1)] {
-            let (b, t, h) = (3, 9, 6);
+        // Even and odd kernels (even: the last frame is dropped, as SamePad does), batch > 1,
+        // and kernels longer than the input (a tiny model's positional conv). The fused op
+        // needs AVX-512; the composed route runs everywhere.
+        for (k, groups, t) in [(4, 2, 9), (5, 3, 9), (2, 1, 9), (16, 2, 3), (7, 3, 2)] {
+            let (b, h) = (3, 6);
             let x = Var::from_tensor(&data(&[b, t, h], 7)).unwrap();
             let w = Var::from_tensor(&data(&[h, h / groups, k], 8)).unwrap();
             let bias = Var::from_tensor(&data(&[h], 9)).unwrap();
-            let y = same_conv(&x, &w, &bias, groups).unwrap();
-            let r = data(y.dims(), 99);
+            // The fused op, and candle's composed conv (the plain route of the encoder).
+            let composed = || {
+                let xt = x.transpose(1, 2).unwrap().contiguous().unwrap();
+                conv1d_per_item(&xt, &w, k / 2, 1, groups)
+                    .unwrap()
+                    .broadcast_add(&bias.reshape((1, (), 1)).unwrap())
+                    .unwrap()
+                    .narrow(2, 0, t)
+                    .unwrap()
+                    .transpose(1, 2)
+                    .unwrap()
+            };
+            let mut routes = vec![("composed", composed())];
+            if crate::gemm::has_avx512() {
+                routes.push(("fused", same_conv(&x, &w, &bias, groups).unwrap()));
+            }
+            for (route, y) in routes {
+                let r = data(y.dims(), 99);
+                let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let want = conv_reference(
+                    &flat(&x),
+                    &flat(&w),
+                    &flat(&bias),
+                    &flat(&r),
+                    (b, t, h, k, groups),
+                );
+                let got = [
+                    flat(&y),
+                    flat(grads.get(&x).unwrap()),
+                    flat(grads.get(&w).unwrap()),
+                    flat(grads.get(&bias).unwrap()),
+                ];
+                let want = [want.0, want.1, want.2, want.3];
+                for (what, (g, w)) in ["y", "dx", "dw", "db"].iter().zip(got.iter().zip(&want)) {
+                    assert_eq!(g.len(), w.len(), "{route} {what}");
+                    for (a, b) in g.iter().zip(w) {
+                        assert!(
+                            (*a as f64 - b).abs() <= 1e-4,
+                            "{route}, k {k}, t {t}, {what}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The feature encoder's strided "valid" convs through [`conv1d_per_item`]: output, input
+    /// and kernel gradients against the textbook sums (f64), batch > 1.
+    #[test]
+    fn strided_conv_per_item_matches_the_textbook_sums() {
+        for (b, c_in, c_out, l, k, stride) in [
+            (3, 2, 3, 23, 5, 2),
+            (2, 1, 4, 40, 10, 5),
+            (4, 3, 2, 7, 3, 1),
+        ] {
+            let x = Var::from_tensor(&data(&[b, c_in, l], 1)).unwrap();
+            let w = Var::from_tensor(&data(&[c_out, c_in, k], 2)).unwrap();
+            let y = conv1d_per_item(&x, &w, 0, stride, 1).unwrap();
+            let l_out = (l - k) / stride + 1;
+            assert_eq!(y.dims(), &[b, c_out, l_out]);
+            let r = data(y.dims(), 3);
             let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let want = conv_reference(
-                &flat(&x),
-                &flat(&w),
-                &flat(&bias),
-                &flat(&r),
-                (b, t, h, k, groups),
-            );
+            let (xs, ws, rs) = (flat(&x), flat(&w), flat(&r));
+            let mut want_y = vec![0f64; b * c_out * l_out];
+            let mut want_dx = vec![0f64; xs.len()];
+            let mut want_dw = vec![0f64; ws.len()];
+            for item in 0..b {
+                for o in 0..c_out {
+                    for i in 0..l_out {
+                        let at = (item * c_out + o) * l_out + i;
+                        for ci in 0..c_in {
+                            for j in 0..k {
+                                let xi = (item * c_in + ci) * l + i * stride + j;
+                                let wi = (o * c_in + ci) * k + j;
+                                want_y[at] += ws[wi] as f64 * xs[xi] as f64;
+                                want_dx[xi] += rs[at] as f64 * ws[wi] as f64;
+                                want_dw[wi] += rs[at] as f64 * xs[xi] as f64;
+                            }
+                        }
+                    }
+                }
+            }
             let got = [
                 flat(&y),
                 flat(grads.get(&x).unwrap()),
                 flat(grads.get(&w).unwrap()),
-                flat(grads.get(&bias).unwrap()),
             ];
-            let want = [want.0, want.1, want.2, want.3];
-            for (what, (g, w)) in ["y", "dx", "dw", "db"].iter().zip(got.iter().zip(&want)) {
-                assert_eq!(g.len(), w.len(), "{what}");
-                for (a, b) in g.iter().zip(w) {
-                    assert!((*a as f64 - b).abs() <= 1e-4, "k {k}, {what}: {a} vs {b}");
+            for (what, (g, want)) in ["y", "dx", "dw"]
+                .iter()
+                .zip(got.iter().zip([&want_y, &want_dx, &want_dw]))
+            {
+                assert_eq!(g.len(), want.len(), "{what}");
+                for (a, e) in g.iter().zip(want) {
+                    assert!(
+                        (*a as f64 - e).abs() <= 1e-4,
+                        "k {k}, stride {stride}, {what}: {a} vs {e}"
+                    );
                 }
             }
         }
+    }
+
+    #[test]
+    fn plain_ops_switch_the_fused_ops_off_on_this_thread_only_while_set() {
+        let g = data(&[64], 5);
+        assert!(!plain_ops());
+        with_plain_ops(true, || {
+            assert!(plain_ops());
+            assert!(!scale_in_place(&g.copy().unwrap(), 0.5).unwrap());
+            // Nested and restored.
+            with_plain_ops(false, || {
+                assert!(!plain_ops() && scale_in_place(&g.copy().unwrap(), 0.5).unwrap())
+            });
+            assert!(plain_ops());
+            // Another thread keeps the fused ops.
+            std::thread::spawn(|| assert!(!plain_ops())).join().unwrap();
+        });
+        assert!(!plain_ops());
     }
 }

@@ -49,5 +49,5 @@ pub use pretrained::{
     normalize_utterance, EmbedOptions, LoadOptions, Precision, PretrainedEncoder, UtteranceNorm,
     UtteranceSums, Window, WindowStream,
 };
-pub use spec::{DeviceChoice, EncoderSpec, UnknownName};
+pub use spec::{cuda_compiled, device_name, DeviceChoice, EncoderSpec, UnknownName};
 pub use weights::WeightSource;

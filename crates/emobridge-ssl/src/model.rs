@@ -215,7 +215,7 @@ impl SameConv {
         }
         let (_, t, _) = x.dims3()?;
         let xt = x.transpose(1, 2)?.contiguous()?;
-        let y = xt.conv1d(&weight, self.kernel / 2, 1, 1, self.groups)?;
+        let y = crate::fused::conv1d_per_item(&xt, &weight, self.kernel / 2, 1, self.groups)?;
         let y = y
             .broadcast_add(&bias.reshape((1, (), 1))?)?
             .narrow(2, 0, t)?;
@@ -699,6 +699,11 @@ impl Encoder {
 
     pub fn config(&self) -> &EncoderConfig {
         &self.cfg
+    }
+
+    /// The device its weights live on (where [`Self::forward`] moves its input).
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Runs the conv feature encoder on the packed f32 kernels from now on (CPU with AVX-512

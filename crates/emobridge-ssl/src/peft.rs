@@ -396,11 +396,6 @@ impl TrainableEncoder {
         };
         let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
         let mut encoder = Encoder::new(cfg, vb, Kernels::Autograd)?;
-        if !peft.train_feature_encoder {
-            // Frozen (every method's default): no gradient flows into it, so it needs no
-            // autograd graph and runs on the inference kernels.
-            encoder.pack_feature_encoder()?;
-        }
         let base_parameters = count_base(&mut encoder);
         let dropout = Arc::new(Dropout::new(peft.lora.dropout, seed ^ 0x5eed_d20b));
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -501,6 +496,17 @@ impl TrainableEncoder {
 
     pub fn encoder(&self) -> &Encoder {
         &self.encoder
+    }
+
+    /// A frozen feature encoder (every method's default) gets no gradient, so it needs no
+    /// autograd graph: this runs it on the packed CPU kernels from now on (CPU with AVX-512;
+    /// otherwise, and when it trains, nothing changes). The fine-tuner's fused route does this
+    /// ([`crate::train::FineTuner::new`]); the plain route keeps candle's conv, as on a GPU.
+    pub(crate) fn pack_frozen_feature_encoder(&mut self) -> CResult<()> {
+        if !self.peft.train_feature_encoder {
+            self.encoder.pack_feature_encoder()?;
+        }
+        Ok(())
     }
 
     pub fn peft(&self) -> &PeftConfig {

@@ -11,44 +11,127 @@ use crate::extract::cache_tag;
 use crate::model::HiddenStateConvention;
 use crate::pretrained::{LoadOptions, Precision, PretrainedEncoder};
 
-/// Where the encoder runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Where the encoder runs: `auto`, `cpu`, `cuda` or `cuda:N` (serde, `FromStr` and `Display`
+/// use these spellings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
     /// GPU 0 of those visible (e.g. the one Slurm's `--gres gpu:1` allocates) when the crate was
-    /// built with the `cuda` feature, else the CPU (the default).
+    /// built with the `cuda` feature and a GPU answers, else the CPU (the default).
     #[default]
     Auto,
     Cpu,
-    /// GPU 0; an error when there is none or the `cuda` feature is off.
-    Cuda,
+    /// CUDA GPU number N among the visible ones (`CUDA_VISIBLE_DEVICES`; `cuda` is GPU 0); an
+    /// error when there is none or the `cuda` feature is off.
+    Cuda(usize),
+}
+
+/// Whether this build can run on a CUDA GPU (the crate feature `cuda`).
+pub fn cuda_compiled() -> bool {
+    candle_core::utils::cuda_is_available()
+}
+
+/// A short name of an opened device (`cpu`, `cuda:0`), for logs and run records.
+pub fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
+/// The first line of a candle error (candle appends a backtrace when `RUST_BACKTRACE` is set).
+fn first_line(e: &candle_core::Error) -> String {
+    e.to_string().lines().next().unwrap_or("").to_string()
 }
 
 impl DeviceChoice {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeviceChoice::Auto => "auto",
-            DeviceChoice::Cpu => "cpu",
-            DeviceChoice::Cuda => "cuda",
-        }
+    pub fn is_cpu(self) -> bool {
+        self == DeviceChoice::Cpu
     }
 
-    /// The candle device; `Auto` falls back to the CPU (with a warning) when CUDA is absent.
+    /// [`Self::is_cpu`] by reference (for serde's `skip_serializing_if`).
+    pub fn is_cpu_ref(&self) -> bool {
+        self.is_cpu()
+    }
+
+    /// The candle device. `cuda` asked of a build without the `cuda` feature, or where no GPU
+    /// answers, is a one-line error saying which; `auto` falls back to the CPU (with a warning
+    /// when the build has CUDA support but no GPU answers).
     pub fn resolve(self) -> Result<Device> {
-        Ok(match self {
-            DeviceChoice::Cpu => Device::Cpu,
-            DeviceChoice::Cuda => Device::new_cuda(0).map_err(|source| SslError::Device {
-                device: self,
-                source,
-            })?,
-            DeviceChoice::Auto => match Device::cuda_if_available(0) {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!("no usable CUDA device ({e}); running on the CPU");
-                    Device::Cpu
+        match self {
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Cuda(n) => {
+                if !cuda_compiled() {
+                    return Err(SslError::NoCudaSupport { device: self });
                 }
+                Device::new_cuda(n).map_err(|e| SslError::Device {
+                    device: self,
+                    reason: first_line(&e),
+                })
+            }
+            DeviceChoice::Auto => {
+                if !cuda_compiled() {
+                    return Ok(Device::Cpu);
+                }
+                match Device::new_cuda(0) {
+                    Ok(d) => Ok(d),
+                    Err(e) => {
+                        tracing::warn!(
+                            "no usable CUDA device ({}); running on the CPU",
+                            first_line(&e)
+                        );
+                        Ok(Device::Cpu)
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceChoice::Auto => f.write_str("auto"),
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(0) => f.write_str("cuda"),
+            DeviceChoice::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> std::result::Result<Self, UnknownName> {
+        let unknown = || UnknownName {
+            what: "device",
+            given: s.to_string(),
+            expected: &["auto", "cpu", "cuda", "cuda:N"],
+        };
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda(0)),
+            _ => match s.strip_prefix("cuda:") {
+                Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                    n.parse().map(DeviceChoice::Cuda).map_err(|_| unknown())
+                }
+                _ => Err(unknown()),
             },
-        })
+        }
+    }
+}
+
+impl Serialize for DeviceChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -152,13 +235,6 @@ pub struct UnknownName {
     pub expected: &'static [&'static str],
 }
 
-named_enum!(
-    DeviceChoice,
-    "device",
-    Auto = "auto",
-    Cpu = "cpu",
-    Cuda = "cuda"
-);
 named_enum!(Precision, "precision", F32 = "f32", Bf16 = "bf16");
 named_enum!(
     HiddenStateConvention,
@@ -183,9 +259,50 @@ mod tests {
             assert_eq!(c.to_string(), c.as_str());
             assert_eq!(c.as_str().parse::<HiddenStateConvention>(), Ok(c));
         }
-        let e = "gpu".parse::<DeviceChoice>().unwrap_err();
-        assert_eq!(e.to_string(), "device `gpu` is not one of auto, cpu, cuda");
         assert_eq!(DeviceChoice::Cpu.resolve().unwrap().is_cpu(), true);
+    }
+
+    #[test]
+    fn device_spellings_round_trip_and_unknown_ones_list_the_choices() {
+        for (s, d) in [
+            ("auto", DeviceChoice::Auto),
+            ("cpu", DeviceChoice::Cpu),
+            ("cuda", DeviceChoice::Cuda(0)),
+            ("cuda:3", DeviceChoice::Cuda(3)),
+        ] {
+            assert_eq!(s.parse::<DeviceChoice>(), Ok(d));
+            assert_eq!(d.to_string(), s);
+            let json = serde_json::to_string(&d).unwrap();
+            assert_eq!(json, format!("\"{s}\""));
+            assert_eq!(serde_json::from_str::<DeviceChoice>(&json).unwrap(), d);
+        }
+        assert_eq!("cuda:0".parse::<DeviceChoice>(), Ok(DeviceChoice::Cuda(0)));
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda:+1", "CPU", ""] {
+            let e = bad.parse::<DeviceChoice>().unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("device `{bad}` is not one of auto, cpu, cuda, cuda:N")
+            );
+        }
+        assert!(serde_json::from_str::<DeviceChoice>("\"gpu\"").is_err());
+    }
+
+    /// A GPU asked of a build without the `cuda` feature: one line that says how to get one;
+    /// `auto` quietly runs on the CPU.
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_is_a_one_line_error() {
+        for d in [DeviceChoice::Cuda(0), DeviceChoice::Cuda(2)] {
+            let e = d.resolve().unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("device `{d}`")) && e.contains("no CUDA support"),
+                "{e}"
+            );
+            assert!(e.contains("--features cuda"), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+        assert!(DeviceChoice::Auto.resolve().unwrap().is_cpu());
+        assert_eq!(device_name(&Device::Cpu), "cpu");
     }
 
     #[test]

@@ -84,6 +84,28 @@ pub enum RegressionLoss {
     Ccc,
 }
 
+/// Which code computes a training step on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ops {
+    /// The fused CPU ops with hand-written backward passes (linear layers, softmax, layer norm,
+    /// GELU, dropout, the positional conv), the frozen feature encoder on the packed kernels,
+    /// AdamW and clipping in place: the default, for CPU f32 tensors (elsewhere, e.g. on a GPU,
+    /// the plain route is taken whatever this says).
+    #[default]
+    Fused,
+    /// candle's composed ops throughout, and candle's conv for the frozen feature encoder: the
+    /// route a GPU takes, selectable on the CPU so that it is tested there against the fused one
+    /// (same arithmetic; results agree to rounding, not bit for bit).
+    Plain,
+}
+
+impl Ops {
+    fn is_fused(&self) -> bool {
+        *self == Ops::Fused
+    }
+}
+
 /// What the head predicts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Task {
@@ -139,6 +161,11 @@ pub struct TrainConfig {
     /// each save writes the trainable parameters three times over: values, moments, best).
     pub checkpoint_every: usize,
     pub seed: u64,
+    /// Which code computes the steps on the CPU (default `fused`; `plain` = candle's ops, the
+    /// GPU's route). Left out of the serialised form when `fused`, so settings and resume
+    /// fingerprints of default runs stay as they were.
+    #[serde(skip_serializing_if = "Ops::is_fused")]
+    pub ops: Ops,
 }
 
 impl Default for TrainConfig {
@@ -160,6 +187,7 @@ impl Default for TrainConfig {
             patience: 5,
             checkpoint_every: 0,
             seed: 0,
+            ops: Ops::Fused,
         }
     }
 }
@@ -235,6 +263,7 @@ fn seeded_linear(
     inp: usize,
     out: usize,
     rng: &mut ChaCha8Rng,
+    device: &Device,
 ) -> CResult<candle_nn::Linear> {
     use rand::Rng;
     let bound = 1.0 / (inp as f64).sqrt();
@@ -245,8 +274,8 @@ fn seeded_linear(
         .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32)
         .collect();
     let mut data = vars.data().lock().unwrap_or_else(|e| e.into_inner());
-    let w = Var::from_tensor(&Tensor::from_vec(w, (out, inp), &Device::Cpu)?)?;
-    let b = Var::from_tensor(&Tensor::from_vec(b, out, &Device::Cpu)?)?;
+    let w = Var::from_tensor(&Tensor::from_vec(w, (out, inp), device)?)?;
+    let b = Var::from_tensor(&Tensor::from_vec(b, out, device)?)?;
     data.insert(format!("{name}.weight"), w.clone());
     data.insert(format!("{name}.bias"), b.clone());
     Ok(candle_nn::Linear::new(
@@ -257,13 +286,15 @@ fn seeded_linear(
 
 impl Head {
     /// A head for `states` hidden states of width `hidden`, initialised like torch's
-    /// `nn.Linear` from `seed`.
+    /// `nn.Linear` from `seed` (the values drawn on the CPU, so they are the same on any
+    /// device), its parameters on `device`.
     pub fn new(
         method: Method,
         states: usize,
         hidden: usize,
         task: &Task,
         cfg: &TrainConfig,
+        device: &Device,
     ) -> Result<Self> {
         let vars = VarMap::new();
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x4ead);
@@ -276,7 +307,7 @@ impl Head {
             .into());
         }
         let layer_weights = if method == Method::WeightedSum {
-            let v = Var::from_tensor(&Tensor::zeros(states, DType::F32, &Device::Cpu)?)?;
+            let v = Var::from_tensor(&Tensor::zeros(states, DType::F32, device)?)?;
             vars.data()
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -286,9 +317,14 @@ impl Head {
             None
         };
         let attention = match cfg.pooling {
-            Pooling::Attentive => {
-                Some(seeded_linear(&vars, "head.attention", hidden, 1, &mut rng)?)
-            }
+            Pooling::Attentive => Some(seeded_linear(
+                &vars,
+                "head.attention",
+                hidden,
+                1,
+                &mut rng,
+                device,
+            )?),
             Pooling::Mean => None,
         };
         let (hidden_layer, width) = match cfg.head {
@@ -299,12 +335,13 @@ impl Head {
                     hidden,
                     cfg.mlp_hidden,
                     &mut rng,
+                    device,
                 )?),
                 cfg.mlp_hidden,
             ),
             HeadKind::Linear => (None, hidden),
         };
-        let out = seeded_linear(&vars, "head.out", width, task.outputs(), &mut rng)?;
+        let out = seeded_linear(&vars, "head.out", width, task.outputs(), &mut rng, device)?;
         Ok(Head {
             vars,
             layer_weights,
@@ -562,9 +599,16 @@ fn snapshot(vars: &[(String, Var)]) -> CResult<Vec<Tensor>> {
 
 fn restore(vars: &[(String, Var)], values: &[Tensor]) -> CResult<()> {
     for ((_, v), t) in vars.iter().zip(values) {
-        v.set(t)?;
+        v.set(&t.to_device(v.device())?)?;
     }
     Ok(())
+}
+
+/// A CPU copy of `t` (the tensor itself, shared, when it is on the CPU already): what
+/// checkpoints and resume states are written from, so that their bytes do not depend on the
+/// device.
+fn on_cpu(t: &Tensor) -> CResult<Tensor> {
+    t.detach().to_device(&Device::Cpu)
 }
 
 /// A clip's identity for the frozen-encoder cache: a hash of its samples' bits and its length.
@@ -585,7 +629,9 @@ fn named(map: &VarMap) -> Vec<(String, Var)> {
 }
 
 impl FineTuner {
-    pub fn new(encoder: TrainableEncoder, task: Task, cfg: TrainConfig) -> Result<Self> {
+    /// The fine-tuner of `encoder` on the encoder's device. With the fused route
+    /// ([`Ops::Fused`], the default) a frozen feature encoder moves onto the packed CPU kernels.
+    pub fn new(mut encoder: TrainableEncoder, task: Task, cfg: TrainConfig) -> Result<Self> {
         cfg.validate()?;
         if let Task::Classification {
             classes,
@@ -603,6 +649,9 @@ impl FineTuner {
         if task.outputs() == 0 {
             return Err(InputError::NoOutputs.into());
         }
+        if cfg.ops == Ops::Fused {
+            encoder.pack_frozen_feature_encoder()?;
+        }
         let ecfg = encoder.encoder().config();
         let head = Head::new(
             encoder.peft().method,
@@ -610,6 +659,7 @@ impl FineTuner {
             ecfg.hidden_size,
             &task,
             &cfg,
+            encoder.encoder().device(),
         )?;
         Ok(FineTuner {
             encoder,
@@ -657,7 +707,7 @@ impl FineTuner {
         for (r, &f) in frames.iter().enumerate() {
             mask[r * t_max..r * t_max + f].fill(1.0);
         }
-        let dev = Device::Cpu;
+        let dev = self.encoder.encoder().device().clone();
         let mask = Tensor::from_vec(mask, (batch.len(), t_max), &dev)?;
         if self.encoder.peft().method.trains_encoder() {
             let n = batch
@@ -723,6 +773,10 @@ impl FineTuner {
 
     /// Predictions for every example (rows in `examples` order), evaluation mode.
     pub fn predict(&mut self, examples: &[Example]) -> Result<Vec<Vec<f32>>> {
+        crate::fused::with_plain_ops(self.cfg.ops == Ops::Plain, || self.predict_inner(examples))
+    }
+
+    fn predict_inner(&mut self, examples: &[Example]) -> Result<Vec<Vec<f32>>> {
         self.encoder.set_training(false);
         let all: Vec<usize> = (0..examples.len()).collect();
         let mut out = vec![Vec::new(); examples.len()];
@@ -769,6 +823,18 @@ impl FineTuner {
     /// error naming the folder. A diverging loss stops before anything is saved, so the last
     /// good state stays.
     pub fn train_resumable(
+        &mut self,
+        train: &[Example],
+        dev: &[Example],
+        progress: &dyn Fn(usize, usize),
+        resume: Option<&Path>,
+    ) -> Result<TrainReport, TrainError> {
+        crate::fused::with_plain_ops(self.cfg.ops == Ops::Plain, || {
+            self.train_inner(train, dev, progress, resume)
+        })
+    }
+
+    fn train_inner(
         &mut self,
         train: &[Example],
         dev: &[Example],
@@ -1038,15 +1104,15 @@ impl FineTuner {
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         let mut map: HashMap<String, Tensor> = HashMap::new();
         for (i, (name, v)) in vars.iter().enumerate() {
-            map.insert(format!("value/{name}"), v.as_tensor().detach());
+            map.insert(format!("value/{name}"), on_cpu(v.as_tensor())?);
             if let Some(b) = best {
-                map.insert(format!("best/{name}"), b[i].clone());
+                map.insert(format!("best/{name}"), on_cpu(&b[i])?);
             }
         }
         for (prefix, opt) in [("enc", opt_enc), ("head", opt_head)] {
             for (i, (_, m, v)) in opt.vars.iter().enumerate() {
-                map.insert(format!("{prefix}.m/{i}"), m.as_tensor().detach());
-                map.insert(format!("{prefix}.v/{i}"), v.as_tensor().detach());
+                map.insert(format!("{prefix}.m/{i}"), on_cpu(m.as_tensor())?);
+                map.insert(format!("{prefix}.v/{i}"), on_cpu(v.as_tensor())?);
             }
         }
         for (name, t) in &map {
@@ -1125,8 +1191,8 @@ impl FineTuner {
         };
         for (prefix, opt) in [("enc", opt_enc), ("head", opt_head)] {
             for (i, (_, m, v)) in opt.vars.iter().enumerate() {
-                m.set(&get(&format!("{prefix}.m/{i}"))?)?;
-                v.set(&get(&format!("{prefix}.v/{i}"))?)?;
+                m.set(&get(&format!("{prefix}.m/{i}"))?.to_device(m.device())?)?;
+                v.set(&get(&format!("{prefix}.v/{i}"))?.to_device(v.device())?)?;
             }
         }
         Ok(Some((record, values, best)))
@@ -1149,11 +1215,16 @@ impl FineTuner {
             path: dir.to_path_buf(),
             reason,
         };
-        let enc = self.encoder.checkpoint_tensors();
-        let head: Vec<(String, Tensor)> = named(self.head.vars())
+        let enc = self
+            .encoder
+            .checkpoint_tensors()
             .into_iter()
-            .map(|(k, v)| (k, v.as_tensor().detach()))
-            .collect();
+            .map(|(k, t)| Ok((k, on_cpu(&t)?)))
+            .collect::<CResult<Vec<_>>>()?;
+        let head = named(self.head.vars())
+            .into_iter()
+            .map(|(k, v)| Ok((k, on_cpu(v.as_tensor())?)))
+            .collect::<CResult<Vec<(String, Tensor)>>>()?;
         for (name, t) in enc.iter().chain(&head) {
             let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
             if v.iter().any(|x| !x.is_finite()) {
@@ -1222,8 +1293,111 @@ impl FineTuner {
                     ),
                 });
             }
-            var.set(t)?;
+            var.set(&t.to_device(var.device())?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weights::{read_tensors, weight_files};
+    use crate::{EncoderConfig, PeftConfig, WeightSource};
+
+    /// The gradient of every trainable tensor on one training batch (dropout on), by the fused
+    /// route and by the plain one (the GPU's): equal to 1e-5 of the largest, for every method,
+    /// on a group-norm and a layer-norm model. Adam's first steps see mostly the gradients'
+    /// signs, so this checks their magnitudes, which the three-step test cannot.
+    #[test]
+    fn both_routes_give_the_same_gradients_for_every_method() {
+        for model in ["wav2vec2_group_postln", "wav2vec2_layer_preln"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(model);
+            let ecfg = EncoderConfig::from_file(&dir.join("config.json")).unwrap();
+            let source = WeightSource::new(read_tensors(&weight_files(&dir).unwrap()).unwrap());
+            let ex: Vec<Example> = [1200usize, 1200]
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| Example {
+                    samples: (0..n)
+                        .map(|j| ((j * (i + 2)) as f32 * 0.05).sin() * 0.3)
+                        .collect(),
+                    label: i,
+                    values: vec![],
+                })
+                .collect();
+            let mut cases: Vec<PeftConfig> = Method::ALL
+                .iter()
+                .map(|&m| PeftConfig::with_method(m))
+                .collect();
+            let mut cnn = PeftConfig::with_method(Method::Full);
+            cnn.train_feature_encoder = true;
+            cases.push(cnn);
+            for mut peft in cases {
+                peft.lora.dropout = 0.1;
+                let what = format!(
+                    "{model} {} (cnn {})",
+                    peft.method.as_str(),
+                    peft.train_feature_encoder
+                );
+                let mut out = Vec::new();
+                for ops in [Ops::Fused, Ops::Plain] {
+                    let enc =
+                        TrainableEncoder::new(&ecfg, &source, &peft, &Device::Cpu, 5).unwrap();
+                    let cfg = TrainConfig {
+                        ops,
+                        pooling: Pooling::Attentive,
+                        ..TrainConfig::default()
+                    };
+                    let task = Task::Classification {
+                        classes: 2,
+                        class_weights: None,
+                    };
+                    let mut t = FineTuner::new(enc, task, cfg).unwrap();
+                    t.encoder.set_training(true);
+                    let vars: Vec<(String, Var)> = t
+                        .encoder
+                        .named_vars()
+                        .into_iter()
+                        .chain(named(t.head.vars()))
+                        .collect();
+                    let grads = crate::fused::with_plain_ops(ops == Ops::Plain, || {
+                        let y = t.forward_batch(&ex, &[0, 1]).unwrap();
+                        let refs: Vec<&Example> = ex.iter().collect();
+                        loss(&t.task, &y, &refs).unwrap().backward().unwrap()
+                    });
+                    let g: Vec<(String, Option<Vec<f32>>)> = vars
+                        .iter()
+                        .map(|(n, v)| {
+                            let g = grads.get(v.as_tensor());
+                            (
+                                n.clone(),
+                                g.map(|g| g.flatten_all().unwrap().to_vec1().unwrap()),
+                            )
+                        })
+                        .collect();
+                    out.push(g);
+                }
+                let mut reached = 0;
+                for ((name, a), (_, b)) in out[0].iter().zip(&out[1]) {
+                    let (a, b) = match (a, b) {
+                        (Some(a), Some(b)) => (a, b),
+                        (None, None) => continue,
+                        _ => panic!("{what}: {name} has a gradient on one route only"),
+                    };
+                    reached += 1;
+                    let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+                    for (x, y) in a.iter().zip(b) {
+                        assert!(
+                            (x - y).abs() <= 1e-5 * scale.max(1e-3),
+                            "{what}: {name}: {x} vs {y} (largest {scale})"
+                        );
+                    }
+                }
+                assert!(reached > 0, "{what}: no gradients");
+            }
+        }
     }
 }

@@ -39,8 +39,8 @@ use emobridge_ssl::train::{
 };
 use emobridge_ssl::weights::{read_tensors, weight_files};
 use emobridge_ssl::{
-    normalize_utterance, EncoderConfig, Method, PeftConfig, PreprocessConfig, SslError,
-    TrainableEncoder, WeightSource,
+    device_name, normalize_utterance, DeviceChoice, EncoderConfig, Method, PeftConfig,
+    PreprocessConfig, SslError, TrainableEncoder, WeightSource,
 };
 use serde::{Deserialize, Serialize};
 
@@ -158,6 +158,13 @@ pub struct FinetuneConfig {
     /// Stop at the first clip that does not decode (`--strict`) instead of leaving it out.
     /// Default false.
     pub strict: bool,
+    /// Where the encoder and head train: `cpu` (the default), `cuda`, `cuda:N` (a build with the
+    /// `cuda` feature, see docs/cuda.md) or `auto`. A GPU takes candle's plain ops (the route
+    /// `train.ops = "plain"` selects on the CPU); its results agree with the CPU's to rounding,
+    /// not bit for bit, so a resume folder belongs to one device. Left out of the written
+    /// settings when `cpu`.
+    #[serde(skip_serializing_if = "DeviceChoice::is_cpu_ref")]
+    pub device: DeviceChoice,
 }
 
 impl Default for FinetuneConfig {
@@ -175,6 +182,7 @@ impl Default for FinetuneConfig {
             max_seconds: 4.0,
             seed: 7,
             strict: false,
+            device: DeviceChoice::Cpu,
         }
     }
 }
@@ -337,6 +345,7 @@ struct Model {
     cfg: EncoderConfig,
     source: WeightSource,
     name: String,
+    device: candle_core::Device,
 }
 
 impl Model {
@@ -348,13 +357,8 @@ impl Model {
     ) -> Result<FineTuner, FinetuneError> {
         let mut peft = config.peft.clone();
         peft.method = method;
-        let encoder = TrainableEncoder::new(
-            &self.cfg,
-            &self.source,
-            &peft,
-            &candle_core::Device::Cpu,
-            config.seed,
-        )?;
+        let encoder =
+            TrainableEncoder::new(&self.cfg, &self.source, &peft, &self.device, config.seed)?;
         let mut train = config.train.clone();
         train.seed = config.seed;
         Ok(FineTuner::new(encoder, task, train)?)
@@ -692,6 +696,7 @@ pub fn run(
     }
     config.train.validate()?;
     config.peft.validate()?;
+    let device = config.device.resolve()?;
     let mut run = RunFolder::create(out, "finetune")?;
     run.set_strict(config.strict);
     run.set_config(config, config.seed);
@@ -712,8 +717,12 @@ pub fn run(
         cfg,
         source,
         name: model_dir.display().to_string(),
+        device,
     };
     run.note("model", &model.name);
+    let device = device_name(&model.device);
+    tracing::info!("device: {device}");
+    run.note("device", &device);
     let lock = lock_resume_folder(&run)?;
     claim_resume_folder(&run, config, &model.name)?;
     // Training runs taken over from an earlier, interrupted process on this run folder.

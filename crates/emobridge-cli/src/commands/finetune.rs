@@ -4,7 +4,7 @@
 //! ```text
 //! emobridge finetune --manifest M --model DIR_OR_ID --method lora|all|frozen,full
 //!     --direction music-to-speech|speech-to-music|both [--target emotion|arousal|valence]
-//!     [--config C.toml] --out DIR
+//!     [--device cpu|cuda|cuda:N|auto] [--config C.toml] --out DIR
 //! ```
 //!
 //! See `emobridge_studies::finetune` for the protocol and the outputs; `--config` holds a
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use emobridge_corpus::Manifest;
-use emobridge_ssl::Method;
+use emobridge_ssl::{DeviceChoice, Method};
 use emobridge_studies::finetune::{run as finetune, Direction, FinetuneConfig, Target};
 
 #[derive(clap::Args)]
@@ -36,9 +36,13 @@ pub struct FinetuneArgs {
     /// regression); default: the config's `target`, else emotion.
     #[arg(long)]
     pub target: Option<String>,
-    /// TOML file with a FinetuneConfig; --method/--direction/--target override it.
+    /// TOML file with a FinetuneConfig; --method/--direction/--target/--device override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Where the encoder and head train: cpu, cuda, cuda:N (a build with `--features cuda`, see
+    /// docs/cuda.md) or auto; default: the config's `device`, else cpu.
+    #[arg(long)]
+    pub device: Option<DeviceChoice>,
     /// Run folder to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -69,6 +73,9 @@ pub fn run(args: FinetuneArgs, strict: bool) -> anyhow::Result<crate::status::St
     if let Some(t) = &args.target {
         config.target = Target::parse(t)
             .with_context(|| format!("--target takes emotion, arousal or valence, not `{t}`"))?;
+    }
+    if let Some(d) = args.device {
+        config.device = d;
     }
     config.strict |= strict;
     if config.methods.is_empty() || config.directions.is_empty() {
