@@ -23,9 +23,10 @@ DELTAS = "ComParE_2016/LowLevelDescriptors_Deltas"
 
 
 def tail_rows_checked(df, key):
-    """Rows at the end whose times are compared: 3, except at ComParE deltas of the 22.05 kHz
-    clip, where one flush row starts 10 ms later than opensmile's (emobridge.opensmile's docs):
-    there only the last row."""
+    """Rows at the end whose times are compared: 3, except at ComParE deltas of the clip voiced
+    up to its end (the 22.05 kHz vowel; the rate is not the cause), where opensmile stamps the
+    third- and fourth-last rows 10 ms earlier (emobridge.opensmile's docs, PARITY.md): there
+    only the last row."""
     if key == DELTAS and "file" in df.index.names:
         if df.index.get_level_values("file")[-1].endswith("synth_vowel_22k.wav"):
             return 1

@@ -21,7 +21,12 @@ pub struct SpectralAnalyser {
     freqs: Vec<f64>,
     band_spans: Vec<BandSpan>,
     sharpness_weights: Vec<f64>,
-    prev_magnitudes: Option<Vec<f64>>,
+    /// Σ f and Σ f² over bins 1.. (the slope's constant sums, summed in bin order).
+    sum_f: f64,
+    sum_f2: f64,
+    prev_magnitudes: Vec<f64>,
+    /// False until the first frame (which has no flux).
+    has_prev: bool,
 }
 
 /// A rectangular band with fractional first and last bins (openSMILE's band edges).
@@ -41,38 +46,75 @@ impl SpectralAnalyser {
                 z * zwicker_g(z)
             })
             .collect();
+        let sum_f = freqs.iter().skip(1).sum();
+        let sum_f2 = freqs.iter().skip(1).map(|f| f * f).sum();
         SpectralAnalyser {
             freqs,
             band_spans,
             sharpness_weights,
-            prev_magnitudes: None,
+            sum_f,
+            sum_f2,
+            prev_magnitudes: Vec::with_capacity(n_bins),
+            has_prev: false,
         }
     }
 
     /// Describe the next frame; `power` = squared magnitudes, `magnitudes` their roots.
+    ///
+    /// Two passes over the bins instead of one per statistic; every sum still adds its terms in
+    /// bin order, so the values are those of the one-statistic-per-pass definitions below
+    /// (`roll_offs`, `entropy`, `moments`, `slope`) bit for bit.
     pub fn describe(&mut self, power: &[f64], magnitudes: &[f64], out: &mut [f64; N_SPECTRAL]) {
         let n = power.len();
-        let range = 1..n;
         let n_bins = (n - 1) as f64;
-        let total: f64 = power[range.clone()].iter().sum();
+        let (p, f, sw) = (
+            &power[1..],
+            &self.freqs[1..n],
+            &self.sharpness_weights[1..n],
+        );
+        // pass 1: total, first moment, sharpness
+        let (mut total, mut weighted, mut sharp) = (0.0f64, 0.0f64, 0.0f64);
+        for ((&pj, &fj), &wj) in p.iter().zip(f).zip(sw) {
+            total += pj;
+            weighted += fj * pj;
+            sharp += wj * pj;
+        }
         for (k, span) in self.band_spans.iter().enumerate() {
             out[k] = band_energy(span, power) / n_bins;
         }
-        out[2..6].copy_from_slice(&roll_offs(power, &self.freqs, total));
-        out[6] = self.flux(magnitudes);
-        let weighted: f64 = range.clone().map(|j| self.freqs[j] * power[j]).sum();
         let centroid = if total != 0.0 { weighted / total } else { 0.0 };
+        // pass 2: roll-offs, entropy, central moments
+        let mut found = [0.0f64; 4];
+        let thresholds = ROLL_OFFS.map(|r| r * total);
+        let mut next_roll_off = 0usize;
+        let mut cumulative = 0.0;
+        let entropy_sum = total.max(ENTROPY_FLOOR);
+        let mut entropy = 0.0f64;
+        let (mut m2, mut m3, mut m4) = (0.0, 0.0, 0.0);
+        for (&pj, &fj) in p.iter().zip(f) {
+            cumulative += pj;
+            // thresholds rise and the cumulative sum never falls: slots fill in order
+            while next_roll_off < 4 && cumulative >= thresholds[next_roll_off] {
+                found[next_roll_off] = fj;
+                next_roll_off += 1;
+            }
+            let q = pj.max(ENTROPY_FLOOR) / entropy_sum;
+            entropy += q * q.log2();
+            let d = fj - centroid;
+            let w = d * d * pj;
+            m2 += w;
+            m3 += w * d;
+            m4 += w * d * d;
+        }
+        out[2..6].copy_from_slice(&found);
+        out[6] = self.flux(magnitudes);
         out[7] = centroid;
-        out[8] = entropy(&power[range.clone()]);
-        let (variance, skewness, kurtosis) = moments(power, &self.freqs, centroid, total);
+        out[8] = -entropy;
+        let (variance, skewness, kurtosis) = finish_moments(m2, m3, m4, total);
         out[9] = variance;
         out[10] = skewness;
         out[11] = kurtosis;
-        out[12] = slope(&self.freqs[range.clone()], weighted, total);
-        let sharp: f64 = range
-            .clone()
-            .map(|j| self.sharpness_weights[j] * power[j])
-            .sum();
+        out[12] = slope_from_sums(n - 1, self.sum_f, self.sum_f2, weighted, total);
         out[13] = if total != 0.0 {
             0.11 * sharp / total
         } else {
@@ -83,24 +125,25 @@ impl SpectralAnalyser {
 
     /// Root-mean-square magnitude difference to the previous frame (0 for the first frame).
     fn flux(&mut self, magnitudes: &[f64]) -> f64 {
-        let current = magnitudes[1..].to_vec();
-        let value = match &self.prev_magnitudes {
-            None => 0.0,
-            Some(prev) => {
-                let sum: f64 = current
-                    .iter()
-                    .zip(prev)
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum();
-                let mean = sum / current.len() as f64;
-                if mean > 0.0 {
-                    mean.sqrt()
-                } else {
-                    0.0
-                }
+        let current = &magnitudes[1..];
+        let value = if self.has_prev {
+            let sum: f64 = current
+                .iter()
+                .zip(&self.prev_magnitudes)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum();
+            let mean = sum / current.len() as f64;
+            if mean > 0.0 {
+                mean.sqrt()
+            } else {
+                0.0
             }
+        } else {
+            0.0
         };
-        self.prev_magnitudes = Some(current);
+        self.prev_magnitudes.clear();
+        self.prev_magnitudes.extend_from_slice(current);
+        self.has_prev = true;
         value
     }
 }
@@ -122,6 +165,7 @@ fn band_span(n_bins: usize, bin_hz: f64, lo: f64, hi: f64) -> BandSpan {
 }
 
 /// Frequencies below which the given fractions of the total power lie.
+#[cfg(test)]
 fn roll_offs(power: &[f64], freqs: &[f64], total: f64) -> [f64; 4] {
     let mut found = [0.0f64; 4];
     let mut cumulative = 0.0;
@@ -137,6 +181,7 @@ fn roll_offs(power: &[f64], freqs: &[f64], total: f64) -> [f64; 4] {
 }
 
 /// Shannon entropy (bits) of the power spectrum read as a probability mass function.
+#[cfg(test)]
 fn entropy(power: &[f64]) -> f64 {
     let sum: f64 = power.iter().sum();
     let sum = sum.max(ENTROPY_FLOOR);
@@ -150,6 +195,7 @@ fn entropy(power: &[f64]) -> f64 {
 }
 
 /// Spectral variance, skewness and kurtosis around the centroid.
+#[cfg(test)]
 fn moments(power: &[f64], freqs: &[f64], centroid: f64, total: f64) -> (f64, f64, f64) {
     let (mut m2, mut m3, mut m4) = (0.0, 0.0, 0.0);
     for j in 1..power.len() {
@@ -159,6 +205,11 @@ fn moments(power: &[f64], freqs: &[f64], centroid: f64, total: f64) -> (f64, f64
         m3 += w * d;
         m4 += w * d * d;
     }
+    finish_moments(m2, m3, m4, total)
+}
+
+/// Variance, skewness and kurtosis from the power-weighted central sums `m2..m4`.
+fn finish_moments(m2: f64, m3: f64, m4: f64, total: f64) -> (f64, f64, f64) {
     let variance = if total != 0.0 { m2 / total } else { 0.0 };
     let skewness = if variance > 0.0 {
         m3 / (total * variance * variance.sqrt())
@@ -174,10 +225,16 @@ fn moments(power: &[f64], freqs: &[f64], centroid: f64, total: f64) -> (f64, f64
 }
 
 /// Least-squares slope of power over frequency, times (bins − 1) as openSMILE scales it.
+#[cfg(test)]
 fn slope(freqs: &[f64], weighted: f64, total: f64) -> f64 {
-    let n = freqs.len() as f64;
     let sf: f64 = freqs.iter().sum();
     let s2f: f64 = freqs.iter().map(|f| f * f).sum();
+    slope_from_sums(freqs.len(), sf, s2f, weighted, total)
+}
+
+/// [`slope`] from Σ f and Σ f² over its `bins` frequencies.
+fn slope_from_sums(bins: usize, sf: f64, s2f: f64, weighted: f64, total: f64) -> f64 {
+    let n = bins as f64;
     let denominator = n * s2f - sf * sf;
     let slope = if denominator != 0.0 {
         (n * weighted - sf * total) / denominator

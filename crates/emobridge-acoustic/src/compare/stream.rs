@@ -80,9 +80,11 @@ pub struct CompareStream {
 /// Copies frame `index` (`len` samples every `hop`) from `buf` (holding the signal from sample
 /// `base` on) into `out`, zero-padded past the end of the input.
 fn copy_frame(buf: &[f32], base: usize, index: usize, hop: usize, len: usize, out: &mut Vec<f64>) {
-    let start = index * hop;
+    let start = index * hop - base;
+    let have = &buf[start.min(buf.len())..(start + len).min(buf.len())];
     out.clear();
-    out.extend((start..start + len).map(|i| buf.get(i - base).copied().unwrap_or(0.0) as f64));
+    out.extend(have.iter().map(|&x| x as f64));
+    out.resize(len, 0.0);
 }
 
 /// SHS candidates and windowed RMS of 60 ms frames `range` on the thread pool (they depend on

@@ -18,9 +18,10 @@ same column names in the same order, float32 values. Supported: ``eGeMAPSv02`` a
 columns, ``opensmile``'s default), ``LowLevelDescriptors`` and ``LowLevelDescriptors_Deltas``.
 ``process_files`` analyses the files in parallel. Known
 difference: at ``ComParE_2016`` / ``LowLevelDescriptors_Deltas`` the two rows openSMILE's delta
-filter flushes past the last LLD row are included (as in ``opensmile``), but their start times
-follow the rule above, which on some files (e.g. at 22.05 kHz) puts one of them 10 ms later than
-``opensmile`` does.
+filter flushes past the last LLD row are included (as in ``opensmile``), and their start times
+follow the rule above; on files voiced up to their end (whatever the sample rate) ``opensmile``
+stamps the third- and fourth-last rows 10 ms earlier, an artefact of openSMILE's end-of-input
+scheduling that depends on the pitch smoother's state at the end (see PARITY.md).
 """
 
 import enum
