@@ -9,6 +9,8 @@
 # (the python needs torch, transformers and peft). A quick check that both sides run, on a tiny
 # encoder (the figures mean nothing):
 #   SIZE=tiny STEPS=2 REPEATS=1 SECONDS_PER_CLIP=1 tools/bench/finetune_cost.sh
+# DEVICE=cuda (or cuda:N) runs both sides on a GPU (the emobridge side built with `--features
+# cuda`, see docs/cuda.md); tools/bench/cuda_check.sh runs the same comparison inside its GPU check.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-python3}
@@ -18,6 +20,9 @@ REPEATS=${REPEATS:-3}
 BATCH=${BATCH:-4}
 SECONDS_PER_CLIP=${SECONDS_PER_CLIP:-4}
 SIZE=${SIZE:-base}
+DEVICE=${DEVICE:-cpu}
+FEATURES=()
+[ "$DEVICE" = cpu ] || FEATURES=(--features cuda)
 METHODS=${METHODS:-"frozen weighted-sum bitfit lora adapter full"}
 RAW=${RAW:-finetune_cost.jsonl}
 export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
@@ -36,13 +41,13 @@ elif size != "base":
     sys.exit(f"SIZE is base or tiny, got {size}")
 Wav2Vec2Config(**kw).save_pretrained(out)
 PYEOF
-cargo build --release -q -p emobridge-ssl --example finetune_cost
-BIN=target/release/examples/finetune_cost
+cargo build --release -q -p emobridge-ssl "${FEATURES[@]}" --example finetune_cost
+BIN=${CARGO_TARGET_DIR:-target}/release/examples/finetune_cost
 : > "$RAW"
 for r in $(seq 1 "$REPEATS"); do
   for m in $METHODS; do
-    rust=("$BIN" "$tmp/config.json" "$m" "$STEPS" "$BATCH" "$SECONDS_PER_CLIP")
-    torch=("$PY" tools/bench/finetune_cost_torch.py "$tmp/config.json" "$m" "$STEPS" "$BATCH" "$SECONDS_PER_CLIP")
+    rust=("$BIN" "$tmp/config.json" "$m" "$STEPS" "$BATCH" "$SECONDS_PER_CLIP" "$DEVICE")
+    torch=("$PY" tools/bench/finetune_cost_torch.py "$tmp/config.json" "$m" "$STEPS" "$BATCH" "$SECONDS_PER_CLIP" "$DEVICE")
     if (( r % 2 )); then "${rust[@]}" >> "$RAW"; "${torch[@]}" >> "$RAW"
     else "${torch[@]}" >> "$RAW"; "${rust[@]}" >> "$RAW"; fi
   done

@@ -4,7 +4,10 @@ randomly initialised encoder of CONFIG.json, a batch of BATCH clips × SECONDS s
 and a linear head, CE loss, AdamW (lr 5e-5 encoder / 1e-3 head, weight decay 0.01), global-norm
 clipping at 1; one warm-up step, then STEPS timed steps. Prints one JSON line.
 
-Usage: finetune_cost_torch.py CONFIG.json METHOD [STEPS] [BATCH] [SECONDS]
+Usage: finetune_cost_torch.py CONFIG.json METHOD [STEPS] [BATCH] [SECONDS] [DEVICE]
+
+DEVICE: cpu (default) or cuda[:N]; on a GPU the step is timed after torch.cuda.synchronize()
+and the GPU's peak allocation is reported too.
 """
 import json
 import resource
@@ -35,6 +38,7 @@ def main():
     steps = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     batch = int(sys.argv[4]) if len(sys.argv) > 4 else 4
     seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 4.0
+    device = torch.device(sys.argv[6] if len(sys.argv) > 6 else "cpu")
     torch.manual_seed(0)
     config = AutoConfig.from_pretrained(cfg_path)
     for k in ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout", "layerdrop"):
@@ -62,10 +66,11 @@ def main():
                 p.requires_grad_(True)
     elif method not in ("frozen", "weighted-sum"):
         raise SystemExit(f"unknown method {method}")
+    model.to(device)
     model.train()
     enc_params = [p for p in model.parameters() if p.requires_grad]
-    head = nn.Linear(config.hidden_size, 4)
-    layer_w = nn.Parameter(torch.zeros(config.num_hidden_layers + 1))
+    head = nn.Linear(config.hidden_size, 4).to(device)
+    layer_w = nn.Parameter(torch.zeros(config.num_hidden_layers + 1, device=device))
     head_params = list(head.parameters()) + ([layer_w] if method == "weighted-sum" else [])
     groups = [{"params": head_params, "lr": 1e-3}]
     if enc_params:
@@ -74,6 +79,11 @@ def main():
     n = int(seconds * 16000)
     x = torch.stack([torch.sin(torch.arange(n, dtype=torch.float32) * (i + 3) * 0.01) * 0.3 for i in range(batch)])
     y = torch.arange(batch) % 4
+    x, y = x.to(device), y.to(device)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     def step():
         opt.zero_grad()
@@ -89,14 +99,20 @@ def main():
         opt.step()
 
     step()
+    sync()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
+    sync()
     secs = time.perf_counter() - t0
     trainable = sum(p.numel() for p in enc_params + head_params)
-    print(json.dumps({"impl": "pytorch+peft", "method": method, "trainable": trainable, "steps": steps,
+    extra = {}
+    if device.type == "cuda":
+        extra["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
+    print(json.dumps({"impl": "pytorch+peft", "device": str(device), "method": method, "trainable": trainable, "steps": steps,
                       "steps_per_s": round(steps / secs, 4),
-                      "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+                      "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                      **extra}))
 
 
 if __name__ == "__main__":

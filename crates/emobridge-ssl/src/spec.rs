@@ -155,9 +155,11 @@ pub struct EncoderSpec {
 impl EncoderSpec {
     /// Loads the encoder (folding in the adapter, if any) and logs what was loaded.
     pub fn load(&self, precision: Precision) -> Result<PretrainedEncoder> {
+        let device = self.device.resolve()?;
+        tracing::info!("device: {}", device_name(&device));
         let options = LoadOptions {
             precision,
-            device: self.device.resolve()?,
+            device,
             ..LoadOptions::default()
         };
         let model = match &self.adapter {
