@@ -159,8 +159,11 @@ impl LocalCluster {
             run_ok(Command::new("chown").arg(format!("{uid}:{gid}")).arg(d))?;
         }
         use std::os::unix::process::CommandExt;
+        // Slurm's docs advise more munged threads than its default 2 for a controller; with 2,
+        // squeue calls on a loaded machine fail with "If munged is up, restart with
+        // --num-threads=10".
         let child = Command::new(which("munged").expect("checked"))
-            .arg("-F")
+            .args(["-F", "--num-threads=10"])
             .uid(uid)
             .gid(gid)
             .stdout(Stdio::null())
