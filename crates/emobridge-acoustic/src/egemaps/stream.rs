@@ -297,9 +297,9 @@ impl EgemapsStream {
             &mut self.frame,
         );
         let (candidates, rms) = self.candidates.frame(&self.frame);
+        // hand the spectrum over and give the analyser a spare buffer for the next frame
         let mut spectrum = self.spare_spectra.pop().unwrap_or_default();
-        spectrum.clear();
-        spectrum.extend_from_slice(&self.candidates.mags);
+        std::mem::swap(&mut spectrum, &mut self.candidates.mags);
         self.next60 += 1;
         self.smooth(candidates, rms, spectrum);
     }

@@ -40,6 +40,8 @@ pub struct HarmonicsAnalyser {
     inverse: std::sync::Arc<dyn realfft::ComplexToReal<f64>>,
     spec: Vec<Complex<f64>>,
     acf: Vec<f64>,
+    acf_abs: Vec<f64>,
+    scratch: Vec<Complex<f64>>,
 }
 
 impl HarmonicsAnalyser {
@@ -53,6 +55,8 @@ impl HarmonicsAnalyser {
             n_harmonics: 100,
             spec: inverse.make_input_vec(),
             acf: inverse.make_output_vec(),
+            acf_abs: Vec::with_capacity(n_bins),
+            scratch: inverse.make_scratch_vec(),
             inverse,
         }
     }
@@ -62,8 +66,11 @@ impl HarmonicsAnalyser {
     }
 
     /// Nearest bin to `f` searching upwards from `start` (0 if `f` lies beyond the last bin).
+    /// The search starts two bins below `f / bin_hz` when that is above `start`: every bin
+    /// below it lies at least one bin width under `f`, so the first bin above `f` is the same.
     fn freq_to_bin(&self, f: f64, start: usize) -> usize {
-        for b in start.max(1)..self.n_bins {
+        let below = ((f / self.bin_hz).max(0.0) as usize).saturating_sub(2);
+        for b in start.max(1).max(below.min(self.n_bins))..self.n_bins {
             if self.freq(b) > f {
                 return if self.freq(b) - f > f - self.freq(b - 1) {
                     b - 1
@@ -87,16 +94,23 @@ impl HarmonicsAnalyser {
             last.im = 0.0;
         }
         self.spec[0].im = 0.0;
-        if self.inverse.process(&mut self.spec, &mut self.acf).is_err() {
+        if self
+            .inverse
+            .process_with_scratch(&mut self.spec, &mut self.acf, &mut self.scratch)
+            .is_err()
+        {
             return 0.0;
         }
-        let acf: Vec<f64> = self.acf[..self.n_bins].iter().map(|v| v.abs()).collect();
+        self.acf_abs.clear();
+        self.acf_abs
+            .extend(self.acf[..self.n_bins].iter().map(|v| v.abs()));
+        let acf = &self.acf_abs;
         let fs = self.freq(self.n_bins - 1) * 2.0;
         let lag = (fs / f0).floor() as usize;
         if lag == 0 {
             return 0.0;
         }
-        let peak = closest_peak(&acf, lag.min(acf.len() - 1));
+        let peak = closest_peak(acf, lag.min(acf.len() - 1));
         if peak == 0 {
             return 0.0;
         }
