@@ -94,10 +94,7 @@ const PARALLEL_MIN_FRAMES: usize = 32;
 /// `out`, zero-padded past the end of the input.
 fn copy_frame(buf: &[f32], base: usize, index: usize, geo: &FrameGeometry, out: &mut Vec<f64>) {
     let start = index * geo.hop;
-    out.clear();
-    out.extend(
-        (start..start + geo.frame).map(|i| buf.get(i - base).copied().unwrap_or(0.0) as f64),
-    );
+    super::frames::copy_padded(buf, base, start, geo.frame, out);
 }
 
 impl Chain20 {

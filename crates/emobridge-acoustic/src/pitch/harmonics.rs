@@ -65,12 +65,42 @@ impl HarmonicsAnalyser {
         bin as f64 * self.bin_hz
     }
 
-    /// Nearest bin to `f` searching upwards from `start` (0 if `f` lies beyond the last bin).
-    /// The search starts two bins below `f / bin_hz` when that is above `start`: every bin
-    /// below it lies at least one bin width under `f`, so the first bin above `f` is the same.
+    /// Nearest bin to `f` among the bins from `start` on: the first bin above `f` (at or
+    /// after `start`, at least 1) or the one before it, whichever is nearer (0 if no bin from
+    /// `start` on lies above `f`). The first bin above `f` is ⌊f / bin_hz⌋ + 1 up to rounding,
+    /// checked against the bin frequencies (with a scan where the check fails), so the result
+    /// is the scan's without a loop over the bins between.
     fn freq_to_bin(&self, f: f64, start: usize) -> usize {
-        let below = ((f / self.bin_hz).max(0.0) as usize).saturating_sub(2);
-        for b in start.max(1).max(below.min(self.n_bins))..self.n_bins {
+        let (s, n) = (start.max(1), self.n_bins);
+        let estimate = if f.is_nan() {
+            s
+        } else {
+            ((f / self.bin_hz).max(0.0) as usize).saturating_add(1)
+        };
+        let mut b = estimate.max(s);
+        if b > s && self.freq(b - 1) > f {
+            b -= 1;
+        }
+        if b < n && self.freq(b) <= f {
+            b += 1;
+        }
+        let first_above = (b == s || self.freq(b - 1) <= f) && (b >= n || self.freq(b) > f);
+        if !first_above {
+            return self.freq_to_bin_scan(f, start);
+        }
+        if b >= n {
+            return 0;
+        }
+        if self.freq(b) - f > f - self.freq(b - 1) {
+            b - 1
+        } else {
+            b
+        }
+    }
+
+    /// [`HarmonicsAnalyser::freq_to_bin`] by scanning upwards from `start`.
+    fn freq_to_bin_scan(&self, f: f64, start: usize) -> usize {
+        for b in start.max(1)..self.n_bins {
             if self.freq(b) > f {
                 return if self.freq(b) - f > f - self.freq(b - 1) {
                     b - 1
@@ -244,6 +274,37 @@ impl HarmonicsAnalyser {
             }
         }
         hs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_bin_equals_the_scan() {
+        for (n_bins, bin_hz) in [
+            (2049usize, 44100.0 / 4096.0),
+            (257, 8000.0 / 512.0),
+            (9, 0.1),
+        ] {
+            let h = HarmonicsAnalyser::new(n_bins, bin_hz);
+            let top = bin_hz * n_bins as f64 * 1.1;
+            let mut fs: Vec<f64> = (0..4000).map(|i| top * i as f64 / 3999.0).collect();
+            // exactly on bins and half-way between them, negative, huge, NaN
+            fs.extend((0..n_bins + 2).map(|b| b as f64 * bin_hz));
+            fs.extend((0..n_bins).map(|b| (b as f64 + 0.5) * bin_hz));
+            fs.extend([-5.0, 1e300, f64::INFINITY, f64::NAN]);
+            for &f in &fs {
+                for start in [0usize, 1, 2, 7, n_bins / 2, n_bins - 1, n_bins, n_bins + 3] {
+                    assert_eq!(
+                        h.freq_to_bin(f, start),
+                        h.freq_to_bin_scan(f, start),
+                        "f {f} start {start} bins {n_bins}"
+                    );
+                }
+            }
+        }
     }
 }
 
