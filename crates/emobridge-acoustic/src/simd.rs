@@ -175,6 +175,58 @@ unsafe fn second_difference_rhs_avx2(out: &mut [f64], slope: &[f64], dx2: &[f64]
     second_difference_rhs_body(out, slope, dx2)
 }
 
+/// Cubic-spline points rounded to f32 and weighted: for point `i` in knot interval
+/// `[l, l + 1]` (`l = lo[i]`, at most `y.len() − 2`),
+/// `v = a·y[l] + b·y[l+1] + (ca·y2[l] + cb·y2[l+1])·h26` (0 where `h26` is 0), rounded to f32,
+/// then `v · w` where positive and 0 otherwise; `coef` = `[a, b, ca, cb, h26, w]`, each at
+/// least as long as `out`. `y` and `y2` have the same length, at least 2.
+pub fn spline_points(out: &mut [f64], y: &[f64], y2: &[f64], lo: &[usize], coef: [&[f64]; 6]) {
+    dispatch!(
+        spline_points_avx2,
+        spline_points_body,
+        (out, y, y2, lo, coef)
+    )
+}
+
+#[inline(always)]
+fn spline_points_body(out: &mut [f64], y: &[f64], y2: &[f64], lo: &[usize], coef: [&[f64]; 6]) {
+    let m = out.len();
+    let n = y.len().min(y2.len());
+    assert!(n >= 2, "a spline needs two knots");
+    // clamping is a no-op for valid intervals and lets the knot reads go unchecked
+    let last = n - 2;
+    let (y, y2) = (&y[..n], &y2[..n]);
+    let [a, b, ca, cb, h26, w] = coef;
+    let (lo, a, b, ca, cb, h26, w) = (
+        &lo[..m],
+        &a[..m],
+        &b[..m],
+        &ca[..m],
+        &cb[..m],
+        &h26[..m],
+        &w[..m],
+    );
+    for i in 0..m {
+        let l = lo[i].min(last);
+        let v = a[i] * y[l] + b[i] * y[l + 1] + (ca[i] * y2[l] + cb[i] * y2[l + 1]) * h26[i];
+        let v = if h26[i] == 0.0 { 0.0 } else { v };
+        let v = v as f32 as f64;
+        out[i] = if v > 0.0 { v * w[i] } else { 0.0 };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn spline_points_avx2(
+    out: &mut [f64],
+    y: &[f64],
+    y2: &[f64],
+    lo: &[usize],
+    coef: [&[f64]; 6],
+) {
+    spline_points_body(out, y, y2, lo, coef)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,10 +75,12 @@ impl MagnitudeFft {
 
     /// Magnitudes of `frame · window`, zero-padded to the FFT length, written into `mags`.
     pub fn magnitudes(&mut self, frame: &[f64], window: &[f64], mags: &mut Vec<f64>) {
-        self.input.iter_mut().for_each(|x| *x = 0.0);
-        for ((dst, &x), &w) in self.input.iter_mut().zip(frame).zip(window) {
+        // the FFT uses its input as scratch: every value is written again, the padding as 0
+        let m = frame.len().min(window.len()).min(self.input.len());
+        for ((dst, &x), &w) in self.input[..m].iter_mut().zip(frame).zip(window) {
             *dst = x * w;
         }
+        self.input[m..].fill(0.0);
         self.fft
             .process_with_scratch(&mut self.input, &mut self.output, &mut self.scratch)
             .expect("buffers come from the same plan");

@@ -54,9 +54,47 @@ pub fn lld_row_count(n: usize, longest_frame: usize, hop: usize) -> usize {
 
 /// Copies frame `index` (zero-padded past the end of `signal`) into `out`.
 pub fn frame_at(signal: &[f32], index: usize, geo: &FrameGeometry, out: &mut Vec<f64>) {
+    copy_padded(signal, 0, index * geo.hop, geo.frame, out);
+}
+
+/// Copies samples `start..start + len` of a signal of which `buf` holds the part from sample
+/// `base` on into `out` as f64, with 0 for every sample outside `buf` (one slice conversion
+/// and zero fills instead of a bounds test per sample).
+pub fn copy_padded(buf: &[f32], base: usize, start: usize, len: usize, out: &mut Vec<f64>) {
     out.clear();
-    let start = index * geo.hop;
-    out.extend((start..start + geo.frame).map(|i| signal.get(i).copied().unwrap_or(0.0) as f64));
+    let end = start + len;
+    let (lo, hi) = (start.max(base), end.min(base + buf.len()));
+    if lo < hi {
+        out.resize(lo - start, 0.0);
+        out.extend(buf[lo - base..hi - base].iter().map(|&v| v as f64));
+    }
+    out.resize(len, 0.0);
 }
 
 pub use emobridge_audio::frames::{gauss, hamming, MagnitudeFft};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_padded_equals_the_per_sample_rule() {
+        let buf: Vec<f32> = (0..20).map(|i| i as f32 * 0.5 - 3.0).collect();
+        for base in [0usize, 5] {
+            for start in [0usize, 3, 5, 18, 22, 30] {
+                for len in [0usize, 1, 7, 40] {
+                    let mut got = vec![9.0];
+                    copy_padded(&buf, base, start, len, &mut got);
+                    let want: Vec<f64> = (start..start + len)
+                        .map(|i| {
+                            i.checked_sub(base)
+                                .and_then(|j| buf.get(j))
+                                .map_or(0.0, |&v| v as f64)
+                        })
+                        .collect();
+                    assert_eq!(got, want, "base {base} start {start} len {len}");
+                }
+            }
+        }
+    }
+}

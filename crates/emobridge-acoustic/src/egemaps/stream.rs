@@ -94,10 +94,7 @@ const PARALLEL_MIN_FRAMES: usize = 32;
 /// `out`, zero-padded past the end of the input.
 fn copy_frame(buf: &[f32], base: usize, index: usize, geo: &FrameGeometry, out: &mut Vec<f64>) {
     let start = index * geo.hop;
-    out.clear();
-    out.extend(
-        (start..start + geo.frame).map(|i| buf.get(i - base).copied().unwrap_or(0.0) as f64),
-    );
+    super::frames::copy_padded(buf, base, start, geo.frame, out);
 }
 
 impl Chain20 {
@@ -297,9 +294,9 @@ impl EgemapsStream {
             &mut self.frame,
         );
         let (candidates, rms) = self.candidates.frame(&self.frame);
+        // hand the spectrum over and give the analyser a spare buffer for the next frame
         let mut spectrum = self.spare_spectra.pop().unwrap_or_default();
-        spectrum.clear();
-        spectrum.extend_from_slice(&self.candidates.mags);
+        std::mem::swap(&mut spectrum, &mut self.candidates.mags);
         self.next60 += 1;
         self.smooth(candidates, rms, spectrum);
     }

@@ -68,6 +68,7 @@ pub struct FormantTracker {
     /// Inverse FFT of length `nd` when `nd` is a whole number (then used instead of the tables).
     ifft: Option<std::sync::Arc<dyn rustfft::Fft<f64>>>,
     ifft_buf: Vec<Complex<f64>>,
+    ifft_scratch: Vec<Complex<f64>>,
     /// `e^{-2πi k·pad/N}` for k < `k_max`: moves the frame from buffer offset 0 to `pad`.
     shift: Vec<Complex<f64>>,
     /// The frame spectrum times [`FormantTracker::shift`] (reused between frames).
@@ -110,6 +111,8 @@ impl FormantTracker {
             None
         };
         let ifft_buf = vec![Complex::new(0.0, 0.0); if ifft.is_some() { nd_int } else { 0 }];
+        let ifft_scratch =
+            vec![Complex::new(0.0, 0.0); ifft.as_ref().map_or(0, |f| f.get_inplace_scratch_len())];
         let pad = (nfft - frame_len) / 2;
         let shift = (0..k_max)
             .map(|k| {
@@ -126,6 +129,7 @@ impl FormantTracker {
             sin,
             ifft,
             ifft_buf,
+            ifft_scratch,
             shift,
             shifted: Vec::with_capacity(k_max),
             resampled: vec![0.0; n_out],
@@ -188,12 +192,10 @@ impl FormantTracker {
         let norm = (self.nfft / 2) as f64;
         if let Some(ifft) = &self.ifft {
             // Σ_k c_k e^{+2πi k i/nd}: the real part is the same synthesis as the table path
-            self.ifft_buf
-                .iter_mut()
-                .for_each(|c| *c = Complex::new(0.0, 0.0));
             self.ifft_buf[0] = Complex::new(shifted[0].re, 0.0);
             self.ifft_buf[1..self.k_max].copy_from_slice(&shifted[1..self.k_max]);
-            ifft.process(&mut self.ifft_buf);
+            self.ifft_buf[self.k_max..].fill(Complex::new(0.0, 0.0));
+            ifft.process_with_scratch(&mut self.ifft_buf, &mut self.ifft_scratch);
             for (y, c) in self.resampled.iter_mut().zip(&self.ifft_buf) {
                 *y = c.re / norm;
             }

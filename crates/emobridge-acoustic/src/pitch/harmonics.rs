@@ -40,6 +40,8 @@ pub struct HarmonicsAnalyser {
     inverse: std::sync::Arc<dyn realfft::ComplexToReal<f64>>,
     spec: Vec<Complex<f64>>,
     acf: Vec<f64>,
+    acf_abs: Vec<f64>,
+    scratch: Vec<Complex<f64>>,
 }
 
 impl HarmonicsAnalyser {
@@ -53,6 +55,8 @@ impl HarmonicsAnalyser {
             n_harmonics: 100,
             spec: inverse.make_input_vec(),
             acf: inverse.make_output_vec(),
+            acf_abs: Vec::with_capacity(n_bins),
+            scratch: inverse.make_scratch_vec(),
             inverse,
         }
     }
@@ -61,8 +65,41 @@ impl HarmonicsAnalyser {
         bin as f64 * self.bin_hz
     }
 
-    /// Nearest bin to `f` searching upwards from `start` (0 if `f` lies beyond the last bin).
+    /// Nearest bin to `f` among the bins from `start` on: the first bin above `f` (at or
+    /// after `start`, at least 1) or the one before it, whichever is nearer (0 if no bin from
+    /// `start` on lies above `f`). The first bin above `f` is ⌊f / bin_hz⌋ + 1 up to rounding,
+    /// checked against the bin frequencies (with a scan where the check fails), so the result
+    /// is the scan's without a loop over the bins between.
     fn freq_to_bin(&self, f: f64, start: usize) -> usize {
+        let (s, n) = (start.max(1), self.n_bins);
+        let estimate = if f.is_nan() {
+            s
+        } else {
+            ((f / self.bin_hz).max(0.0) as usize).saturating_add(1)
+        };
+        let mut b = estimate.max(s);
+        if b > s && self.freq(b - 1) > f {
+            b -= 1;
+        }
+        if b < n && self.freq(b) <= f {
+            b += 1;
+        }
+        let first_above = (b == s || self.freq(b - 1) <= f) && (b >= n || self.freq(b) > f);
+        if !first_above {
+            return self.freq_to_bin_scan(f, start);
+        }
+        if b >= n {
+            return 0;
+        }
+        if self.freq(b) - f > f - self.freq(b - 1) {
+            b - 1
+        } else {
+            b
+        }
+    }
+
+    /// [`HarmonicsAnalyser::freq_to_bin`] by scanning upwards from `start`.
+    fn freq_to_bin_scan(&self, f: f64, start: usize) -> usize {
         for b in start.max(1)..self.n_bins {
             if self.freq(b) > f {
                 return if self.freq(b) - f > f - self.freq(b - 1) {
@@ -87,16 +124,23 @@ impl HarmonicsAnalyser {
             last.im = 0.0;
         }
         self.spec[0].im = 0.0;
-        if self.inverse.process(&mut self.spec, &mut self.acf).is_err() {
+        if self
+            .inverse
+            .process_with_scratch(&mut self.spec, &mut self.acf, &mut self.scratch)
+            .is_err()
+        {
             return 0.0;
         }
-        let acf: Vec<f64> = self.acf[..self.n_bins].iter().map(|v| v.abs()).collect();
+        self.acf_abs.clear();
+        self.acf_abs
+            .extend(self.acf[..self.n_bins].iter().map(|v| v.abs()));
+        let acf = &self.acf_abs;
         let fs = self.freq(self.n_bins - 1) * 2.0;
         let lag = (fs / f0).floor() as usize;
         if lag == 0 {
             return 0.0;
         }
-        let peak = closest_peak(&acf, lag.min(acf.len() - 1));
+        let peak = closest_peak(acf, lag.min(acf.len() - 1));
         if peak == 0 {
             return 0.0;
         }
@@ -230,6 +274,37 @@ impl HarmonicsAnalyser {
             }
         }
         hs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_bin_equals_the_scan() {
+        for (n_bins, bin_hz) in [
+            (2049usize, 44100.0 / 4096.0),
+            (257, 8000.0 / 512.0),
+            (9, 0.1),
+        ] {
+            let h = HarmonicsAnalyser::new(n_bins, bin_hz);
+            let top = bin_hz * n_bins as f64 * 1.1;
+            let mut fs: Vec<f64> = (0..4000).map(|i| top * i as f64 / 3999.0).collect();
+            // exactly on bins and half-way between them, negative, huge, NaN
+            fs.extend((0..n_bins + 2).map(|b| b as f64 * bin_hz));
+            fs.extend((0..n_bins).map(|b| (b as f64 + 0.5) * bin_hz));
+            fs.extend([-5.0, 1e300, f64::INFINITY, f64::NAN]);
+            for &f in &fs {
+                for start in [0usize, 1, 2, 7, n_bins / 2, n_bins - 1, n_bins, n_bins + 3] {
+                    assert_eq!(
+                        h.freq_to_bin(f, start),
+                        h.freq_to_bin_scan(f, start),
+                        "f {f} start {start} bins {n_bins}"
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -104,6 +104,9 @@ class Smile:
         self._set = _SET[self.feature_set]
         self._level, names_level, self._frame_s = _LEVEL[(self.feature_set, self.feature_level)]
         self._names = list(_native.feature_names(self._set, names_level))
+        # every process_* call returns a DataFrame: import pandas here, once, as the
+        # ``opensmile`` package does at import, not inside the first call
+        _pandas()
 
     def __repr__(self):
         return (f"Smile(feature_set={self.feature_set}, feature_level={self.feature_level})")
