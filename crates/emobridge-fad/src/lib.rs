@@ -8,6 +8,8 @@
 //! * [`frechet`]: the distance itself through the symmetric trace route
 //!   (eigendecomposition of Σ₁, then the eigenvalues of Σ₁^½ Σ₂ Σ₁^½), which is never complex and,
 //!   after clamping rounding noise, never negative; clamped eigenvalues are counted and reported.
+//! * [`symeig`]: eigenvalues only of a symmetric matrix (blocked Householder
+//!   tridiagonalisation on GEMM kernels, then root-free QL/QR), the trace term's solver.
 //! * [`infinity`]: FAD-∞ as fadtk defines it (FAD at growing sample sizes drawn with
 //!   replacement, least-squares line against 1/n, intercept and R²) with a seeded generator.
 //! * [`bootstrap`]: percentile bootstrap confidence intervals, resampling rows or whole clips;

@@ -445,17 +445,7 @@ pub(crate) fn moments_of_encoded_rows(
     let part_bytes = n.div_ceil(threads) * row_bytes;
     let sums = data
         .par_chunks(part_bytes)
-        .map(|part| {
-            let mut sums = vec![0.0f64; dim];
-            let mut row = vec![0.0f64; dim];
-            for bytes in part.chunks_exact(row_bytes) {
-                decode(bytes, &mut row);
-                for (s, x) in sums.iter_mut().zip(&row) {
-                    *s += x;
-                }
-            }
-            sums
-        })
+        .map(|part| column_sums(part, row_bytes, dim, &decode))
         .reduce(
             || vec![0.0f64; dim],
             |mut a, b| {
@@ -482,17 +472,10 @@ pub(crate) fn moments_of_encoded_rows(
             for block in part.chunks(ENCODED_BLOCK_ROWS * row_bytes) {
                 let rows = block.len() / row_bytes;
                 let values = &mut buffer[..rows * dim];
+                let single = &mut single[..if f32_products { rows * dim } else { 0 }];
                 decode(block, values);
-                for row in values.chunks_exact_mut(dim) {
-                    for (x, m) in row.iter_mut().zip(&mean) {
-                        *x -= m;
-                    }
-                }
+                centre_and_round(values, single, &mean);
                 if f32_products {
-                    let single = &mut single[..rows * dim];
-                    for (s, x) in single.iter_mut().zip(values.iter()) {
-                        *s = *x as f32;
-                    }
                     let x = MatRef::from_row_major_slice(single, rows, dim);
                     tri_matmul(
                         product.as_mut(),
@@ -505,12 +488,7 @@ pub(crate) fn moments_of_encoded_rows(
                         1.0f32,
                         Par::Seq,
                     );
-                    for j in 0..dim {
-                        let src = &product.col_as_slice(j)[j..];
-                        for (d, s) in acc.col_as_slice_mut(j)[j..].iter_mut().zip(src) {
-                            *d += f64::from(*s);
-                        }
-                    }
+                    add_lower(&mut acc, &product);
                 } else {
                     let x = MatRef::from_row_major_slice(values, rows, dim);
                     tri_matmul(
@@ -550,6 +528,80 @@ pub(crate) fn moments_of_encoded_rows(
         mean,
         scatter,
     }
+}
+
+/// The column sums of the rows of `part` (`row_bytes` bytes each, decoded by `decode`).
+fn column_sums(
+    part: &[u8],
+    row_bytes: usize,
+    dim: usize,
+    decode: &impl Fn(&[u8], &mut [f64]),
+) -> Vec<f64> {
+    let mut sums = vec![0.0f64; dim];
+    let mut row = vec![0.0f64; dim];
+    for bytes in part.chunks_exact(row_bytes) {
+        decode(bytes, &mut row);
+        for (s, x) in sums.iter_mut().zip(&row) {
+            *s += x;
+        }
+    }
+    sums
+}
+
+/// Centres each row of `values` on `mean` and rounds the centred values to `f32` into `single`
+/// when it is not empty. Compiled for AVX2 where the processor has it (four values per
+/// instruction instead of two); the arithmetic is element by element, so the results are the
+/// same either way.
+fn centre_and_round(values: &mut [f64], single: &mut [f32], mean: &[f64]) {
+    #[inline(always)]
+    fn body(values: &mut [f64], single: &mut [f32], mean: &[f64]) {
+        for row in values.chunks_exact_mut(mean.len()) {
+            for (x, m) in row.iter_mut().zip(mean) {
+                *x -= m;
+            }
+        }
+        for (s, x) in single.iter_mut().zip(values.iter()) {
+            *s = *x as f32;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(values: &mut [f64], single: &mut [f32], mean: &[f64]) {
+            body(values, single, mean)
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the feature was just detected.
+            return unsafe { avx2(values, single, mean) };
+        }
+    }
+    body(values, single, mean)
+}
+
+/// `acc += product` on the lower triangle, `f32` widened to `f64` (AVX2 where available, as
+/// [`centre_and_round`]).
+fn add_lower(acc: &mut Mat<f64>, product: &Mat<f32>) {
+    #[inline(always)]
+    fn body(acc: &mut Mat<f64>, product: &Mat<f32>) {
+        for j in 0..acc.ncols() {
+            let src = &product.col_as_slice(j)[j..];
+            for (d, s) in acc.col_as_slice_mut(j)[j..].iter_mut().zip(src) {
+                *d += f64::from(*s);
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(acc: &mut Mat<f64>, product: &Mat<f32>) {
+            body(acc, product)
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the feature was just detected.
+            return unsafe { avx2(acc, product) };
+        }
+    }
+    body(acc, product)
 }
 
 /// A Gaussian summary of an embedding set: mean, covariance and (when known) the sample count.

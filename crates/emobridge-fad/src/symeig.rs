@@ -713,6 +713,20 @@ mod tests {
     }
 
     #[test]
+    fn two_threads_give_the_one_thread_values() {
+        // Above PARALLEL_FROM: the split matrix–vector products and the parallel rank-2k
+        // updates change only the rounding.
+        let a = gram(700, 300, &vec![1.0; 300], 41);
+        let seq = symmetric_eigenvalues(a.as_ref(), Par::Seq).unwrap();
+        let two = symmetric_eigenvalues(a.as_ref(), Par::rayon(2)).unwrap();
+        let largest = seq[seq.len() - 1];
+        for (x, y) in seq.iter().zip(&two) {
+            assert!((x - y).abs() <= 1e-13 * largest, "{x} vs {y}");
+        }
+        compare(&a, "two threads");
+    }
+
+    #[test]
     fn only_the_lower_triangle_is_read() {
         let a = gram(100, 70, &vec![1.0; 70], 21);
         let mut garbled = a.clone();
