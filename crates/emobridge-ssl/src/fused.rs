@@ -240,6 +240,132 @@ impl CustomOp3 for LinearOp {
     }
 }
 
+/// The LoRA update scale·(dropout(x)·Aᵀ)·Bᵀ over the last dimension of `x` (A [r, in],
+/// B [out, r]) as one node, `mask` being the dropout mask of x (None: no dropout). The backward
+/// pass recomputes the rank-r activations (x·Aᵀ, [rows, r]) instead of keeping a masked copy
+/// of x, the scaled update and the low-rank product as separate tensors.
+pub fn lora_update(
+    x: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    scale: f64,
+    mask: Option<Vec<f32>>,
+) -> CResult<Tensor> {
+    if let Some(m) = &mask {
+        if m.len() != x.elem_count() {
+            candle_core::bail!("lora: mask of {} for {:?}", m.len(), x.dims());
+        }
+    }
+    x.contiguous()?
+        .apply_op3(&a.contiguous()?, &b.contiguous()?, LoraOp { scale, mask })
+}
+
+/// Whether [`lora_update`] serves these tensors.
+pub fn lora_applies(x: &Tensor, a: &Tensor, b: &Tensor) -> bool {
+    cpu_f32(x) && cpu_f32(a) && cpu_f32(b)
+}
+
+struct LoraOp {
+    scale: f64,
+    mask: Option<Vec<f32>>,
+}
+
+impl LoraOp {
+    /// (rows, in, r, out), checked.
+    fn dims(x: &[usize], a: &[usize], b: &[usize]) -> CResult<(usize, usize, usize, usize)> {
+        let (&[r, k], &[n, r2]) = (a, b) else {
+            candle_core::bail!("lora: A {a:?}, B {b:?}");
+        };
+        if r2 != r || x.last() != Some(&k) || k == 0 {
+            candle_core::bail!("lora: input {x:?}, A {a:?}, B {b:?}");
+        }
+        Ok((x.iter().product::<usize>() / k, k, r, n))
+    }
+}
+
+impl CustomOp3 for LoraOp {
+    fn name(&self) -> &'static str {
+        "emobridge-lora"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        use crate::gemm::{GemmPrecision::F32, PackedWeight};
+        let (m, k, r, n) = Self::dims(l1.dims(), l2.dims(), l3.dims())?;
+        let x = slice(s1, l1, "lora input")?;
+        let a = slice(s2, l2, "lora A")?;
+        let b = slice(s3, l3, "lora B")?;
+        let masked: Vec<f32>;
+        let xm = match &self.mask {
+            Some(mask) => {
+                masked = x.iter().zip(mask).map(|(v, w)| v * w).collect();
+                &masked[..]
+            }
+            None => x,
+        };
+        let mut low = PackedWeight::new(a, r, k, F32).matmul(xm, m, k, None, false);
+        let scale = self.scale as f32;
+        low.iter_mut().for_each(|v| *v *= scale);
+        let y = PackedWeight::new(b, n, r, F32).matmul(&low, m, r, None, false);
+        let mut out = l1.dims().to_vec();
+        *out.last_mut().expect("rank ≥ 1") = n;
+        Ok((CpuStorage::F32(y), Shape::from(out)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (m, k, _, n) = Self::dims(x.dims(), a.dims(), b.dims())?;
+        let need = [x.track_op(), a.track_op(), b.track_op()];
+        let mask = match &self.mask {
+            Some(v) => Some(Tensor::from_slice(v, (m, k), x.device())?),
+            None => None,
+        };
+        let x2 = x.detach().reshape((m, k))?;
+        let xm = match &mask {
+            Some(mk) => x2.mul(mk)?,
+            None => x2,
+        };
+        let (a, b) = (a.detach(), b.detach());
+        // With gs = scale·dy: dB = gsᵀ·(xm·Aᵀ), dA = (gs·B)ᵀ·xm, dx = ((gs·B)·A) ⊙ mask.
+        let gs = (grad.contiguous()?.reshape((m, n))? * self.scale)?;
+        let gl = gs.matmul(&b)?;
+        let db = if need[2] {
+            Some(gs.t()?.matmul(&xm.matmul(&a.t()?)?)?)
+        } else {
+            None
+        };
+        let da = if need[1] {
+            Some(gl.t()?.matmul(&xm)?)
+        } else {
+            None
+        };
+        let dx = if need[0] {
+            let d = gl.matmul(&a)?;
+            let d = match &mask {
+                Some(mk) => d.mul(mk)?,
+                None => d,
+            };
+            Some(d.reshape(x.shape())?)
+        } else {
+            None
+        };
+        Ok((dx, da, db))
+    }
+}
+
 /// Runs `f` on `x` compiled for AVX-512 where the CPU has it (the loops in `f` are written to
 /// vectorise), else as is.
 #[inline(always)]
@@ -1454,6 +1580,44 @@ mod tests {
         let grads = y.sum_all().unwrap().backward().unwrap();
         assert!(grads.get(&kf).is_none());
         assert!(grads.get(q.as_tensor()).is_some() && grads.get(v.as_tensor()).is_some());
+    }
+
+    #[test]
+    fn lora_update_matches_the_composed_ops_with_and_without_dropout() {
+        let x = Var::from_tensor(&data(&[2, 37, 19], 21)).unwrap();
+        let a = Var::from_tensor(&data(&[4, 19], 22)).unwrap();
+        let b = Var::from_tensor(&data(&[11, 4], 23)).unwrap();
+        let mask: Vec<f32> = (0..2 * 37 * 19)
+            .map(|i| if i % 7 == 3 { 0.0 } else { 1.0 / 0.9 })
+            .collect();
+        let mask_t = Tensor::from_vec(mask.clone(), (2, 37, 19), &Device::Cpu).unwrap();
+        for m in [None, Some(mask)] {
+            let composed = || {
+                let d = match &m {
+                    Some(_) => (x.as_tensor() * &mask_t).unwrap(),
+                    None => x.as_tensor().clone(),
+                };
+                let low = d.broadcast_matmul(&a.t().unwrap()).unwrap();
+                (low.broadcast_matmul(&b.t().unwrap()).unwrap() * 2.0).unwrap()
+            };
+            check(
+                &[x.clone(), a.clone(), b.clone()],
+                || lora_update(&x, &a, &b, 2.0, m.clone()).unwrap(),
+                composed,
+                2e-5,
+                "lora",
+            );
+        }
+        // A frozen input gets no gradient; A and B still do.
+        let xf = data(&[2, 37, 19], 21);
+        let grads = lora_update(&xf, &a, &b, 2.0, None)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(grads.get(&xf).is_none());
+        assert!(grads.get(a.as_tensor()).is_some() && grads.get(b.as_tensor()).is_some());
     }
 
     #[test]

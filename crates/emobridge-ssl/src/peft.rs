@@ -206,22 +206,34 @@ impl Dropout {
         }
     }
 
-    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+    /// The mask (0, or 1/(1 − p) for a kept value) for `n` values while training; None while
+    /// evaluating or for p = 0.
+    fn mask(&self, n: usize) -> Option<Vec<f32>> {
         if self.p == 0.0 || !self.training.load(Ordering::Relaxed) {
-            return Ok(x.clone());
+            return None;
         }
         let keep = 1.0 / (1.0 - self.p);
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-        let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| {
-                if rng.random::<f32>() < self.p {
-                    0.0
-                } else {
-                    keep
-                }
-            })
-            .collect();
-        crate::fused::mul_by_constant(x, &Tensor::from_vec(mask, x.shape(), x.device())?)
+        Some(
+            (0..n)
+                .map(|_| {
+                    if rng.random::<f32>() < self.p {
+                        0.0
+                    } else {
+                        keep
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        match self.mask(x.elem_count()) {
+            None => Ok(x.clone()),
+            Some(mask) => {
+                crate::fused::mul_by_constant(x, &Tensor::from_vec(mask, x.shape(), x.device())?)
+            }
+        }
     }
 }
 
@@ -239,6 +251,11 @@ pub struct LoraLinear {
 impl LoraLinear {
     pub(crate) fn forward(&self, x: &Tensor) -> CResult<Tensor> {
         let y = self.base.forward(x)?;
+        if crate::fused::lora_applies(x, &self.a, &self.b) {
+            // Dropout, both low-rank products and the scaling as one node (CPU f32).
+            let mask = self.dropout.mask(x.elem_count());
+            return y + crate::fused::lora_update(x, &self.a, &self.b, self.scale, mask)?;
+        }
         let d = self.dropout.forward(x)?;
         let low = crate::fused::linear(&d, &self.a, None)?;
         let up = crate::fused::linear(&low, &self.b, None)?;
