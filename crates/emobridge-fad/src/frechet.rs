@@ -316,31 +316,10 @@ fn symmetric_eigenvalues(m: &Mat<f64>, par: Par) -> std::result::Result<Vec<f64>
     match crate::symeig::symmetric_eigenvalues(m.as_ref(), par) {
         Ok(values) => Ok(values),
         Err(crate::symeig::EigenError::NotFinite) => Err(()),
-        Err(crate::symeig::EigenError::NoConvergence) => faer_symmetric_eigenvalues(m, par),
+        Err(crate::symeig::EigenError::NoConvergence) => {
+            crate::symeig::faer_symmetric_eigenvalues(m.as_ref(), par).map_err(|_| ())
+        }
     }
-}
-
-/// faer's eigenvalues-only solver (unblocked tridiagonal reduction).
-fn faer_symmetric_eigenvalues(m: &Mat<f64>, par: Par) -> std::result::Result<Vec<f64>, ()> {
-    use faer::linalg::evd;
-    let n = m.nrows();
-    let mut s = faer::diag::Diag::<f64>::zeros(n);
-    let mut mem = MemBuffer::new(evd::self_adjoint_evd_scratch::<f64>(
-        n,
-        evd::ComputeEigenvectors::No,
-        par,
-        Default::default(),
-    ));
-    evd::self_adjoint_evd(
-        m.as_ref(),
-        s.as_mut(),
-        None,
-        par,
-        MemStack::new(&mut mem),
-        Default::default(),
-    )
-    .map_err(|_| ())?;
-    Ok(s.column_vector().iter().copied().collect())
 }
 
 /// `U Λ^½` of Σ₁ with eigenvalues below the rank cut-off zeroed; (factor, zeroed, negative).

@@ -46,6 +46,32 @@ pub enum EigenError {
     NoConvergence,
 }
 
+/// faer's eigenvalues-only solver (unblocked tridiagonal reduction) on the lower triangle of
+/// `a`: the fallback should the QL iteration of [`symmetric_eigenvalues`] not converge, and the
+/// reference it is measured against. Its failure is reported as [`EigenError::NoConvergence`].
+pub fn faer_symmetric_eigenvalues(a: MatRef<'_, f64>, par: Par) -> Result<Vec<f64>, EigenError> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::evd;
+    let n = a.nrows();
+    let mut s = faer::diag::Diag::<f64>::zeros(n);
+    let mut mem = MemBuffer::new(evd::self_adjoint_evd_scratch::<f64>(
+        n,
+        evd::ComputeEigenvectors::No,
+        par,
+        Default::default(),
+    ));
+    evd::self_adjoint_evd(
+        a,
+        s.as_mut(),
+        None,
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|_| EigenError::NoConvergence)?;
+    Ok(s.column_vector().iter().copied().collect())
+}
+
 /// The eigenvalues, ascending, of the symmetric matrix whose lower triangle is `a` (the strict
 /// upper triangle is not read). `par` is handed to the rank-2k products of the reduction.
 pub fn symmetric_eigenvalues(a: MatRef<'_, f64>, par: Par) -> Result<Vec<f64>, EigenError> {
