@@ -4,6 +4,10 @@
 //! analysis windows and the batch size. Blocks of one second take the parallel candidate path,
 //! blocks of 1–333 samples the one-thread path; the windowed summary streams too.
 
+mod common;
+
+use common::{on_pool, Noise};
+
 use emobridge_acoustic::compare::{self, CompareStream, WindowConfig, WindowSummariser};
 use emobridge_acoustic::{AcousticError, FeatureFrames};
 
@@ -11,16 +15,13 @@ use emobridge_acoustic::{AcousticError, FeatureFrames};
 /// every second, amplitude-modulated, a noise burst every 4 s, and a little noise throughout.
 fn speech_like(rate: u32, seconds: f64) -> Vec<f32> {
     let n = (seconds * rate as f64) as usize;
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut noise_source = Noise::new();
     let tau = 2.0 * std::f64::consts::PI;
     let mut phase = 0.0f64;
     (0..n)
         .map(|i| {
             let t = i as f64 / rate as f64;
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let noise = (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+            let noise = noise_source.next_centred();
             let f0 = 120.0 + 50.0 * (tau * 0.25 * t).sin() + 10.0 * (tau * 2.3 * t).sin();
             phase += tau * f0 / rate as f64;
             let env = 0.6 + 0.4 * (tau * 3.0 * t).sin();
@@ -34,14 +35,6 @@ fn speech_like(rate: u32, seconds: f64) -> Vec<f32> {
             (env * v + burst + 0.004 * noise) as f32
         })
         .collect()
-}
-
-fn on_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
 }
 
 /// Streams `x` in blocks cycling through `sizes`; returns the rows and the largest sample and

@@ -4,6 +4,10 @@
 //! computed on the thread pool; blocks of 1, 7, 160 and 333 samples take the one-thread path, so
 //! the test also checks that the parallel split equals the sequential order exactly.
 
+mod common;
+
+use common::Noise;
+
 use emobridge_acoustic::egemaps::{self, EgemapsStream};
 
 /// Five minutes of speech-like synthetic audio at `rate`: a voiced tone with a gliding F0 and
@@ -11,16 +15,13 @@ use emobridge_acoustic::egemaps::{self, EgemapsStream};
 /// little deterministic noise.
 fn speech_like(rate: u32, seconds: f64) -> Vec<f32> {
     let n = (seconds * rate as f64) as usize;
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut noise_source = Noise::new();
     let tau = 2.0 * std::f64::consts::PI;
     let mut phase = 0.0f64;
     (0..n)
         .map(|i| {
             let t = i as f64 / rate as f64;
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let noise = ((seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 0.004;
+            let noise = noise_source.next_centred() * 0.004;
             let f0 = 110.0 + 40.0 * (tau * 0.3 * t).sin() + 15.0 * (tau * 2.1 * t).sin();
             phase += tau * f0 / rate as f64;
             let voiced = (t % 1.0) < 0.7;

@@ -3,6 +3,10 @@
 //! functionals), including the stateful parts (smoothing, Viterbi pitch continuity, period
 //! matcher, formant root tracking, RASTA filter, spectral flux).
 
+mod common;
+
+use common::on_pool;
+
 use emobridge_acoustic::{compare, egemaps, FeatureFrames};
 
 /// A voiced tone with a gliding F0 and harmonics, pauses every second, and a little noise.
@@ -28,14 +32,6 @@ fn signal(rate: u32, seconds: f64) -> Vec<f32> {
             (v + noise) as f32
         })
         .collect()
-}
-
-fn on_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
 }
 
 fn bits(f: &FeatureFrames) -> Vec<Vec<u32>> {
