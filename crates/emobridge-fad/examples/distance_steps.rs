@@ -8,6 +8,7 @@
 //! (768, 7, 1). With THREADS > 1 every step runs on that many threads and the times are wall
 //! seconds instead (thread CPU time would miss the helper threads).
 
+use emobridge_fad::frechet::lower_cholesky;
 use emobridge_fad::symeig::{faer_symmetric_eigenvalues, symmetric_eigenvalues};
 use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
 use faer::{Accum, Mat, Par};
@@ -41,34 +42,6 @@ fn covariance(d: usize, seed: u64) -> Mat<f64> {
     c
 }
 
-/// The lower Cholesky factor of `s` on `par` threads.
-fn cholesky(s: &Mat<f64>, par: Par) -> Mat<f64> {
-    use faer::dyn_stack::{MemBuffer, MemStack};
-    use faer::linalg::cholesky::llt::factor as llt;
-    let d = s.nrows();
-    let mut l = Mat::<f64>::zeros(d, d);
-    l.copy_from_triangular_lower(s.as_ref());
-    let mut mem = MemBuffer::new(llt::cholesky_in_place_scratch::<f64>(
-        d,
-        par,
-        Default::default(),
-    ));
-    llt::cholesky_in_place(
-        l.as_mut(),
-        Default::default(),
-        par,
-        MemStack::new(&mut mem),
-        Default::default(),
-    )
-    .expect("SPD");
-    for j in 1..d {
-        for i in 0..j {
-            l[(i, j)] = 0.0;
-        }
-    }
-    l
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -89,7 +62,7 @@ fn main() {
     let mut check = (0.0, 0.0);
     for _ in 0..repeats {
         let t0 = clock();
-        let l = cholesky(&s1, par);
+        let l = lower_cholesky(s1.as_ref(), par).expect("positive definite");
         let t1 = clock();
         let mut x = Mat::zeros(d, d);
         tri_matmul(

@@ -274,15 +274,13 @@ impl PreparedGaussian {
     }
 }
 
-/// The Cholesky factor of Σ₁ when the route allows it and Σ₁ is positive definite with N > D.
-fn cholesky_factor(g: &Gaussian, route: TraceRoute, par: Par) -> Option<Mat<f64>> {
+/// The lower Cholesky factor `L` (`L Lᵀ = s`, upper triangle zero) of the symmetric matrix
+/// whose lower triangle is `s`, on `par` threads; `None` when `s` is not positive definite.
+pub fn lower_cholesky(s: faer::MatRef<'_, f64>, par: Par) -> Option<Mat<f64>> {
     use faer::linalg::cholesky::llt::factor as llt;
-    if route != TraceRoute::Auto || g.is_rank_deficient() {
-        return None;
-    }
-    let dim = g.dim();
+    let dim = s.nrows();
     let mut l = Mat::<f64>::zeros(dim, dim);
-    l.copy_from_triangular_lower(g.cov.as_ref());
+    l.copy_from_triangular_lower(s);
     let mut mem = MemBuffer::new(llt::cholesky_in_place_scratch::<f64>(
         dim,
         par,
@@ -301,6 +299,15 @@ fn cholesky_factor(g: &Gaussian, route: TraceRoute, par: Par) -> Option<Mat<f64>
             l[(i, j)] = 0.0;
         }
     }
+    Some(l)
+}
+
+/// The Cholesky factor of Σ₁ when the route allows it and Σ₁ is positive definite with N > D.
+fn cholesky_factor(g: &Gaussian, route: TraceRoute, par: Par) -> Option<Mat<f64>> {
+    if route != TraceRoute::Auto || g.is_rank_deficient() {
+        return None;
+    }
+    let l = lower_cholesky(g.cov.as_ref(), par)?;
     // A pivot at rounding level means Σ₁ is numerically singular: leave it to the eigen route,
     // which cuts such eigenvalues off instead of taking square roots of noise.
     let largest = (0..g.dim()).fold(0.0f64, |m, i| m.max(g.cov[(i, i)]));
