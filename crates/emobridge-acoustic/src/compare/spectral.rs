@@ -164,50 +164,6 @@ fn band_span(n_bins: usize, bin_hz: f64, lo: f64, hi: f64) -> BandSpan {
     b
 }
 
-/// Frequencies below which the given fractions of the total power lie.
-#[cfg(test)]
-fn roll_offs(power: &[f64], freqs: &[f64], total: f64) -> [f64; 4] {
-    let mut found = [0.0f64; 4];
-    let mut cumulative = 0.0;
-    for j in 1..power.len() {
-        cumulative += power[j];
-        for (slot, &fraction) in found.iter_mut().zip(&ROLL_OFFS) {
-            if *slot == 0.0 && cumulative >= fraction * total {
-                *slot = freqs[j];
-            }
-        }
-    }
-    found
-}
-
-/// Shannon entropy (bits) of the power spectrum read as a probability mass function.
-#[cfg(test)]
-fn entropy(power: &[f64]) -> f64 {
-    let sum: f64 = power.iter().sum();
-    let sum = sum.max(ENTROPY_FLOOR);
-    -power
-        .iter()
-        .map(|&p| {
-            let q = p.max(ENTROPY_FLOOR) / sum;
-            q * q.log2()
-        })
-        .sum::<f64>()
-}
-
-/// Spectral variance, skewness and kurtosis around the centroid.
-#[cfg(test)]
-fn moments(power: &[f64], freqs: &[f64], centroid: f64, total: f64) -> (f64, f64, f64) {
-    let (mut m2, mut m3, mut m4) = (0.0, 0.0, 0.0);
-    for j in 1..power.len() {
-        let d = freqs[j] - centroid;
-        let w = d * d * power[j];
-        m2 += w;
-        m3 += w * d;
-        m4 += w * d * d;
-    }
-    finish_moments(m2, m3, m4, total)
-}
-
 /// Variance, skewness and kurtosis from the power-weighted central sums `m2..m4`.
 fn finish_moments(m2: f64, m3: f64, m4: f64, total: f64) -> (f64, f64, f64) {
     let variance = if total != 0.0 { m2 / total } else { 0.0 };
@@ -224,15 +180,8 @@ fn finish_moments(m2: f64, m3: f64, m4: f64, total: f64) -> (f64, f64, f64) {
     (variance, skewness, kurtosis)
 }
 
-/// Least-squares slope of power over frequency, times (bins − 1) as openSMILE scales it.
-#[cfg(test)]
-fn slope(freqs: &[f64], weighted: f64, total: f64) -> f64 {
-    let sf: f64 = freqs.iter().sum();
-    let s2f: f64 = freqs.iter().map(|f| f * f).sum();
-    slope_from_sums(freqs.len(), sf, s2f, weighted, total)
-}
-
-/// [`slope`] from Σ f and Σ f² over its `bins` frequencies.
+/// Least-squares slope of power over frequency, times (bins − 1) as openSMILE scales it, from
+/// Σ f and Σ f² over its `bins` frequencies.
 fn slope_from_sums(bins: usize, sf: f64, s2f: f64, weighted: f64, total: f64) -> f64 {
     let n = bins as f64;
     let denominator = n * s2f - sf * sf;
