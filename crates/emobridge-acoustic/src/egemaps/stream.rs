@@ -65,6 +65,8 @@ pub struct EgemapsStream {
     next_release: usize,
     matcher: PeriodMatcher,
     harmonics: HarmonicsAnalyser,
+    /// Samples of the 60 ms frame being released (for the HNR's ACF lags).
+    hnr_frame: Vec<f64>,
     voicing: Vec<[f32; 15]>,
 }
 
@@ -199,7 +201,9 @@ impl EgemapsStream {
             released: Vec::new(),
             next_release: 0,
             matcher: PeriodMatcher::new(sample_rate as f64, &cfg.jitter),
-            harmonics: HarmonicsAnalyser::new(geo60.n_bins(), geo60.bin_hz()),
+            harmonics: HarmonicsAnalyser::new(geo60.n_bins(), geo60.bin_hz())
+                .with_window(crate::egemaps::frames::gauss(geo60.frame, cfg.gauss_sigma)),
+            hnr_frame: Vec::with_capacity(geo60.frame),
             voicing: Vec::new(),
             cfg,
         })
@@ -346,9 +350,20 @@ impl EgemapsStream {
         };
         let freq = |k: usize| fm.map_or(0.0, |f| f.frequency[k]);
         let bw = |k: usize| fm.map_or(0.0, |f| f.bandwidth[k]);
+        // the frame's samples are still buffered (nothing before the released frame is dropped)
+        self.hnr_frame.clear();
+        if f0 > 0.0 {
+            copy_frame(
+                &self.buf,
+                self.buf_start,
+                i,
+                &self.geo60,
+                &mut self.hnr_frame,
+            );
+        }
         let h = self
             .harmonics
-            .frame(&spectrum, f0, &[freq(0), freq(1), freq(2)]);
+            .frame(&spectrum, &self.hnr_frame, f0, &[freq(0), freq(1), freq(2)]);
         self.voicing.push([
             pitch::semitones_from_27_5(f0) as f32,
             j.jitter_local as f32,

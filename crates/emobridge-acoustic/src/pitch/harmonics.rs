@@ -29,7 +29,8 @@ struct Harmonic {
     freq: f64,
     magnitude: f64,
     magnitude_interp: f64,
-    log_rel: f64,
+    /// Removed as a duplicate of the slot before it.
+    duplicate: bool,
 }
 
 /// Computes harmonic descriptors for magnitude spectra of `n_bins` bins spaced `bin_hz` apart.
@@ -42,6 +43,125 @@ pub struct HarmonicsAnalyser {
     acf: Vec<f64>,
     acf_abs: Vec<f64>,
     scratch: Vec<Complex<f64>>,
+    /// The ACF lags the HNR reads, summed directly from the windowed frame (see [`LagSums`]).
+    lags: LagSums,
+    /// Harmonics of the current frame (reused between frames).
+    harmonics: Vec<Harmonic>,
+    /// Analysis window of the frames (empty: not known).
+    window: Vec<f64>,
+}
+
+/// Most ACF lags [`HarmonicsAnalyser::acf_hnr_db`] sums directly before it takes the whole
+/// ACF from one inverse FFT instead (the peak search walks outwards from the F0 lag; it almost
+/// always stops within a few lags, but may walk far on noise-like frames).
+const DIRECT_LAGS: usize = 16;
+
+/// Lags of the circular autocorrelation of the windowed frame `y` (zero-padded to the FFT
+/// length `N`), `acf[k] = N · Σ_n y[n] · y[(n + k) mod N]`: the real inverse FFT of the power
+/// spectrum `|Y|²` that openSMILE's `cHarmonics` takes, summed directly in time for the few lags
+/// around the F0 period that the HNR peak search reads (about `L` multiply-adds a lag, against
+/// an `N`-point inverse FFT for all of them). Same values up to rounding.
+struct LagSums {
+    n_fft: usize,
+    /// The windowed frame.
+    y: Vec<f64>,
+    /// `|acf[k]|` of the lags computed for the current frame (NaN where not computed).
+    value: Vec<f64>,
+    touched: Vec<usize>,
+    evaluated: usize,
+}
+
+impl LagSums {
+    fn new(n_bins: usize) -> LagSums {
+        LagSums {
+            n_fft: (n_bins - 1) * 2,
+            y: Vec::new(),
+            value: vec![f64::NAN; n_bins],
+            touched: Vec::new(),
+            evaluated: 0,
+        }
+    }
+
+    /// Starts a frame: `frame` (samples, zero-padded) times `window`.
+    fn start(&mut self, frame: &[f64], window: &[f64]) {
+        for &k in &self.touched {
+            self.value[k] = f64::NAN;
+        }
+        self.touched.clear();
+        self.evaluated = 0;
+        self.y.clear();
+        self.y
+            .extend(frame.iter().zip(window).map(|(&x, &w)| x * w));
+        self.y.truncate(self.n_fft);
+    }
+
+    /// `|acf[k]|`, or `None` once the direct sums' budget is spent.
+    fn get(&mut self, k: usize) -> Option<f64> {
+        let v = self.value[k];
+        if !v.is_nan() {
+            return Some(v);
+        }
+        if k != 0 {
+            if self.evaluated == DIRECT_LAGS {
+                return None;
+            }
+            self.evaluated += 1;
+        }
+        let (y, n) = (&self.y, self.n_fft);
+        let acf = if k == 0 {
+            lagged_dot(y, 0)
+        } else {
+            lagged_dot(y, k) + lagged_dot(y, n - k)
+        };
+        self.value[k] = (acf * n as f64).abs();
+        self.touched.push(k);
+        Some(self.value[k])
+    }
+}
+
+/// `Σ_n y[n] · y[n + m]` (0 for `m ≥ len`), in four interleaved partial sums.
+fn lagged_dot(y: &[f64], m: usize) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { lagged_dot_avx2(y, m) };
+        }
+    }
+    lagged_dot_body(y, m)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lagged_dot_avx2(y: &[f64], m: usize) -> f64 {
+    lagged_dot_body(y, m)
+}
+
+#[inline(always)]
+fn lagged_dot_body(y: &[f64], m: usize) -> f64 {
+    if m >= y.len() {
+        return 0.0;
+    }
+    let (a, b) = (&y[..y.len() - m], &y[m..]);
+    let (mut lo, mut hi) = ([0.0f64; 4], [0.0f64; 4]);
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, z) in (&mut ca).zip(&mut cb) {
+        let x: &[f64; 8] = x.try_into().expect("chunks of 8");
+        let z: &[f64; 8] = z.try_into().expect("chunks of 8");
+        for l in 0..4 {
+            lo[l] += x[l] * z[l];
+            hi[l] += x[l + 4] * z[l + 4];
+        }
+    }
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, z)| x * z)
+        .sum();
+    let acc = [lo[0] + hi[0], lo[1] + hi[1], lo[2] + hi[2], lo[3] + hi[3]];
+    ((acc[0] + acc[2]) + (acc[1] + acc[3])) + tail
 }
 
 impl HarmonicsAnalyser {
@@ -58,6 +178,9 @@ impl HarmonicsAnalyser {
             acf_abs: Vec::with_capacity(n_bins),
             scratch: inverse.make_scratch_vec(),
             inverse,
+            lags: LagSums::new(n_bins),
+            harmonics: Vec::new(),
+            window: Vec::new(),
         }
     }
 
@@ -112,11 +235,44 @@ impl HarmonicsAnalyser {
         0
     }
 
-    /// HNR in dB from the autocorrelation (inverse FFT of the power spectrum) at the lag of F0.
-    pub fn acf_hnr_db(&mut self, mags: &[f64], f0: f64) -> f64 {
+    /// The analysis window of the frames whose spectra [`HarmonicsAnalyser::frame`] gets, so
+    /// that the HNR can sum the ACF lags it needs from the frame itself (see [`LagSums`]).
+    pub fn with_window(mut self, window: Vec<f64>) -> HarmonicsAnalyser {
+        self.window = window;
+        self
+    }
+
+    /// HNR in dB from the autocorrelation (inverse FFT of the power spectrum) at the lag of F0:
+    /// the nearest ACF peak to the F0 period. With the frame's samples `frame` (unwindowed,
+    /// zero-padded; empty if not at hand) and a window set by
+    /// [`HarmonicsAnalyser::with_window`], the lags the peak search reads are summed directly
+    /// ([`LagSums`]); otherwise, or when the search walks further than a few lags, the whole
+    /// ACF comes from an inverse FFT of `mags²` (same values up to rounding).
+    pub fn acf_hnr_db(&mut self, mags: &[f64], frame: &[f64], f0: f64) -> f64 {
         if f0 <= 0.0 {
             return 0.0;
         }
+        let fs = self.freq(self.n_bins - 1) * 2.0;
+        let lag = (fs / f0).floor() as usize;
+        if lag == 0 {
+            return 0.0;
+        }
+        let idx = lag.min(self.n_bins - 1);
+        if !frame.is_empty() && !self.window.is_empty() {
+            let lags = &mut self.lags;
+            lags.start(frame, &self.window);
+            if let Some(peak) = closest_peak_by(self.n_bins, idx, &mut |k| lags.get(k)) {
+                // both were computed on the way (lag 0 costs no budget)
+                if let (Some(a0), Some(ap)) = (lags.get(0), lags.get(peak)) {
+                    return hnr_db(peak, a0, ap);
+                }
+            }
+        }
+        self.acf_hnr_db_fft(mags, idx)
+    }
+
+    /// [`HarmonicsAnalyser::acf_hnr_db`] from the whole ACF (one inverse FFT).
+    fn acf_hnr_db_fft(&mut self, mags: &[f64], idx: usize) -> f64 {
         for (c, &m) in self.spec.iter_mut().zip(mags) {
             *c = Complex::new(m * m, 0.0);
         }
@@ -135,23 +291,35 @@ impl HarmonicsAnalyser {
         self.acf_abs
             .extend(self.acf[..self.n_bins].iter().map(|v| v.abs()));
         let acf = &self.acf_abs;
-        let fs = self.freq(self.n_bins - 1) * 2.0;
-        let lag = (fs / f0).floor() as usize;
-        if lag == 0 {
-            return 0.0;
-        }
-        let peak = closest_peak(acf, lag.min(acf.len() - 1));
-        if peak == 0 {
-            return 0.0;
-        }
-        let d = acf[0] - acf[peak];
-        let ratio = if d == 0.0 { 1e11 } else { acf[peak] / d };
-        10.0 * ratio.clamp(1e-9, 1e11).log10()
+        let peak = closest_peak(acf, idx);
+        hnr_db(peak, acf[0], acf[peak])
     }
 
     /// All descriptors of one frame given F0 (Hz, 0 = unvoiced) and formant frequencies F1..F3.
-    pub fn frame(&mut self, mags: &[f64], f0: f64, formants: &[f64; 3]) -> HarmonicFrame {
-        let hnr = self.acf_hnr_db(mags, f0);
+    /// `frame` holds the frame's samples for the HNR (see [`HarmonicsAnalyser::acf_hnr_db`]).
+    pub fn frame(
+        &mut self,
+        mags: &[f64],
+        frame: &[f64],
+        f0: f64,
+        formants: &[f64; 3],
+    ) -> HarmonicFrame {
+        self.frame_up_to(mags, frame, f0, formants, true)
+    }
+
+    /// [`HarmonicsAnalyser::frame`]; with `early_stop` the harmonic search ends at the first
+    /// harmonic that can no longer lie within ±20 % of a formant (the descriptors read only
+    /// slots 1 and 2 and the harmonics near F1..F3; each harmonic depends only on those below
+    /// it), so the values are the same as with all 100 harmonics.
+    fn frame_up_to(
+        &mut self,
+        mags: &[f64],
+        frame: &[f64],
+        f0: f64,
+        formants: &[f64; 3],
+        early_stop: bool,
+    ) -> HarmonicFrame {
+        let hnr = self.acf_hnr_db(mags, frame, f0);
         if f0 <= 0.0 {
             return HarmonicFrame {
                 hnr_acf_db: hnr,
@@ -159,21 +327,22 @@ impl HarmonicsAnalyser {
                 ..Default::default()
             };
         }
-        let harmonics = self.find_harmonics(mags, f0);
-        let formant_idx: Vec<Option<usize>> = formants
-            .iter()
-            .map(|&fc| strongest_near(&harmonics, fc))
-            .collect();
+        let bounds = formants.map(|fc| ((0.8 * fc) as f32 as f64, (1.2 * fc) as f32 as f64));
+        let highest = bounds.iter().fold(0.0f64, |m, b| m.max(b.1));
+        self.find_harmonics(mags, f0, early_stop.then_some(highest));
+        let harmonics = &self.harmonics;
+        let formant_idx = bounds.map(|b| strongest_near(harmonics, b));
+        let log_rel = |i: usize| log_rel(harmonics, i);
         // openSMILE parses "H1-H2" / "H1-A3" as harmonic slots 1 and 2 (slot 0 is F0 itself) and
         // the harmonic nearest formant 3, so these are differences of the 2nd harmonic.
-        let h1_h2 = (harmonics[1].log_rel - harmonics[2].log_rel).clamp(-201.0, 201.0);
+        let h1_h2 = (log_rel(1) - log_rel(2)).clamp(-201.0, 201.0);
         let h1_a3 = match formant_idx[2] {
-            Some(i) => (harmonics[1].log_rel - harmonics[i].log_rel).clamp(-201.0, 201.0),
-            None => (harmonics[1].log_rel - 201.0).clamp(-201.0, 201.0),
+            Some(i) => (log_rel(1) - log_rel(i)).clamp(-201.0, 201.0),
+            None => (log_rel(1) - 201.0).clamp(-201.0, 201.0),
         };
         let mut amp = [0.0; 3];
         for (a, idx) in amp.iter_mut().zip(&formant_idx) {
-            *a = idx.map_or(0.0, |i| harmonics[i].log_rel);
+            *a = idx.map_or(0.0, log_rel);
         }
         HarmonicFrame {
             hnr_acf_db: hnr,
@@ -183,21 +352,28 @@ impl HarmonicsAnalyser {
         }
     }
 
-    fn find_harmonics(&self, mags: &[f64], f0: f64) -> Vec<Harmonic> {
+    /// Fills `self.harmonics` with harmonic slots 0.. of F0 `f0`: all `n_harmonics` of them,
+    /// or with `stop_above = Some(hz)` only up to the first slot whose peak cannot lie at or
+    /// below `hz` (at least slots 0..3).
+    fn find_harmonics(&mut self, mags: &[f64], f0: f64, stop_above: Option<f64>) {
         let n = self.n_bins;
         let mut last_bin = self.freq_to_bin(0.5 * f0, 1);
         let first_bin = self.freq_to_bin(0.5 * f0, last_bin);
-        let mut hs = vec![Harmonic::default(); self.n_harmonics];
+        let count = match stop_above {
+            Some(hz) => self.harmonics_needed(f0, hz),
+            None => self.n_harmonics,
+        };
+        let mut hs = std::mem::take(&mut self.harmonics);
+        hs.clear();
+        hs.resize(count, Harmonic::default());
         for (i, h) in hs.iter_mut().enumerate() {
             if (i as f64 + 0.5) * f0 > self.freq(n - 1) {
                 // past the Nyquist frequency every harmonic maps to bin 0 and is removed as a
                 // duplicate; none of them can reach a descriptor
                 h.bin = 0;
-                h.log_rel = LOG_REL_FLOOR;
                 continue;
             }
             let cand = self.freq_to_bin((i + 1) as f64 * f0, last_bin);
-            h.log_rel = LOG_REL_FLOOR;
             if cand >= n {
                 h.bin = -1;
                 continue;
@@ -243,7 +419,7 @@ impl HarmonicsAnalyser {
                         freq: fx,
                         magnitude: mags[p],
                         magnitude_interp: my as f32 as f64,
-                        log_rel: LOG_REL_FLOOR,
+                        duplicate: false,
                     };
                 }
                 _ => {
@@ -252,34 +428,177 @@ impl HarmonicsAnalyser {
             }
             last_bin = cand;
         }
-        // magnitudes relative to the first harmonic, duplicates removed
-        let h1 = hs[0].magnitude as f32 as f64;
-        let rel = h1 != 0.0;
-        let h1_log = if rel { h1.log10() } else { 0.0 };
-        hs[0].log_rel = 0.0;
+        // duplicates removed (a slot on the same bin as the slot before it, itself possibly
+        // removed, becomes an empty slot at bin 0)
         for i in 1..hs.len() {
-            hs[i].log_rel = if !rel {
-                LOG_REL_FLOOR
-            } else if hs[i].magnitude_interp > 0.0 {
-                (20.0 * (hs[i].magnitude_interp.log10() - h1_log)).max(-200.0)
-            } else {
-                -200.0
-            };
             if hs[i].bin == hs[i - 1].bin {
                 hs[i] = Harmonic {
                     bin: 0,
-                    log_rel: LOG_REL_FLOOR,
+                    duplicate: true,
                     ..Default::default()
                 };
             }
         }
-        hs
+        self.harmonics = hs;
+    }
+
+    /// Number of harmonic slots to search so that every slot whose interpolated peak can lie at
+    /// or below `hz` is included: slot `i`'s peak lies at or above the bin nearest `(i + ½)·F0`
+    /// (its search window starts there), so its interpolated frequency is above
+    /// `(i + ½)·F0 − 3 bins` with room to spare. Slots at exactly the Nyquist bin search from
+    /// bin 0 and are never cut.
+    fn harmonics_needed(&self, f0: f64, hz: f64) -> usize {
+        let nyquist = self.freq(self.n_bins - 1);
+        if !(f0 > 3.0 * self.bin_hz) || !hz.is_finite() {
+            return self.n_harmonics;
+        }
+        let mut count = 3;
+        while count < self.n_harmonics && (count as f64 + 0.5) * f0 - 3.0 * self.bin_hz <= hz {
+            count += 1;
+        }
+        if (count..self.n_harmonics).any(|i| (i as f64 + 0.5) * f0 == nyquist) {
+            return self.n_harmonics;
+        }
+        count
+    }
+}
+
+/// Level of harmonic slot `i` relative to slot 0 in dB: 0 for slot 0, −201 for a removed
+/// duplicate or when slot 0 has no magnitude, else `20·log10(interpolated / slot 0)` floored
+/// at −200 (−200 for a slot without a peak).
+fn log_rel(hs: &[Harmonic], i: usize) -> f64 {
+    if i == 0 {
+        return 0.0;
+    }
+    let h1 = hs[0].magnitude as f32 as f64;
+    let h = &hs[i];
+    if h.duplicate || h1 == 0.0 {
+        LOG_REL_FLOOR
+    } else if h.magnitude_interp > 0.0 {
+        (20.0 * (h.magnitude_interp.log10() - h1.log10())).max(-200.0)
+    } else {
+        -200.0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn xorshift(mut seed: u64) -> impl FnMut() -> f64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// Magnitude spectra of harmonic tones with noise, `n_bins` bins `bin_hz` apart.
+    fn tone_spectra(n_bins: usize, bin_hz: f64, count: usize) -> Vec<(Vec<f64>, f64)> {
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        (0..count)
+            .map(|_| {
+                let f0 = 55.0 + 500.0 * next();
+                let noise = 1e-3 + 0.3 * next();
+                let mags = (0..n_bins)
+                    .map(|b| {
+                        let f = b as f64 * bin_hz;
+                        let h = f / f0;
+                        let d = (h - h.round()).abs() * f0 / bin_hz;
+                        let tone = if h >= 0.5 {
+                            (-d * d).exp() / h.round()
+                        } else {
+                            0.0
+                        };
+                        tone + noise * next()
+                    })
+                    .collect();
+                (mags, f0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn direct_lag_sums_equal_the_inverse_fft() {
+        use crate::egemaps::frames::{gauss, MagnitudeFft};
+        // 60 ms frames at 8 and 44.1 kHz: voiced tones with noise, and pure noise
+        for (rate, len) in [(8000.0, 480usize), (44100.0, 2646)] {
+            let nfft = (len as usize).next_power_of_two();
+            let n_bins = nfft / 2 + 1;
+            let window = gauss(len, 0.4);
+            let mut h =
+                HarmonicsAnalyser::new(n_bins, rate / nfft as f64).with_window(window.clone());
+            let mut fft = MagnitudeFft::new(nfft);
+            let mut next = xorshift(77);
+            for case in 0..40 {
+                let f0 = 60.0 + 400.0 * next();
+                let noise = if case % 5 == 0 { 1.0 } else { 0.05 * next() };
+                let frame: Vec<f64> = (0..len)
+                    .map(|i| {
+                        let t = i as f64 / rate;
+                        let v: f64 = (1..=10)
+                            .map(|k| {
+                                (2.0 * std::f64::consts::PI * f0 * k as f64 * t).sin() / k as f64
+                            })
+                            .sum();
+                        v * 0.3 + noise * (next() - 0.5)
+                    })
+                    .collect();
+                let mut mags = Vec::new();
+                fft.magnitudes(&frame, &window, &mut mags);
+                assert!(h.acf_hnr_db_fft(&mags, 1).is_finite());
+                let acf = h.acf_abs.clone();
+                h.lags.start(&frame, &window);
+                for k in [0usize, 1, 2, 50, 100, n_bins / 2, n_bins - 2, n_bins - 1] {
+                    h.lags.evaluated = 0;
+                    let v = h.lags.get(k).expect("within budget");
+                    assert!(
+                        (v - acf[k]).abs() <= 1e-12 * acf[0],
+                        "lag {k}: {v} vs {}",
+                        acf[k]
+                    );
+                }
+                // the HNR from direct sums equals the one from the whole ACF
+                let lag = (rate / f0).floor() as usize;
+                let want = h.acf_hnr_db_fft(&mags, lag.min(n_bins - 1));
+                let got = h.acf_hnr_db(&mags, &frame, f0);
+                assert!(
+                    (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+                    "{got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn early_stop_gives_the_values_of_all_harmonics() {
+        for (n_bins, bin_hz) in [
+            (2049usize, 44100.0 / 4096.0),
+            (2049, 48000.0 / 4096.0),
+            (1025, 16000.0 / 1024.0),
+            (257, 8000.0 / 512.0),
+        ] {
+            let mut h = HarmonicsAnalyser::new(n_bins, bin_hz);
+            let spectra = tone_spectra(n_bins, bin_hz, 60);
+            for (s, (mags, f0)) in spectra.iter().enumerate() {
+                for formants in [
+                    [500.0, 1500.0, 2500.0],
+                    [300.0 + s as f64 * 13.0, 2200.0, 3900.0 + s as f64 * 20.0],
+                    [0.0, 0.0, 0.0],
+                    [700.0, 0.0, 5400.0],
+                ] {
+                    let full = h.frame_up_to(mags, &[], *f0, &formants, false);
+                    let cut = h.frame_up_to(mags, &[], *f0, &formants, true);
+                    assert_eq!(
+                        format!("{full:?}"),
+                        format!("{cut:?}"),
+                        "f0 {f0} formants {formants:?}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn nearest_bin_equals_the_scan() {
@@ -308,9 +627,9 @@ mod tests {
     }
 }
 
-/// Index of the harmonic with the largest magnitude within [0.8, 1.2] × `fc`.
-fn strongest_near(hs: &[Harmonic], fc: f64) -> Option<usize> {
-    let (lo, hi) = ((0.8 * fc) as f32 as f64, (1.2 * fc) as f32 as f64);
+/// Index of the harmonic with the largest magnitude within `[lo, hi]` (0.8 and 1.2 × the
+/// formant frequency, rounded to f32).
+fn strongest_near(hs: &[Harmonic], (lo, hi): (f64, f64)) -> Option<usize> {
     let mut best: Option<usize> = None;
     let mut max = 0.0;
     for (i, h) in hs.iter().enumerate() {
@@ -338,28 +657,65 @@ fn is_peak(x: &[f64], n: usize) -> bool {
     }
 }
 
+/// HNR in dB from the ACF at lag 0 and at the chosen peak (0 dB when the peak is lag 0).
+fn hnr_db(peak: usize, acf0: f64, acf_peak: f64) -> f64 {
+    if peak == 0 {
+        return 0.0;
+    }
+    let d = acf0 - acf_peak;
+    let ratio = if d == 0.0 { 1e11 } else { acf_peak / d };
+    10.0 * ratio.clamp(1e-9, 1e11).log10()
+}
+
 /// Nearest local maximum to `idx`, searching outwards (left first at equal distance).
 fn closest_peak(x: &[f64], idx: usize) -> usize {
-    if is_peak(x, idx) {
-        return idx;
+    closest_peak_by(x.len(), idx, &mut |i| Some(x[i])).expect("a slice has every value")
+}
+
+/// [`is_peak`] over values `get(i)` of a sequence of length `len`, reading only the values the
+/// test needs; `None` when `get` gives up.
+fn is_peak_by(len: usize, n: usize, get: &mut impl FnMut(usize) -> Option<f64>) -> Option<bool> {
+    if n >= len {
+        return Some(false);
     }
-    let n = x.len();
+    Some(if n + 1 < len {
+        if n > 0 {
+            let v = get(n)?;
+            v > get(n - 1)? && v > get(n + 1)?
+        } else {
+            get(0)? > get(1)?
+        }
+    } else {
+        n > 0 && get(n)? > get(n - 1)?
+    })
+}
+
+/// [`closest_peak`] over values `get(i)` of a sequence of length `n`; `None` when `get` gives
+/// up.
+fn closest_peak_by(
+    n: usize,
+    idx: usize,
+    get: &mut impl FnMut(usize) -> Option<f64>,
+) -> Option<usize> {
+    if is_peak_by(n, idx, get)? {
+        return Some(idx);
+    }
     let mut o = 1usize;
     while idx > o || idx + o < n - 1 {
-        if idx > o && is_peak(x, idx - o) {
-            return idx - o;
+        if idx > o && is_peak_by(n, idx - o, get)? {
+            return Some(idx - o);
         }
-        if idx + o < n - 1 && is_peak(x, idx + o) {
-            return idx + o;
+        if idx + o < n - 1 && is_peak_by(n, idx + o, get)? {
+            return Some(idx + o);
         }
         o += 1;
     }
-    let (first, last) = (x[0], x[n - 1]);
-    if first > x[idx] && last <= x[idx] {
+    let (first, last, at) = (get(0)?, get(n - 1)?, get(idx)?);
+    Some(if first > at && last <= at {
         0
-    } else if first <= x[idx] && last > x[idx] {
+    } else if first <= at && last > at {
         n - 1
-    } else if first > x[idx] && last > x[idx] {
+    } else if first > at && last > at {
         if idx < n / 2 {
             0
         } else {
@@ -367,5 +723,5 @@ fn closest_peak(x: &[f64], idx: usize) -> usize {
         }
     } else {
         idx
-    }
+    })
 }
