@@ -19,24 +19,6 @@ macro_rules! dispatch {
     }};
 }
 
-/// `y[i] += a · x[i] − b · z[i]` (one term of a real inverse DFT per output sample).
-pub fn mul_sub_acc(y: &mut [f64], a: f64, x: &[f64], b: f64, z: &[f64]) {
-    dispatch!(mul_sub_acc_avx2, mul_sub_acc_body, (y, a, x, b, z))
-}
-
-#[inline(always)]
-fn mul_sub_acc_body(y: &mut [f64], a: f64, x: &[f64], b: f64, z: &[f64]) {
-    for ((y, &x), &z) in y.iter_mut().zip(x).zip(z) {
-        *y += a * x - b * z;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn mul_sub_acc_avx2(y: &mut [f64], a: f64, x: &[f64], b: f64, z: &[f64]) {
-    mul_sub_acc_body(y, a, x, b, z)
-}
-
 /// `y[i] += x[i] · a`.
 pub fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
     dispatch!(axpy_avx2, axpy_body, (y, a, x))
@@ -265,11 +247,6 @@ mod tests {
         let (x, z) = (data(37), data(41));
         let mut y = data(37);
         let mut want = y.clone();
-        mul_sub_acc(&mut y, 0.3, &x, -1.7, &z);
-        for i in 0..37 {
-            want[i] += 0.3 * x[i] - -1.7 * z[i];
-        }
-        assert_eq!(y, want);
         axpy(&mut y, 0.85, &z);
         for i in 0..37 {
             want[i] += z[i] * 0.85;

@@ -60,12 +60,11 @@ pub struct FormantTracker {
     /// Effective target rate after openSMILE's rounding to a whole number of output samples.
     rate: f64,
     nfft: usize,
-    n_out: usize,
     /// Highest bin used (exclusive).
     k_max: usize,
-    cos: Vec<f64>,
-    sin: Vec<f64>,
-    /// Inverse FFT of length `nd` when `nd` is a whole number (then used instead of the tables).
+    /// Chirp-z evaluation of the synthesis when `nd` is not a whole number.
+    czt: Option<ChirpZ>,
+    /// Inverse FFT of length `nd` when `nd` is a whole number (then used instead of the chirp-z).
     ifft: Option<std::sync::Arc<dyn rustfft::Fft<f64>>>,
     ifft_buf: Vec<Complex<f64>>,
     ifft_scratch: Vec<Complex<f64>>,
@@ -95,20 +94,13 @@ impl FormantTracker {
             k_max -= 1;
         }
         let k_max = k_max / 2;
-        let (mut cos, mut sin) = (Vec::new(), Vec::new());
         let nd_int = nd.round() as usize;
-        let ifft = if (nd - nd_int as f64).abs() < 1e-9 && nd_int >= n_out && nd_int > k_max {
-            Some(rustfft::FftPlanner::<f64>::new().plan_fft_inverse(nd_int))
+        let (ifft, czt) = if (nd - nd_int as f64).abs() < 1e-9 && nd_int >= n_out && nd_int > k_max
+        {
+            let plan = rustfft::FftPlanner::<f64>::new().plan_fft_inverse(nd_int);
+            (Some(plan), None)
         } else {
-            // bin-major (row k holds every output sample), so the synthesis runs over samples
-            for k in 1..k_max {
-                for i in 0..n_out {
-                    let ph = 2.0 * std::f64::consts::PI * (k * i) as f64 / nd;
-                    cos.push(ph.cos());
-                    sin.push(ph.sin());
-                }
-            }
-            None
+            (None, Some(ChirpZ::new(k_max.max(1), n_out, nd)))
         };
         let ifft_buf = vec![Complex::new(0.0, 0.0); if ifft.is_some() { nd_int } else { 0 }];
         let ifft_scratch =
@@ -123,10 +115,8 @@ impl FormantTracker {
         FormantTracker {
             rate: sample_rate as f64 * new_ratio,
             nfft,
-            n_out,
             k_max,
-            cos,
-            sin,
+            czt,
             ifft,
             ifft_buf,
             ifft_scratch,
@@ -201,25 +191,99 @@ impl FormantTracker {
             }
             return;
         }
-        // per output sample: the DC term, then + re·cos − im·sin for k = 1.. in order (openSMILE's
-        // real FFT stores +sin terms, i.e. the negated imaginary part), then / norm; run over
-        // all samples at once, bin by bin, the same sums in the same order
-        let n_out = self.n_out;
-        self.resampled.fill(shifted[0].re);
-        for (k, c) in shifted[1..self.k_max].iter().enumerate() {
-            let row = k * n_out..(k + 1) * n_out;
-            crate::simd::mul_sub_acc(
-                &mut self.resampled,
-                c.re,
-                &self.cos[row.clone()],
-                c.im,
-                &self.sin[row],
-            );
-        }
-        for y in &mut self.resampled {
-            *y /= norm;
+        if let Some(czt) = &mut self.czt {
+            czt.synthesise(shifted, self.k_max, &mut self.resampled);
+            for y in &mut self.resampled {
+                *y /= norm;
+            }
         }
     }
+}
+
+/// The synthesis `y[i] = Re Σ_{k<K} c_k e^{2πi k i / nd}` (`c_0` taken real) for `i < I` and a
+/// non-integer `nd`, by Bluestein's chirp-z transform: with `k·i = (k² + i² − (i − k)²)/2` it is
+/// a convolution of `c_k e^{iπk²/nd}` with `e^{−iπm²/nd}`, taken by FFTs of the shortest
+/// length ≥ `K + I − 1` with no prime factor above 5 — a few thousand operations and no tables, against `K·I` complex
+/// multiply-adds from a `K × I` cosine and sine table (about 380 KB at 44.1 kHz). Same values
+/// up to rounding (about 1e-15 of the largest sample).
+struct ChirpZ {
+    fwd: std::sync::Arc<dyn rustfft::Fft<f64>>,
+    inv: std::sync::Arc<dyn rustfft::Fft<f64>>,
+    /// `e^{iπk²/nd}`, k < K.
+    pre: Vec<Complex<f64>>,
+    /// `e^{iπi²/nd} / L`, i < I.
+    post: Vec<Complex<f64>>,
+    /// FFT of the kernel `e^{−iπm²/nd}`, m from −(K − 1) to I − 1 laid out circularly.
+    kernel: Vec<Complex<f64>>,
+    buf: Vec<Complex<f64>>,
+    scratch: Vec<Complex<f64>>,
+}
+
+impl ChirpZ {
+    fn new(k: usize, n_out: usize, nd: f64) -> ChirpZ {
+        let len = five_smooth_at_least(k + n_out - 1);
+        let mut planner = rustfft::FftPlanner::<f64>::new();
+        let (fwd, inv) = (planner.plan_fft_forward(len), planner.plan_fft_inverse(len));
+        // e^{±iπm²/nd} with m² reduced modulo 2·nd first (exact for these integers)
+        let chirp = |m: usize, sign: f64| {
+            let ph = std::f64::consts::PI * ((m * m) as f64 % (2.0 * nd)) / nd;
+            Complex::new(ph.cos(), sign * ph.sin())
+        };
+        let mut kernel = vec![Complex::new(0.0, 0.0); len];
+        for m in 0..n_out {
+            kernel[m] = chirp(m, -1.0);
+        }
+        for m in 1..k {
+            kernel[len - m] = chirp(m, -1.0);
+        }
+        let scratch_len = fwd
+            .get_inplace_scratch_len()
+            .max(inv.get_inplace_scratch_len());
+        let mut scratch = vec![Complex::new(0.0, 0.0); scratch_len];
+        fwd.process_with_scratch(&mut kernel, &mut scratch);
+        ChirpZ {
+            pre: (0..k).map(|m| chirp(m, 1.0)).collect(),
+            post: (0..n_out).map(|m| chirp(m, 1.0) / len as f64).collect(),
+            kernel,
+            buf: vec![Complex::new(0.0, 0.0); len],
+            scratch,
+            fwd,
+            inv,
+        }
+    }
+
+    /// `out[i] = Re Σ_{k<K} c_k e^{2πi k i / nd}`, `c = spectrum[..K]` with `c_0` taken real.
+    fn synthesise(&mut self, spectrum: &[Complex<f64>], k: usize, out: &mut [f64]) {
+        self.buf.fill(Complex::new(0.0, 0.0));
+        for (m, (b, &p)) in self.buf.iter_mut().zip(&self.pre).enumerate().take(k) {
+            let c = spectrum.get(m).copied().unwrap_or_default();
+            let c = if m == 0 { Complex::new(c.re, 0.0) } else { c };
+            *b = c * p;
+        }
+        self.fwd
+            .process_with_scratch(&mut self.buf, &mut self.scratch);
+        for (b, &h) in self.buf.iter_mut().zip(&self.kernel) {
+            *b *= h;
+        }
+        self.inv
+            .process_with_scratch(&mut self.buf, &mut self.scratch);
+        for ((y, &b), &p) in out.iter_mut().zip(&self.buf).zip(&self.post) {
+            *y = (b * p).re;
+        }
+    }
+}
+
+/// Smallest `n' ≥ n` whose prime factors are 2, 3 and 5 (lengths rustfft transforms fastest).
+fn five_smooth_at_least(n: usize) -> usize {
+    let smooth = |mut m: usize| {
+        for p in [2, 3, 5] {
+            while m % p == 0 {
+                m /= p;
+            }
+        }
+        m == 1
+    };
+    (n.max(1)..).find(|&m| smooth(m)).unwrap_or(n)
 }
 
 /// Autocorrelation r[0..lags) of `x` (no window, no normalisation).
@@ -309,6 +373,49 @@ pub fn polynomial_roots_from(poly: &[f64], start: Option<&[Complex<f64>]>) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chirp_z_equals_the_direct_synthesis() {
+        // the geometries of 20 ms frames at 22.05, 44.1 and 48 kHz (k_max, n_out, nd)
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        for (frame, nfft, rate) in [
+            (441usize, 512usize, 22050u32),
+            (882, 1024, 44100),
+            (960, 1024, 48000),
+        ] {
+            let t = FormantTracker::new(FormantConfig::default(), frame, nfft, rate);
+            let (k_max, n_out) = (t.k_max, t.resampled.len());
+            let nd = nfft as f64 * n_out as f64 / frame as f64;
+            let mut czt = t.czt.expect("a non-integer nd");
+            let c: Vec<Complex<f64>> = (0..k_max).map(|_| Complex::new(next(), next())).collect();
+            let mut got = vec![0.0; n_out];
+            czt.synthesise(&c, k_max, &mut got);
+            let want: Vec<f64> = (0..n_out)
+                .map(|i| {
+                    c[0].re
+                        + (1..k_max)
+                            .map(|k| {
+                                let ph = 2.0 * std::f64::consts::PI * (k * i) as f64 / nd;
+                                c[k].re * ph.cos() - c[k].im * ph.sin()
+                            })
+                            .sum::<f64>()
+                })
+                .collect();
+            let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-12 * scale,
+                    "{rate} Hz sample {i}: {g} vs {w}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn roots_of_a_known_quadratic() {
