@@ -261,7 +261,7 @@ impl HarmonicsAnalyser {
         if !frame.is_empty() && !self.window.is_empty() {
             let lags = &mut self.lags;
             lags.start(frame, &self.window);
-            if let Some(peak) = closest_peak_by(self.n_bins, idx, &mut |k| lags.get(k)) {
+            if let Some(peak) = closest_peak_by(self.n_bins, idx, lags) {
                 // both were computed on the way (lag 0 costs no budget)
                 if let (Some(a0), Some(ap)) = (lags.get(0), lags.get(peak)) {
                     return hnr_db(peak, a0, ap);
@@ -669,48 +669,74 @@ fn hnr_db(peak: usize, acf0: f64, acf_peak: f64) -> f64 {
 
 /// Nearest local maximum to `idx`, searching outwards (left first at equal distance).
 fn closest_peak(x: &[f64], idx: usize) -> usize {
-    closest_peak_by(x.len(), idx, &mut |i| Some(x[i])).expect("a slice has every value")
+    closest_peak_by(x.len(), idx, &mut { x }).expect("a slice has every value")
 }
 
-/// [`is_peak`] over values `get(i)` of a sequence of length `len`, reading only the values the
-/// test needs; `None` when `get` gives up.
-fn is_peak_by(len: usize, n: usize, get: &mut impl FnMut(usize) -> Option<f64>) -> Option<bool> {
+/// Values of a sequence read on demand: `get(i)` (`None` when the source gives up) and whether
+/// value `i` is already at hand (reading it costs nothing).
+trait Lazy {
+    fn get(&mut self, i: usize) -> Option<f64>;
+    fn known(&self, i: usize) -> bool;
+}
+
+impl Lazy for &[f64] {
+    fn get(&mut self, i: usize) -> Option<f64> {
+        Some(self[i])
+    }
+    fn known(&self, _: usize) -> bool {
+        true
+    }
+}
+
+impl Lazy for LagSums {
+    fn get(&mut self, i: usize) -> Option<f64> {
+        LagSums::get(self, i)
+    }
+    fn known(&self, i: usize) -> bool {
+        !self.value[i].is_nan()
+    }
+}
+
+/// [`is_peak`] over a [`Lazy`] sequence of length `len`, reading only the values the test
+/// needs (of the two neighbours, the one at hand first: the outcome does not depend on the
+/// order); `None` when the source gives up.
+fn is_peak_by(len: usize, n: usize, x: &mut impl Lazy) -> Option<bool> {
     if n >= len {
         return Some(false);
     }
     Some(if n + 1 < len {
         if n > 0 {
-            let v = get(n)?;
-            v > get(n - 1)? && v > get(n + 1)?
+            let v = x.get(n)?;
+            let (first, second) = if !x.known(n - 1) && x.known(n + 1) {
+                (n + 1, n - 1)
+            } else {
+                (n - 1, n + 1)
+            };
+            v > x.get(first)? && v > x.get(second)?
         } else {
-            get(0)? > get(1)?
+            x.get(0)? > x.get(1)?
         }
     } else {
-        n > 0 && get(n)? > get(n - 1)?
+        n > 0 && x.get(n)? > x.get(n - 1)?
     })
 }
 
-/// [`closest_peak`] over values `get(i)` of a sequence of length `n`; `None` when `get` gives
-/// up.
-fn closest_peak_by(
-    n: usize,
-    idx: usize,
-    get: &mut impl FnMut(usize) -> Option<f64>,
-) -> Option<usize> {
-    if is_peak_by(n, idx, get)? {
+/// [`closest_peak`] over a [`Lazy`] sequence of length `n`; `None` when the source gives up.
+fn closest_peak_by(n: usize, idx: usize, x: &mut impl Lazy) -> Option<usize> {
+    if is_peak_by(n, idx, x)? {
         return Some(idx);
     }
     let mut o = 1usize;
     while idx > o || idx + o < n - 1 {
-        if idx > o && is_peak_by(n, idx - o, get)? {
+        if idx > o && is_peak_by(n, idx - o, x)? {
             return Some(idx - o);
         }
-        if idx + o < n - 1 && is_peak_by(n, idx + o, get)? {
+        if idx + o < n - 1 && is_peak_by(n, idx + o, x)? {
             return Some(idx + o);
         }
         o += 1;
     }
-    let (first, last, at) = (get(0)?, get(n - 1)?, get(idx)?);
+    let (first, last, at) = (x.get(0)?, x.get(n - 1)?, x.get(idx)?);
     Some(if first > at && last <= at {
         0
     } else if first <= at && last > at {
