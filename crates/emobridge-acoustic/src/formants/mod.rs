@@ -299,6 +299,7 @@ pub fn levinson(r: &[f64], order: usize) -> Option<Vec<f64>> {
         return None;
     }
     let mut a = vec![0.0; order];
+    let mut prev = vec![0.0; order];
     let mut err = r[0];
     for m in 1..=order {
         let mut acc = r[m];
@@ -306,7 +307,7 @@ pub fn levinson(r: &[f64], order: usize) -> Option<Vec<f64>> {
             acc += a[i - 1] * r[m - i];
         }
         let k = -acc / err;
-        let prev = a.clone();
+        prev[..m].copy_from_slice(&a[..m]);
         a[m - 1] = k;
         for i in 1..m {
             a[i - 1] = prev[i - 1] + k * prev[m - i - 1];
