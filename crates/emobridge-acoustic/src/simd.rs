@@ -59,18 +59,24 @@ unsafe fn axpy_avx2(y: &mut [f64], a: f64, x: &[f64]) {
 /// summed in increasing `i` from the empty sum, as `iter().sum()` sums them one lag at a time
 /// (needs `x` up to index `a + 2·lag + 6`).
 pub fn lagged_dots4(x: &[f64], a: usize, lag: usize) -> [f64; 4] {
-    dispatch!(lagged_dots4_avx2, lagged_dots4_body, (x, a, lag))
+    dispatch!(lagged_dots4_avx2, lagged_dots_body, (x, a, lag))
+}
+
+/// [`lagged_dots4`] for the sixteen lags `lag..lag+16` (four independent vector accumulators
+/// per sample instead of one; needs `x` up to index `a + 2·lag + 30`).
+pub fn lagged_dots16(x: &[f64], a: usize, lag: usize) -> [f64; 16] {
+    dispatch!(lagged_dots16_avx2, lagged_dots_body, (x, a, lag))
 }
 
 #[inline(always)]
-fn lagged_dots4_body(x: &[f64], a: usize, lag: usize) -> [f64; 4] {
+fn lagged_dots_body<const K: usize>(x: &[f64], a: usize, lag: usize) -> [f64; K] {
     let zero: f64 = std::iter::empty::<f64>().sum();
-    let mut acc = [zero; 4];
+    let mut acc = [zero; K];
     let u = &x[a..a + lag];
-    let v = &x[a + lag..a + 2 * lag + 3];
+    let v = &x[a + lag..a + 2 * lag + K - 1];
     for (i, &p) in u.iter().enumerate() {
-        let w: &[f64; 4] = v[i..i + 4].try_into().expect("four values");
-        for j in 0..4 {
+        let w: &[f64; K] = v[i..i + K].try_into().expect("K values");
+        for j in 0..K {
             acc[j] += p * w[j];
         }
     }
@@ -86,7 +92,13 @@ fn lagged_dots4_body(x: &[f64], a: usize, lag: usize) -> [f64; 4] {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn lagged_dots4_avx2(x: &[f64], a: usize, lag: usize) -> [f64; 4] {
-    lagged_dots4_body(x, a, lag)
+    lagged_dots_body(x, a, lag)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lagged_dots16_avx2(x: &[f64], a: usize, lag: usize) -> [f64; 16] {
+    lagged_dots_body(x, a, lag)
 }
 
 /// `out[k] = (a[k] + 2·a[k+1] + a[k+2]) / 4` (the (¼, ½, ¼) smoothing; `a` has `out.len() + 2`
@@ -403,8 +415,10 @@ mod tests {
     fn lagged_dots_equal_one_lag_at_a_time_bit_for_bit() {
         let x = data(1000);
         for (a, lag) in [(0, 1), (3, 5), (10, 100), (7, 290)] {
-            let got = lagged_dots4(&x, a, lag);
-            for (j, g) in got.iter().enumerate() {
+            let got4 = lagged_dots4(&x, a, lag);
+            let got16 = lagged_dots16(&x, a, lag);
+            for (j, g) in got4.iter().chain(&got16[4..]).enumerate() {
+                assert_eq!(g.to_bits(), got16[j].to_bits(), "a {a} lag {}", lag + j);
                 let l = lag + j;
                 let want: f64 = x[a..a + l]
                     .iter()
