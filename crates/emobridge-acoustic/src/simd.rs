@@ -55,6 +55,24 @@ unsafe fn axpy_avx2(y: &mut [f64], a: f64, x: &[f64]) {
     axpy_body(y, a, x)
 }
 
+/// `out[i] = y[i] + x[i] · a` ([`axpy`] onto a copy of `y`).
+pub fn axpy_into(out: &mut [f64], y: &[f64], a: f64, x: &[f64]) {
+    dispatch!(axpy_into_avx2, axpy_into_body, (out, y, a, x))
+}
+
+#[inline(always)]
+fn axpy_into_body(out: &mut [f64], y: &[f64], a: f64, x: &[f64]) {
+    for ((o, &y), &x) in out.iter_mut().zip(y).zip(x) {
+        *o = y + x * a;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn axpy_into_avx2(out: &mut [f64], y: &[f64], a: f64, x: &[f64]) {
+    axpy_into_body(out, y, a, x)
+}
+
 /// The lagged products `Σ_{i<L} x[a+i] · x[a+L+i]` for the four lags `L = lag..lag+4`, each
 /// summed in increasing `i` from the empty sum, as `iter().sum()` sums them one lag at a time
 /// (needs `x` up to index `a + 2·lag + 6`).
@@ -491,6 +509,10 @@ mod tests {
             want[i] += z[i] * 0.85;
         }
         assert_eq!(y, want);
+        let mut copy = vec![0.0; 37];
+        axpy_into(&mut copy, &y, -0.3, &x);
+        axpy(&mut y, -0.3, &x);
+        assert_eq!(copy, y);
         let mut out = vec![0.0; 35];
         smooth3(&mut out, &x);
         for k in 0..35 {

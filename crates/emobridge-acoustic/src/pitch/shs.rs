@@ -143,15 +143,34 @@ impl ShsPitch {
 
     fn harmonic_sum(&mut self) {
         let n = self.octave.len();
-        self.sum.clear();
-        self.sum.extend_from_slice(&self.octave);
+        // sized once: every value is written below
+        if self.sum.len() != n {
+            self.sum.clear();
+            self.sum.resize(n, 0.0);
+        }
         let mut scale = self.cfg.compression;
+        let mut started = false;
         for h in 2..=self.cfg.n_harmonics {
             let shift = (self.points_per_octave * (h as f64).log2()).floor() as usize;
             if shift < n {
-                crate::simd::axpy(&mut self.sum[..n - shift], scale, &self.octave[shift..]);
+                if started {
+                    crate::simd::axpy(&mut self.sum[..n - shift], scale, &self.octave[shift..]);
+                } else {
+                    // the copy of the octave spectrum and its first shifted term in one pass
+                    crate::simd::axpy_into(
+                        &mut self.sum[..n - shift],
+                        &self.octave[..n - shift],
+                        scale,
+                        &self.octave[shift..],
+                    );
+                    self.sum[n - shift..].copy_from_slice(&self.octave[n - shift..]);
+                    started = true;
+                }
             }
             scale *= self.cfg.compression;
+        }
+        if !started {
+            self.sum.copy_from_slice(&self.octave);
         }
         crate::simd::div_clamp_negative(&mut self.sum, self.cfg.n_harmonics as f64);
     }
@@ -167,6 +186,11 @@ impl ShsPitch {
         self.peaks.clear();
         crate::simd::local_maxima(ss, false, &mut self.peaks);
         for &i in &self.peaks {
+            // the slots hold their scores in decreasing order, zeros (free) last, and a peak's
+            // score is positive and not NaN: a peak no higher than a full last slot goes nowhere
+            if n_c > 0 && score[n_c - 1] != 0.0 && !(score[n_c - 1] < ss[i]) {
+                continue;
+            }
             for j in 0..n_c {
                 if score[j] == 0.0 || score[j] < ss[i] {
                     for jj in (j + 1..n_c).rev() {
@@ -459,12 +483,20 @@ impl SplinePlan {
         crate::simd::interval_slopes(&mut self.slope, y, &self.dx);
         self.u[0] = 0.0;
         crate::simd::second_difference_rhs(&mut self.u[1..n - 1], &self.slope, &self.dx2[1..n - 1]);
-        for i in 1..n - 1 {
-            self.u[i] = (self.u[i] - self.sig[i] * self.u[i - 1]) * self.p_inv[i];
+        // the forward sweep carries u[i − 1] in a register (not reloaded from the store just
+        // made) over slices cut to one length, so the loop holds no bounds tests
+        let (u, sig, p_inv) = (&mut self.u[1..n - 1], &self.sig[1..n - 1], &self.p_inv[1..n - 1]);
+        let mut prev = 0.0;
+        for ((u, &s), &p) in u.iter_mut().zip(sig).zip(p_inv) {
+            prev = (*u - s * prev) * p;
+            *u = prev;
         }
         self.y2[n - 1] = 0.0;
-        for k in (0..n - 1).rev() {
-            self.y2[k] = self.y2_coef[k] * self.y2[k + 1] + self.u[k];
+        let (y2, coef, u) = (&mut self.y2[..n - 1], &self.y2_coef[..n - 1], &self.u[..n - 1]);
+        let mut next = 0.0;
+        for ((y2, &c), &u) in y2.iter_mut().zip(coef).zip(u).rev() {
+            next = c * next + u;
+            *y2 = next;
         }
     }
 
