@@ -382,6 +382,12 @@ unsafe fn local_maxima_lanes<const RIGHT: i32>(a: &[f64], peaks: &mut Vec<usize>
     if n < 3 {
         return;
     }
+    // at most n − 2 interior peaks: room for all of them, written through a pointer (no
+    // capacity test per peak); the length is set once at the end
+    peaks.reserve(n - 2);
+    let base = peaks.len();
+    let dst = peaks.as_mut_ptr().add(base);
+    let mut count = 0usize;
     // interior indices 1..n − 1; a block of four at i reads a[i − 1 ..= i + 4]
     let mut i = 1;
     while i + 4 < n {
@@ -395,7 +401,9 @@ unsafe fn local_maxima_lanes<const RIGHT: i32>(a: &[f64], peaks: &mut Vec<usize>
         );
         let mut mask = _mm256_movemask_pd(hit) as u32;
         while mask != 0 {
-            peaks.push(i + mask.trailing_zeros() as usize);
+            // SAFETY: count < n − 2 (one entry per interior index at most), within the reserve.
+            *dst.add(count) = i + mask.trailing_zeros() as usize;
+            count += 1;
             mask &= mask - 1;
         }
         i += 4;
@@ -407,10 +415,14 @@ unsafe fn local_maxima_lanes<const RIGHT: i32>(a: &[f64], peaks: &mut Vec<usize>
             a[i] > a[i + 1]
         };
         if a[i] > a[i - 1] && right {
-            peaks.push(i);
+            // SAFETY: as above.
+            *dst.add(count) = i;
+            count += 1;
         }
         i += 1;
     }
+    // SAFETY: entries base..base + count were written above.
+    peaks.set_len(base + count);
 }
 
 #[cfg(test)]
