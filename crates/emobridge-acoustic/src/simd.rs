@@ -282,10 +282,7 @@ unsafe fn spline_points_avx2(
         // SAFETY: i + 4 ≤ m, the length of every slice read here and of `out`.
         let l = _mm256_loadu_si256(lo.as_ptr().add(i) as *const __m256i);
         // an interval index above `last` (or ≥ 2⁶³, negative as i64) would read past the knots
-        let outside = _mm256_or_si256(
-            _mm256_cmpgt_epi64(l, last_v),
-            _mm256_cmpgt_epi64(zero_i, l),
-        );
+        let outside = _mm256_or_si256(_mm256_cmpgt_epi64(l, last_v), _mm256_cmpgt_epi64(zero_i, l));
         if _mm256_testz_si256(outside, outside) == 0 {
             spline_points_body(
                 &mut out[i..i + 4],

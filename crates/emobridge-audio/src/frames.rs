@@ -115,14 +115,23 @@ impl RealForward {
     }
 
     /// Spectrum of `input` (`n` values, used as scratch) into `output` (`n/2 + 1` bins).
-    fn process(&self, input: &mut [f64], output: &mut [Complex<f64>], scratch: &mut [Complex<f64>]) {
+    fn process(
+        &self,
+        input: &mut [f64],
+        output: &mut [Complex<f64>],
+        scratch: &mut [Complex<f64>],
+    ) {
         match self {
             RealForward::Other(fft) => fft
                 .process_with_scratch(input, output, scratch)
                 .expect("buffers come from the same plan"),
             RealForward::Even { fft, twiddles } => {
                 let half = input.len() / 2;
-                assert_eq!(output.len(), half + 1, "an FFT of n values has n/2 + 1 bins");
+                assert_eq!(
+                    output.len(),
+                    half + 1,
+                    "an FFT of n values has n/2 + 1 bins"
+                );
                 // SAFETY: Complex<f64> is repr(C) { re, im }, so n f64 are n/2 complex values
                 // (the reinterpretation realfft makes).
                 let buf_in = unsafe {
@@ -320,23 +329,33 @@ mod kernel_tests {
 
     #[test]
     fn dispatched_kernels_equal_their_scalar_loops_bit_for_bit() {
-        let x: Vec<f64> = (0..37).map(|i| ((i * 7919) % 101) as f64 / 50.0 - 1.0).collect();
+        let x: Vec<f64> = (0..37)
+            .map(|i| ((i * 7919) % 101) as f64 / 50.0 - 1.0)
+            .collect();
         let w = gauss(37, 0.4);
         let (mut got, mut want) = (vec![0.0; 37], vec![0.0; 37]);
         windowed(&mut got, &x, &w);
         windowed_body(&mut want, &x, &w);
         assert_eq!(got, want);
-        let spec: Vec<Complex<f64>> = x.iter().zip(&w).map(|(&a, &b)| Complex::new(a, b)).collect();
+        let spec: Vec<Complex<f64>> = x
+            .iter()
+            .zip(&w)
+            .map(|(&a, &b)| Complex::new(a, b))
+            .collect();
         magnitudes_of(&mut got, &spec);
         magnitudes_of_body(&mut want, &spec);
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&got), bits(&want));
         // the spelled-out even-length FFT equals realfft's bit for bit
         for n in [4usize, 6, 8, 12, 16, 20, 64, 1024, 4096] {
-            let x: Vec<f64> = (0..n).map(|i| ((i * 7919 + 13) % 97) as f64 / 48.0 - 1.0).collect();
+            let x: Vec<f64> = (0..n)
+                .map(|i| ((i * 7919 + 13) % 97) as f64 / 48.0 - 1.0)
+                .collect();
             let reference = RealFftPlanner::<f64>::new().plan_fft_forward(n);
             let mut want = reference.make_output_vec();
-            reference.process(&mut x.clone(), &mut want).expect("sizes from the plan");
+            reference
+                .process(&mut x.clone(), &mut want)
+                .expect("sizes from the plan");
             let mut fft = MagnitudeFft::new(n);
             let mut mags = Vec::new();
             fft.magnitudes(&x, &vec![1.0; n], &mut mags);

@@ -485,14 +485,22 @@ impl SplinePlan {
         crate::simd::second_difference_rhs(&mut self.u[1..n - 1], &self.slope, &self.dx2[1..n - 1]);
         // the forward sweep carries u[i − 1] in a register (not reloaded from the store just
         // made) over slices cut to one length, so the loop holds no bounds tests
-        let (u, sig, p_inv) = (&mut self.u[1..n - 1], &self.sig[1..n - 1], &self.p_inv[1..n - 1]);
+        let (u, sig, p_inv) = (
+            &mut self.u[1..n - 1],
+            &self.sig[1..n - 1],
+            &self.p_inv[1..n - 1],
+        );
         let mut prev = 0.0;
         for ((u, &s), &p) in u.iter_mut().zip(sig).zip(p_inv) {
             prev = (*u - s * prev) * p;
             *u = prev;
         }
         self.y2[n - 1] = 0.0;
-        let (y2, coef, u) = (&mut self.y2[..n - 1], &self.y2_coef[..n - 1], &self.u[..n - 1]);
+        let (y2, coef, u) = (
+            &mut self.y2[..n - 1],
+            &self.y2_coef[..n - 1],
+            &self.u[..n - 1],
+        );
         let mut next = 0.0;
         for ((y2, &c), &u) in y2.iter_mut().zip(coef).zip(u).rev() {
             next = c * next + u;
