@@ -8,7 +8,9 @@
 //! BEFORE (defaults: REL = 1e-5, FLOOR = 1e-6). Prints, per column, the largest absolute
 //! deviation, the largest relative deviation (where `a ≠ 0`) and the largest deviation over its
 //! bound, worst first, and exits with status 1 when any value is out of bounds (2 on unusable
-//! input). NaN equals NaN; a NaN or infinity against anything else is out of bounds.
+//! input). NaN equals NaN; a NaN or infinity against anything else is out of bounds. A value
+//! that is 0 in one table and not in the other (an unvoiced frame turned voiced, a contour
+//! switched off) is counted as a zero flip and is out of bounds whatever its size.
 
 use std::process::ExitCode;
 
@@ -20,6 +22,8 @@ struct Column {
     /// Largest deviation over its bound.
     worst: f64,
     differing: usize,
+    /// Values 0 in one table and not in the other.
+    flips: usize,
 }
 
 fn read(path: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
@@ -85,6 +89,7 @@ fn run(args: &[String]) -> Result<bool, String> {
             max_rel: 0.0,
             worst: 0.0,
             differing: 0,
+            flips: 0,
         })
         .collect();
     let index: Vec<usize> = (0..ha.len()).filter(|&c| numeric[c]).collect();
@@ -116,7 +121,11 @@ fn run(args: &[String]) -> Result<bool, String> {
             col.differing += 1;
             let d = (x - y).abs();
             let bound = (rel * x.abs()).max(floor * col.scale);
-            let over = if d.is_finite() {
+            let flip = (x == 0.0) != (y == 0.0);
+            if flip {
+                col.flips += 1;
+            }
+            let over = if d.is_finite() && !flip {
                 d / bound
             } else {
                 f64::INFINITY
@@ -134,11 +143,11 @@ fn run(args: &[String]) -> Result<bool, String> {
         ra.len(),
         columns.len()
     );
-    println!("column\tvalues differing\tmax abs\tmax rel\tmax deviation / bound");
+    println!("column\tvalues differing\tzero flips\tmax abs\tmax rel\tmax deviation / bound");
     for c in columns.iter().filter(|c| c.differing > 0) {
         println!(
-            "{}\t{}\t{:.3e}\t{:.3e}\t{:.3e}",
-            c.name, c.differing, c.max_abs, c.max_rel, c.worst
+            "{}\t{}\t{}\t{:.3e}\t{:.3e}\t{:.3e}",
+            c.name, c.differing, c.flips, c.max_abs, c.max_rel, c.worst
         );
     }
     let same = columns.iter().filter(|c| c.differing == 0).count();
