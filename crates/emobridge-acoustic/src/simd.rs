@@ -37,22 +37,46 @@ unsafe fn axpy_avx2(y: &mut [f64], a: f64, x: &[f64]) {
     axpy_body(y, a, x)
 }
 
+/// `out[i] = y[i] + x[i] · a` ([`axpy`] onto a copy of `y`).
+pub fn axpy_into(out: &mut [f64], y: &[f64], a: f64, x: &[f64]) {
+    dispatch!(axpy_into_avx2, axpy_into_body, (out, y, a, x))
+}
+
+#[inline(always)]
+fn axpy_into_body(out: &mut [f64], y: &[f64], a: f64, x: &[f64]) {
+    for ((o, &y), &x) in out.iter_mut().zip(y).zip(x) {
+        *o = y + x * a;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn axpy_into_avx2(out: &mut [f64], y: &[f64], a: f64, x: &[f64]) {
+    axpy_into_body(out, y, a, x)
+}
+
 /// The lagged products `Σ_{i<L} x[a+i] · x[a+L+i]` for the four lags `L = lag..lag+4`, each
 /// summed in increasing `i` from the empty sum, as `iter().sum()` sums them one lag at a time
 /// (needs `x` up to index `a + 2·lag + 6`).
 pub fn lagged_dots4(x: &[f64], a: usize, lag: usize) -> [f64; 4] {
-    dispatch!(lagged_dots4_avx2, lagged_dots4_body, (x, a, lag))
+    dispatch!(lagged_dots4_avx2, lagged_dots_body, (x, a, lag))
+}
+
+/// [`lagged_dots4`] for the sixteen lags `lag..lag+16` (four independent vector accumulators
+/// per sample instead of one; needs `x` up to index `a + 2·lag + 30`).
+pub fn lagged_dots16(x: &[f64], a: usize, lag: usize) -> [f64; 16] {
+    dispatch!(lagged_dots16_avx2, lagged_dots_body, (x, a, lag))
 }
 
 #[inline(always)]
-fn lagged_dots4_body(x: &[f64], a: usize, lag: usize) -> [f64; 4] {
+fn lagged_dots_body<const K: usize>(x: &[f64], a: usize, lag: usize) -> [f64; K] {
     let zero: f64 = std::iter::empty::<f64>().sum();
-    let mut acc = [zero; 4];
+    let mut acc = [zero; K];
     let u = &x[a..a + lag];
-    let v = &x[a + lag..a + 2 * lag + 3];
+    let v = &x[a + lag..a + 2 * lag + K - 1];
     for (i, &p) in u.iter().enumerate() {
-        let w: &[f64; 4] = v[i..i + 4].try_into().expect("four values");
-        for j in 0..4 {
+        let w: &[f64; K] = v[i..i + K].try_into().expect("K values");
+        for j in 0..K {
             acc[j] += p * w[j];
         }
     }
@@ -68,7 +92,13 @@ fn lagged_dots4_body(x: &[f64], a: usize, lag: usize) -> [f64; 4] {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn lagged_dots4_avx2(x: &[f64], a: usize, lag: usize) -> [f64; 4] {
-    lagged_dots4_body(x, a, lag)
+    lagged_dots_body(x, a, lag)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lagged_dots16_avx2(x: &[f64], a: usize, lag: usize) -> [f64; 16] {
+    lagged_dots_body(x, a, lag)
 }
 
 /// `out[k] = (a[k] + 2·a[k+1] + a[k+2]) / 4` (the (¼, ½, ¼) smoothing; `a` has `out.len() + 2`
@@ -197,6 +227,10 @@ fn spline_points_body(out: &mut [f64], y: &[f64], y2: &[f64], lo: &[usize], coef
     }
 }
 
+/// AVX2 form of [`spline_points_body`]: four points per step, the knot values fetched by
+/// gathers, each lane performing the scalar body's operations in its order (no fused
+/// multiply-add; `cvtpd_ps` rounds to nearest-even as `as f32` does), so every output value
+/// has the same bits. A block whose intervals need the clamp goes through the scalar body.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn spline_points_avx2(
@@ -206,7 +240,168 @@ unsafe fn spline_points_avx2(
     lo: &[usize],
     coef: [&[f64]; 6],
 ) {
-    spline_points_body(out, y, y2, lo, coef)
+    use std::arch::x86_64::*;
+    let m = out.len();
+    let n = y.len().min(y2.len());
+    assert!(n >= 2, "a spline needs two knots");
+    let last = n - 2;
+    let [a, b, ca, cb, h26, w] = coef;
+    let (lo, a, b, ca, cb, h26, w) = (
+        &lo[..m],
+        &a[..m],
+        &b[..m],
+        &ca[..m],
+        &cb[..m],
+        &h26[..m],
+        &w[..m],
+    );
+    let full = m - m % 4;
+    let last_v = _mm256_set1_epi64x(last as i64);
+    let zero_i = _mm256_setzero_si256();
+    let zero = _mm256_setzero_pd();
+    let mut i = 0;
+    while i < full {
+        // SAFETY: i + 4 ≤ m, the length of every slice read here and of `out`.
+        let l = _mm256_loadu_si256(lo.as_ptr().add(i) as *const __m256i);
+        // an interval index above `last` (or ≥ 2⁶³, negative as i64) would read past the knots
+        let outside = _mm256_or_si256(_mm256_cmpgt_epi64(l, last_v), _mm256_cmpgt_epi64(zero_i, l));
+        if _mm256_testz_si256(outside, outside) == 0 {
+            spline_points_body(
+                &mut out[i..i + 4],
+                y,
+                y2,
+                &lo[i..i + 4],
+                [
+                    &a[i..i + 4],
+                    &b[i..i + 4],
+                    &ca[i..i + 4],
+                    &cb[i..i + 4],
+                    &h26[i..i + 4],
+                    &w[i..i + 4],
+                ],
+            );
+            i += 4;
+            continue;
+        }
+        // SAFETY: every lane of `l` is at most `last = n − 2`, so `l` and `l + 1` index `y` and
+        // `y2` (both at least `n` long).
+        let yl = _mm256_i64gather_pd::<8>(y.as_ptr(), l);
+        let yh = _mm256_i64gather_pd::<8>(y.as_ptr().add(1), l);
+        let zl = _mm256_i64gather_pd::<8>(y2.as_ptr(), l);
+        let zh = _mm256_i64gather_pd::<8>(y2.as_ptr().add(1), l);
+        let ld = |s: &[f64]| _mm256_loadu_pd(s.as_ptr().add(i));
+        let hv = ld(h26);
+        let lin = _mm256_add_pd(_mm256_mul_pd(ld(a), yl), _mm256_mul_pd(ld(b), yh));
+        let curv = _mm256_mul_pd(
+            _mm256_add_pd(_mm256_mul_pd(ld(ca), zl), _mm256_mul_pd(ld(cb), zh)),
+            hv,
+        );
+        let v = _mm256_add_pd(lin, curv);
+        let v = _mm256_andnot_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(hv, zero), v);
+        let v = _mm256_cvtps_pd(_mm256_cvtpd_ps(v));
+        let pos = _mm256_cmp_pd::<_CMP_GT_OQ>(v, zero);
+        let r = _mm256_and_pd(pos, _mm256_mul_pd(v, ld(w)));
+        _mm256_storeu_pd(out.as_mut_ptr().add(i), r);
+        i += 4;
+    }
+    spline_points_body(
+        &mut out[full..],
+        y,
+        y2,
+        &lo[full..],
+        [
+            &a[full..],
+            &b[full..],
+            &ca[full..],
+            &cb[full..],
+            &h26[full..],
+            &w[full..],
+        ],
+    );
+}
+
+/// Appends to `peaks`, in increasing order, every interior index `i` (`1 ≤ i < a.len() − 1`)
+/// with `a[i] > a[i − 1]` and `a[i] > a[i + 1]`, or `a[i] ≥ a[i + 1]` when `right_ge` (false
+/// where a value is NaN, as the scalar comparisons are).
+pub fn local_maxima(a: &[f64], right_ge: bool, peaks: &mut Vec<usize>) {
+    dispatch!(local_maxima_avx2, local_maxima_body, (a, right_ge, peaks))
+}
+
+#[inline(always)]
+fn local_maxima_body(a: &[f64], right_ge: bool, peaks: &mut Vec<usize>) {
+    for i in 1..a.len().saturating_sub(1) {
+        let right = if right_ge {
+            a[i] >= a[i + 1]
+        } else {
+            a[i] > a[i + 1]
+        };
+        if a[i] > a[i - 1] && right {
+            peaks.push(i);
+        }
+    }
+}
+
+/// AVX2 form of [`local_maxima_body`]: the two comparisons for four indices at once (ordered
+/// predicates: false on NaN, as the scalar ones), then the set lanes in order.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn local_maxima_avx2(a: &[f64], right_ge: bool, peaks: &mut Vec<usize>) {
+    if right_ge {
+        local_maxima_lanes::<{ std::arch::x86_64::_CMP_GE_OQ }>(a, peaks)
+    } else {
+        local_maxima_lanes::<{ std::arch::x86_64::_CMP_GT_OQ }>(a, peaks)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn local_maxima_lanes<const RIGHT: i32>(a: &[f64], peaks: &mut Vec<usize>) {
+    use std::arch::x86_64::*;
+    let n = a.len();
+    if n < 3 {
+        return;
+    }
+    // at most n − 2 interior peaks: room for all of them, written through a pointer (no
+    // capacity test per peak); the length is set once at the end
+    peaks.reserve(n - 2);
+    let base = peaks.len();
+    let dst = peaks.as_mut_ptr().add(base);
+    let mut count = 0usize;
+    // interior indices 1..n − 1; a block of four at i reads a[i − 1 ..= i + 4]
+    let mut i = 1;
+    while i + 4 < n {
+        // SAFETY: i − 1 ≥ 0 and i + 4 ≤ n − 1.
+        let c = _mm256_loadu_pd(a.as_ptr().add(i));
+        let l = _mm256_loadu_pd(a.as_ptr().add(i - 1));
+        let r = _mm256_loadu_pd(a.as_ptr().add(i + 1));
+        let hit = _mm256_and_pd(
+            _mm256_cmp_pd::<_CMP_GT_OQ>(c, l),
+            _mm256_cmp_pd::<RIGHT>(c, r),
+        );
+        let mut mask = _mm256_movemask_pd(hit) as u32;
+        while mask != 0 {
+            // SAFETY: count < n − 2 (one entry per interior index at most), within the reserve.
+            *dst.add(count) = i + mask.trailing_zeros() as usize;
+            count += 1;
+            mask &= mask - 1;
+        }
+        i += 4;
+    }
+    while i < n - 1 {
+        let right = if RIGHT == _CMP_GE_OQ {
+            a[i] >= a[i + 1]
+        } else {
+            a[i] > a[i + 1]
+        };
+        if a[i] > a[i - 1] && right {
+            // SAFETY: as above.
+            *dst.add(count) = i;
+            count += 1;
+        }
+        i += 1;
+    }
+    // SAFETY: entries base..base + count were written above.
+    peaks.set_len(base + count);
 }
 
 #[cfg(test)]
@@ -229,8 +424,10 @@ mod tests {
     fn lagged_dots_equal_one_lag_at_a_time_bit_for_bit() {
         let x = data(1000);
         for (a, lag) in [(0, 1), (3, 5), (10, 100), (7, 290)] {
-            let got = lagged_dots4(&x, a, lag);
-            for (j, g) in got.iter().enumerate() {
+            let got4 = lagged_dots4(&x, a, lag);
+            let got16 = lagged_dots16(&x, a, lag);
+            for (j, g) in got4.iter().chain(&got16[4..]).enumerate() {
+                assert_eq!(g.to_bits(), got16[j].to_bits(), "a {a} lag {}", lag + j);
                 let l = lag + j;
                 let want: f64 = x[a..a + l]
                     .iter()
@@ -239,6 +436,52 @@ mod tests {
                     .sum();
                 assert_eq!(g.to_bits(), want.to_bits(), "a {a} lag {l}");
             }
+        }
+    }
+
+    #[test]
+    fn local_maxima_equal_the_scalar_tests() {
+        // plateaus, NaN and lengths around the block size
+        let mut x = data(203);
+        for i in (0..203).step_by(17) {
+            x[i] = x[(i + 1) % 203];
+        }
+        x[50] = f64::NAN;
+        x[120] = f64::INFINITY;
+        for len in [0usize, 1, 2, 3, 4, 5, 6, 7, 8, 9, 64, 65, 203] {
+            let a = &x[..len];
+            for right_ge in [false, true] {
+                let (mut got, mut want) = (vec![7], vec![7]);
+                local_maxima(a, right_ge, &mut got);
+                local_maxima_body(a, right_ge, &mut want);
+                assert_eq!(got, want, "len {len} right_ge {right_ge}");
+            }
+        }
+    }
+
+    #[test]
+    fn spline_points_equal_the_scalar_body_bit_for_bit() {
+        let n = 50;
+        let (y, y2) = (data(n), data(n + 3));
+        for m in [0usize, 3, 4, 37, 64] {
+            let lo: Vec<usize> = (0..m)
+                .map(|i| match i % 11 {
+                    // an index past the last interval takes the clamp
+                    10 => n + 5,
+                    k => (i * 7 + k) % (n - 1),
+                })
+                .collect();
+            let mut coef: Vec<Vec<f64>> = (0..6).map(|k| data(m + k)).collect();
+            // repeated knots (h26 = 0) and points that come out negative
+            for i in (0..m).step_by(5) {
+                coef[4][i] = 0.0;
+            }
+            let c: [&[f64]; 6] = std::array::from_fn(|k| &coef[k][..]);
+            let (mut got, mut want) = (vec![1.0; m], vec![2.0; m]);
+            spline_points(&mut got, &y, &y2[..n], &lo, c);
+            spline_points_body(&mut want, &y, &y2[..n], &lo, c);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "m {m}");
         }
     }
 
@@ -252,6 +495,10 @@ mod tests {
             want[i] += z[i] * 0.85;
         }
         assert_eq!(y, want);
+        let mut copy = vec![0.0; 37];
+        axpy_into(&mut copy, &y, -0.3, &x);
+        axpy(&mut y, -0.3, &x);
+        assert_eq!(copy, y);
         let mut out = vec![0.0; 35];
         smooth3(&mut out, &x);
         for k in 0..35 {

@@ -64,7 +64,7 @@ fn lay_out(out: &mut Vec<u8>, text: &[u8], m: u64, e: i32) {
     // `.0` of whole numbers. Its fraction has no trailing zeros, so a value with f fractional
     // digits is a halfway point only if its exact binary value ends at 10^(−f−1): not when
     // m · 2^e (m odd, e < 0) ends elsewhere.
-    if !text.contains(&b'e') {
+    if !has_exponent(text) {
         let t = text.strip_suffix(b".0").unwrap_or(text);
         if let Some(p) = t.iter().position(|&c| c == b'.') {
             let fraction_digits = (t.len() - p - 1) as i32;
@@ -139,6 +139,15 @@ fn lay_out(out: &mut Vec<u8>, text: &[u8], m: u64, e: i32) {
         out.push(b'.');
         out.extend_from_slice(fraction);
     }
+}
+
+/// Whether `ryu`'s text has an exponent. It writes one only at the end, as `e` and one to three
+/// digits, with a `-` for negative powers (`1e10`, `1.5e-7`, `5e-324`), after at least one
+/// mantissa digit: so the `e` is the second to fifth byte from the end, and only those are read
+/// (a scan of the whole text cost a fifth of the layout).
+fn has_exponent(text: &[u8]) -> bool {
+    let n = text.len();
+    (2..=5).any(|back| n >= back && text[n - back] == b'e')
 }
 
 /// Whether `m · 2^e` (m > 0) equals `(digits + ½) · 10^exp10` exactly.
@@ -275,6 +284,23 @@ mod tests {
             ] {
                 assert_eq!(text32(u), format!("{u}"));
             }
+        }
+    }
+
+    #[test]
+    fn exponent_found_only_where_ryu_writes_it() {
+        for (text, e) in [
+            (&b"1e10"[..], true),
+            (b"1.5e-7", true),
+            (b"5e-324", true),
+            (b"-3.4028235e38", true),
+            (b"1e0", true),
+            (b"123.0", false),
+            (b"0.001", false),
+            (b"-0.5", false),
+            (b"0", false),
+        ] {
+            assert_eq!(has_exponent(text), e, "{}", String::from_utf8_lossy(text));
         }
     }
 

@@ -17,6 +17,7 @@ mod energy;
 pub mod functionals;
 mod geometry;
 mod melbands;
+mod smoothing;
 mod spectral;
 mod stream;
 mod voicing;
@@ -42,6 +43,8 @@ const MEL_LO_HZ: f64 = 20.0;
 const MEL_HI_HZ: f64 = 8000.0;
 const SMA_WINDOW: usize = 3;
 const DELTA_HALF_WINDOW: usize = 2;
+// `smoothing::sma3` and `smoothing::delta2` are these two windows
+const _: () = assert!(SMA_WINDOW == 3 && DELTA_HALF_WINDOW == 2);
 const MIN_RATE: u32 = 1000;
 
 /// The 65 LLD column names in openSMILE's order.
@@ -279,14 +282,14 @@ impl Contours {
         let energy_raw = [&raw_short[0], &raw_short[1], &raw_short[2], &zcr];
         for (col, raw) in ENERGY.zip(energy_raw) {
             smoothed[col] = smooth_to_rows(raw, rows, false);
-            deltas[col] = smooth::delta(&smoothed[col], DELTA_HALF_WINDOW);
+            deltas[col] = smoothing::delta2(&smoothed[col]);
         }
         // Spectral group: short frames only; smoothed and differentiated over the full short
         // stream, then cut to the common row count.
         let short_rows = geometry.n_short + 1;
         for (k, col) in SPECTRAL.enumerate() {
             let s = smooth_to_rows(&raw_short[3 + k], short_rows, false);
-            deltas[col] = smooth::delta(&s, DELTA_HALF_WINDOW);
+            deltas[col] = smoothing::delta2(&s);
             smoothed[col] = s;
         }
         Ok(Contours {
@@ -344,12 +347,12 @@ fn contour(raw: &[f32], col: usize, end: Option<(usize, usize)>) -> (Vec<f32>, V
             smooth_to_rows(raw, len, voicing)
         }
         None if voicing => smooth::sma_nonzero(raw, SMA_WINDOW),
-        None => smooth::sma(raw, SMA_WINDOW),
+        None => smoothing::sma3(raw),
     };
     let mut d = if voicing {
         Vec::new()
     } else {
-        smooth::delta(&s, DELTA_HALF_WINDOW)
+        smoothing::delta2(&s)
     };
     if let Some((rows, _)) = end {
         s.truncate(rows);
@@ -375,7 +378,7 @@ fn smooth_to_rows(raw: &[f32], rows: usize, nonzero: bool) -> Vec<f32> {
     let mut s = if nonzero {
         smooth::sma_nonzero(raw, SMA_WINDOW)
     } else {
-        smooth::sma(raw, SMA_WINDOW)
+        smoothing::sma3(raw)
     };
     let last = raw.last().copied().unwrap_or(0.0);
     s.resize(rows, last);

@@ -116,6 +116,7 @@ pub struct PeriodMatcher {
     last_shimmer: f64,
     mat: Vec<f64>,
     cc: Vec<f64>,
+    sums: PrefixSums,
 }
 
 impl PeriodMatcher {
@@ -134,6 +135,7 @@ impl PeriodMatcher {
             last_shimmer: 0.0,
             mat: Vec::new(),
             cc: Vec::new(),
+            sums: PrefixSums::default(),
         }
     }
 
@@ -218,7 +220,8 @@ impl PeriodMatcher {
         to_read0: usize,
     ) -> (PeriodStats, f64, usize) {
         let mut s = PeriodStats::default();
-        let sums = PrefixSums::new(mat);
+        let mut sums = std::mem::take(&mut self.sums);
+        sums.fill(mat);
         let n_lags = t0max - t0min + 1;
         let mut cc = std::mem::take(&mut self.cc);
         cc.clear();
@@ -270,6 +273,7 @@ impl PeriodMatcher {
             }
         }
         self.cc = cc;
+        self.sums = sums;
         let log_hnr = if self.hnr {
             starts.push(start);
             log_hnr(mat, &mut average, &starts, start, pp, t0f)
@@ -410,36 +414,46 @@ fn log_hnr(
 
 /// Running sums of a frame's samples and squares, so that the means and energies of any two
 /// adjacent windows cost O(1) and only the cross products are summed per lag.
+#[derive(Debug, Clone, Default)]
 struct PrefixSums {
     sum: Vec<f64>,
     sum_sq: Vec<f64>,
 }
 
 impl PrefixSums {
-    fn new(x: &[f64]) -> PrefixSums {
-        let (mut sum, mut sum_sq) = (
-            Vec::with_capacity(x.len() + 1),
-            Vec::with_capacity(x.len() + 1),
-        );
+    /// The sums of `x`, in the buffers of the last call (sized once, every value written).
+    fn fill(&mut self, x: &[f64]) {
+        let n = x.len() + 1;
+        if self.sum.len() != n {
+            self.sum.resize(n, 0.0);
+            self.sum_sq.resize(n, 0.0);
+        }
         let (mut a, mut b) = (0.0, 0.0);
-        sum.push(0.0);
-        sum_sq.push(0.0);
-        for &v in x {
+        self.sum[0] = 0.0;
+        self.sum_sq[0] = 0.0;
+        let (sum, sum_sq) = (&mut self.sum[1..n], &mut self.sum_sq[1..n]);
+        for ((&v, s), q) in x.iter().zip(sum).zip(sum_sq) {
             a += v;
             b += v * v;
-            sum.push(a);
-            sum_sq.push(b);
+            *s = a;
+            *q = b;
         }
-        PrefixSums { sum, sum_sq }
     }
 
     /// Normalised cross-correlation of `x[start..start+lag]` with `x[start+lag..start+2·lag]`
     /// (each window centred on its own mean).
     /// [`PrefixSums::cross_corr`] for the lags `t0min..t0min + cc.len()`, the lagged products
-    /// four lags at a time (the same sums, see [`crate::simd::lagged_dots4`]).
+    /// sixteen or four lags at a time (the same sums, see [`crate::simd::lagged_dots16`]).
     fn cross_corr_range(&self, x: &[f64], start: usize, t0min: usize, cc: &mut [f64]) {
         let n_lags = cc.len();
         let mut k = 0;
+        while k + 16 <= n_lags {
+            let dots = crate::simd::lagged_dots16(x, start, t0min + k);
+            for (j, &sxy) in dots.iter().enumerate() {
+                cc[k + j] = self.normalised(start, t0min + k + j, sxy);
+            }
+            k += 16;
+        }
         while k + 4 <= n_lags {
             let dots = crate::simd::lagged_dots4(x, start, t0min + k);
             for (j, &sxy) in dots.iter().enumerate() {

@@ -68,6 +68,8 @@ pub struct ShsPitch {
     smoothed: Vec<f64>,
     octave: Vec<f64>,
     sum: Vec<f64>,
+    /// Local maxima found by the last peak search.
+    peaks: Vec<usize>,
 }
 
 impl ShsPitch {
@@ -112,6 +114,7 @@ impl ShsPitch {
             smoothed: Vec::new(),
             octave: Vec::new(),
             sum: Vec::new(),
+            peaks: Vec::new(),
         }
     }
 
@@ -131,7 +134,7 @@ impl ShsPitch {
     fn octave_spectrum(&mut self, mags: &[f64]) {
         self.work.clear();
         self.work.extend_from_slice(mags);
-        enhance_peaks(&mut self.work);
+        enhance_peaks(&mut self.work, &mut self.peaks);
         smooth_spectrum(&self.work, &mut self.smoothed);
         // the spline values, rounded to f32 as openSMILE stores them, times the auditory weight
         self.plan
@@ -140,28 +143,52 @@ impl ShsPitch {
 
     fn harmonic_sum(&mut self) {
         let n = self.octave.len();
-        self.sum.clear();
-        self.sum.extend_from_slice(&self.octave);
+        // sized once: every value is written below
+        if self.sum.len() != n {
+            self.sum.clear();
+            self.sum.resize(n, 0.0);
+        }
         let mut scale = self.cfg.compression;
+        let mut started = false;
         for h in 2..=self.cfg.n_harmonics {
             let shift = (self.points_per_octave * (h as f64).log2()).floor() as usize;
             if shift < n {
-                crate::simd::axpy(&mut self.sum[..n - shift], scale, &self.octave[shift..]);
+                if started {
+                    crate::simd::axpy(&mut self.sum[..n - shift], scale, &self.octave[shift..]);
+                } else {
+                    // the copy of the octave spectrum and its first shifted term in one pass
+                    crate::simd::axpy_into(
+                        &mut self.sum[..n - shift],
+                        &self.octave[..n - shift],
+                        scale,
+                        &self.octave[shift..],
+                    );
+                    self.sum[n - shift..].copy_from_slice(&self.octave[n - shift..]);
+                    started = true;
+                }
             }
             scale *= self.cfg.compression;
+        }
+        if !started {
+            self.sum.copy_from_slice(&self.octave);
         }
         crate::simd::div_clamp_negative(&mut self.sum, self.cfg.n_harmonics as f64);
     }
 
     /// Local maxima sorted by score (greedy insertion, ties keep the earlier peak first).
-    fn pick_peaks(&self) -> (Vec<usize>, Vec<f64>) {
+    fn pick_peaks(&mut self) -> (Vec<usize>, Vec<f64>) {
         let n_c = self.cfg.n_candidates;
         let ss = &self.sum;
         let mut idx = vec![0usize; n_c];
         let mut score = vec![0.0f64; n_c];
         let mut n_found = 0;
-        for i in 1..ss.len().saturating_sub(1) {
-            if !(ss[i - 1] < ss[i] && ss[i] > ss[i + 1]) {
+        // the interior bins with ss[i − 1] < ss[i] > ss[i + 1], in increasing order
+        self.peaks.clear();
+        crate::simd::local_maxima(ss, false, &mut self.peaks);
+        for &i in &self.peaks {
+            // the slots hold their scores in decreasing order, zeros (free) last, and a peak's
+            // score is positive and not NaN: a peak no higher than a full last slot goes nowhere
+            if n_c > 0 && score[n_c - 1] != 0.0 && !(score[n_c - 1] < ss[i]) {
                 continue;
             }
             for j in 0..n_c {
@@ -238,39 +265,30 @@ impl ShsPitch {
 }
 
 /// Zeroes every bin further than two bins from a local maximum (Hermes' peak enhancement,
-/// with openSMILE's handling of the single-peak case). One pass: the bins cleared between two
-/// peaks all lie before the later peak's left neighbour, so the peak tests see the input values.
-fn enhance_peaks(a: &mut [f64]) {
+/// with openSMILE's handling of the single-peak case). The peaks are found first (into
+/// `peaks`), then the gaps cleared: the bins cleared between two peaks all lie before the later
+/// peak's left neighbour, so clearing as each peak is found (openSMILE's order) gives the same
+/// peak tests on the input values.
+fn enhance_peaks(a: &mut [f64], peaks: &mut Vec<usize>) {
     let n = a.len();
+    peaks.clear();
     if n < 2 {
         return;
     }
-    let mut count = 0usize;
-    let mut prev = 0usize;
-    let mut peak = |a: &mut [f64], i: usize| {
-        if count > 0 {
-            let (lo, hi) = (prev + 3, i as isize - 3);
-            let mut j = lo as isize;
-            while j <= hi {
-                a[j as usize] = 0.0;
-                j += 1;
-            }
-        }
-        count += 1;
-        prev = i;
-    };
     if a[0] > a[1] {
-        peak(a, 0);
+        peaks.push(0);
     }
-    for i in 1..n - 1 {
-        if a[i] > a[i - 1] && a[i] >= a[i + 1] {
-            peak(a, i);
+    crate::simd::local_maxima(a, true, peaks);
+    if a[n - 1] > a[n - 2] {
+        peaks.push(n - 1);
+    }
+    for w in peaks.windows(2) {
+        let (lo, hi) = (w[0] + 3, w[1] as isize - 3);
+        if lo as isize <= hi {
+            a[lo..=hi as usize].fill(0.0);
         }
     }
-    if a[n - 1] > a[n - 2] {
-        peak(a, n - 1);
-    }
-    if count == 1 {
+    if peaks.len() == 1 {
         // openSMILE reads the (zero) second slot here: everything from bin 3 on is cleared
         for v in a.iter_mut().skip(3) {
             *v = 0.0;
@@ -465,12 +483,28 @@ impl SplinePlan {
         crate::simd::interval_slopes(&mut self.slope, y, &self.dx);
         self.u[0] = 0.0;
         crate::simd::second_difference_rhs(&mut self.u[1..n - 1], &self.slope, &self.dx2[1..n - 1]);
-        for i in 1..n - 1 {
-            self.u[i] = (self.u[i] - self.sig[i] * self.u[i - 1]) * self.p_inv[i];
+        // the forward sweep carries u[i − 1] in a register (not reloaded from the store just
+        // made) over slices cut to one length, so the loop holds no bounds tests
+        let (u, sig, p_inv) = (
+            &mut self.u[1..n - 1],
+            &self.sig[1..n - 1],
+            &self.p_inv[1..n - 1],
+        );
+        let mut prev = 0.0;
+        for ((u, &s), &p) in u.iter_mut().zip(sig).zip(p_inv) {
+            prev = (*u - s * prev) * p;
+            *u = prev;
         }
         self.y2[n - 1] = 0.0;
-        for k in (0..n - 1).rev() {
-            self.y2[k] = self.y2_coef[k] * self.y2[k + 1] + self.u[k];
+        let (y2, coef, u) = (
+            &mut self.y2[..n - 1],
+            &self.y2_coef[..n - 1],
+            &self.u[..n - 1],
+        );
+        let mut next = 0.0;
+        for ((y2, &c), &u) in y2.iter_mut().zip(coef).zip(u).rev() {
+            next = c * next + u;
+            *y2 = next;
         }
     }
 
@@ -635,14 +669,74 @@ mod tests {
         }
     }
 
+    /// Peak enhancement as openSMILE orders it: each gap cleared as soon as its right peak is
+    /// found, the later peak tests reading the partly cleared spectrum.
+    fn enhance_peaks_in_order(a: &mut [f64]) {
+        let n = a.len();
+        if n < 2 {
+            return;
+        }
+        let (mut count, mut prev) = (0usize, 0usize);
+        let mut peak = |a: &mut [f64], i: usize| {
+            if count > 0 {
+                let mut j = prev as isize + 3;
+                while j <= i as isize - 3 {
+                    a[j as usize] = 0.0;
+                    j += 1;
+                }
+            }
+            count += 1;
+            prev = i;
+        };
+        if a[0] > a[1] {
+            peak(a, 0);
+        }
+        for i in 1..n - 1 {
+            if a[i] > a[i - 1] && a[i] >= a[i + 1] {
+                peak(a, i);
+            }
+        }
+        if a[n - 1] > a[n - 2] {
+            peak(a, n - 1);
+        }
+        if count == 1 {
+            for v in a.iter_mut().skip(3) {
+                *v = 0.0;
+            }
+        }
+    }
+
+    #[test]
+    fn peak_enhancement_equals_clearing_in_order() {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) % 7
+        };
+        let mut peaks = Vec::new();
+        for len in [0usize, 1, 2, 3, 5, 8, 13, 100, 257] {
+            for _ in 0..20 {
+                // few levels: plateaus and ties at every distance
+                let x: Vec<f64> = (0..len).map(|_| next() as f64).collect();
+                let (mut got, mut want) = (x.clone(), x.clone());
+                enhance_peaks(&mut got, &mut peaks);
+                enhance_peaks_in_order(&mut want);
+                assert_eq!(got, want, "{x:?}");
+            }
+        }
+    }
+
     #[test]
     fn peak_enhancement_clears_bins_between_distant_peaks() {
+        let mut peaks = Vec::new();
         let mut a = vec![0.0, 5.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 6.0, 1.0];
-        enhance_peaks(&mut a);
+        enhance_peaks(&mut a, &mut peaks);
         // peaks at 1 and 8: bins 4..=5 lie more than two bins from both
         assert_eq!(a, vec![0.0, 5.0, 1.0, 0.9, 0.0, 0.0, 0.6, 0.5, 6.0, 1.0]);
         let mut single = vec![1.0, 2.0, 3.0, 4.0, 3.0, 2.0];
-        enhance_peaks(&mut single);
+        enhance_peaks(&mut single, &mut peaks);
         assert_eq!(single, vec![1.0, 2.0, 3.0, 0.0, 0.0, 0.0]);
     }
 }
