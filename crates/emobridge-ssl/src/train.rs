@@ -790,37 +790,20 @@ fn clip_key(samples: &[f32]) -> (u64, usize) {
     (h.finish(), samples.len())
 }
 
-/// Runs `f` on the distinct clips of `clips` (key, samples), those of equal length together as
-/// one batch [G, N] (no padding, so each row is the clip's own result up to the products'
-/// rounding), and splits each output [G, …] into the clips' [1, …] rows.
-#[allow(clippy::type_complexity)]
-fn alone_or_in_equal_length_groups(
+/// Runs `f` on each distinct clip of `clips` (key, samples) alone, as [1, N]. Alone, not in
+/// batches: a clip's cached result must not depend on which clips it first came with, so that
+/// a study resumed in a new process (whose cache starts empty) computes the same values.
+fn each_clip_alone(
     clips: &[(ClipKey, &[f32])],
     mut f: impl FnMut(&Tensor) -> CResult<Vec<Tensor>>,
 ) -> CResult<Vec<(ClipKey, Vec<Tensor>)>> {
-    let mut groups: Vec<Vec<(ClipKey, &[f32])>> = Vec::new();
+    let mut out: Vec<(ClipKey, Vec<Tensor>)> = Vec::with_capacity(clips.len());
     for &(key, samples) in clips {
-        if groups.iter().flatten().any(|(k, _)| *k == key) {
+        if out.iter().any(|(k, _)| *k == key) {
             continue;
         }
-        match groups.iter_mut().find(|g| g[0].1.len() == samples.len()) {
-            Some(g) => g.push((key, samples)),
-            None => groups.push(vec![(key, samples)]),
-        }
-    }
-    let mut out = Vec::with_capacity(clips.len());
-    for group in groups {
-        let n = group[0].1.len();
-        let flat: Vec<f32> = group.iter().flat_map(|(_, s)| s.iter().copied()).collect();
-        let x = Tensor::from_vec(flat, (group.len(), n), &Device::Cpu)?;
-        let outputs = f(&x)?;
-        for (r, (key, _)) in group.iter().enumerate() {
-            let rows = outputs
-                .iter()
-                .map(|t| t.narrow(0, r, 1))
-                .collect::<CResult<Vec<_>>>()?;
-            out.push((*key, rows));
-        }
+        let x = Tensor::from_slice(samples, (1, samples.len()), &Device::Cpu)?;
+        out.push((key, f(&x)?));
     }
     Ok(out)
 }
@@ -1040,7 +1023,7 @@ impl FineTuner {
             .map(|(&i, &k)| (k, &examples[i].samples[..]))
             .collect();
         let encoder = &self.encoder;
-        let computed = alone_or_in_equal_length_groups(&missing, |x| {
+        let computed = each_clip_alone(&missing, |x| {
             let out = encoder.forward_front(x, None)?.detach();
             Ok(vec![out])
         })?;
@@ -1096,7 +1079,7 @@ impl FineTuner {
             .map(|(&i, &k)| (k, &examples[i].samples[..]))
             .collect();
         let encoder = &self.encoder;
-        let computed = alone_or_in_equal_length_groups(&missing, |x| {
+        let computed = each_clip_alone(&missing, |x| {
             Ok(encoder
                 .forward(x, None)?
                 .into_iter()
