@@ -16,7 +16,14 @@
 //!
 //! Outputs: `comparison.{csv,md,json}` (method × direction × single/two-stage), learning curves
 //! `curves_<direction>.svg` (+ PNG), `curves.json`, stage-1 checkpoints (trainable parameters
-//! only) under `checkpoints/<direction>/<method>/`, `run.json` with the trainable-parameter counts.
+//! only) under `checkpoints/<direction>/<method>/`, `run.json` with the trainable-parameter counts
+//! and each training run's cost (`cost`: wall and CPU seconds, encoder passes and seconds of
+//! audio, [`RunCost`]).
+//!
+//! Cost: every fine-tuner of a study shares one [`ClipCache`], so a frozen encoder passes each
+//! clip once in the whole study (its head then trains on the pooled states), and LoRA and
+//! adapters compute each clip's frozen front (everything below the first transformer layer)
+//! once, or take it from the frozen method's pass.
 //!
 //! Resume: every training run keeps its state under `resume/<direction>/<method>/<run>/` (saved
 //! at each epoch's end and every `train.checkpoint_every` steps, see
