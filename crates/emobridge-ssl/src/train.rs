@@ -668,28 +668,6 @@ pub fn process_cpu_seconds() -> f64 {
     0.0
 }
 
-impl PassCounts {
-    /// Field-wise `self − earlier` (the work done since `earlier` was read).
-    pub fn since(&self, earlier: &PassCounts) -> PassCounts {
-        PassCounts {
-            front_clips: self.front_clips - earlier.front_clips,
-            front_samples: self.front_samples - earlier.front_samples,
-            front_reused: self.front_reused - earlier.front_reused,
-            train_clips: self.train_clips - earlier.train_clips,
-            train_samples: self.train_samples - earlier.train_samples,
-            eval_clips: self.eval_clips - earlier.eval_clips,
-            eval_samples: self.eval_samples - earlier.eval_samples,
-            frozen_clips: self.frozen_clips - earlier.frozen_clips,
-            frozen_samples: self.frozen_samples - earlier.frozen_samples,
-            frozen_reused: self.frozen_reused - earlier.frozen_reused,
-            cpu_forward: self.cpu_forward - earlier.cpu_forward,
-            cpu_backward: self.cpu_backward - earlier.cpu_backward,
-            cpu_update: self.cpu_update - earlier.cpu_update,
-            cpu_eval: self.cpu_eval - earlier.cpu_eval,
-        }
-    }
-}
-
 /// Most bytes of first-layer inputs a [`ClipCache`] keeps (2 GiB: a base-size encoder's
 /// inputs of about 3.9 hours of audio); clips beyond it are recomputed in every pass.
 pub const FRONT_CACHE_BYTES: usize = 2 << 30;
