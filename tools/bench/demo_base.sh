@@ -6,6 +6,10 @@
 #
 #     PYTHON=python3 tools/bench/demo_base.sh [WORK_DIR] [RUNS] [-- DEMO_ARGS...]
 #     # defaults: target/demo-base, 1; e.g. `-- --quick` for the quick corpus
+#     SECTION=finetune PYTHON=python3 tools/bench/demo_base.sh [WORK_DIR] [RUNS] [-- --quick]
+#     # the fine-tuning section alone (the demo's corpus from `emobridge synth --seed 7`, then
+#     # the demo's own section through the `demo_finetune` example), with its sizing sentence
+#     # and the CPU time, encoder passes and seconds of audio of each training run
 #
 # The model (wav2vec2-base shape, 12 × 768, seeded random weights, no hub) is written once into
 # WORK_DIR/w2v2-base-random by tools/fixtures/ssl_bench_torch.py (PYTHON needs torch and
@@ -22,6 +26,7 @@ PY=${PYTHON:-python3}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 (cd "$ROOT" && cargo build --release -q -p emobridge-cli)
 BIN=$TARGET/release/emobridge
+SECTION=${SECTION:-all}
 MODEL=$WORK/w2v2-base-random
 mkdir -p "$WORK"
 if [ ! -f "$MODEL/config.json" ]; then
@@ -30,6 +35,32 @@ if [ ! -f "$MODEL/config.json" ]; then
 fi
 TIME=/usr/bin/time
 [ -x "$TIME" ] || { echo "needs /usr/bin/time (Debian package time)" >&2; exit 1; }
+if [ "$SECTION" = finetune ]; then
+  (cd "$ROOT" && cargo build --release -q -p emobridge-studies --example demo_finetune)
+  QUICK=()
+  for a in "$@"; do [ "$a" = --quick ] && QUICK=(--quick); done
+  CORPUS=$WORK/corpus${QUICK:+-quick}
+  if [ ! -f "$CORPUS/manifest.csv" ]; then
+    if [ ${#QUICK[@]} -gt 0 ]; then
+      "$BIN" synth --out "$CORPUS" --seed 7 --clips-per-cell 2 --people 4 --continuous 4 >/dev/null 2>&1
+    else
+      "$BIN" synth --out "$CORPUS" --seed 7 >/dev/null 2>&1
+    fi
+  fi
+  for run in $(seq 1 "$RUNS"); do
+    OUT=$WORK/finetune-$run
+    rm -rf "$OUT"
+    NO_COLOR=1 RUST_LOG=info "$TIME" -v -o "$WORK/time-finetune-$run.txt" \
+      "$TARGET/release/examples/demo_finetune" "$CORPUS/manifest.csv" "$MODEL" "$OUT" "${QUICK[@]}" \
+      >"$WORK/finetune-$run.out" 2>"$WORK/finetune-$run.log"
+    echo "# fine-tuning section, run $run"
+    head -1 "$WORK/finetune-$run.out"
+    sed -n 's/.*finetune cost \([^:]*\): \([0-9.]* s wall, [0-9.]* s CPU\).*/  \1: \2/p' "$WORK/finetune-$run.log"
+    tail -1 "$WORK/finetune-$run.out"
+    grep -E "Elapsed|User time|System time|Maximum resident" "$WORK/time-finetune-$run.txt"
+  done
+  exit 0
+fi
 for run in $(seq 1 "$RUNS"); do
   OUT=$WORK/run-$run
   rm -rf "$OUT"

@@ -750,21 +750,52 @@ impl Encoder {
         lengths: Option<&[usize]>,
         convention: HiddenStateConvention,
     ) -> CResult<Vec<Tensor>> {
+        let x = self.forward_front(samples, lengths)?;
+        self.forward_layers(x, lengths, convention)
+    }
+
+    /// The part of [`Self::forward`] below the first transformer layer: conv feature encoder,
+    /// feature projection, positional conv (and the encoder's layer norm of a post-LN model),
+    /// giving the first layer's input [B, T, H] (hidden state 0). Padded frames are zeroed
+    /// before the positional conv, so an item's valid frames equal those of the item alone.
+    pub(crate) fn forward_front(
+        &self,
+        samples: &Tensor,
+        lengths: Option<&[usize]>,
+    ) -> CResult<Tensor> {
         let samples = samples.to_dtype(DType::F32)?.to_device(&self.device)?;
         let frames = self.features.forward(&samples)?;
         let mut x = self.projection.forward(&frames)?;
         let (b, t, _) = x.dims3()?;
-        let mut additive = None;
         if let Some(lengths) = lengths {
             let keep = self.frame_mask(lengths, b, t)?;
             x = x.broadcast_mul(&keep.unsqueeze(2)?)?;
-            let neg = ((keep.ones_like()? - &keep)? * f32::MIN as f64)?;
-            additive = Some(neg.reshape((b, 1, 1, t))?);
         }
         x = (&x + self.positional.forward(&x)?)?;
         if !self.cfg.pre_ln {
             x = self.encoder_norm.forward(&x)?;
         }
+        Ok(x)
+    }
+
+    /// The transformer layers of [`Self::forward`] on the first layer's input `x` [B, T, H]
+    /// ([`Self::forward_front`]'s output); `lengths` (samples per item) masks the padded frames
+    /// out of attention. Returns L+1 tensors [B, T, H], `x` first.
+    pub(crate) fn forward_layers(
+        &self,
+        mut x: Tensor,
+        lengths: Option<&[usize]>,
+        convention: HiddenStateConvention,
+    ) -> CResult<Vec<Tensor>> {
+        let (b, t, _) = x.dims3()?;
+        let additive = match lengths {
+            Some(lengths) => {
+                let keep = self.frame_mask(lengths, b, t)?;
+                let neg = ((keep.ones_like()? - &keep)? * f32::MIN as f64)?;
+                Some(neg.reshape((b, 1, 1, t))?)
+            }
+            None => None,
+        };
         let bias = match self
             .layers
             .first()

@@ -585,6 +585,43 @@ impl TrainableEncoder {
             .forward(samples, lengths, HiddenStateConvention::Transformers4)
     }
 
+    /// [`Self::forward`] below the first transformer layer: the first layer's input [B, T, H].
+    pub(crate) fn forward_front(
+        &self,
+        samples: &Tensor,
+        lengths: Option<&[usize]>,
+    ) -> CResult<Tensor> {
+        self.encoder.forward_front(samples, lengths)
+    }
+
+    /// [`Self::forward`] from the first layer's input `x` [B, T, H] on.
+    pub(crate) fn forward_layers(
+        &self,
+        x: Tensor,
+        lengths: Option<&[usize]>,
+    ) -> CResult<Vec<Tensor>> {
+        self.encoder
+            .forward_layers(x, lengths, HiddenStateConvention::Transformers4)
+    }
+
+    /// Whether nothing below the first transformer layer trains (conv feature encoder, feature
+    /// projection, positional conv, and a post-LN model's encoder layer norm): then the first
+    /// layer's input of a clip ([`Self::forward_front`]) is the same in every pass, training
+    /// or not, since dropout acts only inside LoRA's branch. True for LoRA and adapters on
+    /// their default targets; false for BitFit, full fine-tuning, and LoRA on the projection.
+    pub fn front_is_frozen(&self) -> bool {
+        let pre_ln = self.encoder.config().pre_ln;
+        self.named_vars().iter().all(|(name, _)| {
+            name.starts_with("encoder.layers.")
+                || (pre_ln && name.starts_with("encoder.layer_norm."))
+        })
+    }
+
+    /// Whether dropout is on ([`Self::set_training`]).
+    pub fn is_training(&self) -> bool {
+        self.dropout.training.load(Ordering::Relaxed)
+    }
+
     /// Folds every LoRA update into its layer's weight (evaluation only afterwards).
     pub fn merge_lora(&mut self) -> CResult<()> {
         for (_, linear) in self.encoder.linears_mut() {

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{Module, ParamsAdamW, VarMap};
@@ -364,6 +365,29 @@ impl Head {
         }
     }
 
+    /// The head on mean-pooled hidden states `pooled` [B, L+1, H] (every state's mean over a
+    /// clip's valid frames): [`Self::forward`] with mean pooling, reordered (the layer weights'
+    /// sum taken after pooling instead of before, equal up to rounding since both are linear).
+    /// Attentive pooling needs the frames: use [`Self::forward`].
+    pub fn forward_pooled(&self, pooled: &Tensor) -> CResult<Tensor> {
+        if self.attention.is_some() {
+            candle_core::bail!("attentive pooling needs the frames, not pooled states");
+        }
+        let x = match &self.layer_weights {
+            Some(w) => {
+                let n = w.dim(0)?;
+                let w = candle_nn::ops::softmax(w, 0)?;
+                pooled.broadcast_mul(&w.reshape((1, n, 1))?)?.sum(1)?
+            }
+            None => pooled.narrow(1, self.layer, 1)?.squeeze(1)?,
+        };
+        let z = match &self.hidden {
+            Some(h) => h.forward(&x)?.relu()?,
+            None => x,
+        };
+        self.out.forward(&z)
+    }
+
     /// `states`: L+1 tensors [B, T, H]; `mask`: [B, T] (1 valid, 0 padding) → [B, outputs].
     pub fn forward(&self, states: &[Tensor], mask: &Tensor) -> CResult<Tensor> {
         let x = match &self.layer_weights {
@@ -585,10 +609,133 @@ pub struct FineTuner {
     pub head: Head,
     pub task: Task,
     pub cfg: TrainConfig,
-    /// Per-clip hidden states of a frozen encoder, computed once.
-    /// Keyed by the clip's content ([`clip_key`]), not its index: the training, dev and test
-    /// sets index their clips from 0 each.
-    cache: HashMap<(u64, usize), Vec<Tensor>>,
+    /// Per-clip encoder outputs that do not change while training (see [`ClipCache`]), keyed
+    /// by the clip's content ([`clip_key`]), not its index: the training, dev and test sets
+    /// index their clips from 0 each. Shared with other fine-tuners by [`Self::share_cache`].
+    cache: ClipCache,
+    /// A frozen encoder with mean pooling trains the head on each clip's pooled hidden states
+    /// (the default); off, on the padded frames (the route before; tests compare the two).
+    pooled_route: bool,
+    /// Nothing below the first transformer layer trains ([`TrainableEncoder::front_is_frozen`]),
+    /// so each clip's first-layer input is computed once and reused.
+    front_route: bool,
+    passes: PassCounts,
+}
+
+/// How much encoder work a fine-tuner has done, in clips and samples (sum of their lengths):
+/// what the training loop's cost is made of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PassCounts {
+    /// Clips that went through the layers below the first transformer layer (conv feature
+    /// encoder, projection, positional conv), computed (not taken from the cache).
+    pub front_clips: usize,
+    pub front_samples: usize,
+    /// Clips whose first-layer input came from the cache instead.
+    pub front_reused: usize,
+    /// Clips through the transformer layers with a backward pass (training batches of a
+    /// method that trains the encoder).
+    pub train_clips: usize,
+    pub train_samples: usize,
+    /// Clips through the transformer layers, forward only (dev and test of such a method).
+    pub eval_clips: usize,
+    pub eval_samples: usize,
+    /// Clips through a frozen encoder (whole forward, once per clip).
+    pub frozen_clips: usize,
+    pub frozen_samples: usize,
+    /// Clip passes of a frozen encoder answered from the cache (head only).
+    pub frozen_reused: usize,
+    /// Process CPU seconds (every thread, [`process_cpu_seconds`]) of the training batches'
+    /// forward passes and losses (the fronts computed there included), of their backward
+    /// passes, of clipping and the optimiser steps, and of the dev and test passes.
+    pub cpu_forward: f64,
+    pub cpu_backward: f64,
+    pub cpu_update: f64,
+    pub cpu_eval: f64,
+}
+
+/// CPU seconds this process has used so far, all threads (user + system; `getrusage`), or 0
+/// where that is not available.
+pub fn process_cpu_seconds() -> f64 {
+    #[cfg(unix)]
+    {
+        // SAFETY: getrusage writes into the zeroed struct it is given.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } == 0 {
+            let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
+            return t(u.ru_utime) + t(u.ru_stime);
+        }
+    }
+    0.0
+}
+
+/// Most bytes of first-layer inputs a [`ClipCache`] keeps (2 GiB: a base-size encoder's
+/// inputs of about 3.9 hours of audio); clips beyond it are recomputed in every pass.
+pub const FRONT_CACHE_BYTES: usize = 2 << 30;
+
+type ClipKey = (u64, usize);
+
+#[derive(Default)]
+struct CacheInner {
+    /// Frozen encoder, mean pooling: every hidden state's mean over the clip's frames, [L+1, H].
+    pooled: HashMap<ClipKey, Tensor>,
+    /// Frozen encoder, attentive pooling: every hidden state's frames, L+1 × [1, T, H].
+    frames: HashMap<ClipKey, Vec<Tensor>>,
+    /// Trained encoder with a frozen front: the first transformer layer's input [1, T, H].
+    front: HashMap<ClipKey, Tensor>,
+    front_bytes: usize,
+    /// Also keep the first-layer inputs a frozen encoder's passes produce (its hidden state 0).
+    fronts_from_frozen: bool,
+}
+
+impl CacheInner {
+    /// Keeps `x` as `key`'s first-layer input while the budget has room.
+    fn keep_front(&mut self, key: ClipKey, x: &Tensor) {
+        let bytes = x.elem_count() * x.dtype().size_in_bytes();
+        if !self.front.contains_key(&key) && self.front_bytes + bytes <= FRONT_CACHE_BYTES {
+            self.front_bytes += bytes;
+            self.front.insert(key, x.clone());
+        }
+    }
+}
+
+/// Per-clip encoder outputs that stay the same while training, computed once per clip: a
+/// frozen encoder's pooled hidden states (its frames with attentive pooling), and, for a method
+/// that trains only inside the transformer layers (LoRA, adapters), the first layer's input.
+/// A fine-tuner has its own; [`FineTuner::share_cache`] lets fine-tuners of one study (folds,
+/// stages, directions, methods) share one, so that no clip goes through the frozen parts twice.
+/// Share it only between fine-tuners built from the same pretrained weights: the entries are
+/// keyed by the clip's samples, not by the model. Cloning shares the same cache.
+#[derive(Clone, Default)]
+pub struct ClipCache {
+    inner: Arc<Mutex<CacheInner>>,
+}
+
+impl ClipCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Clips held: (pooled, frames, first-layer inputs).
+    pub fn len(&self) -> (usize, usize, usize) {
+        let c = self.lock();
+        (c.pooled.len(), c.frames.len(), c.front.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == (0, 0, 0)
+    }
+
+    /// Also keep the first-layer input (hidden state 0) of every clip a frozen encoder passes,
+    /// for the fine-tuners of LoRA or adapters sharing this cache: their first pass over a
+    /// clip then skips the frozen front too. Off by default (it costs memory a study of frozen
+    /// methods alone does not need).
+    pub fn keep_fronts_from_frozen(&self, on: bool) {
+        self.lock().fronts_from_frozen = on;
+    }
 }
 
 fn snapshot(vars: &[(String, Var)]) -> CResult<Vec<Tensor>> {
@@ -619,6 +766,34 @@ fn clip_key(samples: &[f32]) -> (u64, usize) {
         x.to_bits().hash(&mut h);
     }
     (h.finish(), samples.len())
+}
+
+/// Runs `f` on each distinct clip of `clips` (key, samples) alone, as [1, N]. Alone, not in
+/// batches: a clip's cached result must not depend on which clips it first came with, so that
+/// a study resumed in a new process (whose cache starts empty) computes the same values.
+fn each_clip_alone(
+    clips: &[(ClipKey, &[f32])],
+    mut f: impl FnMut(&Tensor) -> CResult<Vec<Tensor>>,
+) -> CResult<Vec<(ClipKey, Vec<Tensor>)>> {
+    let mut out: Vec<(ClipKey, Vec<Tensor>)> = Vec::with_capacity(clips.len());
+    for &(key, samples) in clips {
+        if out.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
+        let x = Tensor::from_slice(samples, (1, samples.len()), &Device::Cpu)?;
+        out.push((key, f(&x)?));
+    }
+    Ok(out)
+}
+
+/// `t` [1, T, H] zero-padded along time to `t_max` frames.
+fn pad_frames(t: &Tensor, t_max: usize) -> CResult<Tensor> {
+    let have = t.dim(1)?;
+    if have < t_max {
+        t.pad_with_zeros(1, 0, t_max - have)
+    } else {
+        Ok(t.clone())
+    }
 }
 
 fn named(map: &VarMap) -> Vec<(String, Var)> {
@@ -666,8 +841,30 @@ impl FineTuner {
             head,
             task,
             cfg,
-            cache: HashMap::new(),
-        })
+            cache: ClipCache::new(),
+            pooled_route: true,
+            front_route: false,
+            passes: PassCounts::default(),
+        }
+        .with_front_route())
+    }
+
+    fn with_front_route(mut self) -> Self {
+        self.front_route =
+            self.encoder.peft().method.trains_encoder() && self.encoder.front_is_frozen();
+        self
+    }
+
+    /// Uses `cache` for the per-clip outputs that do not change while training, instead of
+    /// this fine-tuner's own (see [`ClipCache`]: only between fine-tuners of the same
+    /// pretrained weights).
+    pub fn share_cache(&mut self, cache: &ClipCache) {
+        self.cache = cache.clone();
+    }
+
+    /// The encoder work done so far (cumulative over every training and prediction call).
+    pub fn passes(&self) -> PassCounts {
+        self.passes
     }
 
     fn group_norm(&self) -> bool {
@@ -710,63 +907,191 @@ impl FineTuner {
         let dev = self.encoder.encoder().device().clone();
         let mask = Tensor::from_vec(mask, (batch.len(), t_max), &dev)?;
         if self.encoder.peft().method.trains_encoder() {
-            let n = batch
-                .iter()
-                .map(|&i| examples[i].samples.len())
-                .max()
-                .unwrap_or(0);
-            let mut x = vec![0f32; batch.len() * n];
             let lengths: Vec<usize> = batch.iter().map(|&i| examples[i].samples.len()).collect();
+            let n = lengths.iter().copied().max().unwrap_or(0);
+            let samples: usize = lengths.iter().sum();
+            if self.encoder.is_training() {
+                self.passes.train_clips += batch.len();
+                self.passes.train_samples += samples;
+            } else {
+                self.passes.eval_clips += batch.len();
+                self.passes.eval_samples += samples;
+            }
+            let same = lengths.iter().all(|&l| l == n);
+            let lengths_arg = if same { None } else { Some(&lengths[..]) };
+            if self.front_route {
+                // The frozen front of each clip once, alone; its valid frames equal the
+                // batch's (padded frames are zeroed before the positional conv, and frames
+                // past an item's length are masked out of attention and pooling).
+                let x = self.fronts(examples, batch, t_max)?;
+                let states = self.encoder.forward_layers(x, lengths_arg)?;
+                return Ok((states, mask));
+            }
+            self.passes.front_clips += batch.len();
+            self.passes.front_samples += samples;
+            let mut x = vec![0f32; batch.len() * n];
             for (r, &i) in batch.iter().enumerate() {
                 x[r * n..r * n + lengths[r]].copy_from_slice(&examples[i].samples);
             }
             let x = Tensor::from_vec(x, (batch.len(), n), &dev)?;
-            let same = lengths.iter().all(|&l| l == n);
-            let states = self
-                .encoder
-                .forward(&x, if same { None } else { Some(&lengths) })?;
+            let states = self.encoder.forward(&x, lengths_arg)?;
             return Ok((states, mask));
         }
         // Frozen encoder: each clip's states once, alone (no padding), then padded here.
-        let keys: Vec<(u64, usize)> = batch
+        let keys: Vec<ClipKey> = batch
             .iter()
             .map(|&i| clip_key(&examples[i].samples))
             .collect();
         for (&i, &key) in batch.iter().zip(&keys) {
-            if !self.cache.contains_key(&key) {
-                let s = &examples[i].samples;
-                let x = Tensor::from_slice(s, (1, s.len()), &dev)?;
-                let states = self
-                    .encoder
-                    .forward(&x, None)?
-                    .into_iter()
-                    .map(|t| t.detach())
-                    .collect();
-                self.cache.insert(key, states);
+            if self.cache.lock().frames.contains_key(&key) {
+                self.passes.frozen_reused += 1;
+                continue;
             }
+            let states = self.frozen_states(&examples[i].samples)?;
+            self.cache.lock().frames.insert(key, states);
         }
+        let cache = self.cache.lock();
         let layers = ecfg.num_layers + 1;
         let mut out = Vec::with_capacity(layers);
         for l in 0..layers {
             let rows = keys
                 .iter()
-                .map(|key| {
-                    let t = &self.cache[key][l];
-                    let have = t.dim(1)?;
-                    if have < t_max {
-                        t.pad_with_zeros(1, 0, t_max - have)
-                    } else {
-                        Ok(t.clone())
-                    }
-                })
+                .map(|key| pad_frames(&cache.frames[key][l], t_max))
                 .collect::<CResult<Vec<_>>>()?;
             out.push(Tensor::cat(&rows, 0)?);
         }
         Ok((out, mask))
     }
 
+    /// A frozen encoder's hidden states of one clip alone: L+1 × [1, T, H].
+    fn frozen_states(&mut self, s: &[f32]) -> CResult<Vec<Tensor>> {
+        let dev = self.encoder.encoder().device().clone();
+        let x = Tensor::from_slice(s, (1, s.len()), &dev)?;
+        self.passes.frozen_clips += 1;
+        self.passes.frozen_samples += s.len();
+        Ok(self
+            .encoder
+            .forward(&x, None)?
+            .into_iter()
+            .map(|t| t.detach())
+            .collect())
+    }
+
+    /// The first transformer layer's input of a batch [B, t_max, H] from each clip's cached
+    /// front (computed alone on a miss; kept while the cache has room), zero-padded.
+    fn fronts(&mut self, examples: &[Example], batch: &[usize], t_max: usize) -> CResult<Tensor> {
+        let keys: Vec<ClipKey> = batch
+            .iter()
+            .map(|&i| clip_key(&examples[i].samples))
+            .collect();
+        let mut got: HashMap<ClipKey, Tensor> = HashMap::new();
+        {
+            let cache = self.cache.lock();
+            for k in &keys {
+                if let Some(x) = cache.front.get(k) {
+                    got.insert(*k, x.clone());
+                }
+            }
+        }
+        self.passes.front_reused += keys.iter().filter(|k| got.contains_key(k)).count();
+        let missing: Vec<(ClipKey, &[f32])> = batch
+            .iter()
+            .zip(&keys)
+            .filter(|(_, k)| !got.contains_key(k))
+            .map(|(&i, &k)| (k, &examples[i].samples[..]))
+            .collect();
+        let encoder = &self.encoder;
+        let computed = each_clip_alone(&missing, |x| {
+            let out = encoder.forward_front(x, None)?.detach();
+            Ok(vec![out])
+        })?;
+        for (key, mut parts) in computed {
+            let x = parts.pop().expect("one tensor per clip");
+            self.passes.front_clips += 1;
+            self.passes.front_samples += key.1;
+            self.cache.lock().keep_front(key, &x);
+            got.insert(key, x);
+        }
+        let rows = keys
+            .iter()
+            .map(|k| pad_frames(&got[k], t_max))
+            .collect::<CResult<Vec<_>>>()?;
+        Tensor::cat(&rows, 0)
+    }
+
+    /// Whether this batch takes the pooled route: a frozen encoder (`frozen`, `weighted-sum`)
+    /// with mean pooling.
+    fn takes_pooled_route(&self) -> bool {
+        self.pooled_route
+            && !self.encoder.peft().method.trains_encoder()
+            && self.cfg.pooling == Pooling::Mean
+    }
+
+    /// Every hidden state's mean over each clip's frames, [B, L+1, H], from the cache
+    /// (computed alone on a miss, as the frame route computes the clip).
+    fn pooled(&mut self, examples: &[Example], batch: &[usize]) -> CResult<Tensor> {
+        let keys: Vec<ClipKey> = batch
+            .iter()
+            .map(|&i| clip_key(&examples[i].samples))
+            .collect();
+        let mut got: HashMap<ClipKey, Tensor> = HashMap::new();
+        let mut framed: Vec<(ClipKey, Vec<Tensor>)> = Vec::new();
+        {
+            let cache = self.cache.lock();
+            for k in &keys {
+                if let Some(p) = cache.pooled.get(k) {
+                    got.insert(*k, p.clone());
+                } else if let Some(f) = cache.frames.get(k) {
+                    framed.push((*k, f.clone()));
+                }
+            }
+        }
+        self.passes.frozen_reused += keys
+            .iter()
+            .filter(|k| got.contains_key(k) || framed.iter().any(|(f, _)| f == *k))
+            .count();
+        let missing: Vec<(ClipKey, &[f32])> = batch
+            .iter()
+            .zip(&keys)
+            .filter(|(_, k)| !got.contains_key(k) && !framed.iter().any(|(f, _)| f == *k))
+            .map(|(&i, &k)| (k, &examples[i].samples[..]))
+            .collect();
+        let encoder = &self.encoder;
+        let computed = each_clip_alone(&missing, |x| {
+            Ok(encoder
+                .forward(x, None)?
+                .into_iter()
+                .map(|t| t.detach())
+                .collect())
+        })?;
+        for (key, states) in &computed {
+            self.passes.frozen_clips += 1;
+            self.passes.frozen_samples += key.1;
+            let mut cache = self.cache.lock();
+            if cache.fronts_from_frozen {
+                // Hidden state 0 is the first layer's input: the front's output.
+                cache.keep_front(*key, &states[0]);
+            }
+        }
+        for (key, states) in framed.into_iter().chain(computed) {
+            // [L+1, T, H] summed over T, divided by T: the frame route's masked mean.
+            let stacked = Tensor::cat(&states, 0)?;
+            let t = stacked.dim(1)?;
+            let count = Tensor::new(&[t as f32], stacked.device())?;
+            let p = stacked.sum(1)?.broadcast_div(&count)?;
+            self.cache.lock().pooled.insert(key, p.clone());
+            got.insert(key, p);
+        }
+        let rows: Vec<Tensor> = keys.iter().map(|k| got[k].clone()).collect();
+        Tensor::stack(&rows, 0)
+    }
+
     /// Outputs [B, outputs] for a batch (no dropout).
     fn forward_batch(&mut self, examples: &[Example], batch: &[usize]) -> CResult<Tensor> {
+        if self.takes_pooled_route() {
+            let pooled = self.pooled(examples, batch)?;
+            return self.head.forward_pooled(&pooled);
+        }
         let (states, mask) = self.states(examples, batch)?;
         self.head.forward(&states, &mask)
     }
@@ -777,6 +1102,7 @@ impl FineTuner {
     }
 
     fn predict_inner(&mut self, examples: &[Example]) -> Result<Vec<Vec<f32>>> {
+        let cpu = process_cpu_seconds();
         self.encoder.set_training(false);
         let all: Vec<usize> = (0..examples.len()).collect();
         let mut out = vec![Vec::new(); examples.len()];
@@ -786,10 +1112,12 @@ impl FineTuner {
                 out[i] = y.get(r)?.to_vec1()?;
             }
         }
+        self.passes.cpu_eval += process_cpu_seconds() - cpu;
         Ok(out)
     }
 
     fn mean_loss(&mut self, examples: &[Example]) -> Result<f64> {
+        let cpu = process_cpu_seconds();
         self.encoder.set_training(false);
         let all: Vec<usize> = (0..examples.len()).collect();
         let (mut sum, mut n) = (0.0, 0usize);
@@ -800,6 +1128,7 @@ impl FineTuner {
             sum += l * batch.len() as f64;
             n += batch.len();
         }
+        self.passes.cpu_eval += process_cpu_seconds() - cpu;
         Ok(sum / n.max(1) as f64)
     }
 
@@ -937,10 +1266,13 @@ impl FineTuner {
                 let mut acc: Option<candle_core::backprop::GradStore> = None;
                 let items: usize = group.iter().map(|b| b.len()).sum();
                 for batch in group {
+                    let cpu = process_cpu_seconds();
                     let y = self.forward_batch(train, batch)?;
                     let refs: Vec<&Example> = batch.iter().map(|&i| &train[i]).collect();
                     let l = loss(&self.task, &y, &refs)?;
                     let value = l.to_scalar::<f32>()?;
+                    let cpu_mid = process_cpu_seconds();
+                    self.passes.cpu_forward += cpu_mid - cpu;
                     if !value.is_finite() {
                         return Err(TrainError::Diverged {
                             epoch,
@@ -953,6 +1285,7 @@ impl FineTuner {
                     // Each micro-batch weighs by its share of the step's items.
                     let scaled = (l * (batch.len() as f64 / items as f64))?;
                     let grads = scaled.backward()?;
+                    self.passes.cpu_backward += process_cpu_seconds() - cpu_mid;
                     acc = Some(match acc {
                         None => grads,
                         Some(mut a) => {
@@ -970,6 +1303,7 @@ impl FineTuner {
                     });
                 }
                 let mut grads = acc.expect("a group holds ≥ 1 batch");
+                let cpu_update = process_cpu_seconds();
                 let mut sq = 0f64;
                 for (_, v) in &all_vars {
                     if let Some(g) = grads.get(v.as_tensor()) {
@@ -1005,6 +1339,7 @@ impl FineTuner {
                     opt_enc.step(&grads)?;
                 }
                 opt_head.step(&grads)?;
+                self.passes.cpu_update += process_cpu_seconds() - cpu_update;
                 st.step += 1;
                 st.next_group += 1;
                 let every = self.cfg.checkpoint_every;
@@ -1304,6 +1639,194 @@ mod tests {
     use super::*;
     use crate::weights::{read_tensors, weight_files};
     use crate::{EncoderConfig, PeftConfig, WeightSource};
+
+    fn fixture_tuner(model: &str, method: Method, cfg: TrainConfig) -> FineTuner {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(model);
+        let ecfg = EncoderConfig::from_file(&dir.join("config.json")).unwrap();
+        let source = WeightSource::new(read_tensors(&weight_files(&dir).unwrap()).unwrap());
+        let mut peft = PeftConfig::with_method(method);
+        peft.lora.dropout = 0.1;
+        let enc = TrainableEncoder::new(&ecfg, &source, &peft, &Device::Cpu, 5).unwrap();
+        let task = Task::Classification {
+            classes: 3,
+            class_weights: Some(vec![1.0, 2.0, 0.5]),
+        };
+        FineTuner::new(enc, task, cfg).unwrap()
+    }
+
+    /// Clips of unequal lengths (padded batches on a layer-norm model), three classes.
+    fn uneven_examples(n: usize, offset: usize) -> Vec<Example> {
+        (0..n)
+            .map(|i| Example {
+                samples: (0..1200 + 160 * ((i * 7) % 5))
+                    .map(|j| ((j * (i + offset + 2)) as f32 * 0.03).sin() * 0.4)
+                    .collect(),
+                label: i % 3,
+                values: vec![],
+            })
+            .collect()
+    }
+
+    fn all_values(t: &FineTuner) -> Vec<(String, Vec<f32>)> {
+        t.encoder
+            .named_vars()
+            .into_iter()
+            .chain(named(t.head.vars()))
+            .map(|(n, v)| (n, v.as_tensor().flatten_all().unwrap().to_vec1().unwrap()))
+            .collect()
+    }
+
+    fn assert_close(what: &str, a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)], tol: f32) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for ((name, x), (_, y)) in a.iter().zip(b) {
+            let scale = x.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+            for (p, q) in x.iter().zip(y) {
+                assert!((p - q).abs() <= tol * scale, "{what}: {name}: {p} vs {q}");
+            }
+        }
+    }
+
+    fn short_run() -> TrainConfig {
+        TrainConfig {
+            epochs: 3,
+            batch_size: 3,
+            lr_encoder: 1e-2,
+            lr_head: 1e-2,
+            patience: 0,
+            ..TrainConfig::default()
+        }
+    }
+
+    /// A frozen encoder's head trained on each clip's pooled hidden states (the pooled route)
+    /// ends with the head weights, dev losses and predictions of the head trained on the padded
+    /// frames (the route before it), for `frozen` and `weighted-sum`; and each clip goes through
+    /// the encoder once, however many epochs and predictions follow.
+    #[test]
+    fn the_pooled_route_trains_the_frozen_head_as_the_frame_route_does() {
+        let (train, dev, test) = (
+            uneven_examples(7, 0),
+            uneven_examples(3, 11),
+            uneven_examples(4, 23),
+        );
+        for method in [Method::Frozen, Method::WeightedSum] {
+            let mut out = Vec::new();
+            for pooled in [false, true] {
+                let mut t = fixture_tuner("wav2vec2_layer_preln", method, short_run());
+                t.pooled_route = pooled;
+                let report = t.train(&train, &dev, &|_, _| {}).unwrap();
+                let pred = t.predict(&test).unwrap();
+                out.push((all_values(&t), report, pred, t.passes()));
+            }
+            let what = method.as_str();
+            assert_close(what, &out[0].0, &out[1].0, 1e-5);
+            for (a, b) in out[0].1.curve.iter().zip(&out[1].1.curve) {
+                assert!(
+                    (a.dev_loss - b.dev_loss).abs() <= 1e-5 * a.dev_loss.abs(),
+                    "{what}"
+                );
+            }
+            assert_eq!(out[0].1.best_epoch, out[1].1.best_epoch, "{what}");
+            for (a, b) in out[0].2.iter().zip(&out[1].2) {
+                assert_eq!(argmax(a), argmax(b), "{what}: {a:?} vs {b:?}");
+                for (x, y) in a.iter().zip(b) {
+                    assert!(
+                        (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                        "{what}: {a:?} vs {b:?}"
+                    );
+                }
+            }
+            for passes in [out[0].3, out[1].3] {
+                assert_eq!(passes.frozen_clips, 7 + 3 + 4, "{what}: {passes:?}");
+                assert_eq!(passes.train_clips + passes.front_clips, 0, "{what}");
+            }
+        }
+    }
+
+    fn argmax(v: &[f32]) -> usize {
+        (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b })
+    }
+
+    /// LoRA and adapters train only inside the transformer layers, so each clip's first-layer
+    /// input is computed once and reused: the run ends with the weights of the route that
+    /// recomputes it in every batch (padded batches on the layer-norm model, equal-length ones
+    /// on the group-norm model), with dropout on; BitFit, whose biases reach below, recomputes.
+    #[test]
+    fn the_cached_front_trains_as_the_whole_forward_does() {
+        let (train, dev, test) = (
+            uneven_examples(7, 0),
+            uneven_examples(3, 11),
+            uneven_examples(4, 23),
+        );
+        for model in ["wav2vec2_layer_preln", "wav2vec2_group_postln"] {
+            for method in [Method::Lora, Method::Adapter] {
+                let mut out = Vec::new();
+                for front in [false, true] {
+                    let mut t = fixture_tuner(model, method, short_run());
+                    assert!(t.front_route, "{model} {}", method.as_str());
+                    t.front_route = front;
+                    t.train(&train, &dev, &|_, _| {}).unwrap();
+                    let pred = t.predict(&test).unwrap();
+                    out.push((all_values(&t), pred, t.passes()));
+                }
+                let what = format!("{model} {}", method.as_str());
+                assert_close(&what, &out[0].0, &out[1].0, 1e-5);
+                for (a, b) in out[0].1.iter().zip(&out[1].1) {
+                    for (x, y) in a.iter().zip(b) {
+                        assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{what}");
+                    }
+                }
+                let (whole, cached) = (out[0].2, out[1].2);
+                // 3 epochs of 7 training clips, 3 dev evaluations of 3 clips, 4 test clips.
+                assert_eq!(whole.train_clips, 21, "{what}");
+                assert_eq!(whole.eval_clips, 9 + 4, "{what}");
+                assert_eq!(whole.front_clips, 21 + 13, "{what}");
+                assert_eq!(cached.front_clips, 7 + 3 + 4, "{what}");
+                assert_eq!(cached.front_reused, 20, "{what}");
+                assert_eq!((cached.train_clips, cached.eval_clips), (21, 13), "{what}");
+            }
+        }
+        let bitfit = fixture_tuner("wav2vec2_layer_preln", Method::BitFit, short_run());
+        assert!(!bitfit.front_route);
+    }
+
+    /// Fine-tuners sharing one cache compute each clip's frozen parts once between them.
+    #[test]
+    fn a_shared_cache_serves_every_fine_tuner() {
+        let data = uneven_examples(5, 3);
+        let cache = ClipCache::new();
+        for (method, first) in [
+            (Method::Frozen, true),
+            (Method::WeightedSum, false),
+            (Method::Lora, true),
+            (Method::Adapter, false),
+        ] {
+            let mut t = fixture_tuner("wav2vec2_layer_preln", method, short_run());
+            t.share_cache(&cache);
+            t.predict(&data).unwrap();
+            let p = t.passes();
+            let computed = p.frozen_clips + p.front_clips;
+            assert_eq!(computed, if first { 5 } else { 0 }, "{}", method.as_str());
+        }
+        assert_eq!(cache.len(), (5, 0, 5));
+        // With the frozen passes' hidden state 0 kept, LoRA computes no front at all, and
+        // predicts as it does from its own fronts.
+        let cache = ClipCache::new();
+        cache.keep_fronts_from_frozen(true);
+        let mut frozen = fixture_tuner("wav2vec2_layer_preln", Method::Frozen, short_run());
+        frozen.share_cache(&cache);
+        frozen.predict(&data).unwrap();
+        let mut lora = fixture_tuner("wav2vec2_layer_preln", Method::Lora, short_run());
+        lora.share_cache(&cache);
+        let shared = lora.predict(&data).unwrap();
+        assert_eq!(
+            (lora.passes().front_clips, lora.passes().front_reused),
+            (0, 5)
+        );
+        let mut own = fixture_tuner("wav2vec2_layer_preln", Method::Lora, short_run());
+        assert_eq!(own.predict(&data).unwrap(), shared);
+    }
 
     /// The gradient of every trainable tensor on one training batch (dropout on), by the fused
     /// route and by the plain one (the GPU's): equal to 1e-5 of the largest, for every method,

@@ -9,7 +9,8 @@
 //! 5. time-continuous arousal/valence on the continuous subset (LSTMs intra-domain, cross-domain,
 //!    and via a denoising autoencoder; `crate::continuous`);
 //! 6. with a model, the probe and the FAD study on every hidden state of an SSL encoder, and a
-//!    a short two-stage fine-tuning run (`crate::finetune`);
+//!    short two-stage fine-tuning run (`crate::finetune`) sized to the encoder by a stated
+//!    compute rule ([`size_finetune`]);
 //! 7. `run.json` with the configuration, seed, version, hashes, failures and the sub-studies;
 //! 8. `report.html` (with `summary.json` and `summary.md`) over every study's folder.
 
@@ -114,6 +115,12 @@ pub type Progress<'a> = &'a (dyn Fn(&str, usize, usize) + Sync);
 /// Runs every step into `config.out`.
 pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoError> {
     let started = Instant::now();
+    if config.model.is_some() {
+        // The fine-tuning section trains on the CPU: candle's elementwise ops on the calling
+        // thread and freed buffers kept for reuse (see the function). Set before the first
+        // tensor op, since candle sizes its elementwise thread pool once.
+        emobridge_ssl::train::prepare_process_for_training();
+    }
     let out = &config.out;
     std::fs::create_dir_all(out).map_err(|source| DemoError::Io {
         path: out.clone(),
@@ -270,8 +277,10 @@ pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoE
         ));
     }
 
-    if let Some(dir) = finetune_step(config, manifest, progress)? {
+    let mut sizing = None;
+    if let Some((dir, s)) = finetune_step(config, manifest, progress)? {
         studies.push(("finetune".to_string(), dir));
+        sizing = Some(s);
     }
 
     let run_json = write_run_json(
@@ -281,6 +290,7 @@ pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoE
         manifest,
         &descriptors.failures,
         &studies,
+        sizing.as_ref(),
         started,
     )?;
     let report = out.join("report.html");
@@ -293,14 +303,243 @@ pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoE
     })
 }
 
+/// The demo's compute budget for its fine-tuning section, in encoder parameters × seconds of
+/// audio-pass units ([`finetune_work_units`]): about 3 minutes on 2 cores for a base-size
+/// encoder (wav2vec2-base, 94 M parameters), from the section's CPU time measured on one.
+pub const FINETUNE_BUDGET: f64 = 2.6e11;
+
+/// How the demo sized its fine-tuning section to the encoder, and why (`finetune_sizing` in
+/// the demo's `run.json`; the sentence is the fine-tuning run's `settings` headline).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FinetuneSizing {
+    /// Scalars in the encoder's weight files.
+    pub encoder_parameters: usize,
+    /// Clips kept per domain, speaker and emotion (None: all).
+    pub clips_per_cell: Option<usize>,
+    /// Labelled clips per domain (speech, music) the section trains and tests on.
+    pub clips_speech: usize,
+    pub clips_music: usize,
+    /// Clips are cut to their first `clip_seconds`.
+    pub clip_seconds: f32,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub folds: usize,
+    /// Estimated work of these settings: parameters × audio-pass units.
+    pub work: f64,
+    /// The same for the demo's usual settings.
+    pub usual_work: f64,
+    pub budget: f64,
+    /// Whether the usual settings were cut to fit the budget.
+    pub reduced: bool,
+    /// The rule's sentence, as the report shows it.
+    pub text: String,
+}
+
+/// Seconds of audio passes the section's training runs make, weighted by their cost: a
+/// training pass (forward and backward) counts 3, a forward-only pass (dev, test, a frozen
+/// encoder's one pass per clip) 1. Per direction, LoRA's stage 1 on every source clip and
+/// target-only and two-stage runs on each fold of the target clips (a `dev_share` of each
+/// training set evaluated after every epoch, the fold's test clips once); the frozen method
+/// passes every clip once. `n_*`: labelled clips per domain; `seconds`: their cut length.
+pub fn finetune_work_units(
+    n_speech: usize,
+    n_music: usize,
+    seconds: f64,
+    epochs: usize,
+    folds: usize,
+    dev_share: f64,
+) -> f64 {
+    let e = epochs as f64;
+    let k = folds as f64;
+    let per_clip_epoch = 3.0 * (1.0 - dev_share) + dev_share;
+    let lora = |src: f64, tgt: f64| {
+        e * per_clip_epoch * src + 2.0 * (e * per_clip_epoch * tgt * (k - 1.0) + tgt)
+    };
+    let (s, m) = (n_speech as f64, n_music as f64);
+    seconds * (lora(m, s) + lora(s, m) + s + m)
+}
+
+/// Scalars in a model folder's weight files (safetensors headers only; a PyTorch pickle is
+/// read whole).
+fn encoder_parameters(model_dir: &Path) -> Result<usize, DemoError> {
+    let files = emobridge_ssl::weights::weight_files(model_dir)?;
+    let mut total = 0usize;
+    for file in &files {
+        if file.extension().is_some_and(|e| e == "safetensors") {
+            total += safetensors_parameters(file).map_err(|source| DemoError::Io {
+                path: file.clone(),
+                source,
+            })?;
+        } else {
+            total += emobridge_ssl::weights::read_tensors(std::slice::from_ref(file))?
+                .values()
+                .map(|t| t.elem_count())
+                .sum::<usize>();
+        }
+    }
+    Ok(total)
+}
+
+fn safetensors_parameters(file: &Path) -> std::io::Result<usize> {
+    use std::io::Read;
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    let mut f = std::fs::File::open(file)?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)?;
+    let n = u64::from_le_bytes(len);
+    if n > 100 << 20 {
+        return Err(bad("safetensors header larger than 100 MiB"));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header)?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| bad(&format!("safetensors header: {e}")))?;
+    let map = json
+        .as_object()
+        .ok_or_else(|| bad("safetensors header is not an object"))?;
+    Ok(map
+        .iter()
+        .filter(|(k, _)| k.as_str() != "__metadata__")
+        .map(|(_, v)| {
+            v["shape"]
+                .as_array()
+                .map(|d| d.iter().map(|x| x.as_u64().unwrap_or(0) as usize).product())
+                .unwrap_or(0)
+        })
+        .sum())
+}
+
+/// The labelled clips of `manifest`, at most `cap` per domain, speaker and emotion (in manifest
+/// order), and their count per domain (speech, music).
+fn capped_clips(
+    manifest: &Manifest,
+    cap: Option<usize>,
+) -> (Vec<emobridge_corpus::Record>, usize, usize) {
+    use std::collections::HashMap;
+    let mut seen: HashMap<(emobridge_corpus::Domain, String, String), usize> = HashMap::new();
+    let mut out = Vec::new();
+    let (mut speech, mut music) = (0, 0);
+    for r in &manifest.records {
+        let Some(emotion) = r.emotion else { continue };
+        let n = seen
+            .entry((r.domain, r.speaker.clone(), emotion.as_str().to_string()))
+            .or_default();
+        if cap.is_some_and(|c| *n >= c) {
+            continue;
+        }
+        *n += 1;
+        match r.domain {
+            emobridge_corpus::Domain::Speech => speech += 1,
+            emobridge_corpus::Domain::Music => music += 1,
+        }
+        out.push(r.clone());
+    }
+    (out, speech, music)
+}
+
+/// `work` against [`FINETUNE_BUDGET`] in words: "0.42×", or "under 1 % of".
+fn share_of_budget(work: f64) -> String {
+    let r = work / FINETUNE_BUDGET;
+    if r < 0.01 {
+        "under 1 % of".to_string()
+    } else {
+        format!("{r:.2}×")
+    }
+}
+
+/// The demo's rule for its fine-tuning section. The usual settings (every labelled clip cut to
+/// 2 s, or 1 s with `quick`; 2 epochs per stage; 2 folds; batches of 8) run when their
+/// estimated work, encoder parameters × [`finetune_work_units`], is within
+/// [`FINETUNE_BUDGET`]. Otherwise the first of these that fits does, in order: clips cut to
+/// 1 s; at most 2, then 1 clip per domain, speaker and emotion; then 1 epoch per stage (the
+/// last one runs even if it does not fit); reduced runs use batches of 4, so that the fewer
+/// clips still give each run several optimiser steps. Returns the sizing and the records.
+pub fn size_finetune(
+    parameters: usize,
+    manifest: &Manifest,
+    quick: bool,
+) -> (FinetuneSizing, Vec<emobridge_corpus::Record>) {
+    let dev_share = crate::finetune::FinetuneConfig::default().dev_share;
+    let (folds, usual_epochs) = (2usize, 2usize);
+    let usual_seconds: f32 = if quick { 1.0 } else { 2.0 };
+    let p = parameters as f64;
+    let mut ladder: Vec<(f32, Option<usize>, usize)> = vec![(usual_seconds, None, usual_epochs)];
+    if usual_seconds > 1.0 {
+        ladder.push((1.0, None, usual_epochs));
+    }
+    ladder.extend([
+        (1.0, Some(2), usual_epochs),
+        (1.0, Some(1), usual_epochs),
+        (1.0, Some(1), 1),
+    ]);
+    let work_of = |(secs, cap, epochs): (f32, Option<usize>, usize)| {
+        let (records, s, m) = capped_clips(manifest, cap);
+        let w = p * finetune_work_units(s, m, secs as f64, epochs, folds, dev_share);
+        (w, records, s, m)
+    };
+    let (usual_work, ..) = work_of(ladder[0]);
+    let last = ladder.len() - 1;
+    for (i, &step) in ladder.iter().enumerate() {
+        let (work, records, s, m) = work_of(step);
+        if work > FINETUNE_BUDGET && i < last {
+            continue;
+        }
+        let (secs, cap, epochs) = step;
+        let reduced = i > 0;
+        let batch_size = if reduced { 4 } else { 8 };
+        let mparams = p / 1e6;
+        let per_cell = match cap {
+            Some(c) => format!("{c} per speaker and emotion, "),
+            None => String::new(),
+        };
+        let what = format!(
+            "Fine-tuning (frozen and LoRA, both directions) ran on {} labelled clips ({per_cell}{s} speech, {m} music) cut to {secs} s, {epochs} epoch{} per stage, batches of {batch_size}, {folds} speaker-independent folds",
+            s + m,
+            if epochs == 1 { "" } else { "s" },
+        );
+        let text = if reduced {
+            format!(
+                "{what}, instead of the demo's usual every clip cut to {usual_seconds} s with {usual_epochs} epochs, because the encoder has {mparams:.1} M parameters: the usual settings would need about {:.1}× the demo's compute budget for this section (parameters × seconds of audio passes, {FINETUNE_BUDGET:.1e}, about 3 minutes on 2 cores for a base-size encoder), these {}. Its scores show the protocol, not the encoder's best: `emobridge finetune` runs the full one.",
+                usual_work / FINETUNE_BUDGET,
+                share_of_budget(work)
+            )
+        } else {
+            format!(
+                "{what}: the demo's usual settings, since their estimated work for this {mparams:.2} M-parameter encoder is {} the demo's compute budget for this section (parameters × seconds of audio passes, {FINETUNE_BUDGET:.1e}, about 3 minutes on 2 cores for a base-size encoder).",
+                share_of_budget(work)
+            )
+        };
+        return (
+            FinetuneSizing {
+                encoder_parameters: parameters,
+                clips_per_cell: cap,
+                clips_speech: s,
+                clips_music: m,
+                clip_seconds: secs,
+                epochs,
+                batch_size,
+                folds,
+                work,
+                usual_work,
+                budget: FINETUNE_BUDGET,
+                reduced,
+                text,
+            },
+            records,
+        );
+    }
+    unreachable!("the ladder's last step always returns")
+}
+
 /// The fine-tuning section: with a model, a short two-stage run (frozen and LoRA, both
-/// directions, two folds, two epochs on clips cut to 1 s, or 2 s without `quick`) into
-/// `finetune/`; without one nothing (the report's hint on adding an encoder names this section).
-fn finetune_step(
+/// directions, two folds) into `finetune/`, sized to the encoder by [`size_finetune`] (the
+/// tiny test encoders keep the usual settings); without one nothing (the report's hint on
+/// adding an encoder names this section). Returns the run folder and the sizing.
+pub fn finetune_step(
     config: &DemoConfig,
     manifest: &Manifest,
     progress: Progress,
-) -> Result<Option<PathBuf>, DemoError> {
+) -> Result<Option<(PathBuf, FinetuneSizing)>, DemoError> {
     use crate::finetune::{run as finetune, FinetuneConfig};
     let dir = config.out.join("finetune");
     let Some(spec) = &config.model else {
@@ -309,15 +548,26 @@ fn finetune_step(
     tracing::info!("extra step: short two-stage fine-tuning of {spec} (frozen, LoRA)");
     let model_dir =
         emobridge_ssl::hub::resolve_model_dir(spec, &emobridge_ssl::hub::HubOptions::from_env())?;
+    let (sizing, records) = size_finetune(encoder_parameters(&model_dir)?, manifest, config.quick);
+    tracing::info!("{}", sizing.text);
+    let subset;
+    let manifest = if sizing.clips_per_cell.is_some() {
+        subset = Manifest::new(manifest.root.clone(), records);
+        &subset
+    } else {
+        manifest
+    };
     let mut cfg = FinetuneConfig {
         methods: vec![emobridge_ssl::Method::Frozen, emobridge_ssl::Method::Lora],
-        folds: 2,
-        max_seconds: if config.quick { 1.0 } else { 2.0 },
+        folds: sizing.folds,
+        max_seconds: sizing.clip_seconds,
         seed: config.seed,
         strict: config.strict,
+        settings_note: Some(sizing.text.clone()),
         ..FinetuneConfig::default()
     };
-    cfg.train.epochs = 2;
+    cfg.train.epochs = sizing.epochs;
+    cfg.train.batch_size = sizing.batch_size;
     cfg.train.lr_encoder = 1e-4;
     // The demo starts afresh each time (its corpus is rewritten): no state of an earlier demo.
     let resume = dir.join("resume");
@@ -340,7 +590,11 @@ fn finetune_step(
             r.macro_f1
         );
     }
-    Ok(Some(outcome.run_dir))
+    let (wall, cpu) = outcome.cost.iter().fold((0.0, 0.0), |(w, c), r| {
+        (w + r.wall_seconds, c + r.cpu_seconds)
+    });
+    tracing::info!("fine-tuning section: {wall:.1} s wall, {cpu:.1} s CPU in its training runs");
+    Ok(Some((outcome.run_dir, sizing)))
 }
 
 /// Per-emotion FAD between speech and music on one cached model (descriptor columns have
@@ -386,6 +640,7 @@ fn write_run_json(
     manifest: &Manifest,
     failures: &[crate::descriptors::ClipFailure],
     studies: &[(String, PathBuf)],
+    sizing: Option<&FinetuneSizing>,
     started: Instant,
 ) -> Result<PathBuf, DemoError> {
     let out = &config.out;
@@ -403,6 +658,9 @@ fn write_run_json(
     run.hash_bytes("audio_list", audio_list.as_bytes());
     for f in failures {
         run.fail(f.id.clone(), f.path.clone(), f.error.clone())?;
+    }
+    if let Some(s) = sizing {
+        run.note("finetune_sizing", s);
     }
     for (name, dir) in studies {
         let rel = dir.strip_prefix(out).unwrap_or(dir).display().to_string();
@@ -424,4 +682,112 @@ fn write_run_json(
     );
     run.finish()?;
     Ok(out.join("run.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emobridge_corpus::{Domain, Emotion, Record};
+
+    /// The default demo corpus's labelled part: per domain 6 speakers × 6 emotions × 3 clips,
+    /// plus unlabelled continuous clips.
+    fn demo_like() -> Manifest {
+        let emotions = [
+            Emotion::Neutral,
+            Emotion::Calm,
+            Emotion::Happy,
+            Emotion::Sad,
+            Emotion::Angry,
+            Emotion::Fearful,
+        ];
+        let mut records = Vec::new();
+        for domain in [Domain::Speech, Domain::Music] {
+            for spk in 0..6 {
+                for e in emotions {
+                    for i in 0..3 {
+                        let id = format!("{}_{spk}_{}_{i}", domain.as_str(), e.as_str());
+                        let mut r = Record::new(
+                            &id,
+                            format!("{id}.wav"),
+                            domain,
+                            "synthetic",
+                            format!("p{spk}"),
+                        );
+                        r.emotion = Some(e);
+                        records.push(r);
+                    }
+                }
+            }
+            for i in 0..12 {
+                let id = format!("{}_cont_{i}", domain.as_str());
+                records.push(Record::new(
+                    &id,
+                    format!("{id}.wav"),
+                    domain,
+                    "synthetic",
+                    format!("p{}", i % 6),
+                ));
+            }
+        }
+        Manifest::new("corpus", records)
+    }
+
+    #[test]
+    fn a_tiny_encoder_keeps_the_usual_settings_and_says_so() {
+        let m = demo_like();
+        for (quick, secs) in [(false, 2.0), (true, 1.0)] {
+            // mert_like_24k, the CI demo's encoder, has about 31 k parameters.
+            let (s, records) = size_finetune(31_000, &m, quick);
+            assert!(!s.reduced);
+            assert_eq!(
+                (
+                    s.clip_seconds,
+                    s.epochs,
+                    s.batch_size,
+                    s.folds,
+                    s.clips_per_cell
+                ),
+                (secs, 2, 8, 2, None)
+            );
+            assert_eq!(
+                (s.clips_speech, s.clips_music, records.len()),
+                (108, 108, 216)
+            );
+            assert!(s.text.contains("the demo's usual settings"), "{}", s.text);
+        }
+    }
+
+    #[test]
+    fn a_base_size_encoder_gets_a_section_within_the_budget_with_the_reason_stated() {
+        let m = demo_like();
+        // wav2vec2-base: 94.4 M parameters.
+        let (s, records) = size_finetune(94_400_000, &m, false);
+        assert!(s.reduced && s.work <= FINETUNE_BUDGET, "{s:?}");
+        assert!(s.usual_work > 2.0 * FINETUNE_BUDGET, "{s:?}");
+        assert_eq!(s.clip_seconds, 1.0);
+        // Every speaker and emotion of both domains stays in, with fewer clips each.
+        let cap = s.clips_per_cell.expect("clips were capped");
+        assert_eq!(s.clips_speech, 36 * cap);
+        assert_eq!(records.len(), 72 * cap);
+        assert!(records.iter().all(|r| r.emotion.is_some()));
+        assert!(s.text.contains("instead of the demo's usual"), "{}", s.text);
+        assert!(s.text.contains("94.4 M parameters"), "{}", s.text);
+        // A larger encoder gets the smallest settings, still stated, even beyond the budget.
+        let (l, _) = size_finetune(2_000_000_000, &m, false);
+        assert_eq!(
+            (l.clips_per_cell, l.epochs, l.clip_seconds),
+            (Some(1), 1, 1.0)
+        );
+        assert!(l.work > FINETUNE_BUDGET);
+    }
+
+    #[test]
+    fn the_work_estimate_counts_the_protocol_s_passes() {
+        // One clip per domain, 1 s, 1 epoch, 2 folds, no dev share: per direction stage 1
+        // trains on the source clip (3), each of the 2 settings trains on the target clip once
+        // per other fold (3 · 1) and tests it (1): 3 + 2 · 4 = 11; both directions 22, plus the
+        // frozen method's pass over both clips: 24.
+        assert_eq!(finetune_work_units(1, 1, 1.0, 1, 2, 0.0), 24.0);
+        assert_eq!(finetune_work_units(1, 1, 2.0, 1, 2, 0.0), 48.0);
+    }
 }

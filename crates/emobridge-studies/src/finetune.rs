@@ -16,7 +16,14 @@
 //!
 //! Outputs: `comparison.{csv,md,json}` (method × direction × single/two-stage), learning curves
 //! `curves_<direction>.svg` (+ PNG), `curves.json`, stage-1 checkpoints (trainable parameters
-//! only) under `checkpoints/<direction>/<method>/`, `run.json` with the trainable-parameter counts.
+//! only) under `checkpoints/<direction>/<method>/`, `run.json` with the trainable-parameter counts
+//! and each training run's cost (`cost`: wall and CPU seconds, encoder passes and seconds of
+//! audio, [`RunCost`]).
+//!
+//! Cost: every fine-tuner of a study shares one [`ClipCache`], so a frozen encoder passes each
+//! clip once in the whole study (its head then trains on the pooled states), and LoRA and
+//! adapters compute each clip's frozen front (everything below the first transformer layer)
+//! once, or take it from the frozen method's pass.
 //!
 //! Resume: every training run keeps its state under `resume/<direction>/<method>/<run>/` (saved
 //! at each epoch's end and every `train.checkpoint_every` steps, see
@@ -35,7 +42,8 @@ use emobridge_corpus::{Domain, Emotion, Manifest, Record};
 use emobridge_learn::metrics;
 use emobridge_report::{write_line_chart, LineChart, ReportError, Series, Table};
 use emobridge_ssl::train::{
-    EpochLog, Example, FineTuner, RegressionLoss, Task, TrainConfig, TrainError,
+    process_cpu_seconds, ClipCache, EpochLog, Example, FineTuner, PassCounts, RegressionLoss, Task,
+    TrainConfig, TrainError,
 };
 use emobridge_ssl::weights::{read_tensors, weight_files};
 use emobridge_ssl::{
@@ -165,6 +173,11 @@ pub struct FinetuneConfig {
     /// settings when `cpu`.
     #[serde(skip_serializing_if = "DeviceChoice::is_cpu_ref")]
     pub device: DeviceChoice,
+    /// Why the settings are what they are, in a sentence (e.g. the demo's compute rule for its
+    /// fine-tuning section): written as the run's first headline (`settings`), so that the
+    /// report and `summary.md` state it. Default none (and then not written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings_note: Option<String>,
 }
 
 impl Default for FinetuneConfig {
@@ -183,6 +196,7 @@ impl Default for FinetuneConfig {
             seed: 7,
             strict: false,
             device: DeviceChoice::Cpu,
+            settings_note: None,
         }
     }
 }
@@ -243,9 +257,75 @@ pub struct ComparisonRow {
     pub trainable_head: usize,
 }
 
+/// What one training run (stage 1, or one fold of a target-only / two-stage setting) cost:
+/// its wall and process CPU seconds (training, dev and test passes) and its encoder work
+/// ([`PassCounts`]; the seconds of audio are its sample counts at the model's rate). Logged
+/// per run and kept in `run.json` (`cost`), so that a study's time can be read off its record.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunCost {
+    /// `direction/method/stage1` or `direction/method/setting/foldN`.
+    pub run: String,
+    pub wall_seconds: f64,
+    pub cpu_seconds: f64,
+    /// Seconds of audio through the layers below the first transformer layer (computed).
+    pub front_audio_seconds: f64,
+    /// … through the transformer layers with a backward pass (training batches).
+    pub train_audio_seconds: f64,
+    /// … through the transformer layers, forward only (dev and test).
+    pub eval_audio_seconds: f64,
+    /// … through a frozen encoder (each clip once; later passes come from the cache).
+    pub frozen_audio_seconds: f64,
+    pub passes: PassCounts,
+}
+
+impl RunCost {
+    fn new(run: String, started: (std::time::Instant, f64), passes: PassCounts, rate: f64) -> Self {
+        let secs = |samples: usize| samples as f64 / rate;
+        RunCost {
+            run,
+            wall_seconds: started.0.elapsed().as_secs_f64(),
+            cpu_seconds: process_cpu_seconds() - started.1,
+            front_audio_seconds: secs(passes.front_samples),
+            train_audio_seconds: secs(passes.train_samples),
+            eval_audio_seconds: secs(passes.eval_samples),
+            frozen_audio_seconds: secs(passes.frozen_samples),
+            passes,
+        }
+    }
+
+    /// One log line: times, then the encoder work.
+    pub fn summary_line(&self) -> String {
+        let p = &self.passes;
+        format!(
+            "finetune cost {}: {:.1} s wall, {:.1} s CPU (forward {:.1}, backward {:.1}, update {:.1}, dev/test {:.1}); \
+             front {} clips / {:.0} s audio (+{} reused), trained {} clips / {:.0} s, evaluated {} clips / {:.0} s, \
+             frozen {} clips / {:.0} s (+{} reused)",
+            self.run,
+            self.wall_seconds,
+            self.cpu_seconds,
+            p.cpu_forward,
+            p.cpu_backward,
+            p.cpu_update,
+            p.cpu_eval,
+            p.front_clips,
+            self.front_audio_seconds,
+            p.front_reused,
+            p.train_clips,
+            self.train_audio_seconds,
+            p.eval_clips,
+            self.eval_audio_seconds,
+            p.frozen_clips,
+            self.frozen_audio_seconds,
+            p.frozen_reused
+        )
+    }
+}
+
 /// What [`run`] produced.
 #[derive(Debug)]
 pub struct FinetuneOutcome {
+    /// The cost of each training run this process ran (resumed, finished runs have none).
+    pub cost: Vec<RunCost>,
     pub rows: Vec<ComparisonRow>,
     /// The shared emotion labels (empty for an arousal / valence target).
     pub labels: Vec<Emotion>,
@@ -346,6 +426,10 @@ struct Model {
     source: WeightSource,
     name: String,
     device: candle_core::Device,
+    /// Per-clip outputs of the frozen parts, shared by every fine-tuner of the study (all are
+    /// built from these pretrained weights): each clip goes through a frozen encoder, or below
+    /// the first trained layer, once in the whole study.
+    cache: ClipCache,
 }
 
 impl Model {
@@ -361,7 +445,9 @@ impl Model {
             TrainableEncoder::new(&self.cfg, &self.source, &peft, &self.device, config.seed)?;
         let mut train = config.train.clone();
         train.seed = config.seed;
-        Ok(FineTuner::new(encoder, task, train)?)
+        let mut tuner = FineTuner::new(encoder, task, train)?;
+        tuner.share_cache(&self.cache);
+        Ok(tuner)
     }
 }
 
@@ -700,6 +786,20 @@ pub fn run(
     let mut run = RunFolder::create(out, "finetune")?;
     run.set_strict(config.strict);
     run.set_config(config, config.seed);
+    if let Some(note) = &config.settings_note {
+        run.headline(
+            "settings",
+            serde_json::json!({
+                "methods": config.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+                "clips": manifest.records.len(),
+                "max_seconds": config.max_seconds,
+                "epochs": config.train.epochs,
+                "batch_size": config.train.batch_size,
+                "folds": config.folds,
+            }),
+            note.clone(),
+        );
+    }
     run.hash_manifest(manifest);
     run.set_hash(
         "model_weights",
@@ -718,6 +818,20 @@ pub fn run(
         source,
         name: model_dir.display().to_string(),
         device,
+        cache: ClipCache::new(),
+    };
+    // A frozen method's passes leave each clip's first-layer input for LoRA and adapters.
+    model.cache.keep_fronts_from_frozen(
+        config
+            .methods
+            .iter()
+            .any(|m| matches!(m, Method::Lora | Method::Adapter)),
+    );
+    let rate = pre.sampling_rate as f64;
+    let mut cost: Vec<RunCost> = Vec::new();
+    let mut record_cost = |c: RunCost| {
+        tracing::info!("{}", c.summary_line());
+        cost.push(c);
     };
     run.note("model", &model.name);
     let device = device_name(&model.device);
@@ -775,10 +889,12 @@ pub fn run(
                 }
                 None => {
                     if state.join("state.json").is_file() {
-                        resumed.push(key);
+                        resumed.push(key.clone());
                     }
+                    let started = (std::time::Instant::now(), process_cpu_seconds());
                     let curve = fit(&mut stage1, src, &all, config, config.seed, &state)
                         .map_err(err("stage 1"))?;
+                    record_cost(RunCost::new(key, started, stage1.passes(), rate));
                     stage1
                         .save_checkpoint(&ckpt, &model.name)
                         .map_err(err("stage 1 checkpoint"))?;
@@ -848,8 +964,9 @@ pub fn run(
                         continue;
                     }
                     if state.join("state.json").is_file() {
-                        resumed.push(key);
+                        resumed.push(key.clone());
                     }
+                    let started = (std::time::Instant::now(), process_cpu_seconds());
                     let mut tuner =
                         model.tuner(method, config, task_for(config, tgt, &train_idx, classes))?;
                     if two_stage {
@@ -882,6 +999,7 @@ pub fn run(
                     }
                     enc_n = tuner.encoder.trainable_parameters();
                     head_n = tuner.trainable_head();
+                    record_cost(RunCost::new(key, started, tuner.passes(), rate));
                     mark_finished(
                         &state,
                         &Finished {
@@ -929,6 +1047,7 @@ pub fn run(
         }
     }
     run.note("trainable_parameters", &counts);
+    run.note("cost", &cost);
     if !resumed.is_empty() {
         run.note("resumed", &resumed);
     }
@@ -937,6 +1056,7 @@ pub fn run(
     run.finish()?;
     let _ = std::fs::remove_file(lock);
     Ok(FinetuneOutcome {
+        cost,
         rows,
         labels,
         skipped_without_target: skipped,
