@@ -179,98 +179,245 @@ impl PreparedGaussian {
                 right: other.dim(),
             });
         }
-        let m = self.congruence(&other.cov, par);
-        let values = symmetric_eigenvalues(&m, par).map_err(|_| FadError::Eigen {
-            what: "Σ₁^½ Σ₂ Σ₁^½".into(),
-        })?;
-        let (kept, zeroed_p, negative_p) = clamp_eigenvalues(&values, self.options.rank_tolerance);
-        let trace_sqrt_product: f64 = kept.iter().map(|v| v.sqrt()).sum();
+        let values = if self.cholesky {
+            // Column-major copies with leading dimension D in this thread's buffers.
+            with_workspace(dim, |w| {
+                copy_full(other.cov.as_ref(), &mut w.m);
+                sandwich_eigenvalues(self.half.as_ref(), &mut w.m, &mut w.x, dim, par)
+            })?
+        } else {
+            let m = self.congruence(&other.cov, par);
+            symmetric_eigenvalues(&m, par).map_err(|_| FadError::Eigen {
+                what: "Σ₁^½ Σ₂ Σ₁^½".into(),
+            })?
+        };
+        let a = Moments {
+            mean: &self.mean,
+            trace: self.trace,
+            n: self.n,
+        };
+        let b = Moments {
+            mean: &other.mean,
+            trace: other.trace(),
+            n: other.n,
+        };
+        let mut fd = assemble(&values, a, b, &self.options);
+        fd.route = if self.cholesky { "cholesky" } else { "eigh" };
+        fd.zeroed_eigenvalues_a = self.zeroed;
+        fd.negative_eigenvalues_a = self.negative;
+        Ok(fd)
+    }
+}
 
-        let mean_term: f64 = self
-            .mean
-            .iter()
-            .zip(&other.mean)
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum();
-        let trace_b = other.trace();
-        let raw = mean_term + self.trace + trace_b - 2.0 * trace_sqrt_product;
-        let scale = mean_term + self.trace + trace_b;
-        let distance = settle_near_zero(raw, scale, self.options.zero_tolerance);
-        let rank_deficient = self.n.is_some_and(|n| n <= dim as u64) || other.is_rank_deficient();
-        if rank_deficient {
-            tracing::warn!(dim, n_a = ?self.n, n_b = ?other.n, "FAD with N ≤ D samples: singular covariance, the distance is dominated by sample-size bias");
+/// What the distance needs of one side besides its covariance.
+#[derive(Clone, Copy)]
+pub(crate) struct Moments<'a> {
+    pub(crate) mean: &'a [f64],
+    pub(crate) trace: f64,
+    pub(crate) n: Option<u64>,
+}
+
+/// The distance from the eigenvalues of `Fᵀ Σ₂ F` and the two sides' means and traces (route
+/// "cholesky", no eigenvalue of Σ₁ zeroed; the eigen route overwrites those fields).
+pub(crate) fn assemble(
+    values: &[f64],
+    a: Moments<'_>,
+    b: Moments<'_>,
+    options: &FrechetOptions,
+) -> Frechet {
+    let dim = a.mean.len();
+    let (kept, zeroed_p, negative_p) = clamp_eigenvalues(values, options.rank_tolerance);
+    let trace_sqrt_product: f64 = kept.iter().map(|v| v.sqrt()).sum();
+    let mean_term: f64 = a
+        .mean
+        .iter()
+        .zip(b.mean)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum();
+    let raw = mean_term + a.trace + b.trace - 2.0 * trace_sqrt_product;
+    let scale = mean_term + a.trace + b.trace;
+    let distance = settle_near_zero(raw, scale, options.zero_tolerance);
+    let rank_deficient =
+        a.n.is_some_and(|n| n <= dim as u64) || b.n.is_some_and(|n| n <= dim as u64);
+    if rank_deficient {
+        tracing::warn!(dim, n_a = ?a.n, n_b = ?b.n, "FAD with N ≤ D samples: singular covariance, the distance is dominated by sample-size bias");
+    }
+    Frechet {
+        distance,
+        raw,
+        mean_term,
+        trace_a: a.trace,
+        route: "cholesky",
+        trace_b: b.trace,
+        trace_sqrt_product,
+        dim,
+        n_a: a.n,
+        n_b: b.n,
+        rank_deficient,
+        zeroed_eigenvalues_a: 0,
+        negative_eigenvalues_a: 0,
+        zeroed_eigenvalues_product: zeroed_p,
+        negative_eigenvalues_product: negative_p,
+    }
+}
+
+/// Three order-D matrices, column-major with leading dimension D: the Cholesky factor `l`,
+/// the product `x = Σ₂ L` and `m` (Σ₂, then `Lᵀ X` reduced in place). One set per thread,
+/// reused by every distance it computes: fresh ones cost a page fault per 4 KiB touched (at
+/// D = 768, 14 MB per distance) when hundreds of distances run back to back.
+pub(crate) struct Workspace {
+    pub(crate) l: Vec<f64>,
+    pub(crate) x: Vec<f64>,
+    pub(crate) m: Vec<f64>,
+}
+
+impl Workspace {
+    fn new(dim: usize) -> Workspace {
+        Workspace {
+            l: vec![0.0; dim * dim],
+            x: vec![0.0; dim * dim],
+            m: vec![0.0; dim * dim],
         }
-        Ok(Frechet {
-            distance,
-            raw,
-            mean_term,
-            trace_a: self.trace,
-            route: if self.cholesky { "cholesky" } else { "eigh" },
-            trace_b,
-            trace_sqrt_product,
-            dim,
-            n_a: self.n,
-            n_b: other.n,
-            rank_deficient,
-            zeroed_eigenvalues_a: self.zeroed,
-            negative_eigenvalues_a: self.negative,
-            zeroed_eigenvalues_product: zeroed_p,
-            negative_eigenvalues_product: negative_p,
-        })
+    }
+}
+
+thread_local! {
+    static WORKSPACE: std::cell::RefCell<Option<Workspace>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's [`Workspace`] for order `dim` (a fresh one if the thread's is in
+/// use, e.g. by a distance this one interrupted through work stealing).
+pub(crate) fn with_workspace<R>(dim: usize, f: impl FnOnce(&mut Workspace) -> R) -> R {
+    WORKSPACE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            if slot.as_ref().is_none_or(|w| w.l.len() != dim * dim) {
+                *slot = Some(Workspace::new(dim));
+            }
+            f(slot.as_mut().expect("just set"))
+        }
+        Err(_) => f(&mut Workspace::new(dim)),
+    })
+}
+
+/// All of `s` into `dst` (column-major, leading dimension `s.nrows()`).
+fn copy_full(s: faer::MatRef<'_, f64>, dst: &mut [f64]) {
+    let dim = s.nrows();
+    for j in 0..dim {
+        let col = &mut dst[j * dim..(j + 1) * dim];
+        for (i, v) in col.iter_mut().enumerate() {
+            *v = s[(i, j)];
+        }
+    }
+}
+
+/// Factors the symmetric matrix whose lower triangle is in `s` (order `dim`, column-major,
+/// leading dimension `dim`) in place into its lower Cholesky factor, upper triangle zeroed.
+/// `false` when it is not positive definite or a pivot is at rounding level
+/// (`L²ᵢᵢ ≤ dim · ε · maxᵢ sᵢᵢ`): such a Σ₁ is left to the eigen route.
+pub(crate) fn cholesky_in_place(s: &mut [f64], dim: usize, par: Par) -> bool {
+    use faer::linalg::cholesky::llt::factor as llt;
+    let largest = (0..dim).fold(0.0f64, |m, i| m.max(s[i * dim + i]));
+    let floor = dim as f64 * f64::EPSILON * largest;
+    let mut mem = MemBuffer::new(llt::cholesky_in_place_scratch::<f64>(
+        dim,
+        par,
+        Default::default(),
+    ));
+    let mat = faer::MatMut::from_column_major_slice_mut(s, dim, dim);
+    if llt::cholesky_in_place(
+        mat,
+        Default::default(),
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .is_err()
+    {
+        return false;
+    }
+    for j in 1..dim {
+        s[j * dim..j * dim + j].fill(0.0);
+    }
+    (0..dim).all(|i| s[i * dim + i] * s[i * dim + i] > floor)
+}
+
+/// The eigenvalues of `M = Lᵀ Σ₂ L` for the lower triangular `l` (upper triangle zero) and the
+/// symmetric `s2` (order `dim`, column-major, leading dimension `dim`; all of it is read): `X = Σ₂ L` into
+/// `x`, the lower triangle of `M` into `s2`, reduced there in place.
+pub(crate) fn sandwich_eigenvalues(
+    l: faer::MatRef<'_, f64>,
+    s2: &mut [f64],
+    x: &mut [f64],
+    dim: usize,
+    par: Par,
+) -> Result<Vec<f64>> {
+    use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
+    tri_matmul(
+        faer::MatMut::from_column_major_slice_mut(x, dim, dim),
+        BlockStructure::Rectangular,
+        Accum::Replace,
+        faer::MatRef::from_column_major_slice(s2, dim, dim),
+        BlockStructure::Rectangular,
+        l,
+        BlockStructure::TriangularLower,
+        1.0,
+        par,
+    );
+    let product = |s2: &mut [f64], x: &[f64]| {
+        tri_matmul(
+            faer::MatMut::from_column_major_slice_mut(s2, dim, dim),
+            BlockStructure::TriangularLower,
+            Accum::Replace,
+            l.transpose(),
+            BlockStructure::TriangularUpper,
+            faer::MatRef::from_column_major_slice(x, dim, dim),
+            BlockStructure::Rectangular,
+            1.0,
+            par,
+        );
+    };
+    product(s2, x);
+    let failed = || FadError::Eigen {
+        what: "Σ₁^½ Σ₂ Σ₁^½".into(),
+    };
+    match crate::symeig::symmetric_eigenvalues_in_place(s2, dim, par) {
+        Ok(values) => Ok(values),
+        Err(crate::symeig::EigenError::NotFinite) => Err(failed()),
+        Err(crate::symeig::EigenError::NoConvergence) => {
+            // M again (X is intact) for faer's solver.
+            product(s2, x);
+            crate::symeig::faer_symmetric_eigenvalues(
+                faer::MatRef::from_column_major_slice(s2, dim, dim),
+                par,
+            )
+            .map_err(|_| failed())
+        }
     }
 }
 
 impl PreparedGaussian {
-    /// `Fᵀ Σ₂ F`, symmetric; only its lower triangle is read by the eigenvalue solver.
+    /// `Fᵀ Σ₂ F` for the eigen route's `F = U Λ^½`, symmetrised.
     fn congruence(&self, sigma2: &Mat<f64>, par: Par) -> Mat<f64> {
-        use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
         let dim = self.dim();
         let mut x = Mat::zeros(dim, dim);
         let mut m = Mat::zeros(dim, dim);
-        if self.cholesky {
-            // X = Σ₂ L (L lower); M = Lᵀ X (Lᵀ upper), lower triangle only: M is symmetric.
-            tri_matmul(
-                x.as_mut(),
-                BlockStructure::Rectangular,
-                Accum::Replace,
-                sigma2.as_ref(),
-                BlockStructure::Rectangular,
-                self.half.as_ref(),
-                BlockStructure::TriangularLower,
-                1.0,
-                par,
-            );
-            tri_matmul(
-                m.as_mut(),
-                BlockStructure::TriangularLower,
-                Accum::Replace,
-                self.half.transpose(),
-                BlockStructure::TriangularUpper,
-                x.as_ref(),
-                BlockStructure::Rectangular,
-                1.0,
-                par,
-            );
-            m
-        } else {
-            faer::linalg::matmul::matmul(
-                x.as_mut(),
-                Accum::Replace,
-                sigma2.as_ref(),
-                self.half.as_ref(),
-                1.0,
-                par,
-            );
-            faer::linalg::matmul::matmul(
-                m.as_mut(),
-                Accum::Replace,
-                self.half.transpose(),
-                x.as_ref(),
-                1.0,
-                par,
-            );
-            Mat::from_fn(dim, dim, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]))
-        }
+        faer::linalg::matmul::matmul(
+            x.as_mut(),
+            Accum::Replace,
+            sigma2.as_ref(),
+            self.half.as_ref(),
+            1.0,
+            par,
+        );
+        faer::linalg::matmul::matmul(
+            m.as_mut(),
+            Accum::Replace,
+            self.half.transpose(),
+            x.as_ref(),
+            1.0,
+            par,
+        );
+        Mat::from_fn(dim, dim, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]))
     }
 }
 
