@@ -658,7 +658,14 @@ fn implicit_ql(d: &mut [f64], e2: &mut [f64], budget: &mut usize) -> Result<(), 
         let mut sigma = (d[l + 1] - d[l]) / (2.0 * rte);
         let r = sigma.hypot(1.0);
         sigma = d[l] - rte / (sigma + if sigma >= 0.0 { r } else { -r });
-        let (mut c, mut s) = (1.0f64, 0.0f64);
+        // The rotation `c = p / r`, `s = bb / r` enters only through
+        // `γ = c (α − σ) − s γ' = u / r` with `u = p (α − σ) − bb γ'`, and the next
+        // `p = γ² / c = u² / (r p)`: two divisions that depend on this step's `r` and `u` only and
+        // run side by side, where `dsterf`'s form chains `c = p / r` → `γ` → `γ² / c` (the loop is
+        // bound by that chain's latency, not by its arithmetic). `c` itself is formed only when
+        // `p` is 0 (the previous step's `c` continues the recurrence then, as in `dsterf`).
+        let mut s = 0.0f64;
+        let (mut c_num, mut c_den) = (1.0f64, 1.0f64);
         let mut gamma = d[m] - sigma;
         let mut p = gamma * gamma;
         for i in (l..m).rev() {
@@ -667,18 +674,23 @@ fn implicit_ql(d: &mut [f64], e2: &mut [f64], budget: &mut usize) -> Result<(), 
             if i + 1 != m {
                 e2[i + 1] = s * r;
             }
-            let oldc = c;
-            c = p / r;
-            s = bb / r;
             let oldgam = gamma;
             let alpha = d[i];
-            gamma = c * (alpha - sigma) - s * oldgam;
+            let u = p * (alpha - sigma) - bb * oldgam;
+            gamma = u / r;
+            s = bb / r;
             d[i + 1] = oldgam + (alpha - gamma);
-            p = if c != 0.0 {
-                (gamma * gamma) / c
+            let rp = r * p;
+            let next = if rp >= f64::MIN_POSITIVE && rp.is_finite() {
+                (u * u) / rp
+            } else if p / r != 0.0 {
+                (gamma * gamma) / (p / r)
             } else {
-                oldc * bb
+                (c_num / c_den) * bb
             };
+            c_num = p;
+            c_den = r;
+            p = next;
         }
         e2[l] = s * p;
         d[l] = sigma + gamma;
