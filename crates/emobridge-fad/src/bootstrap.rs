@@ -286,10 +286,18 @@ fn units_replicates(
         .collect();
     let (pa, pb) = rayon::join(|| PackedUnits::new(a), || PackedUnits::new(b));
     let mut values = Vec::with_capacity(config.replicates);
-    for chunk in draws.chunks(batch.max(1)) {
+    // The batch's sums, allocated once for all batches.
+    let batch = batch.clamp(1, draws.len().max(1));
+    let mut sa = faer::Mat::<f64>::zeros(pa.packed.nrows(), batch);
+    let mut sb = faer::Mat::<f64>::zeros(pb.packed.nrows(), batch);
+    for chunk in draws.chunks(batch) {
+        let (sa, sb) = (
+            sa.as_mut().subcols_mut(0, chunk.len()),
+            sb.as_mut().subcols_mut(0, chunk.len()),
+        );
         let (sa, sb) = rayon::join(
-            || pa.sums(chunk.iter().map(|(w, _)| w.as_slice())),
-            || pb.sums(chunk.iter().map(|(_, w)| w.as_slice())),
+            || pa.sums(chunk.iter().map(|(w, _)| w.as_slice()), sa),
+            || pb.sums(chunk.iter().map(|(_, w)| w.as_slice()), sb),
         );
         let replicates: Vec<Option<f64>> = chunk
             .par_iter()
@@ -326,7 +334,7 @@ fn replicate_distance(
     if fast {
         let done = with_workspace(dim, |w| -> Result<Option<Option<f64>>> {
             let ta = pa.unpack(sa, &ma, &mut w.l, false);
-            let tb = pb.unpack(sb, &mb, &mut w.m, true);
+            let tb = pb.unpack(sb, &mb, &mut w.m, false);
             let (Some(ta), Some(tb)) = (ta, tb) else {
                 return Ok(Some(None));
             };
@@ -334,7 +342,10 @@ fn replicate_distance(
                 return Ok(None);
             }
             let l = faer::MatRef::from_column_major_slice(&w.l, dim, dim);
-            let values = sandwich_eigenvalues(l, &mut w.m, &mut w.x, dim, faer::Par::Seq)?;
+            let refill = |m: &mut [f64]| {
+                pb.unpack(sb, &mb, m, false);
+            };
+            let values = sandwich_eigenvalues(l, &mut w.m, &mut w.g, dim, faer::Par::Seq, refill)?;
             let side_a = Moments {
                 mean: &ma.mean,
                 trace: ta,
@@ -450,8 +461,12 @@ impl PackedUnits {
         }
     }
 
-    /// `Σ wᵤTᵤ` (packed) for each weight vector: one column per replicate.
-    fn sums<'w>(&self, weights: impl ExactSizeIterator<Item = &'w [u64]>) -> faer::Mat<f64> {
+    /// `Σ wᵤTᵤ` (packed) for each weight vector into `out`: one column per replicate.
+    fn sums<'w, 'o>(
+        &self,
+        weights: impl ExactSizeIterator<Item = &'w [u64]>,
+        mut out: faer::MatMut<'o, f64>,
+    ) -> faer::MatRef<'o, f64> {
         let units = self.counts.len();
         let replicates = weights.len();
         let mut w = faer::Mat::<f64>::zeros(units, replicates);
@@ -460,7 +475,6 @@ impl PackedUnits {
                 w[(u, r)] = x as f64;
             }
         }
-        let mut out = faer::Mat::<f64>::zeros(self.packed.nrows(), replicates);
         faer::linalg::matmul::matmul(
             out.as_mut(),
             faer::Accum::Replace,
@@ -469,7 +483,7 @@ impl PackedUnits {
             1.0,
             faer::get_global_parallelism(),
         );
-        out
+        faer::reborrow::IntoConst::into_const(out)
     }
 
     /// Count and mean of the replicate drawing `weights`; `None` below two rows.
