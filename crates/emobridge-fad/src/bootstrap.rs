@@ -255,9 +255,9 @@ fn bootstrap_units_around(
     config: &BootstrapConfig,
 ) -> Result<ConfidenceInterval> {
     let dim = a[0].dim();
+    // Not tied to the number of threads, so that no value depends on it.
     let packed = (dim * (dim + 1) / 2).max(1);
-    let threads = rayon::current_num_threads().max(1);
-    let batch = (REPLICATE_BATCH_BYTES / (2 * 8 * packed) / threads).max(1) * threads;
+    let batch = (REPLICATE_BATCH_BYTES / (2 * 8 * packed)).max(1);
     let values = units_replicates(a, b, config, batch)?;
     interval(estimate, values, config)
 }
