@@ -207,6 +207,7 @@ pub fn bootstrap_frechet_units(
 
 /// [`bootstrap_frechet_units`] around a distance the caller has already computed on the full
 /// sets (`estimate`, e.g. a cell of a distance matrix), so that it is not computed twice.
+/// A unit with a non-finite mean or co-moment is an error ([`FadError::NotFinite`]).
 pub fn bootstrap_frechet_units_around(
     a: &[RunningStats],
     b: &[RunningStats],
@@ -285,6 +286,9 @@ fn units_replicates(
         })
         .collect();
     let (pa, pb) = rayon::join(|| PackedUnits::new(a), || PackedUnits::new(b));
+    // A unit with a non-finite moment would reach every replicate through the product
+    // (0 · NaN is NaN), not only those that draw it: refused up front.
+    let (pa, pb) = (pa?, pb?);
     let mut values = Vec::with_capacity(config.replicates);
     // The batch's sums, allocated once for all batches.
     let batch = batch.clamp(1, draws.len().max(1));
@@ -408,7 +412,7 @@ struct ReplicateMoments {
 }
 
 impl PackedUnits {
-    fn new(units: &[RunningStats]) -> PackedUnits {
+    fn new(units: &[RunningStats]) -> Result<PackedUnits> {
         let dim = units[0].dim();
         let total: u64 = units.iter().map(RunningStats::count).sum();
         let mut centre = vec![0.0; dim];
@@ -451,14 +455,19 @@ impl PackedUnits {
                 }
                 at += dim - j;
             }
+            if !dst.iter().chain(d).all(|v| v.is_finite()) {
+                return Err(FadError::NotFinite {
+                    what: format!("bootstrap unit {k}"),
+                });
+            }
         }
-        PackedUnits {
+        Ok(PackedUnits {
             dim,
             centre,
             counts: units.iter().map(RunningStats::count).collect(),
             offsets,
             packed,
-        }
+        })
     }
 
     /// `Σ wᵤTᵤ` (packed) for each weight vector into `out`: one column per replicate.
@@ -781,6 +790,15 @@ mod tests {
             assert!(close(x, y), "{by_units:?} vs {by_rows:?}");
         }
         assert!(by_units.lower < by_units.upper);
+        // A unit with a non-finite moment is refused with an error naming it.
+        let mut bad = stats(&b, &ub);
+        let mut x = b.slice(ndarray::s![0..5, ..]).to_owned();
+        x[(2, 3)] = f64::NAN;
+        bad[1] = RunningStats::from_rows(x.view());
+        assert!(matches!(
+            bootstrap_frechet_units_around(&stats(&a, &ua), &bad, 1.0, &cfg),
+            Err(FadError::NotFinite { .. })
+        ));
         // Empty sets and mixed dimensions are refused.
         assert!(bootstrap_frechet_units(&[], &stats(&b, &ub), &cfg).is_err());
         let narrow = rows(20, 5, 5, 0.0);
