@@ -1,14 +1,16 @@
 //! CPU time of each step of one Fréchet distance on one thread, for two random covariances of
 //! order D (Wishart-like, 4·D samples): the Cholesky factor of Σ₁, `X = Σ₂ L`, the lower
-//! triangle of `M = Lᵀ X`, and the eigenvalues of M by faer's solver and by
-//! [`emobridge_fad::symeig`]. Thread CPU time (`CLOCK_THREAD_CPUTIME_ID`), which a loaded
+//! triangle of `M = Lᵀ X`, the eigenvalues of M by faer's solver and by
+//! [`emobridge_fad::symeig`], and the same lower triangle of M by the blocked congruence
+//! [`emobridge_fad::frechet::congruence_in_place`] (what the distance now runs in place of the
+//! two products). Thread CPU time (`CLOCK_THREAD_CPUTIME_ID`), which a loaded
 //! machine distorts less than wall time; medians over the repeats.
 //!
 //! `cargo run --release -p emobridge-fad --example distance_steps -- [D] [REPEATS] [THREADS]`
 //! (768, 7, 1). With THREADS > 1 every step runs on that many threads and the times are wall
 //! seconds instead (thread CPU time would miss the helper threads).
 
-use emobridge_fad::frechet::lower_cholesky;
+use emobridge_fad::frechet::{congruence_in_place, congruence_scratch, lower_cholesky};
 use emobridge_fad::symeig::{faer_symmetric_eigenvalues, symmetric_eigenvalues};
 use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
 use faer::{Accum, Mat, Par};
@@ -58,7 +60,8 @@ fn main() {
         (Par::Seq, thread_cpu)
     };
     let (s1, s2) = (covariance(d, 1), covariance(d, 2));
-    let mut t = vec![Vec::new(); 5];
+    let mut t = vec![Vec::new(); 6];
+    let mut congruence_diff = 0.0f64;
     let mut check = (0.0, 0.0);
     for _ in 0..repeats {
         let t0 = clock();
@@ -94,7 +97,26 @@ fn main() {
         let t4 = clock();
         let ours = symmetric_eigenvalues(m.as_ref(), par).expect("eigenvalues");
         let t5 = clock();
-        for (k, (a, b)) in [(t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5)]
+        // The same lower triangle of M by the blocked congruence, in place of Σ₂'s.
+        let mut buf = vec![0.0; d * d];
+        for j in 0..d {
+            for i in j..d {
+                buf[j * d + i] = s2[(i, j)];
+            }
+        }
+        let mut scratch = vec![0.0; congruence_scratch(d)];
+        let t6 = clock();
+        congruence_in_place(&mut buf, l.as_ref(), d, &mut scratch, par);
+        let t7 = clock();
+        let mut worst = 0.0f64;
+        for j in 0..d {
+            for i in j..d {
+                worst = worst
+                    .max((buf[j * d + i] - m[(i, j)]).abs() / m[(i, i)].abs().max(m[(j, j)].abs()));
+            }
+        }
+        congruence_diff = congruence_diff.max(worst);
+        for (k, (a, b)) in [(t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5), (t6, t7)]
             .into_iter()
             .enumerate()
         {
@@ -111,6 +133,7 @@ fn main() {
         "lt_x",
         "eigenvalues_faer",
         "eigenvalues_blocked",
+        "congruence_blocked",
     ];
     let fields: Vec<String> = names
         .iter()
@@ -118,8 +141,9 @@ fn main() {
         .map(|(n, v)| format!("\"{n}_ms\": {:.2}", 1e3 * median(v)))
         .collect();
     println!(
-        "{{\"dim\": {d}, \"repeats\": {repeats}, \"threads\": {threads}, {}, \"trace_sqrt_rel_diff\": {:.2e}}}",
+        "{{\"dim\": {d}, \"repeats\": {repeats}, \"threads\": {threads}, {}, \"trace_sqrt_rel_diff\": {:.2e}, \"congruence_rel_diff\": {:.2e}}}",
         fields.join(", "),
-        (check.0 - check.1).abs() / check.0
+        (check.0 - check.1).abs() / check.0,
+        congruence_diff
     );
 }

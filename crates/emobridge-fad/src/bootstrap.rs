@@ -207,6 +207,7 @@ pub fn bootstrap_frechet_units(
 
 /// [`bootstrap_frechet_units`] around a distance the caller has already computed on the full
 /// sets (`estimate`, e.g. a cell of a distance matrix), so that it is not computed twice.
+/// A unit with a non-finite mean or co-moment is an error ([`FadError::NotFinite`]).
 pub fn bootstrap_frechet_units_around(
     a: &[RunningStats],
     b: &[RunningStats],
@@ -239,14 +240,36 @@ pub fn bootstrap_frechet_units_around(
     bootstrap_units_around(a, b, estimate, config)
 }
 
-/// The replicates of a unit bootstrap (checked inputs): every replicate on one thread, the
-/// replicates side by side on rayon's pool.
+/// Memory the replicate sums of one batch may take (both sets): bounds how many replicates are
+/// assembled together.
+const REPLICATE_BATCH_BYTES: usize = 128 << 20;
+
+/// The replicates of a unit bootstrap (checked inputs), in batches: the co-moment sums of a
+/// batch's replicates are one matrix product over the packed statistics of the units (each
+/// unit's statistics read once per batch, not once per replicate), then every replicate's
+/// distance runs on one thread, the replicates side by side on rayon's pool, in buffers kept
+/// per thread.
 fn bootstrap_units_around(
     a: &[RunningStats],
     b: &[RunningStats],
     estimate: f64,
     config: &BootstrapConfig,
 ) -> Result<ConfidenceInterval> {
+    let dim = a[0].dim();
+    // Not tied to the number of threads, so that no value depends on it.
+    let packed = (dim * (dim + 1) / 2).max(1);
+    let batch = (REPLICATE_BATCH_BYTES / (2 * 8 * packed)).max(1);
+    let values = units_replicates(a, b, config, batch)?;
+    interval(estimate, values, config)
+}
+
+/// The replicate distances (skipped replicates left out), `batch` replicates assembled at a time.
+fn units_replicates(
+    a: &[RunningStats],
+    b: &[RunningStats],
+    config: &BootstrapConfig,
+    batch: usize,
+) -> Result<Vec<f64>> {
     use rayon::prelude::*;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
     let mut draw = |count: usize| {
@@ -262,22 +285,296 @@ fn bootstrap_units_around(
             (wa, draw(b.len()))
         })
         .collect();
-    let seq = faer::Par::Seq;
-    let replicates: Vec<Option<f64>> = draws
-        .par_iter()
-        .map(|(wa, wb)| {
-            let ra = RunningStats::weighted_union_in(a, wa, seq);
-            let rb = RunningStats::weighted_union_in(b, wb, seq);
-            // A replicate can draw fewer than two rows only with degenerate units; skip it.
-            match (ra.gaussian(), rb.gaussian()) {
-                (Ok(ga), Ok(gb)) => PreparedGaussian::new_in(&ga, config.options, seq)?
-                    .distance_to_in(&gb, seq)
-                    .map(|f| Some(f.distance)),
-                _ => Ok(None),
+    let (pa, pb) = rayon::join(|| PackedUnits::new(a), || PackedUnits::new(b));
+    // A unit with a non-finite moment would reach every replicate through the product
+    // (0 · NaN is NaN), not only those that draw it: refused up front.
+    let (pa, pb) = (pa?, pb?);
+    let mut values = Vec::with_capacity(config.replicates);
+    // The batch's sums, allocated once for all batches.
+    let batch = batch.clamp(1, draws.len().max(1));
+    let mut sa = faer::Mat::<f64>::zeros(pa.packed.nrows(), batch);
+    let mut sb = faer::Mat::<f64>::zeros(pb.packed.nrows(), batch);
+    for chunk in draws.chunks(batch) {
+        let (sa, sb) = (
+            sa.as_mut().subcols_mut(0, chunk.len()),
+            sb.as_mut().subcols_mut(0, chunk.len()),
+        );
+        let (sa, sb) = rayon::join(
+            || pa.sums(chunk.iter().map(|(w, _)| w.as_slice()), sa),
+            || pb.sums(chunk.iter().map(|(_, w)| w.as_slice()), sb),
+        );
+        let replicates: Vec<Option<f64>> = chunk
+            .par_iter()
+            .enumerate()
+            .map(|(r, (wa, wb))| {
+                replicate_distance(&pa, sa.col(r), wa, &pb, sb.col(r), wb, &config.options)
+            })
+            .collect::<Result<_>>()?;
+        values.extend(replicates.into_iter().flatten());
+    }
+    Ok(values)
+}
+
+/// One replicate's distance on the calling thread; `None` when a side has fewer than two rows
+/// or a non-finite moment (the replicate is skipped, as a [`RunningStats::gaussian`] error is).
+fn replicate_distance(
+    pa: &PackedUnits,
+    sa: faer::ColRef<'_, f64>,
+    wa: &[u64],
+    pb: &PackedUnits,
+    sb: faer::ColRef<'_, f64>,
+    wb: &[u64],
+    options: &FrechetOptions,
+) -> Result<Option<f64>> {
+    use crate::frechet::{
+        assemble, cholesky_in_place, sandwich_eigenvalues, with_workspace, Moments,
+    };
+    let dim = pa.dim;
+    let (Some(ma), Some(mb)) = (pa.moments(wa), pb.moments(wb)) else {
+        return Ok(None);
+    };
+    let fast =
+        options.route == crate::frechet::TraceRoute::Auto && ma.n > dim as u64 && mb.n > dim as u64;
+    if fast {
+        let done = with_workspace(dim, |w| -> Result<Option<Option<f64>>> {
+            let ta = pa.unpack(sa, &ma, &mut w.l, false);
+            let tb = pb.unpack(sb, &mb, &mut w.m, false);
+            let (Some(ta), Some(tb)) = (ta, tb) else {
+                return Ok(Some(None));
+            };
+            if !cholesky_in_place(&mut w.l, dim, faer::Par::Seq) {
+                return Ok(None);
             }
+            let l = faer::MatRef::from_column_major_slice(&w.l, dim, dim);
+            let refill = |m: &mut [f64]| {
+                pb.unpack(sb, &mb, m, false);
+            };
+            let values = sandwich_eigenvalues(l, &mut w.m, &mut w.g, dim, faer::Par::Seq, refill)?;
+            let side_a = Moments {
+                mean: &ma.mean,
+                trace: ta,
+                n: Some(ma.n),
+            };
+            let side_b = Moments {
+                mean: &mb.mean,
+                trace: tb,
+                n: Some(mb.n),
+            };
+            Ok(Some(Some(
+                assemble(&values, side_a, side_b, options).distance,
+            )))
+        })?;
+        if let Some(value) = done {
+            return Ok(value);
+        }
+    }
+    // The general route (Σ₁ singular at rounding level, N ≤ D, or the eigen route asked for).
+    let gaussian = |p: &PackedUnits, s: faer::ColRef<'_, f64>, m: &ReplicateMoments| {
+        let mut cov = vec![0.0; dim * dim];
+        p.unpack(s, m, &mut cov, true)?;
+        Some(Gaussian {
+            mean: m.mean.clone(),
+            cov: faer::Mat::from_fn(dim, dim, |i, j| cov[j * dim + i]),
+            n: Some(m.n),
         })
-        .collect::<Result<_>>()?;
-    interval(estimate, replicates.into_iter().flatten().collect(), config)
+    };
+    let (Some(ga), Some(gb)) = (gaussian(pa, sa, &ma), gaussian(pb, sb, &mb)) else {
+        return Ok(None);
+    };
+    Ok(Some(
+        PreparedGaussian::new_in(&ga, *options, faer::Par::Seq)?
+            .distance_to_in(&gb, faer::Par::Seq)?
+            .distance,
+    ))
+}
+
+/// The units of one set, packed for replicate sums: with `g` the count-weighted mean of all
+/// units and `dᵤ = μᵤ − g`, column `u` of `packed` holds the lower triangle (column by column)
+/// of `Tᵤ = Mᵤ + nᵤ dᵤ dᵤᵀ`, the unit's co-moment matrix about `g`. A replicate drawing unit
+/// `u` `wᵤ` times has `N = Σ wᵤnᵤ`, mean `g + δ` with `δ = Σ wᵤnᵤdᵤ / N` and co-moment matrix
+/// `Σ wᵤTᵤ − N δδᵀ` (equal to [`RunningStats::weighted_union`]'s up to rounding), so the sums of
+/// many replicates are one product `packed · Wᵀ`.
+struct PackedUnits {
+    dim: usize,
+    centre: Vec<f64>,
+    counts: Vec<u64>,
+    /// `dᵤ`, one row of `dim` per unit.
+    offsets: Vec<f64>,
+    packed: faer::Mat<f64>,
+}
+
+/// Count and mean of one replicate of one set.
+struct ReplicateMoments {
+    n: u64,
+    /// `δ`, the mean's offset from the set's centre.
+    delta: Vec<f64>,
+    mean: Vec<f64>,
+}
+
+impl PackedUnits {
+    fn new(units: &[RunningStats]) -> Result<PackedUnits> {
+        let dim = units[0].dim();
+        let total: u64 = units.iter().map(RunningStats::count).sum();
+        let mut centre = vec![0.0; dim];
+        if total > 0 {
+            for u in units {
+                let c = u.count() as f64;
+                for (g, m) in centre.iter_mut().zip(u.mean()) {
+                    *g += c * m;
+                }
+            }
+            for g in &mut centre {
+                *g /= total as f64;
+            }
+        }
+        let mut offsets = vec![0.0; units.len() * dim];
+        for (u, row) in units.iter().zip(offsets.chunks_exact_mut(dim.max(1))) {
+            if u.count() > 0 {
+                for ((d, m), g) in row.iter_mut().zip(u.mean()).zip(&centre) {
+                    *d = m - g;
+                }
+            }
+        }
+        let size = dim * (dim + 1) / 2;
+        let mut packed = faer::Mat::<f64>::zeros(size, units.len());
+        for (k, u) in units.iter().enumerate() {
+            let n = u.count() as f64;
+            let d = &offsets[k * dim..(k + 1) * dim];
+            let dst = packed.col_as_slice_mut(k);
+            let scatter = u.scatter();
+            let mut at = 0;
+            for j in 0..dim {
+                let dj = n * d[j];
+                let src = &scatter
+                    .col(j)
+                    .try_as_col_major()
+                    .expect("a matrix column is contiguous")
+                    .as_slice()[j..];
+                for ((t, s), di) in dst[at..at + dim - j].iter_mut().zip(src).zip(&d[j..]) {
+                    *t = s + di * dj;
+                }
+                at += dim - j;
+            }
+            if !dst.iter().chain(d).all(|v| v.is_finite()) {
+                return Err(FadError::NotFinite {
+                    what: format!("bootstrap unit {k}"),
+                });
+            }
+        }
+        Ok(PackedUnits {
+            dim,
+            centre,
+            counts: units.iter().map(RunningStats::count).collect(),
+            offsets,
+            packed,
+        })
+    }
+
+    /// `Σ wᵤTᵤ` (packed) for each weight vector into `out`: one column per replicate.
+    fn sums<'w, 'o>(
+        &self,
+        weights: impl ExactSizeIterator<Item = &'w [u64]>,
+        mut out: faer::MatMut<'o, f64>,
+    ) -> faer::MatRef<'o, f64> {
+        let units = self.counts.len();
+        let replicates = weights.len();
+        let mut w = faer::Mat::<f64>::zeros(units, replicates);
+        for (r, ws) in weights.enumerate() {
+            for (u, &x) in ws.iter().enumerate() {
+                w[(u, r)] = x as f64;
+            }
+        }
+        faer::linalg::matmul::matmul(
+            out.as_mut(),
+            faer::Accum::Replace,
+            self.packed.as_ref(),
+            w.as_ref(),
+            1.0,
+            faer::get_global_parallelism(),
+        );
+        faer::reborrow::IntoConst::into_const(out)
+    }
+
+    /// Count and mean of the replicate drawing `weights`; `None` below two rows.
+    fn moments(&self, weights: &[u64]) -> Option<ReplicateMoments> {
+        let dim = self.dim;
+        let n: u64 = self.counts.iter().zip(weights).map(|(c, w)| c * w).sum();
+        if n < 2 {
+            return None;
+        }
+        let mut delta = vec![0.0; dim];
+        for (k, (&c, &w)) in self.counts.iter().zip(weights).enumerate() {
+            if c > 0 && w > 0 {
+                let f = (c * w) as f64;
+                for (d, o) in delta.iter_mut().zip(&self.offsets[k * dim..(k + 1) * dim]) {
+                    *d += f * o;
+                }
+            }
+        }
+        for d in &mut delta {
+            *d /= n as f64;
+        }
+        let mean = self.centre.iter().zip(&delta).map(|(g, d)| g + d).collect();
+        Some(ReplicateMoments { n, delta, mean })
+    }
+
+    /// The replicate's covariance `(Σ wᵤTᵤ − N δδᵀ) / (N − 1)` from its packed sums `sums` into
+    /// `dst` (column-major, leading dimension `dim`): the lower triangle, and with `full` the
+    /// upper one too. Returns the trace, or `None` when a value is not finite.
+    fn unpack(
+        &self,
+        sums: faer::ColRef<'_, f64>,
+        m: &ReplicateMoments,
+        dst: &mut [f64],
+        full: bool,
+    ) -> Option<f64> {
+        let dim = self.dim;
+        let sums = sums
+            .try_as_col_major()
+            .expect("a column of a matrix")
+            .as_slice();
+        let n = m.n as f64;
+        let inv = 1.0 / (n - 1.0);
+        let mut at = 0;
+        let mut finite = m.mean.iter().all(|v| v.is_finite());
+        let mut trace = 0.0;
+        for j in 0..dim {
+            let nd = n * m.delta[j];
+            let col = &mut dst[j * dim..(j + 1) * dim];
+            for ((t, s), d) in col[j..]
+                .iter_mut()
+                .zip(&sums[at..at + dim - j])
+                .zip(&m.delta[j..])
+            {
+                *t = (s - d * nd) * inv;
+            }
+            finite &= col[j..].iter().all(|v| v.is_finite());
+            trace += col[j];
+            at += dim - j;
+        }
+        if !finite {
+            return None;
+        }
+        if full {
+            mirror_lower(dst, dim);
+        }
+        Some(trace)
+    }
+}
+
+/// Copies the lower triangle of the order-`dim` column-major matrix in `a` onto its upper one,
+/// in square tiles so that both the rows read and the columns written stay in cache.
+fn mirror_lower(a: &mut [f64], dim: usize) {
+    const TILE: usize = 32;
+    for jb in (0..dim).step_by(TILE) {
+        for ib in (jb..dim).step_by(TILE) {
+            for j in jb..(jb + TILE).min(dim) {
+                for i in ib.max(j + 1)..(ib + TILE).min(dim) {
+                    a[i * dim + j] = a[j * dim + i];
+                }
+            }
+        }
+    }
 }
 
 /// The percentile interval of the replicate values around `estimate`.
@@ -318,6 +615,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frechet::TraceRoute;
 
     fn rows(n: usize, d: usize, seed: u64, shift: f64) -> Array2<f64> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -361,6 +659,82 @@ mod tests {
             "the true mean term 0.25 lies inside: {ci:?}"
         );
         assert_eq!(ci, bootstrap_frechet(&set_a, &set_b, &cfg).unwrap());
+    }
+
+    /// Each replicate's distance the direct way: the drawn units' weighted union, its Gaussian,
+    /// the distance (what the batched path replaces).
+    fn direct_replicates(
+        a: &[RunningStats],
+        b: &[RunningStats],
+        cfg: &BootstrapConfig,
+    ) -> Vec<f64> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
+        let mut draw = |count: usize| {
+            let mut weights = vec![0u64; count];
+            for _ in 0..count {
+                weights[rng.random_range(0..count)] += 1;
+            }
+            weights
+        };
+        let mut out = Vec::new();
+        for _ in 0..cfg.replicates {
+            let wa = draw(a.len());
+            let wb = draw(b.len());
+            let ga = RunningStats::weighted_union(a, &wa).gaussian().unwrap();
+            let gb = RunningStats::weighted_union(b, &wb).gaussian().unwrap();
+            out.push(
+                frechet_distance_with(&ga, &gb, cfg.options)
+                    .unwrap()
+                    .distance,
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn batched_replicates_equal_the_direct_ones() {
+        // D = 80 (the blocked reduction), clips of 8..20 rows far from the origin; a set with
+        // more rows than D (the Cholesky route in place) and one with fewer (the general route).
+        let d = 80;
+        let units = |count: usize, seed: u64, shift: f64| -> Vec<RunningStats> {
+            (0..count)
+                .map(|k| {
+                    let x = rows(8 + (k * 5) % 13, d, seed + k as u64, shift);
+                    RunningStats::from_rows(x.view())
+                })
+                .collect()
+        };
+        let (a, b, few) = (
+            units(16, 100, 30.0),
+            units(14, 200, 30.4),
+            units(4, 300, 30.2),
+        );
+        for (other, route) in [
+            (&b, TraceRoute::Auto),
+            (&b, TraceRoute::Eigh),
+            (&few, TraceRoute::Auto),
+        ] {
+            let cfg = BootstrapConfig {
+                replicates: 23,
+                seed: 5,
+                options: FrechetOptions {
+                    route,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let want = direct_replicates(&a, other, &cfg);
+            for batch in [1, 7, 1000] {
+                let got = units_replicates(&a, other, &cfg, batch).unwrap();
+                assert_eq!(got.len(), want.len());
+                for (x, y) in got.iter().zip(&want) {
+                    assert!(
+                        (x - y).abs() <= 1e-10 * y.abs(),
+                        "{route} batch {batch}: {x} vs {y}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -416,6 +790,15 @@ mod tests {
             assert!(close(x, y), "{by_units:?} vs {by_rows:?}");
         }
         assert!(by_units.lower < by_units.upper);
+        // A unit with a non-finite moment is refused with an error naming it.
+        let mut bad = stats(&b, &ub);
+        let mut x = b.slice(ndarray::s![0..5, ..]).to_owned();
+        x[(2, 3)] = f64::NAN;
+        bad[1] = RunningStats::from_rows(x.view());
+        assert!(matches!(
+            bootstrap_frechet_units_around(&stats(&a, &ua), &bad, 1.0, &cfg),
+            Err(FadError::NotFinite { .. })
+        ));
         // Empty sets and mixed dimensions are refused.
         assert!(bootstrap_frechet_units(&[], &stats(&b, &ub), &cfg).is_err());
         let narrow = rows(20, 5, 5, 0.0);

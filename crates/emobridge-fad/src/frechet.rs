@@ -179,98 +179,358 @@ impl PreparedGaussian {
                 right: other.dim(),
             });
         }
-        let m = self.congruence(&other.cov, par);
-        let values = symmetric_eigenvalues(&m, par).map_err(|_| FadError::Eigen {
-            what: "Σ₁^½ Σ₂ Σ₁^½".into(),
-        })?;
-        let (kept, zeroed_p, negative_p) = clamp_eigenvalues(&values, self.options.rank_tolerance);
-        let trace_sqrt_product: f64 = kept.iter().map(|v| v.sqrt()).sum();
+        let values = if self.cholesky {
+            // Column-major copies with leading dimension D in this thread's buffers.
+            with_workspace(dim, |w| {
+                let fill = |m: &mut [f64]| copy_lower(other.cov.as_ref(), m);
+                fill(&mut w.m);
+                sandwich_eigenvalues(self.half.as_ref(), &mut w.m, &mut w.g, dim, par, fill)
+            })?
+        } else {
+            let m = self.congruence(&other.cov, par);
+            symmetric_eigenvalues(&m, par).map_err(|_| FadError::Eigen {
+                what: "Σ₁^½ Σ₂ Σ₁^½".into(),
+            })?
+        };
+        let a = Moments {
+            mean: &self.mean,
+            trace: self.trace,
+            n: self.n,
+        };
+        let b = Moments {
+            mean: &other.mean,
+            trace: other.trace(),
+            n: other.n,
+        };
+        let mut fd = assemble(&values, a, b, &self.options);
+        fd.route = if self.cholesky { "cholesky" } else { "eigh" };
+        fd.zeroed_eigenvalues_a = self.zeroed;
+        fd.negative_eigenvalues_a = self.negative;
+        Ok(fd)
+    }
+}
 
-        let mean_term: f64 = self
-            .mean
-            .iter()
-            .zip(&other.mean)
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum();
-        let trace_b = other.trace();
-        let raw = mean_term + self.trace + trace_b - 2.0 * trace_sqrt_product;
-        let scale = mean_term + self.trace + trace_b;
-        let distance = settle_near_zero(raw, scale, self.options.zero_tolerance);
-        let rank_deficient = self.n.is_some_and(|n| n <= dim as u64) || other.is_rank_deficient();
-        if rank_deficient {
-            tracing::warn!(dim, n_a = ?self.n, n_b = ?other.n, "FAD with N ≤ D samples: singular covariance, the distance is dominated by sample-size bias");
+/// What the distance needs of one side besides its covariance.
+#[derive(Clone, Copy)]
+pub(crate) struct Moments<'a> {
+    pub(crate) mean: &'a [f64],
+    pub(crate) trace: f64,
+    pub(crate) n: Option<u64>,
+}
+
+/// The distance from the eigenvalues of `Fᵀ Σ₂ F` and the two sides' means and traces (route
+/// "cholesky", no eigenvalue of Σ₁ zeroed; the eigen route overwrites those fields).
+pub(crate) fn assemble(
+    values: &[f64],
+    a: Moments<'_>,
+    b: Moments<'_>,
+    options: &FrechetOptions,
+) -> Frechet {
+    let dim = a.mean.len();
+    let (kept, zeroed_p, negative_p) = clamp_eigenvalues(values, options.rank_tolerance);
+    let trace_sqrt_product: f64 = kept.iter().map(|v| v.sqrt()).sum();
+    let mean_term: f64 = a
+        .mean
+        .iter()
+        .zip(b.mean)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum();
+    let raw = mean_term + a.trace + b.trace - 2.0 * trace_sqrt_product;
+    let scale = mean_term + a.trace + b.trace;
+    let distance = settle_near_zero(raw, scale, options.zero_tolerance);
+    let rank_deficient =
+        a.n.is_some_and(|n| n <= dim as u64) || b.n.is_some_and(|n| n <= dim as u64);
+    if rank_deficient {
+        tracing::warn!(dim, n_a = ?a.n, n_b = ?b.n, "FAD with N ≤ D samples: singular covariance, the distance is dominated by sample-size bias");
+    }
+    Frechet {
+        distance,
+        raw,
+        mean_term,
+        trace_a: a.trace,
+        route: "cholesky",
+        trace_b: b.trace,
+        trace_sqrt_product,
+        dim,
+        n_a: a.n,
+        n_b: b.n,
+        rank_deficient,
+        zeroed_eigenvalues_a: 0,
+        negative_eigenvalues_a: 0,
+        zeroed_eigenvalues_product: zeroed_p,
+        negative_eigenvalues_product: negative_p,
+    }
+}
+
+/// Two order-D matrices, column-major with leading dimension D: the Cholesky factor `l` and
+/// `m` (Σ₂, then `Lᵀ Σ₂ L`, then reduced in place), and the congruence's scratch `g`. One set
+/// per thread, reused by every distance it computes: fresh ones cost a page fault per 4 KiB
+/// touched (at D = 768, 10 MB per distance) when hundreds of distances run back to back.
+pub(crate) struct Workspace {
+    pub(crate) l: Vec<f64>,
+    pub(crate) m: Vec<f64>,
+    pub(crate) g: Vec<f64>,
+}
+
+impl Workspace {
+    fn new(dim: usize) -> Workspace {
+        Workspace {
+            l: vec![0.0; dim * dim],
+            m: vec![0.0; dim * dim],
+            g: vec![0.0; congruence_scratch(dim)],
         }
-        Ok(Frechet {
-            distance,
-            raw,
-            mean_term,
-            trace_a: self.trace,
-            route: if self.cholesky { "cholesky" } else { "eigh" },
-            trace_b,
-            trace_sqrt_product,
-            dim,
-            n_a: self.n,
-            n_b: other.n,
-            rank_deficient,
-            zeroed_eigenvalues_a: self.zeroed,
-            negative_eigenvalues_a: self.negative,
-            zeroed_eigenvalues_product: zeroed_p,
-            negative_eigenvalues_product: negative_p,
-        })
+    }
+}
+
+thread_local! {
+    static WORKSPACE: std::cell::RefCell<Option<Workspace>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's [`Workspace`] for order `dim` (a fresh one if the thread's is in
+/// use, e.g. by a distance this one interrupted through work stealing).
+pub(crate) fn with_workspace<R>(dim: usize, f: impl FnOnce(&mut Workspace) -> R) -> R {
+    WORKSPACE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            if slot.as_ref().is_none_or(|w| w.l.len() != dim * dim) {
+                *slot = Some(Workspace::new(dim));
+            }
+            f(slot.as_mut().expect("just set"))
+        }
+        Err(_) => f(&mut Workspace::new(dim)),
+    })
+}
+
+/// The lower triangle of `s` into `dst` (column-major, leading dimension `s.nrows()`).
+fn copy_lower(s: faer::MatRef<'_, f64>, dst: &mut [f64]) {
+    let dim = s.nrows();
+    for j in 0..dim {
+        let col = &mut dst[j * dim..(j + 1) * dim];
+        for (i, v) in col.iter_mut().enumerate().skip(j) {
+            *v = s[(i, j)];
+        }
+    }
+}
+
+/// Factors the symmetric matrix whose lower triangle is in `s` (order `dim`, column-major,
+/// leading dimension `dim`) in place into its lower Cholesky factor, upper triangle zeroed.
+/// `false` when it is not positive definite or a pivot is at rounding level
+/// (`L²ᵢᵢ ≤ dim · ε · maxᵢ sᵢᵢ`): such a Σ₁ is left to the eigen route.
+pub(crate) fn cholesky_in_place(s: &mut [f64], dim: usize, par: Par) -> bool {
+    use faer::linalg::cholesky::llt::factor as llt;
+    let largest = (0..dim).fold(0.0f64, |m, i| m.max(s[i * dim + i]));
+    let floor = dim as f64 * f64::EPSILON * largest;
+    let mut mem = MemBuffer::new(llt::cholesky_in_place_scratch::<f64>(
+        dim,
+        par,
+        Default::default(),
+    ));
+    let mat = faer::MatMut::from_column_major_slice_mut(s, dim, dim);
+    if llt::cholesky_in_place(
+        mat,
+        Default::default(),
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .is_err()
+    {
+        return false;
+    }
+    for j in 1..dim {
+        s[j * dim..j * dim + j].fill(0.0);
+    }
+    (0..dim).all(|i| s[i * dim + i] * s[i * dim + i] > floor)
+}
+
+/// The eigenvalues of `M = Lᵀ Σ₂ L` for the lower triangular `l` (upper triangle zero) and the
+/// symmetric `s2` (order `dim`, column-major, leading dimension `dim`; its lower triangle is
+/// read): the lower triangle of `M` replaces Σ₂'s ([`congruence_in_place`], `g` its scratch)
+/// and is reduced there in place. Should the QL iteration not converge, `refill` puts Σ₂'s lower
+/// triangle back into `s2` so that `M` can be formed again for faer's solver.
+pub(crate) fn sandwich_eigenvalues(
+    l: faer::MatRef<'_, f64>,
+    s2: &mut [f64],
+    g: &mut [f64],
+    dim: usize,
+    par: Par,
+    refill: impl Fn(&mut [f64]),
+) -> Result<Vec<f64>> {
+    congruence_in_place(s2, l, dim, g, par);
+    let failed = || FadError::Eigen {
+        what: "Σ₁^½ Σ₂ Σ₁^½".into(),
+    };
+    match crate::symeig::symmetric_eigenvalues_in_place(s2, dim, par) {
+        Ok(values) => Ok(values),
+        Err(crate::symeig::EigenError::NotFinite) => Err(failed()),
+        Err(crate::symeig::EigenError::NoConvergence) => {
+            refill(s2);
+            congruence_in_place(s2, l, dim, g, par);
+            crate::symeig::faer_symmetric_eigenvalues(
+                faer::MatRef::from_column_major_slice(s2, dim, dim),
+                par,
+            )
+            .map_err(|_| failed())
+        }
+    }
+}
+
+/// Columns per block of [`congruence_in_place`] (LAPACK's `ilaenv` default for `dsygst`).
+const CONGRUENCE_BLOCK: usize = 64;
+
+/// Values of scratch [`congruence_in_place`] needs at order `dim`.
+pub fn congruence_scratch(dim: usize) -> usize {
+    let kb = CONGRUENCE_BLOCK.min(dim.max(1));
+    5 * kb * dim + 2 * kb * kb
+}
+
+/// The lower triangle of `Lᵀ A L` in place of the lower triangle of the symmetric `A` (order
+/// `dim`, column-major, leading dimension `dim`; the strict upper triangle is neither read nor
+/// written) for the lower triangular `L`: LAPACK's blocked `dsygst` (itype 2, lower), `dim³`
+/// multiply-adds where forming `X = A L` and then `Lᵀ X` takes `4/3 dim³`. Block `k` (rows
+/// and columns `k .. k + kb`) brings the leading `k + kb` rows and columns up to date:
+///
+/// ```text
+/// A₂₁ ← A₂₁ L₁₁ + ½ A₂₂ L₂₁;   A₁₁ += A₂₁ᵀ L₂₁ + L₂₁ᵀ A₂₁;   A₂₁ ← L₂₂ᵀ (A₂₁ + ½ A₂₂ L₂₁);
+/// A₂₂ ← L₂₂ᵀ A₂₂ L₂₂
+/// ```
+///
+/// (Golub & Van Loan §8.7.2; LAPACK `dsygst`/`dsygs2`). `g` holds at least
+/// [`congruence_scratch`]`(dim)` values.
+pub fn congruence_in_place(
+    a: &mut [f64],
+    l: faer::MatRef<'_, f64>,
+    dim: usize,
+    g: &mut [f64],
+    par: Par,
+) {
+    use faer::linalg::matmul::matmul;
+    use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
+    use faer::MatMut;
+    let nb = CONGRUENCE_BLOCK.min(dim.max(1));
+    let (t_buf, rest) = g.split_at_mut(nb * dim);
+    let (s1_buf, rest) = rest.split_at_mut(2 * nb * dim);
+    let (s2_buf, rest) = rest.split_at_mut(2 * nb * dim);
+    let (full_buf, x_buf) = rest.split_at_mut(nb * nb);
+    let mut k = 0;
+    while k < dim {
+        let kb = nb.min(dim - k);
+        let am = MatMut::from_column_major_slice_mut(&mut *a, dim, dim);
+        let (a11, _, a_bl, a_br) = am.split_at_mut(k, k);
+        let mut a11 = a11;
+        let mut a21 = a_bl.subrows_mut(0, kb);
+        let a22 = a_br.submatrix_mut(0, 0, kb, kb);
+        let l11 = l.submatrix(0, 0, k, k);
+        let l21 = l.submatrix(k, 0, kb, k);
+        let l22 = l.submatrix(k, k, kb, kb);
+        // A₂₂ in full (its lower triangle mirrored).
+        let mut full = MatMut::from_column_major_slice_mut(&mut full_buf[..kb * kb], kb, kb);
+        for j in 0..kb {
+            for i in j..kb {
+                let v = a22[(i, j)];
+                full[(i, j)] = v;
+                full[(j, i)] = v;
+            }
+        }
+        if k > 0 {
+            let mut t = MatMut::from_column_major_slice_mut(&mut t_buf[..kb * k], kb, k);
+            // A₂₁ ← A₂₁ L₁₁ + ½ A₂₂ L₂₁.
+            tri_matmul(
+                t.as_mut(),
+                BlockStructure::Rectangular,
+                Accum::Replace,
+                a21.as_ref(),
+                BlockStructure::Rectangular,
+                l11,
+                BlockStructure::TriangularLower,
+                1.0,
+                par,
+            );
+            a21.copy_from(t.as_ref());
+            matmul(a21.as_mut(), Accum::Add, full.as_ref(), l21, 0.5, par);
+            // A₁₁ += A₂₁ᵀ L₂₁ + L₂₁ᵀ A₂₁ (lower triangle): one product of inner size 2kb.
+            let mut s1 = MatMut::from_column_major_slice_mut(&mut s1_buf[..2 * kb * k], 2 * kb, k);
+            let mut s2 = MatMut::from_column_major_slice_mut(&mut s2_buf[..2 * kb * k], 2 * kb, k);
+            s1.as_mut().subrows_mut(0, kb).copy_from(a21.as_ref());
+            s1.as_mut().subrows_mut(kb, kb).copy_from(l21);
+            s2.as_mut().subrows_mut(0, kb).copy_from(l21);
+            s2.as_mut().subrows_mut(kb, kb).copy_from(a21.as_ref());
+            tri_matmul(
+                a11.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Add,
+                s1.as_ref().transpose(),
+                BlockStructure::Rectangular,
+                s2.as_ref(),
+                BlockStructure::Rectangular,
+                1.0,
+                par,
+            );
+            // A₂₁ ← L₂₂ᵀ (A₂₁ + ½ A₂₂ L₂₁).
+            matmul(a21.as_mut(), Accum::Add, full.as_ref(), l21, 0.5, par);
+            tri_matmul(
+                t.as_mut(),
+                BlockStructure::Rectangular,
+                Accum::Replace,
+                l22.transpose(),
+                BlockStructure::TriangularUpper,
+                a21.as_ref(),
+                BlockStructure::Rectangular,
+                1.0,
+                par,
+            );
+            a21.copy_from(t.as_ref());
+        }
+        // A₂₂ ← L₂₂ᵀ A₂₂ L₂₂ (lower triangle).
+        let mut x = MatMut::from_column_major_slice_mut(&mut x_buf[..kb * kb], kb, kb);
+        tri_matmul(
+            x.as_mut(),
+            BlockStructure::Rectangular,
+            Accum::Replace,
+            full.as_ref(),
+            BlockStructure::Rectangular,
+            l22,
+            BlockStructure::TriangularLower,
+            1.0,
+            par,
+        );
+        tri_matmul(
+            a22,
+            BlockStructure::TriangularLower,
+            Accum::Replace,
+            l22.transpose(),
+            BlockStructure::TriangularUpper,
+            x.as_ref(),
+            BlockStructure::Rectangular,
+            1.0,
+            Par::Seq,
+        );
+        k += kb;
     }
 }
 
 impl PreparedGaussian {
-    /// `Fᵀ Σ₂ F`, symmetric; only its lower triangle is read by the eigenvalue solver.
+    /// `Fᵀ Σ₂ F` for the eigen route's `F = U Λ^½`, symmetrised.
     fn congruence(&self, sigma2: &Mat<f64>, par: Par) -> Mat<f64> {
-        use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
         let dim = self.dim();
         let mut x = Mat::zeros(dim, dim);
         let mut m = Mat::zeros(dim, dim);
-        if self.cholesky {
-            // X = Σ₂ L (L lower); M = Lᵀ X (Lᵀ upper), lower triangle only: M is symmetric.
-            tri_matmul(
-                x.as_mut(),
-                BlockStructure::Rectangular,
-                Accum::Replace,
-                sigma2.as_ref(),
-                BlockStructure::Rectangular,
-                self.half.as_ref(),
-                BlockStructure::TriangularLower,
-                1.0,
-                par,
-            );
-            tri_matmul(
-                m.as_mut(),
-                BlockStructure::TriangularLower,
-                Accum::Replace,
-                self.half.transpose(),
-                BlockStructure::TriangularUpper,
-                x.as_ref(),
-                BlockStructure::Rectangular,
-                1.0,
-                par,
-            );
-            m
-        } else {
-            faer::linalg::matmul::matmul(
-                x.as_mut(),
-                Accum::Replace,
-                sigma2.as_ref(),
-                self.half.as_ref(),
-                1.0,
-                par,
-            );
-            faer::linalg::matmul::matmul(
-                m.as_mut(),
-                Accum::Replace,
-                self.half.transpose(),
-                x.as_ref(),
-                1.0,
-                par,
-            );
-            Mat::from_fn(dim, dim, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]))
-        }
+        faer::linalg::matmul::matmul(
+            x.as_mut(),
+            Accum::Replace,
+            sigma2.as_ref(),
+            self.half.as_ref(),
+            1.0,
+            par,
+        );
+        faer::linalg::matmul::matmul(
+            m.as_mut(),
+            Accum::Replace,
+            self.half.transpose(),
+            x.as_ref(),
+            1.0,
+            par,
+        );
+        Mat::from_fn(dim, dim, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]))
     }
 }
 
@@ -473,6 +733,48 @@ mod tests {
         let ba = frechet_distance(&b, &a).unwrap().distance;
         assert!((ab - ba).abs() < 1e-12 * ab.max(1.0), "{ab} vs {ba}");
         assert!(ab > 0.0);
+    }
+
+    #[test]
+    fn blocked_congruence_equals_the_two_products() {
+        // Orders around the block size: one block, a partial last block, several blocks.
+        for (dim, seed) in [(1, 1), (5, 2), (64, 3), (65, 4), (130, 5), (200, 6)] {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let b = Mat::from_fn(dim, dim, |_, _| rng.random_range(-1.0..1.0));
+            let a = Mat::from_fn(dim, dim, |i, j| b[(i, j)] + b[(j, i)]);
+            let l = Mat::from_fn(dim, dim, |i, j| match i.cmp(&j) {
+                std::cmp::Ordering::Less => 0.0,
+                std::cmp::Ordering::Equal => 1.0 + rng.random_range(0.0..1.0),
+                std::cmp::Ordering::Greater => rng.random_range(-1.0..1.0),
+            });
+            let want = l.transpose() * &a * &l;
+            // Only the lower triangle is read: the upper one holds NaN.
+            let mut buf = vec![f64::NAN; dim * dim];
+            for j in 0..dim {
+                for i in j..dim {
+                    buf[j * dim + i] = a[(i, j)];
+                }
+            }
+            let mut g = vec![0.0; congruence_scratch(dim)];
+            congruence_in_place(&mut buf, l.as_ref(), dim, &mut g, Par::Seq);
+            let largest = (0..dim)
+                .flat_map(|j| (0..dim).map(move |i| (i, j)))
+                .fold(0.0f64, |m, (i, j)| m.max(want[(i, j)].abs()));
+            for j in 0..dim {
+                for i in 0..dim {
+                    let got = buf[j * dim + i];
+                    if i < j {
+                        assert!(got.is_nan(), "dim {dim}: ({i}, {j}) written");
+                    } else {
+                        assert!(
+                            (got - want[(i, j)]).abs() <= 1e-13 * largest * dim as f64,
+                            "dim {dim}: ({i}, {j}) {got} vs {}",
+                            want[(i, j)]
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -77,13 +77,38 @@ pub fn faer_symmetric_eigenvalues(a: MatRef<'_, f64>, par: Par) -> Result<Vec<f6
 pub fn symmetric_eigenvalues(a: MatRef<'_, f64>, par: Par) -> Result<Vec<f64>, EigenError> {
     let n = a.nrows();
     assert_eq!(n, a.ncols(), "symmetric_eigenvalues needs a square matrix");
+    let mut buf = vec![0.0f64; n * n];
+    for j in 0..n {
+        let col = &mut buf[j * n..(j + 1) * n];
+        for i in j..n {
+            col[i] = a[(i, j)];
+        }
+    }
+    symmetric_eigenvalues_in_place(&mut buf, n, par)
+}
+
+/// [`symmetric_eigenvalues`] of the order-`n` matrix held column-major in `a` (leading
+/// dimension `n`, lower triangle read), reduced in place: `a` is overwritten. For callers that
+/// compute many eigenvalue problems in one buffer (no copy, no allocation of the matrix).
+///
+/// # Panics
+/// If `a` does not hold `n · n` values.
+pub fn symmetric_eigenvalues_in_place(
+    a: &mut [f64],
+    n: usize,
+    par: Par,
+) -> Result<Vec<f64>, EigenError> {
+    assert_eq!(
+        a.len(),
+        n * n,
+        "symmetric_eigenvalues_in_place needs n · n values"
+    );
     if n == 0 {
         return Ok(Vec::new());
     }
     let mut largest = 0.0f64;
     for j in 0..n {
-        for i in j..n {
-            let v = a[(i, j)];
+        for &v in &a[j * n + j..(j + 1) * n] {
             if !v.is_finite() {
                 return Err(EigenError::NotFinite);
             }
@@ -93,23 +118,21 @@ pub fn symmetric_eigenvalues(a: MatRef<'_, f64>, par: Par) -> Result<Vec<f64>, E
     if largest == 0.0 {
         return Ok(vec![0.0; n]);
     }
-    // Column-major copy of the lower triangle, leading dimension n, scaled by a power of two
-    // (exactly) to unit-order entries, so that no intermediate overflows or underflows.
+    // The lower triangle scaled by a power of two (exactly) to unit-order entries, so that no
+    // intermediate overflows or underflows.
     let scale = 2f64.powi(largest.log2().round() as i32);
     let inv = 1.0 / scale;
-    let mut buf = vec![0.0f64; n * n];
     for j in 0..n {
-        let col = &mut buf[j * n..(j + 1) * n];
-        for i in j..n {
-            col[i] = a[(i, j)] * inv;
+        for v in &mut a[j * n + j..(j + 1) * n] {
+            *v *= inv;
         }
     }
     let (d, e) = match par {
         // On a pool thread, so that the per-column two-way splits are cheap.
         Par::Rayon(threads) if threads.get() > 1 && n >= PARALLEL_FROM => {
-            rayon::scope(|_| tridiagonalize(&mut buf, n, par))
+            rayon::scope(|_| tridiagonalize(a, n, par))
         }
-        _ => tridiagonalize(&mut buf, n, par),
+        _ => tridiagonalize(a, n, par),
     };
     let mut values = tridiagonal_eigenvalues(d, e)?;
     for v in values.iter_mut() {
@@ -121,43 +144,84 @@ pub fn symmetric_eigenvalues(a: MatRef<'_, f64>, par: Par) -> Result<Vec<f64>, E
 /// Reduces the lower triangle held column-major in `a` (order `n`, leading dimension `n`) to
 /// tridiagonal form in place; returns the diagonal and the sub-diagonal (length `n − 1`).
 fn tridiagonalize(a: &mut [f64], n: usize, par: Par) -> (Vec<f64>, Vec<f64>) {
+    let nb = if n >= BLOCKED_FROM { PANEL } else { 1 };
+    // W (n × nb) and the two operands of the rank-2k update (at most n × 2nb each): one
+    // allocation per thread, reused by every reduction it runs (a fresh one per call cost a page
+    // fault per 4 KiB touched when many distances run back to back).
+    let need = 5 * n * nb;
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => {
+            if scratch.len() < need {
+                *scratch = vec![0.0; need];
+            }
+            reduce_dispatch(a, n, nb, par, &mut scratch[..need])
+        }
+        // Already in use on this thread (a reduction nested in another through work stealing).
+        Err(_) => reduce_dispatch(a, n, nb, par, &mut vec![0.0; need]),
+    })
+}
+
+thread_local! {
+    /// The scratch of [`tridiagonalize`], kept per thread.
+    static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn reduce_dispatch(
+    a: &mut [f64],
+    n: usize,
+    nb: usize,
+    par: Par,
+    scratch: &mut [f64],
+) -> (Vec<f64>, Vec<f64>) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the features the function is compiled for were just detected.
-            return unsafe { tridiagonalize_avx2(a, n, par) };
+            return unsafe { reduce_avx2(a, n, nb, par, scratch) };
         }
     }
-    tridiagonalize_generic(a, n, par)
+    reduce(a, n, nb, par, scratch)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tridiagonalize_avx2(a: &mut [f64], n: usize, par: Par) -> (Vec<f64>, Vec<f64>) {
-    tridiagonalize_generic(a, n, par)
+unsafe fn reduce_avx2(
+    a: &mut [f64],
+    n: usize,
+    nb: usize,
+    par: Par,
+    scratch: &mut [f64],
+) -> (Vec<f64>, Vec<f64>) {
+    reduce(a, n, nb, par, scratch)
 }
 
 #[inline(always)]
-fn tridiagonalize_generic(a: &mut [f64], n: usize, par: Par) -> (Vec<f64>, Vec<f64>) {
+fn reduce(
+    a: &mut [f64],
+    n: usize,
+    nb: usize,
+    par: Par,
+    scratch: &mut [f64],
+) -> (Vec<f64>, Vec<f64>) {
     let mut d = vec![0.0; n];
     let mut e = vec![0.0; n.saturating_sub(1)];
-    let nb = if n >= BLOCKED_FROM { PANEL } else { 1 };
-    // W (n × nb, column-major, rows indexed like A's) and a scratch vector.
-    let mut w = vec![0.0f64; n * nb];
+    // W (n × nb, column-major, rows indexed like A's), the update's operands and a scratch vector.
+    let (w, rest) = scratch.split_at_mut(n * nb);
+    let (left_buf, right_buf) = rest.split_at_mut(2 * n * nb);
     let mut tmp = vec![0.0f64; nb];
     let mut p = 0;
     while p + 1 < n {
         let kb = nb.min(n - 1 - p);
-        panel(par, a, n, p, kb, &mut w, &mut tmp, &mut e);
+        panel(par, a, n, p, kb, w, &mut tmp, &mut e);
         for c in p..p + kb {
             d[c] = a[c * n + c];
         }
         let q = p + kb;
         let r = n - q;
         // A(q.., q..) −= V Wᵀ + W Vᵀ, lower triangle: one product [V W] [W V]ᵀ of inner size 2kb.
-        let mut left = vec![0.0f64; r * 2 * kb];
-        let mut right = vec![0.0f64; r * 2 * kb];
+        let left = &mut left_buf[..r * 2 * kb];
+        let right = &mut right_buf[..r * 2 * kb];
         for k in 0..kb {
             let c = p + k;
             let v = &a[c * n + q..c * n + n];
@@ -167,8 +231,8 @@ fn tridiagonalize_generic(a: &mut [f64], n: usize, par: Par) -> (Vec<f64>, Vec<f
             right[k * r..(k + 1) * r].copy_from_slice(wk);
             right[(kb + k) * r..(kb + k + 1) * r].copy_from_slice(v);
         }
-        let lhs = MatRef::from_column_major_slice(&left, r, 2 * kb);
-        let rhs = MatRef::from_column_major_slice(&right, r, 2 * kb);
+        let lhs = MatRef::from_column_major_slice(left, r, 2 * kb);
+        let rhs = MatRef::from_column_major_slice(right, r, 2 * kb);
         let dst = MatMut::from_column_major_slice_with_stride_mut(&mut a[q * n + q..], r, r, n);
         let par = if r >= 256 { par } else { Par::Seq };
         faer::linalg::matmul::triangular::matmul(
@@ -594,7 +658,14 @@ fn implicit_ql(d: &mut [f64], e2: &mut [f64], budget: &mut usize) -> Result<(), 
         let mut sigma = (d[l + 1] - d[l]) / (2.0 * rte);
         let r = sigma.hypot(1.0);
         sigma = d[l] - rte / (sigma + if sigma >= 0.0 { r } else { -r });
-        let (mut c, mut s) = (1.0f64, 0.0f64);
+        // The rotation `c = p / r`, `s = bb / r` enters only through
+        // `γ = c (α − σ) − s γ' = u / r` with `u = p (α − σ) − bb γ'`, and the next
+        // `p = γ² / c = u² / (r p)`: two divisions that depend on this step's `r` and `u` only and
+        // run side by side, where `dsterf`'s form chains `c = p / r` → `γ` → `γ² / c` (the loop is
+        // bound by that chain's latency, not by its arithmetic). `c` itself is formed only when
+        // `p` is 0 (the previous step's `c` continues the recurrence then, as in `dsterf`).
+        let mut s = 0.0f64;
+        let (mut c_num, mut c_den) = (1.0f64, 1.0f64);
         let mut gamma = d[m] - sigma;
         let mut p = gamma * gamma;
         for i in (l..m).rev() {
@@ -603,18 +674,23 @@ fn implicit_ql(d: &mut [f64], e2: &mut [f64], budget: &mut usize) -> Result<(), 
             if i + 1 != m {
                 e2[i + 1] = s * r;
             }
-            let oldc = c;
-            c = p / r;
-            s = bb / r;
             let oldgam = gamma;
             let alpha = d[i];
-            gamma = c * (alpha - sigma) - s * oldgam;
+            let u = p * (alpha - sigma) - bb * oldgam;
+            gamma = u / r;
+            s = bb / r;
             d[i + 1] = oldgam + (alpha - gamma);
-            p = if c != 0.0 {
-                (gamma * gamma) / c
+            let rp = r * p;
+            let next = if rp >= f64::MIN_POSITIVE && rp.is_finite() {
+                (u * u) / rp
+            } else if p / r != 0.0 {
+                (gamma * gamma) / (p / r)
             } else {
-                oldc * bb
+                (c_num / c_den) * bb
             };
+            c_num = p;
+            c_den = r;
+            p = next;
         }
         e2[l] = s * p;
         d[l] = sigma + gamma;

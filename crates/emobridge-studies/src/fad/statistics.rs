@@ -95,46 +95,66 @@ pub(super) fn accumulate_layers(
         };
         // The layers side by side, one thread per product. A clip's statistics are computed
         // once per distinct frame selection: groups of both families usually take the same
-        // frames of a clip.
+        // frames of a clip. `slot[u]` is the distinct statistics user `u` takes.
         use rayon::prelude::*;
-        let units: Vec<Vec<RunningStats>> = samples
+        let mut slot: Vec<usize> = Vec::with_capacity(users.len());
+        let mut distinct: Vec<&Vec<usize>> = Vec::new();
+        for (_, frames) in &users {
+            let same = distinct
+                .iter()
+                .position(|f| config.level == StatisticsLevel::ClipMeans || *f == *frames);
+            slot.push(same.unwrap_or_else(|| {
+                distinct.push(frames);
+                distinct.len() - 1
+            }));
+        }
+        let computed: Vec<Vec<RunningStats>> = samples
             .par_iter()
             .map(|samples| {
-                let mut computed: Vec<(&Vec<usize>, usize)> = Vec::new();
-                let mut units: Vec<RunningStats> = Vec::with_capacity(users.len());
-                for (_, frames) in &users {
-                    let same = computed
-                        .iter()
-                        .find(|(f, _)| config.level == StatisticsLevel::ClipMeans || *f == *frames);
-                    let unit = match same {
-                        Some(&(_, at)) => units[at].clone(),
-                        None => {
-                            computed.push((frames, units.len()));
-                            match config.level {
-                                StatisticsLevel::ClipMeans => {
-                                    RunningStats::from_rows_in(samples.view(), Par::Seq)
-                                }
-                                StatisticsLevel::Frames => RunningStats::from_rows_in(
-                                    samples.select(ndarray::Axis(0), frames).view(),
-                                    Par::Seq,
-                                ),
-                            }
+                distinct
+                    .iter()
+                    .map(|frames| match config.level {
+                        StatisticsLevel::ClipMeans => {
+                            RunningStats::from_rows_in(samples.view(), Par::Seq)
                         }
-                    };
-                    units.push(unit);
-                }
-                units
+                        StatisticsLevel::Frames => RunningStats::from_rows_in(
+                            samples.select(ndarray::Axis(0), frames).view(),
+                            Par::Seq,
+                        ),
+                    })
+                    .collect()
             })
             .collect();
-        for (acc, units) in out.iter_mut().zip(units) {
-            for ((key, _), unit) in users.iter().zip(units) {
+        for (acc, stats) in out.iter_mut().zip(computed) {
+            // Every user's group merges its statistics; the emotion groups then keep them as
+            // bootstrap units (moved, not copied, into the last group that keeps each).
+            for (u, (key, _)) in users.iter().enumerate() {
                 acc.running
                     .get_mut(*key)
                     .expect("every selected group has statistics")
-                    .merge(&unit);
-                if keep_units && key.family == Family::Emotion {
-                    acc.units.entry((*key).clone()).or_default().push(unit);
+                    .merge(&stats[slot[u]]);
+            }
+            if !keep_units {
+                continue;
+            }
+            let mut stats: Vec<Option<RunningStats>> = stats.into_iter().map(Some).collect();
+            let keeps = |key: &GroupKey| key.family == Family::Emotion;
+            for (u, (key, _)) in users.iter().enumerate() {
+                if !keeps(key) {
+                    continue;
                 }
+                let at = slot[u];
+                let last = !users
+                    .iter()
+                    .enumerate()
+                    .skip(u + 1)
+                    .any(|(v, (k, _))| slot[v] == at && keeps(k));
+                let unit = if last {
+                    stats[at].take().expect("taken only by its last keeper")
+                } else {
+                    stats[at].clone().expect("taken only by its last keeper")
+                };
+                acc.units.entry((*key).clone()).or_default().push(unit);
             }
         }
     }
