@@ -5,19 +5,7 @@
 //! original order; Rust never fuses a multiply and an add), so the results are bit-identical
 //! whichever version runs.
 
-/// Runs `$body` (a call of an `#[inline(always)]` kernel) compiled with AVX2 when the CPU has it.
-macro_rules! dispatch {
-    ($avx2:ident, $generic:ident, ($($arg:expr),*)) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above).
-                return unsafe { $avx2($($arg),*) };
-            }
-        }
-        $generic($($arg),*)
-    }};
-}
+use emobridge_audio::dispatch_avx2 as dispatch;
 
 /// `y[i] += x[i] · a`.
 pub fn axpy(y: &mut [f64], a: f64, x: &[f64]) {

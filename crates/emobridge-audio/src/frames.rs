@@ -5,21 +5,6 @@ use std::sync::Arc;
 
 use realfft::{num_complex::Complex, RealFftPlanner, RealToComplex};
 
-/// Runs `$generic` compiled for AVX2 when the CPU has it (the same operations per value in both
-/// versions, and no fused multiply-add, so the same bits).
-macro_rules! dispatch {
-    ($avx2:ident, $generic:ident, ($($arg:expr),*)) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above).
-                return unsafe { $avx2($($arg),*) };
-            }
-        }
-        $generic($($arg),*)
-    }};
-}
-
 /// Number of complete frames of `frame` samples every `hop` samples in `len` samples.
 pub fn frame_count(len: usize, frame: usize, hop: usize) -> usize {
     if len < frame || hop == 0 {
@@ -165,7 +150,7 @@ fn even_post_process(output: &mut [Complex<f64>], twiddles: &[Complex<f64>]) {
 
 /// The pairs (1 + j, len − 2 − j), j < `twiddles.len()`, of [`even_post_process`].
 fn twiddle_pairs(output: &mut [Complex<f64>], twiddles: &[Complex<f64>]) {
-    dispatch!(twiddle_pairs_avx2, twiddle_pairs_body, (output, twiddles))
+    crate::dispatch_avx2!(twiddle_pairs_avx2, twiddle_pairs_body, (output, twiddles))
 }
 
 #[inline(always)]
@@ -281,7 +266,7 @@ impl MagnitudeFft {
 
 /// `dst[i] = x[i] · w[i]`.
 fn windowed(dst: &mut [f64], x: &[f64], w: &[f64]) {
-    dispatch!(windowed_avx2, windowed_body, (dst, x, w))
+    crate::dispatch_avx2!(windowed_avx2, windowed_body, (dst, x, w))
 }
 
 #[inline(always)]
@@ -299,7 +284,7 @@ unsafe fn windowed_avx2(dst: &mut [f64], x: &[f64], w: &[f64]) {
 
 /// `mags[k] = √(re² + im²)` of `spec[k]`.
 fn magnitudes_of(mags: &mut [f64], spec: &[Complex<f64>]) {
-    dispatch!(magnitudes_of_avx2, magnitudes_of_body, (mags, spec))
+    crate::dispatch_avx2!(magnitudes_of_avx2, magnitudes_of_body, (mags, spec))
 }
 
 #[inline(always)]

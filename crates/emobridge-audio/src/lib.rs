@@ -7,6 +7,25 @@
 //! Every failure is an [`AudioError`] that names the file and the reason, so batch tools can
 //! print one line per bad file and carry on.
 
+/// Runs `$generic(args)`, or the same kernel compiled with AVX2 (`$avx2`, an `unsafe fn` with
+/// `#[target_feature(enable = "avx2")]`) when the CPU has it, checked at run time; returns from
+/// the calling function with its value. The descriptor kernels that use it perform the same IEEE
+/// operations in the same order in both versions and never fuse a multiply and an add, so both
+/// give the same bits.
+#[macro_export]
+macro_rules! dispatch_avx2 {
+    ($avx2:ident, $generic:ident, ($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                return unsafe { $avx2($($arg),*) };
+            }
+        }
+        $generic($($arg),*)
+    }};
+}
+
 mod decode;
 mod error;
 pub mod frames;

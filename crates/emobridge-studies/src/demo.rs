@@ -692,18 +692,12 @@ mod tests {
     /// The default demo corpus's labelled part: per domain 6 speakers × 6 emotions × 3 clips,
     /// plus unlabelled continuous clips.
     fn demo_like() -> Manifest {
-        let emotions = [
-            Emotion::Neutral,
-            Emotion::Calm,
-            Emotion::Happy,
-            Emotion::Sad,
-            Emotion::Angry,
-            Emotion::Fearful,
-        ];
+        // the first six of the taxonomy: neutral, calm, happy, sad, angry, fearful
+        let emotions = &Emotion::ALL[..6];
         let mut records = Vec::new();
         for domain in [Domain::Speech, Domain::Music] {
             for spk in 0..6 {
-                for e in emotions {
+                for &e in emotions {
                     for i in 0..3 {
                         let id = format!("{}_{spk}_{}_{i}", domain.as_str(), e.as_str());
                         let mut r = Record::new(

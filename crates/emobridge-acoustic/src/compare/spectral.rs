@@ -228,24 +228,9 @@ fn harmonicity(power: &[f64], flags: &mut [bool]) -> f64 {
     sum / 2.0
 }
 
-/// Runs `$generic(args)`, or the same kernel compiled with AVX2 (`$avx2`) when the CPU has it
-/// (checked at run time; no fused multiply-add either way, so both give the same bits).
-macro_rules! with_avx2 {
-    ($avx2:ident, $generic:ident, ($($arg:expr),*)) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above).
-                return unsafe { $avx2($($arg),*) };
-            }
-        }
-        $generic($($arg),*)
-    }};
-}
-
 /// `terms[j] = q · log2 q` with `q = max(p[j], floor) / sum` (`sum` ≥ the floor, so q ∈ (0, 1]).
 fn entropy_terms(p: &[f64], sum: f64, terms: &mut [f64]) {
-    with_avx2!(entropy_terms_avx2, entropy_terms_body, (p, sum, terms))
+    emobridge_audio::dispatch_avx2!(entropy_terms_avx2, entropy_terms_body, (p, sum, terms))
 }
 
 #[inline(always)]
@@ -265,7 +250,7 @@ unsafe fn entropy_terms_avx2(p: &[f64], sum: f64, terms: &mut [f64]) {
 /// `flags[i]`: `centre[i]` is above all four or below all four of its neighbours
 /// `[j − 2, j − 1, j + 1, j + 2]` (`around`, aligned with `centre`).
 fn flag_extrema(centre: &[f64], around: [&[f64]; 4], flags: &mut [bool]) {
-    with_avx2!(
+    emobridge_audio::dispatch_avx2!(
         flag_extrema_avx2,
         flag_extrema_body,
         (centre, around, flags)
