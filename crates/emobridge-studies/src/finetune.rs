@@ -791,7 +791,7 @@ pub fn run(
             "settings",
             serde_json::json!({
                 "methods": config.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
-                "clips": manifest.records.len(),
+                "manifest_records": manifest.records.len(),
                 "max_seconds": config.max_seconds,
                 "epochs": config.train.epochs,
                 "batch_size": config.train.batch_size,
