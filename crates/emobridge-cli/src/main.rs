@@ -73,24 +73,7 @@ enum Command {
     Finetune(commands::finetune::FinetuneArgs),
 }
 
-/// glibc gives each thread that allocates its own arena (up to eight per core) and keeps what
-/// is freed there for reuse by that arena only; the multi-megabyte matrices the FAD study and
-/// the fine-tuning allocate on rayon's workers then pile up once per arena (a 3-state FAD study
-/// of 240 clips × 768 peaked at 4.3 GB with the default and 3.3 GB with two arenas, in the
-/// same time, with the same output). Two arenas bound that; `MALLOC_ARENA_MAX` in the environment still decides when
-/// set.
-fn bound_allocator_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
-
 fn main() {
-    bound_allocator_arenas();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let strict = cli.strict;

@@ -29,11 +29,7 @@ pub(super) fn layer_blocks(config: &FadStudyConfig, plan: &Plan<'_>) -> Vec<Vec<
     } else {
         0
     };
-    // A layer's statistics take about twice their own size at the peak (the clips' statistics
-    // as computed before they are kept, the bootstrap's packed copies, allocator slack): one
-    // state of 240 clips × 768 peaked at 2.6 GB for 1.25 GB of statistics, and blocks sized by
-    // the statistics alone (two such layers) at 6.9 GB.
-    let per_layer = 2 * (plan.selections.len() + units).max(1) * dim * dim * 8;
+    let per_layer = (plan.selections.len() + units).max(1) * dim * dim * 8;
     let per_block = (STATISTICS_BUDGET_BYTES / per_layer.max(1)).max(1);
     plan.layers
         .chunks(per_block)
