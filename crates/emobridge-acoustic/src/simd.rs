@@ -43,52 +43,6 @@ unsafe fn axpy_into_avx2(out: &mut [f64], y: &[f64], a: f64, x: &[f64]) {
     axpy_into_body(out, y, a, x)
 }
 
-/// The lagged products `Σ_{i<L} x[a+i] · x[a+L+i]` for the four lags `L = lag..lag+4`, each
-/// summed in increasing `i` from the empty sum, as `iter().sum()` sums them one lag at a time
-/// (needs `x` up to index `a + 2·lag + 6`).
-pub fn lagged_dots4(x: &[f64], a: usize, lag: usize) -> [f64; 4] {
-    dispatch!(lagged_dots4_avx2, lagged_dots_body, (x, a, lag))
-}
-
-/// [`lagged_dots4`] for the sixteen lags `lag..lag+16` (four independent vector accumulators
-/// per sample instead of one; needs `x` up to index `a + 2·lag + 30`).
-pub fn lagged_dots16(x: &[f64], a: usize, lag: usize) -> [f64; 16] {
-    dispatch!(lagged_dots16_avx2, lagged_dots_body, (x, a, lag))
-}
-
-#[inline(always)]
-fn lagged_dots_body<const K: usize>(x: &[f64], a: usize, lag: usize) -> [f64; K] {
-    let zero: f64 = std::iter::empty::<f64>().sum();
-    let mut acc = [zero; K];
-    let u = &x[a..a + lag];
-    let v = &x[a + lag..a + 2 * lag + K - 1];
-    for (i, &p) in u.iter().enumerate() {
-        let w: &[f64; K] = v[i..i + K].try_into().expect("K values");
-        for j in 0..K {
-            acc[j] += p * w[j];
-        }
-    }
-    // lag + j also has the terms i = lag..lag + j
-    for (j, acc) in acc.iter_mut().enumerate().skip(1) {
-        for i in lag..lag + j {
-            *acc += x[a + i] * x[a + lag + j + i];
-        }
-    }
-    acc
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn lagged_dots4_avx2(x: &[f64], a: usize, lag: usize) -> [f64; 4] {
-    lagged_dots_body(x, a, lag)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn lagged_dots16_avx2(x: &[f64], a: usize, lag: usize) -> [f64; 16] {
-    lagged_dots_body(x, a, lag)
-}
-
 /// `out[k] = (a[k] + 2·a[k+1] + a[k+2]) / 4` (the (¼, ½, ¼) smoothing; `a` has `out.len() + 2`
 /// values).
 pub fn smooth3(out: &mut [f64], a: &[f64]) {
@@ -406,25 +360,6 @@ mod tests {
                 (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
             })
             .collect()
-    }
-
-    #[test]
-    fn lagged_dots_equal_one_lag_at_a_time_bit_for_bit() {
-        let x = data(1000);
-        for (a, lag) in [(0, 1), (3, 5), (10, 100), (7, 290)] {
-            let got4 = lagged_dots4(&x, a, lag);
-            let got16 = lagged_dots16(&x, a, lag);
-            for (j, g) in got4.iter().chain(&got16[4..]).enumerate() {
-                assert_eq!(g.to_bits(), got16[j].to_bits(), "a {a} lag {}", lag + j);
-                let l = lag + j;
-                let want: f64 = x[a..a + l]
-                    .iter()
-                    .zip(&x[a + l..a + 2 * l])
-                    .map(|(p, q)| p * q)
-                    .sum();
-                assert_eq!(g.to_bits(), want.to_bits(), "a {a} lag {l}");
-            }
-        }
     }
 
     #[test]

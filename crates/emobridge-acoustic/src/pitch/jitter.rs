@@ -17,6 +17,7 @@
 //! the average period waveform / RMS of each period's deviation from it) over the period without
 //! its first and last two samples, floored at −100 dB (−100 dB when unvoiced).
 
+use super::period_kernels;
 use super::shs::quad_peak;
 
 /// Settings of the period matcher (defaults: eGeMAPS `cPitchJitter` settings).
@@ -346,10 +347,14 @@ impl PeriodMatcher {
 
 /// Highest interior local maximum of the correlation curve (`None` when there is none).
 fn best_peak(cc: &[f64]) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for i in 1..cc.len().saturating_sub(2) {
-        if cc[i - 1] < cc[i] && cc[i] > cc[i + 1] && best.is_none_or(|b| cc[i] > cc[b]) {
-            best = Some(i);
+    // a peak lies above a neighbour, so it is never NaN or −∞: the first peak always beats −∞
+    let interior = cc.get(..cc.len().saturating_sub(1)).unwrap_or(&[]);
+    let (mut best, mut best_v) = (None, f64::NEG_INFINITY);
+    for (k, w) in interior.windows(3).enumerate() {
+        let (l, c, r) = (w[0], w[1], w[2]);
+        if l < c && c > r && c > best_v {
+            best = Some(k + 1);
+            best_v = c;
         }
     }
     best
@@ -367,34 +372,44 @@ fn log_hnr(
     t0f: usize,
 ) -> f64 {
     let n_periods = starts.len() as f64;
+    // the average over the samples the signal still has after the last start, then the
+    // harmonic energy over i = 3 .. t0f − 2 (summed in increasing i)
+    let lim = t0f.min(mat.len().saturating_sub(last_start));
+    for (a, &m) in average[..lim]
+        .iter_mut()
+        .zip(mat.get(last_start..).unwrap_or(&[]))
+    {
+        *a = (*a + m) / n_periods;
+    }
     let mut harmonic = 0.0;
-    for i in 0..t0f {
-        if last_start + i >= mat.len() {
-            break;
-        }
-        average[i] = (average[i] + mat[last_start + i]) / n_periods;
-        if i > 2 && i + 2 < t0f {
-            harmonic += average[i] * average[i];
-        }
+    for &a in average
+        .get(3..lim.min(t0f.saturating_sub(2)))
+        .unwrap_or(&[])
+    {
+        harmonic += a * a;
     }
     if t0f > 4 {
         harmonic /= (t0f - 4) as f64;
     }
     let harmonic = harmonic.sqrt();
-    let mut bounds = starts.to_vec();
-    bounds.push(if last_len > 0 {
+    // each period's deviation from the average, periods in order, samples in order
+    let (mut noise, mut count) = (0.0, 0usize);
+    let last_end = if last_len > 0 {
         last_start + last_len
     } else {
         0
-    });
-    let (mut noise, mut count) = (0.0, 0usize);
-    for w in bounds.windows(2) {
-        let stop = w[1].min(w[0] + t0f).saturating_sub(2).min(mat.len());
-        for (k, j) in (w[0] + 2..stop).enumerate() {
-            let d = mat[j] - average[2 + k];
-            noise += d * d;
-            count += 1;
+    };
+    let ends = starts[1..].iter().copied().chain(std::iter::once(last_end));
+    for (&from, to) in starts.iter().zip(ends) {
+        let stop = to.min(from + t0f).saturating_sub(2).min(mat.len());
+        if stop <= from + 2 {
+            continue;
         }
+        for (&m, &a) in mat[from + 2..stop].iter().zip(&average[2..]) {
+            let d = m - a;
+            noise += d * d;
+        }
+        count += stop - from - 2;
     }
     if count > 0 {
         noise /= count as f64;
@@ -440,47 +455,13 @@ impl PrefixSums {
         }
     }
 
-    /// Normalised cross-correlation of `x[start..start+lag]` with `x[start+lag..start+2·lag]`
-    /// (each window centred on its own mean).
-    /// [`PrefixSums::cross_corr`] for the lags `t0min..t0min + cc.len()`, the lagged products
-    /// sixteen or four lags at a time (the same sums, see [`crate::simd::lagged_dots16`]).
+    /// Normalised cross-correlations of `x[start..start+L]` with `x[start+L..start+2·L]`
+    /// (each window centred on its own mean) for the lags `L = t0min..t0min + cc.len()`: the
+    /// lagged products of all lags side by side, then their normalisation
+    /// ([`super::period_kernels`]; the same bits as one lag at a time).
     fn cross_corr_range(&self, x: &[f64], start: usize, t0min: usize, cc: &mut [f64]) {
-        let n_lags = cc.len();
-        let mut k = 0;
-        while k + 16 <= n_lags {
-            let dots = crate::simd::lagged_dots16(x, start, t0min + k);
-            for (j, &sxy) in dots.iter().enumerate() {
-                cc[k + j] = self.normalised(start, t0min + k + j, sxy);
-            }
-            k += 16;
-        }
-        while k + 4 <= n_lags {
-            let dots = crate::simd::lagged_dots4(x, start, t0min + k);
-            for (j, &sxy) in dots.iter().enumerate() {
-                cc[k + j] = self.normalised(start, t0min + k + j, sxy);
-            }
-            k += 4;
-        }
-        for (k, c) in cc.iter_mut().enumerate().skip(k) {
-            *c = self.cross_corr(x, start, t0min + k);
-        }
-    }
-
-    fn cross_corr(&self, x: &[f64], start: usize, lag: usize) -> f64 {
-        let (a, b, c) = (start, start + lag, start + 2 * lag);
-        let sxy: f64 = x[a..b].iter().zip(&x[b..c]).map(|(p, q)| p * q).sum();
-        self.normalised(start, lag, sxy)
-    }
-
-    /// Pearson correlation of the two `lag`-long segments from `start` given their lagged product.
-    fn normalised(&self, start: usize, lag: usize, sxy: f64) -> f64 {
-        let n = lag as f64;
-        let (a, b, c) = (start, start + lag, start + 2 * lag);
-        let (sx, sy) = (self.sum[b] - self.sum[a], self.sum[c] - self.sum[b]);
-        let (mx, my) = (sx / n, sy / n);
-        let nx = (self.sum_sq[b] - self.sum_sq[a]) - sx * mx;
-        let ny = (self.sum_sq[c] - self.sum_sq[b]) - sy * my;
-        (sxy - n * mx * my) / (nx.max(0.0).sqrt() * ny.max(0.0).sqrt())
+        period_kernels::lagged_dots(x, start, t0min, cc);
+        period_kernels::normalise(&self.sum, &self.sum_sq, start, t0min, cc);
     }
 }
 
@@ -489,10 +470,7 @@ fn peak_to_peak(x: &[f64]) -> f64 {
     if x.len() < 3 {
         return 0.0;
     }
-    let inner = &x[1..x.len() - 1];
-    let max = inner.iter().cloned().fold(f64::MIN, f64::max);
-    let min = inner.iter().cloned().fold(f64::MAX, f64::min);
-    max - min
+    period_kernels::peak_to_peak(&x[1..x.len() - 1])
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 pub mod harmonics;
 pub mod jitter;
+mod period_kernels;
 pub mod shs;
 pub mod viterbi;
 
