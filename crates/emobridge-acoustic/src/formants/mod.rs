@@ -18,6 +18,8 @@
 //! the input changes by 3e-5, measured with SMILExtract 3.0.0 from the PyPI `opensmile` 1.0.1
 //! wheel); see PARITY.md for the agreement reached.
 
+mod kernels;
+
 use realfft::num_complex::Complex;
 
 /// Settings of the LPC formant tracker (defaults: eGeMAPS `gemapsv01b_formantLpc`).
@@ -286,11 +288,10 @@ fn five_smooth_at_least(n: usize) -> usize {
     (n.max(1)..).find(|&m| smooth(m)).unwrap_or(n)
 }
 
-/// Autocorrelation r[0..lags) of `x` (no window, no normalisation).
+/// Autocorrelation r[0..lags) of `x` (no window, no normalisation), each lag summed in
+/// increasing sample order (the lags side by side in vector lanes, same bits).
 pub fn autocorrelation(x: &[f64], lags: usize) -> Vec<f64> {
-    (0..lags)
-        .map(|lag| (lag..x.len()).map(|i| x[i] * x[i - lag]).sum())
-        .collect()
+    kernels::autocorrelation(x, lags)
 }
 
 /// Levinson–Durbin recursion: predictor coefficients a1..ap (x[n] + Σ a_k x[n−k] = e[n]).
