@@ -8,6 +8,7 @@
 //! jitter/shimmer. Frame and hop sizes are in seconds, so any sample rate works; the number of
 //! frames is openSMILE's LLD row count `⌊(N − W)/H⌋ + 2` (the last frame zero-padded).
 
+mod gate;
 pub mod harmonics;
 pub mod jitter;
 mod period_kernels;
@@ -86,6 +87,9 @@ pub(crate) struct CandidateAnalyser {
     fft: MagnitudeFft,
     detector: shs::ShsPitch,
     frame_len: usize,
+    /// The gate the RMS is compared with ([`gate::gated_rms`]: every decision as the in-order
+    /// sum's).
+    energy_gate: Option<f64>,
     /// Magnitude spectrum of the last frame.
     pub(crate) mags: Vec<f64>,
 }
@@ -97,20 +101,17 @@ impl CandidateAnalyser {
             fft: MagnitudeFft::new(geo.nfft),
             detector: shs::ShsPitch::new(cfg.shs.clone(), geo.n_bins(), geo.bin_hz()),
             frame_len: geo.frame,
+            energy_gate: cfg.energy_gate,
             mags: Vec::with_capacity(geo.n_bins()),
         }
     }
 
-    /// Candidates and windowed RMS of one frame (`frame_len` samples, zero-padded by the caller).
+    /// Candidates and windowed RMS of one frame (`frame_len` samples, zero-padded by the caller);
+    /// the RMS is for comparison with the configured energy gate only (see [`gate`]).
     pub(crate) fn frame(&mut self, frame: &[f64]) -> (shs::Candidates, f64) {
-        let energy: f64 = frame
-            .iter()
-            .zip(&self.window)
-            .map(|(x, w)| (x * w).powi(2))
-            .sum::<f64>()
-            / self.frame_len as f64;
+        let rms = gate::gated_rms(frame, &self.window, self.frame_len, self.energy_gate);
         self.fft.magnitudes(frame, &self.window, &mut self.mags);
-        (self.detector.candidates(&self.mags), energy.sqrt())
+        (self.detector.candidates(&self.mags), rms)
     }
 }
 
