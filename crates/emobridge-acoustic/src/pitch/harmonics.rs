@@ -65,8 +65,11 @@ struct LagSums {
     n_fft: usize,
     /// The windowed frame.
     y: Vec<f64>,
-    /// `|acf[k]|` of the lags computed for the current frame (NaN where not computed).
+    /// `|acf[k]|` of the lags computed for the current frame (valid where `computed`).
     value: Vec<f64>,
+    computed: Vec<bool>,
+    /// Lags the peak search has read (what [`Lazy::known`] reports and the budget counts).
+    read: Vec<bool>,
     touched: Vec<usize>,
     evaluated: usize,
 }
@@ -76,7 +79,9 @@ impl LagSums {
         LagSums {
             n_fft: (n_bins - 1) * 2,
             y: Vec::new(),
-            value: vec![f64::NAN; n_bins],
+            value: vec![0.0; n_bins],
+            computed: vec![false; n_bins],
+            read: vec![false; n_bins],
             touched: Vec::new(),
             evaluated: 0,
         }
@@ -85,21 +90,24 @@ impl LagSums {
     /// Starts a frame: `frame` (samples, zero-padded) times `window`.
     fn start(&mut self, frame: &[f64], window: &[f64]) {
         for &k in &self.touched {
-            self.value[k] = f64::NAN;
+            self.computed[k] = false;
+            self.read[k] = false;
         }
         self.touched.clear();
         self.evaluated = 0;
-        self.y.clear();
-        self.y
-            .extend(frame.iter().zip(window).map(|(&x, &w)| x * w));
-        self.y.truncate(self.n_fft);
+        let m = frame.len().min(window.len()).min(self.n_fft);
+        // sized once per frame length: every value is written below
+        self.y.resize(m, 0.0);
+        windowed(&mut self.y, &frame[..m], &window[..m]);
     }
 
-    /// `|acf[k]|`, or `None` once the direct sums' budget is spent.
+    /// `|acf[k]|`, or `None` once the direct sums' budget is spent. The budget counts the lags
+    /// read; a lag is summed together with its neighbours `k − 1 ..= k + 2` (four lags in one
+    /// pass over the frame, each with the same sums as alone), which the search usually reads
+    /// next.
     fn get(&mut self, k: usize) -> Option<f64> {
-        let v = self.value[k];
-        if !v.is_nan() {
-            return Some(v);
+        if self.read[k] {
+            return Some(self.value[k]);
         }
         if k != 0 {
             if self.evaluated == DIRECT_LAGS {
@@ -107,16 +115,57 @@ impl LagSums {
             }
             self.evaluated += 1;
         }
-        let (y, n) = (&self.y, self.n_fft);
-        let acf = if k == 0 {
-            lagged_dot(y, 0)
-        } else {
-            lagged_dot(y, k) + lagged_dot(y, n - k)
-        };
-        self.value[k] = (acf * n as f64).abs();
-        self.touched.push(k);
+        if !self.computed[k] {
+            self.compute_around(k);
+        }
+        self.read[k] = true;
         Some(self.value[k])
     }
+
+    /// Sums lag `k` (lag 0 alone; otherwise the lags `k − 1 ..= k + 2` that exist).
+    fn compute_around(&mut self, k: usize) {
+        let (y, n) = (&self.y, self.n_fft);
+        let n_bins = self.value.len();
+        let circular = |m: usize| lagged_dot(y, m) + lagged_dot(y, n - m);
+        let mut put = |m: usize, acf: f64| {
+            if !self.computed[m] {
+                self.value[m] = (acf * n as f64).abs();
+                self.computed[m] = true;
+                self.touched.push(m);
+            }
+        };
+        if k == 0 {
+            put(0, lagged_dot(y, 0));
+            return;
+        }
+        let first = k.saturating_sub(1).max(1);
+        if first + 4 <= n_bins && first + 3 < y.len() {
+            let direct = lagged_dots4(y, first);
+            for (d, &v) in direct.iter().enumerate() {
+                put(first + d, v + lagged_dot(y, n - first - d));
+            }
+        } else {
+            put(k, circular(k));
+        }
+    }
+}
+
+/// `y[i] = x[i] · w[i]`.
+fn windowed(y: &mut [f64], x: &[f64], w: &[f64]) {
+    emobridge_audio::dispatch_avx2!(windowed_avx2, windowed_body, (y, x, w))
+}
+
+#[inline(always)]
+fn windowed_body(y: &mut [f64], x: &[f64], w: &[f64]) {
+    for ((y, &x), &w) in y.iter_mut().zip(x).zip(w) {
+        *y = x * w;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn windowed_avx2(y: &mut [f64], x: &[f64], w: &[f64]) {
+    windowed_body(y, x, w)
 }
 
 /// `Σ_n y[n] · y[n + m]` (0 for `m ≥ len`), in four interleaved partial sums.
@@ -162,6 +211,77 @@ fn lagged_dot_body(y: &[f64], m: usize) -> f64 {
         .sum();
     let acc = [lo[0] + hi[0], lo[1] + hi[1], lo[2] + hi[2], lo[3] + hi[3]];
     ((acc[0] + acc[2]) + (acc[1] + acc[3])) + tail
+}
+
+/// [`lagged_dot`] for the four lags `m ..= m + 3` in one pass (needs `m + 3 < y.len()`): each
+/// lag keeps its own eight partial sums, chunks, tail and final additions, so every value is
+/// the same bits as [`lagged_dot`]'s.
+fn lagged_dots4(y: &[f64], m: usize) -> [f64; 4] {
+    emobridge_audio::dispatch_avx2!(lagged_dots4_avx2, lagged_dots4_body, (y, m))
+}
+
+/// [`lagged_dots4_body`] with the common chunks in AVX2 registers (lane `l` of lag `d`'s two
+/// accumulators is its partial sum `l` and `l + 4`, as in the body).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lagged_dots4_avx2(y: &[f64], m: usize) -> [f64; 4] {
+    use std::arch::x86_64::*;
+    let len = y.len();
+    assert!(m + 3 < len, "lags {m}..={} of {len} values", m + 3);
+    let common = (len - m - 3) / 8;
+    let p = y.as_ptr();
+    let (mut lo, mut hi) = ([_mm256_setzero_pd(); 4], [_mm256_setzero_pd(); 4]);
+    for c in 0..common {
+        let j = 8 * c;
+        // SAFETY: j + 8 ≤ len − m − 3, so every load lies inside y.
+        unsafe {
+            let (x0, x1) = (_mm256_loadu_pd(p.add(j)), _mm256_loadu_pd(p.add(j + 4)));
+            for d in 0..4 {
+                let z = p.add(j + m + d);
+                lo[d] = _mm256_add_pd(lo[d], _mm256_mul_pd(x0, _mm256_loadu_pd(z)));
+                hi[d] = _mm256_add_pd(hi[d], _mm256_mul_pd(x1, _mm256_loadu_pd(z.add(4))));
+            }
+        }
+    }
+    let mut parts = [[[0.0f64; 4]; 2]; 4];
+    for d in 0..4 {
+        // SAFETY: each store writes four values into an array of four.
+        unsafe {
+            _mm256_storeu_pd(parts[d][0].as_mut_ptr(), lo[d]);
+            _mm256_storeu_pd(parts[d][1].as_mut_ptr(), hi[d]);
+        }
+    }
+    std::array::from_fn(|d| {
+        let [lo, hi] = parts[d];
+        lagged_dot_finish(y, m + d, common, lo, hi)
+    })
+}
+
+/// The rest of [`lagged_dot_body`] for lag `m` from chunk `from` on, given the partial sums of
+/// the chunks before it.
+#[inline(always)]
+fn lagged_dot_finish(y: &[f64], m: usize, from: usize, mut lo: [f64; 4], mut hi: [f64; 4]) -> f64 {
+    let n = y.len() - m;
+    for c in from..n / 8 {
+        let j = 8 * c;
+        for l in 0..4 {
+            lo[l] += y[j + l] * y[j + m + l];
+            hi[l] += y[j + l + 4] * y[j + m + l + 4];
+        }
+    }
+    let tail: f64 = (8 * (n / 8)..n).map(|j| y[j] * y[j + m]).sum();
+    let acc = [lo[0] + hi[0], lo[1] + hi[1], lo[2] + hi[2], lo[3] + hi[3]];
+    ((acc[0] + acc[2]) + (acc[1] + acc[3])) + tail
+}
+
+fn lagged_dots4_body(y: &[f64], m: usize) -> [f64; 4] {
+    assert!(
+        m + 3 < y.len(),
+        "lags {m}..={} of {} values",
+        m + 3,
+        y.len()
+    );
+    std::array::from_fn(|d| lagged_dot_finish(y, m + d, 0, [0.0; 4], [0.0; 4]))
 }
 
 impl HarmonicsAnalyser {
@@ -520,6 +640,25 @@ mod tests {
     }
 
     #[test]
+    fn four_lags_at_once_equal_one_at_a_time_bit_for_bit() {
+        let mut next = xorshift(5);
+        for len in [4usize, 9, 17, 100, 2646] {
+            let y: Vec<f64> = (0..len).map(|_| next() - 0.5).collect();
+            for m in [0usize, 1, 5, 7, 8, 13, len.saturating_sub(4), len / 3] {
+                if m + 3 >= len {
+                    continue;
+                }
+                let (got, scalar) = (lagged_dots4(&y, m), lagged_dots4_body(&y, m));
+                for (d, (g, s)) in got.iter().zip(&scalar).enumerate() {
+                    let want = lagged_dot(&y, m + d);
+                    assert_eq!(g.to_bits(), want.to_bits(), "len {len} lag {}", m + d);
+                    assert_eq!(s.to_bits(), want.to_bits(), "len {len} lag {}", m + d);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn direct_lag_sums_equal_the_inverse_fft() {
         use crate::egemaps::frames::{gauss, MagnitudeFft};
         // 60 ms frames at 8 and 44.1 kHz: voiced tones with noise, and pure noise
@@ -693,7 +832,7 @@ impl Lazy for LagSums {
         LagSums::get(self, i)
     }
     fn known(&self, i: usize) -> bool {
-        !self.value[i].is_nan()
+        self.read[i]
     }
 }
 
