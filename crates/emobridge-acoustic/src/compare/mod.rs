@@ -432,7 +432,7 @@ impl ShortChain {
     /// The raw values of the next short frame (`short_len` samples).
     pub(crate) fn frame(&mut self, frame: &[f32], out: &mut [f32; N_SHORT]) {
         self.frame64.clear();
-        self.frame64.extend(frame.iter().map(|&x| x as f64));
+        crate::dsp::extend_f64(&mut self.frame64, frame);
         self.fft
             .magnitudes(&self.frame64, &self.window, &mut self.mags);
         for (p, &m) in self.power.iter_mut().zip(&self.mags) {
@@ -447,7 +447,7 @@ impl ShortChain {
         self.mfcc.compute(&self.mel, &mut ceps);
         out[0] = mean_abs(&self.aud) as f32;
         out[1] = mean_abs(&self.aud_rasta) as f32;
-        out[2] = energy::rms_energy(frame) as f32;
+        out[2] = energy::rms_energy_f32(frame);
         let rest = self.aud_rasta.iter().chain(spec.iter()).chain(ceps.iter());
         for (o, &v) in out[3..].iter_mut().zip(rest) {
             *o = v as f32;

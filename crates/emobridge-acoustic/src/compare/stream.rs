@@ -83,7 +83,7 @@ fn copy_frame(buf: &[f32], base: usize, index: usize, hop: usize, len: usize, ou
     let start = index * hop - base;
     let have = &buf[start.min(buf.len())..(start + len).min(buf.len())];
     out.clear();
-    out.extend(have.iter().map(|&x| x as f64));
+    crate::dsp::extend_f64(out, have);
     out.resize(len, 0.0);
 }
 

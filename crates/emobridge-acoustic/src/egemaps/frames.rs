@@ -66,7 +66,7 @@ pub fn copy_padded(buf: &[f32], base: usize, start: usize, len: usize, out: &mut
     let (lo, hi) = (start.max(base), end.min(base + buf.len()));
     if lo < hi {
         out.resize(lo - start, 0.0);
-        out.extend(buf[lo - base..hi - base].iter().map(|&v| v as f64));
+        crate::dsp::extend_f64(out, &buf[lo - base..hi - base]);
     }
     out.resize(len, 0.0);
 }

@@ -202,7 +202,7 @@ impl PeriodMatcher {
         let end = (self.last_idx + to_read).clamp(x_start, end_abs) - x_start;
         let mut mat = std::mem::take(&mut self.mat);
         mat.clear();
-        mat.extend(x[begin..end.max(begin)].iter().map(|&v| v as f64));
+        crate::dsp::extend_f64(&mut mat, &x[begin..end.max(begin)]);
         let (stats, log_hnr, last_period) = self.match_periods(&mat, t0f, t0min, t0max, to_read0);
         self.mat = mat;
         self.last_mis = to_read0 - last_period;
