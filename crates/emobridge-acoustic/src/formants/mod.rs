@@ -256,7 +256,9 @@ impl ChirpZ {
 
     /// `out[i] = Re Σ_{k<K} c_k e^{2πi k i / nd}`, `c = spectrum[..K]` with `c_0` taken real.
     fn synthesise(&mut self, spectrum: &[Complex<f64>], k: usize, out: &mut [f64]) {
-        self.buf.fill(Complex::new(0.0, 0.0));
+        // the first k values are written below, the rest is the zero padding
+        let k = k.min(self.pre.len()).min(self.buf.len());
+        self.buf[k..].fill(Complex::new(0.0, 0.0));
         for (m, (b, &p)) in self.buf.iter_mut().zip(&self.pre).enumerate().take(k) {
             let c = spectrum.get(m).copied().unwrap_or_default();
             let c = if m == 0 { Complex::new(c.re, 0.0) } else { c };
