@@ -78,7 +78,7 @@ pub struct ShsPitch {
     /// Local maxima found by the last peak search.
     peaks: Vec<usize>,
     /// Peak marks of the enhancement.
-    marks: Vec<u64>,
+    marks: Vec<u8>,
     /// Buffers of [`ShsPitch::candidates_lanes`], made on its first call.
     lanes: Option<Box<LaneBuffers>>,
 }
@@ -217,9 +217,7 @@ impl ShsPitch {
         });
         // lanes past `count` keep an earlier frame's values (or zeros)
         for (spectrum, smoothed) in mags.iter().zip(lanes.smoothed.iter_mut()).take(count) {
-            lanes.work.clear();
-            lanes.work.extend_from_slice(spectrum);
-            shs_kernels::enhance_peaks(&mut lanes.work, &mut self.marks);
+            shs_kernels::enhance_peaks(spectrum, &mut lanes.work, &mut self.marks);
             smooth_spectrum(&lanes.work, smoothed);
         }
         shs_kernels::interleave(&lanes.smoothed, &mut lanes.y);
@@ -270,9 +268,7 @@ impl ShsPitch {
     }
 
     fn octave_spectrum(&mut self, mags: &[f64]) {
-        self.work.clear();
-        self.work.extend_from_slice(mags);
-        shs_kernels::enhance_peaks(&mut self.work, &mut self.marks);
+        shs_kernels::enhance_peaks(mags, &mut self.work, &mut self.marks);
         smooth_spectrum(&self.work, &mut self.smoothed);
         // the spline values, rounded to f32 as openSMILE stores them, times the auditory weight
         self.plan
@@ -772,13 +768,13 @@ mod tests {
 
     #[test]
     fn peak_enhancement_clears_bins_between_distant_peaks() {
-        let mut marks = Vec::new();
-        let mut a = vec![0.0, 5.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 6.0, 1.0];
-        shs_kernels::enhance_peaks(&mut a, &mut marks);
+        let (mut marks, mut a) = (Vec::new(), Vec::new());
+        let x = [0.0, 5.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 6.0, 1.0];
+        shs_kernels::enhance_peaks(&x, &mut a, &mut marks);
         // peaks at 1 and 8: bins 4..=5 lie more than two bins from both
         assert_eq!(a, vec![0.0, 5.0, 1.0, 0.9, 0.0, 0.0, 0.6, 0.5, 6.0, 1.0]);
-        let mut single = vec![1.0, 2.0, 3.0, 4.0, 3.0, 2.0];
-        shs_kernels::enhance_peaks(&mut single, &mut marks);
+        let mut single = Vec::new();
+        shs_kernels::enhance_peaks(&[1.0, 2.0, 3.0, 4.0, 3.0, 2.0], &mut single, &mut marks);
         assert_eq!(single, vec![1.0, 2.0, 3.0, 0.0, 0.0, 0.0]);
     }
 }

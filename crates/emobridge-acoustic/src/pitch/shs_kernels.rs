@@ -52,42 +52,48 @@ fn empty_sum() -> f64 {
 }
 
 wide_kernel! {
-    /// Hermes' peak enhancement as openSMILE applies it: every bin further than two bins from a
-    /// local maximum (`a[i] > a[i − 1]` and `a[i] ≥ a[i + 1]`; bin 0 when `a[0] > a[1]`, the
-    /// last bin when it exceeds its left neighbour) and lying between the first and the last
-    /// maximum is set to 0; with exactly one maximum, every bin from 3 on. Branch-free: the
-    /// maxima are marked in `marks` (all ones or 0), then each bin keeps its bits where a mark
-    /// lies within two bins (the same result as clearing each gap between consecutive maxima).
-    fn enhance_peaks(a: &mut [f64], marks: &mut Vec<u64>) = enhance_peaks_body;
+    /// Hermes' peak enhancement as openSMILE applies it, from `src` into `dst`: every bin
+    /// further than two bins from a local maximum (`a[i] > a[i − 1]` and `a[i] ≥ a[i + 1]`;
+    /// bin 0 when `a[0] > a[1]`, the last bin when it exceeds its left neighbour) and lying
+    /// between the first and the last maximum is 0; with exactly one maximum, every bin from 3
+    /// on; the other bins are copied. Branch-free: the maxima are marked in `marks`, then each
+    /// bin is kept where a mark lies within two bins (the same result as clearing each gap
+    /// between consecutive maxima).
+    fn enhance_peaks(src: &[f64], dst: &mut Vec<f64>, marks: &mut Vec<u8>) = enhance_peaks_body;
 }
 
 #[inline(always)]
-fn enhance_peaks_body(a: &mut [f64], marks: &mut Vec<u64>) {
-    let n = a.len();
+fn enhance_peaks_body(src: &[f64], dst: &mut Vec<f64>, marks: &mut Vec<u8>) {
+    let n = src.len();
+    // sized once: every value is written below
+    if dst.len() != n {
+        dst.clear();
+        dst.resize(n, 0.0);
+    }
     if n < 2 {
+        dst.copy_from_slice(src);
         return;
     }
-    const ON: u64 = u64::MAX;
     // the mark of bin i at i + 2, two unmarked guards on each side
     marks.clear();
     marks.resize(n + 4, 0);
-    marks[2] = if a[0] > a[1] { ON } else { 0 };
+    marks[2] = (src[0] > src[1]) as u8;
     {
-        let (l, c, r) = (&a[..n - 2], &a[1..n - 1], &a[2..n]);
+        let (l, c, r) = (&src[..n - 2], &src[1..n - 1], &src[2..n]);
         let m = &mut marks[3..n + 1];
         for i in 0..n - 2 {
-            m[i] = if c[i] > l[i] && c[i] >= r[i] { ON } else { 0 };
+            m[i] = (c[i] > l[i] && c[i] >= r[i]) as u8;
         }
     }
-    marks[n + 1] = if a[n - 1] > a[n - 2] { ON } else { 0 };
-    let count: u64 = marks.iter().map(|&m| m & 1).sum();
-    if count == 0 {
-        return;
-    }
-    if count == 1 {
-        // openSMILE reads the (zero) second slot here: everything from bin 3 on is cleared
-        for v in a.iter_mut().skip(3) {
-            *v = 0.0;
+    marks[n + 1] = (src[n - 1] > src[n - 2]) as u8;
+    let count: usize = marks.iter().map(|&m| m as usize).sum();
+    if count < 2 {
+        dst.copy_from_slice(src);
+        if count == 1 {
+            // openSMILE reads the (zero) second slot here: everything from bin 3 on is cleared
+            for v in dst.iter_mut().skip(3) {
+                *v = 0.0;
+            }
         }
         return;
     }
@@ -95,11 +101,10 @@ fn enhance_peaks_body(a: &mut [f64], marks: &mut Vec<u64>) {
     let last = marks.iter().rposition(|&m| m != 0).expect("a mark") - 2;
     // bins first + 1 ..= last − 1: kept where a mark lies in i − 2 ..= i + 2 (marks i ..= i + 4)
     let (lo, hi) = (first + 1, last);
-    if lo >= hi {
-        return;
-    }
+    dst[..lo].copy_from_slice(&src[..lo]);
+    dst[hi..].copy_from_slice(&src[hi..]);
     let len = hi - lo;
-    let a = &mut a[lo..hi];
+    let (d, a) = (&mut dst[lo..hi], &src[lo..hi]);
     let (m0, m1, m2, m3, m4) = (
         &marks[lo..lo + len],
         &marks[lo + 1..lo + 1 + len],
@@ -109,25 +114,73 @@ fn enhance_peaks_body(a: &mut [f64], marks: &mut Vec<u64>) {
     );
     for i in 0..len {
         let keep = m0[i] | m1[i] | m2[i] | m3[i] | m4[i];
-        a[i] = f64::from_bits(a[i].to_bits() & keep);
+        d[i] = if keep != 0 { a[i] } else { 0.0 };
     }
 }
 
-wide_kernel! {
-    /// `out[i · LANES + f] = rows[f][i]` for the first `out.len() / LANES` values of each of
-    /// the `LANES` rows.
-    fn interleave(rows: &[Vec<f64>], out: &mut [f64]) = interleave_body;
-}
-
-#[inline(always)]
-fn interleave_body(rows: &[Vec<f64>], out: &mut [f64]) {
+/// `out[i · LANES + f] = rows[f][i]` for the first `out.len() / LANES` values of each of
+/// the `LANES` rows (blocks of 8 × 8 values transposed in registers where the CPU has
+/// AVX-512F).
+pub(crate) fn interleave(rows: &[Vec<f64>], out: &mut [f64]) {
     let n = out.len() / LANES;
     let rows: [&[f64]; LANES] = std::array::from_fn(|f| &rows[f][..n]);
-    for (i, o) in out.chunks_exact_mut(LANES).enumerate() {
-        for f in 0..LANES {
-            o[f] = rows[f][i];
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            done = unsafe { interleave_blocks_avx512(&rows, out) };
         }
     }
+    for i in done..n {
+        for f in 0..LANES {
+            out[i * LANES + f] = rows[f][i];
+        }
+    }
+}
+
+/// The whole blocks of eight values of [`interleave`]: each block of the eight rows loaded as
+/// eight vectors, transposed (unpacks, then 128-bit lane shuffles) and stored as eight
+/// interleaved points. Returns the number of values per row done.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn interleave_blocks_avx512(rows: &[&[f64]; LANES], out: &mut [f64]) -> usize {
+    use std::arch::x86_64::*;
+    const _: () = assert!(LANES == 8, "8 x 8 blocks");
+    let n = out.len() / LANES;
+    let full = n - n % 8;
+    let mut i = 0;
+    while i < full {
+        // SAFETY: every row holds n ≥ i + 8 values and `out` n · 8 ≥ (i + 8) · 8.
+        let r: [__m512d; 8] = std::array::from_fn(|f| _mm512_loadu_pd(rows[f].as_ptr().add(i)));
+        // lo[k]: (r[2k][0], r[2k+1][0]), (r[2k][2], r[2k+1][2]), ...; hi[k] the odd columns
+        let lo: [__m512d; 4] = std::array::from_fn(|k| _mm512_unpacklo_pd(r[2 * k], r[2 * k + 1]));
+        let hi: [__m512d; 4] = std::array::from_fn(|k| _mm512_unpackhi_pd(r[2 * k], r[2 * k + 1]));
+        let dst = out.as_mut_ptr().add(i * LANES);
+        for (t, first) in [(lo, 0usize), (hi, 1)] {
+            // 128-bit lanes 0 and 2, then 1 and 3, of rows 0–3 and of rows 4–7
+            let a0 = _mm512_shuffle_f64x2::<0x88>(t[0], t[1]);
+            let a1 = _mm512_shuffle_f64x2::<0x88>(t[2], t[3]);
+            let b0 = _mm512_shuffle_f64x2::<0xdd>(t[0], t[1]);
+            let b1 = _mm512_shuffle_f64x2::<0xdd>(t[2], t[3]);
+            // columns first, first + 4 (from a) and first + 2, first + 6 (from b)
+            _mm512_storeu_pd(dst.add(first * LANES), _mm512_shuffle_f64x2::<0x88>(a0, a1));
+            _mm512_storeu_pd(
+                dst.add((first + 4) * LANES),
+                _mm512_shuffle_f64x2::<0xdd>(a0, a1),
+            );
+            _mm512_storeu_pd(
+                dst.add((first + 2) * LANES),
+                _mm512_shuffle_f64x2::<0x88>(b0, b1),
+            );
+            _mm512_storeu_pd(
+                dst.add((first + 6) * LANES),
+                _mm512_shuffle_f64x2::<0xdd>(b0, b1),
+            );
+        }
+        i += 8;
+    }
+    full
 }
 
 wide_kernel! {
@@ -625,19 +678,19 @@ mod tests {
                         }
                     })
                     .collect();
-                let (mut got, mut want) = (x.clone(), x.clone());
-                enhance_peaks(&mut got, &mut marks);
+                let (mut got, mut want) = (vec![7.0; 3], x.clone());
+                enhance_peaks(&x, &mut got, &mut marks);
                 enhance_peaks_in_order(&mut want);
                 let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "{x:?}");
             }
         }
         // NaN compares false, as in the scalar peak tests
-        let mut x = vec![0.0, 2.0, f64::NAN, 1.0, 0.5, 0.2, 0.1, 0.0, 3.0, 0.0];
-        let mut want = x.clone();
-        enhance_peaks(&mut x, &mut marks);
+        let x = vec![0.0, 2.0, f64::NAN, 1.0, 0.5, 0.2, 0.1, 0.0, 3.0, 0.0];
+        let (mut got, mut want) = (Vec::new(), x.clone());
+        enhance_peaks(&x, &mut got, &mut marks);
         enhance_peaks_in_order(&mut want);
-        assert_eq!(format!("{x:?}"), format!("{want:?}"));
+        assert_eq!(format!("{got:?}"), format!("{want:?}"));
     }
 
     #[test]
