@@ -7,42 +7,6 @@
 
 use emobridge_audio::dispatch_avx2 as dispatch;
 
-/// `y[i] += x[i] · a`.
-pub fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
-    dispatch!(axpy_avx2, axpy_body, (y, a, x))
-}
-
-#[inline(always)]
-fn axpy_body(y: &mut [f64], a: f64, x: &[f64]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += x * a;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn axpy_avx2(y: &mut [f64], a: f64, x: &[f64]) {
-    axpy_body(y, a, x)
-}
-
-/// `out[i] = y[i] + x[i] · a` ([`axpy`] onto a copy of `y`).
-pub fn axpy_into(out: &mut [f64], y: &[f64], a: f64, x: &[f64]) {
-    dispatch!(axpy_into_avx2, axpy_into_body, (out, y, a, x))
-}
-
-#[inline(always)]
-fn axpy_into_body(out: &mut [f64], y: &[f64], a: f64, x: &[f64]) {
-    for ((o, &y), &x) in out.iter_mut().zip(y).zip(x) {
-        *o = y + x * a;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn axpy_into_avx2(out: &mut [f64], y: &[f64], a: f64, x: &[f64]) {
-    axpy_into_body(out, y, a, x)
-}
-
 /// `out[k] = (a[k] + 2·a[k+1] + a[k+2]) / 4` (the (¼, ½, ¼) smoothing; `a` has `out.len() + 2`
 /// values).
 pub fn smooth3(out: &mut [f64], a: &[f64]) {
@@ -62,25 +26,6 @@ fn smooth3_body(out: &mut [f64], a: &[f64]) {
 #[target_feature(enable = "avx2")]
 unsafe fn smooth3_avx2(out: &mut [f64], a: &[f64]) {
     smooth3_body(out, a)
-}
-
-/// `y[i] = y[i] / d`, then negative values set to 0.
-pub fn div_clamp_negative(y: &mut [f64], d: f64) {
-    dispatch!(div_clamp_negative_avx2, div_clamp_negative_body, (y, d))
-}
-
-#[inline(always)]
-fn div_clamp_negative_body(y: &mut [f64], d: f64) {
-    for v in y.iter_mut() {
-        let q = *v / d;
-        *v = if q < 0.0 { 0.0 } else { q };
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn div_clamp_negative_avx2(y: &mut [f64], d: f64) {
-    div_clamp_negative_body(y, d)
 }
 
 /// `slope[i] = (y[i + 1] − y[i]) / dx[i]` for every interval (`slope` and `dx` have
@@ -411,17 +356,6 @@ mod tests {
     #[test]
     fn element_wise_kernels_equal_scalar_loops() {
         let (x, z) = (data(37), data(41));
-        let mut y = data(37);
-        let mut want = y.clone();
-        axpy(&mut y, 0.85, &z);
-        for i in 0..37 {
-            want[i] += z[i] * 0.85;
-        }
-        assert_eq!(y, want);
-        let mut copy = vec![0.0; 37];
-        axpy_into(&mut copy, &y, -0.3, &x);
-        axpy(&mut y, -0.3, &x);
-        assert_eq!(copy, y);
         let mut out = vec![0.0; 35];
         smooth3(&mut out, &x);
         for k in 0..35 {
@@ -429,12 +363,6 @@ mod tests {
                 out[k].to_bits(),
                 ((x[k] + 2.0 * x[k + 1] + x[k + 2]) / 4.0).to_bits()
             );
-        }
-        let mut q = y.clone();
-        div_clamp_negative(&mut q, 15.0);
-        for i in 0..37 {
-            let w = y[i] / 15.0;
-            assert_eq!(q[i].to_bits(), if w < 0.0 { 0.0f64 } else { w }.to_bits());
         }
         let dx: Vec<f64> = z.iter().map(|v| v.abs() + 0.1).collect();
         let mut slope = vec![0.0; 36];

@@ -35,7 +35,7 @@ use super::{
 };
 use crate::dsp::{frame_count, lld_row_count, FrameGeometry};
 use crate::pitch::jitter::PeriodMatcher;
-use crate::pitch::shs::Candidates;
+use crate::pitch::shs::{Candidates, LANES};
 use crate::pitch::viterbi::{SmoothedPitch, ViterbiStream};
 use crate::pitch::{CandidateAnalyser, VoicingConfig};
 use crate::AcousticError;
@@ -60,7 +60,6 @@ pub struct CompareStream {
     short: ShortChain,
     next_short: usize,
     next_zcr: usize,
-    frame: Vec<f64>,
     next60: usize,
     candidates: CandidateAnalyser,
     viterbi: ViterbiStream,
@@ -87,8 +86,8 @@ fn copy_frame(buf: &[f32], base: usize, index: usize, hop: usize, len: usize, ou
     out.resize(len, 0.0);
 }
 
-/// SHS candidates and windowed RMS of 60 ms frames `range` on the thread pool (they depend on
-/// the frame's samples only, so any split gives the same values).
+/// SHS candidates and windowed RMS of 60 ms frames `range` on the thread pool, in batches of
+/// [`LANES`] (they depend on the frame's samples only, so any split gives the same values).
 fn candidates_parallel(
     buf: &[f32],
     base: usize,
@@ -97,22 +96,21 @@ fn candidates_parallel(
     range: std::ops::Range<usize>,
 ) -> Vec<(Candidates, f64)> {
     use rayon::prelude::*;
-    range
+    let end = range.end;
+    let firsts: Vec<usize> = range.step_by(LANES).collect();
+    let batches: Vec<Vec<(Candidates, f64)>> = firsts
         .into_par_iter()
-        .with_min_len(PARALLEL_MIN_FRAMES / 2)
+        .with_min_len(PARALLEL_MIN_FRAMES / 2 / LANES)
         .map_init(
-            || {
-                (
-                    CandidateAnalyser::new(geo, cfg),
-                    Vec::with_capacity(geo.frame),
-                )
-            },
-            |(analyser, frame), i| {
-                copy_frame(buf, base, i, geo.hop, geo.frame, frame);
-                analyser.frame(frame)
+            || CandidateAnalyser::new(geo, cfg),
+            |analyser, first| {
+                analyser.frames((end - first).min(LANES), |k, frame| {
+                    copy_frame(buf, base, first + k, geo.hop, geo.frame, frame)
+                })
             },
         )
-        .collect()
+        .collect();
+    batches.into_iter().flatten().collect()
 }
 
 /// The 20 ms chain and the ZCR of the long frames, up to the given frame counts.
@@ -159,7 +157,6 @@ impl CompareStream {
             candidates: CandidateAnalyser::new(&geo60, &cfg),
             viterbi: ViterbiStream::new(&cfg.viterbi),
             matcher: PeriodMatcher::with_hnr(sample_rate as f64, &cfg.jitter),
-            frame: Vec::with_capacity(geo60.frame),
             g,
             geo60,
             cfg,
@@ -236,8 +233,9 @@ impl CompareStream {
             }
         } else {
             short.run(&self.buf, self.buf_start, &g, n_short, n_long);
-            while self.next60 < n_long {
-                self.frame60();
+            // whole batches of frames; the rest waits for the next block or the end of input
+            while n_long - self.next60 >= LANES {
+                self.frames60(LANES);
             }
         }
         let ready = self
@@ -264,7 +262,7 @@ impl CompareStream {
             return Ok(0);
         }
         while self.next60 < rows {
-            self.frame60();
+            self.frames60((rows - self.next60).min(LANES));
         }
         let viterbi = std::mem::replace(&mut self.viterbi, ViterbiStream::new(&self.cfg.viterbi));
         let mut released = std::mem::take(&mut self.released);
@@ -276,19 +274,16 @@ impl CompareStream {
         Ok(rows)
     }
 
-    /// One 60 ms frame on this thread.
-    fn frame60(&mut self) {
-        copy_frame(
-            &self.buf,
-            self.buf_start,
-            self.next60,
-            self.geo60.hop,
-            self.geo60.frame,
-            &mut self.frame,
-        );
-        let (candidates, rms) = self.candidates.frame(&self.frame);
-        self.next60 += 1;
-        self.smooth(candidates, rms);
+    /// The next `count` 60 ms frames (at most [`LANES`]) on this thread.
+    fn frames60(&mut self, count: usize) {
+        let (buf, base, geo, first) = (&self.buf, self.buf_start, &self.geo60, self.next60);
+        let batch = self.candidates.frames(count, |k, frame| {
+            copy_frame(buf, base, first + k, geo.hop, geo.frame, frame)
+        });
+        for (candidates, rms) in batch {
+            self.next60 += 1;
+            self.smooth(candidates, rms);
+        }
     }
 
     /// Hands the next 60 ms frame to the smoother and analyses the frames it releases.

@@ -34,7 +34,7 @@ use crate::dsp::{frame_count, hamming, FrameGeometry, MagnitudeFft};
 use crate::formants::{FormantConfig, FormantTracker, Formants};
 use crate::pitch::harmonics::HarmonicsAnalyser;
 use crate::pitch::jitter::PeriodMatcher;
-use crate::pitch::shs::Candidates;
+use crate::pitch::shs::{Candidates, LANES};
 use crate::pitch::viterbi::{SmoothedPitch, ViterbiStream};
 use crate::pitch::{self, CandidateAnalyser, VoicingConfig};
 use crate::AcousticError;
@@ -52,7 +52,6 @@ pub struct EgemapsStream {
     seen: usize,
     /// A non-finite sample seen (absolute index), reported by [`EgemapsStream::finish`].
     non_finite: Option<usize>,
-    frame: Vec<f64>,
     chain20: Chain20,
     // 60 ms chain
     next60: usize,
@@ -129,7 +128,8 @@ impl Chain20 {
 }
 
 /// SHS candidates, windowed RMS and magnitude spectrum of 60 ms frames `range`, computed on the
-/// thread pool: they depend on the frame's samples only, so any split gives the same values.
+/// thread pool in batches of [`LANES`]: they depend on the frame's samples only, so any split
+/// gives the same values.
 fn candidates_parallel(
     buf: &[f32],
     base: usize,
@@ -138,23 +138,26 @@ fn candidates_parallel(
     range: std::ops::Range<usize>,
 ) -> Vec<(Candidates, f64, Vec<f64>)> {
     use rayon::prelude::*;
-    range
+    let end = range.end;
+    let firsts: Vec<usize> = range.step_by(LANES).collect();
+    let batches: Vec<Vec<(Candidates, f64, Vec<f64>)>> = firsts
         .into_par_iter()
-        .with_min_len(PARALLEL_MIN_FRAMES / 2)
+        .with_min_len(PARALLEL_MIN_FRAMES / 2 / LANES)
         .map_init(
-            || {
-                (
-                    CandidateAnalyser::new(geo, cfg),
-                    Vec::with_capacity(geo.frame),
-                )
-            },
-            |(analyser, frame), i| {
-                copy_frame(buf, base, i, geo, frame);
-                let (c, rms) = analyser.frame(frame);
-                (c, rms, analyser.mags.clone())
+            || CandidateAnalyser::new(geo, cfg),
+            |analyser, first| {
+                let count = (end - first).min(LANES);
+                let out = analyser.frames(count, |k, frame| {
+                    copy_frame(buf, base, first + k, geo, frame)
+                });
+                out.into_iter()
+                    .enumerate()
+                    .map(|(k, (c, rms))| (c, rms, std::mem::take(&mut analyser.lane_mags[k])))
+                    .collect()
             },
         )
-        .collect()
+        .collect();
+    batches.into_iter().flatten().collect()
 }
 
 impl EgemapsStream {
@@ -172,7 +175,6 @@ impl EgemapsStream {
             buf_start: 0,
             seen: 0,
             non_finite: None,
-            frame: Vec::with_capacity(geo60.frame),
             chain20: Chain20 {
                 geo: geo20,
                 next: 0,
@@ -254,8 +256,9 @@ impl EgemapsStream {
             }
         } else {
             self.chain20.run(&self.buf, self.buf_start, n20);
-            while self.next60 < n60 {
-                self.frame60();
+            // whole batches of frames; the rest waits for the next block or the end of input
+            while n60 - self.next60 >= LANES {
+                self.frames60(LANES);
             }
         }
         self.trim();
@@ -269,7 +272,7 @@ impl EgemapsStream {
         }
         let n60 = super::frames::lld_row_count(self.seen, self.geo60.frame, self.geo60.hop);
         while self.next60 < n60 {
-            self.frame60();
+            self.frames60((n60 - self.next60).min(LANES));
         }
         let viterbi = std::mem::replace(&mut self.viterbi, ViterbiStream::new(&self.cfg.viterbi));
         let mut released = std::mem::take(&mut self.released);
@@ -288,21 +291,19 @@ impl EgemapsStream {
         })
     }
 
-    /// One 60 ms frame on this thread.
-    fn frame60(&mut self) {
-        copy_frame(
-            &self.buf,
-            self.buf_start,
-            self.next60,
-            &self.geo60,
-            &mut self.frame,
-        );
-        let (candidates, rms) = self.candidates.frame(&self.frame);
-        // hand the spectrum over and give the analyser a spare buffer for the next frame
-        let mut spectrum = self.spare_spectra.pop().unwrap_or_default();
-        std::mem::swap(&mut spectrum, &mut self.candidates.mags);
-        self.next60 += 1;
-        self.smooth(candidates, rms, spectrum);
+    /// The next `count` 60 ms frames (at most [`LANES`]) on this thread.
+    fn frames60(&mut self, count: usize) {
+        let (buf, base, geo, first) = (&self.buf, self.buf_start, &self.geo60, self.next60);
+        let batch = self.candidates.frames(count, |k, frame| {
+            copy_frame(buf, base, first + k, geo, frame)
+        });
+        for (k, (candidates, rms)) in batch.into_iter().enumerate() {
+            // hand the spectrum over and give the analyser a spare buffer for the next frame
+            let mut spectrum = self.spare_spectra.pop().unwrap_or_default();
+            std::mem::swap(&mut spectrum, &mut self.candidates.lane_mags[k]);
+            self.next60 += 1;
+            self.smooth(candidates, rms, spectrum);
+        }
     }
 
     /// Hands the next 60 ms frame to the smoother and analyses the frames it releases.

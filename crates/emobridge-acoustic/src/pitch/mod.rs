@@ -8,11 +8,11 @@
 //! jitter/shimmer. Frame and hop sizes are in seconds, so any sample rate works; the number of
 //! frames is openSMILE's LLD row count `⌊(N − W)/H⌋ + 2` (the last frame zero-padded).
 
-mod gate;
 pub mod harmonics;
 pub mod jitter;
 mod period_kernels;
 pub mod shs;
+mod shs_kernels;
 pub mod viterbi;
 
 use crate::egemaps::frames::{frame_at, gauss, lld_row_count, FrameGeometry, MagnitudeFft};
@@ -81,17 +81,31 @@ pub fn semitones_from_27_5(f0: f64) -> f64 {
 
 /// One voicing frame's analysis up to the Viterbi smoother: Gaussian window, FFT magnitudes,
 /// SHS candidates and the windowed RMS the energy gate reads. Shared by the whole-signal chain
-/// ([`analyse`]), ComParE's and the streaming eGeMAPS extractor.
+/// ([`analyse`]), ComParE's and the streaming eGeMAPS extractor. [`CandidateAnalyser::frames`]
+/// analyses up to [`shs::LANES`] frames together (the SHS stage and the RMS sums one frame per
+/// vector lane), each frame's result bit-identical to analysing it alone: windowed RMS summed
+/// in sample order, [`MagnitudeFft::magnitudes`], [`shs::ShsPitch::candidates`].
 pub(crate) struct CandidateAnalyser {
     window: Vec<f64>,
     fft: MagnitudeFft,
     detector: shs::ShsPitch,
     frame_len: usize,
-    /// The gate the RMS is compared with ([`gate::gated_rms`]: every decision as the in-order
-    /// sum's).
-    energy_gate: Option<f64>,
-    /// Magnitude spectrum of the last frame.
-    pub(crate) mags: Vec<f64>,
+    n_bins: usize,
+    /// Samples of each lane's frame (made on the first call of [`CandidateAnalyser::frames`]).
+    lane_frames: Vec<Vec<f64>>,
+    /// Magnitude spectrum of each lane's frame after [`CandidateAnalyser::frames`].
+    pub(crate) lane_mags: Vec<Vec<f64>>,
+}
+
+/// Windowed mean square of one frame, summed in sample order.
+fn windowed_rms(frame: &[f64], window: &[f64], frame_len: usize) -> f64 {
+    let energy: f64 = frame
+        .iter()
+        .zip(window)
+        .map(|(x, w)| (x * w).powi(2))
+        .sum::<f64>()
+        / frame_len as f64;
+    energy.sqrt()
 }
 
 impl CandidateAnalyser {
@@ -101,17 +115,54 @@ impl CandidateAnalyser {
             fft: MagnitudeFft::new(geo.nfft),
             detector: shs::ShsPitch::new(cfg.shs.clone(), geo.n_bins(), geo.bin_hz()),
             frame_len: geo.frame,
-            energy_gate: cfg.energy_gate,
-            mags: Vec::with_capacity(geo.n_bins()),
+            n_bins: geo.n_bins(),
+            lane_frames: Vec::new(),
+            lane_mags: Vec::new(),
         }
     }
 
-    /// Candidates and windowed RMS of one frame (`frame_len` samples, zero-padded by the caller);
-    /// the RMS is for comparison with the configured energy gate only (see [`gate`]).
-    pub(crate) fn frame(&mut self, frame: &[f64]) -> (shs::Candidates, f64) {
-        let rms = gate::gated_rms(frame, &self.window, self.frame_len, self.energy_gate);
-        self.fft.magnitudes(frame, &self.window, &mut self.mags);
-        (self.detector.candidates(&self.mags), rms)
+    /// Candidates and windowed RMS of `count` frames (1 ..= [`shs::LANES`]): `fill(k, buf)`
+    /// writes frame `k`'s
+    /// `frame_len` samples (zero-padded) into `buf`. Afterwards `lane_mags[k]` holds frame
+    /// `k`'s magnitude spectrum (a caller may swap it out).
+    pub(crate) fn frames(
+        &mut self,
+        count: usize,
+        mut fill: impl FnMut(usize, &mut Vec<f64>),
+    ) -> Vec<(shs::Candidates, f64)> {
+        use shs::LANES;
+        assert!((1..=LANES).contains(&count), "1 to {LANES} frames");
+        if self.lane_frames.is_empty() {
+            self.lane_frames = vec![vec![0.0; self.frame_len]; LANES];
+            self.lane_mags = vec![vec![0.0; self.n_bins]; LANES];
+        }
+        for k in 0..count {
+            fill(k, &mut self.lane_frames[k]);
+            self.fft
+                .magnitudes(&self.lane_frames[k], &self.window, &mut self.lane_mags[k]);
+        }
+        if count == 1 {
+            let rms = windowed_rms(&self.lane_frames[0], &self.window, self.frame_len);
+            return vec![(self.detector.candidates(&self.lane_mags[0]), rms)];
+        }
+        // lanes past `count` keep an earlier frame (or zeros); a spectrum swapped out by the
+        // caller is replaced by zeros of the right size
+        for (frame, mags) in self.lane_frames.iter_mut().zip(&mut self.lane_mags) {
+            if frame.len() != self.frame_len {
+                frame.resize(self.frame_len, 0.0);
+            }
+            if mags.len() != self.n_bins {
+                mags.clear();
+                mags.resize(self.n_bins, 0.0);
+            }
+        }
+        let energies = shs_kernels::energies(&self.lane_frames, &self.window);
+        self.detector
+            .candidates_lanes(&self.lane_mags, count)
+            .into_iter()
+            .zip(energies)
+            .map(|(c, e)| (c, (e / self.frame_len as f64).sqrt()))
+            .collect()
     }
 }
 
@@ -126,21 +177,24 @@ pub(crate) fn frame_candidates(
     mut each_spectrum: impl FnMut(&[f64]),
 ) -> (Vec<shs::Candidates>, Vec<f64>) {
     let mut analyser = CandidateAnalyser::new(geo, cfg);
-    let mut frame = Vec::with_capacity(geo.frame);
     let mut candidates = Vec::with_capacity(n_frames);
     let mut rms = Vec::with_capacity(n_frames);
-    for i in 0..n_frames {
-        frame_at(samples, i, geo, &mut frame);
-        let (c, r) = analyser.frame(&frame);
-        candidates.push(c);
-        rms.push(r);
-        each_spectrum(&analyser.mags);
+    let mut first = 0;
+    while first < n_frames {
+        let count = (n_frames - first).min(shs::LANES);
+        let batch = analyser.frames(count, |k, frame| frame_at(samples, first + k, geo, frame));
+        for (k, (c, r)) in batch.into_iter().enumerate() {
+            candidates.push(c);
+            rms.push(r);
+            each_spectrum(&analyser.lane_mags[k]);
+        }
+        first += count;
     }
     (candidates, rms)
 }
 
-/// [`frame_candidates`] on rayon's pool, split over frames: a frame's candidates and RMS depend
-/// on its own samples only, so the result equals the one-thread result exactly.
+/// [`frame_candidates`] on rayon's pool, split over batches of frames: a frame's candidates and
+/// RMS depend on its own samples only, so the result equals the one-thread result exactly.
 pub(crate) fn frame_candidates_parallel(
     samples: &[f32],
     geo: &FrameGeometry,
@@ -148,22 +202,20 @@ pub(crate) fn frame_candidates_parallel(
     cfg: &VoicingConfig,
 ) -> (Vec<shs::Candidates>, Vec<f64>) {
     use rayon::prelude::*;
-    (0..n_frames)
+    let batches = n_frames.div_ceil(shs::LANES);
+    let per_batch: Vec<Vec<(shs::Candidates, f64)>> = (0..batches)
         .into_par_iter()
-        .with_min_len(64)
+        .with_min_len(64 / shs::LANES)
         .map_init(
-            || {
-                (
-                    CandidateAnalyser::new(geo, cfg),
-                    Vec::with_capacity(geo.frame),
-                )
-            },
-            |(analyser, frame), i| {
-                frame_at(samples, i, geo, frame);
-                analyser.frame(frame)
+            || CandidateAnalyser::new(geo, cfg),
+            |analyser, b| {
+                let first = b * shs::LANES;
+                let count = (n_frames - first).min(shs::LANES);
+                analyser.frames(count, |k, frame| frame_at(samples, first + k, geo, frame))
             },
         )
-        .unzip()
+        .collect();
+    per_batch.into_iter().flatten().unzip()
 }
 
 /// Runs the voicing chain on `samples` at `sample_rate`.
@@ -206,5 +258,96 @@ pub fn analyse(samples: &[f32], sample_rate: u32, cfg: &VoicingConfig) -> Voicin
         jitter,
         spectra,
         pending_at_end,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A voiced signal with a gliding F0, noise and a silent stretch.
+    fn signal(rate: u32, seconds: f64) -> Vec<f32> {
+        let n = (rate as f64 * seconds) as usize;
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut phase = 0.0f64;
+        (0..n)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let noise = (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                let t = i as f64 / rate as f64;
+                let f0 = 110.0 + 90.0 * (t * 3.0).sin();
+                phase += std::f64::consts::TAU * f0 / rate as f64;
+                let voiced: f64 = (1..=8).map(|h| (h as f64 * phase).sin() / h as f64).sum();
+                let gate = if (0.30..0.45).contains(&t) { 0.0 } else { 1.0 };
+                (0.3 * gate * voiced + 0.02 * noise) as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frames_in_lanes_equal_frames_alone_bit_for_bit() {
+        let cfg = VoicingConfig::default();
+        for rate in [8_000u32, 44_100] {
+            let x = signal(rate, 0.7);
+            let geo = FrameGeometry::new(cfg.frame_s, cfg.hop_s, rate);
+            let n_frames = lld_row_count(x.len(), geo.frame, geo.hop);
+            // each frame alone: windowed RMS, FFT magnitudes and SHS candidates
+            let window = gauss(geo.frame, cfg.gauss_sigma);
+            let mut fft = MagnitudeFft::new(geo.nfft);
+            let mut shs = shs::ShsPitch::new(cfg.shs.clone(), geo.n_bins(), geo.bin_hz());
+            let (mut frame, mut mags) = (Vec::new(), Vec::new());
+            let alone: Vec<(shs::Candidates, f64, Vec<f64>)> = (0..n_frames)
+                .map(|i| {
+                    frame_at(&x, i, &geo, &mut frame);
+                    let rms = windowed_rms(&frame, &window, geo.frame);
+                    fft.magnitudes(&frame, &window, &mut mags);
+                    (shs.candidates(&mags), rms, mags.clone())
+                })
+                .collect();
+            let voiced = alone.iter().filter(|(c, _, _)| c.voicing[0] > 0.7).count();
+            assert!(
+                voiced > n_frames / 3,
+                "{voiced} of {n_frames} frames voiced"
+            );
+            // batches of every size, also with spectra swapped out between calls
+            let mut analyser = CandidateAnalyser::new(&geo, &cfg);
+            let mut first = 0;
+            let mut count = 1;
+            while first < n_frames {
+                let c = count.min(n_frames - first);
+                let got = analyser.frames(c, |k, f| frame_at(&x, first + k, &geo, f));
+                assert_eq!(got.len(), c);
+                for (k, (cand, rms)) in got.iter().enumerate() {
+                    let (want, want_rms, want_mags) = &alone[first + k];
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&cand.f0),
+                        bits(&want.f0),
+                        "{rate} Hz frame {}",
+                        first + k
+                    );
+                    assert_eq!(bits(&cand.voicing), bits(&want.voicing));
+                    assert_eq!(bits(&cand.score), bits(&want.score));
+                    assert_eq!(rms.to_bits(), want_rms.to_bits());
+                    assert_eq!(bits(&analyser.lane_mags[k]), bits(want_mags));
+                }
+                if count % 3 == 0 {
+                    std::mem::take(&mut analyser.lane_mags[0]);
+                }
+                first += c;
+                count = count % shs::LANES + 1;
+            }
+            // the whole-signal helpers agree with it
+            let (cands, rms) = frame_candidates(&x, &geo, n_frames, &cfg, |_| {});
+            let (pc, pr) = frame_candidates_parallel(&x, &geo, n_frames, &cfg);
+            for i in 0..n_frames {
+                assert_eq!(cands[i], alone[i].0);
+                assert_eq!(pc[i], alone[i].0);
+                assert_eq!(rms[i].to_bits(), alone[i].1.to_bits());
+                assert_eq!(pr[i].to_bits(), alone[i].1.to_bits());
+            }
+        }
     }
 }

@@ -12,6 +12,11 @@
 //!    each candidate's voicing is 1 − mean(SS)/score; candidates outside
 //!    [`min_pitch`, `max_pitch`] are dropped and the best-scoring one is moved first.
 
+use super::shs_kernels::{self, SweepCoefficients};
+
+/// Frames [`ShsPitch::candidates_lanes`] analyses together, one per vector lane.
+pub const LANES: usize = 8;
+
 /// Settings of the SHS pitch detector (defaults: eGeMAPS / ComParE `cPitchShs` settings).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShsConfig {
@@ -62,7 +67,9 @@ pub struct ShsPitch {
     aud_weight: Vec<f64>,
     fmin_t: f64,
     step_t: f64,
-    points_per_octave: f64,
+    /// `(shift, weight)` of each harmonic h = 2..=n_harmonics whose shift (in octave points)
+    /// lies inside the spectrum, in order.
+    terms: Vec<(usize, f64)>,
     work: Vec<f64>,
     plan: SplinePlan,
     smoothed: Vec<f64>,
@@ -70,6 +77,24 @@ pub struct ShsPitch {
     sum: Vec<f64>,
     /// Local maxima found by the last peak search.
     peaks: Vec<usize>,
+    /// Peak marks of the enhancement.
+    marks: Vec<u8>,
+    /// Buffers of [`ShsPitch::candidates_lanes`], made on its first call.
+    lanes: Option<Box<LaneBuffers>>,
+}
+
+/// Frames in lanes: per lane the enhanced and smoothed spectrum, then the interleaved
+/// ordinates, second derivatives, octave spectrum and harmonic sum, and each lane's best maxima.
+struct LaneBuffers {
+    work: Vec<f64>,
+    smoothed: Vec<Vec<f64>>,
+    y: Vec<f64>,
+    y2: Vec<f64>,
+    octave: Vec<f64>,
+    sum: Vec<f64>,
+    /// Per lane the `n_candidates` best maxima: scores (0: free) and indices.
+    scores: Vec<f64>,
+    idx: Vec<usize>,
 }
 
 impl ShsPitch {
@@ -103,18 +128,30 @@ impl ShsPitch {
                     / std::f64::consts::PI
             })
             .collect();
+        // the weight decays for every harmonic, also those shifted out of the spectrum
+        let mut terms = Vec::new();
+        let mut scale = cfg.compression;
+        for h in 2..=cfg.n_harmonics {
+            let shift = (points_per_octave * (h as f64).log2()).floor() as usize;
+            if shift < n_points {
+                terms.push((shift, scale));
+            }
+            scale *= cfg.compression;
+        }
         ShsPitch {
             cfg,
             aud_weight,
             fmin_t,
             step_t,
-            points_per_octave,
+            terms,
             work: Vec::new(),
             plan,
             smoothed: Vec::new(),
             octave: Vec::new(),
             sum: Vec::new(),
             peaks: Vec::new(),
+            marks: Vec::new(),
+            lanes: None,
         }
     }
 
@@ -126,93 +163,127 @@ impl ShsPitch {
     /// Candidates of one magnitude spectrum.
     pub fn candidates(&mut self, mags: &[f64]) -> Candidates {
         self.octave_spectrum(mags);
-        self.harmonic_sum();
-        let (idx, scores) = self.pick_peaks();
-        self.finish_candidates(&idx, &scores)
-    }
-
-    fn octave_spectrum(&mut self, mags: &[f64]) {
-        self.work.clear();
-        self.work.extend_from_slice(mags);
-        enhance_peaks(&mut self.work, &mut self.peaks);
-        smooth_spectrum(&self.work, &mut self.smoothed);
-        // the spline values, rounded to f32 as openSMILE stores them, times the auditory weight
-        self.plan
-            .evaluate_weighted(&self.smoothed, &self.aud_weight, &mut self.octave);
-    }
-
-    fn harmonic_sum(&mut self) {
         let n = self.octave.len();
         // sized once: every value is written below
         if self.sum.len() != n {
             self.sum.clear();
             self.sum.resize(n, 0.0);
         }
-        let mut scale = self.cfg.compression;
-        let mut started = false;
-        for h in 2..=self.cfg.n_harmonics {
-            let shift = (self.points_per_octave * (h as f64).log2()).floor() as usize;
-            if shift < n {
-                if started {
-                    crate::simd::axpy(&mut self.sum[..n - shift], scale, &self.octave[shift..]);
-                } else {
-                    // the copy of the octave spectrum and its first shifted term in one pass
-                    crate::simd::axpy_into(
-                        &mut self.sum[..n - shift],
-                        &self.octave[..n - shift],
-                        scale,
-                        &self.octave[shift..],
-                    );
-                    self.sum[n - shift..].copy_from_slice(&self.octave[n - shift..]);
-                    started = true;
-                }
-            }
-            scale *= self.cfg.compression;
-        }
-        if !started {
-            self.sum.copy_from_slice(&self.octave);
-        }
-        crate::simd::div_clamp_negative(&mut self.sum, self.cfg.n_harmonics as f64);
-    }
-
-    /// Local maxima sorted by score (greedy insertion, ties keep the earlier peak first).
-    fn pick_peaks(&mut self) -> (Vec<usize>, Vec<f64>) {
-        let n_c = self.cfg.n_candidates;
-        let ss = &self.sum;
-        let mut idx = vec![0usize; n_c];
-        let mut score = vec![0.0f64; n_c];
-        let mut n_found = 0;
+        shs_kernels::harmonic_sum(
+            &mut self.sum,
+            &self.octave,
+            &self.terms,
+            self.cfg.n_harmonics as f64,
+        );
         // the interior bins with ss[i − 1] < ss[i] > ss[i + 1], in increasing order
         self.peaks.clear();
-        crate::simd::local_maxima(ss, false, &mut self.peaks);
-        for &i in &self.peaks {
-            // the slots hold their scores in decreasing order, zeros (free) last, and a peak's
-            // score is positive and not NaN: a peak no higher than a full last slot goes nowhere
-            if n_c > 0 && score[n_c - 1] != 0.0 && !(score[n_c - 1] < ss[i]) {
-                continue;
-            }
-            for j in 0..n_c {
-                if score[j] == 0.0 || score[j] < ss[i] {
-                    for jj in (j + 1..n_c).rev() {
-                        score[jj] = score[jj - 1];
-                        idx[jj] = idx[jj - 1];
-                    }
-                    idx[j] = i;
-                    score[j] = ss[i];
-                    n_found = (n_found + 1).min(n_c);
-                    break;
-                }
-            }
-        }
-        idx.truncate(n_found);
-        score.truncate(n_found);
-        (idx, score)
+        crate::simd::local_maxima(&self.sum, false, &mut self.peaks);
+        let total = self.sum.iter().sum::<f64>();
+        let view = Strided {
+            values: &self.sum,
+            stride: 1,
+            lane: 0,
+            len: n,
+        };
+        self.select(view, &self.peaks, total)
     }
 
-    fn finish_candidates(&self, idx: &[usize], _scores: &[f64]) -> Candidates {
+    /// Candidates of the first `count` (at most [`LANES`]) of the [`LANES`] magnitude spectra
+    /// `mags`, all of this analyser's size, analysed together one per vector lane (the spectra
+    /// past `count` are analysed too and their results dropped); each frame's candidates equal
+    /// [`ShsPitch::candidates`] of its spectrum bit for bit.
+    pub fn candidates_lanes(&mut self, mags: &[Vec<f64>], count: usize) -> Vec<Candidates> {
+        assert!(
+            count <= LANES && mags.len() >= LANES,
+            "{LANES} spectra, at most {LANES} used"
+        );
+        let n = self.plan.n;
+        let m = self.aud_weight.len();
         let n_c = self.cfg.n_candidates;
-        let ss = &self.sum;
-        let mean = ss.iter().sum::<f64>() / ss.len() as f64;
+        if n < 3 || mags[..LANES].iter().any(|s| s.len() != n) {
+            return mags[..count].iter().map(|s| self.candidates(s)).collect();
+        }
+        let lanes = self.lanes.get_or_insert_with(|| {
+            Box::new(LaneBuffers {
+                work: Vec::with_capacity(n),
+                smoothed: vec![vec![0.0; n]; LANES],
+                y: vec![0.0; n * LANES],
+                y2: vec![0.0; n * LANES],
+                octave: vec![0.0; m * LANES],
+                sum: vec![0.0; m * LANES],
+                scores: vec![0.0; n_c * LANES],
+                idx: vec![0; n_c * LANES],
+            })
+        });
+        // lanes past `count` keep an earlier frame's values (or zeros)
+        for (spectrum, smoothed) in mags.iter().zip(lanes.smoothed.iter_mut()).take(count) {
+            shs_kernels::enhance_peaks(spectrum, &mut lanes.work, &mut self.marks);
+            smooth_spectrum(&lanes.work, smoothed);
+        }
+        shs_kernels::interleave(&lanes.smoothed, &mut lanes.y);
+        // the spline values, rounded to f32 as openSMILE stores them, times the auditory weight
+        shs_kernels::second_derivatives_lanes(&lanes.y, &mut lanes.y2, &self.plan.coefficients());
+        shs_kernels::spline_points_lanes(
+            &mut lanes.octave,
+            &lanes.y,
+            &lanes.y2,
+            &self.plan.lo,
+            [
+                &self.plan.a,
+                &self.plan.b,
+                &self.plan.ca,
+                &self.plan.cb,
+                &self.plan.h26,
+                &self.aud_weight,
+            ],
+        );
+        let totals = shs_kernels::harmonic_sum_lanes(
+            &mut lanes.sum,
+            &lanes.octave,
+            &self.terms,
+            self.cfg.n_harmonics as f64,
+        );
+        let n_c = self.cfg.n_candidates;
+        shs_kernels::best_peaks_lanes(&lanes.sum, n_c, &mut lanes.scores, &mut lanes.idx);
+        let lanes = self.lanes.as_deref().expect("lane buffers");
+        (0..count)
+            .map(|k| {
+                let view = Strided {
+                    values: &lanes.sum,
+                    stride: LANES,
+                    lane: k,
+                    len: m,
+                };
+                // the filled slots (maxima score above 0), best first
+                let slots = k * n_c..(k + 1) * n_c;
+                let idx: Vec<usize> = lanes.idx[slots.clone()]
+                    .iter()
+                    .zip(&lanes.scores[slots])
+                    .take_while(|&(_, &s)| s != 0.0)
+                    .map(|(&i, _)| i)
+                    .collect();
+                self.finish_candidates(view, &idx, totals[k] / m as f64)
+            })
+            .collect()
+    }
+
+    fn octave_spectrum(&mut self, mags: &[f64]) {
+        shs_kernels::enhance_peaks(mags, &mut self.work, &mut self.marks);
+        smooth_spectrum(&self.work, &mut self.smoothed);
+        // the spline values, rounded to f32 as openSMILE stores them, times the auditory weight
+        self.plan
+            .evaluate_weighted(&self.smoothed, &self.aud_weight, &mut self.octave);
+    }
+
+    /// The candidates of a harmonic sum `ss` whose interior local maxima are `peaks` (in
+    /// increasing order) and whose values sum to `total` (in increasing index order).
+    fn select(&self, ss: Strided, peaks: &[usize], total: f64) -> Candidates {
+        let idx = best_peaks(ss, peaks, self.cfg.n_candidates);
+        self.finish_candidates(ss, &idx, total / ss.len as f64)
+    }
+
+    fn finish_candidates(&self, ss: Strided, idx: &[usize], mean: f64) -> Candidates {
+        let n_c = self.cfg.n_candidates;
         let mut f0 = vec![0.0; n_c];
         let mut voicing = vec![0.0; n_c];
         let mut score = vec![0.0; n_c];
@@ -220,11 +291,11 @@ impl ShsPitch {
             let x = |i: f64| i * self.step_t + self.fmin_t;
             let (fx, sc) = quad_peak(
                 x(j as f64 - 1.0),
-                ss[j - 1],
+                ss.at(j - 1),
                 x(j as f64),
-                ss[j],
+                ss.at(j),
                 x(j as f64 + 1.0),
-                ss[j + 1],
+                ss.at(j + 1),
             );
             f0[k] = fx.exp2();
             score[k] = sc;
@@ -264,36 +335,51 @@ impl ShsPitch {
     }
 }
 
-/// Zeroes every bin further than two bins from a local maximum (Hermes' peak enhancement,
-/// with openSMILE's handling of the single-peak case). The peaks are found first (into
-/// `peaks`), then the gaps cleared: the bins cleared between two peaks all lie before the later
-/// peak's left neighbour, so clearing as each peak is found (openSMILE's order) gives the same
-/// peak tests on the input values.
-fn enhance_peaks(a: &mut [f64], peaks: &mut Vec<usize>) {
-    let n = a.len();
-    peaks.clear();
-    if n < 2 {
-        return;
+/// One frame's values in a buffer that may hold several frames interleaved: value `i` at
+/// `i · stride + lane`, `len` values.
+#[derive(Clone, Copy)]
+struct Strided<'a> {
+    values: &'a [f64],
+    stride: usize,
+    lane: usize,
+    len: usize,
+}
+
+impl Strided<'_> {
+    #[inline]
+    fn at(&self, i: usize) -> f64 {
+        self.values[i * self.stride + self.lane]
     }
-    if a[0] > a[1] {
-        peaks.push(0);
-    }
-    crate::simd::local_maxima(a, true, peaks);
-    if a[n - 1] > a[n - 2] {
-        peaks.push(n - 1);
-    }
-    for w in peaks.windows(2) {
-        let (lo, hi) = (w[0] + 3, w[1] as isize - 3);
-        if lo as isize <= hi {
-            a[lo..=hi as usize].fill(0.0);
+}
+
+/// Indices of the `n_c` highest local maxima `peaks` of `ss` by score, highest first (greedy
+/// insertion, ties keep the earlier peak first).
+fn best_peaks(ss: Strided, peaks: &[usize], n_c: usize) -> Vec<usize> {
+    let mut idx = vec![0usize; n_c];
+    let mut score = vec![0.0f64; n_c];
+    let mut n_found = 0;
+    for &i in peaks {
+        let v = ss.at(i);
+        // the slots hold their scores in decreasing order, zeros (free) last, and a peak's
+        // score is positive and not NaN: a peak no higher than a full last slot goes nowhere
+        if n_c > 0 && score[n_c - 1] != 0.0 && !(score[n_c - 1] < v) {
+            continue;
+        }
+        for j in 0..n_c {
+            if score[j] == 0.0 || score[j] < v {
+                for jj in (j + 1..n_c).rev() {
+                    score[jj] = score[jj - 1];
+                    idx[jj] = idx[jj - 1];
+                }
+                idx[j] = i;
+                score[j] = v;
+                n_found = (n_found + 1).min(n_c);
+                break;
+            }
         }
     }
-    if peaks.len() == 1 {
-        // openSMILE reads the (zero) second slot here: everything from bin 3 on is cleared
-        for v in a.iter_mut().skip(3) {
-            *v = 0.0;
-        }
-    }
+    idx.truncate(n_found);
+    idx
 }
 
 /// (¼, ½, ¼) smoothing of all but the last bin, left neighbour of bin 0 taken as 0, written to
@@ -473,6 +559,17 @@ impl SplinePlan {
             plan.cb.push(b * b * b - b);
         }
         plan
+    }
+
+    /// The constants of the tridiagonal sweeps (for [`shs_kernels::second_derivatives_lanes`]).
+    fn coefficients(&self) -> SweepCoefficients<'_> {
+        SweepCoefficients {
+            dx: &self.dx,
+            dx2: &self.dx2,
+            sig: &self.sig,
+            p_inv: &self.p_inv,
+            y2_coef: &self.y2_coef,
+        }
     }
 
     /// Second derivatives for ordinates `y` (n ≥ 3) into `self.y2`.
@@ -669,74 +766,15 @@ mod tests {
         }
     }
 
-    /// Peak enhancement as openSMILE orders it: each gap cleared as soon as its right peak is
-    /// found, the later peak tests reading the partly cleared spectrum.
-    fn enhance_peaks_in_order(a: &mut [f64]) {
-        let n = a.len();
-        if n < 2 {
-            return;
-        }
-        let (mut count, mut prev) = (0usize, 0usize);
-        let mut peak = |a: &mut [f64], i: usize| {
-            if count > 0 {
-                let mut j = prev as isize + 3;
-                while j <= i as isize - 3 {
-                    a[j as usize] = 0.0;
-                    j += 1;
-                }
-            }
-            count += 1;
-            prev = i;
-        };
-        if a[0] > a[1] {
-            peak(a, 0);
-        }
-        for i in 1..n - 1 {
-            if a[i] > a[i - 1] && a[i] >= a[i + 1] {
-                peak(a, i);
-            }
-        }
-        if a[n - 1] > a[n - 2] {
-            peak(a, n - 1);
-        }
-        if count == 1 {
-            for v in a.iter_mut().skip(3) {
-                *v = 0.0;
-            }
-        }
-    }
-
-    #[test]
-    fn peak_enhancement_equals_clearing_in_order() {
-        let mut s = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) % 7
-        };
-        let mut peaks = Vec::new();
-        for len in [0usize, 1, 2, 3, 5, 8, 13, 100, 257] {
-            for _ in 0..20 {
-                // few levels: plateaus and ties at every distance
-                let x: Vec<f64> = (0..len).map(|_| next() as f64).collect();
-                let (mut got, mut want) = (x.clone(), x.clone());
-                enhance_peaks(&mut got, &mut peaks);
-                enhance_peaks_in_order(&mut want);
-                assert_eq!(got, want, "{x:?}");
-            }
-        }
-    }
-
     #[test]
     fn peak_enhancement_clears_bins_between_distant_peaks() {
-        let mut peaks = Vec::new();
-        let mut a = vec![0.0, 5.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 6.0, 1.0];
-        enhance_peaks(&mut a, &mut peaks);
+        let (mut marks, mut a) = (Vec::new(), Vec::new());
+        let x = [0.0, 5.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 6.0, 1.0];
+        shs_kernels::enhance_peaks(&x, &mut a, &mut marks);
         // peaks at 1 and 8: bins 4..=5 lie more than two bins from both
         assert_eq!(a, vec![0.0, 5.0, 1.0, 0.9, 0.0, 0.0, 0.6, 0.5, 6.0, 1.0]);
-        let mut single = vec![1.0, 2.0, 3.0, 4.0, 3.0, 2.0];
-        enhance_peaks(&mut single, &mut peaks);
+        let mut single = Vec::new();
+        shs_kernels::enhance_peaks(&[1.0, 2.0, 3.0, 4.0, 3.0, 2.0], &mut single, &mut marks);
         assert_eq!(single, vec![1.0, 2.0, 3.0, 0.0, 0.0, 0.0]);
     }
 }
