@@ -34,6 +34,11 @@
 //! Replicates and matrix cells are computed in parallel; each distance takes the Cholesky route
 //! (eigenvalues only of `Lᵀ Σ₂ L`).
 //!
+//! **Memory**: peak memory is one block's statistics (within the budget above) plus a fixed set
+//! of per-thread buffers, whatever the number of layers: every order-D statistic (per clip, per
+//! group, bootstrap unit) comes from one pool per study and goes back to it when its layer is
+//! done, so the next layer reuses the matrices instead of allocating new ones.
+//!
 //! Outputs in the run folder: `speech_vs_music.{csv,json,md}`, `pairs.{csv,json}` (every matrix
 //! cell, long format), `heatmaps/layerNN_<family>_<comparison>.{png,svg}`,
 //! `fad_by_layer.{png,svg}`, `summary.md`, `run.json`.
@@ -330,7 +335,10 @@ fn study_within(
             let data = finish_layer(config, layer, accumulated, &pool);
             speech_vs_music.extend(speech_music_rows(config, layer, &data, &plan.selections)?);
             pairs.extend(matrix_rows(config, layer, &data)?);
-            pool.give(data.units.into_values().flatten());
+            let LayerData { stats, units } = data;
+            pool.give(units.into_values().flatten());
+            drop(stats);
+            release_free_memory();
             tracing::debug!(
                 layer,
                 resident_mb = resident_mb(),
@@ -359,6 +367,19 @@ fn study_within(
         failures,
     };
     Ok((outcome, pool.made()))
+}
+
+/// Hands the memory the allocator holds free back to the system, once per layer. What a layer
+/// frees besides its pooled statistics (its groups' Gaussians and factors, the cache entries'
+/// bytes, of many sizes) otherwise stays with glibc's arenas in pieces the next layer's
+/// allocations do not all fit, and the resident memory crept up by ~45 MB per layer of a
+/// base-size study (the pooled statistics alone: 2.52 → 2.99 GB over 13 layers).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator's own arenas to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The process's resident memory in MB (Linux; `None` elsewhere), for the debug log.
