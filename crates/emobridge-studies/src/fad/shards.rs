@@ -104,6 +104,7 @@ pub fn run_shard(
             pool.give(acc.running.into_values());
             pool.give(acc.units.into_values().flatten());
         }
+        super::release_free_memory();
     }
     let record = ShardRecord {
         shard: shard.index,
