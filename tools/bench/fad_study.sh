@@ -9,8 +9,8 @@
 #
 # The cache (crates/emobridge-studies/examples/fad_study_cache.rs, written once into WORK_DIR):
 # CLIPS clips of 120–180 frames × STATES hidden states × 768, speech in 6 emotions, music in 4.
-# Prints each round's wall and CPU (user + system, /usr/bin/time) seconds, the medians of each
-# side and old/new, and the largest relative
+# Prints each round's wall and CPU (user + system, /usr/bin/time) seconds and peak RSS (GB), the
+# medians of each side and old/new, the larger peak RSS of each side, and the largest relative
 # difference between the two sides' distances and interval bounds (speech_vs_music.csv,
 # pairs.csv). PYTHON (default `python3`) is used for the summary only (standard library).
 set -euo pipefail
@@ -67,7 +67,7 @@ if [ "$(cat "$WORK/shape" 2>/dev/null)" != "$CLIPS $STATES" ]; then
 fi
 study() {
   rm -rf "$WORK/run-$1"
-  /usr/bin/time -f "%e %U %S" -o "$WORK/$1.time" \
+  /usr/bin/time -f "%e %U %S %M" -o "$WORK/$1.time" \
     "$WORK/emobridge-$1" fad --manifest "$WORK/manifest.csv" --cache "$WORK/cache" --model bench \
     --bootstrap "$BOOT" --no-plots --out "$WORK/run-$1" >/dev/null 2>"$WORK/$1.log"
 }
@@ -76,23 +76,26 @@ LOG="$WORK/times"
 for round in $(seq 1 "$ROUNDS"); do
   for side in old new; do
     study "$side"
-    read -r wall user sys <"$WORK/$side.time"
-    awk -v s="$side" -v r="$round" -v w="$wall" -v u="$user" -v y="$sys" \
-      'BEGIN { printf "round %d %s %.2f %.2f\n", r, s, w, u + y }' | tee -a "$LOG"
+    read -r wall user sys rss <"$WORK/$side.time"
+    awk -v s="$side" -v r="$round" -v w="$wall" -v u="$user" -v y="$sys" -v m="$rss" \
+      'BEGIN { printf "round %d %s %.2f %.2f %.2f\n", r, s, w, u + y, m / 1e6 }' | tee -a "$LOG"
   done
 done
 "$PY" - "$WORK" <<'PY'
 import csv, statistics, sys
 w = sys.argv[1]
-t, c = {}, {}
+t, c, m = {}, {}, {}
 for line in open(f"{w}/times"):
-    _, _, side, s, cpu = line.split()
+    _, _, side, s, cpu, rss = line.split()
     t.setdefault(side, []).append(float(s))
     c.setdefault(side, []).append(float(cpu))
+    m.setdefault(side, []).append(float(rss))
 old, new = statistics.median(t["old"]), statistics.median(t["new"])
 print(f"median wall: old {old:.2f} s, new {new:.2f} s, old/new {old / new:.1f}x")
 old, new = statistics.median(c["old"]), statistics.median(c["new"])
-print(f"median CPU (user + system): old {old:.2f} s, new {new:.2f} s, old/new {old / new:.1f}x")
+print(f"median CPU (user + system): old {old:.2f} s, new {new:.2f} s, old/new {old / new:.2f}x")
+old, new = max(m["old"]), max(m["new"])
+print(f"peak RSS (largest of the rounds): old {old:.2f} GB, new {new:.2f} GB")
 worst = 0.0
 for name, cols in (("speech_vs_music.csv", ("fad", "ci_lower", "ci_upper")), ("pairs.csv", ("fad",))):
     a = list(csv.DictReader(open(f"{w}/run-old/{name}")))

@@ -80,8 +80,96 @@ impl RunningStats {
     /// caller already runs many of them side by side).
     pub fn from_rows_in<T: Element>(rows: ArrayView2<'_, T>, par: Par) -> RunningStats {
         let mut s = RunningStats::new(rows.ncols());
-        s.push_rows_in(rows, par);
+        s.assign_rows_in(rows, None, par);
         s
+    }
+
+    /// Makes these the statistics of the rows of `rows` ([N, D], D = [`RunningStats::dim`]),
+    /// or of the rows `select` lists (in that order) when given, reusing this value's mean and
+    /// co-moment buffers: equal, bit for bit, to [`RunningStats::from_rows_in`] of those rows,
+    /// whatever these statistics held before. Up to [`BATCH_ROWS`] rows allocate nothing but the
+    /// calling thread's row buffer (kept for its next call), so a caller that recycles its
+    /// statistics, as the per-emotion study does with every clip's, computes them without
+    /// allocating an order-D matrix.
+    ///
+    /// # Panics
+    /// If the row width differs from [`RunningStats::dim`] or a selected row is out of range.
+    pub fn assign_rows_in<T: Element>(
+        &mut self,
+        rows: ArrayView2<'_, T>,
+        select: Option<&[usize]>,
+        par: Par,
+    ) {
+        assert_eq!(
+            rows.ncols(),
+            self.dim(),
+            "row width differs from the statistics' dimension"
+        );
+        let dim = self.dim();
+        let count = select.map_or(rows.nrows(), <[usize]>::len);
+        let row = |k: usize| rows.row(select.map_or(k, |s| s[k]));
+        if count == 0 {
+            self.reset();
+            return;
+        }
+        // The first batch straight into these buffers, as `push_rows_in` into empty statistics.
+        let first = count.min(BATCH_ROWS);
+        ROW_BUFFER.with(|cell| {
+            let mut owned = Vec::new();
+            let mut borrowed = cell.try_borrow_mut();
+            let buffer = match borrowed.as_deref_mut() {
+                Ok(b) => b,
+                Err(_) => &mut owned,
+            };
+            buffer.clear();
+            buffer.resize(first * dim, 0.0);
+            self.mean.fill(0.0);
+            for (k, out) in buffer.chunks_exact_mut(dim.max(1)).enumerate() {
+                for ((o, x), s) in out.iter_mut().zip(row(k).iter()).zip(self.mean.iter_mut()) {
+                    let v = x.to_f64();
+                    *o = v;
+                    *s += v;
+                }
+            }
+            for m in &mut self.mean {
+                *m /= first as f64;
+            }
+            for r in buffer.chunks_exact_mut(dim.max(1)) {
+                for (x, m) in r.iter_mut().zip(&self.mean) {
+                    *x -= m;
+                }
+            }
+            if dim > 0 {
+                syrk_lower_mirrored_into(
+                    self.scatter.as_mut(),
+                    MatRef::from_row_major_slice(buffer, first, dim),
+                    par,
+                );
+            }
+        });
+        self.n = first as u64;
+        // Further batches (clips longer than BATCH_ROWS rows) merge as `push_rows_in` does.
+        let mut start = first;
+        while start < count {
+            let end = (start + BATCH_ROWS).min(count);
+            let mut batch = Vec::with_capacity((end - start) * dim);
+            for k in start..end {
+                batch.extend(row(k).iter().map(|x| x.to_f64()));
+            }
+            let batch = ArrayView2::from_shape((end - start, dim), &batch).expect("rows × dim");
+            let part = batch_stats(batch, par);
+            self.merge(&part);
+            start = end;
+        }
+    }
+
+    /// Empties the statistics (count 0, mean and co-moment matrix zero), keeping the buffers.
+    pub fn reset(&mut self) {
+        self.n = 0;
+        self.mean.fill(0.0);
+        for j in 0..self.scatter.ncols() {
+            self.scatter.col_as_slice_mut(j).fill(0.0);
+        }
     }
 
     /// Statistics saved earlier by [`RunningStats::to_parts`] (count, mean, co-moment matrix in
@@ -185,7 +273,10 @@ impl RunningStats {
             return;
         }
         if self.n == 0 {
-            *self = other.clone();
+            // Copied into the buffers already here: no new order-D matrix.
+            self.n = other.n;
+            self.mean.copy_from_slice(&other.mean);
+            self.scatter.copy_from(&other.scatter);
             return;
         }
         let (na, nb) = (self.n as f64, other.n as f64);
@@ -382,9 +473,17 @@ pub(crate) fn centred_batch_stats(
 
 /// `Xᵀ X` for `X` [rows, dim]: the lower triangle by faer's triangular product, mirrored.
 pub(crate) fn syrk_lower_mirrored(xc: MatRef<'_, f64>, par: Par) -> Mat<f64> {
-    use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
     let dim = xc.ncols();
     let mut scatter = Mat::zeros(dim, dim);
+    syrk_lower_mirrored_into(scatter.as_mut(), xc, par);
+    scatter
+}
+
+/// [`syrk_lower_mirrored`] into `scatter` (order `xc.ncols()`), whatever it held: the product
+/// replaces the lower triangle, which is then mirrored.
+fn syrk_lower_mirrored_into(mut scatter: faer::MatMut<'_, f64>, xc: MatRef<'_, f64>, par: Par) {
+    use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
+    let dim = xc.ncols();
     tri_matmul(
         scatter.as_mut(),
         BlockStructure::TriangularLower,
@@ -401,7 +500,11 @@ pub(crate) fn syrk_lower_mirrored(xc: MatRef<'_, f64>, par: Par) -> Mat<f64> {
             scatter[(i, j)] = scatter[(j, i)];
         }
     }
-    scatter
+}
+
+thread_local! {
+    /// The row buffer of [`RunningStats::assign_rows_in`], one per thread, reused.
+    static ROW_BUFFER: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Rows per product when the moments of encoded rows are taken: the centred block (256 × D
@@ -750,6 +853,49 @@ mod tests {
                 assert!((whole.cov[(i, j)] - merged.cov[(i, j)]).abs() < 1e-12);
             }
         }
+    }
+
+    #[test]
+    fn assigned_statistics_equal_fresh_ones_bit_for_bit_whatever_the_buffers_held() {
+        let bits = |s: &RunningStats| {
+            let (n, mean, scatter) = s.to_parts();
+            let bits: Vec<u64> = mean.iter().chain(&scatter).map(|v| v.to_bits()).collect();
+            (n, bits)
+        };
+        let d = 6;
+        // Buffers full of NaN: nothing of them may reach the result.
+        let stale = || RunningStats {
+            n: 7,
+            mean: vec![f64::NAN; d],
+            scatter: Mat::from_fn(d, d, |_, _| f64::NAN),
+        };
+        // Short, and longer than one batch (merged batch by batch, as `push_rows_in` does).
+        for n in [3, BATCH_ROWS + 37] {
+            let x = random_rows(n, d, 11, 5.0).mapv(|v| v as f32);
+            let mut s = stale();
+            s.assign_rows_in(x.view(), None, Par::Seq);
+            assert_eq!(
+                bits(&s),
+                bits(&RunningStats::from_rows_in(x.view(), Par::Seq))
+            );
+            let pick: Vec<usize> = (0..n).rev().step_by(2).collect();
+            s.assign_rows_in(x.view(), Some(&pick), Par::Seq);
+            let picked = x.select(ndarray::Axis(0), &pick);
+            assert_eq!(
+                bits(&s),
+                bits(&RunningStats::from_rows_in(picked.view(), Par::Seq))
+            );
+        }
+        // No rows: empty statistics; merging into emptied statistics copies the other side.
+        let x = random_rows(50, d, 12, 1.0);
+        let mut s = stale();
+        s.assign_rows_in(x.view(), Some(&[]), Par::Seq);
+        assert_eq!(bits(&s), bits(&RunningStats::new(d)));
+        let whole = RunningStats::from_rows(x.view());
+        let mut t = stale();
+        t.reset();
+        t.merge(&whole);
+        assert_eq!(bits(&t), bits(&whole));
     }
 
     #[test]

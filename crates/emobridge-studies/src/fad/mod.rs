@@ -34,6 +34,11 @@
 //! Replicates and matrix cells are computed in parallel; each distance takes the Cholesky route
 //! (eigenvalues only of `Lᵀ Σ₂ L`).
 //!
+//! **Memory**: peak memory is one block's statistics (within the budget above) plus a fixed set
+//! of per-thread buffers, whatever the number of layers: every order-D statistic (per clip, per
+//! group, bootstrap unit) comes from one pool per study and goes back to it when its layer is
+//! done, so the next layer reuses the matrices instead of allocating new ones.
+//!
 //! Outputs in the run folder: `speech_vs_music.{csv,json,md}`, `pairs.{csv,json}` (every matrix
 //! cell, long format), `heatmaps/layerNN_<family>_<comparison>.{png,svg}`,
 //! `fad_by_layer.{png,svg}`, `summary.md`, `run.json`.
@@ -254,6 +259,27 @@ fn study(
     out_dir: &Path,
     source: LayerSource<'_>,
 ) -> Result<FadStudyOutcome, FadStudyError> {
+    study_within(
+        config,
+        manifest,
+        cache,
+        out_dir,
+        source,
+        STATISTICS_BUDGET_BYTES,
+    )
+    .map(|(o, _)| o)
+}
+
+/// [`study`] with layer blocks of at most `budget` bytes of statistics; also returns how many
+/// order-D statistics it allocated.
+fn study_within(
+    config: &FadStudyConfig,
+    manifest: &Manifest,
+    cache: &EmbeddingCache,
+    out_dir: &Path,
+    source: LayerSource<'_>,
+    budget: usize,
+) -> Result<(FadStudyOutcome, usize), FadStudyError> {
     validate(config)?;
     let model_tag = cache.tag();
     let mut run = RunFolder::create(out_dir, "fad")?;
@@ -286,7 +312,8 @@ fn study(
     }
     let mut speech_vs_music = Vec::new();
     let mut pairs = Vec::new();
-    for block in layer_blocks(config, &plan) {
+    let pool = StatsPool::new(plan.shape.dim);
+    for block in layer_blocks_within(config, &plan, budget) {
         let accumulated = match &source {
             LayerSource::Shards { dir, count } => block
                 .iter()
@@ -295,7 +322,8 @@ fn study(
             LayerSource::InProcess => {
                 tracing::info!("FAD study: reading layers {block:?}");
                 let mut failures = Vec::new();
-                let acc = accumulate_layers(config, &plan, &block, &|_| true, &mut failures)?;
+                let acc =
+                    accumulate_layers(config, &plan, &block, &|_| true, &mut failures, &pool)?;
                 for f in failures {
                     run.fail(f.item, f.path, f.reason)?;
                 }
@@ -304,9 +332,19 @@ fn study(
         };
         for (&layer, accumulated) in block.iter().zip(accumulated) {
             tracing::info!(layer, "FAD study: layer {layer}");
-            let data = finish_layer(config, layer, accumulated);
+            let data = finish_layer(config, layer, accumulated, &pool);
             speech_vs_music.extend(speech_music_rows(config, layer, &data, &plan.selections)?);
             pairs.extend(matrix_rows(config, layer, &data)?);
+            let LayerData { stats, units } = data;
+            pool.give(units.into_values().flatten());
+            drop(stats);
+            release_free_memory();
+            tracing::debug!(
+                layer,
+                resident_mb = resident_mb(),
+                statistics_allocated = pool.made(),
+                "FAD study: layer {layer} done"
+            );
         }
     }
     write_outputs(
@@ -320,14 +358,36 @@ fn study(
     let failures = run.failures().to_vec();
     let run_dir = run.dir().to_path_buf();
     run.finish()?;
-    Ok(FadStudyOutcome {
+    let outcome = FadStudyOutcome {
         run_dir,
         layers: plan.layers,
         speech_vs_music,
         pairs,
         group_sizes: plan.group_sizes,
         failures,
-    })
+    };
+    Ok((outcome, pool.made()))
+}
+
+/// Hands the memory the allocator holds free back to the system, once per layer. What a layer
+/// frees besides its pooled statistics (its groups' Gaussians and factors, the cache entries'
+/// bytes, of many sizes) otherwise stays with glibc's arenas in pieces the next layer's
+/// allocations do not all fit, and the resident memory crept up by ~45 MB per layer of a
+/// base-size study (the pooled statistics alone: 2.52 → 2.99 GB over 13 layers).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator's own arenas to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// The process's resident memory in MB (Linux; `None` elsewhere), for the debug log.
+fn resident_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
 }
 
 /// Everything decided before a single frame is read, identical in every shard of a sharded run:
@@ -1037,6 +1097,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn statistics_allocated_do_not_grow_with_the_number_of_layers() {
+        // The rule: the study allocates the order-D statistics of one block of layers (plus the
+        // few a clip's other frame selections take in passing), whatever the number of layers.
+        // Blocks of one layer here (a budget of one byte); the same clips and settings for one
+        // layer and for all three.
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = corpus(dir.path());
+        let store = cache(dir.path(), "tiny");
+        let config = |layers: Option<Vec<usize>>| FadStudyConfig {
+            bootstrap: 10,
+            plots: false,
+            layers,
+            ..Default::default()
+        };
+        let made = |config: &FadStudyConfig, budget: usize, name: &str| {
+            study_within(
+                config,
+                &manifest,
+                &store,
+                &dir.path().join(name),
+                LayerSource::InProcess,
+                budget,
+            )
+            .unwrap()
+        };
+        let (one, one_made) = made(&config(Some(vec![1])), 1, "one");
+        let (all, all_made) = made(&config(None), 1, "all");
+        let (whole, whole_made) = made(&config(None), STATISTICS_BUDGET_BYTES, "whole");
+        assert_eq!(all.layers, vec![0, 1, 2]);
+        // 8 emotion and 8 quadrant groups, 39 clips kept as bootstrap units, and one for the
+        // clips' statistics of the quadrant groups' frame selection, taken and given back one
+        // clip at a time.
+        assert_eq!(one_made, 16 + 39 + 1);
+        assert_eq!(all_made, one_made);
+        // One block of all three layers holds three layers' statistics at once.
+        assert!(
+            whole_made > 2 * one_made && whole_made <= 3 * one_made,
+            "{whole_made}"
+        );
+        // Blocks and recycled statistics change no value.
+        let layer1: Vec<_> = all
+            .speech_vs_music
+            .iter()
+            .filter(|r| r.layer == 1)
+            .collect();
+        assert_eq!(layer1, one.speech_vs_music.iter().collect::<Vec<_>>());
+        assert_eq!(all.speech_vs_music, whole.speech_vs_music);
+        assert_eq!(all.pairs, whole.pairs);
     }
 
     #[test]

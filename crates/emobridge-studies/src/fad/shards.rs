@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     accumulate_layers, group_name, layer_blocks, plan, study, validate, Accumulated,
-    FadStudyConfig, FadStudyError, FadStudyOutcome, GroupKey, LayerSource, Plan,
+    FadStudyConfig, FadStudyError, FadStudyOutcome, GroupKey, LayerSource, Plan, StatsPool,
 };
 use crate::RunFolderError;
 
@@ -93,14 +93,18 @@ pub fn run_shard(
         plan.layers.len()
     );
     let mut failures = Vec::new();
+    let pool = StatsPool::new(plan.shape.dim);
     for block in layer_blocks(config, &plan) {
-        let accumulated = accumulate_layers(config, &plan, &block, &owns, &mut failures)?;
+        let accumulated = accumulate_layers(config, &plan, &block, &owns, &mut failures, &pool)?;
         if config.strict && !failures.is_empty() {
             return Err(stop_shard(&dir, &failures));
         }
-        for (layer, acc) in block.iter().zip(&accumulated) {
-            save_layer(&dir.join(format!("layer{layer:02}.safetensors")), acc)?;
+        for (layer, acc) in block.iter().zip(accumulated) {
+            save_layer(&dir.join(format!("layer{layer:02}.safetensors")), &acc)?;
+            pool.give(acc.running.into_values());
+            pool.give(acc.units.into_values().flatten());
         }
+        super::release_free_memory();
     }
     let record = ShardRecord {
         shard: shard.index,

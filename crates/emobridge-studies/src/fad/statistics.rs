@@ -11,14 +11,71 @@ pub(super) struct Accumulated {
     pub(super) units: BTreeMap<GroupKey, Vec<RunningStats>>,
 }
 
+/// The order-D statistics of one study (per-clip, per-group and bootstrap units alike), reused
+/// from layer to layer: a layer's statistics go back here when it is done and the next layer
+/// takes them instead of allocating. The study then allocates as many order-D matrices as one
+/// block of layers holds at once, whatever the number of layers (the allocator never sees the
+/// hundreds of 768² matrices per layer come and go, which it kept and fragmented: a 3-state
+/// base-size study peaked at 5.5–6.9 GB for 2.9 GB in use).
+pub(super) struct StatsPool {
+    dim: usize,
+    free: std::sync::Mutex<Vec<RunningStats>>,
+    made: std::sync::atomic::AtomicUsize,
+}
+
+impl StatsPool {
+    pub(super) fn new(dim: usize) -> StatsPool {
+        StatsPool {
+            dim,
+            free: std::sync::Mutex::new(Vec::new()),
+            made: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Statistics to overwrite ([`RunningStats::assign_rows_in`]): what they hold is left over.
+    pub(super) fn take(&self) -> RunningStats {
+        let reused = self.free.lock().expect("no panic holds the pool").pop();
+        reused.unwrap_or_else(|| {
+            self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            RunningStats::new(self.dim)
+        })
+    }
+
+    /// Empty statistics.
+    pub(super) fn take_empty(&self) -> RunningStats {
+        let mut s = self.take();
+        s.reset();
+        s
+    }
+
+    pub(super) fn give(&self, stats: impl IntoIterator<Item = RunningStats>) {
+        let mut free = self.free.lock().expect("no panic holds the pool");
+        free.extend(stats.into_iter().filter(|s| s.dim() == self.dim));
+    }
+
+    /// Order-D statistics allocated so far.
+    pub(super) fn made(&self) -> usize {
+        self.made.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Memory the per-group and per-clip statistics of the layers read together may take. Every
 /// cache entry is read once per block of layers; with the statistics of all layers within this
 /// budget (a base-size model, a few hundred clips, no bootstrap, or a bootstrap over a small
 /// corpus) that is one pass over the cache.
-const STATISTICS_BUDGET_BYTES: usize = 3 << 30;
+pub(super) const STATISTICS_BUDGET_BYTES: usize = 3 << 30;
 
 /// The chosen layers in blocks whose statistics fit [`STATISTICS_BUDGET_BYTES`].
 pub(super) fn layer_blocks(config: &FadStudyConfig, plan: &Plan<'_>) -> Vec<Vec<usize>> {
+    layer_blocks_within(config, plan, STATISTICS_BUDGET_BYTES)
+}
+
+/// [`layer_blocks`] for a budget of `budget` bytes.
+pub(super) fn layer_blocks_within(
+    config: &FadStudyConfig,
+    plan: &Plan<'_>,
+    budget: usize,
+) -> Vec<Vec<usize>> {
     let dim = plan.shape.dim;
     let units: usize = if config.bootstrap >= 2 {
         plan.selections
@@ -30,7 +87,7 @@ pub(super) fn layer_blocks(config: &FadStudyConfig, plan: &Plan<'_>) -> Vec<Vec<
         0
     };
     let per_layer = (plan.selections.len() + units).max(1) * dim * dim * 8;
-    let per_block = (STATISTICS_BUDGET_BYTES / per_layer.max(1)).max(1);
+    let per_block = (budget / per_layer.max(1)).max(1);
     plan.layers
         .chunks(per_block)
         .map(<[usize]>::to_vec)
@@ -41,13 +98,15 @@ pub(super) fn layer_blocks(config: &FadStudyConfig, plan: &Plan<'_>) -> Vec<Vec<
 /// for all of them, and folds them into each group's running statistics (one entry per layer,
 /// in the order given). The statistics of a clip's samples are computed once per group it
 /// belongs to (one symmetric product) and merged; when bootstrapping they are also kept as
-/// units. A clip whose data does not read is pushed onto `failures` (once).
+/// units. A clip whose data does not read is pushed onto `failures` (once). Every order-D
+/// statistic comes from `pool` (and what is not kept goes back to it).
 pub(super) fn accumulate_layers(
     config: &FadStudyConfig,
     plan: &Plan<'_>,
     layers: &[usize],
     owns: &dyn Fn(&str) -> bool,
     failures: &mut Vec<crate::RunFailure>,
+    pool: &StatsPool,
 ) -> Result<Vec<Accumulated>, FadStudyError> {
     // Which groups use each clip, and which frames.
     let mut uses: BTreeMap<usize, Vec<(&GroupKey, &Vec<usize>)>> = BTreeMap::new();
@@ -65,7 +124,7 @@ pub(super) fn accumulate_layers(
             running: plan
                 .selections
                 .keys()
-                .map(|k| (k.clone(), RunningStats::new(dim)))
+                .map(|k| (k.clone(), pool.take_empty()))
                 .collect(),
             units: BTreeMap::new(),
         })
@@ -113,14 +172,14 @@ pub(super) fn accumulate_layers(
             .map(|samples| {
                 distinct
                     .iter()
-                    .map(|frames| match config.level {
-                        StatisticsLevel::ClipMeans => {
-                            RunningStats::from_rows_in(samples.view(), Par::Seq)
-                        }
-                        StatisticsLevel::Frames => RunningStats::from_rows_in(
-                            samples.select(ndarray::Axis(0), frames).view(),
-                            Par::Seq,
-                        ),
+                    .map(|frames| {
+                        let select = match config.level {
+                            StatisticsLevel::ClipMeans => None,
+                            StatisticsLevel::Frames => Some(frames.as_slice()),
+                        };
+                        let mut stats = pool.take();
+                        stats.assign_rows_in(samples.view(), select, Par::Seq);
+                        stats
                     })
                     .collect()
             })
@@ -135,6 +194,7 @@ pub(super) fn accumulate_layers(
                     .merge(&stats[slot[u]]);
             }
             if !keep_units {
+                pool.give(stats);
                 continue;
             }
             let mut stats: Vec<Option<RunningStats>> = stats.into_iter().map(Some).collect();
@@ -152,17 +212,27 @@ pub(super) fn accumulate_layers(
                 let unit = if last {
                     stats[at].take().expect("taken only by its last keeper")
                 } else {
-                    stats[at].clone().expect("taken only by its last keeper")
+                    let mut copy = pool.take_empty();
+                    copy.merge(stats[at].as_ref().expect("taken only by its last keeper"));
+                    copy
                 };
                 acc.units.entry((*key).clone()).or_default().push(unit);
             }
+            // The statistics no emotion group keeps (another family's frame selection).
+            pool.give(stats.into_iter().flatten());
         }
     }
     Ok(out)
 }
 
-/// Gaussians (standardised on request) and bootstrap units of one layer.
-pub(super) fn finish_layer(config: &FadStudyConfig, layer: usize, acc: Accumulated) -> LayerData {
+/// Gaussians (standardised on request) and bootstrap units of one layer; the groups' running
+/// statistics go back to `pool`.
+pub(super) fn finish_layer(
+    config: &FadStudyConfig,
+    layer: usize,
+    acc: Accumulated,
+    pool: &StatsPool,
+) -> LayerData {
     let Accumulated {
         dim,
         running,
@@ -184,6 +254,7 @@ pub(super) fn finish_layer(config: &FadStudyConfig, layer: usize, acc: Accumulat
             }
             Err(e) => tracing::warn!("layer {layer}, group {}: {e}", group_name(&key)),
         }
+        pool.give([s]);
     }
     let units = units
         .into_iter()
