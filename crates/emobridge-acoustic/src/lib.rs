@@ -26,6 +26,8 @@ pub mod functionals;
 pub mod pitch;
 mod simd;
 pub mod smooth;
+#[cfg(test)]
+mod test_signal;
 
 /// A matrix of frame-wise descriptors (LLDs).
 #[derive(Debug, Clone, PartialEq, Default)]

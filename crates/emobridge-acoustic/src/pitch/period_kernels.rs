@@ -306,15 +306,7 @@ mod tests {
     use super::*;
 
     fn data(n: usize) -> Vec<f64> {
-        let mut s = 0x9e37_79b9_7f4a_7c15u64;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-            })
-            .collect()
+        crate::test_signal::xorshift(n, 0, 0.5)
     }
 
     fn one_lag(x: &[f64], a: usize, l: usize) -> f64 {

@@ -607,15 +607,7 @@ mod tests {
     use super::*;
 
     fn data(n: usize, seed: u64) -> Vec<f64> {
-        let mut s = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 11) as f64 / (1u64 << 53) as f64 - 0.3
-            })
-            .collect()
+        crate::test_signal::xorshift(n, seed, 0.3)
     }
 
     /// Peak enhancement as openSMILE orders it: each gap cleared as soon as its right peak is
