@@ -148,18 +148,14 @@ impl RunningStats {
             }
         });
         self.n = first as u64;
-        // Further batches (clips longer than BATCH_ROWS rows) merge as `push_rows_in` does.
-        let mut start = first;
-        while start < count {
-            let end = (start + BATCH_ROWS).min(count);
-            let mut batch = Vec::with_capacity((end - start) * dim);
-            for k in start..end {
-                batch.extend(row(k).iter().map(|x| x.to_f64()));
+        // Further batches (clips longer than BATCH_ROWS rows), merged by `push_rows_in`.
+        match select {
+            None => self.push_rows_in(rows.slice(ndarray::s![first.., ..]), par),
+            Some(select) => {
+                for batch in select[first..].chunks(BATCH_ROWS) {
+                    self.push_rows_in(rows.select(ndarray::Axis(0), batch).view(), par);
+                }
             }
-            let batch = ArrayView2::from_shape((end - start, dim), &batch).expect("rows × dim");
-            let part = batch_stats(batch, par);
-            self.merge(&part);
-            start = end;
         }
     }
 
@@ -878,13 +874,21 @@ mod tests {
                 bits(&s),
                 bits(&RunningStats::from_rows_in(x.view(), Par::Seq))
             );
-            let pick: Vec<usize> = (0..n).rev().step_by(2).collect();
-            s.assign_rows_in(x.view(), Some(&pick), Par::Seq);
-            let picked = x.select(ndarray::Axis(0), &pick);
-            assert_eq!(
-                bits(&s),
-                bits(&RunningStats::from_rows_in(picked.view(), Par::Seq))
-            );
+            // And to rows pushed into new statistics, batch by batch.
+            let mut pushed = RunningStats::new(d);
+            pushed.push_rows_in(x.view(), Par::Seq);
+            assert_eq!(bits(&s), bits(&pushed));
+            // A selection of half the rows, and one longer than a batch (rows repeated).
+            let half: Vec<usize> = (0..n).rev().step_by(2).collect();
+            let long: Vec<usize> = (0..n).rev().chain(0..n.min(9)).collect();
+            for pick in [half, long] {
+                s.assign_rows_in(x.view(), Some(&pick), Par::Seq);
+                let picked = x.select(ndarray::Axis(0), &pick);
+                assert_eq!(
+                    bits(&s),
+                    bits(&RunningStats::from_rows_in(picked.view(), Par::Seq))
+                );
+            }
         }
         // No rows: empty statistics; merging into emptied statistics copies the other side.
         let x = random_rows(50, d, 12, 1.0);
