@@ -89,6 +89,30 @@ pub fn read_tensors(files: &[PathBuf]) -> Result<HashMap<String, Tensor>> {
     Ok(out)
 }
 
+/// Scalars in a checkpoint's weight files ([`weight_files`]): safetensors from their headers
+/// alone (checked as [`WeightSource::open`] checks them), PyTorch pickles read whole.
+pub fn parameter_count(files: &[PathBuf]) -> Result<usize> {
+    let mut total = 0usize;
+    for (i, path) in files.iter().enumerate() {
+        if is_pickle(path) {
+            total += read_tensors(std::slice::from_ref(path))?
+                .values()
+                .map(|t| t.elem_count())
+                .sum::<usize>();
+            continue;
+        }
+        let file = std::fs::File::open(path).map_err(|e| SslError::Weights {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        total += read_header(path, &file, i)?
+            .iter()
+            .map(|(_, entry)| entry.shape.iter().product::<usize>())
+            .sum::<usize>();
+    }
+    Ok(total)
+}
+
 fn is_pickle(file: &Path) -> bool {
     file.extension()
         .is_some_and(|e| e == "bin" || e == "pt" || e == "pth")
@@ -721,6 +745,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Tensor::new(&[1f32, 2.0, 3.0, 4.0], &Device::Cpu).unwrap();
         let path = save(dir.path(), &[("a", a)]);
+        assert_eq!(parameter_count(std::slice::from_ref(&path)).unwrap(), 4);
         let good = std::fs::read(&path).unwrap();
         let header_len = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
         let mut huge = good.clone();
@@ -748,6 +773,11 @@ mod tests {
                 err.contains(reason) && err.contains("model.safetensors"),
                 "{reason}: {err}"
             );
+            // The parameter count reads the same header and refuses it alike.
+            let err = parameter_count(std::slice::from_ref(&path))
+                .expect_err(reason)
+                .to_string();
+            assert!(err.contains(reason), "{reason}: {err}");
         }
     }
 

@@ -359,54 +359,10 @@ pub fn finetune_work_units(
     seconds * (lora(m, s) + lora(s, m) + s + m)
 }
 
-/// Scalars in a model folder's weight files (safetensors headers only; a PyTorch pickle is
-/// read whole).
+/// Scalars in a model folder's weight files ([`emobridge_ssl::weights::parameter_count`]).
 fn encoder_parameters(model_dir: &Path) -> Result<usize, DemoError> {
     let files = emobridge_ssl::weights::weight_files(model_dir)?;
-    let mut total = 0usize;
-    for file in &files {
-        if file.extension().is_some_and(|e| e == "safetensors") {
-            total += safetensors_parameters(file).map_err(|source| DemoError::Io {
-                path: file.clone(),
-                source,
-            })?;
-        } else {
-            total += emobridge_ssl::weights::read_tensors(std::slice::from_ref(file))?
-                .values()
-                .map(|t| t.elem_count())
-                .sum::<usize>();
-        }
-    }
-    Ok(total)
-}
-
-fn safetensors_parameters(file: &Path) -> std::io::Result<usize> {
-    use std::io::Read;
-    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
-    let mut f = std::fs::File::open(file)?;
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len)?;
-    let n = u64::from_le_bytes(len);
-    if n > 100 << 20 {
-        return Err(bad("safetensors header larger than 100 MiB"));
-    }
-    let mut header = vec![0u8; n as usize];
-    f.read_exact(&mut header)?;
-    let json: serde_json::Value =
-        serde_json::from_slice(&header).map_err(|e| bad(&format!("safetensors header: {e}")))?;
-    let map = json
-        .as_object()
-        .ok_or_else(|| bad("safetensors header is not an object"))?;
-    Ok(map
-        .iter()
-        .filter(|(k, _)| k.as_str() != "__metadata__")
-        .map(|(_, v)| {
-            v["shape"]
-                .as_array()
-                .map(|d| d.iter().map(|x| x.as_u64().unwrap_or(0) as usize).product())
-                .unwrap_or(0)
-        })
-        .sum())
+    Ok(emobridge_ssl::weights::parameter_count(&files)?)
 }
 
 /// The labelled clips of `manifest`, at most `cap` per domain, speaker and emotion (in manifest
