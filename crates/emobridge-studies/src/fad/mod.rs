@@ -559,6 +559,40 @@ mod tests {
     }
 
     #[test]
+    fn a_clip_with_non_finite_frames_is_a_failure_not_a_missing_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = corpus(dir.path());
+        // One music clip's frames all NaN (as a damaged extraction could leave them).
+        write_clip(
+            &clip_path(dir.path(), "tiny", "music-angry-2"),
+            3,
+            14,
+            4,
+            f64::NAN,
+            1,
+        );
+        let config = FadStudyConfig {
+            bootstrap: 10,
+            plots: false,
+            ..Default::default()
+        };
+        let out = dir.path().join("run");
+        let outcome = run(&config, &manifest, &cache(dir.path(), "tiny"), &out).unwrap();
+        let bad = outcome
+            .failures
+            .iter()
+            .find(|f| f.item == "music-angry-2")
+            .expect("the NaN clip is listed");
+        assert!(bad.reason.contains("non-finite"), "{}", bad.reason);
+        // Every emotion keeps its row in every layer, from the other clips.
+        assert_eq!(outcome.speech_vs_music.len(), 12);
+        assert!(outcome
+            .speech_vs_music
+            .iter()
+            .all(|r| r.fad.is_finite()));
+    }
+
+    #[test]
     fn runs_end_to_end_and_writes_its_run_folder() {
         let dir = tempfile::tempdir().unwrap();
         let manifest = corpus(dir.path());

@@ -184,6 +184,26 @@ pub(super) fn accumulate_layers(
                     .collect()
             })
             .collect();
+        // A non-finite value among the frames read makes that statistic's mean non-finite: the
+        // clip is left out of every layer of the block, as one whose data do not read.
+        let bad_layer = computed
+            .iter()
+            .position(|stats| stats.iter().any(|s| s.mean().iter().any(|v| !v.is_finite())));
+        if let Some(at) = bad_layer {
+            pool.give(computed.into_iter().flatten());
+            failures.push(failure(
+                &clip.record.id,
+                &clip.path,
+                format!(
+                    "layer {}: non-finite value (NaN or infinity) in the frames read",
+                    layers[at]
+                ),
+            ));
+            if config.strict {
+                break;
+            }
+            continue;
+        }
         for (acc, stats) in out.iter_mut().zip(computed) {
             // Every user's group merges its statistics; the emotion groups then keep them as
             // bootstrap units (moved, not copied, into the last group that keeps each).
