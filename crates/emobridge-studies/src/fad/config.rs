@@ -123,9 +123,13 @@ pub(super) fn validate(config: &FadStudyConfig) -> Result<(), FadStudyError> {
             )));
         }
     }
-    if config.bootstrap == 1 || !(config.confidence > 0.0 && config.confidence < 1.0) {
+    use emobridge_fad::bootstrap::MAX_REPLICATES;
+    if config.bootstrap == 1
+        || config.bootstrap > MAX_REPLICATES
+        || !(config.confidence > 0.0 && config.confidence < 1.0)
+    {
         return Err(FadStudyError::Invalid(format!(
-            "bootstrap needs 0 or ≥ 2 replicates and 0 < confidence < 1 (got {} and {})",
+            "bootstrap needs 0 or 2..={MAX_REPLICATES} replicates and 0 < confidence < 1 (got {} and {})",
             config.bootstrap, config.confidence
         )));
     }

@@ -586,10 +586,7 @@ mod tests {
         assert!(bad.reason.contains("non-finite"), "{}", bad.reason);
         // Every emotion keeps its row in every layer, from the other clips.
         assert_eq!(outcome.speech_vs_music.len(), 12);
-        assert!(outcome
-            .speech_vs_music
-            .iter()
-            .all(|r| r.fad.is_finite()));
+        assert!(outcome.speech_vs_music.iter().all(|r| r.fad.is_finite()));
     }
 
     #[test]
@@ -1182,6 +1179,27 @@ mod tests {
         assert_eq!(layer1, one.speech_vs_music.iter().collect::<Vec<_>>());
         assert_eq!(all.speech_vs_music, whole.speech_vs_music);
         assert_eq!(all.pairs, whole.pairs);
+    }
+
+    #[test]
+    fn replicate_counts_outside_the_bootstrap_s_range_are_refused_up_front() {
+        for bootstrap in [1, emobridge_fad::bootstrap::MAX_REPLICATES + 1] {
+            let config = FadStudyConfig {
+                bootstrap,
+                ..Default::default()
+            };
+            assert!(
+                matches!(validate(&config), Err(FadStudyError::Invalid(_))),
+                "{bootstrap}"
+            );
+        }
+        for bootstrap in [0, 2, emobridge_fad::bootstrap::MAX_REPLICATES] {
+            let config = FadStudyConfig {
+                bootstrap,
+                ..Default::default()
+            };
+            assert!(validate(&config).is_ok(), "{bootstrap}");
+        }
     }
 
     #[test]

@@ -186,9 +186,11 @@ pub(super) fn accumulate_layers(
             .collect();
         // A non-finite value among the frames read makes that statistic's mean non-finite: the
         // clip is left out of every layer of the block, as one whose data do not read.
-        let bad_layer = computed
-            .iter()
-            .position(|stats| stats.iter().any(|s| s.mean().iter().any(|v| !v.is_finite())));
+        let bad_layer = computed.iter().position(|stats| {
+            stats
+                .iter()
+                .any(|s| s.mean().iter().any(|v| !v.is_finite()))
+        });
         if let Some(at) = bad_layer {
             pool.give(computed.into_iter().flatten());
             failures.push(failure(
