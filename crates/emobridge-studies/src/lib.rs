@@ -58,6 +58,9 @@ pub enum RunFolderError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Another process holds this run folder (rule: one writer per run folder at a time).
+    #[error("{}: this run folder is being written by another run (its pid is in {}); wait for it to finish or choose another output folder", dir.display(), dir.join(RUN_LOCK).display())]
+    Busy { dir: PathBuf },
     /// `--strict`: the batch stopped at this item's failure. What the run had written stays;
     /// `run.json` and `failures.json` (listing the item) were written before this returned.
     #[error("{item}: {reason} (--strict: stopped at the first failure; listed in {})", listed_in.display())]
@@ -172,10 +175,46 @@ pub struct RunRecord {
     pub elapsed_s: f64,
 }
 
+/// The lock file of a run folder (an advisory exclusive lock; its content is the holder's pid,
+/// for a reader who finds the folder busy).
+pub const RUN_LOCK: &str = ".emobridge.lock";
+
+/// Takes the run folder's exclusive lock without waiting: two processes writing one folder would
+/// interleave their tables, so the second is refused with [`RunFolderError::Busy`].
+fn lock_run_folder(dir: &Path) -> Result<std::fs::File, RunFolderError> {
+    use std::io::Write;
+    let path = dir.join(RUN_LOCK);
+    let io = |source| RunFolderError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(RunFolderError::Busy {
+                dir: dir.to_path_buf(),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    write!(file, "{}", std::process::id()).map_err(io)?;
+    Ok(file)
+}
+
 /// A study's output folder and its `run.json`, written by [`RunFolder::finish`].
 #[derive(Debug)]
 pub struct RunFolder {
     dir: PathBuf,
+    /// Held while the folder is written; the OS releases it when the process ends, kill -9
+    /// included, so a later run never finds a stale lock.
+    _lock: std::fs::File,
     started: Instant,
     record: RunRecord,
     strict: bool,
@@ -198,6 +237,7 @@ impl RunFolder {
             path: dir.to_path_buf(),
             source,
         })?;
+        let lock = lock_run_folder(dir)?;
         // An earlier run's failure list must not describe this one.
         let stale = dir.join(FAILURES_JSON);
         match std::fs::remove_file(&stale) {
@@ -232,6 +272,7 @@ impl RunFolder {
         };
         Ok(RunFolder {
             dir: dir.to_path_buf(),
+            _lock: lock,
             started,
             record,
             strict: false,
@@ -548,6 +589,22 @@ mod tests {
             .finish()
             .unwrap();
         assert!(read_failures(&dir.path().join("run")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_run_folder_has_one_writer_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run");
+        let first = RunFolder::create(&path, "unit").unwrap();
+        // A second writer (another open of the lock, as another process makes) is refused.
+        let err = RunFolder::create(&path, "unit").unwrap_err();
+        assert!(matches!(err, RunFolderError::Busy { .. }), "{err}");
+        assert!(err.to_string().contains("another run"), "{err}");
+        let pid = std::fs::read_to_string(path.join(RUN_LOCK)).unwrap();
+        assert_eq!(pid, std::process::id().to_string());
+        // Once the first is done the folder is free again.
+        first.finish().unwrap();
+        RunFolder::create(&path, "unit").unwrap().finish().unwrap();
     }
 
     #[test]
