@@ -79,11 +79,7 @@ pub struct CompareStream {
 /// Copies frame `index` (`len` samples every `hop`) from `buf` (holding the signal from sample
 /// `base` on) into `out`, zero-padded past the end of the input.
 fn copy_frame(buf: &[f32], base: usize, index: usize, hop: usize, len: usize, out: &mut Vec<f64>) {
-    let start = index * hop - base;
-    let have = &buf[start.min(buf.len())..(start + len).min(buf.len())];
-    out.clear();
-    crate::dsp::extend_f64(out, have);
-    out.resize(len, 0.0);
+    crate::egemaps::frames::copy_padded(buf, base, index * hop, len, out);
 }
 
 /// SHS candidates and windowed RMS of 60 ms frames `range` on the thread pool, in batches of
