@@ -91,22 +91,17 @@ fn candidates_parallel(
     cfg: &VoicingConfig,
     range: std::ops::Range<usize>,
 ) -> Vec<(Candidates, f64)> {
-    use rayon::prelude::*;
-    let end = range.end;
-    let firsts: Vec<usize> = range.step_by(LANES).collect();
-    let batches: Vec<Vec<(Candidates, f64)>> = firsts
-        .into_par_iter()
-        .with_min_len(PARALLEL_MIN_FRAMES / 2 / LANES)
-        .map_init(
-            || CandidateAnalyser::new(geo, cfg),
-            |analyser, first| {
-                analyser.frames((end - first).min(LANES), |k, frame| {
-                    copy_frame(buf, base, first + k, geo.hop, geo.frame, frame)
-                })
-            },
-        )
-        .collect();
-    batches.into_iter().flatten().collect()
+    crate::pitch::candidate_batches_parallel(
+        geo,
+        cfg,
+        range,
+        PARALLEL_MIN_FRAMES / 2 / LANES,
+        |analyser, first, count| {
+            analyser.frames(count, |k, frame| {
+                copy_frame(buf, base, first + k, geo.hop, geo.frame, frame)
+            })
+        },
+    )
 }
 
 /// The 20 ms chain and the ZCR of the long frames, up to the given frame counts.
