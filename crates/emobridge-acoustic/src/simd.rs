@@ -114,10 +114,6 @@ fn spline_points_body(out: &mut [f64], y: &[f64], y2: &[f64], lo: &[usize], coef
     }
 }
 
-/// AVX2 form of [`spline_points_body`]: four points per step, the knot values fetched by
-/// gathers, each lane performing the scalar body's operations in its order (no fused
-/// multiply-add; `cvtpd_ps` rounds to nearest-even as `as f32` does), so every output value
-/// has the same bits. A block whose intervals need the clamp goes through the scalar body.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn spline_points_avx2(
@@ -127,84 +123,7 @@ unsafe fn spline_points_avx2(
     lo: &[usize],
     coef: [&[f64]; 6],
 ) {
-    use std::arch::x86_64::*;
-    let m = out.len();
-    let n = y.len().min(y2.len());
-    assert!(n >= 2, "a spline needs two knots");
-    let last = n - 2;
-    let [a, b, ca, cb, h26, w] = coef;
-    let (lo, a, b, ca, cb, h26, w) = (
-        &lo[..m],
-        &a[..m],
-        &b[..m],
-        &ca[..m],
-        &cb[..m],
-        &h26[..m],
-        &w[..m],
-    );
-    let full = m - m % 4;
-    let last_v = _mm256_set1_epi64x(last as i64);
-    let zero_i = _mm256_setzero_si256();
-    let zero = _mm256_setzero_pd();
-    let mut i = 0;
-    while i < full {
-        // SAFETY: i + 4 ≤ m, the length of every slice read here and of `out`.
-        let l = _mm256_loadu_si256(lo.as_ptr().add(i) as *const __m256i);
-        // an interval index above `last` (or ≥ 2⁶³, negative as i64) would read past the knots
-        let outside = _mm256_or_si256(_mm256_cmpgt_epi64(l, last_v), _mm256_cmpgt_epi64(zero_i, l));
-        if _mm256_testz_si256(outside, outside) == 0 {
-            spline_points_body(
-                &mut out[i..i + 4],
-                y,
-                y2,
-                &lo[i..i + 4],
-                [
-                    &a[i..i + 4],
-                    &b[i..i + 4],
-                    &ca[i..i + 4],
-                    &cb[i..i + 4],
-                    &h26[i..i + 4],
-                    &w[i..i + 4],
-                ],
-            );
-            i += 4;
-            continue;
-        }
-        // SAFETY: every lane of `l` is at most `last = n − 2`, so `l` and `l + 1` index `y` and
-        // `y2` (both at least `n` long).
-        let yl = _mm256_i64gather_pd::<8>(y.as_ptr(), l);
-        let yh = _mm256_i64gather_pd::<8>(y.as_ptr().add(1), l);
-        let zl = _mm256_i64gather_pd::<8>(y2.as_ptr(), l);
-        let zh = _mm256_i64gather_pd::<8>(y2.as_ptr().add(1), l);
-        let ld = |s: &[f64]| _mm256_loadu_pd(s.as_ptr().add(i));
-        let hv = ld(h26);
-        let lin = _mm256_add_pd(_mm256_mul_pd(ld(a), yl), _mm256_mul_pd(ld(b), yh));
-        let curv = _mm256_mul_pd(
-            _mm256_add_pd(_mm256_mul_pd(ld(ca), zl), _mm256_mul_pd(ld(cb), zh)),
-            hv,
-        );
-        let v = _mm256_add_pd(lin, curv);
-        let v = _mm256_andnot_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(hv, zero), v);
-        let v = _mm256_cvtps_pd(_mm256_cvtpd_ps(v));
-        let pos = _mm256_cmp_pd::<_CMP_GT_OQ>(v, zero);
-        let r = _mm256_and_pd(pos, _mm256_mul_pd(v, ld(w)));
-        _mm256_storeu_pd(out.as_mut_ptr().add(i), r);
-        i += 4;
-    }
-    spline_points_body(
-        &mut out[full..],
-        y,
-        y2,
-        &lo[full..],
-        [
-            &a[full..],
-            &b[full..],
-            &ca[full..],
-            &cb[full..],
-            &h26[full..],
-            &w[full..],
-        ],
-    );
+    spline_points_body(out, y, y2, lo, coef)
 }
 
 /// Appends to `peaks`, in increasing order, every interior index `i` (`1 ≤ i < a.len() − 1`)
@@ -228,67 +147,10 @@ fn local_maxima_body(a: &[f64], right_ge: bool, peaks: &mut Vec<usize>) {
     }
 }
 
-/// AVX2 form of [`local_maxima_body`]: the two comparisons for four indices at once (ordered
-/// predicates: false on NaN, as the scalar ones), then the set lanes in order.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn local_maxima_avx2(a: &[f64], right_ge: bool, peaks: &mut Vec<usize>) {
-    if right_ge {
-        local_maxima_lanes::<{ std::arch::x86_64::_CMP_GE_OQ }>(a, peaks)
-    } else {
-        local_maxima_lanes::<{ std::arch::x86_64::_CMP_GT_OQ }>(a, peaks)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn local_maxima_lanes<const RIGHT: i32>(a: &[f64], peaks: &mut Vec<usize>) {
-    use std::arch::x86_64::*;
-    let n = a.len();
-    if n < 3 {
-        return;
-    }
-    // at most n − 2 interior peaks: room for all of them, written through a pointer (no
-    // capacity test per peak); the length is set once at the end
-    peaks.reserve(n - 2);
-    let base = peaks.len();
-    let dst = peaks.as_mut_ptr().add(base);
-    let mut count = 0usize;
-    // interior indices 1..n − 1; a block of four at i reads a[i − 1 ..= i + 4]
-    let mut i = 1;
-    while i + 4 < n {
-        // SAFETY: i − 1 ≥ 0 and i + 4 ≤ n − 1.
-        let c = _mm256_loadu_pd(a.as_ptr().add(i));
-        let l = _mm256_loadu_pd(a.as_ptr().add(i - 1));
-        let r = _mm256_loadu_pd(a.as_ptr().add(i + 1));
-        let hit = _mm256_and_pd(
-            _mm256_cmp_pd::<_CMP_GT_OQ>(c, l),
-            _mm256_cmp_pd::<RIGHT>(c, r),
-        );
-        let mut mask = _mm256_movemask_pd(hit) as u32;
-        while mask != 0 {
-            // SAFETY: count < n − 2 (one entry per interior index at most), within the reserve.
-            *dst.add(count) = i + mask.trailing_zeros() as usize;
-            count += 1;
-            mask &= mask - 1;
-        }
-        i += 4;
-    }
-    while i < n - 1 {
-        let right = if RIGHT == _CMP_GE_OQ {
-            a[i] >= a[i + 1]
-        } else {
-            a[i] > a[i + 1]
-        };
-        if a[i] > a[i - 1] && right {
-            // SAFETY: as above.
-            *dst.add(count) = i;
-            count += 1;
-        }
-        i += 1;
-    }
-    // SAFETY: entries base..base + count were written above.
-    peaks.set_len(base + count);
+    local_maxima_body(a, right_ge, peaks)
 }
 
 #[cfg(test)]

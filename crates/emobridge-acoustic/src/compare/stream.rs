@@ -79,11 +79,7 @@ pub struct CompareStream {
 /// Copies frame `index` (`len` samples every `hop`) from `buf` (holding the signal from sample
 /// `base` on) into `out`, zero-padded past the end of the input.
 fn copy_frame(buf: &[f32], base: usize, index: usize, hop: usize, len: usize, out: &mut Vec<f64>) {
-    let start = index * hop - base;
-    let have = &buf[start.min(buf.len())..(start + len).min(buf.len())];
-    out.clear();
-    crate::dsp::extend_f64(out, have);
-    out.resize(len, 0.0);
+    crate::egemaps::frames::copy_padded(buf, base, index * hop, len, out);
 }
 
 /// SHS candidates and windowed RMS of 60 ms frames `range` on the thread pool, in batches of
@@ -95,22 +91,17 @@ fn candidates_parallel(
     cfg: &VoicingConfig,
     range: std::ops::Range<usize>,
 ) -> Vec<(Candidates, f64)> {
-    use rayon::prelude::*;
-    let end = range.end;
-    let firsts: Vec<usize> = range.step_by(LANES).collect();
-    let batches: Vec<Vec<(Candidates, f64)>> = firsts
-        .into_par_iter()
-        .with_min_len(PARALLEL_MIN_FRAMES / 2 / LANES)
-        .map_init(
-            || CandidateAnalyser::new(geo, cfg),
-            |analyser, first| {
-                analyser.frames((end - first).min(LANES), |k, frame| {
-                    copy_frame(buf, base, first + k, geo.hop, geo.frame, frame)
-                })
-            },
-        )
-        .collect();
-    batches.into_iter().flatten().collect()
+    crate::pitch::candidate_batches_parallel(
+        geo,
+        cfg,
+        range,
+        PARALLEL_MIN_FRAMES / 2 / LANES,
+        |analyser, first, count| {
+            analyser.frames(count, |k, frame| {
+                copy_frame(buf, base, first + k, geo.hop, geo.frame, frame)
+            })
+        },
+    )
 }
 
 /// The 20 ms chain and the ZCR of the long frames, up to the given frame counts.

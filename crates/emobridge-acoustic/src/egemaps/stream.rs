@@ -137,27 +137,21 @@ fn candidates_parallel(
     cfg: &VoicingConfig,
     range: std::ops::Range<usize>,
 ) -> Vec<(Candidates, f64, Vec<f64>)> {
-    use rayon::prelude::*;
-    let end = range.end;
-    let firsts: Vec<usize> = range.step_by(LANES).collect();
-    let batches: Vec<Vec<(Candidates, f64, Vec<f64>)>> = firsts
-        .into_par_iter()
-        .with_min_len(PARALLEL_MIN_FRAMES / 2 / LANES)
-        .map_init(
-            || CandidateAnalyser::new(geo, cfg),
-            |analyser, first| {
-                let count = (end - first).min(LANES);
-                let out = analyser.frames(count, |k, frame| {
-                    copy_frame(buf, base, first + k, geo, frame)
-                });
-                out.into_iter()
-                    .enumerate()
-                    .map(|(k, (c, rms))| (c, rms, std::mem::take(&mut analyser.lane_mags[k])))
-                    .collect()
-            },
-        )
-        .collect();
-    batches.into_iter().flatten().collect()
+    pitch::candidate_batches_parallel(
+        geo,
+        cfg,
+        range,
+        PARALLEL_MIN_FRAMES / 2 / LANES,
+        |analyser, first, count| {
+            let out = analyser.frames(count, |k, frame| {
+                copy_frame(buf, base, first + k, geo, frame)
+            });
+            out.into_iter()
+                .enumerate()
+                .map(|(k, (c, rms))| (c, rms, std::mem::take(&mut analyser.lane_mags[k])))
+                .collect()
+        },
+    )
 }
 
 impl EgemapsStream {

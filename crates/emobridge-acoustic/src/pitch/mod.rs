@@ -193,6 +193,31 @@ pub(crate) fn frame_candidates(
     (candidates, rms)
 }
 
+/// Frames `range` on rayon's pool in batches of [`shs::LANES`] (at least `min_batches` per
+/// task), each batch handed to `batch(analyser, first, count)` with a per-task analyser; the
+/// batches' results in frame order. A frame's analysis depends on its own samples only, so any
+/// split gives the one-thread result exactly.
+pub(crate) fn candidate_batches_parallel<T: Send>(
+    geo: &FrameGeometry,
+    cfg: &VoicingConfig,
+    range: std::ops::Range<usize>,
+    min_batches: usize,
+    batch: impl Fn(&mut CandidateAnalyser, usize, usize) -> Vec<T> + Sync + Send,
+) -> Vec<T> {
+    use rayon::prelude::*;
+    let end = range.end;
+    let firsts: Vec<usize> = range.step_by(shs::LANES).collect();
+    let per_batch: Vec<Vec<T>> = firsts
+        .into_par_iter()
+        .with_min_len(min_batches)
+        .map_init(
+            || CandidateAnalyser::new(geo, cfg),
+            |analyser, first| batch(analyser, first, (end - first).min(shs::LANES)),
+        )
+        .collect();
+    per_batch.into_iter().flatten().collect()
+}
+
 /// [`frame_candidates`] on rayon's pool, split over batches of frames: a frame's candidates and
 /// RMS depend on its own samples only, so the result equals the one-thread result exactly.
 pub(crate) fn frame_candidates_parallel(
@@ -201,21 +226,17 @@ pub(crate) fn frame_candidates_parallel(
     n_frames: usize,
     cfg: &VoicingConfig,
 ) -> (Vec<shs::Candidates>, Vec<f64>) {
-    use rayon::prelude::*;
-    let batches = n_frames.div_ceil(shs::LANES);
-    let per_batch: Vec<Vec<(shs::Candidates, f64)>> = (0..batches)
-        .into_par_iter()
-        .with_min_len(64 / shs::LANES)
-        .map_init(
-            || CandidateAnalyser::new(geo, cfg),
-            |analyser, b| {
-                let first = b * shs::LANES;
-                let count = (n_frames - first).min(shs::LANES);
-                analyser.frames(count, |k, frame| frame_at(samples, first + k, geo, frame))
-            },
-        )
-        .collect();
-    per_batch.into_iter().flatten().unzip()
+    candidate_batches_parallel(
+        geo,
+        cfg,
+        0..n_frames,
+        64 / shs::LANES,
+        |analyser, first, count| {
+            analyser.frames(count, |k, frame| frame_at(samples, first + k, geo, frame))
+        },
+    )
+    .into_iter()
+    .unzip()
 }
 
 /// Runs the voicing chain on `samples` at `sample_rate`.
@@ -268,14 +289,13 @@ mod tests {
     /// A voiced signal with a gliding F0, noise and a silent stretch.
     fn signal(rate: u32, seconds: f64) -> Vec<f32> {
         let n = (rate as f64 * seconds) as usize;
-        let mut s = 0x2545_f491_4f6c_dd1du64;
+        // the shared generator started from state 0x2545f4914f6cdd1d
+        let noise =
+            crate::test_signal::xorshift(n, 0x9e37_79b9_7f4a_7c15 ^ 0x2545_f491_4f6c_dd1d, 0.5);
         let mut phase = 0.0f64;
         (0..n)
             .map(|i| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                let noise = (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                let noise = noise[i];
                 let t = i as f64 / rate as f64;
                 let f0 = 110.0 + 90.0 * (t * 3.0).sin();
                 phase += std::f64::consts::TAU * f0 / rate as f64;
