@@ -62,6 +62,23 @@ impl BandEdges {
     }
 }
 
+/// Appends `src` to `dst` as f64 (the same values as `v as f64`; the conversion loop compiled
+/// for AVX2 too and chosen at run time).
+pub(crate) fn extend_f64(dst: &mut Vec<f64>, src: &[f32]) {
+    emobridge_audio::dispatch_avx2!(extend_f64_avx2, extend_f64_body, (dst, src))
+}
+
+#[inline(always)]
+fn extend_f64_body(dst: &mut Vec<f64>, src: &[f32]) {
+    dst.extend(src.iter().map(|&v| v as f64));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn extend_f64_avx2(dst: &mut Vec<f64>, src: &[f32]) {
+    extend_f64_body(dst, src)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,21 +103,4 @@ mod tests {
         assert_eq!(lld_row_count(16_000, 960, 160), 96);
         assert_eq!(lld_row_count(959, 960, 160), 0);
     }
-}
-
-/// Appends `src` to `dst` as f64 (the same values as `v as f64`; the conversion loop compiled
-/// for AVX2 too and chosen at run time).
-pub(crate) fn extend_f64(dst: &mut Vec<f64>, src: &[f32]) {
-    emobridge_audio::dispatch_avx2!(extend_f64_avx2, extend_f64_body, (dst, src))
-}
-
-#[inline(always)]
-fn extend_f64_body(dst: &mut Vec<f64>, src: &[f32]) {
-    dst.extend(src.iter().map(|&v| v as f64));
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn extend_f64_avx2(dst: &mut Vec<f64>, src: &[f32]) {
-    extend_f64_body(dst, src)
 }

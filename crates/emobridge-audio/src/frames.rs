@@ -264,8 +264,9 @@ impl MagnitudeFft {
     }
 }
 
-/// `dst[i] = x[i] · w[i]`.
-fn windowed(dst: &mut [f64], x: &[f64], w: &[f64]) {
+/// `dst[i] = x[i] · w[i]` over the shortest of the three (compiled for AVX2 too and chosen at
+/// run time; the same bits either way).
+pub fn windowed(dst: &mut [f64], x: &[f64], w: &[f64]) {
     crate::dispatch_avx2!(windowed_avx2, windowed_body, (dst, x, w))
 }
 

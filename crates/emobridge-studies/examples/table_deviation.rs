@@ -8,9 +8,10 @@
 //! BEFORE (defaults: REL = 1e-5, FLOOR = 1e-6). Prints, per column, the largest absolute
 //! deviation, the largest relative deviation (where `a ≠ 0`) and the largest deviation over its
 //! bound, worst first, and exits with status 1 when any value is out of bounds (2 on unusable
-//! input). NaN equals NaN; a NaN or infinity against anything else is out of bounds. A value
-//! that is 0 in one table and not in the other (an unvoiced frame turned voiced, a contour
-//! switched off) is counted as a zero flip and is out of bounds whatever its size.
+//! input, such as a table without data rows). NaN equals NaN; a NaN or infinity against
+//! anything else is out of bounds. A value that is 0 in one table and not in the other (an
+//! unvoiced frame turned voiced, a contour switched off) is counted as a zero flip and is out of
+//! bounds whatever its size.
 
 use std::process::ExitCode;
 
@@ -28,7 +29,7 @@ struct Column {
 
 fn read(path: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
     let mut r = csv::Reader::from_path(path).map_err(|e| format!("{path}: {e}"))?;
-    let header = r
+    let header: Vec<String> = r
         .headers()
         .map_err(|e| format!("{path}: {e}"))?
         .iter()
@@ -40,7 +41,13 @@ fn read(path: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
             rec.map(|rec| rec.iter().map(str::to_string).collect())
                 .map_err(|e| format!("{path}: {e}"))
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<Vec<String>>, _>>()?;
+    // nothing to compare would pass every bound: refused instead
+    if header.is_empty() || rows.is_empty() {
+        return Err(format!(
+            "{path}: no data rows (a header row and at least one row needed)"
+        ));
+    }
     Ok((header, rows))
 }
 

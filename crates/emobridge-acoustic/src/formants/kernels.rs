@@ -105,15 +105,9 @@ mod tests {
 
     #[test]
     fn equals_one_lag_at_a_time_bit_for_bit() {
-        let mut s = 0x2545_f491_4f6c_dd1du64;
-        let x: Vec<f64> = (0..300)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-            })
-            .collect();
+        // the xorshift64 sequence from state 0x2545_f491_4f6c_dd1d
+        let x =
+            crate::test_signal::xorshift(300, 0x2545_f491_4f6c_dd1d ^ 0x9e37_79b9_7f4a_7c15, 0.5);
         for n in [0usize, 1, 2, 3, 5, 11, 12, 13, 16, 17, 220, 300] {
             for lags in [1usize, 4, 5, 12, 16, 17] {
                 let got = autocorrelation(&x[..n], lags);

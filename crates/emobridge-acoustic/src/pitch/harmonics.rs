@@ -98,7 +98,7 @@ impl LagSums {
         let m = frame.len().min(window.len()).min(self.n_fft);
         // sized once per frame length: every value is written below
         self.y.resize(m, 0.0);
-        windowed(&mut self.y, &frame[..m], &window[..m]);
+        emobridge_audio::frames::windowed(&mut self.y, &frame[..m], &window[..m]);
     }
 
     /// `|acf[k]|`, or `None` once the direct sums' budget is spent. The budget counts the lags
@@ -150,34 +150,9 @@ impl LagSums {
     }
 }
 
-/// `y[i] = x[i] · w[i]`.
-fn windowed(y: &mut [f64], x: &[f64], w: &[f64]) {
-    emobridge_audio::dispatch_avx2!(windowed_avx2, windowed_body, (y, x, w))
-}
-
-#[inline(always)]
-fn windowed_body(y: &mut [f64], x: &[f64], w: &[f64]) {
-    for ((y, &x), &w) in y.iter_mut().zip(x).zip(w) {
-        *y = x * w;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn windowed_avx2(y: &mut [f64], x: &[f64], w: &[f64]) {
-    windowed_body(y, x, w)
-}
-
 /// `Σ_n y[n] · y[n + m]` (0 for `m ≥ len`), in four interleaved partial sums.
 fn lagged_dot(y: &[f64], m: usize) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { lagged_dot_avx2(y, m) };
-        }
-    }
-    lagged_dot_body(y, m)
+    emobridge_audio::dispatch_avx2!(lagged_dot_avx2, lagged_dot_body, (y, m))
 }
 
 #[cfg(target_arch = "x86_64")]
