@@ -20,11 +20,11 @@ windows); then openSMILE's columns in openSMILE's order. OUT ending in .parquet 
 )]
 pub struct FeaturesArgs {
     /// Descriptor set: `egemaps` (eGeMAPS v02: 25 LLDs, 88 functionals) or `compare`
-    /// (ComParE-2016: 65 LLDs + 65 deltas; functionals are not provided).
+    /// (ComParE-2016: 65 LLDs + 65 deltas, 6,373 functionals).
     #[arg(long)]
     pub set: FeatureSet,
     /// `lld` (frame-wise descriptors every 10 ms; ComParE: 65 LLDs followed by their 65 deltas),
-    /// `functionals` (one row of summary statistics per file, eGeMAPS only) or `windows` (mean
+    /// `functionals` (one row of summary statistics per file) or `windows` (mean
     /// and standard deviation of the LLDs, and ComParE deltas, over sliding windows).
     #[arg(long)]
     pub level: Level,
@@ -37,10 +37,10 @@ pub struct FeaturesArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Window length in seconds for `--level windows`.
-    #[arg(long, default_value_t = FeaturesConfig::default().table.window.window_s)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = FeaturesConfig::default().table.window.window_s)]
     pub window_s: f64,
     /// Hop between windows in seconds for `--level windows`.
-    #[arg(long, default_value_t = FeaturesConfig::default().table.window.hop_s)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = FeaturesConfig::default().table.window.hop_s)]
     pub hop_s: f64,
     /// With `--level windows`, keep only complete windows (drop the partial ones at the end).
     #[arg(long)]
