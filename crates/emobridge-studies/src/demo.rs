@@ -126,6 +126,8 @@ pub fn run(config: &DemoConfig, progress: Progress) -> Result<DemoOutcome, DemoE
         path: out.clone(),
         source,
     })?;
+    // The whole demo writes this folder: held from the start, not only while its record is open.
+    let _folder = crate::lock_run_folder(out)?;
     let corpus_cfg = if config.quick {
         SynthConfig::quick(config.seed)
     } else {

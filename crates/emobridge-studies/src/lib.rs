@@ -179,15 +179,33 @@ pub struct RunRecord {
 /// for a reader who finds the folder busy).
 pub const RUN_LOCK: &str = ".emobridge.lock";
 
+/// A held run-folder lock (see [`lock_run_folder`]); the folder is free again when the last
+/// holder in this process drops it.
+#[derive(Debug, Clone)]
+pub struct RunFolderLock {
+    _file: std::sync::Arc<std::fs::File>,
+}
+
 /// Takes the run folder's exclusive lock without waiting: two processes writing one folder would
-/// interleave their tables, so the second is refused with [`RunFolderError::Busy`].
-fn lock_run_folder(dir: &Path) -> Result<std::fs::File, RunFolderError> {
+/// interleave their tables, so the second is refused with [`RunFolderError::Busy`]. Within one
+/// process the lock is shared: a pipeline that holds its folder from the start (the demo) can
+/// still open its [`RunFolder`] at the end. `dir` must exist.
+pub fn lock_run_folder(dir: &Path) -> Result<RunFolderLock, RunFolderError> {
+    use std::collections::HashMap;
     use std::io::Write;
+    use std::sync::{Arc, Mutex, Weak};
+    static HELD: Mutex<Option<HashMap<PathBuf, Weak<std::fs::File>>>> = Mutex::new(None);
     let path = dir.join(RUN_LOCK);
     let io = |source| RunFolderError::Io {
         path: path.clone(),
         source,
     };
+    let key = dir.canonicalize().map_err(io)?;
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    let held = held.get_or_insert_with(HashMap::new);
+    if let Some(file) = held.get(&key).and_then(Weak::upgrade) {
+        return Ok(RunFolderLock { _file: file });
+    }
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -205,7 +223,10 @@ fn lock_run_folder(dir: &Path) -> Result<std::fs::File, RunFolderError> {
     }
     file.set_len(0).map_err(io)?;
     write!(file, "{}", std::process::id()).map_err(io)?;
-    Ok(file)
+    let file = Arc::new(file);
+    held.retain(|_, w| w.strong_count() > 0);
+    held.insert(key, Arc::downgrade(&file));
+    Ok(RunFolderLock { _file: file })
 }
 
 /// A study's output folder and its `run.json`, written by [`RunFolder::finish`].
@@ -214,7 +235,7 @@ pub struct RunFolder {
     dir: PathBuf,
     /// Held while the folder is written; the OS releases it when the process ends, kill -9
     /// included, so a later run never finds a stale lock.
-    _lock: std::fs::File,
+    _lock: RunFolderLock,
     started: Instant,
     record: RunRecord,
     strict: bool,
@@ -596,14 +617,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run");
         let first = RunFolder::create(&path, "unit").unwrap();
-        // A second writer (another open of the lock, as another process makes) is refused.
-        let err = RunFolder::create(&path, "unit").unwrap_err();
-        assert!(matches!(err, RunFolderError::Busy { .. }), "{err}");
-        assert!(err.to_string().contains("another run"), "{err}");
+        // Another process's writer (another open file description of the lock) is refused.
+        let other = std::fs::File::open(path.join(RUN_LOCK)).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
         let pid = std::fs::read_to_string(path.join(RUN_LOCK)).unwrap();
         assert_eq!(pid, std::process::id().to_string());
-        // Once the first is done the folder is free again.
+        // Within this process the lock is shared (a pipeline holding its folder from the start).
+        let again = lock_run_folder(&path).unwrap();
+        drop(again);
+        // Once the first is done the folder is free again, also for another process.
         first.finish().unwrap();
+        other.try_lock().unwrap();
+        other.unlock().unwrap();
         RunFolder::create(&path, "unit").unwrap().finish().unwrap();
     }
 
